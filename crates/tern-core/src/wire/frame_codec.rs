@@ -1,0 +1,528 @@
+//! Encoding and decoding of single frames. Pure functions over bytes: no I/O,
+//! no panics on any input, every length bounded before use.
+
+use bytes::{BufMut, Bytes};
+
+use super::error::{DecodeError, EncodeError};
+use super::frame::*;
+use super::limits::*;
+use super::reader::Reader;
+use super::varint;
+
+fn put_bytes(out: &mut impl BufMut, b: &[u8]) {
+    varint::put(out, b.len() as u64);
+    out.put_slice(b);
+}
+
+fn bytes_len(b: &[u8]) -> usize {
+    varint::len(b.len() as u64) + b.len()
+}
+
+fn check(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
+    if len > max {
+        Err(EncodeError::TooLong { field, len, max })
+    } else {
+        Ok(())
+    }
+}
+
+impl Frame {
+    /// Checks every bounded field, so that what we send is what a peer accepts.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        match self {
+            Frame::Login(l) => check("token", l.token.len(), MAX_TOKEN),
+            Frame::Send(s) => check("payload", s.payload.len(), MAX_PAYLOAD),
+            Frame::Deliver(Deliver {
+                body: EntryBody::Message { payload, .. },
+                ..
+            }) => check("payload", payload.len(), MAX_PAYLOAD),
+            Frame::Ack(a) => {
+                check("ack ranges", a.ranges.len(), MAX_ACK_RANGES)?;
+                let mut prev_end = a.cumulative;
+                for &(start, end) in &a.ranges {
+                    if start < prev_end.saturating_add(2) || end < start {
+                        return Err(EncodeError::BadAckRanges);
+                    }
+                    prev_end = end;
+                }
+                Ok(())
+            }
+            Frame::Summary(s) => {
+                check("previews", s.previews.len(), MAX_PREVIEWS)?;
+                for p in &s.previews {
+                    check("preview", p.head.len(), MAX_PREVIEW)?;
+                }
+                Ok(())
+            }
+            Frame::Error(e) => check("reason", e.reason.len(), MAX_REASON),
+            Frame::Extension { body, .. } => check("extension", body.len(), MAX_EXTENSION),
+            _ => Ok(()),
+        }
+    }
+
+    /// Number of bytes [`Frame::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let v = varint::len;
+        1 + match self {
+            Frame::Padding(n) => n.saturating_sub(1),
+            Frame::Login(l) => bytes_len(&l.token) + v(l.epoch) + v(l.checkpoint),
+            Frame::LoginOk(o) => {
+                v(o.user)
+                    + v(o.device.into())
+                    + v(o.epoch)
+                    + v(o.head)
+                    + v(o.checkpoint)
+                    + v(o.next_send_seq)
+                    + v(o.heartbeat_ms)
+                    + v(o.idle_timeout_ms)
+                    + v(o.server_time_ms)
+            }
+            Frame::Heartbeat(n) | Frame::HeartbeatAck(n) => v(*n),
+            Frame::Send(s) => {
+                v(s.seq) + v(s.to) + v(s.conv) + v(s.msg_type) + bytes_len(&s.payload)
+            }
+            Frame::Deliver(d) => {
+                v(d.seq)
+                    + v(d.conv)
+                    + v(d.from_user)
+                    + v(d.from_device.into())
+                    + v(d.from_seq)
+                    + v(d.time_ms)
+                    + 1
+                    + match &d.body {
+                        EntryBody::Message { msg_type, payload } => {
+                            v(*msg_type) + bytes_len(payload)
+                        }
+                        EntryBody::Receipt {
+                            target_device,
+                            target_seq,
+                            ..
+                        } => 1 + v((*target_device).into()) + v(*target_seq),
+                        EntryBody::Recall {
+                            target_device,
+                            target_seq,
+                        } => v((*target_device).into()) + v(*target_seq),
+                    }
+            }
+            Frame::Ack(a) => {
+                let mut n = 1 + v(a.cumulative) + v(a.delay_us) + v(a.ranges.len() as u64);
+                let mut prev_end = a.cumulative;
+                for &(start, end) in &a.ranges {
+                    n += v(start.saturating_sub(prev_end + 2)) + v(end.saturating_sub(start));
+                    prev_end = end;
+                }
+                n
+            }
+            Frame::Read(r) => {
+                v(r.seq) + v(r.conv) + v(r.peer) + v(r.target_device.into()) + v(r.target_seq)
+            }
+            Frame::Recall(r) => v(r.seq) + v(r.to) + v(r.conv) + v(r.target_seq),
+            Frame::Pull(p) => v(p.request_id) + v(p.after) + v(p.max_entries),
+            Frame::PageEnd(p) => v(p.request_id) + v(p.last) + 1 + v(p.head),
+            Frame::SummaryRequest(s) => v(s.request_id) + v(s.cursor) + v(s.max_convs),
+            Frame::Summary(s) => {
+                v(s.request_id)
+                    + v(s.conv)
+                    + v(s.unread)
+                    + v(s.first_unread_seq)
+                    + v(s.first_unread_time_ms)
+                    + v(s.last_seq)
+                    + 1
+                    + s.previews
+                        .iter()
+                        .map(|p| {
+                            v(p.seq) + v(p.from_user) + v(p.time_ms) + v(p.msg_type) + bytes_len(&p.head)
+                        })
+                        .sum::<usize>()
+            }
+            Frame::SummaryEnd(s) => {
+                v(s.request_id) + v(s.next_cursor) + v(s.conv_count) + v(s.total_unread) + v(s.head)
+            }
+            Frame::Kick(r) => v(*r),
+            Frame::Error(e) => v(e.code) + 1 + v(e.seq) + bytes_len(e.reason.as_bytes()),
+            Frame::Logout => 0,
+            Frame::Extension { body, .. } => bytes_len(body),
+        }
+    }
+
+    /// Appends the frame. Call [`Frame::validate`] first for frames built from
+    /// untrusted sizes; lengths beyond the limits are written but a peer rejects them.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        let p = |out: &mut _, x: u64| varint::put(out, x);
+        match self {
+            Frame::Padding(n) => out.put_bytes(ty::PADDING, (*n).max(1)),
+            Frame::Login(l) => {
+                out.put_u8(ty::LOGIN);
+                put_bytes(out, &l.token);
+                p(out, l.epoch);
+                p(out, l.checkpoint);
+            }
+            Frame::LoginOk(o) => {
+                out.put_u8(ty::LOGIN_OK);
+                for x in [
+                    o.user,
+                    o.device.into(),
+                    o.epoch,
+                    o.head,
+                    o.checkpoint,
+                    o.next_send_seq,
+                    o.heartbeat_ms,
+                    o.idle_timeout_ms,
+                    o.server_time_ms,
+                ] {
+                    p(out, x);
+                }
+            }
+            Frame::Heartbeat(n) => {
+                out.put_u8(ty::HEARTBEAT);
+                p(out, *n);
+            }
+            Frame::HeartbeatAck(n) => {
+                out.put_u8(ty::HEARTBEAT_ACK);
+                p(out, *n);
+            }
+            Frame::Send(s) => {
+                out.put_u8(ty::SEND);
+                for x in [s.seq, s.to, s.conv, s.msg_type] {
+                    p(out, x);
+                }
+                put_bytes(out, &s.payload);
+            }
+            Frame::Deliver(d) => {
+                out.put_u8(ty::DELIVER);
+                for x in [d.seq, d.conv, d.from_user, d.from_device.into(), d.from_seq, d.time_ms] {
+                    p(out, x);
+                }
+                match &d.body {
+                    EntryBody::Message { msg_type, payload } => {
+                        out.put_u8(0);
+                        p(out, *msg_type);
+                        put_bytes(out, payload);
+                    }
+                    EntryBody::Receipt {
+                        status,
+                        target_device,
+                        target_seq,
+                    } => {
+                        out.put_u8(1);
+                        out.put_u8(*status as u8);
+                        p(out, (*target_device).into());
+                        p(out, *target_seq);
+                    }
+                    EntryBody::Recall {
+                        target_device,
+                        target_seq,
+                    } => {
+                        out.put_u8(2);
+                        p(out, (*target_device).into());
+                        p(out, *target_seq);
+                    }
+                }
+            }
+            Frame::Ack(a) => {
+                out.put_u8(ty::ACK);
+                out.put_u8(u8::from(a.receiver_online));
+                p(out, a.cumulative);
+                p(out, a.delay_us);
+                p(out, a.ranges.len() as u64);
+                let mut prev_end = a.cumulative;
+                for &(start, end) in &a.ranges {
+                    p(out, start.saturating_sub(prev_end + 2));
+                    p(out, end.saturating_sub(start));
+                    prev_end = end;
+                }
+            }
+            Frame::Read(r) => {
+                out.put_u8(ty::READ);
+                for x in [r.seq, r.conv, r.peer, r.target_device.into(), r.target_seq] {
+                    p(out, x);
+                }
+            }
+            Frame::Recall(r) => {
+                out.put_u8(ty::RECALL);
+                for x in [r.seq, r.to, r.conv, r.target_seq] {
+                    p(out, x);
+                }
+            }
+            Frame::Pull(q) => {
+                out.put_u8(ty::PULL);
+                for x in [q.request_id, q.after, q.max_entries] {
+                    p(out, x);
+                }
+            }
+            Frame::PageEnd(e) => {
+                out.put_u8(ty::PAGE_END);
+                p(out, e.request_id);
+                p(out, e.last);
+                out.put_u8(u8::from(e.end));
+                p(out, e.head);
+            }
+            Frame::SummaryRequest(s) => {
+                out.put_u8(ty::SUMMARY_REQUEST);
+                for x in [s.request_id, s.cursor, s.max_convs] {
+                    p(out, x);
+                }
+            }
+            Frame::Summary(s) => {
+                out.put_u8(ty::SUMMARY);
+                for x in [
+                    s.request_id,
+                    s.conv,
+                    s.unread,
+                    s.first_unread_seq,
+                    s.first_unread_time_ms,
+                    s.last_seq,
+                ] {
+                    p(out, x);
+                }
+                out.put_u8(s.previews.len().min(255) as u8);
+                for pv in &s.previews {
+                    for x in [pv.seq, pv.from_user, pv.time_ms, pv.msg_type] {
+                        p(out, x);
+                    }
+                    put_bytes(out, &pv.head);
+                }
+            }
+            Frame::SummaryEnd(s) => {
+                out.put_u8(ty::SUMMARY_END);
+                for x in [s.request_id, s.next_cursor, s.conv_count, s.total_unread, s.head] {
+                    p(out, x);
+                }
+            }
+            Frame::Kick(r) => {
+                out.put_u8(ty::KICK);
+                p(out, *r);
+            }
+            Frame::Error(e) => {
+                out.put_u8(ty::ERROR);
+                p(out, e.code);
+                out.put_u8(e.frame_type);
+                p(out, e.seq);
+                put_bytes(out, e.reason.as_bytes());
+            }
+            Frame::Logout => out.put_u8(ty::LOGOUT),
+            Frame::Extension { ty, body } => {
+                out.put_u8(*ty);
+                put_bytes(out, body);
+            }
+        }
+    }
+
+    /// Decodes one frame from the front of `r`.
+    pub fn decode(r: &mut Reader) -> Result<Frame, DecodeError> {
+        let t = r.u8()?;
+        Ok(match t {
+            ty::PADDING => {
+                let mut n = 1;
+                while r.peek_u8() == Some(ty::PADDING) {
+                    r.u8()?;
+                    n += 1;
+                }
+                Frame::Padding(n)
+            }
+            ty::LOGIN => Frame::Login(Login {
+                token: r.bytes("token", MAX_TOKEN)?,
+                epoch: r.varint()?,
+                checkpoint: r.varint()?,
+            }),
+            ty::LOGIN_OK => Frame::LoginOk(LoginOk {
+                user: r.varint()?,
+                device: r.varint_u32("device")?,
+                epoch: r.varint()?,
+                head: r.varint()?,
+                checkpoint: r.varint()?,
+                next_send_seq: r.nonzero("next_send_seq")?,
+                heartbeat_ms: r.varint()?,
+                idle_timeout_ms: r.varint()?,
+                server_time_ms: r.varint()?,
+            }),
+            ty::HEARTBEAT => Frame::Heartbeat(r.varint()?),
+            ty::HEARTBEAT_ACK => Frame::HeartbeatAck(r.varint()?),
+            ty::SEND => Frame::Send(Send {
+                seq: r.nonzero("seq")?,
+                to: r.varint()?,
+                conv: r.varint()?,
+                msg_type: r.varint()?,
+                payload: r.bytes("payload", MAX_PAYLOAD)?,
+            }),
+            ty::DELIVER => Frame::Deliver(decode_deliver(r)?),
+            ty::ACK => Frame::Ack(decode_ack(r)?),
+            ty::READ => Frame::Read(Read {
+                seq: r.nonzero("seq")?,
+                conv: r.varint()?,
+                peer: r.varint()?,
+                target_device: r.varint_u32("target_device")?,
+                target_seq: r.nonzero("target_seq")?,
+            }),
+            ty::RECALL => Frame::Recall(Recall {
+                seq: r.nonzero("seq")?,
+                to: r.varint()?,
+                conv: r.varint()?,
+                target_seq: r.nonzero("target_seq")?,
+            }),
+            ty::PULL => Frame::Pull(Pull {
+                request_id: r.varint()?,
+                after: r.varint()?,
+                max_entries: r.varint()?,
+            }),
+            ty::PAGE_END => Frame::PageEnd(PageEnd {
+                request_id: r.varint()?,
+                last: r.varint()?,
+                end: flag(r.u8()?, "end")?,
+                head: r.varint()?,
+            }),
+            ty::SUMMARY_REQUEST => Frame::SummaryRequest(SummaryRequest {
+                request_id: r.varint()?,
+                cursor: r.varint()?,
+                max_convs: r.varint()?,
+            }),
+            ty::SUMMARY => Frame::Summary(decode_summary(r)?),
+            ty::SUMMARY_END => Frame::SummaryEnd(SummaryEnd {
+                request_id: r.varint()?,
+                next_cursor: r.varint()?,
+                conv_count: r.varint()?,
+                total_unread: r.varint()?,
+                head: r.varint()?,
+            }),
+            ty::KICK => Frame::Kick(r.varint()?),
+            ty::ERROR => Frame::Error(ErrorFrame {
+                code: r.varint()?,
+                frame_type: r.u8()?,
+                seq: r.varint()?,
+                reason: r.text("reason", MAX_REASON)?,
+            }),
+            ty::LOGOUT => Frame::Logout,
+            ty::EXTENSION_FIRST..=ty::EXTENSION_LAST => Frame::Extension {
+                ty: t,
+                body: r.bytes("extension", MAX_EXTENSION)?,
+            },
+            other => return Err(DecodeError::UnknownFrame(other)),
+        })
+    }
+}
+
+fn flag(b: u8, field: &'static str) -> Result<bool, DecodeError> {
+    match b {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::InvalidValue { field }),
+    }
+}
+
+fn decode_deliver(r: &mut Reader) -> Result<Deliver, DecodeError> {
+    let seq = r.nonzero("seq")?;
+    let conv = r.varint()?;
+    let from_user = r.varint()?;
+    let from_device = r.varint_u32("from_device")?;
+    let from_seq = r.varint()?;
+    let time_ms = r.varint()?;
+    let body = match r.u8()? {
+        0 => EntryBody::Message {
+            msg_type: r.varint()?,
+            payload: r.bytes("payload", MAX_PAYLOAD)?,
+        },
+        1 => EntryBody::Receipt {
+            status: match r.u8()? {
+                1 => ReceiptStatus::Delivered,
+                2 => ReceiptStatus::Read,
+                _ => return Err(DecodeError::InvalidValue { field: "status" }),
+            },
+            target_device: r.varint_u32("target_device")?,
+            target_seq: r.nonzero("target_seq")?,
+        },
+        2 => EntryBody::Recall {
+            target_device: r.varint_u32("target_device")?,
+            target_seq: r.nonzero("target_seq")?,
+        },
+        _ => return Err(DecodeError::InvalidValue { field: "entry kind" }),
+    };
+    Ok(Deliver {
+        seq,
+        conv,
+        from_user,
+        from_device,
+        from_seq,
+        time_ms,
+        body,
+    })
+}
+
+fn decode_ack(r: &mut Reader) -> Result<Ack, DecodeError> {
+    let receiver_online = flag(r.u8()?, "ack flags")?;
+    let cumulative = r.varint()?;
+    let delay_us = r.varint()?;
+    let count = r.varint()?;
+    if count > MAX_ACK_RANGES as u64 {
+        return Err(DecodeError::TooLong {
+            field: "ack ranges",
+            len: count,
+            max: MAX_ACK_RANGES,
+        });
+    }
+    let mut ranges = Vec::with_capacity(count as usize);
+    let mut prev_end = cumulative;
+    for _ in 0..count {
+        let gap = r.varint()?;
+        let len = r.varint()?;
+        let start = prev_end
+            .checked_add(2)
+            .and_then(|s| s.checked_add(gap))
+            .filter(|s| *s <= varint::MAX)
+            .ok_or(DecodeError::InvalidValue { field: "ack gap" })?;
+        let end = start
+            .checked_add(len)
+            .filter(|e| *e <= varint::MAX)
+            .ok_or(DecodeError::InvalidValue { field: "ack range" })?;
+        ranges.push((start, end));
+        prev_end = end;
+    }
+    Ok(Ack {
+        receiver_online,
+        cumulative,
+        delay_us,
+        ranges,
+    })
+}
+
+fn decode_summary(r: &mut Reader) -> Result<Summary, DecodeError> {
+    let request_id = r.varint()?;
+    let conv = r.varint()?;
+    let unread = r.varint()?;
+    let first_unread_seq = r.varint()?;
+    let first_unread_time_ms = r.varint()?;
+    let last_seq = r.varint()?;
+    let count = r.u8()?;
+    if usize::from(count) > MAX_PREVIEWS {
+        return Err(DecodeError::TooLong {
+            field: "previews",
+            len: count.into(),
+            max: MAX_PREVIEWS,
+        });
+    }
+    let mut previews = Vec::with_capacity(count.into());
+    for _ in 0..count {
+        previews.push(Preview {
+            seq: r.varint()?,
+            from_user: r.varint()?,
+            time_ms: r.varint()?,
+            msg_type: r.varint()?,
+            head: r.bytes("preview", MAX_PREVIEW)?,
+        });
+    }
+    Ok(Summary {
+        request_id,
+        conv,
+        unread,
+        first_unread_seq,
+        first_unread_time_ms,
+        last_seq,
+        previews,
+    })
+}
+
+/// Convenience for tests and tools: the encoded bytes of one frame.
+pub fn encode_to_bytes(f: &Frame) -> Bytes {
+    let mut v = Vec::with_capacity(f.encoded_len());
+    f.encode(&mut v);
+    Bytes::from(v)
+}

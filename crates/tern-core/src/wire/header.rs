@@ -1,0 +1,69 @@
+//! The fixed packet header.
+//!
+//! ```text
+//!  0        1        2                                  10
+//! +--------+--------+----------------------------------+----------------+
+//! |version | flags  | session id (u64, big-endian)      | packet number  |
+//! | (=1)   | (=0)   | 0 before login                    | (varint, >= 1) |
+//! +--------+--------+----------------------------------+----------------+
+//! ```
+//! Frames follow the header until the datagram ends.
+
+use bytes::BufMut;
+
+use super::error::DecodeError;
+use super::reader::Reader;
+use super::varint;
+
+/// The only protocol version this implementation speaks.
+pub const VERSION: u8 = 1;
+/// Version value used by version-negotiation packets.
+pub const VERSION_NEGOTIATION: u8 = 0;
+
+/// The header at the front of every datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Session chosen by the server at login; 0 on packets sent before it.
+    /// The server finds a session by this id, not by address, so a client keeps
+    /// its session when its address changes.
+    pub session_id: u64,
+    /// Per-direction packet counter, starting at 1 and never reused in a session.
+    pub packet_number: u64,
+}
+
+impl Header {
+    /// Encoded size.
+    pub fn len(&self) -> usize {
+        10 + varint::len(self.packet_number)
+    }
+
+    /// Always false: a header has a fixed minimum size.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends the header.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        out.put_u8(VERSION);
+        out.put_u8(0);
+        out.put_u64(self.session_id);
+        varint::put(out, self.packet_number);
+    }
+
+    /// Reads the header from the front of a datagram.
+    pub fn decode(r: &mut Reader) -> Result<Header, DecodeError> {
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        if r.u8()? != 0 {
+            return Err(DecodeError::InvalidValue { field: "flags" });
+        }
+        let session_id = r.u64()?;
+        let packet_number = r.nonzero("packet_number")?;
+        Ok(Header {
+            session_id,
+            packet_number,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Protocol-wide size limits. Every variable-length field on the wire is bounded
+//! by one of these before anything is allocated for it.
+
+/// Largest datagram an endpoint sends by default. Fits the IPv6 minimum MTU
+/// (1280) minus IP and UDP headers with room to spare, so no path fragments it.
+pub const MAX_DATAGRAM: usize = 1200;
+/// Largest datagram an endpoint accepts. Bigger ones are dropped unread.
+pub const MAX_RECV_DATAGRAM: usize = 1500;
+/// Largest application payload of one message.
+pub const MAX_PAYLOAD: usize = 1024;
+/// Largest login token.
+pub const MAX_TOKEN: usize = 512;
+/// Largest number of selective ranges in one ACK frame.
+pub const MAX_ACK_RANGES: usize = 32;
+/// Largest human-readable text in an ERROR frame.
+pub const MAX_REASON: usize = 256;
+/// Largest preview payload carried inside a conversation summary.
+pub const MAX_PREVIEW: usize = 64;
+/// Largest number of previews in one conversation summary.
+pub const MAX_PREVIEWS: usize = 8;
+/// Largest body of a skippable extension frame.
+pub const MAX_EXTENSION: usize = 1024;
+/// Largest number of entries a client may ask for in one pull page.
+pub const MAX_PAGE_ENTRIES: u64 = 4096;

@@ -1,0 +1,107 @@
+//! Whole datagrams: a header followed by frames.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::frame::Frame;
+use super::header::Header;
+use super::limits::MAX_RECV_DATAGRAM;
+use super::reader::Reader;
+
+/// A decoded datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// Its header.
+    pub header: Header,
+    /// Its frames, in order.
+    pub frames: Vec<Frame>,
+}
+
+impl Packet {
+    /// Decodes a whole datagram. Any error discards the whole packet: a
+    /// receiver never acts on some frames of a packet and drops the rest.
+    pub fn decode(datagram: Bytes) -> Result<Packet, DecodeError> {
+        if datagram.len() > MAX_RECV_DATAGRAM {
+            return Err(DecodeError::TooLong {
+                field: "datagram",
+                len: datagram.len() as u64,
+                max: MAX_RECV_DATAGRAM,
+            });
+        }
+        let mut r = Reader::new(datagram);
+        let header = Header::decode(&mut r)?;
+        let mut frames = Vec::new();
+        while !r.is_empty() {
+            frames.push(Frame::decode(&mut r)?);
+        }
+        Ok(Packet { header, frames })
+    }
+
+    /// Encodes into one datagram (for tests and tools; senders use [`PacketBuilder`]).
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        self.header.encode(&mut b);
+        for f in &self.frames {
+            f.encode(&mut b);
+        }
+        b.freeze()
+    }
+}
+
+/// Fills one datagram with frames up to a size limit.
+pub struct PacketBuilder {
+    buf: BytesMut,
+    header_len: usize,
+    limit: usize,
+}
+
+impl PacketBuilder {
+    /// Starts a datagram with `header`, at most `limit` bytes long.
+    pub fn new(header: Header, limit: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(limit);
+        header.encode(&mut buf);
+        PacketBuilder {
+            header_len: buf.len(),
+            buf,
+            limit,
+        }
+    }
+
+    /// Bytes still free.
+    pub fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.buf.len())
+    }
+
+    /// True when no frame was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.len() == self.header_len
+    }
+
+    /// Appends `frame` if it fits and is valid.
+    pub fn push(&mut self, frame: &Frame) -> Result<(), EncodeError> {
+        frame.validate()?;
+        let needed = frame.encoded_len();
+        if needed > self.remaining() {
+            return Err(EncodeError::NoRoom {
+                needed,
+                remaining: self.remaining(),
+            });
+        }
+        frame.encode(&mut self.buf);
+        Ok(())
+    }
+
+    /// Pads the datagram to `len` bytes (used to make probes as large as the
+    /// answer they may trigger).
+    pub fn pad_to(&mut self, len: usize) {
+        let want = len.min(self.limit).saturating_sub(self.buf.len());
+        if want > 0 {
+            Frame::Padding(want).encode(&mut self.buf);
+        }
+    }
+
+    /// The finished datagram.
+    pub fn finish(self) -> Bytes {
+        self.buf.freeze()
+    }
+}
