@@ -3,5 +3,6 @@
 //! writes and events come out as values. The daemon and the client library are
 //! thin drivers around it, and the simulator drives it in virtual time.
 
+pub mod sim;
 pub mod store;
 pub mod wire;

@@ -1,0 +1,1 @@
+//! Weak-network lab: a user-space UDP impairment proxy.

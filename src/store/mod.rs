@@ -1,0 +1,1 @@
+//! Durable storage: RocksDB behind the core's `Store` trait.
