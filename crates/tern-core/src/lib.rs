@@ -3,6 +3,8 @@
 //! writes and events come out as values. The daemon and the client library are
 //! thin drivers around it, and the simulator drives it in virtual time.
 
+pub mod reliability;
 pub mod sim;
 pub mod store;
+pub mod time;
 pub mod wire;

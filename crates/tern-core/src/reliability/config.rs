@@ -1,0 +1,73 @@
+//! Tunables of the reliability machines, with the defaults documented in
+//! `proto-spec/timers.md`.
+
+use std::time::Duration;
+
+/// Sender-side timers and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderConfig {
+    /// RTO before any RTT sample.
+    pub initial_rto: Duration,
+    /// Floor of the RTO.
+    pub min_rto: Duration,
+    /// Ceiling of the RTO, backoff included.
+    pub max_rto: Duration,
+    /// How long the peer may hold an ACK back (added to the RTO).
+    pub peer_max_ack_delay: Duration,
+    /// Multiplier applied to a message's RTO on each timeout.
+    pub backoff: f64,
+    /// Uniform random extra delay on backed-off retries, as a fraction of the interval.
+    pub jitter: f64,
+    /// Retransmissions of one message before the flow is declared failed.
+    pub max_retransmits: u32,
+    /// Time since a message's first transmission after which the flow fails.
+    pub give_up_after: Duration,
+    /// Messages transmitted and not yet acknowledged, at most.
+    pub window: usize,
+    /// Messages queued (in flight or waiting for the window), at most.
+    pub capacity: usize,
+    /// Consecutive timeouts without ACK progress that open the circuit breaker.
+    pub breaker_after: u32,
+    /// Higher sequences acknowledged that trigger a fast retransmit of a gap.
+    pub fast_retransmit_after: u32,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            initial_rto: Duration::from_millis(500),
+            min_rto: Duration::from_millis(100),
+            max_rto: Duration::from_secs(8),
+            peer_max_ack_delay: Duration::from_millis(10),
+            backoff: 1.5,
+            jitter: 0.1,
+            max_retransmits: 10,
+            give_up_after: Duration::from_secs(60),
+            window: 256,
+            capacity: 4096,
+            breaker_after: 3,
+            fast_retransmit_after: 2,
+        }
+    }
+}
+
+/// Receiver-side limits and ACK timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    /// Sequences past the cumulative point that may be buffered.
+    pub reorder_window: u64,
+    /// Longest an ACK is held back.
+    pub max_ack_delay: Duration,
+    /// Unacknowledged messages that force an ACK.
+    pub ack_every: u32,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            reorder_window: 1024,
+            max_ack_delay: Duration::from_millis(10),
+            ack_every: 8,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Reliability machines: pure state, time passed in.
+//!
+//! - [`Sender`]: retransmission queue with adaptive RTO, backoff with jitter,
+//!   fast retransmit, bounded window and circuit breaker.
+//! - [`Receiver`]: de-duplication and reordering window.
+//! - [`AckCoalescer`]: delayed and piggybacked ACKs.
+//! - [`RttEstimator`]: SRTT/RTTVAR per RFC 6298.
+
+mod ack;
+mod config;
+mod receiver;
+mod rtt;
+mod sender;
+mod stats;
+
+pub use ack::AckCoalescer;
+pub use config::{ReceiverConfig, SenderConfig};
+pub use receiver::{Arrival, Receiver};
+pub use rtt::RttEstimator;
+pub use sender::{QueueFull, Sender, SenderEvent};
+pub use stats::{ReceiverStats, SenderStats};
+
+fn limits_ranges() -> usize {
+    crate::wire::limits::MAX_ACK_RANGES
+}
+
+#[cfg(test)]
+mod sender_tests;

@@ -1,0 +1,35 @@
+//! Plain counters kept by the reliability machines. Exported by the daemon.
+
+/// Sender counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Messages queued.
+    pub queued: u64,
+    /// First transmissions.
+    pub sent: u64,
+    /// Retransmissions after a timeout.
+    pub timeout_retransmits: u64,
+    /// Retransmissions triggered by selective ACKs showing a gap.
+    pub fast_retransmits: u64,
+    /// Messages released by a cumulative ACK.
+    pub acked: u64,
+    /// ACKs that claimed sequences never sent (ignored).
+    pub invalid_acks: u64,
+    /// Times the retry budget ran out.
+    pub failures: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: u64,
+}
+
+/// Receiver counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiverStats {
+    /// Messages handed up in order.
+    pub delivered: u64,
+    /// Copies of messages already received.
+    pub duplicates: u64,
+    /// Messages that arrived ahead of a gap and were buffered.
+    pub reordered: u64,
+    /// Messages beyond the reorder window, dropped unacknowledged.
+    pub out_of_window: u64,
+}
