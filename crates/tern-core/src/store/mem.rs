@@ -55,7 +55,12 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn read_inbox(&self, user: u64, after: u64, max: usize) -> Result<Vec<StoredEntry>, Infallible> {
+    fn read_inbox(
+        &self,
+        user: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, Infallible> {
         let Some(start) = after.checked_add(1) else {
             return Ok(Vec::new());
         };

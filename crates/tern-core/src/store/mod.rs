@@ -110,7 +110,12 @@ pub trait Store: Send + Sync + 'static {
     fn devices(&self, user: u64) -> Result<Vec<(u32, DeviceState)>, Self::Error>;
 
     /// Up to `max` entries of `user`'s inbox with `seq > after`, ascending.
-    fn read_inbox(&self, user: u64, after: u64, max: usize) -> Result<Vec<StoredEntry>, Self::Error>;
+    fn read_inbox(
+        &self,
+        user: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, Self::Error>;
 
     /// Applies `batch` atomically and durably.
     fn commit(&self, batch: &WriteBatch) -> Result<(), Self::Error>;

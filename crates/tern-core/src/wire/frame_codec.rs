@@ -131,7 +131,11 @@ impl Frame {
                     + s.previews
                         .iter()
                         .map(|p| {
-                            v(p.seq) + v(p.from_user) + v(p.time_ms) + v(p.msg_type) + bytes_len(&p.head)
+                            v(p.seq)
+                                + v(p.from_user)
+                                + v(p.time_ms)
+                                + v(p.msg_type)
+                                + bytes_len(&p.head)
                         })
                         .sum::<usize>()
             }
@@ -190,7 +194,14 @@ impl Frame {
             }
             Frame::Deliver(d) => {
                 out.put_u8(ty::DELIVER);
-                for x in [d.seq, d.conv, d.from_user, d.from_device.into(), d.from_seq, d.time_ms] {
+                for x in [
+                    d.seq,
+                    d.conv,
+                    d.from_user,
+                    d.from_device.into(),
+                    d.from_seq,
+                    d.time_ms,
+                ] {
                     p(out, x);
                 }
                 match &d.body {
@@ -285,7 +296,13 @@ impl Frame {
             }
             Frame::SummaryEnd(s) => {
                 out.put_u8(ty::SUMMARY_END);
-                for x in [s.request_id, s.next_cursor, s.conv_count, s.total_unread, s.head] {
+                for x in [
+                    s.request_id,
+                    s.next_cursor,
+                    s.conv_count,
+                    s.total_unread,
+                    s.head,
+                ] {
                     p(out, x);
                 }
             }
@@ -434,7 +451,11 @@ fn decode_deliver(r: &mut Reader) -> Result<Deliver, DecodeError> {
             target_device: r.varint_u32("target_device")?,
             target_seq: r.nonzero("target_seq")?,
         },
-        _ => return Err(DecodeError::InvalidValue { field: "entry kind" }),
+        _ => {
+            return Err(DecodeError::InvalidValue {
+                field: "entry kind",
+            })
+        }
     };
     Ok(Deliver {
         seq,

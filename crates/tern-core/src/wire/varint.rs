@@ -83,7 +83,10 @@ mod tests {
     fn rfc9000_examples() {
         assert!(matches!(peek(&[0x25]), Read::Value(37, 1)));
         assert!(matches!(peek(&[0x7b, 0xbd]), Read::Value(15293, 2)));
-        assert!(matches!(peek(&[0x9d, 0x7f, 0x3e, 0x7d]), Read::Value(494878333, 4)));
+        assert!(matches!(
+            peek(&[0x9d, 0x7f, 0x3e, 0x7d]),
+            Read::Value(494878333, 4)
+        ));
         assert!(matches!(
             peek(&[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]),
             Read::Value(151288809941952652, 8)
