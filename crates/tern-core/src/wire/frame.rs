@@ -35,6 +35,8 @@ pub mod ty {
     pub const SUMMARY: u8 = 0x23;
     /// Server → client: closes a summary answer.
     pub const SUMMARY_END: u8 = 0x24;
+    /// Server → client: the inbox head moved (a hint to pull).
+    pub const NOTIFY: u8 = 0x25;
     /// Server → client: the session is over.
     pub const KICK: u8 = 0x30;
     /// Either way: a typed error with a stable code.
@@ -330,6 +332,9 @@ pub enum Frame {
     Summary(Summary),
     /// See [`SummaryEnd`].
     SummaryEnd(SummaryEnd),
+    /// Server → client: new entries were stored up to this inbox sequence and
+    /// are not being pushed (the session is in pull mode). Unreliable hint.
+    Notify(u64),
     /// The server ended the session; the reason is a [`KickReason`] code.
     Kick(u64),
     /// See [`ErrorFrame`].

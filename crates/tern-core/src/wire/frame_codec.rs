@@ -142,7 +142,7 @@ impl Frame {
             Frame::SummaryEnd(s) => {
                 v(s.request_id) + v(s.next_cursor) + v(s.conv_count) + v(s.total_unread) + v(s.head)
             }
-            Frame::Kick(r) => v(*r),
+            Frame::Kick(r) | Frame::Notify(r) => v(*r),
             Frame::Error(e) => v(e.code) + 1 + v(e.seq) + bytes_len(e.reason.as_bytes()),
             Frame::Logout => 0,
             Frame::Extension { body, .. } => bytes_len(body),
@@ -310,6 +310,10 @@ impl Frame {
                 out.put_u8(ty::KICK);
                 p(out, *r);
             }
+            Frame::Notify(head) => {
+                out.put_u8(ty::NOTIFY);
+                p(out, *head);
+            }
             Frame::Error(e) => {
                 out.put_u8(ty::ERROR);
                 p(out, e.code);
@@ -402,6 +406,7 @@ impl Frame {
                 head: r.varint()?,
             }),
             ty::KICK => Frame::Kick(r.varint()?),
+            ty::NOTIFY => Frame::Notify(r.varint()?),
             ty::ERROR => Frame::Error(ErrorFrame {
                 code: r.varint()?,
                 frame_type: r.u8()?,

@@ -22,3 +22,8 @@ pub const MAX_PREVIEWS: usize = 8;
 pub const MAX_EXTENSION: usize = 1024;
 /// Largest number of entries a client may ask for in one pull page.
 pub const MAX_PAGE_ENTRIES: u64 = 4096;
+/// At login the server pushes the backlog itself only when the device is at
+/// most this many entries behind; otherwise the client pulls (counters first).
+pub const PUSH_BACKLOG_LIMIT: u64 = 64;
+/// Most entries the server puts in one pull page.
+pub const PAGE_ENTRIES_DEFAULT: u64 = 256;
