@@ -3,6 +3,7 @@
 //! writes and events come out as values. The daemon and the client library are
 //! thin drivers around it, and the simulator drives it in virtual time.
 
+pub mod auth;
 pub mod reliability;
 pub mod sim;
 pub mod store;

@@ -167,8 +167,11 @@ pub struct Ack {
     pub cumulative: u64,
     /// How long the ACK was held back before sending, in microseconds.
     pub delay_us: u64,
-    /// Further acknowledged ranges above `cumulative`, inclusive, ascending,
-    /// disjoint, never adjacent to each other or to `cumulative`.
+    /// Sequences above `cumulative` received but not yet released, as
+    /// inclusive ranges, ascending. The first may start at `cumulative + 1`;
+    /// each later one starts at least two past the previous end. On the wire
+    /// each range is `gap, len` with `start = previous end + 1 + gap`
+    /// (previous end = `cumulative` for the first) and `end = start + len`.
     pub ranges: Vec<(u64, u64)>,
 }
 

@@ -38,12 +38,14 @@ impl Frame {
             }) => check("payload", payload.len(), MAX_PAYLOAD),
             Frame::Ack(a) => {
                 check("ack ranges", a.ranges.len(), MAX_ACK_RANGES)?;
-                let mut prev_end = a.cumulative;
+                // The first range may touch `cumulative` (received, not released);
+                // later ranges must leave a gap after the previous one.
+                let mut min_start = a.cumulative.saturating_add(1);
                 for &(start, end) in &a.ranges {
-                    if start < prev_end.saturating_add(2) || end < start {
+                    if start < min_start || end < start || end > varint::MAX {
                         return Err(EncodeError::BadAckRanges);
                     }
-                    prev_end = end;
+                    min_start = end.saturating_add(2);
                 }
                 Ok(())
             }
@@ -108,7 +110,7 @@ impl Frame {
                 let mut n = 1 + v(a.cumulative) + v(a.delay_us) + v(a.ranges.len() as u64);
                 let mut prev_end = a.cumulative;
                 for &(start, end) in &a.ranges {
-                    n += v(start.saturating_sub(prev_end + 2)) + v(end.saturating_sub(start));
+                    n += v(start.saturating_sub(prev_end + 1)) + v(end.saturating_sub(start));
                     prev_end = end;
                 }
                 n
@@ -238,7 +240,7 @@ impl Frame {
                 p(out, a.ranges.len() as u64);
                 let mut prev_end = a.cumulative;
                 for &(start, end) in &a.ranges {
-                    p(out, start.saturating_sub(prev_end + 2));
+                    p(out, start.saturating_sub(prev_end + 1));
                     p(out, end.saturating_sub(start));
                     prev_end = end;
                 }
@@ -487,11 +489,15 @@ fn decode_ack(r: &mut Reader) -> Result<Ack, DecodeError> {
     }
     let mut ranges = Vec::with_capacity(count as usize);
     let mut prev_end = cumulative;
-    for _ in 0..count {
+    for i in 0..count {
         let gap = r.varint()?;
         let len = r.varint()?;
+        if i > 0 && gap == 0 {
+            // Touching ranges must be merged by the encoder.
+            return Err(DecodeError::InvalidValue { field: "ack gap" });
+        }
         let start = prev_end
-            .checked_add(2)
+            .checked_add(1)
             .and_then(|s| s.checked_add(gap))
             .filter(|s| *s <= varint::MAX)
             .ok_or(DecodeError::InvalidValue { field: "ack gap" })?;
