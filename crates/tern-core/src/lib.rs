@@ -4,6 +4,8 @@
 //! thin drivers around it, and the simulator drives it in virtual time.
 
 pub mod auth;
+pub mod broker;
+pub mod client;
 pub mod reliability;
 pub mod sim;
 pub mod store;

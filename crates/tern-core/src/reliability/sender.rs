@@ -206,6 +206,25 @@ impl<T: Clone> Sender<T> {
         d.mul_f64(self.rng.gen_range(0.0..self.cfg.jitter))
     }
 
+    /// What [`Sender::poll_transmit`] would return next, without marking it
+    /// sent: lets a caller check that it fits in the datagram first.
+    pub fn peek_transmit(&self) -> Option<(u64, &T)> {
+        if self.failed {
+            return None;
+        }
+        for &seq in &self.retx {
+            let Some(i) = seq.checked_sub(self.base) else { continue };
+            if let Some(slot) = self.queue.get(i as usize).filter(|s| s.due) {
+                return Some((seq, &slot.item));
+            }
+        }
+        if self.in_flight() < self.window() && self.in_flight() < self.queue.len() {
+            let seq = self.next_unsent;
+            return Some((seq, &self.queue[(seq - self.base) as usize].item));
+        }
+        None
+    }
+
     /// The next message to put on the wire now, marked as sent at `now`.
     /// Retransmissions come first, then new messages while the window allows.
     pub fn poll_transmit(&mut self, now: Time) -> Option<(u64, T)> {

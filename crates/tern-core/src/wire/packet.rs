@@ -91,6 +91,18 @@ impl PacketBuilder {
         Ok(())
     }
 
+    /// Appends an already encoded frame (e.g. a stored DELIVER) if it fits.
+    pub fn push_encoded(&mut self, frame: &[u8]) -> Result<(), EncodeError> {
+        if frame.len() > self.remaining() {
+            return Err(EncodeError::NoRoom {
+                needed: frame.len(),
+                remaining: self.remaining(),
+            });
+        }
+        self.buf.extend_from_slice(frame);
+        Ok(())
+    }
+
     /// Pads the datagram to `len` bytes (used to make probes as large as the
     /// answer they may trigger).
     pub fn pad_to(&mut self, len: usize) {

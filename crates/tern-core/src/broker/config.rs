@@ -1,0 +1,56 @@
+//! Broker settings. The daemon fills these from its TOML config.
+
+use std::time::Duration;
+
+use crate::reliability::{ReceiverConfig, SenderConfig};
+
+/// Everything the broker can be tuned by.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Heartbeat interval announced to clients.
+    pub heartbeat: Duration,
+    /// Silence after which a session is dropped.
+    pub idle_timeout: Duration,
+    /// Largest payload accepted in a SEND.
+    pub max_payload: usize,
+    /// Accept messages to users that never logged in (stored for them).
+    pub accept_unknown_recipients: bool,
+    /// Logged-in sessions, at most.
+    pub max_sessions: usize,
+    /// Entries per pull page, at most.
+    pub page_entries: u64,
+    /// Previews per conversation in a summary.
+    pub summary_previews: usize,
+    /// Conversations per summary answer, at most.
+    pub summary_convs: u64,
+    /// Entries scanned to build a summary, at most.
+    pub summary_scan_limit: usize,
+    /// Largest datagram sent.
+    pub max_datagram: usize,
+    /// Downlink retransmission timers (server → device).
+    pub downlink: SenderConfig,
+    /// Uplink receive window and ACK timing.
+    pub uplink: ReceiverConfig,
+    /// Entries older than this are deleted even if a device never read them.
+    pub retention: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            max_payload: crate::wire::limits::MAX_PAYLOAD,
+            accept_unknown_recipients: true,
+            max_sessions: 200_000,
+            page_entries: crate::wire::limits::PAGE_ENTRIES_DEFAULT,
+            summary_previews: 2,
+            summary_convs: 64,
+            summary_scan_limit: 200_000,
+            max_datagram: crate::wire::limits::MAX_DATAGRAM,
+            downlink: SenderConfig::default(),
+            uplink: ReceiverConfig::default(),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}

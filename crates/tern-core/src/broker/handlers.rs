@@ -1,0 +1,580 @@
+//! What the broker does with each frame.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::session::{DownItem, Downlink, Origin, Out, Session};
+use super::users::Dev;
+use super::{Broker, BrokerEvent};
+use crate::auth::TokenError;
+use crate::reliability::{AckCoalescer, Arrival, Receiver, Sender, SenderEvent};
+use crate::store::{DeviceState, InboxMeta, Store, StoredEntry};
+use crate::time::Time;
+use crate::wire::limits::PUSH_BACKLOG_LIMIT;
+use crate::wire::{
+    encode_to_bytes, Ack, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, KickReason, LoginOk, Packet, PageEnd,
+    Reader, ReceiptStatus,
+};
+
+impl<S: Store> Broker<S> {
+    pub(super) fn handle_prelogin(&mut self, now: Time, from: SocketAddr, packet: Packet, len: usize) {
+        let mut login = None;
+        for f in packet.frames {
+            match f {
+                Frame::Login(l) if login.is_none() => login = Some(l),
+                Frame::Padding(_) => {}
+                _ => {
+                    self.reply_error(from, 0, len, ErrorCode::NotAllowed, 0, "log in first");
+                    return;
+                }
+            }
+        }
+        let Some(login) = login else { return };
+        let now_secs = self.wall_ms(now) / 1000;
+        let claims = match self.keys.verify(&login.token, now_secs) {
+            Ok(c) => c,
+            Err(e) => {
+                let code = match e {
+                    TokenError::Expired { .. } => ErrorCode::TokenExpired,
+                    _ => ErrorCode::BadToken,
+                };
+                self.stats.login_refused += 1;
+                self.events.push_back(BrokerEvent::LoginRefused { addr: from, code });
+                self.reply_error(from, 0, len, code, crate::wire::ty::LOGIN, &e.to_string());
+                return;
+            }
+        };
+        let (user, device) = (claims.user, claims.device);
+        // A retransmitted LOGIN for a session we just opened: answer again.
+        if let Some(sid) = self.device_session(user, device) {
+            if self.sessions.get(&sid).is_some_and(|s| s.addr == from && s.highest_pn == 0) {
+                self.queue_login_ok(now, sid);
+                self.touch(sid);
+                return;
+            }
+        }
+        if self.sessions.len() >= self.cfg.max_sessions && self.device_session(user, device).is_none() {
+            self.stats.login_refused += 1;
+            self.events.push_back(BrokerEvent::LoginRefused {
+                addr: from,
+                code: ErrorCode::ServerBusy,
+            });
+            self.reply_error(from, 0, len, ErrorCode::ServerBusy, crate::wire::ty::LOGIN, "too many sessions");
+            return;
+        }
+        if let Some(old) = self.device_session(user, device) {
+            self.stats.replaced += 1;
+            self.close_session(old, KickReason::Replaced, true);
+        }
+        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..u64::MAX);
+        let wall = self.wall_ms(now);
+        let sid = self.new_id();
+        let Ok(u) = self.user_mut(user) else {
+            self.reply_error(from, 0, len, ErrorCode::StorageFailure, crate::wire::ty::LOGIN, "store unavailable");
+            return;
+        };
+        let mut created = false;
+        if !u.exists {
+            u.exists = true;
+            u.meta = InboxMeta {
+                epoch: epoch_seed,
+                head: 0,
+                trimmed: 0,
+            };
+            created = true;
+        }
+        let (epoch, trimmed, committed_head) = (u.meta.epoch, u.meta.trimmed, u.committed_head);
+        let client_cp = if login.epoch == epoch { login.checkpoint.min(committed_head) } else { 0 };
+        let start = client_cp.max(trimmed);
+        let dev = u.devices.entry(device).or_insert_with(|| Dev::new(DeviceState::default()));
+        dev.staged.last_login_ms = wall;
+        // The device restarts from where it says it is (it may have lost data).
+        dev.staged.checkpoint = start;
+        let applied = dev.staged.applied;
+        dev.session = Some(sid);
+        if created {
+            self.mark_user_dirty(user);
+        }
+        self.mark_device_dirty(user, device);
+        let backlog = committed_head - start;
+        let down = if backlog <= PUSH_BACKLOG_LIMIT {
+            Downlink::Push(Box::new(self.new_downlink(start + 1)))
+        } else {
+            Downlink::Pull
+        };
+        let session = Session {
+            id: sid,
+            user,
+            device,
+            addr: from,
+            highest_pn: 0,
+            next_pn: 1,
+            last_heard: now,
+            uplink: Receiver::new(self.cfg.uplink.clone(), applied),
+            acks: AckCoalescer::new(&self.cfg.uplink),
+            down,
+            unreachable: false,
+            out: Default::default(),
+            notify: None,
+            last_page: Vec::new(),
+            scheduled: None,
+        };
+        self.sessions.insert(sid, session);
+        self.stats.logins += 1;
+        self.events.push_back(BrokerEvent::LoggedIn {
+            session: sid,
+            user,
+            device,
+            addr: from,
+        });
+        self.queue_login_ok(now, sid);
+        self.refill(now, sid);
+        self.touch(sid);
+    }
+
+    fn new_downlink(&mut self, first_seq: u64) -> Sender<DownItem> {
+        let seed = rand::Rng::gen(&mut self.rng);
+        Sender::new(self.cfg.downlink.clone(), first_seq, seed)
+    }
+
+    fn device_session(&self, user: u64, device: u32) -> Option<u64> {
+        self.users.get(&user)?.devices.get(&device)?.session
+    }
+
+    fn queue_login_ok(&mut self, now: Time, sid: u64) {
+        let wall = self.wall_ms(now);
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(u) = self.users.get(&s.user) else { return };
+        let Some(d) = u.devices.get(&s.device) else { return };
+        let frame = Frame::LoginOk(LoginOk {
+            user: s.user,
+            device: s.device,
+            epoch: u.meta.epoch,
+            head: u.committed_head,
+            checkpoint: d.staged.checkpoint,
+            next_send_seq: d.durable.applied + 1,
+            heartbeat_ms: self.cfg.heartbeat.as_millis() as u64,
+            idle_timeout_ms: self.cfg.idle_timeout.as_millis() as u64,
+            server_time_ms: wall,
+        });
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.out.push_back(Out::Frame(frame));
+        }
+    }
+
+    /// Ends a session. `notify` sends the device a KICK.
+    pub(super) fn close_session(&mut self, sid: u64, reason: KickReason, notify: bool) {
+        let Some(mut s) = self.sessions.remove(&sid) else { return };
+        if let Some(d) = self.users.get_mut(&s.user).and_then(|u| u.devices.get_mut(&s.device)) {
+            if d.session == Some(sid) {
+                d.session = None;
+            }
+        }
+        if notify {
+            s.out.clear();
+            s.out.push_back(Out::Frame(Frame::Kick(reason as u64)));
+            s.down = Downlink::Pull;
+            s.notify = None;
+            s.build(Time::ZERO, Vec::new(), self.cfg.max_datagram, &mut self.transmits);
+        }
+        self.events.push_back(BrokerEvent::Closed {
+            session: sid,
+            user: s.user,
+            device: s.device,
+            reason: reason as u64,
+        });
+    }
+
+    pub(super) fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
+        match frame {
+            Frame::Padding(_) | Frame::Extension { .. } => {}
+            Frame::Heartbeat(nonce) => {
+                let Some(s) = self.sessions.get_mut(&sid) else { return };
+                s.out.push_back(Out::Frame(Frame::HeartbeatAck(nonce)));
+                if s.unreachable {
+                    s.unreachable = false;
+                    if let Downlink::Push(sender) = &mut s.down {
+                        sender.revive(now);
+                    }
+                }
+            }
+            Frame::HeartbeatAck(_) => {}
+            Frame::Send(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Read(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Recall(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),
+            Frame::Pull(p) => self.on_pull(now, sid, p.request_id, p.after, p.max_entries),
+            Frame::SummaryRequest(r) => self.on_summary_request(sid, r),
+            Frame::Logout => self.close_session(sid, KickReason::LoggedOut, true),
+            Frame::Error(_) => {}
+            // Server-to-client frames and a second LOGIN are not allowed here.
+            other => {
+                let ty = encode_to_bytes(&other).first().copied().unwrap_or(0);
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.out.push_back(Out::Frame(Frame::Error(ErrorFrame {
+                        code: ErrorCode::NotAllowed as u64,
+                        frame_type: ty,
+                        seq: 0,
+                        reason: "frame not allowed from a client".into(),
+                    })));
+                }
+            }
+        }
+    }
+
+    fn on_uplink(&mut self, now: Time, sid: u64, seq: u64, frame: Frame) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let arrival = s.uplink.on_receive(seq, frame);
+        let (user, device) = (s.user, s.device);
+        match arrival {
+            Arrival::InOrder => {
+                s.acks.on_ack_eliciting(now, false);
+                while let Some((seq, f)) = self.sessions.get_mut(&sid).and_then(|s| s.uplink.poll_deliver()) {
+                    self.apply_uplink(now, sid, user, device, seq, f);
+                }
+            }
+            Arrival::Buffered => s.acks.on_ack_eliciting(now, true),
+            Arrival::Duplicate => {
+                self.stats.uplink_duplicates += 1;
+                s.acks.on_ack_eliciting(now, true);
+            }
+            Arrival::OutOfWindow => {}
+        }
+    }
+
+    /// Stages one in-order uplink operation. Its ACK goes out once durable.
+    fn apply_uplink(&mut self, now: Time, sid: u64, user: u64, device: u32, seq: u64, frame: Frame) {
+        let (target, conv, body, from_seq) = match &frame {
+            Frame::Send(f) => {
+                if f.payload.len() > self.cfg.max_payload {
+                    return self.reject(sid, user, device, seq, ErrorCode::PayloadTooLarge);
+                }
+                (
+                    f.to,
+                    f.conv,
+                    EntryBody::Message {
+                        msg_type: f.msg_type,
+                        payload: f.payload.clone(),
+                    },
+                    f.seq,
+                )
+            }
+            Frame::Read(f) => (
+                f.peer,
+                f.conv,
+                EntryBody::Receipt {
+                    status: ReceiptStatus::Read,
+                    target_device: f.target_device,
+                    target_seq: f.target_seq,
+                },
+                f.seq,
+            ),
+            Frame::Recall(f) => {
+                if f.target_seq >= f.seq {
+                    return self.reject(sid, user, device, seq, ErrorCode::NoSuchMessage);
+                }
+                (
+                    f.to,
+                    f.conv,
+                    EntryBody::Recall {
+                        target_device: device,
+                        target_seq: f.target_seq,
+                    },
+                    f.seq,
+                )
+            }
+            _ => return,
+        };
+        let known = match self.user_mut(target) {
+            Ok(u) => u.exists || !u.devices.is_empty(),
+            Err(_) => {
+                // Cannot tell now: forget the operation so its retransmit is retried.
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.uplink.reset(seq - 1);
+                }
+                return;
+            }
+        };
+        if !known && !self.cfg.accept_unknown_recipients {
+            return self.reject(sid, user, device, seq, ErrorCode::UnknownRecipient);
+        }
+        let online = self.append(now, target, conv, user, device, from_seq, body);
+        if let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+            d.staged.applied = seq;
+            d.log_release(seq, online);
+        }
+        self.mark_device_dirty(user, device);
+    }
+
+    fn reject(&mut self, sid: u64, user: u64, device: u32, seq: u64, code: ErrorCode) {
+        self.stats.rejected += 1;
+        if let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+            d.staged.applied = seq;
+            d.reject(seq, code as u64);
+        }
+        self.mark_device_dirty(user, device);
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.out.push_back(Out::Frame(Frame::Error(ErrorFrame {
+                code: code as u64,
+                frame_type: 0,
+                seq,
+                reason: String::new(),
+            })));
+        }
+    }
+
+    /// Stages an inbox entry for `to`; returns whether `to` has a device online.
+    #[allow(clippy::too_many_arguments)]
+    fn append(&mut self, now: Time, to: u64, conv: u64, from_user: u64, from_device: u32, from_seq: u64, body: EntryBody) -> bool {
+        let wall = self.wall_ms(now);
+        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..u64::MAX);
+        let Ok(u) = self.user_mut(to) else { return false };
+        if !u.exists {
+            u.exists = true;
+            u.meta.epoch = epoch_seed;
+        }
+        u.meta.head += 1;
+        let seq = u.meta.head;
+        let online = u.online();
+        let frame = encode_to_bytes(&Frame::Deliver(Deliver {
+            seq,
+            conv,
+            from_user,
+            from_device,
+            from_seq,
+            time_ms: wall,
+            body,
+        }));
+        self.mark_user_dirty(to);
+        self.staged.appends.push((to, StoredEntry { seq, frame }));
+        online
+    }
+
+    /// A committed entry for a session's user: push it if the session pushes.
+    pub(super) fn offer_entry(&mut self, now: Time, sid: u64, entry: &StoredEntry) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        match &mut s.down {
+            Downlink::Push(sender) => {
+                if sender.next_seq() == entry.seq && !sender.is_full() {
+                    let item = DownItem {
+                        frame: entry.frame.clone(),
+                        origin: origin_of(&entry.frame),
+                    };
+                    let _ = sender.push(now, item);
+                }
+            }
+            Downlink::Pull => s.notify = Some(entry.seq),
+        }
+        self.touch(sid);
+    }
+
+    /// Tops a pushing session's queue up from the store.
+    pub(super) fn refill(&mut self, now: Time, sid: u64) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let Downlink::Push(sender) = &s.down else { return };
+        let Some(u) = self.users.get(&s.user) else { return };
+        let head = u.committed_head;
+        let next = sender.next_seq();
+        if next > head || sender.is_full() || sender.is_failed() {
+            return;
+        }
+        let room = (self.cfg.downlink.capacity - sender.len()).min(self.cfg.page_entries as usize);
+        let user = s.user;
+        let entries = match self.store.read_inbox(user, next - 1, room) {
+            Ok(e) => e,
+            Err(e) => {
+                self.events.push_back(BrokerEvent::StoreReadFailed { error: e.to_string() });
+                return;
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Downlink::Push(sender) = &mut s.down else { return };
+        for e in entries {
+            if e.seq != sender.next_seq() || e.seq > head {
+                break;
+            }
+            let origin = origin_of(&e.frame);
+            if sender.push(now, DownItem { frame: e.frame, origin }).is_err() {
+                break;
+            }
+        }
+        self.touch(sid);
+    }
+
+    pub(super) fn drain_downlink_events(&mut self, now: Time, sid: u64) {
+        let mut released = Vec::new();
+        let mut failed = false;
+        {
+            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            let Downlink::Push(sender) = &mut s.down else { return };
+            while let Some(ev) = sender.poll_event() {
+                match ev {
+                    SenderEvent::Acked { seq, item } => {
+                        if let Some(o) = item.origin {
+                            released.push((seq, o));
+                        }
+                    }
+                    SenderEvent::Failed { .. } => failed = true,
+                }
+            }
+            if failed && !s.unreachable {
+                s.unreachable = true;
+            } else {
+                failed = false;
+            }
+        }
+        if failed {
+            self.stats.unreachable += 1;
+            if let Some(s) = self.sessions.get(&sid) {
+                self.events.push_back(BrokerEvent::Unreachable {
+                    user: s.user,
+                    device: s.device,
+                });
+            }
+        }
+        if !released.is_empty() {
+            self.issue_receipts(now, sid, &released);
+            self.refill(now, sid);
+        }
+    }
+
+    fn on_downlink_ack(&mut self, now: Time, sid: u64, ack: Ack) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let (user, device) = (s.user, s.device);
+        let head = self.users.get(&user).map_or(0, |u| u.committed_head);
+        let cumulative = ack.cumulative.min(head);
+        if let Downlink::Push(sender) = &mut s.down {
+            let delay = std::time::Duration::from_micros(ack.delay_us);
+            sender.handle_ack(now, cumulative, &ack.ranges, delay);
+        } else {
+            // Pulled entries acknowledged by ACK rather than by the next PULL.
+            let page: Vec<_> = s.last_page.iter().filter(|(q, _)| *q <= cumulative).copied().collect();
+            s.last_page.retain(|(q, _)| *q > cumulative);
+            self.issue_receipts(now, sid, &page);
+        }
+        self.advance_checkpoint(user, device, cumulative);
+        self.drain_downlink_events(now, sid);
+        self.touch(sid);
+    }
+
+    fn advance_checkpoint(&mut self, user: u64, device: u32, to: u64) {
+        let Some(u) = self.users.get_mut(&user) else { return };
+        let Some(d) = u.devices.get_mut(&device) else { return };
+        if to <= d.staged.checkpoint {
+            return;
+        }
+        d.staged.checkpoint = to;
+        let min = u.min_checkpoint();
+        let trim = (min > u.meta.trimmed).then(|| {
+            u.meta.trimmed = min;
+            min
+        });
+        self.mark_device_dirty(user, device);
+        if let Some(up_to) = trim {
+            self.mark_user_dirty(user);
+            self.staged.trims.push((user, up_to));
+        }
+    }
+
+    /// DELIVERED receipts for messages a device has acknowledged: one
+    /// "up to" receipt per sending device, never repeated across devices.
+    fn issue_receipts(&mut self, now: Time, sid: u64, released: &[(u64, Origin)]) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let (user, device) = (s.user, s.device);
+        let mut best: Vec<Origin> = Vec::new();
+        for (_, o) in released {
+            if o.from_user == user {
+                continue;
+            }
+            match best.iter_mut().find(|b| b.from_user == o.from_user && b.from_device == o.from_device) {
+                Some(b) if b.from_seq < o.from_seq => *b = *o,
+                Some(_) => {}
+                None => best.push(*o),
+            }
+        }
+        for o in best {
+            let Some(u) = self.users.get_mut(&user) else { return };
+            let done = u.receipted.entry((o.from_user, o.from_device)).or_insert(0);
+            if *done >= o.from_seq {
+                continue;
+            }
+            *done = o.from_seq;
+            let body = EntryBody::Receipt {
+                status: ReceiptStatus::Delivered,
+                target_device: o.from_device,
+                target_seq: o.from_seq,
+            };
+            self.append(now, o.from_user, o.conv, user, device, 0, body);
+        }
+    }
+
+    fn on_pull(&mut self, now: Time, sid: u64, request_id: u64, after: u64, max: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let (user, device) = (s.user, s.device);
+        let Some(u) = self.users.get(&user) else { return };
+        let head = u.committed_head;
+        let after = after.min(head).max(u.meta.trimmed.min(head));
+        // Pulling past a page acknowledges it.
+        let page: Vec<_> = s.last_page.iter().filter(|(q, _)| *q <= after).copied().collect();
+        s.last_page.retain(|(q, _)| *q > after);
+        self.issue_receipts(now, sid, &page);
+        self.advance_checkpoint(user, device, after);
+        let max = max.clamp(1, self.cfg.page_entries) as usize;
+        let entries = match self.store.read_inbox(user, after, max) {
+            Ok(e) => e,
+            Err(e) => {
+                self.events.push_back(BrokerEvent::StoreReadFailed { error: e.to_string() });
+                self.queue_error(sid, ErrorCode::StorageFailure, crate::wire::ty::PULL);
+                return;
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let mut last = after;
+        for e in entries.into_iter().take_while(|e| e.seq <= head) {
+            last = e.seq;
+            if let Some(o) = origin_of(&e.frame) {
+                s.last_page.push((e.seq, o));
+            }
+            s.out.push_back(Out::Raw(e.frame));
+            self.stats.pulled += 1;
+        }
+        let end = last >= head;
+        s.out.push_back(Out::Frame(Frame::PageEnd(PageEnd {
+            request_id,
+            last,
+            end,
+            head,
+        })));
+        if end && matches!(s.down, Downlink::Pull) {
+            let seed = rand::Rng::gen(&mut self.rng);
+            s.down = Downlink::Push(Box::new(Sender::new(self.cfg.downlink.clone(), last + 1, seed)));
+        }
+        self.touch(sid);
+    }
+
+    pub(super) fn queue_error(&mut self, sid: u64, code: ErrorCode, frame_type: u8) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.out.push_back(Out::Frame(Frame::Error(ErrorFrame {
+                code: code as u64,
+                frame_type,
+                seq: 0,
+                reason: String::new(),
+            })));
+        }
+    }
+}
+
+/// The message id inside an encoded DELIVER frame, if it is a message.
+fn origin_of(frame: &Bytes) -> Option<Origin> {
+    let mut r = Reader::new(frame.clone());
+    match Frame::decode(&mut r) {
+        Ok(Frame::Deliver(d)) if matches!(d.body, EntryBody::Message { .. }) => Some(Origin {
+            conv: d.conv,
+            from_user: d.from_user,
+            from_device: d.from_device,
+            from_seq: d.from_seq,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,154 @@
+//! One logged-in device connection, as the broker sees it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::reliability::{AckCoalescer, Receiver, Sender};
+use crate::time::Time;
+use crate::wire::{Frame, Header, PacketBuilder};
+
+/// An inbox entry in the downlink retransmission queue.
+#[derive(Debug, Clone)]
+pub(crate) struct DownItem {
+    /// Encoded DELIVER frame.
+    pub frame: Bytes,
+    /// Who the entry is from, for DELIVERED receipts (`None`: not a message).
+    pub origin: Option<Origin>,
+}
+
+/// The message id of a delivered message, for receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub conv: u64,
+    pub from_user: u64,
+    pub from_device: u32,
+    pub from_seq: u64,
+}
+
+/// How entries reach the device.
+pub(crate) enum Downlink {
+    /// The backlog was large at login: the device pulls pages and is sent
+    /// NOTIFY hints; pushing starts once a pull reaches the end.
+    Pull,
+    /// Entries are pushed through a retransmission queue.
+    Push(Box<Sender<DownItem>>),
+}
+
+/// Something queued to go out on this session.
+pub(crate) enum Out {
+    Frame(Frame),
+    Raw(Bytes),
+}
+
+pub(crate) struct Session {
+    pub id: u64,
+    pub user: u64,
+    pub device: u32,
+    pub addr: SocketAddr,
+    pub highest_pn: u64,
+    pub next_pn: u64,
+    pub last_heard: Time,
+    pub uplink: Receiver<Frame>,
+    pub acks: AckCoalescer,
+    pub down: Downlink,
+    /// The downlink retry budget ran out; retried on the next heartbeat.
+    pub unreachable: bool,
+    pub out: VecDeque<Out>,
+    pub notify: Option<u64>,
+    /// Message entries of the last pull page, for receipts when acknowledged.
+    pub last_page: Vec<(u64, Origin)>,
+    /// Earliest deadline registered in the broker's timer heap.
+    pub scheduled: Option<Time>,
+}
+
+impl Session {
+    /// Whether anything waits to be sent now.
+    pub fn has_output(&self, now: Time) -> bool {
+        !self.out.is_empty()
+            || self.notify.is_some()
+            || self.acks.should_send(now)
+            || matches!(&self.down, Downlink::Push(s) if s.has_transmit())
+    }
+
+    /// Earliest time this session needs attention.
+    pub fn next_deadline(&self, idle_timeout: std::time::Duration) -> Time {
+        let mut t = self.last_heard + idle_timeout;
+        if let Some(a) = self.acks.poll_timeout() {
+            t = t.min(a);
+        }
+        if let Downlink::Push(s) = &self.down {
+            if let Some(d) = s.poll_timeout() {
+                t = t.min(d);
+            }
+        }
+        t
+    }
+
+    fn header(&mut self) -> Header {
+        let h = Header {
+            session_id: self.id,
+            packet_number: self.next_pn,
+        };
+        self.next_pn += 1;
+        h
+    }
+
+    /// Packs ACK frames, queued frames and downlink transmissions into
+    /// datagrams of at most `max` bytes.
+    pub fn build(&mut self, now: Time, ack_frames: Vec<Frame>, max: usize, sink: &mut VecDeque<(SocketAddr, Bytes)>) {
+        let mut pb = PacketBuilder::new(self.header(), max);
+        let addr = self.addr;
+        let mut flush = |pb: &mut PacketBuilder, this: &mut Session| {
+            let full = std::mem::replace(pb, PacketBuilder::new(this.header(), max));
+            sink.push_back((addr, full.finish()));
+        };
+        if !ack_frames.is_empty() {
+            self.acks.on_ack_sent();
+        }
+        for f in ack_frames {
+            if pb.push(&f).is_err() {
+                flush(&mut pb, self);
+                let _ = pb.push(&f);
+            }
+        }
+        if let Some(head) = self.notify.take() {
+            let f = Frame::Notify(head);
+            if pb.push(&f).is_err() {
+                flush(&mut pb, self);
+                let _ = pb.push(&f);
+            }
+        }
+        while let Some(item) = self.out.pop_front() {
+            let ok = match &item {
+                Out::Frame(f) => pb.push(f).is_ok(),
+                Out::Raw(b) => pb.push_encoded(b).is_ok(),
+            };
+            if !ok {
+                if pb.is_empty() {
+                    continue; // cannot fit even alone: drop (never happens for valid frames)
+                }
+                flush(&mut pb, self);
+                self.out.push_front(item);
+            }
+        }
+        if let Downlink::Push(sender) = &mut self.down {
+            while let Some((_, item)) = sender.poll_transmit(now) {
+                if pb.push_encoded(&item.frame).is_err() {
+                    // Full: this one goes first in the next datagram.
+                    let full = std::mem::replace(&mut pb, PacketBuilder::new(Header { session_id: self.id, packet_number: self.next_pn }, max));
+                    self.next_pn += 1;
+                    sink.push_back((addr, full.finish()));
+                    let _ = pb.push_encoded(&item.frame);
+                }
+            }
+        }
+        if !pb.is_empty() {
+            sink.push_back((addr, pb.finish()));
+        } else {
+            // The header was numbered but never sent; give the number back.
+            self.next_pn -= 1;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! What the broker caches per user: the inbox head (staged and committed)
+//! and each device's durable and staged state.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::store::{DeviceState, InboxMeta, Store};
+
+/// Rejected uplink sequences remembered per device.
+pub(crate) const REJECTED_KEPT: usize = 64;
+/// Release-log entries kept per device for the `receiver_online` hint.
+const RELEASE_LOG: usize = 64;
+
+pub(crate) struct Dev {
+    /// As last committed.
+    pub durable: DeviceState,
+    /// Including staged, uncommitted changes.
+    pub staged: DeviceState,
+    pub dirty: bool,
+    /// (uplink seq, receiver was online) of recent operations.
+    pub release_log: VecDeque<(u64, bool)>,
+    /// The device's live session.
+    pub session: Option<u64>,
+}
+
+impl Dev {
+    pub fn new(state: DeviceState) -> Self {
+        Dev {
+            durable: state.clone(),
+            staged: state,
+            dirty: false,
+            release_log: VecDeque::new(),
+            session: None,
+        }
+    }
+
+    pub fn log_release(&mut self, seq: u64, online: bool) {
+        if self.release_log.len() == RELEASE_LOG {
+            self.release_log.pop_front();
+        }
+        self.release_log.push_back((seq, online));
+    }
+
+    pub fn reject(&mut self, seq: u64, code: u64) {
+        if self.staged.rejected.len() == REJECTED_KEPT {
+            self.staged.rejected.remove(0);
+        }
+        self.staged.rejected.push((seq, code));
+    }
+
+    /// Was the receiver online for the operation `seq`?
+    pub fn online_at(&self, seq: u64) -> bool {
+        self.release_log
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .is_some_and(|(_, online)| *online)
+    }
+}
+
+pub(crate) struct UserCache {
+    /// Staged view: `head` includes uncommitted appends.
+    pub meta: InboxMeta,
+    /// The inbox exists in the store or is staged for creation.
+    pub exists: bool,
+    pub meta_dirty: bool,
+    /// Highest sequence known durable.
+    pub committed_head: u64,
+    pub devices: HashMap<u32, Dev>,
+    /// DELIVERED receipts issued: (from_user, from_device) → highest from_seq.
+    pub receipted: HashMap<(u64, u32), u64>,
+}
+
+impl UserCache {
+    pub fn load<S: Store>(store: &S, user: u64) -> Result<UserCache, S::Error> {
+        let meta = store.inbox_meta(user)?;
+        let devices = store
+            .devices(user)?
+            .into_iter()
+            .map(|(d, s)| (d, Dev::new(s)))
+            .collect();
+        Ok(UserCache {
+            exists: meta.is_some(),
+            meta: meta.unwrap_or_default(),
+            meta_dirty: false,
+            committed_head: meta.map_or(0, |m| m.head),
+            devices,
+            receipted: HashMap::new(),
+        })
+    }
+
+    /// True when some device of the user has a live session.
+    pub fn online(&self) -> bool {
+        self.devices.values().any(|d| d.session.is_some())
+    }
+
+    /// Live sessions of the user.
+    pub fn sessions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.devices.values().filter_map(|d| d.session)
+    }
+
+    /// Lowest checkpoint over every registered device (what may be trimmed).
+    pub fn min_checkpoint(&self) -> u64 {
+        self.devices
+            .values()
+            .map(|d| d.staged.checkpoint)
+            .min()
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,55 @@
+//! Client connection settings.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::reliability::{ReceiverConfig, SenderConfig};
+
+/// Everything a client connection can be tuned by.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Login token (from `ternd token`).
+    pub token: Bytes,
+    /// Inbox epoch this device last saw (0: none).
+    pub epoch: u64,
+    /// Highest inbox sequence this device has durably processed.
+    pub checkpoint: u64,
+    /// Uplink retransmission timers.
+    pub uplink: SenderConfig,
+    /// Downlink reorder window and ACK timing.
+    pub downlink: ReceiverConfig,
+    /// First LOGIN retry interval; doubles up to `login_max`.
+    pub login_initial: Duration,
+    /// Longest LOGIN retry interval.
+    pub login_max: Duration,
+    /// Pull the backlog automatically when the server asks for pulling.
+    pub auto_pull: bool,
+    /// Advance the checkpoint (and ACK) as soon as entries are handed up.
+    /// Turn off when the application persists entries first and then calls
+    /// `ClientConn::release`.
+    pub auto_release: bool,
+    /// Entries asked for per pull page.
+    pub page_entries: u64,
+    /// Largest datagram sent.
+    pub max_datagram: usize,
+}
+
+impl ClientConfig {
+    /// Defaults around a token.
+    pub fn new(token: Bytes) -> Self {
+        ClientConfig {
+            token,
+            epoch: 0,
+            checkpoint: 0,
+            uplink: SenderConfig::default(),
+            downlink: ReceiverConfig::default(),
+            login_initial: Duration::from_millis(500),
+            login_max: Duration::from_secs(8),
+            auto_pull: true,
+            auto_release: true,
+            page_entries: crate::wire::limits::PAGE_ENTRIES_DEFAULT,
+            max_datagram: crate::wire::limits::MAX_DATAGRAM,
+        }
+    }
+}

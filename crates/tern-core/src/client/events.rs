@@ -1,0 +1,105 @@
+//! What a client connection reports to the application.
+
+use crate::wire::{Deliver, ErrorFrame, PageEnd, Summary, SummaryEnd};
+
+/// A client-local handle for a submitted operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// Events, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Logged in (again).
+    LoggedIn {
+        /// User.
+        user: u64,
+        /// Device.
+        device: u32,
+        /// Inbox epoch.
+        epoch: u64,
+        /// Inbox head.
+        head: u64,
+        /// Where delivery resumes.
+        checkpoint: u64,
+        /// The backlog is large: pull it (done automatically with `auto_pull`).
+        pull_mode: bool,
+    },
+    /// The server's epoch or checkpoint differs from ours: local state about
+    /// the inbox before `checkpoint` is stale (store reset or trimmed).
+    Resync {
+        /// New epoch.
+        epoch: u64,
+        /// Delivery resumes after this sequence.
+        checkpoint: u64,
+    },
+    /// The session was lost (idle, unknown to the server, path dead); a new
+    /// login is under way and pending operations will be replayed.
+    Disconnected,
+    /// Login refused for good (bad or expired token).
+    LoginRefused {
+        /// Error code.
+        code: u64,
+    },
+    /// An operation submitted before login got its sequence (message id).
+    Sequenced {
+        /// The operation.
+        op: OpId,
+        /// Its uplink sequence.
+        seq: u64,
+    },
+    /// The server's store was behind or ahead of this device: an operation was
+    /// given a new sequence.
+    Resequenced {
+        /// The operation.
+        op: OpId,
+        /// Its old sequence.
+        old: u64,
+        /// Its new sequence.
+        new: u64,
+    },
+    /// The server stored the operation durably (SENT). For messages whose
+    /// receiver was offline this is the pseudo-ACK.
+    Stored {
+        /// The operation.
+        op: OpId,
+        /// Its uplink sequence.
+        seq: u64,
+        /// Hint: the receiver had a device online, so it is being pushed.
+        receiver_online: bool,
+    },
+    /// The server refused the operation for good.
+    Rejected {
+        /// The operation.
+        op: OpId,
+        /// Its uplink sequence.
+        seq: u64,
+        /// Error code.
+        code: u64,
+    },
+    /// The retry budget of this uplink sequence ran out; the session is being
+    /// re-established and the operation will be replayed.
+    SendFailed {
+        /// Its uplink sequence.
+        seq: u64,
+    },
+    /// An inbox entry, exactly once and in order.
+    Entry(Deliver),
+    /// A pull page ended.
+    PageEnd(PageEnd),
+    /// Counters of one conversation.
+    Summary(Summary),
+    /// End of a summary answer.
+    SummaryEnd(SummaryEnd),
+    /// New entries exist up to `head` (pull mode).
+    Notify {
+        /// Inbox head.
+        head: u64,
+    },
+    /// The server ended the session (KICK reason code).
+    Kicked {
+        /// Reason code.
+        code: u64,
+    },
+    /// An error from the server not tied to an operation.
+    ServerError(ErrorFrame),
+}

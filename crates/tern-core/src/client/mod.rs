@@ -1,0 +1,572 @@
+//! The client side of a session as a sans-IO state machine: login, heartbeat,
+//! idle detection, the uplink retransmission queue, the downlink reorder
+//! window, ACK coalescing and backlog pulling.
+//!
+//! Call order for a driver, on every wake-up:
+//! 1. feed input: [`ClientConn::handle_datagram`], [`ClientConn::handle_timeout`],
+//!    [`ClientConn::submit`] and the other requests;
+//! 2. drain [`ClientConn::poll_transmit`], sending each datagram to the server;
+//! 3. drain [`ClientConn::poll_event`];
+//! 4. sleep until [`ClientConn::poll_timeout`] or the next datagram.
+//!
+//! The driver may send from a new local address at any time (a network
+//! switch): the session is found by its id, not by address.
+
+mod config;
+mod events;
+mod outgoing;
+
+pub use config::ClientConfig;
+pub use events::{ClientEvent, OpId};
+pub use outgoing::Outgoing;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::reliability::{AckCoalescer, Arrival, QueueFull, Receiver, Sender, SenderEvent};
+use crate::time::Time;
+use crate::wire::limits::PUSH_BACKLOG_LIMIT;
+use crate::wire::{
+    Ack, Deliver, ErrorCode, Frame, Header, KickReason, Login, LoginOk, Packet, PacketBuilder, Pull, SummaryRequest,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    LoggingIn { next: Time, interval: Duration },
+    Active,
+    Closed,
+}
+
+/// A client's session with a server.
+pub struct ClientConn {
+    cfg: ClientConfig,
+    state: State,
+    session_id: u64,
+    next_pn: u64,
+    last_heard: Time,
+    last_sent: Time,
+    heartbeat: Duration,
+    idle_timeout: Duration,
+    /// Operations submitted before the first login gave us a sequence base.
+    waiting: VecDeque<(OpId, Outgoing)>,
+    uplink: Option<Sender<(OpId, Outgoing)>>,
+    rejected: HashMap<u64, u64>,
+    downlink: Receiver<Deliver>,
+    released: u64,
+    epoch: u64,
+    acks: AckCoalescer,
+    control: VecDeque<Frame>,
+    /// An outstanding pull: (request id, after, sent at).
+    pull: Option<(u64, u64, Time)>,
+    pulling: bool,
+    next_request: u64,
+    next_op: u64,
+    heartbeat_nonce: u64,
+    events: VecDeque<ClientEvent>,
+    seed: u64,
+}
+
+impl ClientConn {
+    /// A connection that starts logging in at `now`.
+    pub fn new(cfg: ClientConfig, now: Time, seed: u64) -> Self {
+        let downlink = Receiver::new(cfg.downlink.clone(), cfg.checkpoint);
+        let acks = AckCoalescer::new(&cfg.downlink);
+        ClientConn {
+            state: State::LoggingIn {
+                next: now,
+                interval: cfg.login_initial,
+            },
+            session_id: 0,
+            next_pn: 1,
+            last_heard: now,
+            last_sent: now,
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            waiting: VecDeque::new(),
+            uplink: None,
+            rejected: HashMap::new(),
+            released: cfg.checkpoint,
+            epoch: cfg.epoch,
+            downlink,
+            acks,
+            control: VecDeque::new(),
+            pull: None,
+            pulling: false,
+            next_request: 1,
+            next_op: 1,
+            heartbeat_nonce: 0,
+            events: VecDeque::new(),
+            seed,
+            cfg,
+        }
+    }
+
+    /// True once logged in and until the session is lost.
+    pub fn is_active(&self) -> bool {
+        self.state == State::Active
+    }
+
+    /// True after a terminal KICK, LOGOUT or login refusal.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The inbox epoch and checkpoint to persist (and pass back in
+    /// [`ClientConfig`] on the next start).
+    pub fn checkpoint(&self) -> (u64, u64) {
+        (self.epoch, self.released)
+    }
+
+    /// Uplink operations not yet stored by the server.
+    pub fn pending(&self) -> usize {
+        self.waiting.len() + self.uplink.as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Uplink counters and RTT, once logged in.
+    pub fn uplink(&self) -> Option<&Sender<(OpId, Outgoing)>> {
+        self.uplink.as_ref()
+    }
+
+    /// Downlink counters.
+    pub fn downlink(&self) -> &Receiver<Deliver> {
+        &self.downlink
+    }
+
+    /// Queues an uplink operation. It is sent once logged in and retried
+    /// until the server stores it, across re-logins.
+    pub fn submit(&mut self, now: Time, op: Outgoing) -> Result<OpId, QueueFull> {
+        let id = OpId(self.next_op);
+        match &mut self.uplink {
+            Some(s) => {
+                s.push(now, (id, op))?;
+            }
+            None => {
+                if self.waiting.len() >= self.cfg.uplink.capacity {
+                    return Err(QueueFull {
+                        capacity: self.cfg.uplink.capacity,
+                    });
+                }
+                self.waiting.push_back((id, op));
+            }
+        }
+        self.next_op += 1;
+        Ok(id)
+    }
+
+    /// Asks for the conversation counters past the checkpoint.
+    pub fn request_summary(&mut self, cursor: u64, max_convs: u64) -> u64 {
+        let request_id = self.request_id();
+        self.control.push_back(Frame::SummaryRequest(SummaryRequest {
+            request_id,
+            cursor,
+            max_convs,
+        }));
+        request_id
+    }
+
+    /// Starts pulling the backlog page by page (done automatically when
+    /// `auto_pull` is set and the server asks for it).
+    pub fn start_pull(&mut self, now: Time) {
+        self.pulling = true;
+        self.send_pull(now);
+    }
+
+    /// Marks entries up to `seq` as durably processed by the application
+    /// (only needed with `auto_release` off).
+    pub fn release(&mut self, now: Time, seq: u64) {
+        let seq = seq.min(self.downlink.delivered());
+        if seq > self.released {
+            self.released = seq;
+            self.acks.on_ack_eliciting(now, false);
+        }
+    }
+
+    /// Ends the session.
+    pub fn logout(&mut self) {
+        if self.state == State::Active {
+            self.control.push_back(Frame::Logout);
+        }
+    }
+
+    fn request_id(&mut self) -> u64 {
+        let id = self.next_request;
+        self.next_request += 1;
+        id
+    }
+
+    fn send_pull(&mut self, now: Time) {
+        let request_id = self.request_id();
+        let after = self.released;
+        self.pull = Some((request_id, after, now));
+        self.control.push_back(Frame::Pull(Pull {
+            request_id,
+            after,
+            max_entries: self.cfg.page_entries,
+        }));
+    }
+
+    fn relogin(&mut self, now: Time) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::LoggingIn {
+            next: now,
+            interval: self.cfg.login_initial,
+        };
+        self.session_id = 0;
+        self.control.clear();
+        self.pull = None;
+        self.events.push_back(ClientEvent::Disconnected);
+    }
+
+    /// Processes one datagram from the server.
+    pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
+        let Ok(packet) = Packet::decode(data) else {
+            return; // corrupted or foreign: ignore, the peer retransmits
+        };
+        let sid = packet.header.session_id;
+        let accept = match self.state {
+            State::Closed => false,
+            State::LoggingIn { .. } => true,
+            State::Active => sid == self.session_id || sid == 0,
+        };
+        if !accept {
+            return;
+        }
+        self.last_heard = now;
+        for frame in packet.frames {
+            self.handle_frame(now, sid, frame);
+        }
+    }
+
+    fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
+        match frame {
+            Frame::LoginOk(ok) => self.on_login_ok(now, sid, ok),
+            Frame::Ack(ack) => self.on_ack(now, ack),
+            Frame::Deliver(d) if self.state == State::Active => self.on_deliver(now, d),
+            Frame::PageEnd(p) => self.on_page_end(now, p),
+            Frame::Summary(s) => self.events.push_back(ClientEvent::Summary(s)),
+            Frame::SummaryEnd(s) => self.events.push_back(ClientEvent::SummaryEnd(s)),
+            Frame::Notify(head) => {
+                self.events.push_back(ClientEvent::Notify { head });
+                if self.cfg.auto_pull && self.pull.is_none() && head > self.downlink.delivered() {
+                    self.start_pull(now);
+                }
+            }
+            Frame::Kick(code) => {
+                let reason = KickReason::from_code(code);
+                self.events.push_back(ClientEvent::Kicked { code });
+                match reason {
+                    Some(KickReason::Replaced | KickReason::LoggedOut) => self.state = State::Closed,
+                    _ => self.relogin(now),
+                }
+            }
+            Frame::Error(e) => self.on_error(now, sid, e),
+            _ => {}
+        }
+    }
+
+    fn on_login_ok(&mut self, now: Time, sid: u64, ok: LoginOk) {
+        if !matches!(self.state, State::LoggingIn { .. }) || sid == 0 {
+            return;
+        }
+        self.state = State::Active;
+        self.session_id = sid;
+        self.next_pn = 1;
+        self.heartbeat = Duration::from_millis(ok.heartbeat_ms.max(1000));
+        self.idle_timeout = Duration::from_millis(ok.idle_timeout_ms.max(3000));
+        self.reconcile_uplink(now, ok.next_send_seq);
+        if ok.epoch != self.epoch || ok.checkpoint != self.released {
+            self.events.push_back(ClientEvent::Resync {
+                epoch: ok.epoch,
+                checkpoint: ok.checkpoint,
+            });
+        }
+        self.epoch = ok.epoch;
+        self.released = ok.checkpoint;
+        self.downlink.reset(ok.checkpoint);
+        let pull_mode = ok.head.saturating_sub(ok.checkpoint) > PUSH_BACKLOG_LIMIT;
+        self.events.push_back(ClientEvent::LoggedIn {
+            user: ok.user,
+            device: ok.device,
+            epoch: ok.epoch,
+            head: ok.head,
+            checkpoint: ok.checkpoint,
+            pull_mode,
+        });
+        if pull_mode && self.cfg.auto_pull {
+            self.start_pull(now);
+        }
+    }
+
+    /// Lines the uplink queue up with what the server has stored.
+    fn reconcile_uplink(&mut self, now: Time, next: u64) {
+        let (mut items, rtt) = match self.uplink.take() {
+            Some(mut s) => (s.drain(), Some(s.rtt().clone())),
+            None => (Vec::new(), None),
+        };
+        let seed = self.seed ^ next;
+        let mut sender = Sender::new(self.cfg.uplink.clone(), next, seed);
+        if let Some(rtt) = rtt {
+            sender = sender.with_rtt(rtt);
+        }
+        // Everything below `next` was stored (its ACK was lost).
+        items.retain(|(seq, (op, _))| {
+            if *seq < next {
+                let ev = match self.rejected.remove(seq) {
+                    Some(code) => ClientEvent::Rejected {
+                        op: *op,
+                        seq: *seq,
+                        code,
+                    },
+                    None => ClientEvent::Stored {
+                        op: *op,
+                        seq: *seq,
+                        receiver_online: false,
+                    },
+                };
+                self.events.push_back(ev);
+                false
+            } else {
+                true
+            }
+        });
+        for (old_seq, item) in items.into_iter().chain(self.waiting.drain(..).map(|i| (0, i))) {
+            let op = item.0;
+            if let Ok(seq) = sender.push(now, item) {
+                if old_seq != 0 && old_seq != seq {
+                    self.events.push_back(ClientEvent::Resequenced { op, old: old_seq, new: seq });
+                }
+                if old_seq == 0 {
+                    self.events.push_back(ClientEvent::Sequenced { op, seq });
+                }
+            }
+        }
+        self.uplink = Some(sender);
+    }
+
+    fn on_ack(&mut self, now: Time, ack: Ack) {
+        let Some(s) = &mut self.uplink else { return };
+        s.handle_ack(now, ack.cumulative, &ack.ranges, Duration::from_micros(ack.delay_us));
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                SenderEvent::Acked { seq, item: (op, _) } => {
+                    let ev = match self.rejected.remove(&seq) {
+                        Some(code) => ClientEvent::Rejected { op, seq, code },
+                        None => ClientEvent::Stored {
+                            op,
+                            seq,
+                            receiver_online: ack.receiver_online,
+                        },
+                    };
+                    self.events.push_back(ev);
+                }
+                SenderEvent::Failed { seq, .. } => self.events.push_back(ClientEvent::SendFailed { seq }),
+            }
+        }
+    }
+
+    fn on_deliver(&mut self, now: Time, d: Deliver) {
+        let arrival = self.downlink.on_receive(d.seq, d);
+        self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
+        while let Some((_, d)) = self.downlink.poll_deliver() {
+            self.events.push_back(ClientEvent::Entry(d));
+        }
+        if self.cfg.auto_release {
+            self.released = self.downlink.delivered();
+        }
+    }
+
+    fn on_page_end(&mut self, now: Time, p: crate::wire::PageEnd) {
+        let ours = self.pull.is_some_and(|(id, _, _)| id == p.request_id);
+        self.events.push_back(ClientEvent::PageEnd(p.clone()));
+        if !ours {
+            return;
+        }
+        self.pull = None;
+        let complete = self.downlink.delivered() >= p.last;
+        if p.end && complete {
+            self.pulling = false;
+        } else if self.pulling {
+            // Next page; it acknowledges this one. A hole (lost datagram)
+            // makes it start from the contiguous point instead.
+            self.send_pull(now);
+        }
+    }
+
+    fn on_error(&mut self, now: Time, sid: u64, e: crate::wire::ErrorFrame) {
+        let code = ErrorCode::from_code(e.code);
+        if e.seq != 0 {
+            self.rejected.insert(e.seq, e.code);
+            return;
+        }
+        match code {
+            Some(ErrorCode::UnknownSession) if self.state == State::Active && sid == 0 => self.relogin(now),
+            Some(ErrorCode::BadToken | ErrorCode::TokenExpired) if matches!(self.state, State::LoggingIn { .. }) => {
+                self.state = State::Closed;
+                self.events.push_back(ClientEvent::LoginRefused { code: e.code });
+            }
+            _ => self.events.push_back(ClientEvent::ServerError(e)),
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        match self.state {
+            State::Closed => {}
+            State::LoggingIn { .. } => {}
+            State::Active => {
+                if now.saturating_since(self.last_heard) >= self.idle_timeout {
+                    self.relogin(now);
+                    return;
+                }
+                if let Some(s) = &mut self.uplink {
+                    s.handle_timeout(now);
+                    while let Some(ev) = s.poll_event() {
+                        if let SenderEvent::Failed { seq, .. } = ev {
+                            self.events.push_back(ClientEvent::SendFailed { seq });
+                            // The path looks dead: start over with a new login.
+                            self.relogin(now);
+                            return;
+                        }
+                    }
+                }
+                if let Some((_, _, at)) = self.pull {
+                    let rto = self.uplink.as_ref().map_or(self.cfg.login_initial, |s| s.rtt().rto());
+                    if now.saturating_since(at) >= rto * 2 {
+                        self.send_pull(now);
+                    }
+                }
+                if now.saturating_since(self.last_sent) >= self.heartbeat {
+                    self.heartbeat_nonce += 1;
+                    self.control.push_back(Frame::Heartbeat(self.heartbeat_nonce));
+                }
+            }
+        }
+    }
+
+    /// When [`ClientConn::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        match self.state {
+            State::Closed => None,
+            State::LoggingIn { next, .. } => Some(next),
+            State::Active => {
+                let mut t = (self.last_heard + self.idle_timeout).min(self.last_sent + self.heartbeat);
+                if let Some(d) = self.uplink.as_ref().and_then(|s| s.poll_timeout()) {
+                    t = t.min(d);
+                }
+                if let Some(a) = self.acks.poll_timeout() {
+                    t = t.min(a);
+                }
+                if let Some((_, _, at)) = self.pull {
+                    let rto = self.uplink.as_ref().map_or(self.cfg.login_initial, |s| s.rtt().rto());
+                    t = t.min(at + rto * 2);
+                }
+                Some(t)
+            }
+        }
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn header(&mut self) -> Header {
+        let h = Header {
+            session_id: self.session_id,
+            packet_number: self.next_pn,
+        };
+        self.next_pn += 1;
+        h
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self, now: Time) -> Option<Bytes> {
+        match self.state {
+            State::Closed => None,
+            State::LoggingIn { next, interval } => {
+                if now < next {
+                    return None;
+                }
+                self.state = State::LoggingIn {
+                    next: now + interval,
+                    interval: (interval * 2).min(self.cfg.login_max),
+                };
+                let mut pb = PacketBuilder::new(self.header(), self.cfg.max_datagram);
+                let login = Frame::Login(Login {
+                    token: self.cfg.token.clone(),
+                    epoch: self.epoch,
+                    checkpoint: self.released,
+                });
+                pb.push(&login).ok()?;
+                self.last_sent = now;
+                Some(pb.finish())
+            }
+            State::Active => self.build_active(now),
+        }
+    }
+
+    fn ack_frame(&self, now: Time) -> Frame {
+        let mut ranges = Vec::new();
+        let delivered = self.downlink.delivered();
+        if delivered > self.released {
+            ranges.push((self.released + 1, delivered));
+        }
+        for r in self.downlink.buffered_ranges() {
+            if ranges.len() == crate::wire::limits::MAX_ACK_RANGES {
+                break;
+            }
+            ranges.push(r);
+        }
+        Frame::Ack(Ack {
+            receiver_online: false,
+            cumulative: self.released,
+            delay_us: self.acks.delay(now).as_micros() as u64,
+            ranges,
+        })
+    }
+
+    fn build_active(&mut self, now: Time) -> Option<Bytes> {
+        let has_uplink = self.uplink.as_ref().is_some_and(|s| s.has_transmit());
+        let ack_due = self.acks.should_send(now);
+        if self.control.is_empty() && !has_uplink && !ack_due {
+            return None;
+        }
+        let max = self.cfg.max_datagram;
+        let mut pb = PacketBuilder::new(self.header(), max);
+        if self.acks.is_owed() {
+            let ack = self.ack_frame(now);
+            if pb.push(&ack).is_ok() {
+                self.acks.on_ack_sent();
+            }
+        }
+        while let Some(f) = self.control.front() {
+            if pb.push(f).is_err() {
+                break;
+            }
+            self.control.pop_front();
+        }
+        if let Some(s) = &mut self.uplink {
+            // Only take an operation off the queue when it fits.
+            while let Some((seq, (_, op))) = s.peek_transmit() {
+                let frame = op.frame(seq);
+                if frame.encoded_len() > pb.remaining() && !pb.is_empty() {
+                    break;
+                }
+                s.poll_transmit(now);
+                if pb.push(&frame).is_err() {
+                    break; // cannot fit even alone: it will time out and fail visibly
+                }
+            }
+        }
+        if pb.is_empty() {
+            self.next_pn -= 1;
+            return None;
+        }
+        self.last_sent = now;
+        Some(pb.finish())
+    }
+}
