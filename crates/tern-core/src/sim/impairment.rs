@@ -70,9 +70,9 @@ pub enum JitterDist {
 
 /// Parameters of the Gilbert–Elliott two-state bursty loss model.
 ///
-/// In steady state the chain is bad a fraction `p_good_to_bad / (p_good_to_bad
-/// + p_bad_to_good)` of the time, and a bad period lasts `1 / p_bad_to_good`
-/// datagrams on average.
+/// In steady state the chain is bad a fraction
+/// `p_good_to_bad / (p_good_to_bad + p_bad_to_good)` of the time, and a bad
+/// period lasts `1 / p_bad_to_good` datagrams on average.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GilbertElliott {
     /// Probability, per datagram, of moving from the good to the bad state.
@@ -510,14 +510,16 @@ impl FromStr for Impairment {
 
 fn fmt_duration(d: Duration) -> String {
     let us = as_us(d);
+    let (ms, us_rem) = (us / 1_000, us % 1_000);
+    let (secs, ms_rem) = (ms / 1_000, ms % 1_000);
     if us == 0 {
         "0ms".to_string()
-    } else if us % 1_000_000 == 0 {
-        format!("{}s", us / 1_000_000)
-    } else if us % 1_000 == 0 {
-        format!("{}ms", us / 1_000)
-    } else {
+    } else if us_rem != 0 {
         format!("{us}us")
+    } else if ms_rem != 0 {
+        format!("{ms}ms")
+    } else {
+        format!("{secs}s")
     }
 }
 
