@@ -229,7 +229,7 @@ impl<S: Store> Broker<S> {
         let (user, device) = (s.user, s.device);
         match arrival {
             Arrival::InOrder => {
-                s.acks.on_ack_eliciting(now, false);
+                // The ACK is owed once the operation is durable, not before.
                 while let Some((seq, f)) = self.sessions.get_mut(&sid).and_then(|s| s.uplink.poll_deliver()) {
                     self.apply_uplink(now, sid, user, device, seq, f);
                 }

@@ -278,7 +278,7 @@ impl<S: Store> Broker<S> {
             session_id: sid,
             packet_number: 1,
         };
-        let base = header.len() + 1 + crate::wire::varint::len(code as u64) + 1 + 1 + 1;
+        let base = header.len() + 1 + crate::wire::varint::len(code as u64) + 1 + 1 + 1 + crate::wire::TRAILER;
         if received < base {
             return;
         }
@@ -489,11 +489,15 @@ impl<S: Store> Broker<S> {
             let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) else {
                 continue;
             };
-            let advanced = state.applied > d.durable.applied;
+            let released = state.applied.saturating_sub(d.durable.applied);
             d.durable = state;
-            if let (true, Some(sid)) = (advanced, d.session) {
+            if let (true, Some(sid)) = (released > 0, d.session) {
                 if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.acks.on_ack_eliciting(now, true);
+                    // Coalesced like any ACK: at most `ack_every` ops or
+                    // `max_ack_delay` late; the sender's RTO allows for it.
+                    for _ in 0..released.min(64) {
+                        s.acks.on_ack_eliciting(now, false);
+                    }
                     self.touch(sid);
                 }
             }

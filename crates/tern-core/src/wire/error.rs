@@ -12,6 +12,9 @@ pub enum DecodeError {
         /// Minimum number of further bytes required.
         needed: usize,
     },
+    /// The CRC-32 trailer does not match: the datagram was damaged in transit.
+    #[error("checksum mismatch: datagram damaged in transit")]
+    Checksum,
     /// The packet's version byte names a version this implementation does not speak.
     #[error("unsupported protocol version {0}")]
     UnsupportedVersion(u8),

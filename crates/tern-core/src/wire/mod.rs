@@ -16,5 +16,5 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::*;
 pub use frame_codec::encode_to_bytes;
 pub use header::{Header, VERSION, VERSION_NEGOTIATION};
-pub use packet::{Packet, PacketBuilder};
+pub use packet::{Packet, PacketBuilder, TRAILER};
 pub use reader::Reader;

@@ -1,12 +1,19 @@
-//! Whole datagrams: a header followed by frames.
+//! Whole datagrams: a header, frames, and a CRC-32 trailer.
+//!
+//! The trailer (IEEE CRC-32 of every byte before it, big-endian) lets a
+//! receiver drop a datagram damaged in transit instead of acting on it: the
+//! UDP checksum is optional over IPv4 and is recomputed by some middleboxes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::frame::Frame;
 use super::header::Header;
 use super::limits::MAX_RECV_DATAGRAM;
 use super::reader::Reader;
+
+/// Size of the CRC-32 trailer.
+pub const TRAILER: usize = 4;
 
 /// A decoded datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +35,17 @@ impl Packet {
                 max: MAX_RECV_DATAGRAM,
             });
         }
-        let mut r = Reader::new(datagram);
+        if datagram.len() < TRAILER {
+            return Err(DecodeError::Incomplete {
+                needed: TRAILER - datagram.len(),
+            });
+        }
+        let body_len = datagram.len() - TRAILER;
+        let want = u32::from_be_bytes(datagram[body_len..].try_into().unwrap_or([0; 4]));
+        if crc32fast::hash(&datagram[..body_len]) != want {
+            return Err(DecodeError::Checksum);
+        }
+        let mut r = Reader::new(datagram.slice(..body_len));
         let header = Header::decode(&mut r)?;
         let mut frames = Vec::new();
         while !r.is_empty() {
@@ -44,6 +61,8 @@ impl Packet {
         for f in &self.frames {
             f.encode(&mut b);
         }
+        let crc = crc32fast::hash(&b);
+        b.put_u32(crc);
         b.freeze()
     }
 }
@@ -67,9 +86,9 @@ impl PacketBuilder {
         }
     }
 
-    /// Bytes still free.
+    /// Bytes still free (the trailer's room is already set aside).
     pub fn remaining(&self) -> usize {
-        self.limit.saturating_sub(self.buf.len())
+        self.limit.saturating_sub(self.buf.len() + TRAILER)
     }
 
     /// True when no frame was added yet.
@@ -106,14 +125,16 @@ impl PacketBuilder {
     /// Pads the datagram to `len` bytes (used to make probes as large as the
     /// answer they may trigger).
     pub fn pad_to(&mut self, len: usize) {
-        let want = len.min(self.limit).saturating_sub(self.buf.len());
+        let want = len.min(self.limit).saturating_sub(self.buf.len() + TRAILER);
         if want > 0 {
             Frame::Padding(want).encode(&mut self.buf);
         }
     }
 
-    /// The finished datagram.
-    pub fn finish(self) -> Bytes {
+    /// The finished datagram, trailer included.
+    pub fn finish(mut self) -> Bytes {
+        let crc = crc32fast::hash(&self.buf);
+        self.buf.put_u32(crc);
         self.buf.freeze()
     }
 }

@@ -1,0 +1,753 @@
+//! Property tests of the wire codec: every frame round-trips, sizes are
+//! exact, truncated and random input fails cleanly, and hostile length fields
+//! are refused before anything is allocated for them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::Bytes;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::strategy::Union;
+use tern_core::wire::limits::*;
+use tern_core::wire::varint::MAX;
+use tern_core::wire::{
+    Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
+    PacketBuilder, PageEnd, Preview, Pull, Read, Reader, Recall, ReceiptStatus, Send, Summary,
+    SummaryEnd, SummaryRequest,
+};
+
+// ---------------------------------------------------------------------------
+// Allocation tracking: the largest single allocation made by this thread while
+// tracking is on. Other test threads are not counted.
+
+struct TrackingAlloc;
+
+thread_local! {
+    static TRACKING: Cell<bool> = const { Cell::new(false) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = TRACKING.try_with(|t| {
+        if t.get() {
+            let _ = LARGEST.try_with(|m| m.set(m.get().max(size)));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for TrackingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOC: TrackingAlloc = TrackingAlloc;
+
+/// Runs `f` and returns its result with the largest allocation it made.
+fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|m| m.set(0));
+    TRACKING.with(|t| t.set(true));
+    let out = f();
+    TRACKING.with(|t| t.set(false));
+    (out, LARGEST.with(|m| m.get()))
+}
+
+// ---------------------------------------------------------------------------
+// Strategies. Values are biased towards the varint length boundaries.
+
+fn varint() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0u64..64,
+        64u64..16_384,
+        16_384u64..(1 << 30),
+        (1u64 << 30)..=MAX,
+        prop::sample::select(vec![
+            0,
+            1,
+            63,
+            64,
+            16_383,
+            16_384,
+            (1 << 30) - 1,
+            1 << 30,
+            MAX
+        ]),
+    ]
+}
+
+fn seq() -> impl Strategy<Value = u64> {
+    varint().prop_map(|v| v.max(1))
+}
+
+fn small() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..4, 0u64..1000, varint()]
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        vec(any::<u8>(), 0..=16),
+        vec(any::<u8>(), 0..=max),
+        Just(vec![0xa5; max]),
+    ]
+    .prop_map(Bytes::from)
+}
+
+fn reason() -> impl Strategy<Value = String> {
+    // At most 64 chars of at most 4 bytes each: within MAX_REASON (256).
+    prop_oneof![
+        "[a-z ]{0,40}",
+        vec(any::<char>(), 0..=64).prop_map(|c| c.into_iter().collect()),
+        Just("x".repeat(MAX_REASON)),
+    ]
+}
+
+fn ack() -> impl Strategy<Value = Ack> {
+    (
+        any::<bool>(),
+        varint(),
+        varint(),
+        vec((small(), small()), 0..=MAX_ACK_RANGES),
+    )
+        .prop_map(|(receiver_online, cumulative, delay_us, pairs)| {
+            // Build valid ranges: the first may touch `cumulative`, later ones
+            // leave a gap of at least one; stop before exceeding the varint range.
+            let mut ranges = Vec::new();
+            let mut prev_end = cumulative;
+            for (i, (gap, len)) in pairs.into_iter().enumerate() {
+                let gap = if i == 0 { gap } else { gap.max(1) };
+                let Some(start) = prev_end
+                    .checked_add(1)
+                    .and_then(|s| s.checked_add(gap))
+                    .filter(|s| *s <= MAX)
+                else {
+                    break;
+                };
+                let Some(end) = start.checked_add(len).filter(|e| *e <= MAX) else {
+                    break;
+                };
+                ranges.push((start, end));
+                prev_end = end;
+            }
+            Ack {
+                receiver_online,
+                cumulative,
+                delay_us,
+                ranges,
+            }
+        })
+}
+
+fn entry_body() -> impl Strategy<Value = EntryBody> {
+    prop_oneof![
+        (varint(), bytes(MAX_PAYLOAD))
+            .prop_map(|(msg_type, payload)| EntryBody::Message { msg_type, payload }),
+        (
+            prop_oneof![Just(ReceiptStatus::Delivered), Just(ReceiptStatus::Read)],
+            any::<u32>(),
+            seq()
+        )
+            .prop_map(|(status, target_device, target_seq)| EntryBody::Receipt {
+                status,
+                target_device,
+                target_seq,
+            }),
+        (any::<u32>(), seq()).prop_map(|(target_device, target_seq)| EntryBody::Recall {
+            target_device,
+            target_seq,
+        }),
+    ]
+}
+
+fn preview() -> impl Strategy<Value = Preview> {
+    (varint(), varint(), varint(), varint(), bytes(MAX_PREVIEW)).prop_map(
+        |(seq, from_user, time_ms, msg_type, head)| Preview {
+            seq,
+            from_user,
+            time_ms,
+            msg_type,
+            head,
+        },
+    )
+}
+
+/// Every frame variant, within the protocol limits.
+fn frame() -> impl Strategy<Value = Frame> {
+    Union::new(vec![
+        (1usize..=40).prop_map(Frame::Padding).boxed(),
+        (bytes(MAX_TOKEN), varint(), varint())
+            .prop_map(|(token, epoch, checkpoint)| {
+                Frame::Login(Login {
+                    token,
+                    epoch,
+                    checkpoint,
+                })
+            })
+            .boxed(),
+        (
+            (varint(), any::<u32>(), varint(), varint(), varint()),
+            (seq(), varint(), varint(), varint()),
+        )
+            .prop_map(
+                |(
+                    (user, device, epoch, head, checkpoint),
+                    (next_send_seq, heartbeat_ms, idle_timeout_ms, server_time_ms),
+                )| {
+                    Frame::LoginOk(LoginOk {
+                        user,
+                        device,
+                        epoch,
+                        head,
+                        checkpoint,
+                        next_send_seq,
+                        heartbeat_ms,
+                        idle_timeout_ms,
+                        server_time_ms,
+                    })
+                },
+            )
+            .boxed(),
+        varint().prop_map(Frame::Heartbeat).boxed(),
+        varint().prop_map(Frame::HeartbeatAck).boxed(),
+        (seq(), varint(), varint(), varint(), bytes(MAX_PAYLOAD))
+            .prop_map(|(seq, to, conv, msg_type, payload)| {
+                Frame::Send(Send {
+                    seq,
+                    to,
+                    conv,
+                    msg_type,
+                    payload,
+                })
+            })
+            .boxed(),
+        (
+            (seq(), varint(), varint(), any::<u32>()),
+            (varint(), varint(), entry_body()),
+        )
+            .prop_map(
+                |((seq, conv, from_user, from_device), (from_seq, time_ms, body))| {
+                    Frame::Deliver(Deliver {
+                        seq,
+                        conv,
+                        from_user,
+                        from_device,
+                        from_seq,
+                        time_ms,
+                        body,
+                    })
+                },
+            )
+            .boxed(),
+        ack().prop_map(Frame::Ack).boxed(),
+        (seq(), varint(), varint(), any::<u32>(), seq())
+            .prop_map(|(seq, conv, peer, target_device, target_seq)| {
+                Frame::Read(Read {
+                    seq,
+                    conv,
+                    peer,
+                    target_device,
+                    target_seq,
+                })
+            })
+            .boxed(),
+        (seq(), varint(), varint(), seq())
+            .prop_map(|(seq, to, conv, target_seq)| {
+                Frame::Recall(Recall {
+                    seq,
+                    to,
+                    conv,
+                    target_seq,
+                })
+            })
+            .boxed(),
+        (varint(), varint(), varint())
+            .prop_map(|(request_id, after, max_entries)| {
+                Frame::Pull(Pull {
+                    request_id,
+                    after,
+                    max_entries,
+                })
+            })
+            .boxed(),
+        (varint(), varint(), any::<bool>(), varint())
+            .prop_map(|(request_id, last, end, head)| {
+                Frame::PageEnd(PageEnd {
+                    request_id,
+                    last,
+                    end,
+                    head,
+                })
+            })
+            .boxed(),
+        (varint(), varint(), varint())
+            .prop_map(|(request_id, cursor, max_convs)| {
+                Frame::SummaryRequest(SummaryRequest {
+                    request_id,
+                    cursor,
+                    max_convs,
+                })
+            })
+            .boxed(),
+        (
+            (varint(), varint(), varint()),
+            (varint(), varint(), varint()),
+            vec(preview(), 0..=MAX_PREVIEWS),
+        )
+            .prop_map(
+                |(
+                    (request_id, conv, unread),
+                    (first_unread_seq, first_unread_time_ms, last_seq),
+                    previews,
+                )| {
+                    Frame::Summary(Summary {
+                        request_id,
+                        conv,
+                        unread,
+                        first_unread_seq,
+                        first_unread_time_ms,
+                        last_seq,
+                        previews,
+                    })
+                },
+            )
+            .boxed(),
+        (varint(), varint(), varint(), varint(), varint())
+            .prop_map(
+                |(request_id, next_cursor, conv_count, total_unread, head)| {
+                    Frame::SummaryEnd(SummaryEnd {
+                        request_id,
+                        next_cursor,
+                        conv_count,
+                        total_unread,
+                        head,
+                    })
+                },
+            )
+            .boxed(),
+        varint().prop_map(Frame::Notify).boxed(),
+        varint().prop_map(Frame::Kick).boxed(),
+        (varint(), any::<u8>(), varint(), reason())
+            .prop_map(|(code, frame_type, seq, reason)| {
+                Frame::Error(ErrorFrame {
+                    code,
+                    frame_type,
+                    seq,
+                    reason,
+                })
+            })
+            .boxed(),
+        Just(Frame::Logout).boxed(),
+        (0x40u8..=0x7f, bytes(MAX_EXTENSION))
+            .prop_map(|(ty, body)| Frame::Extension { ty, body })
+            .boxed(),
+    ])
+}
+
+fn header() -> impl Strategy<Value = Header> {
+    (any::<u64>(), seq()).prop_map(|(session_id, packet_number)| Header {
+        session_id,
+        packet_number,
+    })
+}
+
+/// Adjacent padding frames are one run of zero bytes on the wire and decode
+/// as one frame: merge them so that the packet has a single encoding.
+fn merge_padding(frames: Vec<Frame>) -> Vec<Frame> {
+    let mut out: Vec<Frame> = Vec::with_capacity(frames.len());
+    for f in frames {
+        match (out.last_mut(), &f) {
+            (Some(Frame::Padding(a)), Frame::Padding(b)) => *a += b,
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+fn packet() -> impl Strategy<Value = Packet> {
+    (header(), vec(frame(), 0..6)).prop_map(|(header, frames)| Packet {
+        header,
+        frames: merge_padding(frames),
+    })
+}
+
+fn encode_frame(f: &Frame) -> Vec<u8> {
+    let mut out = Vec::new();
+    f.encode(&mut out);
+    out
+}
+
+fn decode_frame(b: &[u8]) -> (Result<Frame, DecodeError>, usize) {
+    let mut r = Reader::new(Bytes::copy_from_slice(b));
+    let f = Frame::decode(&mut r);
+    (f, r.remaining())
+}
+
+fn datagram(header: Header, body: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    header.encode(&mut out);
+    out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
+const H: Header = Header {
+    session_id: 0x3f8e_2c91_d4a7_b615,
+    packet_number: 1,
+};
+
+// ---------------------------------------------------------------------------
+// Properties.
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_frame_round_trips(f in frame()) {
+        prop_assert_eq!(f.validate(), Ok(()));
+        let bytes = encode_frame(&f);
+        prop_assert_eq!(bytes.len(), f.encoded_len());
+        let (decoded, left) = decode_frame(&bytes);
+        prop_assert_eq!(decoded, Ok(f));
+        prop_assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn packets_of_several_frames_round_trip(p in packet()) {
+        let bytes = p.encode();
+        let expected_len = p.header.len() + p.frames.iter().map(Frame::encoded_len).sum::<usize>();
+        prop_assert_eq!(bytes.len(), expected_len);
+        let decoded = Packet::decode(bytes.clone());
+        if bytes.len() <= MAX_RECV_DATAGRAM {
+            prop_assert_eq!(decoded, Ok(p.clone()));
+        } else {
+            prop_assert_eq!(decoded, Err(DecodeError::TooLong {
+                field: "datagram",
+                len: bytes.len() as u64,
+                max: MAX_RECV_DATAGRAM,
+            }));
+        }
+        // The builder produces the same bytes when everything fits.
+        let mut b = PacketBuilder::new(p.header, 1 << 16);
+        for f in &p.frames {
+            prop_assert_eq!(b.push(f), Ok(()));
+        }
+        prop_assert_eq!(b.finish(), bytes);
+    }
+
+    #[test]
+    fn builder_never_exceeds_its_limit(h in header(), frames in vec(frame(), 1..12)) {
+        let mut b = PacketBuilder::new(h, MAX_DATAGRAM);
+        let mut pushed = Vec::new();
+        for f in frames {
+            let before = b.remaining();
+            match b.push(&f) {
+                Ok(()) => {
+                    prop_assert_eq!(before - b.remaining(), f.encoded_len());
+                    pushed.push(f);
+                }
+                Err(_) => prop_assert!(f.encoded_len() > before),
+            }
+        }
+        let bytes = b.finish();
+        prop_assert!(bytes.len() <= MAX_DATAGRAM);
+        let decoded = Packet::decode(bytes).expect("a built packet decodes");
+        prop_assert_eq!(decoded.frames, merge_padding(pushed));
+    }
+
+    #[test]
+    fn every_strict_prefix_fails_or_is_a_frame_prefix(p in packet()) {
+        let bytes = p.encode();
+        prop_assume!(bytes.len() <= MAX_RECV_DATAGRAM);
+        // Frame boundaries, as offsets into the datagram.
+        let mut bounds = vec![p.header.len()];
+        for f in &p.frames {
+            bounds.push(bounds.last().unwrap() + f.encoded_len());
+        }
+        for cut in 0..bytes.len() {
+            let got = Packet::decode(bytes.slice(..cut));
+            if cut < p.header.len() {
+                match got {
+                    Err(DecodeError::Incomplete { needed }) => {
+                        prop_assert!(needed >= 1 && needed <= bytes.len() - cut)
+                    }
+                    other => prop_assert!(false, "header cut at {}: {:?}", cut, other),
+                }
+                continue;
+            }
+            // Index of the frame the cut falls in (or just before).
+            let i = bounds.iter().rposition(|b| *b <= cut).unwrap();
+            let at_boundary = bounds[i] == cut;
+            let mut want: Vec<Frame> = p.frames[..i].to_vec();
+            if at_boundary {
+                prop_assert_eq!(got, Ok(Packet { header: p.header, frames: want }));
+            } else if let Frame::Padding(_) = p.frames[i] {
+                // A cut inside a run of padding leaves a shorter run.
+                want.push(Frame::Padding(cut - bounds[i]));
+                prop_assert_eq!(got, Ok(Packet { header: p.header, frames: want }));
+            } else {
+                match got {
+                    Err(DecodeError::Incomplete { needed }) => {
+                        prop_assert!(needed >= 1 && needed <= bounds[i + 1] - cut)
+                    }
+                    other => prop_assert!(false, "cut at {} inside {:?}: {:?}", cut, p.frames[i], other),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn single_frame_prefixes_are_incomplete(h in header(), f in frame()) {
+        prop_assume!(!matches!(f, Frame::Padding(_)));
+        let p = Packet { header: h, frames: vec![f] };
+        let bytes = p.encode();
+        prop_assume!(bytes.len() <= MAX_RECV_DATAGRAM);
+        for cut in 0..bytes.len() {
+            let got = Packet::decode(bytes.slice(..cut));
+            if cut == h.len() {
+                // The header alone is a valid, empty packet.
+                prop_assert_eq!(got, Ok(Packet { header: h, frames: vec![] }));
+            } else {
+                prop_assert!(
+                    matches!(got, Err(DecodeError::Incomplete { .. })),
+                    "cut at {}: {:?}", cut, got
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic(b in vec(any::<u8>(), 0..1600)) {
+        let _ = Packet::decode(Bytes::from(b));
+    }
+
+    #[test]
+    fn random_frames_never_panic_and_decode_canonically(
+        h in header(),
+        body in vec(any::<u8>(), 0..400),
+    ) {
+        // Behind a valid header, random bytes reach the frame decoders.
+        let bytes = datagram(h, &body);
+        if let Ok(p) = Packet::decode(bytes.clone()) {
+            // Whatever decodes re-encodes (minimally) to something that decodes
+            // to the same packet and is no longer than the input.
+            let again = p.encode();
+            prop_assert!(again.len() <= bytes.len());
+            prop_assert_eq!(Packet::decode(again), Ok(p));
+        }
+    }
+
+    #[test]
+    fn mutated_packets_never_panic(
+        p in packet(),
+        flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut bytes = p.encode().to_vec();
+        prop_assume!(!bytes.is_empty());
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        if let Ok(q) = Packet::decode(Bytes::from(bytes)) {
+            prop_assert_eq!(Packet::decode(q.encode()), Ok(q));
+        }
+    }
+
+    #[test]
+    fn claimed_lengths_are_checked_before_reading(
+        which in 0usize..6,
+        claimed in prop_oneof![0u64..2048, varint()],
+        present in 0usize..64,
+    ) {
+        // A length-prefixed field claiming `claimed` bytes with only `present`
+        // (fewer) bytes actually there.
+        prop_assume!((present as u64) < claimed);
+        let (prefix, max): (&[u8], usize) = match which {
+            0 => (&[0x01], MAX_TOKEN),                          // LOGIN token
+            1 => (&[0x10, 0x01, 0x02, 0x03, 0x00], MAX_PAYLOAD), // SEND payload
+            2 => (&[0x11, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x00, 0x00], MAX_PAYLOAD), // DELIVER payload
+            3 => (&[0x31, 0x01, 0x10, 0x00], MAX_REASON),       // ERROR reason
+            4 => (&[0x23, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], MAX_PREVIEW), // preview head
+            _ => (&[0x7f], MAX_EXTENSION),                      // extension body
+        };
+        let mut body = prefix.to_vec();
+        tern_core::wire::varint::put(&mut body, claimed);
+        body.extend(std::iter::repeat(0x61).take(present));
+        let (got, largest) = largest_allocation(|| Packet::decode(datagram(H, &body)));
+        if claimed > max as u64 {
+            prop_assert!(
+                matches!(got, Err(DecodeError::TooLong { len, max: m, .. }) if len == claimed && m == max),
+                "{:?}", got
+            );
+        } else {
+            prop_assert_eq!(got, Err(DecodeError::Incomplete { needed: claimed as usize - present }));
+        }
+        prop_assert!(largest < 1024, "decode allocated {} bytes", largest);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixed cases.
+
+#[test]
+fn huge_counts_and_lengths_are_refused_without_allocating() {
+    let max8 = [0xff; 8]; // varint 2^62 - 1
+    let cases: Vec<(Vec<u8>, DecodeError)> = vec![
+        (
+            [&[0x12, 0x00, 0x00, 0x00][..], &max8].concat(),
+            DecodeError::TooLong {
+                field: "ack ranges",
+                len: MAX,
+                max: MAX_ACK_RANGES,
+            },
+        ),
+        (
+            vec![0x12, 0x00, 0x00, 0x00, 0x20],
+            DecodeError::Incomplete { needed: 1 },
+        ),
+        (
+            vec![0x23, 0, 0, 0, 0, 0, 0, 0xff],
+            DecodeError::TooLong {
+                field: "previews",
+                len: 255,
+                max: MAX_PREVIEWS,
+            },
+        ),
+        (
+            vec![0x23, 0, 0, 0, 0, 0, 0, 8],
+            DecodeError::Incomplete { needed: 1 },
+        ),
+        (
+            [&[0x01][..], &max8].concat(),
+            DecodeError::TooLong {
+                field: "token",
+                len: MAX,
+                max: MAX_TOKEN,
+            },
+        ),
+        (
+            [&[0x31, 0x01, 0x00, 0x00][..], &max8].concat(),
+            DecodeError::TooLong {
+                field: "reason",
+                len: MAX,
+                max: MAX_REASON,
+            },
+        ),
+        (
+            [&[0x40][..], &max8].concat(),
+            DecodeError::TooLong {
+                field: "extension",
+                len: MAX,
+                max: MAX_EXTENSION,
+            },
+        ),
+    ];
+    for (body, want) in cases {
+        let (got, largest) = largest_allocation(|| Packet::decode(datagram(H, &body)));
+        assert_eq!(got, Err(want), "body {body:02x?}");
+        assert!(
+            largest < 1024,
+            "body {body:02x?}: allocated {largest} bytes"
+        );
+    }
+}
+
+#[test]
+fn oversized_datagrams_are_refused_unread() {
+    let big = Bytes::from(vec![0u8; MAX_RECV_DATAGRAM + 1]);
+    assert_eq!(
+        Packet::decode(big),
+        Err(DecodeError::TooLong {
+            field: "datagram",
+            len: MAX_RECV_DATAGRAM as u64 + 1,
+            max: MAX_RECV_DATAGRAM,
+        })
+    );
+    // Exactly the limit is read: a header followed by padding.
+    let mut ok = datagram(H, &[]).to_vec();
+    let pad = MAX_RECV_DATAGRAM - ok.len();
+    ok.resize(MAX_RECV_DATAGRAM, 0);
+    assert_eq!(
+        Packet::decode(Bytes::from(ok)),
+        Ok(Packet {
+            header: H,
+            frames: vec![Frame::Padding(pad)],
+        })
+    );
+}
+
+#[test]
+fn largest_frames_fit_in_a_datagram() {
+    // A SEND and a DELIVER with every field at its widest still fit in
+    // MAX_DATAGRAM, header included.
+    let header = Header {
+        session_id: u64::MAX,
+        packet_number: MAX,
+    };
+    let payload = Bytes::from(vec![0u8; MAX_PAYLOAD]);
+    let send = Frame::Send(Send {
+        seq: MAX,
+        to: MAX,
+        conv: MAX,
+        msg_type: MAX,
+        payload: payload.clone(),
+    });
+    let deliver = Frame::Deliver(Deliver {
+        seq: MAX,
+        conv: MAX,
+        from_user: MAX,
+        from_device: u32::MAX,
+        from_seq: MAX,
+        time_ms: MAX,
+        body: EntryBody::Message {
+            msg_type: MAX,
+            payload,
+        },
+    });
+    for f in [send, deliver] {
+        let mut b = PacketBuilder::new(header, MAX_DATAGRAM);
+        assert_eq!(b.push(&f), Ok(()));
+        assert!(b.finish().len() <= MAX_DATAGRAM);
+    }
+}
+
+#[test]
+fn invalid_ack_ranges_are_refused_by_validate() {
+    let bad = [
+        (10, vec![(10, 12)]),           // starts at or below cumulative
+        (10, vec![(11, 12), (13, 14)]), // touches the previous range
+        (10, vec![(15, 14)]),           // end before start
+        (10, vec![(20, 21), (12, 13)]), // not ascending
+        (10, vec![(11, MAX + 1)]),      // beyond the varint range
+    ];
+    for (cumulative, ranges) in bad {
+        let f = Frame::Ack(Ack {
+            receiver_online: false,
+            cumulative,
+            delay_us: 0,
+            ranges: ranges.clone(),
+        });
+        assert!(f.validate().is_err(), "{ranges:?} accepted");
+    }
+    let too_many = Frame::Ack(Ack {
+        receiver_online: false,
+        cumulative: 0,
+        delay_us: 0,
+        ranges: (0..=MAX_ACK_RANGES as u64)
+            .map(|i| (1 + 3 * i, 1 + 3 * i))
+            .collect(),
+    });
+    assert!(too_many.validate().is_err());
+}

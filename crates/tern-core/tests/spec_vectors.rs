@@ -1,0 +1,606 @@
+//! Checks `proto-spec/test-vectors.md` against the codec.
+//!
+//! Every `### name` heading in that file is followed by a ```hex block holding a
+//! whole datagram. This test knows, for each name, what the datagram must mean:
+//! a valid packet (decode gives exactly that packet, and encoding it gives back
+//! exactly those bytes), a packet sent with non-minimal varints (decodes, and
+//! re-encodes to the minimal form), or an invalid datagram (decode fails with
+//! exactly that error). A vector present on one side only fails the test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use tern_core::wire::{
+    Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
+    PageEnd, Preview, Pull, Read, Recall, ReceiptStatus, Send, Summary, SummaryEnd, SummaryRequest,
+};
+
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../proto-spec/test-vectors.md"
+);
+
+/// What a vector must decode to.
+enum Expect {
+    /// Decodes to this packet, which encodes back to the same bytes.
+    Valid(Packet),
+    /// Decodes to this packet; encoding it gives the minimal form `canonical`.
+    NonCanonical {
+        packet: Packet,
+        canonical: &'static str,
+    },
+    /// Decoding fails with this error.
+    Invalid(DecodeError),
+}
+
+// Values shared by the vectors (see the "Cast" section of test-vectors.md).
+const SESSION: u64 = 0x3f8e_2c91_d4a7_b615;
+const EPOCH: u64 = 0x1d2c_3b4a_5968_7766;
+const ALICE: u64 = 42;
+const ALICE_DEVICE: u32 = 7;
+const BOB: u64 = 77;
+const BOB_DEVICE: u32 = 3;
+const CONV: u64 = 9001;
+const T0: u64 = 1_767_225_600_123;
+const TOKEN: &str = "01000000000000002a00000007000000006955b900\
+                     76d29587bac51b6ae2afecd7345364d1f410c26a4efbb5321a26043bf43cf2a6";
+
+fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
+    Packet {
+        header: Header {
+            session_id,
+            packet_number,
+        },
+        frames,
+    }
+}
+
+fn text(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+fn message(seq: u64, from_seq: u64, time_ms: u64, payload: &'static str) -> Frame {
+    Frame::Deliver(Deliver {
+        seq,
+        conv: CONV,
+        from_user: BOB,
+        from_device: BOB_DEVICE,
+        from_seq,
+        time_ms,
+        body: EntryBody::Message {
+            msg_type: 0,
+            payload: text(payload),
+        },
+    })
+}
+
+fn deliver(seq: u64, from_seq: u64, time_ms: u64, body: EntryBody) -> Frame {
+    Frame::Deliver(Deliver {
+        seq,
+        conv: CONV,
+        from_user: BOB,
+        from_device: BOB_DEVICE,
+        from_seq,
+        time_ms,
+        body,
+    })
+}
+
+fn ack(receiver_online: bool, cumulative: u64, delay_us: u64, ranges: &[(u64, u64)]) -> Frame {
+    Frame::Ack(Ack {
+        receiver_online,
+        cumulative,
+        delay_us,
+        ranges: ranges.to_vec(),
+    })
+}
+
+fn valid(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Expect {
+    Expect::Valid(packet(session_id, packet_number, frames))
+}
+
+fn invalid(e: DecodeError) -> Expect {
+    Expect::Invalid(e)
+}
+
+fn bad_value(field: &'static str) -> Expect {
+    invalid(DecodeError::InvalidValue { field })
+}
+
+fn too_long(field: &'static str, len: u64, max: usize) -> Expect {
+    invalid(DecodeError::TooLong { field, len, max })
+}
+
+/// Every vector the markdown must hold, by name.
+fn vectors() -> Vec<(&'static str, Expect)> {
+    vec![
+        (
+            "login",
+            valid(
+                0,
+                1,
+                vec![Frame::Login(Login {
+                    token: Bytes::from(unhex(TOKEN)),
+                    epoch: EPOCH,
+                    checkpoint: 130,
+                })],
+            ),
+        ),
+        (
+            "login_ok",
+            valid(
+                SESSION,
+                1,
+                vec![
+                    Frame::LoginOk(LoginOk {
+                        user: ALICE,
+                        device: ALICE_DEVICE,
+                        epoch: EPOCH,
+                        head: 135,
+                        checkpoint: 130,
+                        next_send_seq: 18,
+                        heartbeat_ms: 15_000,
+                        idle_timeout_ms: 45_000,
+                        server_time_ms: T0,
+                    }),
+                    ack(false, 17, 0, &[]),
+                ],
+            ),
+        ),
+        ("heartbeat", valid(SESSION, 2, vec![Frame::Heartbeat(4660)])),
+        (
+            "heartbeat_ack",
+            valid(SESSION, 2, vec![Frame::HeartbeatAck(4660)]),
+        ),
+        (
+            "send",
+            valid(
+                SESSION,
+                3,
+                vec![Frame::Send(Send {
+                    seq: 18,
+                    to: BOB,
+                    conv: CONV,
+                    msg_type: 0,
+                    payload: text("hello, tern"),
+                })],
+            ),
+        ),
+        (
+            "ack_pseudo",
+            valid(SESSION, 3, vec![ack(false, 18, 1500, &[])]),
+        ),
+        (
+            "ack_online_with_ranges",
+            valid(SESSION, 4, vec![ack(true, 18, 2000, &[(20, 21), (25, 25)])]),
+        ),
+        (
+            "ack_staged_range",
+            valid(SESSION, 6, vec![ack(false, 18, 0, &[(19, 23)])]),
+        ),
+        (
+            "ack_downlink",
+            valid(SESSION, 5, vec![ack(false, 136, 10_000, &[(138, 138)])]),
+        ),
+        (
+            "deliver_message",
+            valid(SESSION, 5, vec![message(136, 410, T0 + 1333, "hi back")]),
+        ),
+        (
+            "deliver_receipt_delivered",
+            valid(
+                SESSION,
+                6,
+                vec![deliver(
+                    137,
+                    0,
+                    T0 + 1400,
+                    EntryBody::Receipt {
+                        status: ReceiptStatus::Delivered,
+                        target_device: ALICE_DEVICE,
+                        target_seq: 18,
+                    },
+                )],
+            ),
+        ),
+        (
+            "deliver_receipt_read",
+            valid(
+                SESSION,
+                7,
+                vec![deliver(
+                    138,
+                    411,
+                    T0 + 5000,
+                    EntryBody::Receipt {
+                        status: ReceiptStatus::Read,
+                        target_device: ALICE_DEVICE,
+                        target_seq: 18,
+                    },
+                )],
+            ),
+        ),
+        (
+            "deliver_recall",
+            valid(
+                SESSION,
+                8,
+                vec![deliver(
+                    139,
+                    412,
+                    T0 + 9000,
+                    EntryBody::Recall {
+                        target_device: BOB_DEVICE,
+                        target_seq: 410,
+                    },
+                )],
+            ),
+        ),
+        (
+            "read",
+            valid(
+                SESSION,
+                6,
+                vec![Frame::Read(Read {
+                    seq: 19,
+                    conv: CONV,
+                    peer: BOB,
+                    target_device: BOB_DEVICE,
+                    target_seq: 410,
+                })],
+            ),
+        ),
+        (
+            "recall",
+            valid(
+                SESSION,
+                7,
+                vec![Frame::Recall(Recall {
+                    seq: 20,
+                    to: BOB,
+                    conv: CONV,
+                    target_seq: 18,
+                })],
+            ),
+        ),
+        (
+            "pull",
+            valid(
+                SESSION,
+                8,
+                vec![Frame::Pull(Pull {
+                    request_id: 1,
+                    after: 130,
+                    max_entries: 200,
+                })],
+            ),
+        ),
+        (
+            "pull_page",
+            valid(
+                SESSION,
+                9,
+                vec![
+                    message(131, 400, T0 - 60_000, "are you there?"),
+                    message(132, 401, T0 - 59_000, "call me"),
+                    Frame::PageEnd(PageEnd {
+                        request_id: 1,
+                        last: 132,
+                        end: false,
+                        head: 135,
+                    }),
+                ],
+            ),
+        ),
+        (
+            "page_end_final",
+            valid(
+                SESSION,
+                10,
+                vec![Frame::PageEnd(PageEnd {
+                    request_id: 3,
+                    last: 135,
+                    end: true,
+                    head: 135,
+                })],
+            ),
+        ),
+        (
+            "summary_request",
+            valid(
+                SESSION,
+                9,
+                vec![Frame::SummaryRequest(SummaryRequest {
+                    request_id: 2,
+                    cursor: 0,
+                    max_convs: 20,
+                })],
+            ),
+        ),
+        (
+            "summary",
+            valid(
+                SESSION,
+                11,
+                vec![Frame::Summary(Summary {
+                    request_id: 2,
+                    conv: CONV,
+                    unread: 5,
+                    first_unread_seq: 131,
+                    first_unread_time_ms: T0 - 60_000,
+                    last_seq: 135,
+                    previews: vec![
+                        Preview {
+                            seq: 134,
+                            from_user: BOB,
+                            time_ms: T0 - 2_000,
+                            msg_type: 0,
+                            head: text("see you at 8"),
+                        },
+                        Preview {
+                            seq: 135,
+                            from_user: BOB,
+                            time_ms: T0 - 1_000,
+                            msg_type: 0,
+                            head: text("ok?"),
+                        },
+                    ],
+                })],
+            ),
+        ),
+        (
+            "summary_end",
+            valid(
+                SESSION,
+                12,
+                vec![Frame::SummaryEnd(SummaryEnd {
+                    request_id: 2,
+                    next_cursor: 0,
+                    conv_count: 1,
+                    total_unread: 5,
+                    head: 135,
+                })],
+            ),
+        ),
+        ("notify", valid(SESSION, 15, vec![Frame::Notify(140)])),
+        ("kick", valid(SESSION, 13, vec![Frame::Kick(1)])),
+        (
+            "error_with_ack",
+            valid(
+                SESSION,
+                14,
+                vec![
+                    Frame::Error(ErrorFrame {
+                        code: 7,
+                        frame_type: 0x10,
+                        seq: 21,
+                        reason: "no user 78".into(),
+                    }),
+                    ack(false, 21, 0, &[]),
+                ],
+            ),
+        ),
+        (
+            "error_unknown_session",
+            valid(
+                0x0123_4567_89ab_cdef,
+                1,
+                vec![Frame::Error(ErrorFrame {
+                    code: 4,
+                    frame_type: 0,
+                    seq: 0,
+                    reason: String::new(),
+                })],
+            ),
+        ),
+        ("logout", valid(SESSION, 10, vec![Frame::Logout])),
+        (
+            "extension",
+            valid(
+                SESSION,
+                11,
+                vec![
+                    Frame::Extension {
+                        ty: 0x5a,
+                        body: Bytes::from_static(&[0xde, 0xad, 0xbe]),
+                    },
+                    Frame::Heartbeat(5),
+                ],
+            ),
+        ),
+        (
+            "padding",
+            valid(SESSION, 12, vec![Frame::Heartbeat(9), Frame::Padding(6)]),
+        ),
+        ("header_only", valid(SESSION, 13, vec![])),
+        (
+            "noncanonical_varints",
+            Expect::NonCanonical {
+                packet: packet(SESSION, 1, vec![Frame::Heartbeat(5)]),
+                canonical: "01 00 3f8e2c91d4a7b615 01 03 05",
+            },
+        ),
+        (
+            "truncated_header",
+            invalid(DecodeError::Incomplete { needed: 5 }),
+        ),
+        (
+            "truncated_send",
+            invalid(DecodeError::Incomplete { needed: 4 }),
+        ),
+        (
+            "truncated_varint",
+            invalid(DecodeError::Incomplete { needed: 3 }),
+        ),
+        ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
+        (
+            "version_negotiation",
+            invalid(DecodeError::UnsupportedVersion(0)),
+        ),
+        ("nonzero_flags", bad_value("flags")),
+        ("zero_packet_number", bad_value("packet_number")),
+        (
+            "unknown_frame_0x99",
+            invalid(DecodeError::UnknownFrame(0x99)),
+        ),
+        (
+            "unknown_frame_0x80",
+            invalid(DecodeError::UnknownFrame(0x80)),
+        ),
+        (
+            "valid_frame_then_unknown",
+            invalid(DecodeError::UnknownFrame(0x05)),
+        ),
+        ("oversize_payload", too_long("payload", 1025, 1024)),
+        ("oversize_token", too_long("token", 513, 512)),
+        (
+            "huge_extension_length",
+            too_long("extension", (1 << 62) - 1, 1024),
+        ),
+        ("too_many_ack_ranges", too_long("ack ranges", 33, 32)),
+        ("ack_ranges_touching", bad_value("ack gap")),
+        ("ack_range_overflow", bad_value("ack gap")),
+        ("too_many_previews", too_long("previews", 9, 8)),
+        ("zero_seq", bad_value("seq")),
+        ("zero_target_seq", bad_value("target_seq")),
+        ("zero_next_send_seq", bad_value("next_send_seq")),
+        ("device_over_u32", bad_value("device")),
+        ("bad_ack_flags", bad_value("ack flags")),
+        ("bad_end_flag", bad_value("end")),
+        ("bad_entry_kind", bad_value("entry kind")),
+        ("bad_receipt_status", bad_value("status")),
+        (
+            "bad_utf8_reason",
+            invalid(DecodeError::InvalidUtf8 { field: "reason" }),
+        ),
+    ]
+}
+
+/// Decodes hex, ignoring ASCII whitespace. Panics on anything else.
+fn unhex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    assert!(digits.len() % 2 == 0, "odd number of hex digits in {s:?}");
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).expect("ascii");
+            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("bad hex digits {pair:?}"))
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads every `### name` heading and the ```hex block that follows it.
+fn parse_vectors(markdown: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut name: Option<String> = None;
+    let mut block: Option<String> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        let line_no = i + 1;
+        if let Some(body) = block.as_mut() {
+            if line.trim() == "```" {
+                let name = name
+                    .take()
+                    .unwrap_or_else(|| panic!("line {line_no}: hex block without a ### heading"));
+                let bytes = unhex(body);
+                assert!(
+                    out.insert(name.clone(), bytes).is_none(),
+                    "vector {name} appears twice"
+                );
+                block = None;
+            } else {
+                body.push_str(line);
+                body.push('\n');
+            }
+        } else if let Some(heading) = line.strip_prefix("### ") {
+            assert!(
+                name.is_none(),
+                "line {line_no}: vector {:?} has no hex block",
+                name.unwrap()
+            );
+            name = Some(heading.trim().to_string());
+        } else if line.trim() == "```hex" {
+            block = Some(String::new());
+        } else if line.starts_with("## ") || line.starts_with("# ") {
+            assert!(
+                name.is_none(),
+                "line {line_no}: vector {:?} has no hex block",
+                name.unwrap()
+            );
+        }
+    }
+    assert!(block.is_none(), "unterminated hex block at end of file");
+    assert!(
+        name.is_none(),
+        "vector {:?} has no hex block",
+        name.unwrap()
+    );
+    out
+}
+
+fn check(name: &str, bytes: &[u8], expect: &Expect) {
+    let decoded = Packet::decode(Bytes::copy_from_slice(bytes));
+    match expect {
+        Expect::Valid(packet) => {
+            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
+            assert_eq!(hex(&packet.encode()), hex(bytes), "{name}: encode");
+        }
+        Expect::NonCanonical { packet, canonical } => {
+            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
+            let canonical = unhex(canonical);
+            assert_ne!(canonical, bytes, "{name}: the vector is canonical");
+            assert_eq!(hex(&packet.encode()), hex(&canonical), "{name}: encode");
+        }
+        Expect::Invalid(err) => {
+            assert_eq!(decoded.as_ref(), Err(err), "{name}: decode");
+        }
+    }
+}
+
+#[test]
+fn spec_vectors_match_the_codec() {
+    let markdown = std::fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
+    let found = parse_vectors(&markdown);
+    let expected = vectors();
+
+    let mut names = BTreeSet::new();
+    let mut missing = Vec::new();
+    for (name, expect) in &expected {
+        assert!(names.insert(*name), "the test lists {name} twice");
+        match found.get(*name) {
+            Some(bytes) => check(name, bytes, expect),
+            None => {
+                // Print the encoding so that a new vector can be pasted in.
+                let shown = match expect {
+                    Expect::Valid(p) | Expect::NonCanonical { packet: p, .. } => hex(&p.encode()),
+                    Expect::Invalid(_) => "(hand-made bytes)".to_string(),
+                };
+                missing.push(format!("{name}: {shown}"));
+            }
+        }
+    }
+    let unchecked: Vec<&String> = found
+        .keys()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "vectors missing from test-vectors.md:\n{}",
+        missing.join("\n")
+    );
+    assert!(
+        unchecked.is_empty(),
+        "vectors in test-vectors.md that this test does not check: {unchecked:?}"
+    );
+}
+
+#[test]
+fn parser_rejects_a_heading_without_hex() {
+    let md = "### a\n```hex\n01\n```\n### b\ntext\n### c\n```hex\n02\n```\n";
+    assert!(std::panic::catch_unwind(|| parse_vectors(md)).is_err());
+    let ok = parse_vectors("# t\n### a\nsome text\n```hex\n01 02\n03\n```\n");
+    assert_eq!(ok.get("a"), Some(&vec![1, 2, 3]));
+}
