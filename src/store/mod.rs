@@ -1,1 +1,27 @@
 //! Durable storage: RocksDB behind the core's `Store` trait.
+//!
+//! - [`RocksStore`] implements [`tern_core::store::Store`] on RocksDB. Each
+//!   [`WriteBatch`] is one RocksDB write batch written with a synchronous WAL
+//!   fsync: atomic and durable when `commit` returns. It behaves exactly like
+//!   the core's in-memory [`MemStore`] (an equivalence test checks this).
+//! - [`GroupCommitter`] funnels batches from many sessions through one
+//!   thread that merges whatever is queued into a single commit, so one
+//!   fsync covers many batches.
+//! - [`keys`] documents and implements the on-disk layout: column families,
+//!   big-endian keys, versioned value encodings.
+//! - [`bench`] holds load helpers for `tern bench store`.
+
+pub mod bench;
+pub mod group_commit;
+pub mod keys;
+pub mod rocks;
+
+pub use group_commit::{
+    Closed, CommitError, CommitHandle, CommitResult, Completion, GroupCommitConfig,
+    GroupCommitStats, GroupCommitter, TrySubmitError,
+};
+pub use keys::DecodeError;
+pub use rocks::{RocksOptions, RocksStore, StoreError};
+pub use tern_core::store::{
+    DeviceState, InboxMeta, MemStore, Store, StoredEntry, WriteBatch, WriteOp,
+};

@@ -1,0 +1,557 @@
+//! Durability and equivalence tests of the RocksDB store.
+//!
+//! - `equivalence_*`: random sequences of batches applied to `MemStore` (the
+//!   reference) and `RocksStore` must read back identically through every
+//!   read API, across reopens and memtable flushes, and through the group
+//!   committer. Set `TERN_EQ_SEED=<n>` to replay one seed.
+//! - `reopen_keeps_committed_data`: commit, drop, reopen.
+//! - `crash_kill_mid_write`: the test binary re-executes itself as a writer
+//!   child that commits numbered batches through a `GroupCommitter` and
+//!   reports each one on stdout after its commit returned; the parent
+//!   SIGKILLs it mid-stream, reopens the store, and checks that every
+//!   reported batch is fully present and no batch is partially present.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use tern::store::keys::{self, CF_META};
+use tern::store::{
+    DeviceState, GroupCommitter, InboxMeta, MemStore, RocksOptions, RocksStore, Store, StoredEntry,
+    WriteBatch, WriteOp,
+};
+
+// ---------------------------------------------------------------------------
+// (a) Equivalence with MemStore
+// ---------------------------------------------------------------------------
+
+const USERS: [u64; 5] = [0, 1, 2, u64::MAX - 1, u64::MAX];
+/// Read too, never written.
+const UNTOUCHED_USER: u64 = 3;
+const DEVICES: [u32; 4] = [0, 1, 7, u32::MAX];
+
+fn small_opts() -> RocksOptions {
+    RocksOptions {
+        write_buffer_size: 1 << 20,
+        block_cache_bytes: 8 << 20,
+        ..RocksOptions::default()
+    }
+}
+
+fn pick_seq(rng: &mut SmallRng) -> u64 {
+    match rng.gen_range(0..20) {
+        0 => 0,
+        1 => u64::MAX,
+        2 => u64::MAX - 1,
+        _ => rng.gen_range(1..=40),
+    }
+}
+
+fn pick_user(rng: &mut SmallRng) -> u64 {
+    USERS[rng.gen_range(0..USERS.len())]
+}
+
+fn random_op(rng: &mut SmallRng) -> WriteOp {
+    let user = pick_user(rng);
+    match rng.gen_range(0..10) {
+        0..=4 => {
+            let len = rng.gen_range(0..48);
+            let frame: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            WriteOp::Append {
+                user,
+                entry: StoredEntry {
+                    seq: pick_seq(rng),
+                    frame: Bytes::from(frame),
+                },
+            }
+        }
+        5 => WriteOp::Meta {
+            user,
+            meta: InboxMeta {
+                epoch: rng.gen(),
+                head: pick_seq(rng),
+                trimmed: pick_seq(rng),
+            },
+        },
+        6 | 7 => {
+            let n = rng.gen_range(0..6);
+            WriteOp::Device {
+                user,
+                device: DEVICES[rng.gen_range(0..DEVICES.len())],
+                state: DeviceState {
+                    checkpoint: pick_seq(rng),
+                    applied: pick_seq(rng),
+                    rejected: (0..n).map(|_| (pick_seq(rng), rng.gen())).collect(),
+                    last_login_ms: rng.gen(),
+                },
+            }
+        }
+        _ => WriteOp::Trim {
+            user,
+            up_to: match rng.gen_range(0..8) {
+                0 => 0,
+                1 => u64::MAX,
+                _ => rng.gen_range(1..=40),
+            },
+        },
+    }
+}
+
+fn random_batch(rng: &mut SmallRng) -> WriteBatch {
+    let n = rng.gen_range(0..8);
+    WriteBatch {
+        ops: (0..n).map(|_| random_op(rng)).collect(),
+    }
+}
+
+fn assert_same(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx: &str) {
+    for user in USERS.into_iter().chain([UNTOUCHED_USER]) {
+        assert_eq!(
+            mem.inbox_meta(user).unwrap(),
+            rocks.inbox_meta(user).unwrap(),
+            "{ctx}: inbox_meta({user})"
+        );
+        assert_eq!(
+            mem.devices(user).unwrap(),
+            rocks.devices(user).unwrap(),
+            "{ctx}: devices({user})"
+        );
+        let mut reads = vec![
+            (0, usize::MAX),
+            (0, 0),
+            (0, 1),
+            (0, 5),
+            (7, 3),
+            (u64::MAX - 1, 10),
+            (u64::MAX, 10),
+        ];
+        for _ in 0..3 {
+            reads.push((pick_seq(rng), rng.gen_range(0..12)));
+        }
+        for (after, max) in reads {
+            assert_eq!(
+                mem.read_inbox(user, after, max).unwrap(),
+                rocks.read_inbox(user, after, max).unwrap(),
+                "{ctx}: read_inbox({user}, {after}, {max})"
+            );
+        }
+    }
+}
+
+/// Runs `f(seed)` for each seed, printing the seed if it fails.
+fn for_seeds(base: &[u64], f: impl Fn(u64)) {
+    let seeds: Vec<u64> = match std::env::var("TERN_EQ_SEED") {
+        Ok(s) => vec![s.parse().expect("TERN_EQ_SEED must be a u64")],
+        Err(_) => {
+            let mut v = base.to_vec();
+            // One fresh seed per run widens coverage over time.
+            v.push(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64,
+            );
+            v
+        }
+    };
+    for seed in seeds {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
+        if let Err(p) = r {
+            eprintln!("equivalence failure with seed {seed}; replay with TERN_EQ_SEED={seed}");
+            std::panic::resume_unwind(p);
+        }
+    }
+}
+
+#[test]
+fn equivalence_direct_commits() {
+    for_seeds(&[1, 2, 3, 0xdead_beef, 42_4242], |seed| {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let mem = MemStore::new();
+        let mut rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
+        for step in 0..200 {
+            let batch = random_batch(&mut rng);
+            mem.commit(&batch).unwrap();
+            rocks.as_ref().unwrap().commit(&batch).unwrap();
+            let ctx = format!("seed {seed} step {step}");
+            assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+            match step % 50 {
+                // Recover from the WAL alone.
+                24 => {
+                    drop(rocks.take());
+                    rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
+                    assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+                }
+                // Data and range tombstones in SST files.
+                49 => {
+                    rocks.as_ref().unwrap().flush().unwrap();
+                    assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+#[test]
+fn equivalence_through_group_commit() {
+    // Batches submitted back to back get merged; the result must equal
+    // applying them one by one.
+    for_seeds(&[7, 8, 9], |seed| {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let mem = MemStore::new();
+        let rocks = Arc::new(RocksStore::open(dir.path(), small_opts()).unwrap());
+        let gc = GroupCommitter::new(rocks.clone()).unwrap();
+        for round in 0..20 {
+            let n = rng.gen_range(1..40);
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let b = random_batch(&mut rng);
+                    mem.commit(&b).unwrap();
+                    gc.submit(b).unwrap()
+                })
+                .collect();
+            for h in handles {
+                h.wait().unwrap();
+            }
+            assert_same(
+                &mem,
+                &rocks,
+                &mut rng,
+                &format!("seed {seed} round {round}"),
+            );
+        }
+        let stats = gc.shutdown();
+        assert!(stats.fsyncs <= stats.batches);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// (b) Reopen
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reopen_keeps_committed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/db");
+    let meta = InboxMeta {
+        epoch: 99,
+        head: 10,
+        trimmed: 4,
+    };
+    let dev = DeviceState {
+        checkpoint: 8,
+        applied: 3,
+        rejected: vec![(2, 17)],
+        last_login_ms: 1_234,
+    };
+    {
+        let store = Arc::new(RocksStore::open(&path, small_opts()).unwrap());
+        let gc = GroupCommitter::new(store.clone()).unwrap();
+        let mut ops: Vec<WriteOp> = (1..=10)
+            .map(|seq| WriteOp::Append {
+                user: 5,
+                entry: StoredEntry {
+                    seq,
+                    frame: Bytes::from(format!("frame {seq}")),
+                },
+            })
+            .collect();
+        ops.push(WriteOp::Trim { user: 5, up_to: 4 });
+        ops.push(WriteOp::Meta { user: 5, meta });
+        gc.commit(WriteBatch { ops }).unwrap();
+        gc.commit(WriteBatch {
+            ops: vec![WriteOp::Device {
+                user: 5,
+                device: 2,
+                state: dev.clone(),
+            }],
+        })
+        .unwrap();
+        drop(gc);
+        assert_eq!(Arc::strong_count(&store), 1);
+    }
+    let store = RocksStore::open(&path, small_opts()).unwrap();
+    assert_eq!(store.inbox_meta(5).unwrap(), Some(meta));
+    assert_eq!(store.devices(5).unwrap(), vec![(2, dev)]);
+    let entries = store.read_inbox(5, 0, 100).unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (5..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(entries[0].frame, Bytes::from("frame 5"));
+}
+
+// ---------------------------------------------------------------------------
+// (c) Crash: SIGKILL a writer mid-stream
+// ---------------------------------------------------------------------------
+
+const CHILD_ENV_DB: &str = "TERN_CRASH_CHILD_DB";
+const CHILD_ENV_START: &str = "TERN_CRASH_CHILD_START";
+const CHILD_THREADS: u64 = 8;
+/// Batch numbers of one round lie in `[start, start + ROUND_SPAN)`.
+const ROUND_SPAN: u64 = 100_000;
+const DEVICE_USER: u64 = 7;
+const META_USER_BASE: u64 = 1_000_000_000;
+const LINE_PREFIX: &str = "COMMITTED ";
+
+fn big_frame(n: u64) -> Bytes {
+    Bytes::from(n.to_be_bytes().repeat(128)) // 1 KiB
+}
+
+fn device_state(n: u64) -> DeviceState {
+    DeviceState {
+        checkpoint: n,
+        applied: n + 1,
+        rejected: vec![(n, n ^ 0xff)],
+        last_login_ms: n * 3,
+    }
+}
+
+fn meta_of(n: u64) -> InboxMeta {
+    InboxMeta {
+        epoch: n,
+        head: n * 2,
+        trimmed: n / 2,
+    }
+}
+
+/// Batch number `n`: five writes to three column families.
+fn crash_batch(n: u64) -> WriteBatch {
+    WriteBatch {
+        ops: vec![
+            WriteOp::Append {
+                user: 1,
+                entry: StoredEntry {
+                    seq: n,
+                    frame: Bytes::from(format!("{n}:1")),
+                },
+            },
+            WriteOp::Append {
+                user: 2,
+                entry: StoredEntry {
+                    seq: n,
+                    frame: Bytes::from(format!("{n}:2")),
+                },
+            },
+            WriteOp::Append {
+                user: 3,
+                entry: StoredEntry {
+                    seq: n,
+                    frame: big_frame(n),
+                },
+            },
+            WriteOp::Device {
+                user: DEVICE_USER,
+                device: u32::try_from(n).unwrap(),
+                state: device_state(n),
+            },
+            WriteOp::Meta {
+                user: META_USER_BASE + n,
+                meta: meta_of(n),
+            },
+        ],
+    }
+}
+
+/// The writer child: commits numbered batches from several threads until
+/// killed, reporting each one only after its commit returned.
+fn crash_child(db: &Path, start: u64) {
+    let store = Arc::new(RocksStore::open(db, small_opts()).expect("child: open store"));
+    let gc = Arc::new(GroupCommitter::new(store).expect("child: start committer"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let threads: Vec<_> = (0..CHILD_THREADS)
+        .map(|t| {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                let mut n = start + t;
+                while n < start + ROUND_SPAN && Instant::now() < deadline {
+                    gc.commit(crash_batch(n)).expect("child: commit");
+                    // Stdout is line-buffered: the line leaves the process
+                    // with this call, after the commit returned.
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{LINE_PREFIX}{n}").expect("child: stdout");
+                    out.flush().expect("child: flush");
+                    n += CHILD_THREADS;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Spawns the writer child, reads at least `want` reports, SIGKILLs it, and
+/// returns every batch number it reported.
+fn run_child_and_kill(db: &Path, start: u64, want: usize, stderr_log: &Path) -> BTreeSet<u64> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash_kill_mid_write",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV_DB, db)
+        .env(CHILD_ENV_START, start.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr_log).unwrap())
+        .spawn()
+        .expect("spawn writer child");
+
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix(LINE_PREFIX) {
+                let _ = tx.send(n.trim().parse().expect("child report"));
+            }
+        }
+    });
+
+    let mut reported = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while reported.len() < want {
+        match rx.recv_deadline(deadline) {
+            Ok(n) => {
+                reported.insert(n);
+            }
+            Err(_) => break,
+        }
+    }
+    // Kill at a slightly random moment, mid-stream.
+    std::thread::sleep(Duration::from_micros(rand::random::<u64>() % 3000));
+    child.kill().expect("SIGKILL child"); // Child::kill sends SIGKILL on Unix
+    let status = child.wait().unwrap();
+    // Lines already written before the kill count as reported too.
+    reader.join().unwrap();
+    reported.extend(rx.try_iter());
+
+    if reported.len() < want {
+        let log = std::fs::read_to_string(stderr_log).unwrap_or_default();
+        panic!(
+            "writer child reported only {} batches (status {status:?}); its stderr:\n{log}",
+            reported.len()
+        );
+    }
+    reported
+}
+
+/// Checks the store after a crash. Returns the set of batches present.
+fn verify_after_crash(store: &RocksStore, reported: &BTreeSet<u64>) -> BTreeSet<u64> {
+    // Every batch number with any trace in any column family.
+    let mut candidates: BTreeSet<u64> = reported.clone();
+    for user in [1, 2, 3] {
+        candidates.extend(
+            store
+                .read_inbox(user, 0, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq),
+        );
+    }
+    candidates.extend(
+        store
+            .devices(DEVICE_USER)
+            .unwrap()
+            .iter()
+            .map(|(d, _)| u64::from(*d)),
+    );
+    let db = store.raw();
+    let mut it = db.raw_iterator_cf(db.cf_handle(CF_META).unwrap());
+    it.seek(keys::meta_key(META_USER_BASE));
+    while let Some(k) = it.key() {
+        let user = u64::from_be_bytes(k.try_into().unwrap());
+        candidates.insert(user - META_USER_BASE);
+        it.next();
+    }
+    it.status().unwrap();
+
+    let devices: BTreeMap<u32, DeviceState> =
+        store.devices(DEVICE_USER).unwrap().into_iter().collect();
+    let entry = |user: u64, n: u64| -> Option<Bytes> {
+        store
+            .read_inbox(user, n - 1, 1)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.seq == n)
+            .map(|e| e.frame)
+    };
+
+    let mut present = BTreeSet::new();
+    for &n in &candidates {
+        let parts = [
+            entry(1, n).map(|f| f == format!("{n}:1").as_bytes()),
+            entry(2, n).map(|f| f == format!("{n}:2").as_bytes()),
+            entry(3, n).map(|f| f == big_frame(n)),
+            devices
+                .get(&u32::try_from(n).unwrap())
+                .map(|s| *s == device_state(n)),
+            store
+                .inbox_meta(META_USER_BASE + n)
+                .unwrap()
+                .map(|m| m == meta_of(n)),
+        ];
+        assert!(
+            parts.iter().flatten().all(|ok| *ok),
+            "batch {n}: a record has the wrong content: {parts:?}"
+        );
+        let count = parts.iter().filter(|p| p.is_some()).count();
+        assert!(
+            count == 0 || count == parts.len(),
+            "batch {n} is partially present ({count} of {} records): {parts:?}",
+            parts.len()
+        );
+        if reported.contains(&n) {
+            assert_eq!(
+                count,
+                parts.len(),
+                "batch {n} was reported committed but is missing"
+            );
+        }
+        if count > 0 {
+            present.insert(n);
+        }
+    }
+    present
+}
+
+#[test]
+fn crash_kill_mid_write() {
+    // Child mode: act as the writer and never come back (we get killed).
+    if let Ok(db) = std::env::var(CHILD_ENV_DB) {
+        let start: u64 = std::env::var(CHILD_ENV_START).unwrap().parse().unwrap();
+        crash_child(Path::new(&db), start);
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut all_reported = BTreeSet::new();
+    // Several rounds: each child recovers the store the previous one left
+    // behind mid-write, then is killed in turn.
+    for round in 0..3u64 {
+        let start = 1 + round * ROUND_SPAN;
+        let log = dir.path().join(format!("child-{round}.stderr"));
+        let reported = run_child_and_kill(&db, start, 300, &log);
+        all_reported.extend(&reported);
+
+        let store = RocksStore::open(&db, small_opts()).unwrap();
+        let present = verify_after_crash(&store, &all_reported);
+        assert!(present.is_superset(&all_reported));
+        eprintln!(
+            "round {round}: {} batches reported, {} present after SIGKILL and recovery",
+            reported.len(),
+            present.iter().filter(|n| **n >= start).count()
+        );
+    }
+}
