@@ -14,7 +14,7 @@ use tern_core::wire::varint::MAX;
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
     PacketBuilder, PageEnd, Preview, Pull, Read, Reader, Recall, ReceiptStatus, Send, Summary,
-    SummaryEnd, SummaryRequest,
+    SummaryEnd, SummaryRequest, TRAILER,
 };
 
 // ---------------------------------------------------------------------------
@@ -377,10 +377,29 @@ fn merge_padding(frames: Vec<Frame>) -> Vec<Frame> {
     out
 }
 
-fn packet() -> impl Strategy<Value = Packet> {
+/// Any packet of up to 5 frames, possibly too large to be received.
+fn any_packet() -> impl Strategy<Value = Packet> {
     (header(), vec(frame(), 0..6)).prop_map(|(header, frames)| Packet {
         header,
         frames: merge_padding(frames),
+    })
+}
+
+/// A packet that fits in `MAX_RECV_DATAGRAM`: frames that would overflow it
+/// are left out.
+fn packet() -> impl Strategy<Value = Packet> {
+    any_packet().prop_map(|mut p| {
+        let mut len = p.header.len() + TRAILER;
+        let mut keep = 0;
+        for f in &p.frames {
+            if len + f.encoded_len() > MAX_RECV_DATAGRAM {
+                break;
+            }
+            len += f.encoded_len();
+            keep += 1;
+        }
+        p.frames.truncate(keep);
+        p
     })
 }
 
@@ -396,11 +415,19 @@ fn decode_frame(b: &[u8]) -> (Result<Frame, DecodeError>, usize) {
     (f, r.remaining())
 }
 
+/// Appends the CRC-32 trailer to `body`.
+fn seal(body: &[u8]) -> Bytes {
+    let mut out = body.to_vec();
+    out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
+    Bytes::from(out)
+}
+
+/// A sealed datagram: `header`, then `body` as frame bytes, then the trailer.
 fn datagram(header: Header, body: &[u8]) -> Bytes {
     let mut out = Vec::new();
     header.encode(&mut out);
     out.extend_from_slice(body);
-    Bytes::from(out)
+    seal(&out)
 }
 
 const H: Header = Header {
@@ -412,7 +439,7 @@ const H: Header = Header {
 // Properties.
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn every_frame_round_trips(f in frame()) {
@@ -425,9 +452,10 @@ proptest! {
     }
 
     #[test]
-    fn packets_of_several_frames_round_trip(p in packet()) {
+    fn packets_of_several_frames_round_trip(p in any_packet()) {
         let bytes = p.encode();
-        let expected_len = p.header.len() + p.frames.iter().map(Frame::encoded_len).sum::<usize>();
+        let expected_len =
+            p.header.len() + p.frames.iter().map(Frame::encoded_len).sum::<usize>() + TRAILER;
         prop_assert_eq!(bytes.len(), expected_len);
         let decoded = Packet::decode(bytes.clone());
         if bytes.len() <= MAX_RECV_DATAGRAM {
@@ -468,30 +496,53 @@ proptest! {
     }
 
     #[test]
-    fn every_strict_prefix_fails_or_is_a_frame_prefix(p in packet()) {
+    fn every_strict_prefix_of_a_datagram_fails(p in packet()) {
+        // A datagram cut short in transit loses its trailer: it is refused
+        // as damaged (or as too short to hold a trailer), never misread.
         let bytes = p.encode();
-        prop_assume!(bytes.len() <= MAX_RECV_DATAGRAM);
-        // Frame boundaries, as offsets into the datagram.
+        for cut in 0..bytes.len() {
+            let got = Packet::decode(bytes.slice(..cut));
+            if cut < TRAILER {
+                prop_assert_eq!(got, Err(DecodeError::Incomplete { needed: TRAILER - cut }));
+            } else {
+                let body = &bytes[..cut - TRAILER];
+                let trailer = u32::from_be_bytes(bytes[cut - TRAILER..cut].try_into().unwrap());
+                if crc32fast::hash(body) != trailer {
+                    prop_assert_eq!(got, Err(DecodeError::Checksum));
+                } else {
+                    // A 1 in 2^32 coincidence: then it must still not panic.
+                    let _ = got;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sealed_prefixes_fail_as_incomplete_or_are_frame_prefixes(p in packet()) {
+        // The same cuts made by a buggy sender that seals what it has: the
+        // frame decoders must see the truncation and say Incomplete.
+        let full = p.encode();
+        let body = &full[..full.len() - TRAILER];
+        prop_assume!(full.len() <= MAX_RECV_DATAGRAM);
         let mut bounds = vec![p.header.len()];
         for f in &p.frames {
             bounds.push(bounds.last().unwrap() + f.encoded_len());
         }
-        for cut in 0..bytes.len() {
-            let got = Packet::decode(bytes.slice(..cut));
+        for cut in 0..body.len() {
+            let got = Packet::decode(seal(&body[..cut]));
             if cut < p.header.len() {
                 match got {
                     Err(DecodeError::Incomplete { needed }) => {
-                        prop_assert!(needed >= 1 && needed <= bytes.len() - cut)
+                        prop_assert!(needed >= 1 && needed <= p.header.len() - cut)
                     }
                     other => prop_assert!(false, "header cut at {}: {:?}", cut, other),
                 }
                 continue;
             }
-            // Index of the frame the cut falls in (or just before).
+            // The frame the cut falls in (or just before).
             let i = bounds.iter().rposition(|b| *b <= cut).unwrap();
-            let at_boundary = bounds[i] == cut;
             let mut want: Vec<Frame> = p.frames[..i].to_vec();
-            if at_boundary {
+            if bounds[i] == cut {
                 prop_assert_eq!(got, Ok(Packet { header: p.header, frames: want }));
             } else if let Frame::Padding(_) = p.frames[i] {
                 // A cut inside a run of padding leaves a shorter run.
@@ -509,13 +560,14 @@ proptest! {
     }
 
     #[test]
-    fn single_frame_prefixes_are_incomplete(h in header(), f in frame()) {
+    fn single_frame_sealed_prefixes_are_incomplete(h in header(), f in frame()) {
         prop_assume!(!matches!(f, Frame::Padding(_)));
         let p = Packet { header: h, frames: vec![f] };
-        let bytes = p.encode();
-        prop_assume!(bytes.len() <= MAX_RECV_DATAGRAM);
-        for cut in 0..bytes.len() {
-            let got = Packet::decode(bytes.slice(..cut));
+        let full = p.encode();
+        prop_assume!(full.len() <= MAX_RECV_DATAGRAM);
+        let body = &full[..full.len() - TRAILER];
+        for cut in 0..body.len() {
+            let got = Packet::decode(seal(&body[..cut]));
             if cut == h.len() {
                 // The header alone is a valid, empty packet.
                 prop_assert_eq!(got, Ok(Packet { header: h, frames: vec![] }));
@@ -554,13 +606,22 @@ proptest! {
         p in packet(),
         flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
     ) {
-        let mut bytes = p.encode().to_vec();
-        prop_assume!(!bytes.is_empty());
+        let full = p.encode();
+        let mut body = full[..full.len() - TRAILER].to_vec();
+        let mut raw = full.to_vec();
         for (at, value) in flips {
-            let i = at.index(bytes.len());
-            bytes[i] = value;
+            let i = at.index(body.len());
+            let changed = body[i] != value;
+            body[i] = value;
+            raw[i] = value;
+            // Damage in transit is caught by the trailer.
+            if changed && crc32fast::hash(&raw[..body.len()]) != crc32fast::hash(&full[..body.len()]) {
+                prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(DecodeError::Checksum));
+            }
         }
-        if let Ok(q) = Packet::decode(Bytes::from(bytes)) {
+        // Resealed, the damage reaches the frame decoders: no panic, and
+        // whatever decodes re-encodes to the same packet.
+        if let Ok(q) = Packet::decode(seal(&body)) {
             prop_assert_eq!(Packet::decode(q.encode()), Ok(q));
         }
     }
@@ -675,12 +736,12 @@ fn oversized_datagrams_are_refused_unread() {
             max: MAX_RECV_DATAGRAM,
         })
     );
-    // Exactly the limit is read: a header followed by padding.
-    let mut ok = datagram(H, &[]).to_vec();
-    let pad = MAX_RECV_DATAGRAM - ok.len();
-    ok.resize(MAX_RECV_DATAGRAM, 0);
+    // Exactly the limit is read: a header, padding, the trailer.
+    let pad = MAX_RECV_DATAGRAM - H.len() - TRAILER;
+    let ok = datagram(H, &vec![0u8; pad]);
+    assert_eq!(ok.len(), MAX_RECV_DATAGRAM);
     assert_eq!(
-        Packet::decode(Bytes::from(ok)),
+        Packet::decode(ok),
         Ok(Packet {
             header: H,
             frames: vec![Frame::Padding(pad)],
@@ -750,4 +811,12 @@ fn invalid_ack_ranges_are_refused_by_validate() {
             .collect(),
     });
     assert!(too_many.validate().is_err());
+}
+
+#[test]
+fn allocation_tracker_sees_allocations() {
+    // The bound checked above means something only if the tracker works.
+    let (v, largest) = largest_allocation(|| vec![1u8; 4096]);
+    assert_eq!(v.len(), 4096);
+    assert!(largest >= 4096);
 }

@@ -4,7 +4,8 @@
 //! address changes, offline devices and broker crashes.
 //!
 //! `TERN_SIM_SEEDS=N` changes how many seeds each scenario runs;
-//! `TERN_SIM_SEED=S` replays one seed of every scenario.
+//! `TERN_SIM_SEED=S` replays one seed of every scenario, and
+//! `TERN_SIM_TRACE=1` prints every client event of the run.
 
 use std::time::Duration;
 
@@ -54,13 +55,13 @@ fn lossy(loss: f64, dup: f64, reorder: f64) -> Impairment {
 
 #[test]
 fn perfect_network() {
-    let reports = check_all("perfect_network", 50, SimConfig::new);
+    let reports = check_all("perfect_network", 200, SimConfig::new);
     assert!(reports.iter().all(|r| r.submitted > 0 && r.delivered >= r.submitted));
 }
 
 #[test]
 fn heavy_loss_duplication_and_reordering() {
-    check_all("heavy_loss_duplication_and_reordering", 300, |seed| SimConfig {
+    check_all("heavy_loss_duplication_and_reordering", 1000, |seed| SimConfig {
         up: lossy(0.2, 0.05, 0.05),
         down: lossy(0.2, 0.05, 0.05),
         ..SimConfig::new(seed)
@@ -69,7 +70,7 @@ fn heavy_loss_duplication_and_reordering() {
 
 #[test]
 fn bursty_loss_corruption_and_address_changes() {
-    check_all("bursty_loss_corruption_and_address_changes", 200, |seed| {
+    check_all("bursty_loss_corruption_and_address_changes", 500, |seed| {
         let mut imp = lossy(0.05, 0.02, 0.02);
         imp.burst = Some(GilbertElliott::new(0.02, 0.3));
         imp.corrupt = 0.01;
@@ -84,7 +85,7 @@ fn bursty_loss_corruption_and_address_changes() {
 
 #[test]
 fn broker_crashes_and_offline_receivers() {
-    check_all("broker_crashes_and_offline_receivers", 200, |seed| SimConfig {
+    check_all("broker_crashes_and_offline_receivers", 500, |seed| SimConfig {
         up: lossy(0.1, 0.02, 0.02),
         down: lossy(0.1, 0.02, 0.02),
         crashes: 3,
@@ -95,7 +96,7 @@ fn broker_crashes_and_offline_receivers() {
 
 #[test]
 fn thirty_percent_loss_with_partitions() {
-    check_all("thirty_percent_loss_with_partitions", 100, |seed| {
+    check_all("thirty_percent_loss_with_partitions", 300, |seed| {
         let mut imp = lossy(0.3, 0.05, 0.05);
         imp.blackouts = vec![tern_core::sim::impairment::Blackout {
             start: Duration::from_secs(5),

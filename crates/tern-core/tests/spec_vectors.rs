@@ -131,7 +131,31 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             valid(
                 SESSION,
                 1,
+                vec![Frame::LoginOk(LoginOk {
+                    user: ALICE,
+                    device: ALICE_DEVICE,
+                    epoch: EPOCH,
+                    head: 135,
+                    checkpoint: 130,
+                    next_send_seq: 18,
+                    heartbeat_ms: 15_000,
+                    idle_timeout_ms: 45_000,
+                    server_time_ms: T0,
+                })],
+            ),
+        ),
+        (
+            "login_ok_after_refusal",
+            valid(
+                SESSION,
+                1,
                 vec![
+                    Frame::Error(ErrorFrame {
+                        code: 7,
+                        frame_type: 0,
+                        seq: 17,
+                        reason: String::new(),
+                    }),
                     Frame::LoginOk(LoginOk {
                         user: ALICE,
                         device: ALICE_DEVICE,
@@ -143,7 +167,6 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                         idle_timeout_ms: 45_000,
                         server_time_ms: T0,
                     }),
-                    ack(false, 17, 0, &[]),
                 ],
             ),
         ),
@@ -372,9 +395,9 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                 vec![
                     Frame::Error(ErrorFrame {
                         code: 7,
-                        frame_type: 0x10,
+                        frame_type: 0,
                         seq: 21,
-                        reason: "no user 78".into(),
+                        reason: String::new(),
                     }),
                     ack(false, 21, 0, &[]),
                 ],
@@ -383,13 +406,39 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         (
             "error_unknown_session",
             valid(
-                0x0123_4567_89ab_cdef,
+                0,
                 1,
                 vec![Frame::Error(ErrorFrame {
                     code: 4,
                     frame_type: 0,
                     seq: 0,
                     reason: String::new(),
+                })],
+            ),
+        ),
+        (
+            "error_bad_token",
+            valid(
+                0,
+                1,
+                vec![Frame::Error(ErrorFrame {
+                    code: 5,
+                    frame_type: 0x01,
+                    seq: 0,
+                    reason: "token signature is invalid".into(),
+                })],
+            ),
+        ),
+        (
+            "error_unsupported_version",
+            valid(
+                0,
+                1,
+                vec![Frame::Error(ErrorFrame {
+                    code: 2,
+                    frame_type: 0,
+                    seq: 0,
+                    reason: "unsupported protocol version 2".into(),
                 })],
             ),
         ),
@@ -417,26 +466,28 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "noncanonical_varints",
             Expect::NonCanonical {
                 packet: packet(SESSION, 1, vec![Frame::Heartbeat(5)]),
-                canonical: "01 00 3f8e2c91d4a7b615 01 03 05",
+                canonical: "01 00 3f8e2c91d4a7b615 01 03 05 ef034dd5",
             },
         ),
         (
-            "truncated_header",
+            "tiny_datagram",
+            invalid(DecodeError::Incomplete { needed: 2 }),
+        ),
+        ("truncated_datagram", invalid(DecodeError::Checksum)),
+        ("corrupted_payload", invalid(DecodeError::Checksum)),
+        (
+            "short_header",
             invalid(DecodeError::Incomplete { needed: 5 }),
         ),
         (
-            "truncated_send",
+            "short_payload",
             invalid(DecodeError::Incomplete { needed: 4 }),
         ),
         (
-            "truncated_varint",
+            "short_varint",
             invalid(DecodeError::Incomplete { needed: 3 }),
         ),
         ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
-        (
-            "version_negotiation",
-            invalid(DecodeError::UnsupportedVersion(0)),
-        ),
         ("nonzero_flags", bad_value("flags")),
         ("zero_packet_number", bad_value("packet_number")),
         (

@@ -67,7 +67,7 @@ impl<S: Store> Broker<S> {
             self.stats.replaced += 1;
             self.close_session(old, KickReason::Replaced, true);
         }
-        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..u64::MAX);
+        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
         let wall = self.wall_ms(now);
         let sid = self.new_id();
         let Ok(u) = self.user_mut(user) else {
@@ -328,7 +328,7 @@ impl<S: Store> Broker<S> {
     #[allow(clippy::too_many_arguments)]
     fn append(&mut self, now: Time, to: u64, conv: u64, from_user: u64, from_device: u32, from_seq: u64, body: EntryBody) -> bool {
         let wall = self.wall_ms(now);
-        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..u64::MAX);
+        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
         let Ok(u) = self.user_mut(to) else { return false };
         if !u.exists {
             u.exists = true;

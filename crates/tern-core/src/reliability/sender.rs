@@ -365,6 +365,7 @@ impl<T: Clone> Sender<T> {
             return;
         }
         let mut expired = false;
+        let mut probed = false;
         for i in 0..self.in_flight() {
             let (deadline, sacked, due) = {
                 let s = &self.queue[i];
@@ -374,11 +375,16 @@ impl<T: Clone> Sender<T> {
                 continue;
             }
             let rto = self.queue[i].rto;
-            if sacked || (self.breaker_open && i > 0) {
-                // Received but unreleased, or held back by the breaker: re-arm.
+            if (sacked && probed) || (self.breaker_open && i > 0) {
+                // Held back by the breaker, or received but unreleased while
+                // another such message already probes: re-arm.
                 self.queue[i].deadline = now + rto;
                 continue;
             }
+            // A received message that stays unreleased past its timer means
+            // the releasing ACK was lost: resend one of them as a probe, so
+            // the peer acknowledges again.
+            probed |= sacked;
             let slot = &mut self.queue[i];
             let elapsed = now.saturating_since(slot.budget_start);
             if slot.retries >= self.cfg.max_retransmits || elapsed >= self.cfg.give_up_after {

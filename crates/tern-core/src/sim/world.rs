@@ -97,6 +97,8 @@ pub struct SimReport {
     pub send_failures: u64,
     /// Broker restarts.
     pub crashes: u32,
+    /// Simulation steps taken.
+    pub steps: u64,
 }
 
 struct SimClient {
@@ -141,6 +143,8 @@ struct World<'a> {
     report: SimReport,
     heal_applied: bool,
     registered: usize,
+    /// `TERN_SIM_TRACE` set: print every client event.
+    trace: bool,
 }
 
 impl<'a> World<'a> {
@@ -169,6 +173,7 @@ impl<'a> World<'a> {
             checker: Checker::default(),
             heal_applied: false,
             registered: 0,
+            trace: std::env::var_os("TERN_SIM_TRACE").is_some(),
             report: SimReport {
                 seed: cfg.seed,
                 ..SimReport::default()
@@ -243,6 +248,7 @@ impl<'a> World<'a> {
             }
             self.now = next.max(self.now);
         }
+        self.report.steps = steps;
         self.finish()
     }
 
@@ -251,7 +257,7 @@ impl<'a> World<'a> {
             && self.commit.is_none()
             && !self.broker.commit_in_flight()
             && self.clients.iter().all(|c| c.to_send == 0 && c.conn.pending() == 0 && c.conn.is_active())
-            && self.checker.all_delivered()
+            && self.checker.all_delivered(u64::from(self.cfg.devices))
     }
 
     fn next_time(&self) -> Option<Time> {
@@ -271,7 +277,7 @@ impl<'a> World<'a> {
             } else {
                 consider(c.offline_until);
             }
-            if c.to_send > 0 {
+            if c.to_send > 0 && self.registered == self.clients.len() {
                 consider(Some(c.next_send));
             }
         }
@@ -335,6 +341,9 @@ impl<'a> World<'a> {
     }
 
     fn crash(&mut self) {
+        if self.trace {
+            eprintln!("{:>10} CRASH", self.now.as_micros() / 1000);
+        }
         self.report.crashes += 1;
         self.commit = None; // the in-flight batch never reached the disk
         self.broker = Broker::new(
@@ -375,7 +384,7 @@ impl<'a> World<'a> {
         let (due, left) = (c.next_send <= now && all_registered, c.to_send);
         if left > 0 && due && !self.healed() {
             self.send_one(i);
-        } else if left > 0 && self.healed() {
+        } else if left > 0 && self.healed() && all_registered {
             while self.clients[i].to_send > 0 {
                 self.send_one(i);
             }
@@ -388,6 +397,9 @@ impl<'a> World<'a> {
             if matches!(ev, ClientEvent::LoggedIn { .. }) && !c.registered {
                 c.registered = true;
                 self.registered += 1;
+            }
+            if self.trace {
+                eprintln!("{:>10} ({},{}) {:?}", now.as_micros() / 1000, c.user, c.device, ev);
             }
             self.checker.on_event(now, c.user, c.device, &ev);
         }
@@ -448,6 +460,23 @@ impl<'a> World<'a> {
         self.report.end = self.now.saturating_since(Time::ZERO);
         let devices: Vec<(u64, u32)> = self.clients.iter().map(|c| (c.user, c.device)).collect();
         self.checker.verify(&devices, &mut self.report);
+        if !self.report.violations.is_empty() {
+            for c in &self.clients {
+                self.report.violations.push(format!(
+                    "client ({},{}) active={} closed={} pending={} uplink={:?} base={:?} failed={:?} downlink={:?} broker={:?}",
+                    c.user,
+                    c.device,
+                    c.conn.is_active(),
+                    c.conn.is_closed(),
+                    c.conn.pending(),
+                    c.conn.uplink().map(|s| s.stats().clone()),
+                    c.conn.uplink().map(|s| s.base()),
+                    c.conn.uplink().map(|s| s.is_failed()),
+                    c.conn.downlink().stats(),
+                    self.broker.stats(),
+                ));
+            }
+        }
         self.report
     }
 }
