@@ -29,6 +29,9 @@ fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) ->
     for seed in seeds(default_seeds) {
         let cfg = make(seed);
         let report = run(&cfg);
+        if std::env::var_os("TERN_SIM_STATS").is_some() {
+            eprintln!("{name} seed {seed}: virtual {:?}, {} steps, {} datagrams", report.end, report.steps, report.datagrams);
+        }
         if !report.violations.is_empty() {
             eprintln!(
                 "FAILED scenario {name} seed {seed} (replay: TERN_SIM_SEED={seed} cargo test -p tern-core --test sim_exactly_once {name}): {:#?}",

@@ -255,6 +255,9 @@ impl ClientConn {
                     self.start_pull(now);
                 }
             }
+            // A KICK for a session we already left (e.g. the one a new login
+            // replaced) is not about us.
+            Frame::Kick(_) if self.state != State::Active || sid != self.session_id => {}
             Frame::Kick(code) => {
                 let reason = KickReason::from_code(code);
                 self.events.push_back(ClientEvent::Kicked { code });

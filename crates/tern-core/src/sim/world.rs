@@ -277,7 +277,7 @@ impl<'a> World<'a> {
             } else {
                 consider(c.offline_until);
             }
-            if c.to_send > 0 && self.registered == self.clients.len() {
+            if c.to_send > 0 && c.offline_until.is_none() && self.registered == self.clients.len() {
                 consider(Some(c.next_send));
             }
         }
@@ -460,6 +460,14 @@ impl<'a> World<'a> {
         self.report.end = self.now.saturating_since(Time::ZERO);
         let devices: Vec<(u64, u32)> = self.clients.iter().map(|c| (c.user, c.device)).collect();
         self.checker.verify(&devices, &mut self.report);
+        let expected = self.cfg.users * u64::from(self.cfg.devices) * u64::from(self.cfg.messages_per_device);
+        if self.report.submitted != expected {
+            let closed: Vec<_> = self.clients.iter().filter(|c| !c.registered).map(|c| (c.user, c.device)).collect();
+            self.report.violations.push(format!(
+                "only {} of {expected} messages were submitted: devices {closed:?} never logged in",
+                self.report.submitted
+            ));
+        }
         if !self.report.violations.is_empty() {
             for c in &self.clients {
                 self.report.violations.push(format!(
