@@ -1,1 +1,138 @@
-fn main(){}
+//! `ternd`: the Tern daemon. Thin: parses arguments and calls the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tern::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ternd", version, about = "Tern reliable-messaging daemon")]
+struct Cli {
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve clients over UDP until SIGINT or SIGTERM.
+    Serve {
+        /// TOML config file (see `ternd generate-config`).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// UDP address to listen on (port 0 picks one); overrides the config.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data folder (RocksDB store, token secret); overrides the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Prometheus endpoint address; overrides the config.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+    },
+    /// Issue a login token signed with the data folder's secret.
+    Token {
+        /// TOML config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Data folder holding the secret; overrides the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+        /// Device id.
+        #[arg(long, default_value_t = 1)]
+        device: u32,
+        /// Validity, e.g. 30d or 12h.
+        #[arg(long, default_value = "30d")]
+        ttl: humantime::Duration,
+    },
+    /// Print the default configuration as TOML.
+    GenerateConfig,
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(config.as_deref())?;
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: draining commits and notifying clients");
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::GenerateConfig => {
+            print!("{}", Config::default_toml());
+            Ok(())
+        }
+        Command::Token {
+            config,
+            data_dir,
+            user,
+            device,
+            ttl,
+        } => {
+            let cfg = load(config, data_dir)?;
+            let token = tern::server::issue_token(&cfg, user, device, ttl.as_secs())?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            metrics,
+        } => {
+            let mut cfg = load(config, data_dir)?;
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if metrics.is_some() {
+                cfg.metrics.listen = metrics;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async move {
+                let server = tern::server::Server::bind(cfg).await?;
+                // Printed on stdout too, so scripts and tests can read the port.
+                println!("listening on udp://{}", server.local_addr());
+                tracing::info!(addr = %server.local_addr(), metrics = ?server.metrics_addr(), "ternd listening");
+                server.run(shutdown_signal()).await
+            })?;
+            Ok(())
+        }
+    }
+}

@@ -13,12 +13,18 @@ use crate::store::{DeviceState, InboxMeta, Store, StoredEntry};
 use crate::time::Time;
 use crate::wire::limits::PUSH_BACKLOG_LIMIT;
 use crate::wire::{
-    encode_to_bytes, Ack, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, KickReason, LoginOk, Packet, PageEnd,
-    Reader, ReceiptStatus,
+    encode_to_bytes, Ack, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, KickReason, LoginOk,
+    Packet, PageEnd, Reader, ReceiptStatus,
 };
 
 impl<S: Store> Broker<S> {
-    pub(super) fn handle_prelogin(&mut self, now: Time, from: SocketAddr, packet: Packet, len: usize) {
+    pub(super) fn handle_prelogin(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        packet: Packet,
+        len: usize,
+    ) {
         let mut login = None;
         for f in packet.frames {
             match f {
@@ -40,7 +46,8 @@ impl<S: Store> Broker<S> {
                     _ => ErrorCode::BadToken,
                 };
                 self.stats.login_refused += 1;
-                self.events.push_back(BrokerEvent::LoginRefused { addr: from, code });
+                self.events
+                    .push_back(BrokerEvent::LoginRefused { addr: from, code });
                 self.reply_error(from, 0, len, code, crate::wire::ty::LOGIN, &e.to_string());
                 return;
             }
@@ -48,19 +55,32 @@ impl<S: Store> Broker<S> {
         let (user, device) = (claims.user, claims.device);
         // A retransmitted LOGIN for a session we just opened: answer again.
         if let Some(sid) = self.device_session(user, device) {
-            if self.sessions.get(&sid).is_some_and(|s| s.addr == from && s.highest_pn == 0) {
+            if self
+                .sessions
+                .get(&sid)
+                .is_some_and(|s| s.addr == from && s.highest_pn == 0)
+            {
                 self.queue_login_ok(now, sid);
                 self.touch(sid);
                 return;
             }
         }
-        if self.sessions.len() >= self.cfg.max_sessions && self.device_session(user, device).is_none() {
+        if self.sessions.len() >= self.cfg.max_sessions
+            && self.device_session(user, device).is_none()
+        {
             self.stats.login_refused += 1;
             self.events.push_back(BrokerEvent::LoginRefused {
                 addr: from,
                 code: ErrorCode::ServerBusy,
             });
-            self.reply_error(from, 0, len, ErrorCode::ServerBusy, crate::wire::ty::LOGIN, "too many sessions");
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::ServerBusy,
+                crate::wire::ty::LOGIN,
+                "too many sessions",
+            );
             return;
         }
         if let Some(old) = self.device_session(user, device) {
@@ -71,7 +91,14 @@ impl<S: Store> Broker<S> {
         let wall = self.wall_ms(now);
         let sid = self.new_id();
         let Ok(u) = self.user_mut(user) else {
-            self.reply_error(from, 0, len, ErrorCode::StorageFailure, crate::wire::ty::LOGIN, "store unavailable");
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::StorageFailure,
+                crate::wire::ty::LOGIN,
+                "store unavailable",
+            );
             return;
         };
         let mut created = false;
@@ -85,9 +112,16 @@ impl<S: Store> Broker<S> {
             created = true;
         }
         let (epoch, trimmed, committed_head) = (u.meta.epoch, u.meta.trimmed, u.committed_head);
-        let client_cp = if login.epoch == epoch { login.checkpoint.min(committed_head) } else { 0 };
+        let client_cp = if login.epoch == epoch {
+            login.checkpoint.min(committed_head)
+        } else {
+            0
+        };
         let start = client_cp.max(trimmed);
-        let dev = u.devices.entry(device).or_insert_with(|| Dev::new(DeviceState::default()));
+        let dev = u
+            .devices
+            .entry(device)
+            .or_insert_with(|| Dev::new(DeviceState::default()));
         dev.staged.last_login_ms = wall;
         // The device restarts from where it says it is (it may have lost data).
         dev.staged.checkpoint = start;
@@ -144,9 +178,15 @@ impl<S: Store> Broker<S> {
 
     fn queue_login_ok(&mut self, now: Time, sid: u64) {
         let wall = self.wall_ms(now);
-        let Some(s) = self.sessions.get(&sid) else { return };
-        let Some(u) = self.users.get(&s.user) else { return };
-        let Some(d) = u.devices.get(&s.device) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let Some(u) = self.users.get(&s.user) else {
+            return;
+        };
+        let Some(d) = u.devices.get(&s.device) else {
+            return;
+        };
         let frame = Frame::LoginOk(LoginOk {
             user: s.user,
             device: s.device,
@@ -158,15 +198,38 @@ impl<S: Store> Broker<S> {
             idle_timeout_ms: self.cfg.idle_timeout.as_millis() as u64,
             server_time_ms: wall,
         });
+        // Refusals the client may not have heard of go first: LOGIN_OK's
+        // next_send_seq releases those operations, and they must not be
+        // mistaken for stored.
+        let refusals: Vec<Frame> = d
+            .durable
+            .rejected
+            .iter()
+            .map(|&(seq, code)| {
+                Frame::Error(ErrorFrame {
+                    code,
+                    frame_type: 0,
+                    seq,
+                    reason: String::new(),
+                })
+            })
+            .collect();
         if let Some(s) = self.sessions.get_mut(&sid) {
+            s.out.extend(refusals.into_iter().map(Out::Frame));
             s.out.push_back(Out::Frame(frame));
         }
     }
 
     /// Ends a session. `notify` sends the device a KICK.
     pub(super) fn close_session(&mut self, sid: u64, reason: KickReason, notify: bool) {
-        let Some(mut s) = self.sessions.remove(&sid) else { return };
-        if let Some(d) = self.users.get_mut(&s.user).and_then(|u| u.devices.get_mut(&s.device)) {
+        let Some(mut s) = self.sessions.remove(&sid) else {
+            return;
+        };
+        if let Some(d) = self
+            .users
+            .get_mut(&s.user)
+            .and_then(|u| u.devices.get_mut(&s.device))
+        {
             if d.session == Some(sid) {
                 d.session = None;
             }
@@ -176,7 +239,12 @@ impl<S: Store> Broker<S> {
             s.out.push_back(Out::Frame(Frame::Kick(reason as u64)));
             s.down = Downlink::Pull;
             s.notify = None;
-            s.build(Time::ZERO, Vec::new(), self.cfg.max_datagram, &mut self.transmits);
+            s.build(
+                Time::ZERO,
+                Vec::new(),
+                self.cfg.max_datagram,
+                &mut self.transmits,
+            );
         }
         self.events.push_back(BrokerEvent::Closed {
             session: sid,
@@ -190,7 +258,9 @@ impl<S: Store> Broker<S> {
         match frame {
             Frame::Padding(_) | Frame::Extension { .. } => {}
             Frame::Heartbeat(nonce) => {
-                let Some(s) = self.sessions.get_mut(&sid) else { return };
+                let Some(s) = self.sessions.get_mut(&sid) else {
+                    return;
+                };
                 s.out.push_back(Out::Frame(Frame::HeartbeatAck(nonce)));
                 if s.unreachable {
                     s.unreachable = false;
@@ -224,13 +294,19 @@ impl<S: Store> Broker<S> {
     }
 
     fn on_uplink(&mut self, now: Time, sid: u64, seq: u64, frame: Frame) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let arrival = s.uplink.on_receive(seq, frame);
         let (user, device) = (s.user, s.device);
         match arrival {
             Arrival::InOrder => {
                 // The ACK is owed once the operation is durable, not before.
-                while let Some((seq, f)) = self.sessions.get_mut(&sid).and_then(|s| s.uplink.poll_deliver()) {
+                while let Some((seq, f)) = self
+                    .sessions
+                    .get_mut(&sid)
+                    .and_then(|s| s.uplink.poll_deliver())
+                {
                     self.apply_uplink(now, sid, user, device, seq, f);
                 }
             }
@@ -244,7 +320,15 @@ impl<S: Store> Broker<S> {
     }
 
     /// Stages one in-order uplink operation. Its ACK goes out once durable.
-    fn apply_uplink(&mut self, now: Time, sid: u64, user: u64, device: u32, seq: u64, frame: Frame) {
+    fn apply_uplink(
+        &mut self,
+        now: Time,
+        sid: u64,
+        user: u64,
+        device: u32,
+        seq: u64,
+        frame: Frame,
+    ) {
         let (target, conv, body, from_seq) = match &frame {
             Frame::Send(f) => {
                 if f.payload.len() > self.cfg.max_payload {
@@ -300,7 +384,11 @@ impl<S: Store> Broker<S> {
             return self.reject(sid, user, device, seq, ErrorCode::UnknownRecipient);
         }
         let online = self.append(now, target, conv, user, device, from_seq, body);
-        if let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+        if let Some(d) = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+        {
             d.staged.applied = seq;
             d.log_release(seq, online);
         }
@@ -309,7 +397,11 @@ impl<S: Store> Broker<S> {
 
     fn reject(&mut self, sid: u64, user: u64, device: u32, seq: u64, code: ErrorCode) {
         self.stats.rejected += 1;
-        if let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+        if let Some(d) = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+        {
             d.staged.applied = seq;
             d.reject(seq, code as u64);
         }
@@ -326,10 +418,21 @@ impl<S: Store> Broker<S> {
 
     /// Stages an inbox entry for `to`; returns whether `to` has a device online.
     #[allow(clippy::too_many_arguments)]
-    fn append(&mut self, now: Time, to: u64, conv: u64, from_user: u64, from_device: u32, from_seq: u64, body: EntryBody) -> bool {
+    fn append(
+        &mut self,
+        now: Time,
+        to: u64,
+        conv: u64,
+        from_user: u64,
+        from_device: u32,
+        from_seq: u64,
+        body: EntryBody,
+    ) -> bool {
         let wall = self.wall_ms(now);
         let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
-        let Ok(u) = self.user_mut(to) else { return false };
+        let Ok(u) = self.user_mut(to) else {
+            return false;
+        };
         if !u.exists {
             u.exists = true;
             u.meta.epoch = epoch_seed;
@@ -353,7 +456,9 @@ impl<S: Store> Broker<S> {
 
     /// A committed entry for a session's user: push it if the session pushes.
     pub(super) fn offer_entry(&mut self, now: Time, sid: u64, entry: &StoredEntry) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         match &mut s.down {
             Downlink::Push(sender) => {
                 if sender.next_seq() == entry.seq && !sender.is_full() {
@@ -371,9 +476,15 @@ impl<S: Store> Broker<S> {
 
     /// Tops a pushing session's queue up from the store.
     pub(super) fn refill(&mut self, now: Time, sid: u64) {
-        let Some(s) = self.sessions.get(&sid) else { return };
-        let Downlink::Push(sender) = &s.down else { return };
-        let Some(u) = self.users.get(&s.user) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let Downlink::Push(sender) = &s.down else {
+            return;
+        };
+        let Some(u) = self.users.get(&s.user) else {
+            return;
+        };
         let head = u.committed_head;
         let next = sender.next_seq();
         if next > head || sender.is_full() || sender.is_failed() {
@@ -384,18 +495,33 @@ impl<S: Store> Broker<S> {
         let entries = match self.store.read_inbox(user, next - 1, room) {
             Ok(e) => e,
             Err(e) => {
-                self.events.push_back(BrokerEvent::StoreReadFailed { error: e.to_string() });
+                self.events.push_back(BrokerEvent::StoreReadFailed {
+                    error: e.to_string(),
+                });
                 return;
             }
         };
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Downlink::Push(sender) = &mut s.down else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Downlink::Push(sender) = &mut s.down else {
+            return;
+        };
         for e in entries {
             if e.seq != sender.next_seq() || e.seq > head {
                 break;
             }
             let origin = origin_of(&e.frame);
-            if sender.push(now, DownItem { frame: e.frame, origin }).is_err() {
+            if sender
+                .push(
+                    now,
+                    DownItem {
+                        frame: e.frame,
+                        origin,
+                    },
+                )
+                .is_err()
+            {
                 break;
             }
         }
@@ -406,8 +532,12 @@ impl<S: Store> Broker<S> {
         let mut released = Vec::new();
         let mut failed = false;
         {
-            let Some(s) = self.sessions.get_mut(&sid) else { return };
-            let Downlink::Push(sender) = &mut s.down else { return };
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
+            let Downlink::Push(sender) = &mut s.down else {
+                return;
+            };
             while let Some(ev) = sender.poll_event() {
                 match ev {
                     SenderEvent::Acked { seq, item } => {
@@ -440,7 +570,9 @@ impl<S: Store> Broker<S> {
     }
 
     fn on_downlink_ack(&mut self, now: Time, sid: u64, ack: Ack) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let (user, device) = (s.user, s.device);
         let head = self.users.get(&user).map_or(0, |u| u.committed_head);
         let cumulative = ack.cumulative.min(head);
@@ -449,7 +581,12 @@ impl<S: Store> Broker<S> {
             sender.handle_ack(now, cumulative, &ack.ranges, delay);
         } else {
             // Pulled entries acknowledged by ACK rather than by the next PULL.
-            let page: Vec<_> = s.last_page.iter().filter(|(q, _)| *q <= cumulative).copied().collect();
+            let page: Vec<_> = s
+                .last_page
+                .iter()
+                .filter(|(q, _)| *q <= cumulative)
+                .copied()
+                .collect();
             s.last_page.retain(|(q, _)| *q > cumulative);
             self.issue_receipts(now, sid, &page);
         }
@@ -459,8 +596,12 @@ impl<S: Store> Broker<S> {
     }
 
     fn advance_checkpoint(&mut self, user: u64, device: u32, to: u64) {
-        let Some(u) = self.users.get_mut(&user) else { return };
-        let Some(d) = u.devices.get_mut(&device) else { return };
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        let Some(d) = u.devices.get_mut(&device) else {
+            return;
+        };
         if to <= d.staged.checkpoint {
             return;
         }
@@ -480,21 +621,28 @@ impl<S: Store> Broker<S> {
     /// DELIVERED receipts for messages a device has acknowledged: one
     /// "up to" receipt per sending device, never repeated across devices.
     fn issue_receipts(&mut self, now: Time, sid: u64, released: &[(u64, Origin)]) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         let (user, device) = (s.user, s.device);
         let mut best: Vec<Origin> = Vec::new();
         for (_, o) in released {
             if o.from_user == user {
                 continue;
             }
-            match best.iter_mut().find(|b| b.from_user == o.from_user && b.from_device == o.from_device) {
+            match best
+                .iter_mut()
+                .find(|b| b.from_user == o.from_user && b.from_device == o.from_device)
+            {
                 Some(b) if b.from_seq < o.from_seq => *b = *o,
                 Some(_) => {}
                 None => best.push(*o),
             }
         }
         for o in best {
-            let Some(u) = self.users.get_mut(&user) else { return };
+            let Some(u) = self.users.get_mut(&user) else {
+                return;
+            };
             let done = u.receipted.entry((o.from_user, o.from_device)).or_insert(0);
             if *done >= o.from_seq {
                 continue;
@@ -510,13 +658,22 @@ impl<S: Store> Broker<S> {
     }
 
     fn on_pull(&mut self, now: Time, sid: u64, request_id: u64, after: u64, max: u64) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let (user, device) = (s.user, s.device);
-        let Some(u) = self.users.get(&user) else { return };
+        let Some(u) = self.users.get(&user) else {
+            return;
+        };
         let head = u.committed_head;
         let after = after.min(head).max(u.meta.trimmed.min(head));
         // Pulling past a page acknowledges it.
-        let page: Vec<_> = s.last_page.iter().filter(|(q, _)| *q <= after).copied().collect();
+        let page: Vec<_> = s
+            .last_page
+            .iter()
+            .filter(|(q, _)| *q <= after)
+            .copied()
+            .collect();
         s.last_page.retain(|(q, _)| *q > after);
         self.issue_receipts(now, sid, &page);
         self.advance_checkpoint(user, device, after);
@@ -524,12 +681,16 @@ impl<S: Store> Broker<S> {
         let entries = match self.store.read_inbox(user, after, max) {
             Ok(e) => e,
             Err(e) => {
-                self.events.push_back(BrokerEvent::StoreReadFailed { error: e.to_string() });
+                self.events.push_back(BrokerEvent::StoreReadFailed {
+                    error: e.to_string(),
+                });
                 self.queue_error(sid, ErrorCode::StorageFailure, crate::wire::ty::PULL);
                 return;
             }
         };
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let mut last = after;
         for e in entries.into_iter().take_while(|e| e.seq <= head) {
             last = e.seq;
@@ -548,7 +709,11 @@ impl<S: Store> Broker<S> {
         })));
         if end && matches!(s.down, Downlink::Pull) {
             let seed = rand::Rng::gen(&mut self.rng);
-            s.down = Downlink::Push(Box::new(Sender::new(self.cfg.downlink.clone(), last + 1, seed)));
+            s.down = Downlink::Push(Box::new(Sender::new(
+                self.cfg.downlink.clone(),
+                last + 1,
+                seed,
+            )));
         }
         self.touch(sid);
     }

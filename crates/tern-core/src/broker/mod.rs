@@ -144,7 +144,10 @@ struct Staged {
 
 impl Staged {
     fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.trims.is_empty() && self.dirty_users.is_empty() && self.dirty_devices.is_empty()
+        self.appends.is_empty()
+            && self.trims.is_empty()
+            && self.dirty_users.is_empty()
+            && self.dirty_devices.is_empty()
     }
 }
 
@@ -177,7 +180,13 @@ impl<S: Store> Broker<S> {
     /// A broker over `store`. `wall_origin_ms` is the Unix time in ms at
     /// [`Time::ZERO`] (entry timestamps, token expiry); `seed` drives session
     /// ids, epochs and timer jitter.
-    pub fn new(cfg: BrokerConfig, store: Arc<S>, keys: TokenKeys, wall_origin_ms: u64, seed: u64) -> Self {
+    pub fn new(
+        cfg: BrokerConfig,
+        store: Arc<S>,
+        keys: TokenKeys,
+        wall_origin_ms: u64,
+        seed: u64,
+    ) -> Self {
         Broker {
             cfg,
             store,
@@ -212,6 +221,15 @@ impl<S: Store> Broker<S> {
         self.users.get(&user).is_some_and(|u| u.online())
     }
 
+    /// Ends every session with a KICK saying the server is going away, so
+    /// clients reconnect promptly instead of waiting for their idle timeout.
+    pub fn shutdown(&mut self) {
+        let sids: Vec<u64> = self.sessions.keys().copied().collect();
+        for sid in sids {
+            self.close_session(sid, crate::wire::KickReason::Shutdown, true);
+        }
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<S> {
         &self.store
@@ -230,7 +248,9 @@ impl<S: Store> Broker<S> {
             Err(e) => {
                 self.stats.malformed += 1;
                 let code = match e {
-                    crate::wire::DecodeError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+                    crate::wire::DecodeError::UnsupportedVersion(_) => {
+                        ErrorCode::UnsupportedVersion
+                    }
                     crate::wire::DecodeError::UnknownFrame(_) => ErrorCode::UnknownFrame,
                     _ => ErrorCode::Malformed,
                 };
@@ -245,14 +265,23 @@ impl<S: Store> Broker<S> {
             self.handle_session_packet(now, from, packet);
         } else {
             self.stats.unknown_session += 1;
-            self.reply_error(from, 0, len, ErrorCode::UnknownSession, 0, "unknown session: log in again");
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::UnknownSession,
+                0,
+                "unknown session: log in again",
+            );
         }
         self.flush_touched(now);
     }
 
     fn handle_session_packet(&mut self, now: Time, from: SocketAddr, packet: Packet) {
         let sid = packet.header.session_id;
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
             if s.addr != from {
@@ -273,16 +302,32 @@ impl<S: Store> Broker<S> {
 
     /// Sends a small ERROR to an address with no session, never larger than
     /// what was received from it (no amplification).
-    fn reply_error(&mut self, to: SocketAddr, sid: u64, received: usize, code: ErrorCode, frame_type: u8, reason: &str) {
+    fn reply_error(
+        &mut self,
+        to: SocketAddr,
+        sid: u64,
+        received: usize,
+        code: ErrorCode,
+        frame_type: u8,
+        reason: &str,
+    ) {
         let header = Header {
             session_id: sid,
             packet_number: 1,
         };
-        let base = header.len() + 1 + crate::wire::varint::len(code as u64) + 1 + 1 + 1 + crate::wire::TRAILER;
+        let base = header.len()
+            + 1
+            + crate::wire::varint::len(code as u64)
+            + 1
+            + 1
+            + 1
+            + crate::wire::TRAILER;
         if received < base {
             return;
         }
-        let room = (received - base).min(crate::wire::limits::MAX_REASON).min(60);
+        let room = (received - base)
+            .min(crate::wire::limits::MAX_REASON)
+            .min(60);
         let mut reason = reason.to_string();
         while reason.len() > room {
             reason.pop();
@@ -316,7 +361,9 @@ impl<S: Store> Broker<S> {
 
     fn flush_session(&mut self, now: Time, sid: u64) {
         let ack_frames = self.uplink_ack_frames(now, sid);
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if !ack_frames.is_empty() || s.has_output(now) {
             let before = self.transmits.len();
             s.build(now, ack_frames, self.cfg.max_datagram, &mut self.transmits);
@@ -332,11 +379,17 @@ impl<S: Store> Broker<S> {
 
     /// The ACK (and sticky ERROR) frames owed to a session for its uplink.
     fn uplink_ack_frames(&mut self, now: Time, sid: u64) -> Vec<Frame> {
-        let Some(s) = self.sessions.get(&sid) else { return Vec::new() };
+        let Some(s) = self.sessions.get(&sid) else {
+            return Vec::new();
+        };
         if !s.acks.should_send(now) {
             return Vec::new();
         }
-        let Some(dev) = self.users.get(&s.user).and_then(|u| u.devices.get(&s.device)) else {
+        let Some(dev) = self
+            .users
+            .get(&s.user)
+            .and_then(|u| u.devices.get(&s.device))
+        else {
             return Vec::new();
         };
         let cumulative = dev.durable.applied;
@@ -381,7 +434,9 @@ impl<S: Store> Broker<S> {
             }
             self.timers.pop();
             let idle = self.cfg.idle_timeout;
-            let Some(s) = self.sessions.get_mut(&sid) else { continue };
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
             if s.scheduled == Some(t) {
                 s.scheduled = None;
             }
@@ -434,12 +489,19 @@ impl<S: Store> Broker<S> {
         for user in &staged.dirty_users {
             if let Some(u) = self.users.get_mut(user) {
                 u.meta_dirty = false;
-                batch.ops.push(WriteOp::Meta { user: *user, meta: u.meta });
+                batch.ops.push(WriteOp::Meta {
+                    user: *user,
+                    meta: u.meta,
+                });
             }
         }
         let mut devices = Vec::new();
         for (user, device) in &staged.dirty_devices {
-            if let Some(d) = self.users.get_mut(user).and_then(|u| u.devices.get_mut(device)) {
+            if let Some(d) = self
+                .users
+                .get_mut(user)
+                .and_then(|u| u.devices.get_mut(device))
+            {
                 d.dirty = false;
                 batch.ops.push(WriteOp::Device {
                     user: *user,
@@ -486,7 +548,11 @@ impl<S: Store> Broker<S> {
 
     fn on_durable(&mut self, now: Time, done: InFlight) {
         for (user, device, state) in done.devices {
-            let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) else {
+            let Some(d) = self
+                .users
+                .get_mut(&user)
+                .and_then(|u| u.devices.get_mut(&device))
+            else {
                 continue;
             };
             let released = state.applied.saturating_sub(d.durable.applied);
@@ -504,7 +570,9 @@ impl<S: Store> Broker<S> {
         }
         for (user, entry) in done.appends {
             self.stats.stored += 1;
-            let Some(u) = self.users.get_mut(&user) else { continue };
+            let Some(u) = self.users.get_mut(&user) else {
+                continue;
+            };
             u.committed_head = u.committed_head.max(entry.seq);
             let sids: Vec<u64> = u.sessions().collect();
             for sid in sids {
@@ -517,12 +585,19 @@ impl<S: Store> Broker<S> {
     /// store. Senders retransmit whatever was not acknowledged.
     fn roll_back(&mut self) {
         self.staged = Staged::default();
-        let live: Vec<(u64, u64, u32)> = self.sessions.values().map(|s| (s.id, s.user, s.device)).collect();
+        let live: Vec<(u64, u64, u32)> = self
+            .sessions
+            .values()
+            .map(|s| (s.id, s.user, s.device))
+            .collect();
         self.users.clear();
         for (sid, user, device) in live {
             let applied = match self.user_mut(user) {
                 Ok(u) => {
-                    let d = u.devices.entry(device).or_insert_with(|| users::Dev::new(DeviceState::default()));
+                    let d = u
+                        .devices
+                        .entry(device)
+                        .or_insert_with(|| users::Dev::new(DeviceState::default()));
                     d.session = Some(sid);
                     d.durable.applied
                 }
@@ -542,7 +617,9 @@ impl<S: Store> Broker<S> {
                 }
                 Err(e) => {
                     let error = e.to_string();
-                    self.events.push_back(BrokerEvent::StoreReadFailed { error: error.clone() });
+                    self.events.push_back(BrokerEvent::StoreReadFailed {
+                        error: error.clone(),
+                    });
                     return Err(error);
                 }
             }
@@ -569,7 +646,11 @@ impl<S: Store> Broker<S> {
     }
 
     fn mark_device_dirty(&mut self, user: u64, device: u32) {
-        if let Some(d) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+        if let Some(d) = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+        {
             if !d.dirty {
                 d.dirty = true;
                 self.staged.dirty_devices.push((user, device));

@@ -97,7 +97,13 @@ impl Session {
 
     /// Packs ACK frames, queued frames and downlink transmissions into
     /// datagrams of at most `max` bytes.
-    pub fn build(&mut self, now: Time, ack_frames: Vec<Frame>, max: usize, sink: &mut VecDeque<(SocketAddr, Bytes)>) {
+    pub fn build(
+        &mut self,
+        now: Time,
+        ack_frames: Vec<Frame>,
+        max: usize,
+        sink: &mut VecDeque<(SocketAddr, Bytes)>,
+    ) {
         let mut pb = PacketBuilder::new(self.header(), max);
         let addr = self.addr;
         let mut flush = |pb: &mut PacketBuilder, this: &mut Session| {
@@ -137,7 +143,16 @@ impl Session {
             while let Some((_, item)) = sender.poll_transmit(now) {
                 if pb.push_encoded(&item.frame).is_err() {
                     // Full: this one goes first in the next datagram.
-                    let full = std::mem::replace(&mut pb, PacketBuilder::new(Header { session_id: self.id, packet_number: self.next_pn }, max));
+                    let full = std::mem::replace(
+                        &mut pb,
+                        PacketBuilder::new(
+                            Header {
+                                session_id: self.id,
+                                packet_number: self.next_pn,
+                            },
+                            max,
+                        ),
+                    );
                     self.next_pn += 1;
                     sink.push_back((addr, full.finish()));
                     let _ = pb.push_encoded(&item.frame);

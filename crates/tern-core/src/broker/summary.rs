@@ -8,7 +8,9 @@ use super::session::Out;
 use super::{Broker, BrokerEvent};
 use crate::store::Store;
 use crate::wire::limits::MAX_PREVIEW;
-use crate::wire::{EntryBody, ErrorCode, Frame, Preview, Reader, Summary, SummaryEnd, SummaryRequest};
+use crate::wire::{
+    EntryBody, ErrorCode, Frame, Preview, Reader, Summary, SummaryEnd, SummaryRequest,
+};
 
 #[derive(Default)]
 struct Acc {
@@ -21,12 +23,19 @@ struct Acc {
 
 impl<S: Store> Broker<S> {
     pub(super) fn on_summary_request(&mut self, sid: u64, req: SummaryRequest) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         let (user, device) = (s.user, s.device);
-        let Some(u) = self.users.get(&user) else { return };
+        let Some(u) = self.users.get(&user) else {
+            return;
+        };
         let head = u.committed_head;
         let from = u.devices.get(&device).map_or(0, |d| d.staged.checkpoint);
-        let keep = self.cfg.summary_previews.min(crate::wire::limits::MAX_PREVIEWS);
+        let keep = self
+            .cfg
+            .summary_previews
+            .min(crate::wire::limits::MAX_PREVIEWS);
         let mut convs: BTreeMap<u64, Acc> = BTreeMap::new();
         let mut after = from;
         let mut scanned = 0usize;
@@ -34,8 +43,14 @@ impl<S: Store> Broker<S> {
             let entries = match self.store.read_inbox(user, after, 1024) {
                 Ok(e) => e,
                 Err(e) => {
-                    self.events.push_back(BrokerEvent::StoreReadFailed { error: e.to_string() });
-                    self.queue_error(sid, ErrorCode::StorageFailure, crate::wire::ty::SUMMARY_REQUEST);
+                    self.events.push_back(BrokerEvent::StoreReadFailed {
+                        error: e.to_string(),
+                    });
+                    self.queue_error(
+                        sid,
+                        ErrorCode::StorageFailure,
+                        crate::wire::ty::SUMMARY_REQUEST,
+                    );
                     return;
                 }
             };
@@ -81,7 +96,11 @@ impl<S: Store> Broker<S> {
         let max = req.max_convs.clamp(1, self.cfg.summary_convs) as usize;
         let mut out = Vec::new();
         let mut next_cursor = 0;
-        for (i, (conv, acc)) in convs.into_iter().filter(|(c, _)| *c > req.cursor || req.cursor == 0).enumerate() {
+        for (i, (conv, acc)) in convs
+            .into_iter()
+            .filter(|(c, _)| *c > req.cursor || req.cursor == 0)
+            .enumerate()
+        {
             if i == max {
                 next_cursor = out.last().map_or(0, |f: &Frame| match f {
                     Frame::Summary(s) => s.conv,

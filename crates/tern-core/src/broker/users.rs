@@ -5,8 +5,9 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::store::{DeviceState, InboxMeta, Store};
 
-/// Rejected uplink sequences remembered per device.
-pub(crate) const REJECTED_KEPT: usize = 64;
+/// Rejected uplink sequences remembered per device: as many as a client may
+/// have in flight, so every refusal it can still be waiting on is known.
+pub(crate) const REJECTED_KEPT: usize = 256;
 /// Release-log entries kept per device for the `receiver_online` hint.
 const RELEASE_LOG: usize = 64;
 

@@ -15,6 +15,10 @@ pub struct ClientConfig {
     pub epoch: u64,
     /// Highest inbox sequence this device has durably processed.
     pub checkpoint: u64,
+    /// Operations restored from a durable outbox that already had a
+    /// sequence, oldest first. They are replayed under the same sequences, so
+    /// the server recognises any it had already stored: no duplicates.
+    pub resume: Vec<(u64, super::Outgoing)>,
     /// Uplink retransmission timers.
     pub uplink: SenderConfig,
     /// Downlink reorder window and ACK timing.
@@ -42,6 +46,7 @@ impl ClientConfig {
             token,
             epoch: 0,
             checkpoint: 0,
+            resume: Vec::new(),
             uplink: SenderConfig::default(),
             downlink: ReceiverConfig::default(),
             login_initial: Duration::from_millis(500),

@@ -29,7 +29,8 @@ use crate::reliability::{AckCoalescer, Arrival, QueueFull, Receiver, Sender, Sen
 use crate::time::Time;
 use crate::wire::limits::PUSH_BACKLOG_LIMIT;
 use crate::wire::{
-    Ack, Deliver, ErrorCode, Frame, Header, KickReason, Login, LoginOk, Packet, PacketBuilder, Pull, SummaryRequest,
+    Ack, Deliver, ErrorCode, Frame, Header, KickReason, Login, LoginOk, Packet, PacketBuilder,
+    Pull, SummaryRequest,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +71,21 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// A connection that starts logging in at `now`.
-    pub fn new(cfg: ClientConfig, now: Time, seed: u64) -> Self {
+    pub fn new(mut cfg: ClientConfig, now: Time, seed: u64) -> Self {
         let downlink = Receiver::new(cfg.downlink.clone(), cfg.checkpoint);
         let acks = AckCoalescer::new(&cfg.downlink);
+        let resume = std::mem::take(&mut cfg.resume);
+        let mut next_op = 1;
+        let first = resume.first().map(|(seq, _)| *seq);
+        let uplink = first.map(|first| {
+            let mut s = Sender::new(cfg.uplink.clone(), first, seed);
+            for (_, op) in resume {
+                // Capacity was checked when these were first accepted.
+                let _ = s.push(now, (OpId(next_op), op));
+                next_op += 1;
+            }
+            s
+        });
         ClientConn {
             state: State::LoggingIn {
                 next: now,
@@ -85,7 +98,7 @@ impl ClientConn {
             heartbeat: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             waiting: VecDeque::new(),
-            uplink: None,
+            uplink,
             rejected: HashMap::new(),
             released: cfg.checkpoint,
             epoch: cfg.epoch,
@@ -95,7 +108,7 @@ impl ClientConn {
             pull: None,
             pulling: false,
             next_request: 1,
-            next_op: 1,
+            next_op,
             heartbeat_nonce: 0,
             events: VecDeque::new(),
             seed,
@@ -158,11 +171,12 @@ impl ClientConn {
     /// Asks for the conversation counters past the checkpoint.
     pub fn request_summary(&mut self, cursor: u64, max_convs: u64) -> u64 {
         let request_id = self.request_id();
-        self.control.push_back(Frame::SummaryRequest(SummaryRequest {
-            request_id,
-            cursor,
-            max_convs,
-        }));
+        self.control
+            .push_back(Frame::SummaryRequest(SummaryRequest {
+                request_id,
+                cursor,
+                max_convs,
+            }));
         request_id
     }
 
@@ -262,7 +276,9 @@ impl ClientConn {
                 let reason = KickReason::from_code(code);
                 self.events.push_back(ClientEvent::Kicked { code });
                 match reason {
-                    Some(KickReason::Replaced | KickReason::LoggedOut) => self.state = State::Closed,
+                    Some(KickReason::Replaced | KickReason::LoggedOut) => {
+                        self.state = State::Closed
+                    }
                     _ => self.relogin(now),
                 }
             }
@@ -336,11 +352,18 @@ impl ClientConn {
                 true
             }
         });
-        for (old_seq, item) in items.into_iter().chain(self.waiting.drain(..).map(|i| (0, i))) {
+        for (old_seq, item) in items
+            .into_iter()
+            .chain(self.waiting.drain(..).map(|i| (0, i)))
+        {
             let op = item.0;
             if let Ok(seq) = sender.push(now, item) {
                 if old_seq != 0 && old_seq != seq {
-                    self.events.push_back(ClientEvent::Resequenced { op, old: old_seq, new: seq });
+                    self.events.push_back(ClientEvent::Resequenced {
+                        op,
+                        old: old_seq,
+                        new: seq,
+                    });
                 }
                 if old_seq == 0 {
                     self.events.push_back(ClientEvent::Sequenced { op, seq });
@@ -352,7 +375,12 @@ impl ClientConn {
 
     fn on_ack(&mut self, now: Time, ack: Ack) {
         let Some(s) = &mut self.uplink else { return };
-        s.handle_ack(now, ack.cumulative, &ack.ranges, Duration::from_micros(ack.delay_us));
+        s.handle_ack(
+            now,
+            ack.cumulative,
+            &ack.ranges,
+            Duration::from_micros(ack.delay_us),
+        );
         while let Some(ev) = s.poll_event() {
             match ev {
                 SenderEvent::Acked { seq, item: (op, _) } => {
@@ -366,7 +394,9 @@ impl ClientConn {
                     };
                     self.events.push_back(ev);
                 }
-                SenderEvent::Failed { seq, .. } => self.events.push_back(ClientEvent::SendFailed { seq }),
+                SenderEvent::Failed { seq, .. } => {
+                    self.events.push_back(ClientEvent::SendFailed { seq })
+                }
             }
         }
     }
@@ -406,10 +436,15 @@ impl ClientConn {
             return;
         }
         match code {
-            Some(ErrorCode::UnknownSession) if self.state == State::Active && sid == 0 => self.relogin(now),
-            Some(ErrorCode::BadToken | ErrorCode::TokenExpired) if matches!(self.state, State::LoggingIn { .. }) => {
+            Some(ErrorCode::UnknownSession) if self.state == State::Active && sid == 0 => {
+                self.relogin(now)
+            }
+            Some(ErrorCode::BadToken | ErrorCode::TokenExpired)
+                if matches!(self.state, State::LoggingIn { .. }) =>
+            {
                 self.state = State::Closed;
-                self.events.push_back(ClientEvent::LoginRefused { code: e.code });
+                self.events
+                    .push_back(ClientEvent::LoginRefused { code: e.code });
             }
             _ => self.events.push_back(ClientEvent::ServerError(e)),
         }
@@ -437,14 +472,18 @@ impl ClientConn {
                     }
                 }
                 if let Some((_, _, at)) = self.pull {
-                    let rto = self.uplink.as_ref().map_or(self.cfg.login_initial, |s| s.rtt().rto());
+                    let rto = self
+                        .uplink
+                        .as_ref()
+                        .map_or(self.cfg.login_initial, |s| s.rtt().rto());
                     if now.saturating_since(at) >= rto * 2 {
                         self.send_pull(now);
                     }
                 }
                 if now.saturating_since(self.last_sent) >= self.heartbeat {
                     self.heartbeat_nonce += 1;
-                    self.control.push_back(Frame::Heartbeat(self.heartbeat_nonce));
+                    self.control
+                        .push_back(Frame::Heartbeat(self.heartbeat_nonce));
                 }
             }
         }
@@ -456,7 +495,8 @@ impl ClientConn {
             State::Closed => None,
             State::LoggingIn { next, .. } => Some(next),
             State::Active => {
-                let mut t = (self.last_heard + self.idle_timeout).min(self.last_sent + self.heartbeat);
+                let mut t =
+                    (self.last_heard + self.idle_timeout).min(self.last_sent + self.heartbeat);
                 if let Some(d) = self.uplink.as_ref().and_then(|s| s.poll_timeout()) {
                     t = t.min(d);
                 }
@@ -464,7 +504,10 @@ impl ClientConn {
                     t = t.min(a);
                 }
                 if let Some((_, _, at)) = self.pull {
-                    let rto = self.uplink.as_ref().map_or(self.cfg.login_initial, |s| s.rtt().rto());
+                    let rto = self
+                        .uplink
+                        .as_ref()
+                        .map_or(self.cfg.login_initial, |s| s.rtt().rto());
                     t = t.min(at + rto * 2);
                 }
                 Some(t)

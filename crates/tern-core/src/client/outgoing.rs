@@ -69,7 +69,11 @@ impl Outgoing {
                 target_device,
                 target_seq,
             }),
-            Outgoing::Recall { to, conv, target_seq } => Frame::Recall(Recall {
+            Outgoing::Recall {
+                to,
+                conv,
+                target_seq,
+            } => Frame::Recall(Recall {
                 seq,
                 to,
                 conv,

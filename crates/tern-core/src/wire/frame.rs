@@ -295,8 +295,9 @@ pub struct ErrorFrame {
     pub code: u64,
     /// Type of the frame that caused it (0 if none).
     pub frame_type: u8,
-    /// Uplink sequence it refers to (0 if none). A non-zero `seq` settles that
-    /// message: the sender reports it as failed and never resends it.
+    /// Uplink sequence it refers to (0 if none). A non-zero `seq` marks that
+    /// operation as refused: when an ACK later releases it, the client reports
+    /// it as rejected rather than stored.
     pub seq: u64,
     /// Human-readable detail, for logs only.
     pub reason: String,

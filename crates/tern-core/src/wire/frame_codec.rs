@@ -110,7 +110,8 @@ impl Frame {
                 let mut n = 1 + v(a.cumulative) + v(a.delay_us) + v(a.ranges.len() as u64);
                 let mut prev_end = a.cumulative;
                 for &(start, end) in &a.ranges {
-                    n += v(start.saturating_sub(prev_end + 1)) + v(end.saturating_sub(start));
+                    n += v(start.saturating_sub(prev_end.saturating_add(1)))
+                        + v(end.saturating_sub(start));
                     prev_end = end;
                 }
                 n
@@ -240,7 +241,7 @@ impl Frame {
                 p(out, a.ranges.len() as u64);
                 let mut prev_end = a.cumulative;
                 for &(start, end) in &a.ranges {
-                    p(out, start.saturating_sub(prev_end + 1));
+                    p(out, start.saturating_sub(prev_end.saturating_add(1)));
                     p(out, end.saturating_sub(start));
                     prev_end = end;
                 }

@@ -35,6 +35,12 @@ impl Packet {
                 max: MAX_RECV_DATAGRAM,
             });
         }
+        // The version comes first: another version need not carry our trailer.
+        if let Some(&v) = datagram.first() {
+            if v != super::header::VERSION {
+                return Err(DecodeError::UnsupportedVersion(v));
+            }
+        }
         if datagram.len() < TRAILER {
             return Err(DecodeError::Incomplete {
                 needed: TRAILER - datagram.len(),

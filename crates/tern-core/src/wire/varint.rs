@@ -25,6 +25,7 @@ pub fn len(v: u64) -> usize {
 /// Appends `v` to `out`. Values above [`MAX`] are clamped to `MAX`; every field
 /// that can reach such values is bounded by the protocol long before that.
 pub fn put(out: &mut impl BufMut, v: u64) {
+    debug_assert!(v <= MAX, "varint value {v} above 2^62-1");
     let v = v.min(MAX);
     match len(v) {
         1 => out.put_u8(v as u8),

@@ -1,0 +1,400 @@
+//! The background task of a [`Client`](super::Client): moves datagrams,
+//! timers and commands in and out of the core's `ClientConn`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, OpId, Outgoing};
+use tern_core::time::Time;
+use tern_core::wire::{EntryBody, ReceiptStatus, Summary};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::outbox::Outbox;
+use super::{ClientError, ClientOptions, Command, Event, Sent};
+
+type Ready = oneshot::Receiver<Result<(u64, u32), ClientError>>;
+
+struct Pending {
+    key: u64,
+    op: Outgoing,
+    waiter: Option<oneshot::Sender<Result<Sent, ClientError>>>,
+}
+
+struct Driver {
+    conn: ClientConn,
+    socket: UdpSocket,
+    server: SocketAddr,
+    start: Instant,
+    outbox: Option<Outbox>,
+    pending: HashMap<OpId, Pending>,
+    next_key: u64,
+    events: mpsc::Sender<Event>,
+    ready: Option<oneshot::Sender<Result<(u64, u32), ClientError>>>,
+    device: u32,
+    delivered_up_to: u64,
+    delivery_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
+    summaries: Vec<Summary>,
+    summary_waiters: Vec<oneshot::Sender<(Vec<Summary>, tern_core::wire::SummaryEnd)>>,
+    manual_release: bool,
+    stop: bool,
+    close_waiter: Option<oneshot::Sender<()>>,
+}
+
+async fn bind_near(server: SocketAddr) -> std::io::Result<UdpSocket> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    UdpSocket::bind(local).await
+}
+
+/// Starts the task; the returned receiver resolves at the first login.
+pub(super) async fn spawn(
+    opts: ClientOptions,
+) -> Result<(mpsc::Sender<Command>, mpsc::Receiver<Event>, Ready), ClientError> {
+    let socket = bind_near(opts.server).await?;
+    let outbox = match &opts.state_dir {
+        Some(dir) => Some(Outbox::open(dir)?),
+        None => None,
+    };
+    let mut cfg = ClientConfig::new(Bytes::from(opts.token.clone()));
+    cfg.auto_pull = opts.auto_pull;
+    cfg.auto_release = !opts.manual_release;
+    let mut pending = HashMap::new();
+    let mut fresh = Vec::new();
+    let mut next_key = 1;
+    if let Some(o) = &outbox {
+        let (epoch, checkpoint) = o.checkpoint()?;
+        cfg.epoch = epoch;
+        cfg.checkpoint = checkpoint;
+        let mut op_id = 1;
+        for row in o.rows()? {
+            next_key = next_key.max(row.key + 1);
+            if row.seq != 0 {
+                cfg.resume.push((row.seq, row.op.clone()));
+                pending.insert(
+                    OpId(op_id),
+                    Pending {
+                        key: row.key,
+                        op: row.op,
+                        waiter: None,
+                    },
+                );
+                op_id += 1;
+            } else {
+                fresh.push(row);
+            }
+        }
+    }
+    let start = Instant::now();
+    let mut conn = ClientConn::new(cfg, Time::ZERO, rand::random());
+    for row in fresh {
+        if let Ok(id) = conn.submit(Time::ZERO, row.op.clone()) {
+            pending.insert(
+                id,
+                Pending {
+                    key: row.key,
+                    op: row.op,
+                    waiter: None,
+                },
+            );
+        }
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (ev_tx, ev_rx) = mpsc::channel(4096);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let driver = Driver {
+        conn,
+        socket,
+        server: opts.server,
+        start,
+        outbox,
+        pending,
+        next_key,
+        events: ev_tx,
+        ready: Some(ready_tx),
+        device: 0,
+        delivered_up_to: 0,
+        delivery_waiters: BTreeMap::new(),
+        summaries: Vec::new(),
+        summary_waiters: Vec::new(),
+        manual_release: opts.manual_release,
+        stop: false,
+        close_waiter: None,
+    };
+    tokio::spawn(driver.run(cmd_rx));
+    Ok((cmd_tx, ev_rx, ready_rx))
+}
+
+impl Driver {
+    fn now(&self) -> Time {
+        Time::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        while !self.stop {
+            let wake = self.conn.poll_timeout().map(|t| {
+                tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
+            });
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        if from == self.server {
+                            let now = self.now();
+                            self.conn.handle_datagram(now, Bytes::copy_from_slice(&buf[..n]));
+                        }
+                    }
+                }
+                cmd = cmds.recv() => match cmd {
+                    Some(c) => self.command(c).await,
+                    None => self.stop = true,
+                },
+                _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
+            }
+            let now = self.now();
+            self.conn.handle_timeout(now);
+            self.flush(now).await;
+            self.drain_events().await;
+            if self.conn.is_closed() {
+                self.flush(now).await;
+                break;
+            }
+        }
+        if let Some(w) = self.close_waiter.take() {
+            let _ = w.send(());
+        }
+        for (_, p) in self.pending.drain() {
+            if let Some(w) = p.waiter {
+                let _ = w.send(Err(ClientError::Stopped));
+            }
+        }
+    }
+
+    async fn flush(&mut self, now: Time) {
+        while let Some(d) = self.conn.poll_transmit(now) {
+            // A send error (no route, network switch) is retried by the timers.
+            let _ = self.socket.send_to(&d, self.server).await;
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Submit(op, waiter) => {
+                let key = self.next_key;
+                if let Some(o) = &self.outbox {
+                    if let Err(e) = o.put(key, 0, &op) {
+                        let _ = waiter.send(Err(e.into()));
+                        return;
+                    }
+                }
+                match self.conn.submit(now, op.clone()) {
+                    Ok(id) => {
+                        self.next_key += 1;
+                        self.pending.insert(
+                            id,
+                            Pending {
+                                key,
+                                op,
+                                waiter: Some(waiter),
+                            },
+                        );
+                    }
+                    Err(_) => {
+                        if let Some(o) = &self.outbox {
+                            let _ = o.remove(key);
+                        }
+                        let _ = waiter.send(Err(ClientError::QueueFull));
+                    }
+                }
+            }
+            Command::WaitDelivered(seq, w) => {
+                if seq <= self.delivered_up_to {
+                    let _ = w.send(());
+                } else {
+                    self.delivery_waiters.entry(seq).or_default().push(w);
+                }
+            }
+            Command::Summary(w) => {
+                if self.summary_waiters.is_empty() {
+                    self.summaries.clear();
+                    self.conn.request_summary(0, 64);
+                }
+                self.summary_waiters.push(w);
+            }
+            Command::Pull => self.conn.start_pull(now),
+            Command::Release(seq) => {
+                self.conn.release(now, seq);
+                self.save_checkpoint();
+            }
+            Command::Rebind(w) => {
+                let r = match bind_near(self.server).await {
+                    Ok(s) => {
+                        self.socket = s;
+                        self.socket.local_addr()
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = w.send(r);
+            }
+            Command::Close(w) => {
+                self.conn.logout();
+                self.close_waiter = Some(w);
+                self.flush(now).await;
+                self.stop = true;
+            }
+        }
+    }
+
+    fn save_checkpoint(&self) {
+        if let Some(o) = &self.outbox {
+            let (epoch, seq) = self.conn.checkpoint();
+            if let Err(e) = o.set_checkpoint(epoch, seq) {
+                tracing::error!(error = %e, "cannot save the checkpoint");
+            }
+        }
+    }
+
+    fn settle(&mut self, op: OpId, result: Result<Sent, ClientError>) {
+        if let Some(p) = self.pending.remove(&op) {
+            if let Some(o) = &self.outbox {
+                if let Err(e) = o.remove(p.key) {
+                    tracing::error!(error = %e, "cannot update the outbox");
+                }
+            }
+            if let Some(w) = p.waiter {
+                let _ = w.send(result);
+            }
+        }
+    }
+
+    fn sequenced(&mut self, op: OpId, seq: u64) {
+        if let (Some(o), Some(p)) = (&self.outbox, self.pending.get(&op)) {
+            if let Err(e) = o.put(p.key, seq, &p.op) {
+                tracing::error!(error = %e, "cannot update the outbox");
+            }
+        }
+    }
+
+    async fn emit(&mut self, e: Event) {
+        // Backpressure: a slow application slows this session down.
+        let _ = self.events.send(e).await;
+    }
+
+    async fn drain_events(&mut self) {
+        while let Some(ev) = self.conn.poll_event() {
+            match ev {
+                ClientEvent::LoggedIn {
+                    user,
+                    device,
+                    head,
+                    checkpoint,
+                    pull_mode,
+                    ..
+                } => {
+                    self.device = device;
+                    if let Some(r) = self.ready.take() {
+                        let _ = r.send(Ok((user, device)));
+                    }
+                    self.emit(Event::Connected {
+                        user,
+                        device,
+                        head,
+                        checkpoint,
+                        pull_mode,
+                    })
+                    .await;
+                }
+                ClientEvent::Resync { .. } => self.save_checkpoint(),
+                ClientEvent::Disconnected => self.emit(Event::Disconnected).await,
+                ClientEvent::LoginRefused { code } => {
+                    if let Some(r) = self.ready.take() {
+                        let _ = r.send(Err(ClientError::LoginRefused(code)));
+                    }
+                    self.stop = true;
+                }
+                ClientEvent::Sequenced { op, seq } => self.sequenced(op, seq),
+                ClientEvent::Resequenced { op, new, .. } => self.sequenced(op, new),
+                ClientEvent::Stored {
+                    op,
+                    seq,
+                    receiver_online,
+                } => self.settle(
+                    op,
+                    Ok(Sent {
+                        seq,
+                        receiver_online,
+                    }),
+                ),
+                ClientEvent::Rejected { op, code, .. } => {
+                    self.settle(op, Err(ClientError::Rejected(code)))
+                }
+                ClientEvent::SendFailed { seq } => {
+                    tracing::debug!(
+                        seq,
+                        "uplink retry budget exhausted; reconnecting and replaying"
+                    )
+                }
+                ClientEvent::Entry(d) => {
+                    if let EntryBody::Receipt {
+                        status: ReceiptStatus::Delivered | ReceiptStatus::Read,
+                        target_device,
+                        target_seq,
+                    } = &d.body
+                    {
+                        if *target_device == self.device && *target_seq > self.delivered_up_to {
+                            self.delivered_up_to = *target_seq;
+                            let rest = self.delivery_waiters.split_off(&(target_seq + 1));
+                            for w in std::mem::replace(&mut self.delivery_waiters, rest)
+                                .into_values()
+                                .flatten()
+                            {
+                                let _ = w.send(());
+                            }
+                        }
+                    }
+                    self.emit(Event::Entry(d)).await;
+                    if !self.manual_release {
+                        self.save_checkpoint();
+                    }
+                }
+                ClientEvent::PageEnd(p) => {
+                    self.emit(Event::PageEnd {
+                        last: p.last,
+                        end: p.end,
+                    })
+                    .await
+                }
+                ClientEvent::Summary(s) => self.summaries.push(s),
+                ClientEvent::SummaryEnd(end) => {
+                    if end.next_cursor != 0 {
+                        self.conn.request_summary(end.next_cursor, 64);
+                    } else {
+                        let all = std::mem::take(&mut self.summaries);
+                        for w in self.summary_waiters.drain(..) {
+                            let _ = w.send((all.clone(), end.clone()));
+                        }
+                    }
+                }
+                ClientEvent::Notify { head } => self.emit(Event::Notify { head }).await,
+                ClientEvent::Kicked { code } => {
+                    if self.conn.is_closed() {
+                        for (_, p) in self.pending.drain() {
+                            if let Some(w) = p.waiter {
+                                let _ = w.send(Err(ClientError::Closed(code)));
+                            }
+                        }
+                    }
+                }
+                ClientEvent::ServerError(e) => {
+                    tracing::warn!(code = e.code, reason = %e.reason, "server error")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The Rust client library: a thin async driver around the core's
+//! [`ClientConn`](tern_core::client::ClientConn).
+//!
+//! ```no_run
+//! # async fn demo(token: Vec<u8>) -> Result<(), tern::client::ClientError> {
+//! use tern::client::{Client, ClientOptions, Event};
+//! let mut client = Client::connect(ClientOptions::new("127.0.0.1:7400".parse().unwrap(), token)).await?;
+//! let sent = client.send(42, 7, 0, "hello".into()).await?;
+//! println!("stored as #{} (receiver online: {})", sent.seq, sent.receiver_online);
+//! while let Some(Event::Entry(e)) = client.recv().await {
+//!     println!("{:?}", e);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod driver;
+mod outbox;
+
+pub use outbox::OutboxError;
+pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tern_core::client::Outgoing;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// How to reach and log in to a server.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Server UDP address.
+    pub server: SocketAddr,
+    /// Login token (raw bytes; `ternd token` prints them as hex).
+    pub token: Vec<u8>,
+    /// Folder for the durable outbox and checkpoint; `None`: memory only.
+    pub state_dir: Option<PathBuf>,
+    /// The application calls [`Client::release`] after processing each
+    /// entry; otherwise entries are released as soon as they are handed over.
+    pub manual_release: bool,
+    /// Pull a large backlog automatically (otherwise only counters arrive).
+    pub auto_pull: bool,
+    /// How long [`Client::connect`] waits for the first login.
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Defaults: memory only, automatic release and pull, 10 s to connect.
+    pub fn new(server: SocketAddr, token: Vec<u8>) -> Self {
+        ClientOptions {
+            server,
+            token,
+            state_dir: None,
+            manual_release: false,
+            auto_pull: true,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What [`Client::send`] resolves to once the server has stored the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The message's uplink sequence: with user and device, its global id.
+    pub seq: u64,
+    /// A device of the receiver was online, so the message is being pushed;
+    /// otherwise this was the pseudo-ACK of an offline store.
+    pub receiver_online: bool,
+}
+
+/// Things the application receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An inbox entry (message, receipt or recall), exactly once, in order.
+    Entry(Deliver),
+    /// Logged in (again); `pull_mode` means a large backlog is being pulled.
+    Connected {
+        /// User.
+        user: u64,
+        /// Device.
+        device: u32,
+        /// Inbox head at login.
+        head: u64,
+        /// Where delivery resumed.
+        checkpoint: u64,
+        /// The backlog is pulled in pages rather than pushed.
+        pull_mode: bool,
+    },
+    /// The session was lost; reconnecting with backoff.
+    Disconnected,
+    /// New entries exist up to `head` (pull mode).
+    Notify {
+        /// Inbox head.
+        head: u64,
+    },
+    /// A pull page ended; `end` means the backlog is drained.
+    PageEnd {
+        /// Highest sequence in the page.
+        last: u64,
+        /// Nothing lies past `last`.
+        end: bool,
+    },
+}
+
+/// Errors of the client library.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The durable state failed.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// No login within the connect timeout.
+    #[error("no answer from {0} within the connect timeout")]
+    ConnectTimeout(SocketAddr),
+    /// The server refused the token (code 5: bad token, 6: expired).
+    #[error("login refused by the server (error code {0})")]
+    LoginRefused(u64),
+    /// The server refused the operation (stable error code).
+    #[error("refused by the server (error code {0})")]
+    Rejected(u64),
+    /// The send queue is full; wait for acknowledgements.
+    #[error("send queue full")]
+    QueueFull,
+    /// The session was closed (logout, or replaced by another login).
+    #[error("session closed (kick reason {0})")]
+    Closed(u64),
+    /// The client task has stopped.
+    #[error("client stopped")]
+    Stopped,
+}
+
+pub(crate) enum Command {
+    Submit(Outgoing, oneshot::Sender<Result<Sent, ClientError>>),
+    WaitDelivered(u64, oneshot::Sender<()>),
+    Summary(oneshot::Sender<(Vec<Summary>, SummaryEnd)>),
+    Pull,
+    Release(u64),
+    Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A connected client. Dropping it stops the background task.
+pub struct Client {
+    cmds: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+    user: u64,
+    device: u32,
+}
+
+impl Client {
+    /// Connects and waits for the first login.
+    pub async fn connect(opts: ClientOptions) -> Result<Client, ClientError> {
+        let (cmds, events, ready) = driver::spawn(opts.clone()).await?;
+        let (user, device) = match tokio::time::timeout(opts.connect_timeout, ready).await {
+            Ok(Ok(Ok(id))) => id,
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Err(_)) => return Err(ClientError::Stopped),
+            Err(_) => return Err(ClientError::ConnectTimeout(opts.server)),
+        };
+        Ok(Client {
+            cmds,
+            events,
+            user,
+            device,
+        })
+    }
+
+    /// This client's (user, device).
+    pub fn identity(&self) -> (u64, u32) {
+        (self.user, self.device)
+    }
+
+    async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::Submit(op, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Sends a message; resolves once the server has stored it durably.
+    pub async fn send(
+        &self,
+        to: u64,
+        conv: u64,
+        msg_type: u64,
+        payload: Bytes,
+    ) -> Result<Sent, ClientError> {
+        self.submit(Outgoing::Send {
+            to,
+            conv,
+            msg_type,
+            payload,
+        })
+        .await
+    }
+
+    /// Tells `peer` this user has read `conv` up to their message
+    /// (`target_device`, `target_seq`).
+    pub async fn read_up_to(
+        &self,
+        conv: u64,
+        peer: u64,
+        target_device: u32,
+        target_seq: u64,
+    ) -> Result<Sent, ClientError> {
+        self.submit(Outgoing::Read {
+            conv,
+            peer,
+            target_device,
+            target_seq,
+        })
+        .await
+    }
+
+    /// Recalls a message this device sent.
+    pub async fn recall(&self, to: u64, conv: u64, target_seq: u64) -> Result<Sent, ClientError> {
+        self.submit(Outgoing::Recall {
+            to,
+            conv,
+            target_seq,
+        })
+        .await
+    }
+
+    /// Resolves once a receiver device has acknowledged the message `seq`
+    /// sent from this device (a DELIVERED receipt arrived).
+    pub async fn wait_delivered(&self, seq: u64) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::WaitDelivered(seq, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Per-conversation counters past this device's checkpoint.
+    pub async fn summary(&self) -> Result<(Vec<Summary>, SummaryEnd), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::Summary(tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Starts pulling the backlog page by page; entries arrive through [`Client::recv`].
+    pub async fn pull(&self) -> Result<(), ClientError> {
+        self.cmds
+            .send(Command::Pull)
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Marks entries up to `seq` processed (with `manual_release`).
+    pub async fn release(&self, seq: u64) -> Result<(), ClientError> {
+        self.cmds
+            .send(Command::Release(seq))
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Moves to a new local port, as a phone switching networks does. The
+    /// session continues.
+    pub async fn rebind(&self) -> Result<SocketAddr, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::Rebind(tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(rx.await.map_err(|_| ClientError::Stopped)??)
+    }
+
+    /// Next event; `None` once the client has stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Logs out and stops.
+    pub async fn close(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Command::Close(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+    }
+}

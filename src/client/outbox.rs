@@ -1,0 +1,134 @@
+//! The client's optional durable state in RocksDB: unsent operations (with
+//! their uplink sequence once known) and the inbox checkpoint. An app that
+//! restarts loses no unsent message, and replays each under its old
+//! sequence, so the server recognises what it had already stored.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use rocksdb::{Options, WriteOptions, DB};
+use tern_core::client::Outgoing;
+use tern_core::wire::{encode_to_bytes, Frame, Reader};
+
+/// Errors of the durable client state.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// RocksDB failed.
+    #[error("client state store: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored row does not decode.
+    #[error("client state store holds a corrupt row")]
+    Corrupt,
+}
+
+/// Durable outbox and checkpoint.
+pub struct Outbox {
+    db: DB,
+}
+
+const CHECKPOINT: &[u8] = b"\xffcheckpoint";
+
+fn sync() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+/// One stored operation: its local key, its sequence (0: not yet assigned).
+pub struct Row {
+    /// Local key, increasing with submission order.
+    pub key: u64,
+    /// Uplink sequence, 0 until the server gave a base.
+    pub seq: u64,
+    /// The operation.
+    pub op: Outgoing,
+}
+
+fn encode(seq: u64, op: &Outgoing) -> Vec<u8> {
+    let mut v = seq.to_be_bytes().to_vec();
+    v.extend_from_slice(&encode_to_bytes(&op.frame(seq.max(1))));
+    v
+}
+
+fn decode(raw: &[u8]) -> Option<(u64, Outgoing)> {
+    let seq = u64::from_be_bytes(raw.get(..8)?.try_into().ok()?);
+    let frame = Frame::decode(&mut Reader::new(Bytes::copy_from_slice(raw.get(8..)?))).ok()?;
+    let op = match frame {
+        Frame::Send(s) => Outgoing::Send {
+            to: s.to,
+            conv: s.conv,
+            msg_type: s.msg_type,
+            payload: s.payload,
+        },
+        Frame::Read(r) => Outgoing::Read {
+            conv: r.conv,
+            peer: r.peer,
+            target_device: r.target_device,
+            target_seq: r.target_seq,
+        },
+        Frame::Recall(r) => Outgoing::Recall {
+            to: r.to,
+            conv: r.conv,
+            target_seq: r.target_seq,
+        },
+        _ => return None,
+    };
+    Some((seq, op))
+}
+
+impl Outbox {
+    /// Opens (or creates) the state under `dir`.
+    pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        Ok(Outbox {
+            db: DB::open(&o, dir)?,
+        })
+    }
+
+    /// Every stored operation, oldest first.
+    pub fn rows(&self) -> Result<Vec<Row>, OutboxError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator(rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            if k.as_ref() == CHECKPOINT {
+                continue;
+            }
+            let key = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| OutboxError::Corrupt)?);
+            let (seq, op) = decode(&v).ok_or(OutboxError::Corrupt)?;
+            out.push(Row { key, seq, op });
+        }
+        Ok(out)
+    }
+
+    /// Stores an operation durably before it is sent.
+    pub fn put(&self, key: u64, seq: u64, op: &Outgoing) -> Result<(), OutboxError> {
+        Ok(self
+            .db
+            .put_opt(key.to_be_bytes(), encode(seq, op), &sync())?)
+    }
+
+    /// Forgets an operation the server has settled.
+    pub fn remove(&self, key: u64) -> Result<(), OutboxError> {
+        Ok(self.db.delete_opt(key.to_be_bytes(), &sync())?)
+    }
+
+    /// The saved (epoch, checkpoint).
+    pub fn checkpoint(&self) -> Result<(u64, u64), OutboxError> {
+        Ok(match self.db.get(CHECKPOINT)? {
+            Some(v) if v.len() == 16 => (
+                u64::from_be_bytes(v[..8].try_into().map_err(|_| OutboxError::Corrupt)?),
+                u64::from_be_bytes(v[8..].try_into().map_err(|_| OutboxError::Corrupt)?),
+            ),
+            Some(_) => return Err(OutboxError::Corrupt),
+            None => (0, 0),
+        })
+    }
+
+    /// Saves (epoch, checkpoint) durably.
+    pub fn set_checkpoint(&self, epoch: u64, seq: u64) -> Result<(), OutboxError> {
+        let mut v = epoch.to_be_bytes().to_vec();
+        v.extend_from_slice(&seq.to_be_bytes());
+        Ok(self.db.put_opt(CHECKPOINT, v, &sync())?)
+    }
+}

@@ -1,0 +1,377 @@
+//! The daemon's configuration: a TOML file, overridden by `TERN_*`
+//! environment variables, validated as a whole before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Everything `ternd serve` can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network and storage.
+    pub server: ServerSection,
+    /// Protocol timers.
+    pub timers: TimersSection,
+    /// Limits on what clients may do.
+    pub limits: LimitsSection,
+    /// Token secrets.
+    pub auth: AuthSection,
+    /// Prometheus metrics.
+    pub metrics: MetricsSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// UDP address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Folder holding the RocksDB store and the token secret.
+    pub data_dir: PathBuf,
+    /// How long inbox entries are kept when some device never reads them.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+/// `[timers]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimersSection {
+    /// Heartbeat interval announced to clients.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Silence after which a session is dropped and the device shown offline.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Logged-in sessions, at most.
+    pub max_sessions: usize,
+    /// Largest message payload accepted, in bytes (at most 1024).
+    pub max_payload: usize,
+    /// Store messages for users that never logged in.
+    pub accept_unknown_recipients: bool,
+    /// Entries per pull page, at most.
+    pub page_entries: u64,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// File with the signing secret (hex). Empty: `<data_dir>/token.secret`,
+    /// created on first start.
+    pub secret_file: PathBuf,
+    /// Older secrets (hex) still accepted during a rotation.
+    pub previous_secrets: Vec<String>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// TCP address of the Prometheus endpoint (`GET /metrics`); unset: off.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            timers: TimersSection::default(),
+            limits: LimitsSection::default(),
+            auth: AuthSection::default(),
+            metrics: MetricsSection::default(),
+        }
+    }
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:7400".parse().expect("valid literal"),
+            data_dir: PathBuf::from("tern-data"),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for TimersSection {
+    fn default() -> Self {
+        TimersSection {
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_sessions: 200_000,
+            max_payload: tern_core::wire::limits::MAX_PAYLOAD,
+            accept_unknown_recipients: true,
+            page_entries: tern_core::wire::limits::PAGE_ENTRIES_DEFAULT,
+        }
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            secret_file: PathBuf::new(),
+            previous_secrets: Vec::new(),
+        }
+    }
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { listen: None }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        source: toml::de::Error,
+    },
+    /// An environment override could not be parsed.
+    #[error("environment variable {var}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("[{section}] {key}: {reason}")]
+    Invalid {
+        /// TOML section.
+        section: &'static str,
+        /// Key within it.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads `path` (if given), applies `TERN_*` overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The default configuration as commented TOML (`ternd generate-config`).
+    pub fn default_toml() -> String {
+        let body =
+            toml::to_string_pretty(&Config::default()).expect("the default config serialises");
+        format!(
+            "# ternd configuration. Every key can be overridden by an environment\n\
+             # variable TERN_<SECTION>_<KEY>, e.g. TERN_SERVER_LISTEN=0.0.0.0:7400.\n\
+             # Durations take units: 15s, 2m, 30days.\n\n{body}"
+        )
+    }
+
+    /// Applies overrides named `TERN_<SECTION>_<KEY>` read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                var: var.into(),
+                value: value.into(),
+                reason: e.to_string(),
+            })
+        }
+        fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
+            humantime::parse_duration(value).map_err(|e| ConfigError::Env {
+                var: var.into(),
+                value: value.into(),
+                reason: e.to_string(),
+            })
+        }
+        macro_rules! over {
+            ($var:literal, $slot:expr, $conv:expr) => {
+                if let Some(v) = get($var) {
+                    $slot = $conv($var, &v)?;
+                }
+            };
+        }
+        over!("TERN_SERVER_LISTEN", self.server.listen, parse);
+        over!(
+            "TERN_SERVER_DATA_DIR",
+            self.server.data_dir,
+            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
+        );
+        over!("TERN_SERVER_RETENTION", self.server.retention, duration);
+        over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
+        over!(
+            "TERN_TIMERS_IDLE_TIMEOUT",
+            self.timers.idle_timeout,
+            duration
+        );
+        over!("TERN_LIMITS_MAX_SESSIONS", self.limits.max_sessions, parse);
+        over!("TERN_LIMITS_MAX_PAYLOAD", self.limits.max_payload, parse);
+        over!(
+            "TERN_LIMITS_ACCEPT_UNKNOWN_RECIPIENTS",
+            self.limits.accept_unknown_recipients,
+            parse
+        );
+        over!("TERN_LIMITS_PAGE_ENTRIES", self.limits.page_entries, parse);
+        over!(
+            "TERN_AUTH_SECRET_FILE",
+            self.auth.secret_file,
+            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
+        );
+        over!(
+            "TERN_METRICS_LISTEN",
+            self.metrics.listen,
+            |var: &str, v: &str| {
+                if v.is_empty() {
+                    Ok(None)
+                } else {
+                    parse(var, v).map(Some)
+                }
+            }
+        );
+        Ok(())
+    }
+
+    /// Checks every section; the first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |section, key, reason: &str| {
+            Err(ConfigError::Invalid {
+                section,
+                key,
+                reason: reason.into(),
+            })
+        };
+        if self.server.data_dir.as_os_str().is_empty() {
+            return bad("server", "data_dir", "must not be empty");
+        }
+        if self.server.retention < Duration::from_secs(60) {
+            return bad("server", "retention", "must be at least 1 minute");
+        }
+        if self.timers.heartbeat < Duration::from_secs(1) {
+            return bad("timers", "heartbeat", "must be at least 1s");
+        }
+        if self.timers.idle_timeout < self.timers.heartbeat * 2 {
+            return bad(
+                "timers",
+                "idle_timeout",
+                "must be at least twice the heartbeat",
+            );
+        }
+        if self.limits.max_sessions == 0 {
+            return bad("limits", "max_sessions", "must be positive");
+        }
+        if self.limits.max_payload == 0
+            || self.limits.max_payload > tern_core::wire::limits::MAX_PAYLOAD
+        {
+            return bad("limits", "max_payload", "must be between 1 and 1024");
+        }
+        if self.limits.page_entries == 0
+            || self.limits.page_entries > tern_core::wire::limits::MAX_PAGE_ENTRIES
+        {
+            return bad("limits", "page_entries", "must be between 1 and 4096");
+        }
+        for s in &self.auth.previous_secrets {
+            if hex::decode(s).map_or(true, |b| b.len() < 16) {
+                return bad(
+                    "auth",
+                    "previous_secrets",
+                    "each must be hex of at least 16 bytes",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The token secret file in effect.
+    pub fn secret_path(&self) -> PathBuf {
+        if self.auth.secret_file.as_os_str().is_empty() {
+            self.server.data_dir.join("token.secret")
+        } else {
+            self.auth.secret_file.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(parsed, Config::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_and_typed_errors() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "TERN_SERVER_LISTEN" => Some("127.0.0.1:0".into()),
+            "TERN_TIMERS_HEARTBEAT" => Some("5s".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 0);
+        assert_eq!(c.timers.heartbeat, Duration::from_secs(5));
+        let err = c.apply_env(|k| (k == "TERN_LIMITS_MAX_SESSIONS").then(|| "many".into()));
+        assert!(matches!(err, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.timers.idle_timeout = Duration::from_secs(1);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("idle_timeout"), "{e}");
+        let unknown = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
+        assert!(unknown.is_err());
+    }
+}

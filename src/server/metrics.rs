@@ -1,0 +1,142 @@
+//! Counters shared between the broker loop and the Prometheus endpoint.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tern_core::broker::BrokerStats;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::store::GroupCommitStats;
+
+/// A snapshot the loop refreshes and the endpoint renders.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Broker counters.
+    pub broker: BrokerStats,
+    /// Group-commit counters.
+    pub commits: GroupCommitStats,
+    /// Live sessions.
+    pub sessions: usize,
+}
+
+/// Shared handle to the latest snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics(Arc<Mutex<Snapshot>>);
+
+impl Metrics {
+    /// Replaces the snapshot.
+    pub fn publish(&self, s: Snapshot) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The snapshot in Prometheus text format.
+    pub fn render(&self) -> String {
+        let s = self.snapshot();
+        let b = &s.broker;
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            out.push_str(&format!(
+                "# HELP tern_{name} {help}\n# TYPE tern_{name} counter\ntern_{name} {v}\n"
+            ));
+        };
+        counter("datagrams_in_total", "Datagrams received.", b.datagrams_in);
+        counter("datagrams_out_total", "Datagrams sent.", b.datagrams_out);
+        counter(
+            "malformed_total",
+            "Datagrams that failed to decode.",
+            b.malformed,
+        );
+        counter(
+            "unknown_session_total",
+            "Packets naming no live session.",
+            b.unknown_session,
+        );
+        counter("login_refused_total", "Logins refused.", b.login_refused);
+        counter("logins_total", "Sessions opened.", b.logins);
+        counter(
+            "sessions_replaced_total",
+            "Sessions replaced by a new login.",
+            b.replaced,
+        );
+        counter(
+            "sessions_idle_closed_total",
+            "Sessions dropped for silence.",
+            b.idle_closed,
+        );
+        counter(
+            "migrations_total",
+            "Client address changes followed.",
+            b.migrations,
+        );
+        counter("messages_stored_total", "Inbox entries stored.", b.stored);
+        counter(
+            "uplink_rejected_total",
+            "Uplink operations refused.",
+            b.rejected,
+        );
+        counter(
+            "uplink_duplicates_total",
+            "Uplink retransmits of processed operations.",
+            b.uplink_duplicates,
+        );
+        counter("commits_total", "Write batches committed.", b.commits);
+        counter(
+            "commit_failures_total",
+            "Write batches that failed.",
+            b.commit_failures,
+        );
+        counter(
+            "unreachable_total",
+            "Downlinks whose retry budget ran out.",
+            b.unreachable,
+        );
+        counter("pulled_total", "Entries sent in pull pages.", b.pulled);
+        counter(
+            "fsyncs_total",
+            "Group commits (one fsync each).",
+            s.commits.fsyncs,
+        );
+        out.push_str(&format!(
+            "# HELP tern_sessions Live sessions.\n# TYPE tern_sessions gauge\ntern_sessions {}\n",
+            s.sessions
+        ));
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Metrics) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            // One bounded read is enough for a GET line; anything else gets 404.
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if req.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,170 @@
+//! `ternd`: a thin async driver around the core's [`Broker`].
+//!
+//! One task owns the broker and the UDP socket. It feeds datagrams and
+//! timeouts in, hands write batches to the [`GroupCommitter`] (one fsync per
+//! batch; the broker keeps staging while a batch is out, which is what groups
+//! commits), reports their completion back, and sends what the broker
+//! produces. Nothing is acknowledged before its batch is durable.
+
+mod metrics;
+mod secret;
+mod udp_loop;
+
+pub use metrics::{Metrics, Snapshot};
+pub use secret::{issue_token, load_keys, SecretError};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tern_core::broker::{Broker, BrokerConfig};
+use thiserror::Error;
+use tokio::net::UdpSocket;
+
+use crate::config::Config;
+use crate::store::{GroupCommitter, RocksOptions, RocksStore, StoreError};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The metrics listener could not be bound.
+    #[error("cannot bind metrics listener {addr}: {source}")]
+    Metrics {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The token secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The commit thread could not be started.
+    #[error("cannot start the commit thread: {0}")]
+    Thread(std::io::Error),
+    /// The socket failed while serving.
+    #[error("socket error: {0}")]
+    Socket(std::io::Error),
+}
+
+/// A bound, ready daemon. [`Server::run`] serves until shutdown.
+pub struct Server {
+    socket: Arc<UdpSocket>,
+    broker: Broker<RocksStore>,
+    committer: GroupCommitter<RocksStore>,
+    metrics: Metrics,
+    metrics_listener: Option<tokio::net::TcpListener>,
+}
+
+/// The broker settings a config implies.
+pub fn broker_config(cfg: &Config) -> BrokerConfig {
+    BrokerConfig {
+        heartbeat: cfg.timers.heartbeat,
+        idle_timeout: cfg.timers.idle_timeout,
+        max_payload: cfg.limits.max_payload,
+        accept_unknown_recipients: cfg.limits.accept_unknown_recipients,
+        max_sessions: cfg.limits.max_sessions,
+        page_entries: cfg.limits.page_entries,
+        retention: cfg.server.retention,
+        ..BrokerConfig::default()
+    }
+}
+
+impl Server {
+    /// Opens the store, loads the token secret and binds the sockets.
+    pub async fn bind(cfg: Config) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(&cfg.server.data_dir).map_err(|e| StoreError::Io {
+            path: cfg.server.data_dir.clone(),
+            source: e,
+        })?;
+        let keys = load_keys(&cfg)?;
+        let store = Arc::new(RocksStore::open(
+            cfg.server.data_dir.join("db"),
+            RocksOptions::default(),
+        )?);
+        let committer = GroupCommitter::new(store.clone()).map_err(ServerError::Thread)?;
+        let socket = udp_loop::bind_udp(cfg.server.listen).map_err(|source| ServerError::Bind {
+            addr: cfg.server.listen,
+            source,
+        })?;
+        let metrics_listener = match cfg.metrics.listen {
+            Some(addr) => Some(
+                metrics::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
+        let wall_origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let broker = Broker::new(
+            broker_config(&cfg),
+            store,
+            keys,
+            wall_origin_ms,
+            rand::random(),
+        );
+        Ok(Server {
+            socket: Arc::new(socket),
+            broker,
+            committer,
+            metrics: Metrics::default(),
+            metrics_listener,
+        })
+    }
+
+    /// The UDP address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket
+            .local_addr()
+            .expect("a bound socket has an address")
+    }
+
+    /// The metrics endpoint's address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Shared counters, refreshed about once a second.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains: the batch in flight
+    /// and everything staged are committed and acknowledged, and every client
+    /// is told to reconnect.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        if let Some(l) = self.metrics_listener {
+            tokio::spawn(metrics::serve(l, self.metrics.clone()));
+        }
+        udp_loop::serve(
+            self.socket,
+            self.broker,
+            self.committer,
+            self.metrics,
+            shutdown,
+        )
+        .await
+    }
+}
+
+/// Runs a daemon with `cfg` until `shutdown` completes: the embeddable entry point.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let server = Server::bind(cfg).await?;
+    tracing::info!(addr = %server.local_addr(), "ternd listening (udp)");
+    server.run(shutdown).await
+}

@@ -1,0 +1,218 @@
+//! The broker's event loop over one UDP socket.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tern_core::broker::{Broker, BrokerEvent};
+use tern_core::time::Time;
+use tern_core::wire::limits::MAX_RECV_DATAGRAM;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::metrics::{Metrics, Snapshot};
+use super::ServerError;
+use crate::store::{GroupCommitter, RocksStore};
+
+/// Datagrams read per wake-up before the broker's output is flushed.
+const READ_BURST: usize = 256;
+
+/// Binds a non-blocking UDP socket with large kernel buffers.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Bursts of small datagrams overflow the default buffers long before the CPU is busy.
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let _ = sock.set_send_buffer_size(8 << 20);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Time {
+        Time::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+
+    fn instant(&self, t: Time) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + Duration::from_micros(t.as_micros()))
+    }
+}
+
+type Done = (u64, Result<(), String>);
+
+fn start_commit(
+    broker: &mut Broker<RocksStore>,
+    committer: &GroupCommitter<RocksStore>,
+    done: &mpsc::UnboundedSender<Done>,
+) {
+    if let Some(c) = broker.poll_commit() {
+        let tx = done.clone();
+        let id = c.id;
+        let submitted = committer.submit_with(
+            c.batch,
+            Box::new(move |r| {
+                let _ = tx.send((id, r.map_err(|e| e.to_string())));
+            }),
+        );
+        if submitted.is_err() {
+            // The commit thread is gone: report the batch failed so the broker
+            // rolls back and nothing staged is ever acknowledged.
+            let _ = done.send((id, Err("commit thread stopped".to_string())));
+        }
+    }
+}
+
+async fn flush(broker: &mut Broker<RocksStore>, socket: &UdpSocket) {
+    while let Some((to, data)) = broker.poll_transmit() {
+        match socket.try_send_to(&data, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = socket.send_to(&data, to).await;
+            }
+            // An unreachable peer is the reliability layer's business.
+            Err(e) => tracing::debug!(%to, error = %e, "send failed"),
+        }
+    }
+    while let Some(ev) = broker.poll_event() {
+        log_event(&ev);
+    }
+}
+
+fn log_event(ev: &BrokerEvent) {
+    match ev {
+        BrokerEvent::LoggedIn {
+            session,
+            user,
+            device,
+            addr,
+        } => {
+            let span =
+                tracing::info_span!("session", id = %format!("{session:016x}"), user, device);
+            span.in_scope(|| tracing::info!(%addr, "logged in"));
+        }
+        BrokerEvent::Closed {
+            session,
+            user,
+            device,
+            reason,
+        } => {
+            let span =
+                tracing::info_span!("session", id = %format!("{session:016x}"), user, device);
+            span.in_scope(|| tracing::info!(reason, "closed"));
+        }
+        BrokerEvent::LoginRefused { addr, code } => tracing::info!(%addr, ?code, "login refused"),
+        BrokerEvent::Unreachable { user, device } => {
+            tracing::info!(user, device, "device unreachable; entries stay stored")
+        }
+        BrokerEvent::CommitFailed { error } => {
+            tracing::error!(%error, "commit failed; state rolled back")
+        }
+        BrokerEvent::StoreReadFailed { error } => tracing::error!(%error, "store read failed"),
+    }
+}
+
+/// Runs the loop until `shutdown`, then drains.
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    mut broker: Broker<RocksStore>,
+    committer: GroupCommitter<RocksStore>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let clock = Clock(Instant::now());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut buf = vec![0u8; MAX_RECV_DATAGRAM + 1];
+    let mut publish_at = Instant::now();
+    tokio::pin!(shutdown);
+    loop {
+        let wake = broker.poll_timeout().map(|t| clock.instant(t));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some((id, result)) = done_rx.recv() => broker.handle_committed(clock.now(), id, result),
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    let now = clock.now();
+                    broker.handle_datagram(now, from, Bytes::copy_from_slice(&buf[..n]));
+                    for _ in 1..READ_BURST {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => broker.handle_datagram(now, from, Bytes::copy_from_slice(&buf[..n])),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // ICMP errors for earlier sends surface here on Linux: not fatal.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(ServerError::Socket(e)),
+            },
+            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
+        }
+        let now = clock.now();
+        broker.handle_timeout(now);
+        start_commit(&mut broker, &committer, &done_tx);
+        flush(&mut broker, &socket).await;
+        if publish_at.elapsed() >= Duration::from_secs(1) {
+            publish_at = Instant::now();
+            metrics.publish(Snapshot {
+                broker: broker.stats().clone(),
+                commits: committer.stats(),
+                sessions: broker.session_count(),
+            });
+        }
+    }
+    drain(
+        &clock,
+        &mut broker,
+        &committer,
+        &done_tx,
+        &mut done_rx,
+        &socket,
+    )
+    .await;
+    metrics.publish(Snapshot {
+        broker: broker.stats().clone(),
+        commits: committer.stats(),
+        sessions: broker.session_count(),
+    });
+    let stats = committer.shutdown();
+    tracing::info!(
+        fsyncs = stats.fsyncs,
+        batches = stats.batches,
+        "ternd stopped"
+    );
+    Ok(())
+}
+
+/// Commits what is staged, lets the owed ACKs go out, then tells every
+/// client to reconnect elsewhere or later.
+async fn drain(
+    clock: &Clock,
+    broker: &mut Broker<RocksStore>,
+    committer: &GroupCommitter<RocksStore>,
+    done_tx: &mpsc::UnboundedSender<Done>,
+    done_rx: &mut mpsc::UnboundedReceiver<Done>,
+    socket: &UdpSocket,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        start_commit(broker, committer, done_tx);
+        if !broker.commit_in_flight() {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some((id, r))) => broker.handle_committed(clock.now(), id, r),
+            _ => break,
+        }
+    }
+    // ACKs are coalesced for up to a few milliseconds: give them that long.
+    let grace = clock.now() + Duration::from_millis(20);
+    broker.handle_timeout(grace);
+    flush(broker, socket).await;
+    broker.shutdown();
+    flush(broker, socket).await;
+}
