@@ -90,6 +90,9 @@ impl<S: Store> Broker<S> {
         let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
         let wall = self.wall_ms(now);
         let sid = self.new_id();
+        if self.user_mut(user).is_ok() {
+            self.retention_sweep(now, user);
+        }
         let Ok(u) = self.user_mut(user) else {
             self.reply_error(
                 from,
@@ -430,6 +433,9 @@ impl<S: Store> Broker<S> {
     ) -> bool {
         let wall = self.wall_ms(now);
         let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
+        if self.user_mut(to).is_ok() {
+            self.retention_sweep(now, to);
+        }
         let Ok(u) = self.user_mut(to) else {
             return false;
         };
@@ -593,6 +599,51 @@ impl<S: Store> Broker<S> {
         self.advance_checkpoint(user, device, cumulative);
         self.drain_downlink_events(now, sid);
         self.touch(sid);
+    }
+
+    /// Deletes entries older than the retention time, even if some device
+    /// never read them. Looked at most once a minute per inbox, on activity.
+    pub(super) fn retention_sweep(&mut self, now: Time, user: u64) {
+        let cutoff = self
+            .wall_ms(now)
+            .saturating_sub(self.cfg.retention.as_millis() as u64);
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        if u.swept_at
+            .is_some_and(|t| now.saturating_since(t) < std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        u.swept_at = Some(now);
+        let (mut from, head) = (u.meta.trimmed, u.committed_head);
+        let mut up_to = None;
+        // Entries are in time order: stop at the first one young enough.
+        'scan: for _ in 0..16 {
+            if from >= head {
+                break;
+            }
+            let Ok(entries) = self.store.read_inbox(user, from, 256) else {
+                return;
+            };
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries.iter().take_while(|e| e.seq <= head) {
+                match Frame::decode(&mut Reader::new(e.frame.clone())) {
+                    Ok(Frame::Deliver(d)) if d.time_ms < cutoff => up_to = Some(e.seq),
+                    _ => break 'scan,
+                }
+                from = e.seq;
+            }
+        }
+        if let Some(up_to) = up_to {
+            if let Some(u) = self.users.get_mut(&user) {
+                u.meta.trimmed = up_to;
+            }
+            self.mark_user_dirty(user);
+            self.staged.trims.push((user, up_to));
+        }
     }
 
     fn advance_checkpoint(&mut self, user: u64, device: u32, to: u64) {

@@ -69,6 +69,8 @@ pub(crate) struct UserCache {
     pub devices: HashMap<u32, Dev>,
     /// DELIVERED receipts issued: (from_user, from_device) → highest from_seq.
     pub receipted: HashMap<(u64, u32), u64>,
+    /// When the retention sweep last looked at this inbox.
+    pub swept_at: Option<crate::time::Time>,
 }
 
 impl UserCache {
@@ -86,6 +88,7 @@ impl UserCache {
             committed_head: meta.map_or(0, |m| m.head),
             devices,
             receipted: HashMap::new(),
+            swept_at: None,
         })
     }
 

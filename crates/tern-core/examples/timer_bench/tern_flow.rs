@@ -1,0 +1,170 @@
+//! Tern's own timers on the point-to-point harness: the real [`Sender`],
+//! [`Receiver`] and [`AckCoalescer`] with default configs, exchanging real
+//! SEND and ACK frames packed by [`PacketBuilder`] (CRC trailer included), and
+//! handing messages up strictly in order (head-of-line blocking included).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tern_core::reliability::{
+    AckCoalescer, Arrival, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, SenderStats,
+};
+use tern_core::time::Time;
+use tern_core::wire::limits::MAX_DATAGRAM;
+use tern_core::wire::{Ack, Frame, Header, Packet, PacketBuilder, Send};
+
+use crate::net::Policy;
+
+/// Ids written into every SEND frame (see the wire-overhead section).
+pub const TO_USER: u64 = 1_000_000;
+pub const CONV: u64 = 1_000_000_000;
+
+/// A 20-byte UTF-8 text message.
+pub const TEXT: &[u8; 20] = b"see you at 7, ok? :)";
+
+pub struct TernFlow {
+    sender: Sender<Bytes>,
+    receiver: Receiver<()>,
+    acks: AckCoalescer,
+    session_id: u64,
+    sender_pn: u64,
+    receiver_pn: u64,
+    failures: u64,
+}
+
+impl TernFlow {
+    pub fn new(seed: u64) -> Self {
+        let rcfg = ReceiverConfig::default();
+        TernFlow {
+            sender: Sender::new(SenderConfig::default(), 1, seed),
+            acks: AckCoalescer::new(&rcfg),
+            receiver: Receiver::new(rcfg, 0),
+            session_id: seed | 1,
+            sender_pn: 1,
+            receiver_pn: 1,
+            failures: 0,
+        }
+    }
+
+    pub fn sender_stats(&self) -> &SenderStats {
+        self.sender.stats()
+    }
+
+    fn drain_events(&mut self, now: Time) {
+        while let Some(ev) = self.sender.poll_event() {
+            if let SenderEvent::Failed { .. } = ev {
+                // The client would log in again and replay; reviving at once
+                // is the optimistic version of that. Counted and reported.
+                self.failures += 1;
+                self.sender.revive(now);
+            }
+        }
+    }
+
+    fn header(pn: &mut u64, session_id: u64) -> Header {
+        let h = Header {
+            session_id,
+            packet_number: *pn,
+        };
+        *pn += 1;
+        h
+    }
+}
+
+impl Policy for TernFlow {
+    fn submit(&mut self, now: u64, idx: usize) {
+        let seq = self
+            .sender
+            .push(Time::from_micros(now), Bytes::from_static(TEXT))
+            .expect("send queue has room at chat rates");
+        assert_eq!(seq, idx as u64 + 1);
+    }
+
+    fn at_receiver(&mut self, now: u64, datagram: Bytes, delivered: &mut Vec<usize>) {
+        let now = Time::from_micros(now);
+        let packet = Packet::decode(datagram).expect("links do not corrupt here");
+        for f in packet.frames {
+            if let Frame::Send(s) = f {
+                // As `ClientConn::on_deliver`: anything but an in-order
+                // arrival asks for an immediate ACK.
+                let arrival = self.receiver.on_receive(s.seq, ());
+                self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
+            }
+        }
+        while let Some((seq, ())) = self.receiver.poll_deliver() {
+            delivered.push(seq as usize - 1);
+        }
+    }
+
+    fn at_sender(&mut self, now: u64, datagram: Bytes) {
+        let now = Time::from_micros(now);
+        let packet = Packet::decode(datagram).expect("links do not corrupt here");
+        for f in packet.frames {
+            if let Frame::Ack(a) = f {
+                self.sender
+                    .handle_ack(now, a.cumulative, &a.ranges, Duration::from_micros(a.delay_us));
+            }
+        }
+        self.drain_events(now);
+    }
+
+    fn on_timeout(&mut self, now: u64) {
+        let now = Time::from_micros(now);
+        self.sender.handle_timeout(now);
+        self.drain_events(now);
+    }
+
+    fn transmit(&mut self, now: u64, data: &mut Vec<Bytes>, acks: &mut Vec<Bytes>) {
+        let t = Time::from_micros(now);
+        // Sender: pack as many SEND frames per datagram as fit, like
+        // `ClientConn::build_active`.
+        while self.sender.has_transmit() {
+            let mut pb = PacketBuilder::new(Self::header(&mut self.sender_pn, self.session_id), MAX_DATAGRAM);
+            while let Some((seq, payload)) = self.sender.peek_transmit() {
+                let frame = Frame::Send(Send {
+                    seq,
+                    to: TO_USER,
+                    conv: CONV,
+                    msg_type: 0,
+                    payload: payload.clone(),
+                });
+                if frame.encoded_len() > pb.remaining() && !pb.is_empty() {
+                    break;
+                }
+                self.sender.poll_transmit(t);
+                pb.push(&frame).expect("a 20-byte SEND fits");
+            }
+            if pb.is_empty() {
+                self.sender_pn -= 1;
+                break;
+            }
+            data.push(pb.finish());
+        }
+        // Receiver: an ACK when the coalescer says so, like `ClientConn::ack_frame`
+        // with auto-release (cumulative = handed up; ranges = buffered).
+        if self.acks.should_send(t) {
+            let ack = Frame::Ack(Ack {
+                receiver_online: false,
+                cumulative: self.receiver.delivered(),
+                delay_us: self.acks.delay(t).as_micros() as u64,
+                ranges: self.receiver.buffered_ranges(),
+            });
+            let mut pb = PacketBuilder::new(Self::header(&mut self.receiver_pn, self.session_id), MAX_DATAGRAM);
+            pb.push(&ack).expect("an ACK fits");
+            self.acks.on_ack_sent();
+            acks.push(pb.finish());
+        }
+    }
+
+    fn next_timeout(&self) -> Option<u64> {
+        [self.sender.poll_timeout(), self.acks.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Time::as_micros)
+    }
+
+    fn gave_up(&self) -> u64 {
+        self.failures
+    }
+}
