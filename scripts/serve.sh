@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts ternd with the embedded default: RocksDB in ./tern-data, UDP on
+# 127.0.0.1:7400 (override with TERN_SERVER_LISTEN / TERN_SERVER_DATA_DIR or
+# pass ternd arguments after --). Prints a token for user 1 to get started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --release --bin ternd --bin tern
+data="${TERN_SERVER_DATA_DIR:-./tern-data}"
+mkdir -p "$data"
+echo "token for user 1, device 1: $(target/release/ternd token --data-dir "$data" --user 1 --device 1)" >&2
+echo "token for user 2, device 1: $(target/release/ternd token --data-dir "$data" --user 2 --device 1)" >&2
+exec target/release/ternd serve --data-dir "$data" "$@"
