@@ -530,6 +530,14 @@ proptest! {
         }
         for cut in 0..body.len() {
             let got = Packet::decode(seal(&body[..cut]));
+            if cut == 0 {
+                // Only the trailer is left, and its first byte is read as the version.
+                prop_assert!(
+                    matches!(got, Err(DecodeError::UnsupportedVersion(_) | DecodeError::Incomplete { .. })),
+                    "empty body: {:?}", got
+                );
+                continue;
+            }
             if cut < p.header.len() {
                 match got {
                     Err(DecodeError::Incomplete { needed }) => {
@@ -568,7 +576,13 @@ proptest! {
         let body = &full[..full.len() - TRAILER];
         for cut in 0..body.len() {
             let got = Packet::decode(seal(&body[..cut]));
-            if cut == h.len() {
+            if cut == 0 {
+                // Only the trailer is left, and its first byte is read as the version.
+                prop_assert!(
+                    matches!(got, Err(DecodeError::UnsupportedVersion(_) | DecodeError::Incomplete { .. })),
+                    "empty body: {:?}", got
+                );
+            } else if cut == h.len() {
                 // The header alone is a valid, empty packet.
                 prop_assert_eq!(got, Ok(Packet { header: h, frames: vec![] }));
             } else {
@@ -614,9 +628,15 @@ proptest! {
             let changed = body[i] != value;
             body[i] = value;
             raw[i] = value;
-            // Damage in transit is caught by the trailer.
+            // Damage in transit is caught by the trailer (or, when it hits
+            // the version byte, by the version check that comes first).
             if changed && crc32fast::hash(&raw[..body.len()]) != crc32fast::hash(&full[..body.len()]) {
-                prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(DecodeError::Checksum));
+                let want = if raw[0] == 1 {
+                    DecodeError::Checksum
+                } else {
+                    DecodeError::UnsupportedVersion(raw[0])
+                };
+                prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(want));
             }
         }
         // Resealed, the damage reaches the frame decoders: no panic, and

@@ -13,8 +13,8 @@ use crate::store::{DeviceState, InboxMeta, Store, StoredEntry};
 use crate::time::Time;
 use crate::wire::limits::PUSH_BACKLOG_LIMIT;
 use crate::wire::{
-    encode_to_bytes, Ack, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, KickReason, LoginOk,
-    Packet, PageEnd, Reader, ReceiptStatus,
+    encode_to_bytes, Ack, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, Header, KickReason,
+    LoginOk, Packet, PageEnd, Reader, ReceiptStatus,
 };
 
 impl<S: Store> Broker<S> {
@@ -190,7 +190,7 @@ impl<S: Store> Broker<S> {
         let Some(d) = u.devices.get(&s.device) else {
             return;
         };
-        let frame = Frame::LoginOk(LoginOk {
+        let mut ok = LoginOk {
             user: s.user,
             device: s.device,
             epoch: u.meta.epoch,
@@ -200,26 +200,39 @@ impl<S: Store> Broker<S> {
             heartbeat_ms: self.cfg.heartbeat.as_millis() as u64,
             idle_timeout_ms: self.cfg.idle_timeout.as_millis() as u64,
             server_time_ms: wall,
-        });
-        // Refusals the client may not have heard of go first: LOGIN_OK's
-        // next_send_seq releases those operations, and they must not be
-        // mistaken for stored.
-        let refusals: Vec<Frame> = d
-            .durable
-            .rejected
-            .iter()
-            .map(|&(seq, code)| {
-                Frame::Error(ErrorFrame {
-                    code,
-                    frame_type: 0,
-                    seq,
-                    reason: String::new(),
-                })
-            })
-            .collect();
+        };
+        // Refusals the client may not have heard of go first, in the same
+        // datagram: LOGIN_OK's next_send_seq releases those operations, and
+        // they must not be mistaken for stored. If they do not all fit,
+        // LOGIN_OK admits less, and the client resends the rest (duplicates,
+        // which are answered with their refusal again).
+        let mut budget = self.cfg.max_datagram.saturating_sub(
+            Header {
+                session_id: sid,
+                packet_number: 1,
+            }
+            .len()
+                + crate::wire::TRAILER
+                + Frame::LoginOk(ok.clone()).encoded_len(),
+        );
+        let mut refusals = Vec::new();
+        for &(seq, code) in &d.durable.rejected {
+            let f = Frame::Error(ErrorFrame {
+                code,
+                frame_type: 0,
+                seq,
+                reason: String::new(),
+            });
+            if f.encoded_len() > budget {
+                ok.next_send_seq = ok.next_send_seq.min(seq);
+                break;
+            }
+            budget -= f.encoded_len();
+            refusals.push(f);
+        }
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.out.extend(refusals.into_iter().map(Out::Frame));
-            s.out.push_back(Out::Frame(frame));
+            s.out.push_back(Out::Frame(Frame::LoginOk(ok)));
         }
     }
 

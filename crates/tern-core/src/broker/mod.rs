@@ -392,21 +392,7 @@ impl<S: Store> Broker<S> {
         else {
             return Vec::new();
         };
-        let cumulative = dev.durable.applied;
-        let mut frames = Vec::new();
-        // Refusals stay attached to every ACK that may release them, ahead of
-        // the ACK, so a client never mistakes a refused operation for stored.
-        let window = self.cfg.downlink.window as u64;
-        for &(seq, code) in &dev.durable.rejected {
-            if seq + window > cumulative && seq <= cumulative {
-                frames.push(Frame::Error(ErrorFrame {
-                    code,
-                    frame_type: 0,
-                    seq,
-                    reason: String::new(),
-                }));
-            }
-        }
+        let mut cumulative = dev.durable.applied;
         let mut ranges = Vec::new();
         if dev.staged.applied > cumulative {
             ranges.push((cumulative + 1, dev.staged.applied));
@@ -417,12 +403,47 @@ impl<S: Store> Broker<S> {
             }
             ranges.push(r);
         }
-        frames.push(Frame::Ack(crate::wire::Ack {
+        let mut ack = crate::wire::Ack {
             receiver_online: dev.online_at(cumulative),
             cumulative,
             delay_us: s.acks.delay(now).as_micros() as u64,
             ranges,
-        }));
+        };
+        // Refusals ride ahead of every ACK that may release them, in the same
+        // datagram, so a client never mistakes a refused operation for
+        // stored. If they do not all fit, the ACK releases less.
+        let mut budget = self.cfg.max_datagram.saturating_sub(
+            Header {
+                session_id: 0,
+                packet_number: u64::from(u32::MAX),
+            }
+            .len()
+                + crate::wire::TRAILER
+                + Frame::Ack(ack.clone()).encoded_len(),
+        );
+        let window = self.cfg.downlink.window as u64;
+        let mut frames = Vec::new();
+        for &(seq, code) in &dev.durable.rejected {
+            if seq + window <= cumulative || seq > cumulative {
+                continue;
+            }
+            let f = Frame::Error(ErrorFrame {
+                code,
+                frame_type: 0,
+                seq,
+                reason: String::new(),
+            });
+            let len = f.encoded_len();
+            if len > budget {
+                cumulative = seq - 1;
+                break;
+            }
+            budget -= len;
+            frames.push(f);
+        }
+        ack.cumulative = cumulative;
+        ack.ranges.retain(|&(start, _)| start > cumulative);
+        frames.push(Frame::Ack(ack));
         frames
     }
 
