@@ -13,8 +13,6 @@
 #   FUZZ_RSS_LIMIT_MB      libFuzzer -rss_limit_mb (default 2048)
 #   FUZZ_TIMEOUT           seconds one input may take before it counts as a
 #                          hang (default 25)
-#   TERN_FUZZ_SKIP_KNOWN   1 (default): skip inputs that hit bugs already
-#                          reported (listed in docs/fuzzing.md); 0: hit them
 set -euo pipefail
 
 SECS="${1:-30}"
@@ -22,7 +20,6 @@ CARGO_FUZZ_VERSION="0.13.2"
 RSS_LIMIT_MB="${FUZZ_RSS_LIMIT_MB:-2048}"
 TIMEOUT="${FUZZ_TIMEOUT:-25}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
-export TERN_FUZZ_SKIP_KNOWN="${TERN_FUZZ_SKIP_KNOWN:-1}"
 # cargo fuzz passes -Z flags to rustc/cargo; this lets a stable toolchain take them.
 export RUSTC_BOOTSTRAP=1
 

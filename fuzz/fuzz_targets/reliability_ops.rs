@@ -22,6 +22,7 @@
 #![no_main]
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
@@ -497,12 +498,42 @@ impl World {
     }
 }
 
+/// `TERN_FUZZ_STATS=1`: print one line of counters per input, to see which
+/// states a corpus reaches (`reliability_ops -runs=0 fuzz/corpus/reliability_ops`).
+fn print_stats() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("TERN_FUZZ_STATS").is_some_and(|v| v != "0"))
+}
+
 fuzz_target!(|input: Input| {
     let mut w = World::new(&input.cfg);
     for op in input.ops.iter().take(2000) {
         w.step(op);
         w.check();
     }
+    let before_settle = w.tx.stats().clone();
     w.settle();
     w.check();
+    if print_stats() {
+        let s = w.tx.stats();
+        let r = w.rx.stats();
+        eprintln!(
+            "STATS ops={} pushed={} hostile_release={} timeouts={} fast={} failures={} breaker={} invalid_acks={} (before settle: timeouts={} fast={} failures={} breaker={}) rx_dup={} rx_reordered={} rx_out_of_window={}",
+            input.ops.len(),
+            w.pushed,
+            w.hostile_release,
+            s.timeout_retransmits,
+            s.fast_retransmits,
+            s.failures,
+            s.breaker_opened,
+            s.invalid_acks,
+            before_settle.timeout_retransmits,
+            before_settle.fast_retransmits,
+            before_settle.failures,
+            before_settle.breaker_opened,
+            r.duplicates,
+            r.reordered,
+            r.out_of_window,
+        );
+    }
 });

@@ -99,6 +99,8 @@ fn check_packet_prefixes(enc: &Bytes) {
                 "body prefix {cut} decoded to frames that are not that prefix"
             ),
             Err(DecodeError::Incomplete { .. }) => {}
+            // An empty body: the trailer's first byte is read as the version.
+            Err(_) if cut == 0 => {}
             Err(e) => panic!("body prefix {cut} of {}: {e}", hex(enc)),
         }
         cut += if cut + step > body.len() && cut < body.len() {

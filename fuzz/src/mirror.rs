@@ -9,9 +9,12 @@
 //!   later, each later one at least two past the previous end, all ends
 //!   <= 2^62-1). Such a frame must pass
 //!   `validate()` and survive encode -> decode unchanged.
-//! - [`FrameM::raw`]: values as the fuzzer gave them. `validate()` must accept
-//!   exactly the frames [`expected_valid`] accepts, and whatever it accepts
-//!   must encode without panicking, to `encoded_len()` bytes.
+//! - [`FrameM::raw`]: values as the fuzzer gave them, except that numbers
+//!   stay within the varint range (`varint::put` debug-asserts it: a value
+//!   above 2^62-1 is a caller bug). Lengths may exceed the limits, sequences
+//!   may be zero, ACK ranges may be anything. `validate()` must accept exactly
+//!   the frames [`expected_valid`] accepts, and `encoded_len()` / `encode()`
+//!   must not panic on any of them.
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
@@ -230,10 +233,11 @@ impl Conv for Clamp {
 
 impl Conv for Raw {
     fn v(&self, x: u64) -> u64 {
-        x
+        x & varint::MAX
     }
     fn nz(&self, x: u64) -> u64 {
-        x
+        // Zero allowed: `validate()` does not check it, the decoder does.
+        x & varint::MAX
     }
     fn b(&self, x: &[u8], _max: usize) -> Bytes {
         Bytes::copy_from_slice(x)
@@ -242,19 +246,20 @@ impl Conv for Raw {
         len
     }
     fn ranges(&self, cumulative: u64, pairs: &[(u64, u64)]) -> Vec<(u64, u64)> {
-        // Saturating, so values near u64::MAX (beyond what a varint carries)
-        // are produced. The top bit of the gap selects a "hostile" pair taken
-        // as (start, end) verbatim; otherwise the pair is placed as a valid
-        // range would be, leaving `validate()` only the limits to judge.
+        // The top bit of the gap selects a "hostile" pair taken as
+        // (start, end) verbatim (out of order, overlapping, touching...);
+        // otherwise the pair is placed as a valid range would be, saturating
+        // at the varint maximum, leaving `validate()` the count and the
+        // ceiling to judge.
         let mut out = Vec::new();
         let mut prev_end = cumulative;
         for (i, &(gap, len)) in pairs.iter().enumerate() {
             let (start, end) = if gap >> 63 == 1 {
-                (gap & !(1 << 63), len)
+                (gap & varint::MAX, len & varint::MAX)
             } else {
                 let min_gap = if i == 0 { 1 } else { 2 };
-                let start = prev_end.saturating_add(min_gap).saturating_add(gap);
-                (start, start.saturating_add(len))
+                let start = prev_end.saturating_add(min_gap).saturating_add(gap).min(varint::MAX);
+                (start, start.saturating_add(len).min(varint::MAX))
             };
             out.push((start, end));
             prev_end = end;
