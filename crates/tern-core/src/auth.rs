@@ -60,7 +60,8 @@ impl TokenKeys {
     }
 
     fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
         m.update(body);
         m
     }
@@ -130,7 +131,10 @@ mod tests {
     fn expired_forged_and_malformed_are_refused() {
         let k = TokenKeys::new(b"secret".to_vec(), vec![]);
         let mut t = k.sign(claims());
-        assert!(matches!(k.verify(&t, 1000), Err(TokenError::Expired { .. })));
+        assert!(matches!(
+            k.verify(&t, 1000),
+            Err(TokenError::Expired { .. })
+        ));
         t[3] ^= 1; // change the user id
         assert_eq!(k.verify(&t, 1), Err(TokenError::BadSignature));
         assert_eq!(k.verify(&t[..10], 1), Err(TokenError::Malformed));

@@ -223,6 +223,8 @@ fn frame() -> impl Strategy<Value = Frame> {
             .boxed(),
         varint().prop_map(Frame::Heartbeat).boxed(),
         varint().prop_map(Frame::HeartbeatAck).boxed(),
+        bytes(MAX_COOKIE).prop_map(Frame::Retry).boxed(),
+        bytes(MAX_COOKIE).prop_map(Frame::Cookie).boxed(),
         (seq(), varint(), varint(), varint(), bytes(MAX_PAYLOAD))
             .prop_map(|(seq, to, conv, msg_type, payload)| {
                 Frame::Send(Send {

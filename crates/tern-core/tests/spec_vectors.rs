@@ -44,6 +44,8 @@ const CONV: u64 = 9001;
 const T0: u64 = 1_767_225_600_123;
 const TOKEN: &str = "01000000000000002a00000007000000006955b900\
                      76d29587bac51b6ae2afecd7345364d1f410c26a4efbb5321a26043bf43cf2a6";
+/// The example address-validation cookie of the `retry` vectors.
+const COOKIE: &str = "000000000387d9e08f1c2a3b4c5d6e7f8091a2b3c4d5e6f7";
 
 fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
     Packet {
@@ -124,6 +126,25 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                     epoch: EPOCH,
                     checkpoint: 130,
                 })],
+            ),
+        ),
+        (
+            "retry",
+            valid(0, 1, vec![Frame::Retry(Bytes::from(unhex(COOKIE)))]),
+        ),
+        (
+            "login_with_cookie",
+            valid(
+                0,
+                2,
+                vec![
+                    Frame::Cookie(Bytes::from(unhex(COOKIE))),
+                    Frame::Login(Login {
+                        token: Bytes::from(unhex(TOKEN)),
+                        epoch: EPOCH,
+                        checkpoint: 130,
+                    }),
+                ],
             ),
         ),
         (
@@ -500,7 +521,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         ),
         (
             "valid_frame_then_unknown",
-            invalid(DecodeError::UnknownFrame(0x05)),
+            invalid(DecodeError::UnknownFrame(0x07)),
         ),
         ("oversize_payload", too_long("payload", 1025, 1024)),
         ("oversize_token", too_long("token", 513, 512)),

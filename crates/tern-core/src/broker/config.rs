@@ -33,6 +33,20 @@ pub struct BrokerConfig {
     pub uplink: ReceiverConfig,
     /// Entries older than this are deleted even if a device never read them.
     pub retention: Duration,
+    /// Answer a LOGIN from an unproven address with RETRY (a stateless
+    /// cookie) instead of creating a session: no state and no amplification
+    /// for spoofed sources, at the cost of one round trip per login.
+    pub validate_addresses: bool,
+    /// Pre-login packets per second accepted from one IP address.
+    pub prelogin_rate: f64,
+    /// Burst of pre-login packets from one IP address.
+    pub prelogin_burst: f64,
+    /// Datagrams per second accepted on one session.
+    pub session_rate: f64,
+    /// Burst of datagrams on one session.
+    pub session_burst: f64,
+    /// Source addresses tracked for rate limiting, at most.
+    pub max_sources: usize,
 }
 
 impl Default for BrokerConfig {
@@ -51,6 +65,12 @@ impl Default for BrokerConfig {
             downlink: SenderConfig::default(),
             uplink: ReceiverConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            validate_addresses: true,
+            prelogin_rate: 5_000.0,
+            prelogin_burst: 10_000.0,
+            session_rate: 50_000.0,
+            session_burst: 100_000.0,
+            max_sources: 100_000,
         }
     }
 }

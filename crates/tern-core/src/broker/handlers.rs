@@ -26,9 +26,11 @@ impl<S: Store> Broker<S> {
         len: usize,
     ) {
         let mut login = None;
+        let mut cookie = None;
         for f in packet.frames {
             match f {
                 Frame::Login(l) if login.is_none() => login = Some(l),
+                Frame::Cookie(c) if cookie.is_none() => cookie = Some(c),
                 Frame::Padding(_) => {}
                 _ => {
                     self.reply_error(from, 0, len, ErrorCode::NotAllowed, 0, "log in first");
@@ -37,6 +39,35 @@ impl<S: Store> Broker<S> {
             }
         }
         let Some(login) = login else { return };
+        if self.cfg.validate_addresses {
+            let wall_secs = self.wall_ms(now) / 1000;
+            let proven = cookie
+                .as_ref()
+                .is_some_and(|c| self.admission.check(wall_secs, from, c));
+            if !proven {
+                if cookie.is_some() {
+                    self.stats.bad_cookies += 1;
+                }
+                // Stateless: a cookie bound to this address, never more bytes
+                // than the LOGIN that asked.
+                let mut pb = crate::wire::PacketBuilder::new(
+                    Header {
+                        session_id: 0,
+                        packet_number: 1,
+                    },
+                    len,
+                );
+                if pb
+                    .push(&Frame::Retry(self.admission.cookie(wall_secs, from)))
+                    .is_ok()
+                {
+                    self.stats.retries_sent += 1;
+                    self.stats.datagrams_out += 1;
+                    self.transmits.push_back((from, pb.finish()));
+                }
+                return;
+            }
+        }
         let now_secs = self.wall_ms(now) / 1000;
         let claims = match self.keys.verify(&login.token, now_secs) {
             Ok(c) => c,
@@ -156,6 +187,7 @@ impl<S: Store> Broker<S> {
             notify: None,
             last_page: Vec::new(),
             scheduled: None,
+            bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
         };
         self.sessions.insert(sid, session);
         self.stats.logins += 1;

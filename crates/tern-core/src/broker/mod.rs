@@ -13,6 +13,7 @@
 //! 3. drain [`Broker::poll_transmit`] and [`Broker::poll_event`];
 //! 4. sleep until [`Broker::poll_timeout`] or the next datagram or commit.
 
+mod admission;
 mod config;
 mod handlers;
 mod session;
@@ -72,6 +73,12 @@ pub struct BrokerStats {
     pub unreachable: u64,
     /// Entries sent in pull pages.
     pub pulled: u64,
+    /// Datagrams dropped by a rate limit (per source before login, per session after).
+    pub rate_limited: u64,
+    /// RETRY cookies sent to unproven addresses.
+    pub retries_sent: u64,
+    /// LOGINs carrying a missing, forged or expired cookie.
+    pub bad_cookies: u64,
 }
 
 /// Notable things for the driver to log.
@@ -174,6 +181,7 @@ pub struct Broker<S: Store> {
     rng: SmallRng,
     stats: BrokerStats,
     events: VecDeque<BrokerEvent>,
+    admission: admission::Admission,
 }
 
 impl<S: Store> Broker<S> {
@@ -187,7 +195,15 @@ impl<S: Store> Broker<S> {
         wall_origin_ms: u64,
         seed: u64,
     ) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let admission = admission::Admission::new(
+            rng.gen(),
+            cfg.prelogin_rate,
+            cfg.prelogin_burst,
+            cfg.max_sources,
+        );
         Broker {
+            admission,
             cfg,
             store,
             keys,
@@ -200,7 +216,7 @@ impl<S: Store> Broker<S> {
             transmits: VecDeque::new(),
             timers: BinaryHeap::new(),
             touched: Vec::new(),
-            rng: SmallRng::seed_from_u64(seed),
+            rng,
             stats: BrokerStats::default(),
             events: VecDeque::new(),
         }
@@ -243,6 +259,12 @@ impl<S: Store> Broker<S> {
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: Bytes) {
         self.stats.datagrams_in += 1;
         let len = data.len();
+        // Sessionless packets are rate limited per source before any parsing.
+        let sessionless = data.get(2..10).is_some_and(|id| id.iter().all(|b| *b == 0));
+        if sessionless && !self.admission.allow(now, from.ip()) {
+            self.stats.rate_limited += 1;
+            return;
+        }
         let packet = match Packet::decode(data) {
             Ok(p) => p,
             Err(e) => {
@@ -282,6 +304,13 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if !s
+            .bucket
+            .take(now, self.cfg.session_rate, self.cfg.session_burst)
+        {
+            self.stats.rate_limited += 1;
+            return;
+        }
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
             if s.addr != from {

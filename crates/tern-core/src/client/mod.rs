@@ -67,6 +67,8 @@ pub struct ClientConn {
     heartbeat_nonce: u64,
     events: VecDeque<ClientEvent>,
     seed: u64,
+    /// Address-validation cookie from the server's last RETRY.
+    cookie: Option<Bytes>,
 }
 
 impl ClientConn {
@@ -112,6 +114,7 @@ impl ClientConn {
             heartbeat_nonce: 0,
             events: VecDeque::new(),
             seed,
+            cookie: None,
             cfg,
         }
     }
@@ -258,6 +261,16 @@ impl ClientConn {
     fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
         match frame {
             Frame::LoginOk(ok) => self.on_login_ok(now, sid, ok),
+            Frame::Retry(cookie) => {
+                // Prove our address: log in again at once, echoing the cookie.
+                if let State::LoggingIn { interval, .. } = self.state {
+                    self.cookie = Some(cookie);
+                    self.state = State::LoggingIn {
+                        next: now,
+                        interval,
+                    };
+                }
+            }
             Frame::Ack(ack) => self.on_ack(now, ack),
             Frame::Deliver(d) if self.state == State::Active => self.on_deliver(now, d),
             Frame::PageEnd(p) => self.on_page_end(now, p),
@@ -542,6 +555,9 @@ impl ClientConn {
                     interval: (interval * 2).min(self.cfg.login_max),
                 };
                 let mut pb = PacketBuilder::new(self.header(), self.cfg.max_datagram);
+                if let Some(c) = &self.cookie {
+                    pb.push(&Frame::Cookie(c.clone())).ok()?;
+                }
                 let login = Frame::Login(Login {
                     token: self.cfg.token.clone(),
                     epoch: self.epoch,

@@ -213,7 +213,9 @@ impl<T: Clone> Sender<T> {
             return None;
         }
         for &seq in &self.retx {
-            let Some(i) = seq.checked_sub(self.base) else { continue };
+            let Some(i) = seq.checked_sub(self.base) else {
+                continue;
+            };
             if let Some(slot) = self.queue.get(i as usize).filter(|s| s.due) {
                 return Some((seq, &slot.item));
             }

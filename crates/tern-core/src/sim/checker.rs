@@ -57,7 +57,15 @@ impl Checker {
 
     /// A sender submitted message `n` to `to`.
     pub fn on_submit(&mut self, at: Time, user: u64, device: u32, op: OpId, to: u64, n: u32) {
-        self.sent.insert(((user, device), op), Sent { to, n, at, stored: 0 });
+        self.sent.insert(
+            ((user, device), op),
+            Sent {
+                to,
+                n,
+                at,
+                stored: 0,
+            },
+        );
         self.by_n.insert(((user, device), n), op);
         self.undelivered += 1;
     }
@@ -73,22 +81,33 @@ impl Checker {
                         self.stored_once += 1;
                     }
                     if s.stored > 1 {
-                        self.violations.push(format!("{me:?} op {op:?} reported stored twice"));
+                        self.violations
+                            .push(format!("{me:?} op {op:?} reported stored twice"));
                     }
                 }
-                None => self.violations.push(format!("{me:?} stored unknown op {op:?}")),
+                None => self
+                    .violations
+                    .push(format!("{me:?} stored unknown op {op:?}")),
             },
             ClientEvent::Rejected { op, code, .. } => {
-                self.violations.push(format!("{me:?} op {op:?} rejected with code {code}"));
+                self.violations
+                    .push(format!("{me:?} op {op:?} rejected with code {code}"));
             }
             ClientEvent::Entry(d) => {
-                let EntryBody::Message { payload, .. } = &d.body else { return };
+                let EntryBody::Message { payload, .. } = &d.body else {
+                    return;
+                };
                 let Some((u, dv, n)) = Self::parse(payload) else {
-                    self.violations.push(format!("{me:?} got a corrupted payload at seq {}", d.seq));
+                    self.violations
+                        .push(format!("{me:?} got a corrupted payload at seq {}", d.seq));
                     return;
                 };
                 if (u, dv) != (d.from_user, d.from_device) {
-                    self.violations.push(format!("{me:?} seq {} claims sender {:?}", d.seq, (d.from_user, d.from_device)));
+                    self.violations.push(format!(
+                        "{me:?} seq {} claims sender {:?}",
+                        d.seq,
+                        (d.from_user, d.from_device)
+                    ));
                 }
                 let from = (u, dv);
                 if !self.seen_set.insert((me, from, n)) {
@@ -97,15 +116,26 @@ impl Checker {
                 }
                 let list = self.seen.entry(me).or_default().entry(from).or_default();
                 if list.last().is_some_and(|last| *last > n) {
-                    self.violations.push(format!("{me:?} got message {n} of {from:?} after {}", list.last().unwrap()));
+                    self.violations.push(format!(
+                        "{me:?} got message {n} of {from:?} after {}",
+                        list.last().unwrap()
+                    ));
                 }
                 list.push(n);
                 self.deliveries += 1;
-                if let Some(s) = self.by_n.get(&(from, n)).and_then(|op| self.sent.get(&(from, *op))) {
+                if let Some(s) = self
+                    .by_n
+                    .get(&(from, n))
+                    .and_then(|op| self.sent.get(&(from, *op)))
+                {
                     if s.to != user {
-                        self.violations.push(format!("{me:?} got message {n} of {from:?} meant for {}", s.to));
+                        self.violations.push(format!(
+                            "{me:?} got message {n} of {from:?} meant for {}",
+                            s.to
+                        ));
                     }
-                    self.latencies.push(now.saturating_since(s.at).as_micros() as u64);
+                    self.latencies
+                        .push(now.saturating_since(s.at).as_micros() as u64);
                 }
             }
             _ => {}
@@ -115,18 +145,23 @@ impl Checker {
     /// Cheap progress test used to end a run early: every message was
     /// stored and the number of deliveries reached what is owed.
     pub fn all_delivered(&self, devices_per_user: u64) -> bool {
-        self.stored_once == self.sent.len() as u64 && self.deliveries >= self.undelivered * devices_per_user
+        self.stored_once == self.sent.len() as u64
+            && self.deliveries >= self.undelivered * devices_per_user
     }
 
     /// Final check over all devices; fills the report.
     pub fn verify(mut self, devices: &[Dev], report: &mut SimReport) {
         for ((from, _op), s) in &self.sent {
             if s.stored == 0 {
-                self.violations.push(format!("message {} of {from:?} never acknowledged as stored", s.n));
+                self.violations.push(format!(
+                    "message {} of {from:?} never acknowledged as stored",
+                    s.n
+                ));
             }
             for dev in devices.iter().filter(|(u, _)| *u == s.to) {
                 if !self.seen_set.contains(&(*dev, *from, s.n)) {
-                    self.violations.push(format!("message {} of {from:?} never reached {dev:?}", s.n));
+                    self.violations
+                        .push(format!("message {} of {from:?} never reached {dev:?}", s.n));
                 }
             }
         }

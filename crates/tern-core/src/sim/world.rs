@@ -152,7 +152,13 @@ impl<'a> World<'a> {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let store = Arc::new(MemStore::new());
         let keys = TokenKeys::new(b"sim-secret".to_vec(), vec![]);
-        let broker = Broker::new(cfg.broker.clone(), store.clone(), keys.clone(), 1_700_000_000_000, rng.gen());
+        let broker = Broker::new(
+            cfg.broker.clone(),
+            store.clone(),
+            keys.clone(),
+            1_700_000_000_000,
+            rng.gen(),
+        );
         let mut crash_at: Vec<Time> = (0..cfg.crashes)
             .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.05..1.0)))
             .collect();
@@ -236,7 +242,11 @@ impl<'a> World<'a> {
         let mut steps = 0u64;
         loop {
             steps += 1;
-            assert!(steps < 50_000_000, "seed {}: simulation does not progress", self.cfg.seed);
+            assert!(
+                steps < 50_000_000,
+                "seed {}: simulation does not progress",
+                self.cfg.seed
+            );
             self.step();
             if self.healed() && self.quiescent() {
                 break;
@@ -256,7 +266,10 @@ impl<'a> World<'a> {
         self.queue.is_empty()
             && self.commit.is_none()
             && !self.broker.commit_in_flight()
-            && self.clients.iter().all(|c| c.to_send == 0 && c.conn.pending() == 0 && c.conn.is_active())
+            && self
+                .clients
+                .iter()
+                .all(|c| c.to_send == 0 && c.conn.pending() == 0 && c.conn.is_active())
             && self.checker.all_delivered(u64::from(self.cfg.devices))
     }
 
@@ -267,7 +280,11 @@ impl<'a> World<'a> {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        consider(self.queue.peek().map(|Reverse((at, _, _))| Time::from_micros(*at)));
+        consider(
+            self.queue
+                .peek()
+                .map(|Reverse((at, _, _))| Time::from_micros(*at)),
+        );
         consider(self.broker.poll_timeout());
         consider(self.commit.as_ref().map(|(at, _)| *at));
         consider(self.crash_at.first().copied());
@@ -304,7 +321,9 @@ impl<'a> World<'a> {
                 break;
             }
             self.queue.pop();
-            let Some((dest, data)) = self.payloads.remove(&id) else { continue };
+            let Some((dest, data)) = self.payloads.remove(&id) else {
+                continue;
+            };
             match dest {
                 Dest::Server(from) => self.broker.handle_datagram(now, from, data),
                 Dest::Client(addr) => {
@@ -329,7 +348,9 @@ impl<'a> World<'a> {
         if let Some((at, _)) = &self.commit {
             if *at <= now {
                 let (_, c) = self.commit.take().expect("checked above");
-                self.store.commit(&c.batch).expect("memory store cannot fail");
+                self.store
+                    .commit(&c.batch)
+                    .expect("memory store cannot fail");
                 self.broker.handle_committed(now, c.id, Ok(()));
             }
         }
@@ -358,7 +379,9 @@ impl<'a> World<'a> {
     fn flush_broker(&mut self) {
         let now = self.now;
         while let Some((to, data)) = self.broker.poll_transmit() {
-            let Some(&i) = self.by_addr.get(&to) else { continue };
+            let Some(&i) = self.by_addr.get(&to) else {
+                continue;
+            };
             let out = self.clients[i].down.transmit(now.as_micros(), data);
             for d in out.deliveries {
                 self.enqueue(d.at_us, Dest::Client(to), d.datagram);
@@ -399,7 +422,13 @@ impl<'a> World<'a> {
                 self.registered += 1;
             }
             if self.trace {
-                eprintln!("{:>10} ({},{}) {:?}", now.as_micros() / 1000, c.user, c.device, ev);
+                eprintln!(
+                    "{:>10} ({},{}) {:?}",
+                    now.as_micros() / 1000,
+                    c.user,
+                    c.device,
+                    ev
+                );
             }
             self.checker.on_event(now, c.user, c.device, &ev);
         }
@@ -460,9 +489,15 @@ impl<'a> World<'a> {
         self.report.end = self.now.saturating_since(Time::ZERO);
         let devices: Vec<(u64, u32)> = self.clients.iter().map(|c| (c.user, c.device)).collect();
         self.checker.verify(&devices, &mut self.report);
-        let expected = self.cfg.users * u64::from(self.cfg.devices) * u64::from(self.cfg.messages_per_device);
+        let expected =
+            self.cfg.users * u64::from(self.cfg.devices) * u64::from(self.cfg.messages_per_device);
         if self.report.submitted != expected {
-            let closed: Vec<_> = self.clients.iter().filter(|c| !c.registered).map(|c| (c.user, c.device)).collect();
+            let closed: Vec<_> = self
+                .clients
+                .iter()
+                .filter(|c| !c.registered)
+                .map(|c| (c.user, c.device))
+                .collect();
             self.report.violations.push(format!(
                 "only {} of {expected} messages were submitted: devices {closed:?} never logged in",
                 self.report.submitted

@@ -15,6 +15,10 @@ pub mod ty {
     pub const HEARTBEAT: u8 = 0x03;
     /// Either way: answer to a heartbeat.
     pub const HEARTBEAT_ACK: u8 = 0x04;
+    /// Server → client: prove you own your address; echo this cookie.
+    pub const RETRY: u8 = 0x05;
+    /// Client → server: the cookie from RETRY, ahead of LOGIN.
+    pub const COOKIE: u8 = 0x06;
     /// Client → server: a message to store and deliver.
     pub const SEND: u8 = 0x10;
     /// Server → client: one entry of the device's inbox timeline.
@@ -316,6 +320,11 @@ pub enum Frame {
     Heartbeat(u64),
     /// Echo of a heartbeat nonce.
     HeartbeatAck(u64),
+    /// Server → client: an address-validation cookie to echo in a COOKIE frame
+    /// ahead of the next LOGIN (at most `MAX_COOKIE` bytes).
+    Retry(Bytes),
+    /// Client → server: the echoed cookie.
+    Cookie(Bytes),
     /// See [`Send`].
     Send(Send),
     /// See [`Deliver`].

@@ -31,6 +31,7 @@ impl Frame {
     pub fn validate(&self) -> Result<(), EncodeError> {
         match self {
             Frame::Login(l) => check("token", l.token.len(), MAX_TOKEN),
+            Frame::Retry(c) | Frame::Cookie(c) => check("cookie", c.len(), MAX_COOKIE),
             Frame::Send(s) => check("payload", s.payload.len(), MAX_PAYLOAD),
             Frame::Deliver(Deliver {
                 body: EntryBody::Message { payload, .. },
@@ -80,6 +81,7 @@ impl Frame {
                     + v(o.server_time_ms)
             }
             Frame::Heartbeat(n) | Frame::HeartbeatAck(n) => v(*n),
+            Frame::Retry(c) | Frame::Cookie(c) => bytes_len(c),
             Frame::Send(s) => {
                 v(s.seq) + v(s.to) + v(s.conv) + v(s.msg_type) + bytes_len(&s.payload)
             }
@@ -187,6 +189,14 @@ impl Frame {
             Frame::HeartbeatAck(n) => {
                 out.put_u8(ty::HEARTBEAT_ACK);
                 p(out, *n);
+            }
+            Frame::Retry(c) => {
+                out.put_u8(ty::RETRY);
+                put_bytes(out, c);
+            }
+            Frame::Cookie(c) => {
+                out.put_u8(ty::COOKIE);
+                put_bytes(out, c);
             }
             Frame::Send(s) => {
                 out.put_u8(ty::SEND);
@@ -362,6 +372,8 @@ impl Frame {
             }),
             ty::HEARTBEAT => Frame::Heartbeat(r.varint()?),
             ty::HEARTBEAT_ACK => Frame::HeartbeatAck(r.varint()?),
+            ty::RETRY => Frame::Retry(r.bytes("cookie", MAX_COOKIE)?),
+            ty::COOKIE => Frame::Cookie(r.bytes("cookie", MAX_COOKIE)?),
             ty::SEND => Frame::Send(Send {
                 seq: r.nonzero("seq")?,
                 to: r.varint()?,

@@ -12,6 +12,8 @@ pub const MAX_PAYLOAD: usize = 1024;
 pub const MAX_TOKEN: usize = 512;
 /// Largest number of selective ranges in one ACK frame.
 pub const MAX_ACK_RANGES: usize = 32;
+/// Largest address-validation cookie.
+pub const MAX_COOKIE: usize = 64;
 /// Largest human-readable text in an ERROR frame.
 pub const MAX_REASON: usize = 256;
 /// Largest preview payload carried inside a conversation summary.

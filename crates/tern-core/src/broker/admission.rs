@@ -1,0 +1,188 @@
+//! What the broker checks before it spends state or bytes on a source:
+//! stateless address-validation cookies (a spoofed source never gets more
+//! bytes than it sent, and creates no state) and token-bucket rate limits per
+//! source address and per session, so a flood from one source cannot starve
+//! the others.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::time::Time;
+
+/// Seconds a cookie stays valid (it is accepted in its period and the next).
+const COOKIE_PERIOD_SECS: u64 = 30;
+/// Bytes of MAC kept in a cookie.
+const COOKIE_MAC: usize = 16;
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Time,
+}
+
+impl Bucket {
+    pub fn full(burst: f64, now: Time) -> Self {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Time, rate: f64, burst: f64) -> bool {
+        let dt = now.saturating_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * rate).min(burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Admission control for packets that have no session yet.
+pub(crate) struct Admission {
+    secret: [u8; 32],
+    sources: HashMap<IpAddr, Bucket>,
+    max_sources: usize,
+    rate: f64,
+    burst: f64,
+}
+
+impl Admission {
+    pub fn new(secret: [u8; 32], rate: f64, burst: f64, max_sources: usize) -> Self {
+        Admission {
+            secret,
+            sources: HashMap::new(),
+            max_sources,
+            rate,
+            burst,
+        }
+    }
+
+    /// May a pre-login packet from `ip` be looked at now?
+    pub fn allow(&mut self, now: Time, ip: IpAddr) -> bool {
+        if !self.sources.contains_key(&ip) && self.sources.len() >= self.max_sources {
+            // Forget sources whose bucket has refilled: they lose nothing.
+            let idle = Duration::from_secs_f64(self.burst / self.rate.max(1e-9));
+            self.sources
+                .retain(|_, b| now.saturating_since(b.at) < idle);
+            if self.sources.len() >= self.max_sources {
+                return false;
+            }
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        self.sources
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(burst, now))
+            .take(now, rate, burst)
+    }
+
+    fn mac(&self, period: u64, addr: SocketAddr) -> [u8; COOKIE_MAC] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any key length");
+        m.update(&period.to_be_bytes());
+        match addr.ip() {
+            IpAddr::V4(ip) => m.update(&ip.octets()),
+            IpAddr::V6(ip) => m.update(&ip.octets()),
+        }
+        m.update(&addr.port().to_be_bytes());
+        let tag = m.finalize().into_bytes();
+        let mut out = [0u8; COOKIE_MAC];
+        out.copy_from_slice(&tag[..COOKIE_MAC]);
+        out
+    }
+
+    /// A cookie binding `addr` to the current period.
+    pub fn cookie(&self, wall_secs: u64, addr: SocketAddr) -> Bytes {
+        let period = wall_secs / COOKIE_PERIOD_SECS;
+        let mut v = Vec::with_capacity(8 + COOKIE_MAC);
+        v.extend_from_slice(&period.to_be_bytes());
+        v.extend_from_slice(&self.mac(period, addr));
+        Bytes::from(v)
+    }
+
+    /// True when `cookie` was issued by us to `addr` in this period or the last.
+    pub fn check(&self, wall_secs: u64, addr: SocketAddr, cookie: &[u8]) -> bool {
+        if cookie.len() != 8 + COOKIE_MAC {
+            return false;
+        }
+        let period = u64::from_be_bytes(cookie[..8].try_into().unwrap_or([0; 8]));
+        let now = wall_secs / COOKIE_PERIOD_SECS;
+        if period > now || now - period > 1 {
+            return false;
+        }
+        // Constant-time comparison of the MAC.
+        let want = self.mac(period, addr);
+        want.iter()
+            .zip(&cookie[8..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn cookie_is_bound_to_address_and_time() {
+        let a = Admission::new([7; 32], 10.0, 10.0, 10);
+        let c = a.cookie(1000, addr(1));
+        assert!(a.check(1000, addr(1), &c));
+        assert!(
+            a.check(1000 + COOKIE_PERIOD_SECS, addr(1), &c),
+            "valid in the next period"
+        );
+        assert!(
+            !a.check(1000 + 3 * COOKIE_PERIOD_SECS, addr(1), &c),
+            "expired"
+        );
+        assert!(!a.check(1000, addr(2), &c), "another port");
+        let mut forged = c.to_vec();
+        forged[12] ^= 1;
+        assert!(!a.check(1000, addr(1), &forged));
+        assert!(!a.check(1000, addr(1), &c[..10]));
+    }
+
+    #[test]
+    fn bucket_limits_one_source_not_others() {
+        let mut a = Admission::new([0; 32], 10.0, 5.0, 100);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let other: IpAddr = [10, 0, 0, 2].into();
+        let t = Time::from_secs(1);
+        assert_eq!((0..20).filter(|_| a.allow(t, ip)).count(), 5);
+        assert!(a.allow(t, other));
+        assert!(
+            a.allow(t + Duration::from_millis(100), ip),
+            "refills at 10/s"
+        );
+    }
+
+    #[test]
+    fn source_table_is_bounded() {
+        let mut a = Admission::new([0; 32], 1.0, 1.0, 2);
+        let t = Time::from_secs(1);
+        assert!(a.allow(t, [10, 0, 0, 1].into()));
+        assert!(a.allow(t, [10, 0, 0, 2].into()));
+        assert!(
+            !a.allow(t, [10, 0, 0, 3].into()),
+            "table full of fresh sources"
+        );
+        assert!(
+            a.allow(t + Duration::from_secs(5), [10, 0, 0, 3].into()),
+            "idle ones forgotten"
+        );
+    }
+}
