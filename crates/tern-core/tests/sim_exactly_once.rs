@@ -30,7 +30,10 @@ fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) ->
         let cfg = make(seed);
         let report = run(&cfg);
         if std::env::var_os("TERN_SIM_STATS").is_some() {
-            eprintln!("{name} seed {seed}: virtual {:?}, {} steps, {} datagrams", report.end, report.steps, report.datagrams);
+            eprintln!(
+                "{name} seed {seed}: virtual {:?}, {} steps, {} datagrams",
+                report.end, report.steps, report.datagrams
+            );
         }
         if !report.violations.is_empty() {
             eprintln!(
@@ -41,7 +44,10 @@ fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) ->
         }
         reports.push(report);
     }
-    assert!(failed.is_empty(), "scenario {name}: failing seeds {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "scenario {name}: failing seeds {failed:?}"
+    );
     reports
 }
 
@@ -59,15 +65,19 @@ fn lossy(loss: f64, dup: f64, reorder: f64) -> Impairment {
 #[test]
 fn perfect_network() {
     let reports = check_all("perfect_network", 200, SimConfig::new);
-    assert!(reports.iter().all(|r| r.submitted > 0 && r.delivered >= r.submitted));
+    assert!(reports
+        .iter()
+        .all(|r| r.submitted > 0 && r.delivered >= r.submitted));
 }
 
 #[test]
 fn heavy_loss_duplication_and_reordering() {
-    check_all("heavy_loss_duplication_and_reordering", 1000, |seed| SimConfig {
-        up: lossy(0.2, 0.05, 0.05),
-        down: lossy(0.2, 0.05, 0.05),
-        ..SimConfig::new(seed)
+    check_all("heavy_loss_duplication_and_reordering", 1000, |seed| {
+        SimConfig {
+            up: lossy(0.2, 0.05, 0.05),
+            down: lossy(0.2, 0.05, 0.05),
+            ..SimConfig::new(seed)
+        }
     });
 }
 
@@ -88,12 +98,14 @@ fn bursty_loss_corruption_and_address_changes() {
 
 #[test]
 fn broker_crashes_and_offline_receivers() {
-    check_all("broker_crashes_and_offline_receivers", 500, |seed| SimConfig {
-        up: lossy(0.1, 0.02, 0.02),
-        down: lossy(0.1, 0.02, 0.02),
-        crashes: 3,
-        offline_spells: 2,
-        ..SimConfig::new(seed)
+    check_all("broker_crashes_and_offline_receivers", 500, |seed| {
+        SimConfig {
+            up: lossy(0.1, 0.02, 0.02),
+            down: lossy(0.1, 0.02, 0.02),
+            crashes: 3,
+            offline_spells: 2,
+            ..SimConfig::new(seed)
+        }
     });
 }
 
