@@ -75,8 +75,6 @@ impl DirCount {
 }
 
 pub struct AckRun {
-    pub messages: u64,
-    pub interval: Duration,
     /// [A → server, server → A, B → server, server → B]
     pub dirs: [DirCount; 4],
     pub delivered: u64,
@@ -106,10 +104,22 @@ struct Cl {
 }
 
 /// One steady flow of `messages` from A to B, one every `interval`.
-pub fn run(seed: u64, messages: u64, interval: Duration, imp: &Impairment, commit_latency: Duration) -> AckRun {
+pub fn run(
+    seed: u64,
+    messages: u64,
+    interval: Duration,
+    imp: &Impairment,
+    commit_latency: Duration,
+) -> AckRun {
     let store = Arc::new(MemStore::new());
     let keys = TokenKeys::new(b"bench-secret".to_vec(), vec![]);
-    let mut broker = Broker::new(BrokerConfig::default(), store.clone(), keys.clone(), 1_700_000_000_000, mix(&[seed, 1]));
+    let mut broker = Broker::new(
+        BrokerConfig::default(),
+        store.clone(),
+        keys.clone(),
+        1_700_000_000_000,
+        mix(&[seed, 1]),
+    );
     let mut now = Time::ZERO;
     let mut clients: Vec<Cl> = [(USER_A, 0u64), (USER_B, 1)]
         .into_iter()
@@ -128,7 +138,11 @@ pub fn run(seed: u64, messages: u64, interval: Duration, imp: &Impairment, commi
             }
         })
         .collect();
-    let by_addr: HashMap<SocketAddr, usize> = clients.iter().enumerate().map(|(i, c)| (c.addr, i)).collect();
+    let by_addr: HashMap<SocketAddr, usize> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.addr, i))
+        .collect();
     let mut queue: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut payloads: HashMap<u64, (To, Bytes)> = HashMap::new();
     let mut next_id = 0u64;
@@ -194,7 +208,11 @@ pub fn run(seed: u64, messages: u64, interval: Duration, imp: &Impairment, commi
                 match ev {
                     ClientEvent::LoggedIn { .. } => c.logged_in = true,
                     ClientEvent::Stored { .. } if i == A => stored += 1,
-                    ClientEvent::Entry(d) if i == B && matches!(d.body, EntryBody::Message { .. }) => delivered += 1,
+                    ClientEvent::Entry(d)
+                        if i == B && matches!(d.body, EntryBody::Message { .. }) =>
+                    {
+                        delivered += 1
+                    }
                     ClientEvent::SendFailed { .. } | ClientEvent::Disconnected => {
                         panic!("unexpected {ev:?} on a loss-free path")
                     }
@@ -250,8 +268,6 @@ pub fn run(seed: u64, messages: u64, interval: Duration, imp: &Impairment, commi
     }
     let start = start.expect("logged in");
     AckRun {
-        messages,
-        interval,
         dirs,
         delivered,
         stored,

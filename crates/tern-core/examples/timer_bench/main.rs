@@ -18,7 +18,7 @@ mod wire_overhead;
 
 use std::time::{Duration, Instant};
 
-use tern_core::reliability::SenderStats;
+use tern_core::reliability::{SenderConfig, SenderStats};
 use tern_core::sim::impairment::Impairment;
 
 use baselines::{CoapCon, MobileImSdk};
@@ -41,7 +41,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { seed: 1, quick: false };
+    let mut a = Args {
+        seed: 1,
+        quick: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -53,7 +56,9 @@ fn args() -> Args {
                     .unwrap_or_else(|| usage("--seed needs an unsigned integer"))
             }
             s if s.starts_with("--seed=") => {
-                a.seed = s[7..].parse().unwrap_or_else(|_| usage("--seed needs an unsigned integer"))
+                a.seed = s[7..]
+                    .parse()
+                    .unwrap_or_else(|_| usage("--seed needs an unsigned integer"))
             }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
@@ -75,15 +80,23 @@ enum Kind {
     Tern,
     MobileImSdk,
     Coap,
+    /// Tern with the circuit breaker disabled: a diagnostic, not a default.
+    TernNoBreaker,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Tern, Kind::MobileImSdk, Kind::Coap];
+    const ALL: [Kind; 4] = [
+        Kind::Tern,
+        Kind::MobileImSdk,
+        Kind::Coap,
+        Kind::TernNoBreaker,
+    ];
     fn name(self) -> &'static str {
         match self {
             Kind::Tern => "Tern (default timers)",
             Kind::MobileImSdk => "MobileIMSDK (5s/3s/2)",
             Kind::Coap => "CoAP CON (2-3s, x2, 4)",
+            Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
 }
@@ -91,11 +104,24 @@ impl Kind {
 struct PolicyResult {
     res: FlowResult,
     tern: SenderStats,
+    duplicates: u64,
+    max_queued: usize,
+    queue_full_flows: u64,
 }
 
-fn run_policy(kind: Kind, seed: u64, li: u64, imp: &Impairment, flows: u64, per_flow: usize) -> PolicyResult {
+fn run_policy(
+    kind: Kind,
+    seed: u64,
+    li: u64,
+    imp: &Impairment,
+    flows: u64,
+    per_flow: usize,
+) -> PolicyResult {
     let mut total = FlowResult::default();
     let mut tern = SenderStats::default();
+    let mut duplicates = 0;
+    let mut max_queued = 0;
+    let mut queue_full_flows = 0;
     for flow in 0..flows {
         // Same submissions and link seeds for every policy.
         let submits = schedule(mix(&[seed, li, flow, 0]), per_flow, CHAT_GAP);
@@ -106,8 +132,15 @@ fn run_policy(kind: Kind, seed: u64, li: u64, imp: &Impairment, flows: u64, per_
         };
         let pseed = mix(&[seed, li, flow, 3]);
         let res = match kind {
-            Kind::Tern => {
-                let mut p = TernFlow::new(pseed);
+            Kind::Tern | Kind::TernNoBreaker => {
+                let cfg = match kind {
+                    Kind::TernNoBreaker => SenderConfig {
+                        breaker_after: u32::MAX,
+                        ..SenderConfig::default()
+                    },
+                    _ => SenderConfig::default(),
+                };
+                let mut p = TernFlow::new(cfg, pseed);
                 let r = run_flow(&mut p, &path, &submits);
                 let s = p.sender_stats();
                 tern.sent += s.sent;
@@ -116,26 +149,43 @@ fn run_policy(kind: Kind, seed: u64, li: u64, imp: &Impairment, flows: u64, per_
                 tern.breaker_opened += s.breaker_opened;
                 tern.failures += s.failures;
                 tern.acked += s.acked;
+                duplicates += p.duplicates();
+                max_queued = max_queued.max(p.max_queued);
+                queue_full_flows += u64::from(p.queue_full > 0);
                 r
             }
-            Kind::MobileImSdk => run_flow(&mut MobileImSdk::new(pseed) as &mut dyn Policy, &path, &submits),
+            Kind::MobileImSdk => run_flow(
+                &mut MobileImSdk::new(pseed) as &mut dyn Policy,
+                &path,
+                &submits,
+            ),
             Kind::Coap => run_flow(&mut CoapCon::new(pseed), &path, &submits),
         };
         total.merge(res);
     }
     total.latencies_us.sort_unstable();
-    PolicyResult { res: total, tern }
+    PolicyResult {
+        res: total,
+        tern,
+        duplicates,
+        max_queued,
+        queue_full_flows,
+    }
 }
 
 struct LevelSummary {
     loss: f64,
-    p99: [f64; 3],
+    p99: [f64; 4],
 }
 
 fn main() {
     let a = args();
     let wall = Instant::now();
-    let (flows, per_flow) = if a.quick { (4u64, 2_500usize) } else { (20, 5_000) };
+    let (flows, per_flow) = if a.quick {
+        (4u64, 2_500usize)
+    } else {
+        (20, 10_000)
+    };
     println!("Tern timer benchmark (virtual time; deterministic for a seed)");
     println!(
         "seed {}{}; RTT {} ms (one-way {} ms each way, jitter uniform +-{} ms, FIFO), random loss each way",
@@ -172,14 +222,17 @@ fn main() {
                     s.spawn(move || run_policy(k, a.seed, li as u64, imp, flows, per_flow))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("policy thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("policy thread"))
+                .collect()
         });
         println!("-- loss {:.0}% each way --", loss * 100.0);
         println!(
             "  {:<24} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "policy", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost %", "gave up%", "dgrams/msg"
         );
-        let mut p99 = [0.0; 3];
+        let mut p99 = [0.0; 4];
         for (i, (k, r)) in Kind::ALL.iter().zip(&results).enumerate() {
             let f = &r.res;
             let lat = &f.latencies_us;
@@ -197,31 +250,51 @@ fn main() {
                 (f.data_datagrams + f.ack_datagrams) as f64 / delivered
             );
         }
-        let t = &results[0];
         println!(
             "  Tern p99 = {:.2} x RTT; = {:.3} x MobileIMSDK p99; = {:.3} x CoAP p99",
             p99[0] / RTT_MS,
             p99[0] / p99[1],
             p99[0] / p99[2]
         );
-        println!(
-            "  Tern sender: {} first sends, {} timeout retransmits, {} fast retransmits, breaker opened {} times, \
-             {} retry-budget failures; {:.2} data + {:.2} ACK datagrams and {:.1} bytes per message",
-            t.tern.sent,
-            t.tern.timeout_retransmits,
-            t.tern.fast_retransmits,
-            t.tern.breaker_opened,
-            t.tern.failures,
-            t.res.data_datagrams as f64 / t.res.submitted as f64,
-            t.res.ack_datagrams as f64 / t.res.submitted as f64,
-            t.res.bytes as f64 / t.res.submitted as f64,
-        );
+        for (k, t) in Kind::ALL.iter().zip(&results) {
+            if !matches!(k, Kind::Tern | Kind::TernNoBreaker) {
+                continue;
+            }
+            println!(
+                "  {}: {} sends, {} timeout + {} fast retransmits, {} copies the receiver already had, \
+                 breaker opened {}x, {} budget failures; {:.2} data + {:.2} ACK datagrams, {:.1} B per message; \
+                 send queue peaked at {} messages{}",
+                k.name(),
+                t.tern.sent,
+                t.tern.timeout_retransmits,
+                t.tern.fast_retransmits,
+                t.duplicates,
+                t.tern.breaker_opened,
+                t.tern.failures,
+                t.res.data_datagrams as f64 / t.res.submitted as f64,
+                t.res.ack_datagrams as f64 / t.res.submitted as f64,
+                t.res.bytes as f64 / t.res.submitted as f64,
+                t.max_queued,
+                if t.queue_full_flows > 0 {
+                    format!(" (FULL at 4096 in {} of {} flows: the app had to wait)", t.queue_full_flows, flows)
+                } else {
+                    String::new()
+                }
+            );
+        }
         println!();
         summaries.push(LevelSummary { loss, p99 });
     }
-    println!("  lost % = never reached the app; gave up% = sender gave up (MobileIMSDK 'messagesLost',");
-    println!("  CoAP give-up, Tern retry-budget failure, after which the flow is revived at once).");
-    println!("  Percentiles are over delivered messages only, which flatters a policy that loses some.");
+    println!(
+        "  lost % = never reached the app; gave up% = sender gave up (MobileIMSDK 'messagesLost',"
+    );
+    println!(
+        "  CoAP give-up, Tern retry-budget failure, after which the flow is revived at once)."
+    );
+    println!(
+        "  Percentiles are over delivered messages only, which flatters a policy that loses some."
+    );
+    println!("  [diag] rows are not defaults: the same Tern flow with one knob changed, to locate a cost.");
     println!();
 
     let over = wire_overhead::run();
@@ -242,7 +315,11 @@ fn main() {
     let mut steady_a = 0.0;
     for (n, gap) in [(1000u64, Duration::from_millis(1)), (1000, CHAT_GAP)] {
         let r = acks::run(a.seed, n, gap, &ack_imp, commit);
-        assert_eq!((r.delivered, r.stored), (n, n), "every message stored and delivered");
+        assert_eq!(
+            (r.delivered, r.stored),
+            (n, n),
+            "every message stored and delivered"
+        );
         println!(
             "  -- {} messages, one every {} ms (flow took {} ms; {} commits) --",
             n,
@@ -252,7 +329,15 @@ fn main() {
         );
         println!(
             "  {:<30} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
-            "direction", "datagrams", "ACK-only", "ACK-only", "ACK", "SEND", "DELIVER", "DELIVER", "bytes"
+            "direction",
+            "datagrams",
+            "ACK-only",
+            "ACK-only",
+            "ACK",
+            "SEND",
+            "DELIVER",
+            "DELIVER",
+            "bytes"
         );
         println!(
             "  {:<30} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
@@ -280,13 +365,21 @@ fn main() {
     println!();
 
     println!("== Targets ==");
-    let ten = summaries.iter().find(|s| s.loss == 0.10).expect("10% level");
+    let ten = summaries
+        .iter()
+        .find(|s| s.loss == 0.10)
+        .expect("10% level");
     let target = P99_TARGET_RTTS * RTT_MS;
     println!(
         "  Tern p99 at 10% loss <= {P99_TARGET_RTTS} x RTT ({target} ms): {:.1} ms = {:.2} x RTT -> {}",
         ten.p99[0],
         ten.p99[0] / RTT_MS,
         if ten.p99[0] <= target { "MET" } else { "MISSED" }
+    );
+    println!(
+        "    ([diag] the same flow with the circuit breaker off: p99 {:.1} ms = {:.2} x RTT)",
+        ten.p99[3],
+        ten.p99[3] / RTT_MS
     );
     println!(
         "  overhead of a 20-byte message <= {} B: SEND {} B -> {}; (DELIVER {} B; SEND with ids >= 2^30 {} B; \
@@ -299,12 +392,18 @@ fn main() {
         over.ack_datagram
     );
     let per100 = 100.0 / ACK_TARGET_PER;
-    for (name, v) in [("server -> sender (uplink ACKs)", steady_a), ("receiver -> server (downlink ACKs)", steady_b)] {
+    for (name, v) in [
+        ("server -> sender (uplink ACKs)", steady_a),
+        ("receiver -> server (downlink ACKs)", steady_b),
+    ] {
         println!(
             "  ACK-only datagrams per 100 messages <= {per100} (1 per {ACK_TARGET_PER}), {name}: {v:.1} -> {}",
             if v <= per100 { "MET" } else { "MISSED" }
         );
     }
     println!();
-    println!("wall time {:.1} s (a note only: every figure above is virtual time)", wall.elapsed().as_secs_f64());
+    println!(
+        "wall time {:.1} s (a note only: every figure above is virtual time)",
+        wall.elapsed().as_secs_f64()
+    );
 }

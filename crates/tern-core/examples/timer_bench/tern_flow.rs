@@ -24,6 +24,13 @@ pub const TEXT: &[u8; 20] = b"see you at 7, ok? :)";
 
 pub struct TernFlow {
     sender: Sender<Bytes>,
+    /// Messages the application could not queue yet (the sender's queue was
+    /// full: back-pressure); they keep their submit time.
+    backlog: std::collections::VecDeque<usize>,
+    /// Most messages held by the sender at once (its queue).
+    pub max_queued: usize,
+    /// Times the application met a full queue.
+    pub queue_full: u64,
     receiver: Receiver<()>,
     acks: AckCoalescer,
     session_id: u64,
@@ -33,10 +40,15 @@ pub struct TernFlow {
 }
 
 impl TernFlow {
-    pub fn new(seed: u64) -> Self {
+    /// A flow with the given sender timers (the benchmark uses the defaults;
+    /// the diagnostic row changes one knob).
+    pub fn new(cfg: SenderConfig, seed: u64) -> Self {
         let rcfg = ReceiverConfig::default();
         TernFlow {
-            sender: Sender::new(SenderConfig::default(), 1, seed),
+            sender: Sender::new(cfg, 1, seed),
+            backlog: Default::default(),
+            max_queued: 0,
+            queue_full: 0,
             acks: AckCoalescer::new(&rcfg),
             receiver: Receiver::new(rcfg, 0),
             session_id: seed | 1,
@@ -50,6 +62,11 @@ impl TernFlow {
         self.sender.stats()
     }
 
+    /// Copies that reached the receiver although it already had them.
+    pub fn duplicates(&self) -> u64 {
+        self.receiver.stats().duplicates
+    }
+
     fn drain_events(&mut self, now: Time) {
         while let Some(ev) = self.sender.poll_event() {
             if let SenderEvent::Failed { .. } = ev {
@@ -59,6 +76,26 @@ impl TernFlow {
                 self.sender.revive(now);
             }
         }
+    }
+
+    /// Moves waiting messages into the sender while its queue has room.
+    fn admit(&mut self, now: u64) {
+        while let Some(&idx) = self.backlog.front() {
+            match self
+                .sender
+                .push(Time::from_micros(now), Bytes::from_static(TEXT))
+            {
+                Ok(seq) => {
+                    assert_eq!(seq, idx as u64 + 1);
+                    self.backlog.pop_front();
+                }
+                Err(_) => {
+                    self.queue_full += 1;
+                    break;
+                }
+            }
+        }
+        self.max_queued = self.max_queued.max(self.sender.len());
     }
 
     fn header(pn: &mut u64, session_id: u64) -> Header {
@@ -73,11 +110,8 @@ impl TernFlow {
 
 impl Policy for TernFlow {
     fn submit(&mut self, now: u64, idx: usize) {
-        let seq = self
-            .sender
-            .push(Time::from_micros(now), Bytes::from_static(TEXT))
-            .expect("send queue has room at chat rates");
-        assert_eq!(seq, idx as u64 + 1);
+        self.backlog.push_back(idx);
+        self.admit(now);
     }
 
     fn at_receiver(&mut self, now: u64, datagram: Bytes, delivered: &mut Vec<usize>) {
@@ -101,8 +135,12 @@ impl Policy for TernFlow {
         let packet = Packet::decode(datagram).expect("links do not corrupt here");
         for f in packet.frames {
             if let Frame::Ack(a) = f {
-                self.sender
-                    .handle_ack(now, a.cumulative, &a.ranges, Duration::from_micros(a.delay_us));
+                self.sender.handle_ack(
+                    now,
+                    a.cumulative,
+                    &a.ranges,
+                    Duration::from_micros(a.delay_us),
+                );
             }
         }
         self.drain_events(now);
@@ -115,11 +153,17 @@ impl Policy for TernFlow {
     }
 
     fn transmit(&mut self, now: u64, data: &mut Vec<Bytes>, acks: &mut Vec<Bytes>) {
+        if !self.backlog.is_empty() && !self.sender.is_full() {
+            self.admit(now);
+        }
         let t = Time::from_micros(now);
         // Sender: pack as many SEND frames per datagram as fit, like
         // `ClientConn::build_active`.
         while self.sender.has_transmit() {
-            let mut pb = PacketBuilder::new(Self::header(&mut self.sender_pn, self.session_id), MAX_DATAGRAM);
+            let mut pb = PacketBuilder::new(
+                Self::header(&mut self.sender_pn, self.session_id),
+                MAX_DATAGRAM,
+            );
             while let Some((seq, payload)) = self.sender.peek_transmit() {
                 let frame = Frame::Send(Send {
                     seq,
@@ -149,7 +193,10 @@ impl Policy for TernFlow {
                 delay_us: self.acks.delay(t).as_micros() as u64,
                 ranges: self.receiver.buffered_ranges(),
             });
-            let mut pb = PacketBuilder::new(Self::header(&mut self.receiver_pn, self.session_id), MAX_DATAGRAM);
+            let mut pb = PacketBuilder::new(
+                Self::header(&mut self.receiver_pn, self.session_id),
+                MAX_DATAGRAM,
+            );
             pb.push(&ack).expect("an ACK fits");
             self.acks.on_ack_sent();
             acks.push(pb.finish());

@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use tern_core::wire::limits::MAX_DATAGRAM;
 use tern_core::wire::varint;
-use tern_core::wire::{Ack, Deliver, EntryBody, Frame, Header, Packet, PacketBuilder, Send, TRAILER};
+use tern_core::wire::{
+    Ack, Deliver, EntryBody, Frame, Header, Packet, PacketBuilder, Send, TRAILER,
+};
 
 use crate::tern_flow::TEXT;
 
@@ -49,7 +51,11 @@ fn print_rows(title: &str, rows: &[Row], total: usize) -> usize {
         "overhead (total - 20)",
         "",
         overhead,
-        if overhead <= TARGET_OVERHEAD { "met" } else { "MISSED" }
+        if overhead <= TARGET_OVERHEAD {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     overhead
 }
@@ -58,7 +64,11 @@ fn header_rows(h: &Header) -> Vec<Row> {
     vec![
         row("header: version, flags", "1, 0", 2),
         row("header: session id (u64)", "random", 8),
-        row("header: packet number (vi)", h.packet_number, varint::len(h.packet_number)),
+        row(
+            "header: packet number (vi)",
+            h.packet_number,
+            varint::len(h.packet_number),
+        ),
     ]
 }
 
@@ -137,10 +147,22 @@ pub fn run() -> Overheads {
         row("DELIVER: frame type", "0x11", 1),
         row("DELIVER: inbox seq (vi)", d.seq, varint::len(d.seq)),
         row("DELIVER: conv (vi)", d.conv, varint::len(d.conv)),
-        row("DELIVER: from user (vi)", d.from_user, varint::len(d.from_user)),
+        row(
+            "DELIVER: from user (vi)",
+            d.from_user,
+            varint::len(d.from_user),
+        ),
         row("DELIVER: from device (vi)", d.from_device, 1),
-        row("DELIVER: from seq (vi)", d.from_seq, varint::len(d.from_seq)),
-        row("DELIVER: time_ms (vi)", "1.7e12 (2023+)", varint::len(time_ms)),
+        row(
+            "DELIVER: from seq (vi)",
+            d.from_seq,
+            varint::len(d.from_seq),
+        ),
+        row(
+            "DELIVER: time_ms (vi)",
+            "1.7e12 (2023+)",
+            varint::len(time_ms),
+        ),
         row("DELIVER: body kind", "0 = message", 1),
         row("DELIVER: msg_type (vi)", 0, 1),
         row("DELIVER: payload length (vi)", 20, 1),
@@ -167,7 +189,9 @@ pub fn run() -> Overheads {
         h.len(),
         ack.encoded_len()
     );
-    println!("  IPv4 + UDP headers add 28 B per datagram (IPv6 + UDP: 48 B); not counted in the target.");
+    println!(
+        "  IPv4 + UDP headers add 28 B per datagram (IPv6 + UDP: 48 B); not counted in the target."
+    );
     println!();
     Overheads {
         send,
