@@ -25,6 +25,7 @@ impl<S: Store> Broker<S> {
         packet: Packet,
         len: usize,
     ) {
+        let pn = packet.header.packet_number;
         let mut login = None;
         let mut cookie = None;
         for f in packet.frames {
@@ -84,16 +85,22 @@ impl<S: Store> Broker<S> {
             }
         };
         let (user, device) = (claims.user, claims.device);
-        // A retransmitted LOGIN for a session we just opened: answer again.
+        // Clients number packets monotonically for their whole life, across
+        // sessions. So from the address of the device's live session:
+        // - before the session heard anything else, a LOGIN is a retransmission
+        //   (LOGIN_OK lost or late): answer it again;
+        // - after, a LOGIN numbered below what the session has seen is a late
+        //   or duplicated copy and must not replace the session it created.
         if let Some(sid) = self.device_session(user, device) {
-            if self
-                .sessions
-                .get(&sid)
-                .is_some_and(|s| s.addr == from && s.highest_pn == 0)
-            {
-                self.queue_login_ok(now, sid);
-                self.touch(sid);
-                return;
+            if let Some(s) = self.sessions.get(&sid).filter(|s| s.addr == from) {
+                if s.highest_pn == 0 {
+                    self.queue_login_ok(now, sid);
+                    self.touch(sid);
+                    return;
+                }
+                if pn <= s.highest_pn.max(s.login_pn) {
+                    return;
+                }
             }
         }
         if self.sessions.len() >= self.cfg.max_sessions
@@ -187,6 +194,7 @@ impl<S: Store> Broker<S> {
             notify: None,
             last_page: Vec::new(),
             scheduled: None,
+            login_pn: pn,
             bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
         };
         self.sessions.insert(sid, session);
@@ -348,7 +356,7 @@ impl<S: Store> Broker<S> {
         let arrival = s.uplink.on_receive(seq, frame);
         let (user, device) = (s.user, s.device);
         match arrival {
-            Arrival::InOrder => {
+            Arrival::InOrder | Arrival::FilledGap => {
                 // The ACK is owed once the operation is durable, not before.
                 while let Some((seq, f)) = self
                     .sessions

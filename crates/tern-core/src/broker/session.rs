@@ -61,6 +61,8 @@ pub(crate) struct Session {
     pub last_page: Vec<(u64, Origin)>,
     /// Earliest deadline registered in the broker's timer heap.
     pub scheduled: Option<Time>,
+    /// Packet number of the LOGIN that opened the session.
+    pub login_pn: u64,
     /// Rate limit of this session's datagrams.
     pub bucket: super::admission::Bucket,
 }

@@ -69,6 +69,8 @@ pub struct ClientConn {
     seed: u64,
     /// Address-validation cookie from the server's last RETRY.
     cookie: Option<Bytes>,
+    /// When the current login attempt's LOGINs were sent: (last, count).
+    login_sent: Option<(Time, u32)>,
 }
 
 impl ClientConn {
@@ -115,6 +117,7 @@ impl ClientConn {
             events: VecDeque::new(),
             seed,
             cookie: None,
+            login_sent: None,
             cfg,
         }
     }
@@ -233,6 +236,7 @@ impl ClientConn {
             interval: self.cfg.login_initial,
         };
         self.session_id = 0;
+        self.login_sent = None;
         self.control.clear();
         self.pull = None;
         self.events.push_back(ClientEvent::Disconnected);
@@ -304,12 +308,19 @@ impl ClientConn {
         if !matches!(self.state, State::LoggingIn { .. }) || sid == 0 {
             return;
         }
+        // The login round trip is the first RTT sample, unless LOGIN was
+        // sent more than once (Karn: the answer could be to either).
+        let login_rtt = match self.login_sent.take() {
+            Some((at, 1)) => Some(now.saturating_since(at)),
+            _ => None,
+        };
         self.state = State::Active;
         self.session_id = sid;
-        self.next_pn = 1;
+        // Packet numbers keep counting across sessions: the server tells a
+        // late copy of this LOGIN from a new one by them.
         self.heartbeat = Duration::from_millis(ok.heartbeat_ms.max(1000));
         self.idle_timeout = Duration::from_millis(ok.idle_timeout_ms.max(3000));
-        self.reconcile_uplink(now, ok.next_send_seq);
+        self.reconcile_uplink(now, ok.next_send_seq, login_rtt);
         if ok.epoch != self.epoch || ok.checkpoint != self.released {
             self.events.push_back(ClientEvent::Resync {
                 epoch: ok.epoch,
@@ -334,16 +345,18 @@ impl ClientConn {
     }
 
     /// Lines the uplink queue up with what the server has stored.
-    fn reconcile_uplink(&mut self, now: Time, next: u64) {
+    fn reconcile_uplink(&mut self, now: Time, next: u64, login_rtt: Option<Duration>) {
         let (mut items, rtt) = match self.uplink.take() {
             Some(mut s) => (s.drain(), Some(s.rtt().clone())),
             None => (Vec::new(), None),
         };
         let seed = self.seed ^ next;
         let mut sender = Sender::new(self.cfg.uplink.clone(), next, seed);
-        if let Some(rtt) = rtt {
-            sender = sender.with_rtt(rtt);
+        let mut rtt = rtt.unwrap_or_else(|| sender.rtt().clone());
+        if let Some(sample) = login_rtt {
+            rtt.on_sample(sample, Duration::ZERO);
         }
+        sender = sender.with_rtt(rtt);
         // Everything below `next` was stored (its ACK was lost).
         items.retain(|(seq, (op, _))| {
             if *seq < next {
@@ -565,6 +578,8 @@ impl ClientConn {
                 });
                 pb.push(&login).ok()?;
                 self.last_sent = now;
+                let count = self.login_sent.map_or(0, |(_, n)| n);
+                self.login_sent = Some((now, count + 1));
                 Some(pb.finish())
             }
             State::Active => self.build_active(now),

@@ -14,8 +14,11 @@ use super::stats::ReceiverStats;
 /// What happened to a received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
-    /// Next in order: it (and any buffered successors) can be handed up.
+    /// Next in order: it can be handed up.
     InOrder,
+    /// Next in order, and it filled a gap: buffered successors follow it.
+    /// Worth an immediate ACK, so the sender stops repairing.
+    FilledGap,
     /// Ahead of a gap: buffered until the gap fills.
     Buffered,
     /// Already received (handed up or buffered): re-ACK, do not process.
@@ -79,14 +82,20 @@ impl<T> Receiver<T> {
             return Arrival::Buffered;
         }
         self.hand_up(seq, item);
+        let mut filled = false;
         while let Some(entry) = self.buffer.first_entry() {
             if *entry.key() != self.delivered + 1 {
                 break;
             }
             let (seq, item) = entry.remove_entry();
             self.hand_up(seq, item);
+            filled = true;
         }
-        Arrival::InOrder
+        if filled {
+            Arrival::FilledGap
+        } else {
+            Arrival::InOrder
+        }
     }
 
     fn hand_up(&mut self, seq: u64, item: T) {
@@ -154,7 +163,7 @@ mod tests {
         assert_eq!(r.on_receive(2, 2), Arrival::Buffered);
         assert!(drain(&mut r).is_empty());
         assert_eq!(r.buffered_ranges(), vec![(2, 3)]);
-        assert_eq!(r.on_receive(1, 1), Arrival::InOrder);
+        assert_eq!(r.on_receive(1, 1), Arrival::FilledGap);
         assert_eq!(drain(&mut r), vec![1, 2, 3]);
         assert_eq!(r.delivered(), 3);
     }

@@ -325,10 +325,13 @@ impl<T: Clone> Sender<T> {
         if let Some((_, rtt)) = sample {
             self.rtt.on_sample(rtt, delay);
         }
+        // Any ACK proves the path alive, even one that releases nothing
+        // because an earlier message is still missing: the breaker is for
+        // dead paths, not for random loss.
+        self.consecutive_timeouts = 0;
+        self.breaker_open = false;
         self.fast_retransmit(now);
         if progress {
-            self.consecutive_timeouts = 0;
-            self.breaker_open = false;
             if self.failed {
                 self.failed = false;
                 self.reset_budgets(now);
@@ -337,6 +340,9 @@ impl<T: Clone> Sender<T> {
     }
 
     fn fast_retransmit(&mut self, now: Time) {
+        if self.breaker_open {
+            return;
+        }
         let srtt = self.rtt.srtt_or_initial();
         let mut above = 0u32;
         for i in (0..self.in_flight()).rev() {
@@ -367,7 +373,9 @@ impl<T: Clone> Sender<T> {
             return;
         }
         let mut expired = false;
-        let mut probed = false;
+        // Received-but-unreleased messages need a probe only when nothing
+        // else in flight will make the peer acknowledge again.
+        let mut probed = self.queue.iter().take(self.in_flight()).any(|s| !s.sacked);
         for i in 0..self.in_flight() {
             let (deadline, sacked, due) = {
                 let s = &self.queue[i];
@@ -383,9 +391,9 @@ impl<T: Clone> Sender<T> {
                 self.queue[i].deadline = now + rto;
                 continue;
             }
-            // A received message that stays unreleased past its timer means
-            // the releasing ACK was lost: resend one of them as a probe, so
-            // the peer acknowledges again.
+            // Every message in flight was received, yet none released past its
+            // timer: the releasing ACK was lost. Resend one as a probe so the
+            // peer acknowledges again; it is not a sign of a dead path.
             probed |= sacked;
             let slot = &mut self.queue[i];
             let elapsed = now.saturating_since(slot.budget_start);
@@ -407,7 +415,7 @@ impl<T: Clone> Sender<T> {
             slot.due = true;
             self.retx.push_back(self.base + i as u64);
             self.stats.timeout_retransmits += 1;
-            expired = true;
+            expired |= !sacked;
         }
         if expired {
             self.consecutive_timeouts += 1;

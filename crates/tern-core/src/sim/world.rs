@@ -387,7 +387,11 @@ impl<'a> World<'a> {
                 self.enqueue(d.at_us, Dest::Client(to), d.datagram);
             }
         }
-        while self.broker.poll_event().is_some() {}
+        while let Some(ev) = self.broker.poll_event() {
+            if self.trace {
+                eprintln!("{:>10} broker {:?}", now.as_micros() / 1000, ev);
+            }
+        }
     }
 
     fn drive_client(&mut self, i: usize) {

@@ -27,7 +27,8 @@ pub struct Header {
     /// The server finds a session by this id, not by address, so a client keeps
     /// its session when its address changes.
     pub session_id: u64,
-    /// Per-direction packet counter, starting at 1 and never reused in a session.
+    /// Per-direction packet counter, never reused: a server numbers each
+    /// session from 1, a client numbers for its whole life (across sessions).
     pub packet_number: u64,
 }
 
