@@ -22,6 +22,8 @@ pub struct Config {
     pub auth: AuthSection,
     /// Prometheus metrics.
     pub metrics: MetricsSection,
+    /// The QUIC transport (off unless `listen` is set).
+    pub quic: QuicSection,
 }
 
 /// `[server]`
@@ -82,6 +84,33 @@ pub struct MetricsSection {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[quic]`: Tern over QUIC DATAGRAM frames (see `proto-spec/quic.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuicSection {
+    /// UDP address QUIC listens on (ALPN `tern/1`); port 0 picks a free
+    /// port. Unset: QUIC is off (the default). `127.0.0.1:7401` is the
+    /// conventional choice next to the raw UDP port 7400.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain, end-entity certificate first. Empty (with
+    /// `key_file` empty too): a self-signed certificate is generated once
+    /// and kept in `<data_dir>/quic-cert.pem`; its SHA-256 fingerprint is
+    /// printed at start so that clients can pin it.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`.
+    pub key_file: PathBuf,
+}
+
+impl Default for QuicSection {
+    fn default() -> Self {
+        QuicSection {
+            listen: None,
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -90,6 +119,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
             metrics: MetricsSection::default(),
+            quic: QuicSection::default(),
         }
     }
 }
@@ -208,7 +238,11 @@ impl Config {
         format!(
             "# ternd configuration. Every key can be overridden by an environment\n\
              # variable TERN_<SECTION>_<KEY>, e.g. TERN_SERVER_LISTEN=0.0.0.0:7400.\n\
-             # Durations take units: 15s, 2m, 30days.\n\n{body}"
+             # Durations take units: 15s, 2m, 30days.\n\n{body}\n\
+             # QUIC is off while [quic] listen is unset. To serve QUIC too:\n\
+             #   [quic]\n\
+             #   listen = \"127.0.0.1:7401\"\n\
+             # (or TERN_QUIC_LISTEN=127.0.0.1:7401, or ternd serve --quic ADDR).\n"
         )
     }
 
@@ -275,6 +309,27 @@ impl Config {
                 }
             }
         );
+        over!(
+            "TERN_QUIC_LISTEN",
+            self.quic.listen,
+            |var: &str, v: &str| {
+                if v.is_empty() {
+                    Ok(None)
+                } else {
+                    parse(var, v).map(Some)
+                }
+            }
+        );
+        over!(
+            "TERN_QUIC_CERT_FILE",
+            self.quic.cert_file,
+            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
+        );
+        over!(
+            "TERN_QUIC_KEY_FILE",
+            self.quic.key_file,
+            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
+        );
         Ok(())
     }
 
@@ -325,7 +380,41 @@ impl Config {
                 );
             }
         }
+        if self.quic.cert_file.as_os_str().is_empty() != self.quic.key_file.as_os_str().is_empty() {
+            return bad(
+                "quic",
+                "key_file",
+                "cert_file and key_file must be set together (or both left empty for a generated certificate)",
+            );
+        }
+        if let Some(q) = self.quic.listen {
+            if q.port() != 0 && q == self.server.listen {
+                return bad(
+                    "quic",
+                    "listen",
+                    "must differ from [server] listen (QUIC needs its own UDP port)",
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The QUIC certificate and key files in effect: the configured ones, or
+    /// the generated pair in the data folder.
+    pub fn quic_cert_paths(&self) -> (PathBuf, PathBuf) {
+        if self.quic.cert_file.as_os_str().is_empty() {
+            (
+                self.server.data_dir.join("quic-cert.pem"),
+                self.server.data_dir.join("quic-key.pem"),
+            )
+        } else {
+            (self.quic.cert_file.clone(), self.quic.key_file.clone())
+        }
+    }
+
+    /// Whether the certificate is generated (no `cert_file` configured).
+    pub fn quic_cert_generated(&self) -> bool {
+        self.quic.cert_file.as_os_str().is_empty()
     }
 
     /// The token secret file in effect.
@@ -363,6 +452,36 @@ mod tests {
         assert_eq!(c.timers.heartbeat, Duration::from_secs(5));
         let err = c.apply_env(|k| (k == "TERN_LIMITS_MAX_SESSIONS").then(|| "many".into()));
         assert!(matches!(err, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn quic_section_env_and_validation() {
+        let mut c = Config::default();
+        assert_eq!(c.quic.listen, None, "QUIC is off by default");
+        c.apply_env(|k| match k {
+            "TERN_QUIC_LISTEN" => Some("127.0.0.1:7401".into()),
+            "TERN_QUIC_CERT_FILE" => Some("/etc/tern/cert.pem".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.quic.listen, Some("127.0.0.1:7401".parse().unwrap()));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("key_file"), "{e}");
+        c.quic.key_file = "/etc/tern/key.pem".into();
+        c.validate().unwrap();
+        assert_eq!(c.quic_cert_paths().1, PathBuf::from("/etc/tern/key.pem"));
+        c.quic.listen = Some(c.server.listen);
+        assert!(c.validate().unwrap_err().to_string().contains("listen"));
+        c.apply_env(|k| (k == "TERN_QUIC_LISTEN").then(String::new))
+            .unwrap();
+        assert_eq!(c.quic.listen, None);
+        let parsed: Config =
+            toml::from_str("[quic]\nlisten = \"[::1]:0\"\n").expect("quic section parses");
+        assert_eq!(parsed.quic.listen, Some("[::1]:0".parse().unwrap()));
+        assert_eq!(
+            parsed.quic_cert_paths().0,
+            PathBuf::from("tern-data/quic-cert.pem")
+        );
     }
 
     #[test]

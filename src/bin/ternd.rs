@@ -18,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve clients over UDP until SIGINT or SIGTERM.
+    /// Serve clients over UDP (and QUIC with --quic) until SIGINT or SIGTERM.
     Serve {
         /// TOML config file (see `ternd generate-config`).
         #[arg(short, long)]
@@ -32,6 +32,10 @@ enum Command {
         /// Prometheus endpoint address; overrides the config.
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Also serve QUIC on this UDP address (port 0 picks one), e.g.
+        /// 127.0.0.1:7401; overrides `[quic] listen`.
+        #[arg(long, value_name = "ADDR")]
+        quic: Option<std::net::SocketAddr>,
     },
     /// Issue a login token signed with the data folder's secret.
     Token {
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             metrics,
+            quic,
         } => {
             let mut cfg = load(config, data_dir)?;
             if let Some(l) = listen {
@@ -121,6 +126,10 @@ fn main() -> anyhow::Result<()> {
             if metrics.is_some() {
                 cfg.metrics.listen = metrics;
             }
+            if quic.is_some() {
+                cfg.quic.listen = quic;
+            }
+            cfg.validate()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -129,7 +138,17 @@ fn main() -> anyhow::Result<()> {
                 let server = tern::server::Server::bind(cfg).await?;
                 // Printed on stdout too, so scripts and tests can read the port.
                 println!("listening on udp://{}", server.local_addr());
-                tracing::info!(addr = %server.local_addr(), metrics = ?server.metrics_addr(), "ternd listening");
+                if let (Some(addr), Some(fp)) = (server.quic_addr(), server.quic_fingerprint()) {
+                    // Clients pin this (or trust the certificate file).
+                    println!("listening on quic://{addr}");
+                    println!("quic certificate sha256 {fp}");
+                }
+                tracing::info!(
+                    addr = %server.local_addr(),
+                    quic = ?server.quic_addr(),
+                    metrics = ?server.metrics_addr(),
+                    "ternd listening"
+                );
                 server.run(shutdown_signal()).await
             })?;
             Ok(())

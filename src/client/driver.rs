@@ -1,18 +1,18 @@
 //! The background task of a [`Client`](super::Client): moves datagrams,
-//! timers and commands in and out of the core's `ClientConn`.
+//! timers and commands in and out of the core's `ClientConn`, over the
+//! transport the options chose (`transport.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, OpId, Outgoing};
 use tern_core::time::Time;
 use tern_core::wire::{EntryBody, ReceiptStatus, Summary};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::outbox::Outbox;
+use super::transport::{Link, Recv};
 use super::{ClientError, ClientOptions, Command, Event, Sent};
 
 type Ready = oneshot::Receiver<Result<(u64, u32), ClientError>>;
@@ -25,8 +25,7 @@ struct Pending {
 
 struct Driver {
     conn: ClientConn,
-    socket: UdpSocket,
-    server: SocketAddr,
+    link: Link,
     start: Instant,
     outbox: Option<Outbox>,
     pending: HashMap<OpId, Pending>,
@@ -43,25 +42,17 @@ struct Driver {
     close_waiter: Option<oneshot::Sender<()>>,
 }
 
-async fn bind_near(server: SocketAddr) -> std::io::Result<UdpSocket> {
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    UdpSocket::bind(local).await
-}
-
 /// Starts the task; the returned receiver resolves at the first login.
 pub(super) async fn spawn(
     opts: ClientOptions,
 ) -> Result<(mpsc::Sender<Command>, mpsc::Receiver<Event>, Ready), ClientError> {
-    let socket = bind_near(opts.server).await?;
     let outbox = match &opts.state_dir {
         Some(dir) => Some(Outbox::open(dir)?),
         None => None,
     };
+    let link = Link::open(&opts).await?;
     let mut cfg = ClientConfig::new(Bytes::from(opts.token.clone()));
+    cfg.max_datagram = link.max_packet();
     cfg.auto_pull = opts.auto_pull;
     cfg.auto_release = !opts.manual_release;
     let mut pending = HashMap::new();
@@ -109,8 +100,7 @@ pub(super) async fn spawn(
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         conn,
-        socket,
-        server: opts.server,
+        link,
         start,
         outbox,
         pending,
@@ -136,20 +126,18 @@ impl Driver {
     }
 
     async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; 2048];
         while !self.stop {
             let wake = self.conn.poll_timeout().map(|t| {
                 tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
             });
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = r {
-                        if from == self.server {
-                            let now = self.now();
-                            self.conn.handle_datagram(now, Bytes::copy_from_slice(&buf[..n]));
-                        }
+                r = self.link.recv() => match r {
+                    Recv::Datagram(data) => {
+                        let now = self.now();
+                        self.conn.handle_datagram(now, data);
                     }
-                }
+                    Recv::Failed(reason) => self.transport_failed(reason),
+                },
                 cmd = cmds.recv() => match cmd {
                     Some(c) => self.command(c).await,
                     None => self.stop = true,
@@ -165,6 +153,7 @@ impl Driver {
                 break;
             }
         }
+        self.link.close().await;
         if let Some(w) = self.close_waiter.take() {
             let _ = w.send(());
         }
@@ -177,8 +166,19 @@ impl Driver {
 
     async fn flush(&mut self, now: Time) {
         while let Some(d) = self.conn.poll_transmit(now) {
-            // A send error (no route, network switch) is retried by the timers.
-            let _ = self.socket.send_to(&d, self.server).await;
+            self.link.send(d).await;
+        }
+    }
+
+    /// A QUIC handshake failed. Before the first login that ends `connect`;
+    /// afterwards the transport keeps retrying and this is only logged.
+    fn transport_failed(&mut self, reason: String) {
+        match self.ready.take() {
+            Some(r) => {
+                let _ = r.send(Err(ClientError::Quic(reason)));
+                self.stop = true;
+            }
+            None => tracing::warn!(%reason, "quic handshake failed; retrying"),
         }
     }
 
@@ -233,14 +233,7 @@ impl Driver {
                 self.save_checkpoint();
             }
             Command::Rebind(w) => {
-                let r = match bind_near(self.server).await {
-                    Ok(s) => {
-                        self.socket = s;
-                        self.socket.local_addr()
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = w.send(r);
+                let _ = w.send(self.link.rebind().await);
             }
             Command::Close(w) => {
                 self.conn.logout();

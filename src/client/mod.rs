@@ -12,12 +12,26 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! Over QUIC (`proto-spec/quic.md`), with the certificate fingerprint
+//! `ternd` prints at start:
+//!
+//! ```no_run
+//! # async fn demo(token: Vec<u8>, fingerprint: &str) -> Result<(), tern::client::ClientError> {
+//! use tern::client::{Client, ClientOptions, ServerTrust};
+//! let mut opts = ClientOptions::with_server("quic://127.0.0.1:7401".parse().unwrap(), token);
+//! opts.quic.trust = Some(ServerTrust::fingerprint(fingerprint)?);
+//! let client = Client::connect(opts).await?;
+//! # Ok(()) }
+//! ```
 
 mod driver;
 mod outbox;
+mod transport;
 
 pub use outbox::OutboxError;
 pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,8 +45,13 @@ use tokio::sync::{mpsc, oneshot};
 /// How to reach and log in to a server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Server UDP address.
+    /// Server address: its UDP port, or its QUIC port with
+    /// [`Transport::Quic`].
     pub server: SocketAddr,
+    /// Raw UDP (the default) or QUIC; delivery semantics are identical.
+    pub transport: Transport,
+    /// QUIC only: how the server certificate is verified.
+    pub quic: QuicOptions,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
     /// Folder for the durable outbox and checkpoint; `None`: memory only.
@@ -47,15 +66,43 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Defaults: memory only, automatic release and pull, 10 s to connect.
+    /// Defaults: raw UDP, memory only, automatic release and pull, 10 s to
+    /// connect.
     pub fn new(server: SocketAddr, token: Vec<u8>) -> Self {
         ClientOptions {
             server,
+            transport: Transport::Udp,
+            quic: QuicOptions::default(),
             token,
             state_dir: None,
             manual_release: false,
             auto_pull: true,
             connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// As [`ClientOptions::new`], for a `udp://` or `quic://` address. Over
+    /// QUIC, the host as written becomes the TLS server name; set
+    /// `quic.trust` before connecting.
+    pub fn with_server(server: ServerAddr, token: Vec<u8>) -> Self {
+        let mut o = ClientOptions::new(server.addr, token);
+        o.transport = server.transport;
+        if server.transport == Transport::Quic {
+            o.quic.server_name = Some(server.host);
+        }
+        o
+    }
+
+    /// The server address with its transport.
+    pub fn server_addr(&self) -> ServerAddr {
+        ServerAddr {
+            transport: self.transport,
+            addr: self.server,
+            host: self
+                .quic
+                .server_name
+                .clone()
+                .unwrap_or_else(|| self.server.ip().to_string()),
         }
     }
 }
@@ -131,6 +178,10 @@ pub enum ClientError {
     /// The client task has stopped.
     #[error("client stopped")]
     Stopped,
+    /// QUIC could not be set up or its handshake failed (for instance, the
+    /// server certificate does not match the pin or the CA file).
+    #[error("QUIC: {0}")]
+    Quic(String),
 }
 
 pub(crate) enum Command {
@@ -266,7 +317,8 @@ impl Client {
     }
 
     /// Moves to a new local port, as a phone switching networks does. The
-    /// session continues.
+    /// session continues. Over QUIC the connection migrates to the new port
+    /// (QUIC path validation), and the broker sees no change at all.
     pub async fn rebind(&self) -> Result<SocketAddr, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds

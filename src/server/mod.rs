@@ -1,17 +1,26 @@
 //! `ternd`: a thin async driver around the core's [`Broker`].
 //!
-//! One task owns the broker and the UDP socket. It feeds datagrams and
+//! One task owns the broker, the UDP socket and (with `[quic] listen`) the
+//! QUIC bridge (`quic.rs`, `proto-spec/quic.md`). It feeds datagrams and
 //! timeouts in, hands write batches to the [`GroupCommitter`] (one fsync per
 //! batch; the broker keeps staging while a batch is out, which is what groups
 //! commits), reports their completion back, and sends what the broker
 //! produces. Nothing is acknowledged before its batch is durable.
 
+mod broker_loop;
 mod metrics;
+mod quic;
 mod secret;
-mod udp_loop;
+mod udp;
 
 pub use metrics::{Metrics, Snapshot};
+pub use quic::{
+    fingerprint as cert_fingerprint, parse_fingerprint, ALPN as QUIC_ALPN,
+    MAX_PACKET as QUIC_MAX_PACKET,
+};
 pub use secret::{issue_token, load_keys, SecretError};
+
+pub(crate) use quic::{flush_datagrams as quic_flush, transport_config as quic_transport_config};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +64,9 @@ pub enum ServerError {
     /// The socket failed while serving.
     #[error("socket error: {0}")]
     Socket(std::io::Error),
+    /// QUIC could not be set up (certificate, key or endpoint).
+    #[error("QUIC: {0}")]
+    Quic(String),
 }
 
 /// A bound, ready daemon. [`Server::run`] serves until shutdown.
@@ -64,9 +76,12 @@ pub struct Server {
     committer: GroupCommitter<RocksStore>,
     metrics: Metrics,
     metrics_listener: Option<tokio::net::TcpListener>,
+    quic: Option<quic::QuicServer>,
 }
 
-/// The broker settings a config implies.
+/// The broker settings a config implies. With QUIC enabled, the largest
+/// packet the broker builds is [`QUIC_MAX_PACKET`] for every peer (the
+/// broker has one limit, and a QUIC DATAGRAM frame must hold the packet).
 pub fn broker_config(cfg: &Config) -> BrokerConfig {
     BrokerConfig {
         heartbeat: cfg.timers.heartbeat,
@@ -76,6 +91,11 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         max_sessions: cfg.limits.max_sessions,
         page_entries: cfg.limits.page_entries,
         retention: cfg.server.retention,
+        max_datagram: if cfg.quic.listen.is_some() {
+            tern_core::wire::limits::MAX_DATAGRAM.min(QUIC_MAX_PACKET)
+        } else {
+            tern_core::wire::limits::MAX_DATAGRAM
+        },
         ..BrokerConfig::default()
     }
 }
@@ -93,10 +113,14 @@ impl Server {
             RocksOptions::default(),
         )?);
         let committer = GroupCommitter::new(store.clone()).map_err(ServerError::Thread)?;
-        let socket = udp_loop::bind_udp(cfg.server.listen).map_err(|source| ServerError::Bind {
+        let socket = udp::bind_udp(cfg.server.listen).map_err(|source| ServerError::Bind {
             addr: cfg.server.listen,
             source,
         })?;
+        let quic = match cfg.quic.listen {
+            Some(addr) => Some(quic::QuicServer::bind(&cfg, addr).map_err(ServerError::Quic)?),
+            None => None,
+        };
         let metrics_listener = match cfg.metrics.listen {
             Some(addr) => Some(
                 metrics::bind(addr)
@@ -122,6 +146,7 @@ impl Server {
             committer,
             metrics: Metrics::default(),
             metrics_listener,
+            quic,
         })
     }
 
@@ -130,6 +155,17 @@ impl Server {
         self.socket
             .local_addr()
             .expect("a bound socket has an address")
+    }
+
+    /// The UDP address QUIC listens on, if enabled.
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic.as_ref().map(|q| q.local_addr())
+    }
+
+    /// SHA-256 fingerprint (hex) of the QUIC server certificate, if enabled:
+    /// what clients pin.
+    pub fn quic_fingerprint(&self) -> Option<String> {
+        self.quic.as_ref().map(|q| q.fingerprint().to_string())
     }
 
     /// The metrics endpoint's address, if enabled.
@@ -151,14 +187,11 @@ impl Server {
         if let Some(l) = self.metrics_listener {
             tokio::spawn(metrics::serve(l, self.metrics.clone()));
         }
-        udp_loop::serve(
-            self.socket,
-            self.broker,
-            self.committer,
-            self.metrics,
-            shutdown,
-        )
-        .await
+        let io = broker_loop::Io {
+            udp: self.socket,
+            quic: self.quic.map(|q| q.start()),
+        };
+        broker_loop::serve(io, self.broker, self.committer, self.metrics, shutdown).await
     }
 }
 
@@ -166,5 +199,8 @@ impl Server {
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let server = Server::bind(cfg).await?;
     tracing::info!(addr = %server.local_addr(), "ternd listening (udp)");
+    if let (Some(addr), Some(fp)) = (server.quic_addr(), server.quic_fingerprint()) {
+        tracing::info!(%addr, sha256 = %fp, "ternd listening (quic)");
+    }
     server.run(shutdown).await
 }

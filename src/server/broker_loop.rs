@@ -1,4 +1,8 @@
-//! The broker's event loop over one UDP socket.
+//! The broker's event loop: one task owns the broker and serves the raw UDP
+//! socket and, when enabled, the QUIC connections (through the channel and
+//! connection table of [`QuicIo`]) together. Peers are `SocketAddr` keys;
+//! QUIC peers have synthetic keys ([`super::quic::synthetic_addr`]), so
+//! output is routed by key.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,22 +17,44 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::metrics::{Metrics, Snapshot};
-use super::ServerError;
+use super::quic::{is_synthetic, QuicIo};
+use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
 
-/// Datagrams read per wake-up before the broker's output is flushed.
+/// Datagrams read per wake-up and per transport before the broker's output
+/// is flushed.
 const READ_BURST: usize = 256;
 
-/// Binds a non-blocking UDP socket with large kernel buffers.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    // Bursts of small datagrams overflow the default buffers long before the CPU is busy.
-    let _ = sock.set_recv_buffer_size(8 << 20);
-    let _ = sock.set_send_buffer_size(8 << 20);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+/// Where the broker's peers are: the UDP socket, and QUIC if enabled.
+pub struct Io {
+    /// The raw UDP socket.
+    pub udp: Arc<UdpSocket>,
+    /// The QUIC bridge.
+    pub quic: Option<QuicIo>,
+}
+
+/// Next datagram from any QUIC connection (never, without QUIC).
+async fn quic_recv(quic: &mut Option<QuicIo>) -> Option<(SocketAddr, Bytes)> {
+    match quic {
+        Some(q) => q.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Io {
+    /// Takes what else is already waiting on both transports, without
+    /// blocking, so that neither starves the other.
+    fn read_bursts(&mut self, buf: &mut [u8], broker: &mut Broker<RocksStore>, now: Time) {
+        udp::read_burst(&self.udp, buf, broker, now, READ_BURST);
+        if let Some(q) = &mut self.quic {
+            for _ in 0..READ_BURST {
+                match q.rx.try_recv() {
+                    Ok((from, data)) => broker.handle_datagram(now, from, data),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
 }
 
 struct Clock(Instant);
@@ -67,15 +93,14 @@ fn start_commit(
     }
 }
 
-async fn flush(broker: &mut Broker<RocksStore>, socket: &UdpSocket) {
+async fn flush(broker: &mut Broker<RocksStore>, io: &Io) {
     while let Some((to, data)) = broker.poll_transmit() {
-        match socket.try_send_to(&data, to) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let _ = socket.send_to(&data, to).await;
+        if is_synthetic(&to) {
+            if let Some(q) = &io.quic {
+                q.peers.send(to, data);
             }
-            // An unreachable peer is the reliability layer's business.
-            Err(e) => tracing::debug!(%to, error = %e, "send failed"),
+        } else {
+            udp::send(&io.udp, to, &data).await;
         }
     }
     while let Some(ev) = broker.poll_event() {
@@ -118,7 +143,7 @@ fn log_event(ev: &BrokerEvent) {
 
 /// Runs the loop until `shutdown`, then drains.
 pub async fn serve(
-    socket: Arc<UdpSocket>,
+    mut io: Io,
     mut broker: Broker<RocksStore>,
     committer: GroupCommitter<RocksStore>,
     metrics: Metrics,
@@ -135,27 +160,27 @@ pub async fn serve(
             biased;
             _ = &mut shutdown => break,
             Some((id, result)) = done_rx.recv() => broker.handle_committed(clock.now(), id, result),
-            r = socket.recv_from(&mut buf) => match r {
+            r = io.udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     let now = clock.now();
-                    broker.handle_datagram(now, from, Bytes::copy_from_slice(&buf[..n]));
-                    for _ in 1..READ_BURST {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => broker.handle_datagram(now, from, Bytes::copy_from_slice(&buf[..n])),
-                            Err(_) => break,
-                        }
-                    }
+                    udp::deliver(&mut broker, now, from, &buf[..n]);
+                    io.read_bursts(&mut buf, &mut broker, now);
                 }
                 // ICMP errors for earlier sends surface here on Linux: not fatal.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(e) => return Err(ServerError::Socket(e)),
             },
+            Some((from, data)) = quic_recv(&mut io.quic) => {
+                let now = clock.now();
+                broker.handle_datagram(now, from, data);
+                io.read_bursts(&mut buf, &mut broker, now);
+            }
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
         }
         let now = clock.now();
         broker.handle_timeout(now);
         start_commit(&mut broker, &committer, &done_tx);
-        flush(&mut broker, &socket).await;
+        flush(&mut broker, &io).await;
         if publish_at.elapsed() >= Duration::from_secs(1) {
             publish_at = Instant::now();
             metrics.publish(Snapshot {
@@ -165,15 +190,10 @@ pub async fn serve(
             });
         }
     }
-    drain(
-        &clock,
-        &mut broker,
-        &committer,
-        &done_tx,
-        &mut done_rx,
-        &socket,
-    )
-    .await;
+    drain(&clock, &mut broker, &committer, &done_tx, &mut done_rx, &io).await;
+    if let Some(q) = io.quic.take() {
+        q.close().await;
+    }
     metrics.publish(Snapshot {
         broker: broker.stats().clone(),
         commits: committer.stats(),
@@ -196,7 +216,7 @@ async fn drain(
     committer: &GroupCommitter<RocksStore>,
     done_tx: &mpsc::UnboundedSender<Done>,
     done_rx: &mut mpsc::UnboundedReceiver<Done>,
-    socket: &UdpSocket,
+    io: &Io,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -212,7 +232,7 @@ async fn drain(
     // ACKs are coalesced for up to a few milliseconds: give them that long.
     let grace = clock.now() + Duration::from_millis(20);
     broker.handle_timeout(grace);
-    flush(broker, socket).await;
+    flush(broker, io).await;
     broker.shutdown();
-    flush(broker, socket).await;
+    flush(broker, io).await;
 }

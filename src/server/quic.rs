@@ -1,0 +1,432 @@
+//! Tern over QUIC (`proto-spec/quic.md`): every Tern packet travels in one
+//! QUIC DATAGRAM frame; Tern's own reliability runs end to end above it.
+//!
+//! The broker knows peers only by a `SocketAddr` key. Each accepted QUIC
+//! connection gets a stable **synthetic** key in the ULA prefix
+//! `fd54:6572:6e00::/48` ("Tern" in the second to fourth bytes): the 64-bit
+//! interface identifier is a per-process connection counter, the port is 1.
+//! Datagrams read from the connection are handed to the broker loop over a
+//! channel under that key, and broker output addressed to a synthetic key is
+//! sent on the connection with `send_datagram`. The key never changes while
+//! the connection lives, so QUIC connection migration is invisible to the
+//! broker. A closed connection is simply a silent peer: the broker's idle
+//! timeout ends its session, or the client's next connection (a new key)
+//! takes the session over by the ordinary address rule.
+
+use std::collections::HashMap;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+
+/// ALPN protocol id of Tern version 1 over QUIC.
+pub const ALPN: &[u8] = b"tern/1";
+
+/// Largest Tern packet sent over QUIC, trailer included.
+///
+/// QUIC guarantees a UDP payload of at least 1200 bytes. A 1-RTT packet
+/// spends at most 1 (flags) + 20 (connection id) + 4 (packet number) + 16
+/// (AEAD tag) bytes, and quinn reserves 9 bytes for the DATAGRAM frame
+/// header: 1200 − 50 = 1150 always fits `Connection::max_datagram_size()`,
+/// whatever path MTU discovery finds. The widest DELIVER with a full
+/// 1024-byte payload is 1106 bytes, so nothing Tern sends needs more.
+pub const MAX_PACKET: usize = 1150;
+
+/// Channel capacity from the connection readers to the broker loop.
+const INBOUND_QUEUE: usize = 4096;
+
+/// First three segments of the synthetic peer keys: `fd54:6572:6e00::/48`.
+const SYNTHETIC_PREFIX: [u16; 3] = [0xfd54, 0x6572, 0x6e00];
+
+/// The synthetic broker key of QUIC connection number `n`.
+pub fn synthetic_addr(n: u64) -> SocketAddr {
+    let ip = Ipv6Addr::new(
+        SYNTHETIC_PREFIX[0],
+        SYNTHETIC_PREFIX[1],
+        SYNTHETIC_PREFIX[2],
+        0,
+        (n >> 48) as u16,
+        (n >> 32) as u16,
+        (n >> 16) as u16,
+        n as u16,
+    );
+    SocketAddr::V6(SocketAddrV6::new(ip, 1, 0, 0))
+}
+
+/// Whether `addr` is in the synthetic prefix. Raw UDP datagrams from such a
+/// source are dropped, so that no UDP sender can pose as a QUIC peer.
+pub fn is_synthetic(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V6(a) => a.ip().segments()[..3] == SYNTHETIC_PREFIX,
+        SocketAddr::V4(_) => false,
+    }
+}
+
+/// SHA-256 of a DER certificate, lowercase hex: what clients pin.
+pub fn fingerprint(cert_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(cert_der))
+}
+
+/// Parses a pinned fingerprint: 64 hex digits, colons allowed, any case,
+/// an optional `sha256:` prefix.
+pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    let digits: String = s.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(digits).ok()?;
+    bytes.try_into().ok()
+}
+
+/// The server's certificate chain and key.
+pub struct Identity {
+    /// End-entity certificate first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Its private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// SHA-256 fingerprint of the end-entity certificate.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.chain[0])
+    }
+}
+
+/// Loads the configured certificate, or the generated one from the data
+/// folder, generating it (self-signed, with `rcgen`) on first start.
+pub fn load_identity(cfg: &Config) -> Result<Identity, String> {
+    let (cert_path, key_path) = cfg.quic_cert_paths();
+    if cfg.quic_cert_generated() && !cert_path.exists() && !key_path.exists() {
+        generate(cfg, &cert_path, &key_path)?;
+    }
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert_path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("no certificate in {}", cert_path.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| format!("cannot read private key {}: {e}", key_path.display()))?;
+    Ok(Identity { chain, key })
+}
+
+fn generate(cfg: &Config, cert_path: &Path, key_path: &Path) -> Result<(), String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Some(l) = cfg.quic.listen {
+        if !l.ip().is_unspecified() && !l.ip().is_loopback() {
+            names.push(l.ip().to_string());
+        }
+    }
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ternd");
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    write_private(key_path, key.serialize_pem().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    std::fs::write(cert_path, cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    tracing::info!(cert = %cert_path.display(), "generated a self-signed QUIC certificate");
+    Ok(())
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Live QUIC connections by synthetic key, shared by the connection tasks
+/// (insert, remove) and the broker loop (send).
+#[derive(Default)]
+pub struct Peers {
+    conns: Mutex<HashMap<SocketAddr, quinn::Connection>>,
+}
+
+impl Peers {
+    /// Sends one Tern packet to the connection behind `key`. A missing or
+    /// closed connection drops it: Tern's retransmission deals with loss.
+    pub fn send(&self, key: SocketAddr, data: Bytes) {
+        let conn = self.conns.lock().expect("peers lock").get(&key).cloned();
+        let Some(conn) = conn else {
+            return;
+        };
+        if let Err(e) = conn.send_datagram(data) {
+            tracing::debug!(peer = %key, error = %e, "quic datagram not sent");
+        }
+    }
+
+    fn all(&self) -> Vec<quinn::Connection> {
+        self.conns
+            .lock()
+            .expect("peers lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The QUIC side of the daemon: the endpoint and what the broker loop needs.
+pub struct QuicServer {
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    fingerprint: String,
+}
+
+/// What the broker loop reads from and sends to.
+pub struct QuicIo {
+    /// Datagrams from every connection, with their synthetic keys.
+    pub rx: mpsc::Receiver<(SocketAddr, Bytes)>,
+    /// Connections by key.
+    pub peers: Arc<Peers>,
+    endpoint: quinn::Endpoint,
+}
+
+impl QuicServer {
+    /// Loads (or generates) the certificate and binds the endpoint.
+    pub fn bind(cfg: &Config, listen: SocketAddr) -> Result<QuicServer, String> {
+        let id = load_identity(cfg)?;
+        let fingerprint = id.fingerprint();
+        let endpoint_cfg = endpoint_config(&id.key);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(id.chain, id.key)
+            .map_err(|e| format!("certificate and key do not match: {e}"))?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| e.to_string())?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server.transport_config(Arc::new(transport_config(cfg.timers.idle_timeout)));
+        server.migration(true);
+        let socket = std::net::UdpSocket::bind(listen)
+            .map_err(|e| format!("cannot bind QUIC {listen}: {e}"))?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_cfg,
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| format!("cannot start QUIC on {listen}: {e}"))?;
+        let addr = endpoint.local_addr().map_err(|e| e.to_string())?;
+        Ok(QuicServer {
+            endpoint,
+            addr,
+            fingerprint,
+        })
+    }
+
+    /// The UDP address QUIC listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SHA-256 fingerprint of the server certificate (hex).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Starts accepting connections; returns the broker loop's side.
+    pub fn start(self) -> QuicIo {
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let peers = Arc::new(Peers::default());
+        tokio::spawn(accept_loop(self.endpoint.clone(), peers.clone(), tx));
+        QuicIo {
+            rx,
+            peers,
+            endpoint: self.endpoint,
+        }
+    }
+}
+
+impl QuicIo {
+    /// After the broker's last packets were handed over: waits (briefly)
+    /// until they have left, then closes every connection and the endpoint,
+    /// which frees the port.
+    pub async fn close(self) {
+        flush_datagrams(&self.peers.all(), Duration::from_millis(500)).await;
+        self.endpoint.close(0u32.into(), b"server shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Outgoing datagram buffer of every connection.
+const DATAGRAM_SEND_BUFFER: usize = 1 << 20;
+
+/// Waits until every datagram queued on `conns` has been handed to the
+/// socket (or the connection closed), for at most `limit`: closing a
+/// connection discards what is still queued.
+pub async fn flush_datagrams(conns: &[quinn::Connection], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    // quinn counts its bookkeeping (one `Bytes`, 32 bytes) even when the
+    // queue is empty; one queued Tern packet (at least 15 bytes) costs its
+    // length plus that bookkeeping again, so this threshold means "empty".
+    let flushed = |c: &quinn::Connection| {
+        c.close_reason().is_some() || c.datagram_send_buffer_space() >= DATAGRAM_SEND_BUFFER - 64
+    };
+    while !conns.iter().all(flushed) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Transport parameters shared by the server and the client: no streams
+/// (Tern uses DATAGRAM frames only), datagram buffers, the idle timeout.
+pub fn transport_config(idle: Duration) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(0u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.datagram_receive_buffer_size(Some(DATAGRAM_SEND_BUFFER));
+    t.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
+    t
+}
+
+/// Endpoint settings that survive restarts: the stateless-reset key and
+/// the key that makes connection ids recognisable are both derived from the
+/// certificate's private key. A client whose connection the previous
+/// process held sends packets with a connection id the new process
+/// recognises as its own, and gets a stateless reset it can verify, so it
+/// reconnects at once instead of waiting for its idle timeout.
+fn endpoint_config(key: &PrivateKeyDer<'_>) -> quinn::EndpointConfig {
+    let derive = |label: &[u8]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(label);
+        h.update(key.secret_der());
+        h.finalize().into()
+    };
+    let reset = derive(b"tern/1 quic stateless reset key");
+    let cid = derive(b"tern/1 quic connection id key");
+    let cid_key = u64::from_be_bytes(cid[..8].try_into().expect("8 bytes"));
+    let mut cfg = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &reset,
+    )));
+    cfg.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    cfg
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    peers: Arc<Peers>,
+    tx: mpsc::Sender<(SocketAddr, Bytes)>,
+) {
+    let counter = Arc::new(AtomicU64::new(1));
+    while let Some(incoming) = endpoint.accept().await {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection(
+            incoming,
+            synthetic_addr(n),
+            peers.clone(),
+            tx.clone(),
+        ));
+    }
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    key: SocketAddr,
+    peers: Arc<Peers>,
+    tx: mpsc::Sender<(SocketAddr, Bytes)>,
+) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "quic handshake failed");
+            return;
+        }
+    };
+    match conn.max_datagram_size() {
+        Some(n) if n >= MAX_PACKET => {}
+        other => {
+            tracing::info!(%remote, max = ?other, "quic peer cannot take Tern packets as datagrams");
+            conn.close(1u32.into(), b"DATAGRAM frames of 1150 bytes required");
+            return;
+        }
+    }
+    peers
+        .conns
+        .lock()
+        .expect("peers lock")
+        .insert(key, conn.clone());
+    tracing::debug!(%remote, peer = %key, "quic connection");
+    loop {
+        match conn.read_datagram().await {
+            Ok(data) => {
+                if tx.send((key, data)).await.is_err() {
+                    break; // the broker loop has stopped
+                }
+            }
+            Err(e) => {
+                tracing::debug!(peer = %key, reason = %e, "quic connection closed");
+                break;
+            }
+        }
+    }
+    peers.conns.lock().expect("peers lock").remove(&key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_keys_are_stable_distinct_and_recognised() {
+        let a = synthetic_addr(1);
+        assert_eq!(a, synthetic_addr(1));
+        assert_ne!(a, synthetic_addr(2));
+        assert_eq!(a.to_string(), "[fd54:6572:6e00::1]:1");
+        assert_eq!(
+            synthetic_addr(u64::MAX).to_string(),
+            "[fd54:6572:6e00:0:ffff:ffff:ffff:ffff]:1"
+        );
+        assert!(is_synthetic(&a));
+        assert!(!is_synthetic(&"127.0.0.1:1".parse().unwrap()));
+        assert!(!is_synthetic(&"[fd54:6572:6e01::1]:1".parse().unwrap()));
+        assert!(!is_synthetic(&"[::1]:7400".parse().unwrap()));
+    }
+
+    #[test]
+    fn fingerprints_parse_in_common_spellings() {
+        let fp = fingerprint(b"not really a certificate");
+        let bytes = parse_fingerprint(&fp).unwrap();
+        assert_eq!(hex::encode(bytes), fp);
+        let colons = fp
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(parse_fingerprint(&colons), Some(bytes));
+        assert_eq!(parse_fingerprint(&format!("sha256:{fp}")), Some(bytes));
+        assert_eq!(parse_fingerprint(&fp[..62]), None);
+        assert_eq!(parse_fingerprint("zz"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! The raw UDP side of the daemon: one socket, one Tern packet per datagram.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tern_core::broker::Broker;
+use tern_core::time::Time;
+use tokio::net::UdpSocket;
+
+use super::quic::is_synthetic;
+use crate::store::RocksStore;
+
+/// Binds a non-blocking UDP socket with large kernel buffers.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Bursts of small datagrams overflow the default buffers long before the CPU is busy.
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let _ = sock.set_send_buffer_size(8 << 20);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
+/// Hands one received datagram to the broker. A source inside the QUIC
+/// bridge's synthetic prefix is dropped: only QUIC connections own those keys.
+pub fn deliver(broker: &mut Broker<RocksStore>, now: Time, from: SocketAddr, data: &[u8]) {
+    if is_synthetic(&from) {
+        return;
+    }
+    broker.handle_datagram(now, from, Bytes::copy_from_slice(data));
+}
+
+/// Reads up to `max` more datagrams without waiting.
+pub fn read_burst(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    broker: &mut Broker<RocksStore>,
+    now: Time,
+    max: usize,
+) {
+    for _ in 0..max {
+        match socket.try_recv_from(buf) {
+            Ok((n, from)) => deliver(broker, now, from, &buf[..n]),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Sends one datagram, waiting for buffer space if the kernel has none.
+pub async fn send(socket: &UdpSocket, to: SocketAddr, data: &[u8]) {
+    match socket.try_send_to(data, to) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            let _ = socket.send_to(data, to).await;
+        }
+        // An unreachable peer is the reliability layer's business.
+        Err(e) => tracing::debug!(%to, error = %e, "send failed"),
+    }
+}
