@@ -85,7 +85,7 @@ pub struct MetricsSection {
 }
 
 /// `[quic]`: Tern over QUIC DATAGRAM frames (see `proto-spec/quic.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuicSection {
     /// UDP address QUIC listens on (ALPN `tern/1`); port 0 picks a free
@@ -99,16 +99,6 @@ pub struct QuicSection {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`.
     pub key_file: PathBuf,
-}
-
-impl Default for QuicSection {
-    fn default() -> Self {
-        QuicSection {
-            listen: None,
-            cert_file: PathBuf::new(),
-            key_file: PathBuf::new(),
-        }
-    }
 }
 
 impl Default for Config {
