@@ -26,7 +26,8 @@ pub struct SenderConfig {
     pub window: usize,
     /// Messages queued (in flight or waiting for the window), at most.
     pub capacity: usize,
-    /// Consecutive timeouts without ACK progress that open the circuit breaker.
+    /// Consecutive timeouts of the oldest message, with no ACK of any kind in
+    /// between, that open the circuit breaker.
     pub breaker_after: u32,
     /// Higher sequences acknowledged that trigger a fast retransmit of a gap.
     pub fast_retransmit_after: u32,

@@ -415,7 +415,9 @@ impl<T: Clone> Sender<T> {
             slot.due = true;
             self.retx.push_back(self.base + i as u64);
             self.stats.timeout_retransmits += 1;
-            expired |= !sacked;
+            // The breaker counts timeouts of the oldest message only: many
+            // messages expiring together are one event, not several.
+            expired |= i == 0 && !sacked;
         }
         if expired {
             self.consecutive_timeouts += 1;
