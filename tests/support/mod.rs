@@ -2,6 +2,8 @@
 //! temporary data folder, and tokens for it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +18,9 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub cfg: Config,
     pub dir: tempfile::TempDir,
+    /// The daemon's counters (refreshed about once a second while serving,
+    /// and once more after a graceful stop).
+    pub metrics: tern::server::Metrics,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -43,7 +48,30 @@ impl Daemon {
         let server = tern::server::Server::bind(cfg.clone())
             .await
             .expect("daemon starts");
+        Self::serve(dir, cfg, server)
+    }
+
+    /// Starts again on the data folder of a stopped daemon, on the same
+    /// address, so that clients keep their server address. Retries a few
+    /// times if the port is briefly unavailable.
+    pub async fn restart(dir: tempfile::TempDir, mut cfg: Config, addr: SocketAddr) -> Daemon {
+        cfg.server.listen = addr;
+        let mut last = None;
+        for _ in 0..20 {
+            match tern::server::Server::bind(cfg.clone()).await {
+                Ok(server) => return Self::serve(dir, cfg, server),
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("daemon restarts on {addr}: {last:?}");
+    }
+
+    fn serve(dir: tempfile::TempDir, cfg: Config, server: tern::server::Server) -> Daemon {
         let addr = server.local_addr();
+        let metrics = server.metrics();
         let (stop, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             server
@@ -57,6 +85,7 @@ impl Daemon {
             addr,
             cfg,
             dir,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }
@@ -85,6 +114,18 @@ impl Daemon {
             let _ = t.await;
         }
         self.dir
+    }
+
+    /// Stops gracefully; gives back the data folder, the config and the
+    /// final counters (published after the drain).
+    pub async fn stop_keep(mut self) -> (tempfile::TempDir, Config, tern::server::Snapshot) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("daemon task ends cleanly");
+        }
+        (self.dir, self.cfg, self.metrics.snapshot())
     }
 }
 
@@ -120,4 +161,112 @@ pub fn payload_of(d: &tern::client::Deliver) -> Vec<u8> {
         tern::client::EntryBody::Message { payload, .. } => payload.to_vec(),
         other => panic!("not a message: {other:?}"),
     }
+}
+
+/// Polls every future concurrently (in order of first poll, so operations
+/// are submitted in vector order) and returns their outputs in order.
+pub async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// Next event within `secs`, panicking on timeout.
+pub async fn next_event(c: &mut Client, secs: u64) -> Event {
+    match tokio::time::timeout(Duration::from_secs(secs), c.recv()).await {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("client stopped"),
+        Err(_) => panic!("no event within {secs}s"),
+    }
+}
+
+/// Waits for an event matching `pred` within `secs`; other events go to `skipped`.
+pub async fn wait_for(
+    c: &mut Client,
+    secs: u64,
+    skipped: &mut Vec<Event>,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, c.recv()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(e)) => skipped.push(e),
+            Ok(None) => panic!("client stopped while waiting; saw {skipped:?}"),
+            Err(_) => panic!("no matching event within {secs}s; saw {skipped:?}"),
+        }
+    }
+}
+
+/// Every event that arrives within `ms` milliseconds of quiet.
+pub async fn drain_quiet(c: &mut Client, ms: u64) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(ms), c.recv()).await {
+        out.push(e);
+    }
+    out
+}
+
+/// Opens the RocksDB store of a stopped daemon's data folder, for inspection.
+pub fn open_store(data_dir: &std::path::Path) -> tern::store::RocksStore {
+    tern::store::RocksStore::open_default(data_dir.join("db")).expect("store opens")
+}
+
+/// Every stored inbox entry of `user`, decoded.
+pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::client::Deliver> {
+    use tern::store::Store;
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_inbox(user, after, 1024).expect("inbox reads");
+        if page.is_empty() {
+            return out;
+        }
+        for e in page {
+            after = e.seq;
+            let frame = tern_core::wire::Frame::decode(&mut tern_core::wire::Reader::new(e.frame))
+                .expect("stored frame decodes");
+            match frame {
+                tern_core::wire::Frame::Deliver(d) => {
+                    assert_eq!(d.seq, e.seq, "stored entry carries its own sequence");
+                    out.push(d)
+                }
+                other => panic!("stored entry is not a DELIVER: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Message payloads `(sender, index)` encoded as `"u{user}:{index}"`.
+pub fn tagged(user: u64, i: u64) -> bytes::Bytes {
+    format!("u{user}:{i}").into_bytes().into()
+}
+
+/// Parses a payload made by [`tagged`].
+pub fn untag(payload: &[u8]) -> (u64, u64) {
+    let s = std::str::from_utf8(payload).expect("utf-8 payload");
+    let (u, i) = s
+        .strip_prefix('u')
+        .and_then(|r| r.split_once(':'))
+        .unwrap_or_else(|| panic!("not a tagged payload: {s:?}"));
+    (u.parse().unwrap(), i.parse().unwrap())
 }
