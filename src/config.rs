@@ -63,6 +63,13 @@ pub struct LimitsSection {
     pub accept_unknown_recipients: bool,
     /// Entries per pull page, at most.
     pub page_entries: u64,
+    /// Prove a client's address with a stateless cookie (RETRY) before
+    /// creating its session: no state and no amplification for spoofed sources.
+    pub validate_addresses: bool,
+    /// Sessionless packets per second accepted from one IP address.
+    pub prelogin_rate: f64,
+    /// Datagrams per second accepted on one session.
+    pub session_rate: f64,
 }
 
 /// `[auth]`
@@ -140,6 +147,9 @@ impl Default for LimitsSection {
             max_payload: tern_core::wire::limits::MAX_PAYLOAD,
             accept_unknown_recipients: true,
             page_entries: tern_core::wire::limits::PAGE_ENTRIES_DEFAULT,
+            validate_addresses: true,
+            prelogin_rate: 5_000.0,
+            session_rate: 50_000.0,
         }
     }
 }
@@ -284,6 +294,17 @@ impl Config {
         );
         over!("TERN_LIMITS_PAGE_ENTRIES", self.limits.page_entries, parse);
         over!(
+            "TERN_LIMITS_VALIDATE_ADDRESSES",
+            self.limits.validate_addresses,
+            parse
+        );
+        over!(
+            "TERN_LIMITS_PRELOGIN_RATE",
+            self.limits.prelogin_rate,
+            parse
+        );
+        over!("TERN_LIMITS_SESSION_RATE", self.limits.session_rate, parse);
+        over!(
             "TERN_AUTH_SECRET_FILE",
             self.auth.secret_file,
             |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
@@ -360,6 +381,12 @@ impl Config {
             || self.limits.page_entries > tern_core::wire::limits::MAX_PAGE_ENTRIES
         {
             return bad("limits", "page_entries", "must be between 1 and 4096");
+        }
+        if !(self.limits.prelogin_rate >= 1.0) {
+            return bad("limits", "prelogin_rate", "must be at least 1 per second");
+        }
+        if !(self.limits.session_rate >= 10.0) {
+            return bad("limits", "session_rate", "must be at least 10 per second");
         }
         for s in &self.auth.previous_secrets {
             if hex::decode(s).map_or(true, |b| b.len() < 16) {

@@ -91,6 +91,11 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         max_sessions: cfg.limits.max_sessions,
         page_entries: cfg.limits.page_entries,
         retention: cfg.server.retention,
+        validate_addresses: cfg.limits.validate_addresses,
+        prelogin_rate: cfg.limits.prelogin_rate,
+        prelogin_burst: cfg.limits.prelogin_rate * 2.0,
+        session_rate: cfg.limits.session_rate,
+        session_burst: cfg.limits.session_rate * 2.0,
         max_datagram: if cfg.quic.listen.is_some() {
             tern_core::wire::limits::MAX_DATAGRAM.min(QUIC_MAX_PACKET)
         } else {
