@@ -40,6 +40,15 @@ struct Driver {
     manual_release: bool,
     stop: bool,
     close_waiter: Option<oneshot::Sender<()>>,
+    /// Inbox epoch the two fields below refer to.
+    epoch: u64,
+    /// Highest inbox sequence handed to the application. A re-login restarts
+    /// the downlink at the server's checkpoint, which lags behind this with
+    /// manual release; those entries must not be handed over twice.
+    handed: u64,
+    /// Highest sequence the application released. A release above what the
+    /// session has (re)received is applied once the entries are back.
+    release_wanted: u64,
 }
 
 /// Starts the task; the returned receiver resolves at the first login.
@@ -58,8 +67,10 @@ pub(super) async fn spawn(
     let mut pending = HashMap::new();
     let mut fresh = Vec::new();
     let mut next_key = 1;
+    let (mut epoch0, mut checkpoint0) = (0, 0);
     if let Some(o) = &outbox {
         let (epoch, checkpoint) = o.checkpoint()?;
+        (epoch0, checkpoint0) = (epoch, checkpoint);
         cfg.epoch = epoch;
         cfg.checkpoint = checkpoint;
         let mut op_id = 1;
@@ -85,6 +96,10 @@ pub(super) async fn spawn(
     let mut conn = ClientConn::new(cfg, Time::ZERO, rand::random());
     for row in fresh {
         if let Ok(id) = conn.submit(Time::ZERO, row.op.clone()) {
+            if let (Some(o), Some(s)) = (&outbox, conn.uplink()) {
+                // Queued behind resumed operations: it has its sequence now.
+                o.put(row.key, s.next_seq() - 1, &row.op)?;
+            }
             pending.insert(
                 id,
                 Pending {
@@ -115,6 +130,9 @@ pub(super) async fn spawn(
         manual_release: opts.manual_release,
         stop: false,
         close_waiter: None,
+        epoch: epoch0,
+        handed: checkpoint0,
+        release_wanted: checkpoint0,
     };
     tokio::spawn(driver.run(cmd_rx));
     Ok((cmd_tx, ev_rx, ready_rx))
@@ -146,6 +164,7 @@ impl Driver {
             }
             let now = self.now();
             self.conn.handle_timeout(now);
+            self.reapply_release(now);
             self.flush(now).await;
             self.drain_events().await;
             if self.conn.is_closed() {
@@ -187,8 +206,13 @@ impl Driver {
         match c {
             Command::Submit(op, waiter) => {
                 let key = self.next_key;
+                // Once logged in, the operation gets its sequence right away
+                // (no Sequenced event): store it with the operation, so that a
+                // restart replays it under the same sequence and the server
+                // recognises it instead of storing it a second time.
+                let seq = self.conn.uplink().map_or(0, |s| s.next_seq());
                 if let Some(o) = &self.outbox {
-                    if let Err(e) = o.put(key, 0, &op) {
+                    if let Err(e) = o.put(key, seq, &op) {
                         let _ = waiter.send(Err(e.into()));
                         return;
                     }
@@ -229,6 +253,7 @@ impl Driver {
             }
             Command::Pull => self.conn.start_pull(now),
             Command::Release(seq) => {
+                self.release_wanted = self.release_wanted.max(seq.min(self.handed));
                 self.conn.release(now, seq);
                 self.save_checkpoint();
             }
@@ -244,9 +269,26 @@ impl Driver {
         }
     }
 
+    /// Applies a release the session could not take yet (its entries are
+    /// being received again after a re-login).
+    fn reapply_release(&mut self, now: Time) {
+        let before = self.conn.checkpoint().1;
+        if self.release_wanted > before {
+            self.conn.release(now, self.release_wanted);
+            if self.conn.checkpoint().1 != before {
+                self.save_checkpoint();
+            }
+        }
+    }
+
     fn save_checkpoint(&self) {
         if let Some(o) = &self.outbox {
-            let (epoch, seq) = self.conn.checkpoint();
+            let (epoch, mut seq) = self.conn.checkpoint();
+            if epoch == self.epoch {
+                // What the application released counts even if the session
+                // has not received it again since a re-login.
+                seq = seq.max(self.release_wanted);
+            }
             if let Err(e) = o.set_checkpoint(epoch, seq) {
                 tracing::error!(error = %e, "cannot save the checkpoint");
             }
@@ -303,7 +345,15 @@ impl Driver {
                     })
                     .await;
                 }
-                ClientEvent::Resync { .. } => self.save_checkpoint(),
+                ClientEvent::Resync { epoch, checkpoint } => {
+                    if epoch != self.epoch {
+                        // A new inbox: nothing handed from it yet.
+                        self.epoch = epoch;
+                        self.handed = checkpoint;
+                        self.release_wanted = checkpoint;
+                    }
+                    self.save_checkpoint()
+                }
                 ClientEvent::Disconnected => self.emit(Event::Disconnected).await,
                 ClientEvent::LoginRefused { code } => {
                     if let Some(r) = self.ready.take() {
@@ -333,7 +383,11 @@ impl Driver {
                         "uplink retry budget exhausted; reconnecting and replaying"
                     )
                 }
+                ClientEvent::Entry(d) if d.seq <= self.handed => {
+                    // Already handed over before a re-login.
+                }
                 ClientEvent::Entry(d) => {
+                    self.handed = d.seq;
                     if let EntryBody::Receipt {
                         status: ReceiptStatus::Delivered | ReceiptStatus::Read,
                         target_device,
