@@ -7,6 +7,7 @@
 //! to a new source port to simulate a network change. The `tern-proxy` binary
 //! is its command-line front end; `docs/lab-proxy.md` is the user guide.
 
+pub mod chaos;
 pub mod proxy;
 
 pub use proxy::{run_proxy, Proxy, ProxyConfig, ProxyControl, ProxyError, ProxyStats};

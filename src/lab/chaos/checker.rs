@@ -1,0 +1,648 @@
+//! The invariant checker. It reads only the journals of a run directory
+//! (see [`super::journal`]), never the run's memory, so it can be pointed at
+//! any run directory afterwards (`tern-chaos check --dir DIR`) and at
+//! hand-written journals in tests.
+//!
+//! What it counts (each must be 0):
+//!
+//! - **lost**: a message whose `send` resolved `Ok` (an `ack` line) that some
+//!   device of its receiver never got; counted once per (message, device).
+//! - **duplicates**: an inbox entry handed to a device's application twice
+//!   (same inbox sequence), or the same message (same payload id) handed twice
+//!   under different inbox sequences.
+//! - **order**: per receiving device, conversation and sending device, a
+//!   message whose sender uplink sequence is not above the previous one's; or
+//!   an inbox sequence below one already handed.
+//! - **bad receipts**: a DELIVERED or READ receipt naming a message that does
+//!   not exist (not a message from that device to the receipt's author; READ:
+//!   not in that conversation), or covering a message (the named one or any
+//!   earlier one from the same device to the same receiver, READ: in the same
+//!   conversation) that the acknowledging/reading device had not been handed
+//!   before the receipt reached the sender's device.
+//! - **gaps**: a device's inbox sequence jumping forward (entries skipped).
+//! - **bogus**: anything else that cannot happen: an unparsable or
+//!   misattributed payload, a message nobody submitted, a message delivered to
+//!   the wrong user or conversation, a delivered sender sequence different
+//!   from the acknowledged one, devices of one user disagreeing about an
+//!   inbox entry, recalls (the run sends none), malformed journal lines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use super::journal::{
+    journal_dir, parse_payload, read_jsonl, recv_file, EntryKind, EntryRecord, Meta, MsgId,
+    RecvRecord, SendRecord,
+};
+
+/// Violation categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// ACKed message missing at a device of its receiver.
+    Lost,
+    /// Entry or message handed twice.
+    Duplicate,
+    /// Out of order.
+    Order,
+    /// Wrong receipt.
+    BadReceipt,
+    /// Skipped inbox entries.
+    Gap,
+    /// Impossible data.
+    Bogus,
+}
+
+impl Kind {
+    /// All categories, in report order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Lost,
+        Kind::Duplicate,
+        Kind::Order,
+        Kind::BadReceipt,
+        Kind::Gap,
+        Kind::Bogus,
+    ];
+
+    /// Short name used in the summary line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lost => "lost",
+            Kind::Duplicate => "duplicates",
+            Kind::Order => "order",
+            Kind::BadReceipt => "bad_receipts",
+            Kind::Gap => "gaps",
+            Kind::Bogus => "bogus",
+        }
+    }
+}
+
+/// How many examples of each category a report keeps.
+pub const EXAMPLES_PER_KIND: usize = 25;
+
+/// The checker's verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Devices checked.
+    pub devices: usize,
+    /// Messages submitted (`submit` lines).
+    pub submitted: u64,
+    /// Messages acknowledged (`ack` lines).
+    pub acked: u64,
+    /// Message entries handed to applications (all devices, duplicates included).
+    pub deliveries: u64,
+    /// Messages delivered somewhere although their `send` never resolved
+    /// `Ok` (the sender went away first): allowed, informational.
+    pub unacked_delivered: u64,
+    /// Distinct receipt entries checked (DELIVERED + READ).
+    pub receipts: u64,
+    /// Of which READ.
+    pub read_receipts: u64,
+    /// Violation counts.
+    pub counts: BTreeMap<Kind, u64>,
+    /// Up to [`EXAMPLES_PER_KIND`] descriptions per category.
+    pub examples: BTreeMap<Kind, Vec<String>>,
+}
+
+impl Report {
+    fn violation(&mut self, kind: Kind, what: impl FnOnce() -> String) {
+        *self.counts.entry(kind).or_default() += 1;
+        let ex = self.examples.entry(kind).or_default();
+        if ex.len() < EXAMPLES_PER_KIND {
+            ex.push(what());
+        }
+    }
+
+    /// Violations of one category.
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Violations of all categories.
+    pub fn total_violations(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// No violation at all.
+    pub fn passed(&self) -> bool {
+        self.total_violations() == 0
+    }
+
+    /// Every kept example, one per line, prefixed by its category.
+    pub fn example_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for k in Kind::ALL {
+            for e in self.examples.get(&k).into_iter().flatten() {
+                out.push(format!("{}: {e}", k.name()));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Report {
+    /// The one-line summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} acked={} delivered={} receipts={} devices={}",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.acked,
+            self.deliveries,
+            self.receipts,
+            self.devices
+        )?;
+        for k in Kind::ALL {
+            write!(f, " {}={}", k.name(), self.count(k))?;
+        }
+        Ok(())
+    }
+}
+
+type Dev = (u64, u32);
+
+/// What a device was handed of one message: first time and sender sequence.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    t_us: u64,
+    from_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    seq: u64,
+    conv: u64,
+    to: u64,
+}
+
+/// Content of an inbox entry, which every device of the user must agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Content {
+    kind: EntryKind,
+    conv: u64,
+    from_user: u64,
+    from_device: u32,
+    from_seq: u64,
+    payload: Option<String>,
+    status: Option<String>,
+    target: (Option<u32>, Option<u64>),
+}
+
+impl Content {
+    fn of(e: &EntryRecord) -> Content {
+        Content {
+            kind: e.kind,
+            conv: e.conv,
+            from_user: e.from_user,
+            from_device: e.from_device,
+            from_seq: e.from_seq,
+            payload: e.payload.clone(),
+            status: e.status.clone(),
+            target: (e.target_device, e.target_seq),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Receipt {
+    /// Owner of the inbox (the original sender).
+    owner: u64,
+    inbox_seq: u64,
+    /// Earliest time any device of the owner got it.
+    t_us: u64,
+    read: bool,
+    conv: u64,
+    /// Author: receiving user and the acknowledging (reading) device.
+    by: Dev,
+    target_device: u32,
+    target_seq: u64,
+}
+
+#[derive(Default)]
+struct DevState {
+    /// Messages handed, by payload id.
+    seen: HashMap<MsgId, Seen>,
+    /// (from_user, from_device, from_seq) → first time handed.
+    by_seq: HashMap<(u64, u32, u64), u64>,
+}
+
+/// Checks the run directory `dir` (the folder holding `journal/`).
+pub fn check_dir(dir: &Path) -> Result<Report, String> {
+    let jdir = journal_dir(dir);
+    let meta_path = jdir.join("meta.json");
+    let meta: Meta = serde_json::from_str(
+        &std::fs::read_to_string(&meta_path)
+            .map_err(|e| format!("{}: {e}", meta_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", meta_path.display()))?;
+    let mut c = Checker::default();
+    c.report.devices = meta.devices.len();
+    read_jsonl(&jdir.join("sends.jsonl"), |line, r: SendRecord| {
+        c.on_send(line, r)
+    })?;
+    for &(user, device) in &meta.devices {
+        c.devices_of.entry(user).or_default().push(device);
+    }
+    for &(user, device) in &meta.devices {
+        let path = jdir.join(recv_file(user, device));
+        let mut records = Vec::new();
+        read_jsonl(&path, |_, r: RecvRecord| records.push(r))?;
+        c.on_device(user, device, records);
+    }
+    Ok(c.finish())
+}
+
+#[derive(Default)]
+struct Checker {
+    report: Report,
+    devices_of: BTreeMap<u64, Vec<u32>>,
+    submits: HashMap<MsgId, (u64, u64)>,
+    acks: HashMap<MsgId, Ack>,
+    devs: HashMap<Dev, DevState>,
+    /// (user, inbox seq) → content, as first seen by a device of the user.
+    inbox: HashMap<(u64, u64), Content>,
+    /// Known messages from (sender user, sender device) to receiver user:
+    /// sender sequence → conversation.
+    known: HashMap<(u64, u32, u64), BTreeMap<u64, u64>>,
+    receipts: HashMap<(u64, u64), Receipt>,
+    /// Ids handed twice to some device (their sequence checks are moot).
+    duplicated: HashSet<MsgId>,
+}
+
+impl Checker {
+    fn on_send(&mut self, line: usize, r: SendRecord) {
+        match r {
+            SendRecord::Submit {
+                user,
+                device,
+                n,
+                conv,
+                to,
+                ..
+            } => {
+                if self.submits.insert((user, device, n), (conv, to)).is_some() {
+                    self.report.violation(Kind::Bogus, || {
+                        format!("sends.jsonl:{line}: message {user}:{device}:{n} submitted twice")
+                    });
+                } else {
+                    self.report.submitted += 1;
+                }
+            }
+            SendRecord::Ack {
+                user,
+                device,
+                n,
+                conv,
+                to,
+                seq,
+                ..
+            } => {
+                let id = (user, device, n);
+                match self.submits.get(&id) {
+                    Some(&(c, t)) if (c, t) == (conv, to) => {}
+                    _ => self.report.violation(Kind::Bogus, || {
+                        format!("sends.jsonl:{line}: ack of {user}:{device}:{n} matches no submit")
+                    }),
+                }
+                match self.acks.get(&id) {
+                    Some(a) if a.seq != seq => self.report.violation(Kind::Bogus, || {
+                        format!(
+                            "sends.jsonl:{line}: {user}:{device}:{n} acked as seq {seq} and as seq {}",
+                            a.seq
+                        )
+                    }),
+                    Some(_) => {}
+                    None => {
+                        self.acks.insert(id, Ack { seq, conv, to });
+                        self.report.acked += 1;
+                        self.known
+                            .entry((user, device, to))
+                            .or_default()
+                            .insert(seq, conv);
+                    }
+                }
+            }
+            SendRecord::Read { .. } => {}
+        }
+    }
+
+    fn on_device(&mut self, user: u64, device: u32, records: Vec<RecvRecord>) {
+        let me = (user, device);
+        let mut st = DevState::default();
+        let mut handed: HashSet<u64> = HashSet::new();
+        let mut last_inbox = 0u64;
+        // (conv, from_user, from_device) → highest sender sequence handed.
+        let mut last_from: HashMap<(u64, u64, u32), u64> = HashMap::new();
+        for r in records {
+            let RecvRecord::Entry(e) = r else { continue };
+            if !handed.insert(e.seq) {
+                self.report.violation(Kind::Duplicate, || {
+                    format!(
+                        "device {user}/{device} was handed inbox entry #{} again at t={}us ({:?} from {}/{} seq {})",
+                        e.seq, e.t_us, e.kind, e.from_user, e.from_device, e.from_seq
+                    )
+                });
+                continue;
+            }
+            if e.seq < last_inbox {
+                self.report.violation(Kind::Order, || {
+                    format!(
+                        "device {user}/{device} was handed inbox entry #{} after #{last_inbox}",
+                        e.seq
+                    )
+                });
+            } else if e.seq > last_inbox + 1 {
+                self.report.violation(Kind::Gap, || {
+                    format!(
+                        "device {user}/{device} skipped inbox entries #{}..=#{} (handed #{} at t={}us)",
+                        last_inbox + 1,
+                        e.seq - 1,
+                        e.seq,
+                        e.t_us
+                    )
+                });
+            }
+            last_inbox = last_inbox.max(e.seq);
+            let content = Content::of(&e);
+            match self.inbox.get(&(user, e.seq)) {
+                Some(c) if *c != content => self.report.violation(Kind::Bogus, || {
+                    format!(
+                        "devices of user {user} disagree about inbox entry #{}: {c:?} vs {content:?} (device {device})",
+                        e.seq
+                    )
+                }),
+                Some(_) => {}
+                None => {
+                    self.inbox.insert((user, e.seq), content);
+                }
+            }
+            match e.kind {
+                EntryKind::Message => {
+                    self.on_message(me, &e, &mut st, &mut last_from);
+                }
+                EntryKind::Receipt => self.on_receipt(me, &e),
+                EntryKind::Recall => self.report.violation(Kind::Bogus, || {
+                    format!(
+                        "device {user}/{device} got a recall (#{}) but the run sends none",
+                        e.seq
+                    )
+                }),
+            }
+        }
+        self.devs.insert(me, st);
+    }
+
+    fn on_message(
+        &mut self,
+        me: Dev,
+        e: &EntryRecord,
+        st: &mut DevState,
+        last_from: &mut HashMap<(u64, u64, u32), u64>,
+    ) {
+        let (user, device) = me;
+        self.report.deliveries += 1;
+        let Some(id) = e.payload.as_deref().and_then(parse_payload) else {
+            self.report.violation(Kind::Bogus, || {
+                format!(
+                    "device {user}/{device}: inbox entry #{} has payload {:?}",
+                    e.seq, e.payload
+                )
+            });
+            return;
+        };
+        if (id.0, id.1) != (e.from_user, e.from_device) {
+            self.report.violation(Kind::Bogus, || {
+                format!(
+                    "device {user}/{device}: message {id:?} arrived as from {}/{}",
+                    e.from_user, e.from_device
+                )
+            });
+        }
+        // Whatever happens below, this message exists (receipts may name it).
+        self.known
+            .entry((e.from_user, e.from_device, user))
+            .or_default()
+            .entry(e.from_seq)
+            .or_insert(e.conv);
+        st.by_seq
+            .entry((e.from_user, e.from_device, e.from_seq))
+            .or_insert(e.t_us);
+        if let Some(prev) = st.seen.get(&id) {
+            self.duplicated.insert(id);
+            self.report.violation(Kind::Duplicate, || {
+                format!(
+                    "device {user}/{device} got message {}:{}:{} twice: first as sender seq {} at t={}us, again as inbox #{} sender seq {} at t={}us",
+                    id.0, id.1, id.2, prev.from_seq, prev.t_us, e.seq, e.from_seq, e.t_us
+                )
+            });
+            return;
+        }
+        st.seen.insert(
+            id,
+            Seen {
+                t_us: e.t_us,
+                from_seq: e.from_seq,
+            },
+        );
+        let key = (e.conv, e.from_user, e.from_device);
+        let last = last_from.entry(key).or_insert(0);
+        if e.from_seq <= *last {
+            let prev = *last;
+            self.report.violation(Kind::Order, || {
+                format!(
+                    "device {user}/{device}, conv {}: message {}:{}:{} (sender seq {}) handed after sender seq {prev} of the same device (inbox #{})",
+                    e.conv, id.0, id.1, id.2, e.from_seq, e.seq
+                )
+            });
+        }
+        *last = (*last).max(e.from_seq);
+        match self.submits.get(&id) {
+            None => self.report.violation(Kind::Bogus, || {
+                format!("device {user}/{device}: message {id:?} was never submitted")
+            }),
+            Some(&(conv, to)) if (conv, to) != (e.conv, user) => {
+                self.report.violation(Kind::Bogus, || {
+                    format!(
+                        "device {user}/{device}: message {id:?} for user {to} conv {conv} arrived in conv {}",
+                        e.conv
+                    )
+                })
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn on_receipt(&mut self, me: Dev, e: &EntryRecord) {
+        let (user, device) = me;
+        let read = match e.status.as_deref() {
+            Some("delivered") => false,
+            Some("read") => true,
+            other => {
+                self.report.violation(Kind::Bogus, || {
+                    format!(
+                        "device {user}/{device}: receipt #{} with status {other:?}",
+                        e.seq
+                    )
+                });
+                return;
+            }
+        };
+        let (Some(target_device), Some(target_seq)) = (e.target_device, e.target_seq) else {
+            self.report.violation(Kind::Bogus, || {
+                format!(
+                    "device {user}/{device}: receipt #{} without a target",
+                    e.seq
+                )
+            });
+            return;
+        };
+        let r = self.receipts.entry((user, e.seq)).or_insert(Receipt {
+            owner: user,
+            inbox_seq: e.seq,
+            t_us: e.t_us,
+            read,
+            conv: e.conv,
+            by: (e.from_user, e.from_device),
+            target_device,
+            target_seq,
+        });
+        r.t_us = r.t_us.min(e.t_us);
+    }
+
+    fn finish(mut self) -> Report {
+        // Sender sequences must match what the sender was told.
+        for ((user, device), st) in &self.devs {
+            for (id, s) in &st.seen {
+                if self.duplicated.contains(id) {
+                    continue;
+                }
+                if let Some(a) = self.acks.get(id) {
+                    if a.seq != s.from_seq {
+                        let (a_seq, got) = (a.seq, s.from_seq);
+                        self.report.violation(Kind::Bogus, || {
+                            format!(
+                                "device {user}/{device}: message {id:?} acked as sender seq {a_seq} but delivered as {got}"
+                            )
+                        });
+                    }
+                } else {
+                    self.report.unacked_delivered += 1;
+                }
+            }
+        }
+        // Lost: every ACKed message at every device of its receiver.
+        let mut acks: Vec<_> = self.acks.iter().map(|(id, a)| (*id, *a)).collect();
+        acks.sort_unstable_by_key(|(id, _)| *id);
+        for (id, a) in &acks {
+            for &d in self.devices_of.get(&a.to).into_iter().flatten() {
+                let got = self
+                    .devs
+                    .get(&(a.to, d))
+                    .is_some_and(|st| st.seen.contains_key(id));
+                if !got {
+                    self.report.violation(Kind::Lost, || {
+                        format!(
+                            "message {}:{}:{} (sender seq {}, conv {}) acked to its sender but never handed to device {}/{d}",
+                            id.0, id.1, id.2, a.seq, a.conv, a.to
+                        )
+                    });
+                }
+            }
+        }
+        // Receipts.
+        let mut receipts: Vec<_> = std::mem::take(&mut self.receipts).into_values().collect();
+        receipts.sort_unstable_by_key(|r| (r.owner, r.inbox_seq));
+        let mut cache: HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)> = HashMap::new();
+        for r in &receipts {
+            self.report.receipts += 1;
+            if r.read {
+                self.report.read_receipts += 1;
+            }
+            self.check_receipt(r, &mut cache);
+        }
+        self.report
+    }
+
+    fn check_receipt(
+        &mut self,
+        r: &Receipt,
+        cache: &mut HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)>,
+    ) {
+        let (a, d, q) = (r.owner, r.target_device, r.target_seq);
+        let (b, bd) = r.by;
+        let what = if r.read { "READ" } else { "DELIVERED" };
+        let describe = |why: String| {
+            format!(
+                "{what} receipt #{} in user {a}'s inbox from {b}/{bd} for {a}/{d} seq {q} (conv {}): {why}",
+                r.inbox_seq, r.conv
+            )
+        };
+        let target_conv = self.known.get(&(a, d, b)).and_then(|m| m.get(&q)).copied();
+        let Some(target_conv) = target_conv else {
+            self.report.violation(Kind::BadReceipt, || {
+                describe(format!("no message {a}/{d} seq {q} to user {b} exists"))
+            });
+            return;
+        };
+        if r.read && target_conv != r.conv {
+            self.report.violation(Kind::BadReceipt, || {
+                describe(format!("that message is in conv {target_conv}"))
+            });
+            return;
+        }
+        let conv = r.read.then_some(r.conv);
+        let key = ((b, bd), a, d, conv);
+        if !cache.contains_key(&key) {
+            let seqs: Vec<u64> = self
+                .known
+                .get(&(a, d, b))
+                .into_iter()
+                .flatten()
+                .filter(|(_, c)| conv.is_none_or(|cv| cv == **c))
+                .map(|(s, _)| *s)
+                .collect();
+            let by_seq = self.devs.get(&(b, bd)).map(|st| &st.by_seq);
+            let mut max = 0u64;
+            let prefix: Vec<u64> = seqs
+                .iter()
+                .map(|s| {
+                    let t = by_seq
+                        .and_then(|m| m.get(&(a, d, *s)))
+                        .copied()
+                        .unwrap_or(u64::MAX);
+                    max = max.max(t);
+                    max
+                })
+                .collect();
+            cache.insert(key, (seqs, prefix));
+        }
+        let (seqs, prefix) = &cache[&key];
+        let i = seqs.partition_point(|s| *s <= q);
+        if i == 0 {
+            return; // unreachable: q itself is known
+        }
+        if prefix[i - 1] <= r.t_us {
+            return;
+        }
+        // Find the first covered message not handed (in time) to the device.
+        let by_seq = self.devs.get(&(b, bd)).map(|st| &st.by_seq);
+        let mut why = String::from("?");
+        for s in &seqs[..i] {
+            match by_seq.and_then(|m| m.get(&(a, d, *s))) {
+                None => {
+                    why = format!("device {b}/{bd} was never handed message {a}/{d} seq {s}");
+                    break;
+                }
+                Some(t) if *t > r.t_us => {
+                    why = format!(
+                        "device {b}/{bd} was handed message {a}/{d} seq {s} only at t={t}us, after the receipt (t={}us)",
+                        r.t_us
+                    );
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+        self.report
+            .violation(Kind::BadReceipt, || describe(why.clone()));
+    }
+}
