@@ -638,17 +638,17 @@ impl<S: Store> Broker<S> {
         if let Downlink::Push(sender) = &mut s.down {
             let delay = std::time::Duration::from_micros(ack.delay_us);
             sender.handle_ack(now, cumulative, &ack.ranges, delay);
-        } else {
-            // Pulled entries acknowledged by ACK rather than by the next PULL.
-            let page: Vec<_> = s
-                .last_page
-                .iter()
-                .filter(|(q, _)| *q <= cumulative)
-                .copied()
-                .collect();
-            s.last_page.retain(|(q, _)| *q > cumulative);
-            self.issue_receipts(now, sid, &page);
         }
+        // Pulled entries acknowledged by ACK rather than by a next PULL: the
+        // last page of a backlog, after which the session pushes.
+        let page: Vec<_> = s
+            .last_page
+            .iter()
+            .filter(|(q, _)| *q <= cumulative)
+            .copied()
+            .collect();
+        s.last_page.retain(|(q, _)| *q > cumulative);
+        self.issue_receipts(now, sid, &page);
         self.advance_checkpoint(user, device, cumulative);
         self.drain_downlink_events(now, sid);
         self.touch(sid);

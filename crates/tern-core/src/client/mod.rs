@@ -33,6 +33,10 @@ use crate::wire::{
     Pull, SummaryRequest,
 };
 
+/// Client datagrams are padded to at least this size: the smallest ERROR
+/// reply fits in it, and a server never answers with more than it received.
+const MIN_CLIENT_PACKET: usize = 24;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     LoggingIn { next: Time, interval: Duration },
@@ -643,6 +647,9 @@ impl ClientConn {
             self.next_pn -= 1;
             return None;
         }
+        // Tiny packets (a lone HEARTBEAT) are padded so that the server may
+        // answer UNKNOWN_SESSION without sending more than it received.
+        pb.pad_to(MIN_CLIENT_PACKET);
         self.last_sent = now;
         Some(pb.finish())
     }
