@@ -6,6 +6,8 @@
 //! - `config`: the daemon's TOML configuration with environment overrides.
 //! - `server`: the daemon (`ternd`), embeddable through [`server::run`].
 
+pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod lab;
