@@ -135,6 +135,9 @@ struct RunArgs {
     /// The daemon's log filter (RUST_LOG syntax); its log is DIR/ternd.log.
     #[arg(long, default_value = "warn")]
     ternd_log: String,
+    /// Log every datagram the proxy sees to DIR/proxy.jsonl.
+    #[arg(long)]
+    proxy_log: bool,
 }
 
 impl RunArgs {
@@ -154,6 +157,7 @@ impl RunArgs {
             p.offline = false;
         }
         p.ternd_log = self.ternd_log.clone();
+        p.proxy_log = self.proxy_log;
         let spec = match &self.impairment {
             Some(s) => s.clone(),
             None => format!(

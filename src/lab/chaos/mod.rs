@@ -84,6 +84,8 @@ pub struct Params {
     pub idle_timeout: Duration,
     /// The daemon's `RUST_LOG` (its log is `DIR/ternd.log`).
     pub ternd_log: String,
+    /// Write the proxy's per-datagram event log to `DIR/proxy.jsonl`.
+    pub proxy_log: bool,
 }
 
 impl Params {
@@ -97,7 +99,7 @@ impl Params {
             messages: 2_500,
             kills: 3,
             duration: Duration::from_secs(50),
-            heal: Duration::from_secs(45),
+            heal: Duration::from_secs(60),
             seed: 1,
             up: DEFAULT_IMPAIRMENT.into(),
             down: DEFAULT_IMPAIRMENT.into(),
@@ -113,6 +115,7 @@ impl Params {
             heartbeat: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
             ternd_log: "warn".into(),
+            proxy_log: false,
         }
     }
 

@@ -266,6 +266,9 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
     pcfg.stats_every = None;
     pcfg.max_clients = 16 * 1024;
     pcfg.client_idle_timeout = Duration::from_secs(60);
+    if params.proxy_log {
+        pcfg.log_file = Some(dir.join("proxy.jsonl"));
+    }
     // On its own thread and runtime, so that its timers stay punctual however
     // busy the clients keep the main runtime (their state stores fsync).
     let (proxy_stop, proxy_stop_rx) = tokio::sync::oneshot::channel::<()>();
