@@ -38,7 +38,7 @@ fn period_arg(s: &str) -> Result<Period, String> {
 enum Profile {
     /// 6 users × 2 devices, 2,500 messages over 50 s, 3 kills (CI, debug build).
     Short,
-    /// 30 users × 3 devices, 100,000 messages over 4 min, 5 kills (release build).
+    /// 30 users × 3 devices, 110,000 messages over 5 min, 5 kills (release build).
     Long,
 }
 

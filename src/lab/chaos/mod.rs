@@ -119,16 +119,17 @@ impl Params {
         }
     }
 
-    /// The soak run (release build): 30 users × 3 devices, 100,000
-    /// messages over 4 minutes, 5 SIGKILLs.
+    /// The soak run (release build): 30 users × 3 devices, 110,000
+    /// messages over 5 minutes (so that more than 100,000 are ACKed), 5
+    /// SIGKILLs.
     pub fn long() -> Params {
         Params {
             users: 30,
             devices: 3,
             convs: 3,
-            messages: 100_000,
+            messages: 110_000,
             kills: 5,
-            duration: Duration::from_secs(240),
+            duration: Duration::from_secs(300),
             heal: Duration::from_secs(180),
             window: 24,
             online_min: Duration::from_secs(10),
