@@ -160,6 +160,11 @@ impl fmt::Display for Report {
 
 type Dev = (u64, u32);
 
+/// (acknowledging device, sender user, sender device, READ conversation) →
+/// the known sender sequences to that user, and the running maximum of the
+/// times the device was handed them (`u64::MAX`: never).
+type PrefixCache = HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)>;
+
 /// What a device was handed of one message: first time and sender sequence.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -551,7 +556,7 @@ impl Checker {
         // Receipts.
         let mut receipts: Vec<_> = std::mem::take(&mut self.receipts).into_values().collect();
         receipts.sort_unstable_by_key(|r| (r.owner, r.inbox_seq));
-        let mut cache: HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)> = HashMap::new();
+        let mut cache = PrefixCache::new();
         for r in &receipts {
             self.report.receipts += 1;
             if r.read {
@@ -562,11 +567,7 @@ impl Checker {
         self.report
     }
 
-    fn check_receipt(
-        &mut self,
-        r: &Receipt,
-        cache: &mut HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)>,
-    ) {
+    fn check_receipt(&mut self, r: &Receipt, cache: &mut PrefixCache) {
         let (a, d, q) = (r.owner, r.target_device, r.target_seq);
         let (b, bd) = r.by;
         let what = if r.read { "READ" } else { "DELIVERED" };
@@ -591,7 +592,7 @@ impl Checker {
         }
         let conv = r.read.then_some(r.conv);
         let key = ((b, bd), a, d, conv);
-        if !cache.contains_key(&key) {
+        let (seqs, prefix) = &*cache.entry(key).or_insert_with(|| {
             let seqs: Vec<u64> = self
                 .known
                 .get(&(a, d, b))
@@ -613,9 +614,8 @@ impl Checker {
                     max
                 })
                 .collect();
-            cache.insert(key, (seqs, prefix));
-        }
-        let (seqs, prefix) = &cache[&key];
+            (seqs, prefix)
+        });
         let i = seqs.partition_point(|s| *s <= q);
         if i == 0 {
             return; // unreachable: q itself is known
