@@ -6,7 +6,9 @@
 # every rule. See docs/lab-netns.md.
 #
 #   scripts/netns-lab.sh up [--loss P]        create the lab (idempotent: recreates it)
-#   scripts/netns-lab.sh loss P               set the loss probability (0 disables)
+#   scripts/netns-lab.sh loss P [--queue N]   set the loss probability (0 disables);
+#                                             --queue N: then send the packets to NFQUEUE N
+#                                             (a delay program must consume it)
 #   scripts/netns-lab.sh exec server|client -- CMD...
 #   scripts/netns-lab.sh counters             veth and drop counters, one line per side
 #   scripts/netns-lab.sh status               namespaces, addresses, rules
@@ -74,7 +76,7 @@ valid_prob() {
 # Dropping on input, the packet has crossed the veth (and been counted there)
 # and then vanishes, as on a real path.
 set_loss() {
-  local p="$1"
+  local p="$1" queue="${2:-}"
   valid_prob "$p"
   local ns ifc
   for pair in "$NS_S:$IF_S" "$NS_C:$IF_C"; do
@@ -88,8 +90,15 @@ set_loss() {
       ip netns exec "$ns" iptables -w -A "$CHAIN" -m statistic --mode random \
         --probability "$p" -j DROP
     fi
+    # Optional delay: what survives the loss goes to an NFQUEUE, where a
+    # user-space program (tern-peerbench delay --queue N --ms D, one per
+    # namespace) holds each packet and then accepts it. Without such a
+    # program the packets are dropped, so start it first.
+    if [ -n "$queue" ]; then
+      ip netns exec "$ns" iptables -w -A "$CHAIN" -j NFQUEUE --queue-num "$queue"
+    fi
   done
-  log "loss $p on input, both directions ($IF_S, $IF_C)"
+  log "loss $p on input, both directions ($IF_S, $IF_C)${queue:+, then NFQUEUE $queue}"
 }
 
 cmd_down() {
@@ -251,7 +260,13 @@ main() {
   case "$sub" in
     up) cmd_up "$@" ;;
     down) cmd_down ;;
-    loss) need_root; [ $# -eq 1 ] || die "loss P"; set_loss "$1" ;;
+    loss)
+      need_root
+      case "$#:${2:-}" in
+        1:) set_loss "$1" ;;
+        3:--queue) set_loss "$1" "$3" ;;
+        *) die "loss P [--queue N]" ;;
+      esac ;;
     exec) cmd_exec "$@" ;;
     counters) cmd_counters ;;
     status) cmd_status ;;

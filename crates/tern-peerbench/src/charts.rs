@@ -12,10 +12,13 @@ const TERN: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const MOSQ: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const TERN_RTT: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 
+const MOSQ_RTT: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+
 fn color(peer: &str) -> RGBColor {
     match peer {
         "tern" => TERN,
         "mosquitto" => MOSQ,
+        "mosquitto-rtt" => MOSQ_RTT,
         _ => TERN_RTT,
     }
 }
@@ -24,7 +27,12 @@ fn label(r: &LatencyResult) -> String {
     match r.peer.as_str() {
         "tern" => "Tern (raw UDP)".into(),
         "mosquitto" => "Mosquitto (MQTT QoS 1, TCP)".into(),
-        p if r.added_rtt_ms > 0 => format!("{p}: Tern + {} ms RTT (tern-proxy)", r.added_rtt_ms),
+        "tern-rtt" => format!("Tern, +{} ms RTT", r.added_rtt_ms),
+        "mosquitto-rtt" => format!("Mosquitto, +{} ms RTT", r.added_rtt_ms),
+        "tern-proxy" => format!(
+            "Tern, +{} ms RTT via tern-proxy (Tern only)",
+            r.added_rtt_ms
+        ),
         p => p.to_string(),
     }
 }

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 /// The network the benchmark runs on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Lab {
     /// Server namespace (None: everything on loopback in this namespace).
     pub server_ns: Option<String>,
@@ -23,6 +23,9 @@ pub struct Lab {
     /// Interface whose counters are the wire (the client end of the veth,
     /// or `lo`).
     pub iface: String,
+    /// NFQUEUE that delays packets after the loss rule (0: none; else
+    /// queue number + 1).
+    pub delay_queue: std::sync::atomic::AtomicU32,
 }
 
 /// Frames and bytes that crossed the interface, both directions.
@@ -72,8 +75,13 @@ impl Lab {
     pub fn set_loss(&self, p: f64) -> Result<()> {
         match (&self.server_ns, &self.script) {
             (Some(_), Some(script)) => {
-                let out = Command::new(script)
-                    .args(["loss", &format!("{p}")])
+                let mut cmd = Command::new(script);
+                cmd.args(["loss", &format!("{p}")]);
+                let q = self.delay_queue.load(std::sync::atomic::Ordering::Relaxed);
+                if q > 0 {
+                    cmd.args(["--queue", &format!("{}", q - 1)]);
+                }
+                let out = cmd
                     .stdin(Stdio::null())
                     .output()
                     .with_context(|| format!("running {} loss {p}", script.display()))?;
@@ -86,8 +94,10 @@ impl Lab {
                 }
                 Ok(())
             }
-            _ if p == 0.0 => Ok(()),
-            _ => bail!("loss {p} needs the namespace lab (--netns)"),
+            _ if p == 0.0 && self.delay_queue.load(std::sync::atomic::Ordering::Relaxed) == 0 => {
+                Ok(())
+            }
+            _ => bail!("loss {p} or delay needs the namespace lab (--netns)"),
         }
     }
 

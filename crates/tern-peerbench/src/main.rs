@@ -10,6 +10,7 @@
 //! the servers are started in the server namespace with `ip netns exec`.
 
 mod charts;
+mod delay;
 mod lab;
 mod mqtt_load;
 mod results;
@@ -41,7 +42,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run every workload against both peers and save the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Hold every packet of an NFQUEUE for a fixed time (run one in each
+    /// namespace; see docs/lab-netns.md).
+    Delay {
+        /// NFQUEUE number.
+        #[arg(long, default_value_t = 7)]
+        queue: u16,
+        /// One-way delay, ms.
+        #[arg(long, default_value_t = 50)]
+        ms: u64,
+        /// Stop after this long (default: run until killed).
+        #[arg(long)]
+        duration: Option<humantime::Duration>,
+    },
     /// Draw the charts from saved results.
     Render {
         /// Folder with results.json and the latency CSVs.
@@ -108,8 +122,13 @@ struct RunArgs {
     /// How long after the last scheduled message a latency run waits.
     #[arg(long, default_value = "20s")]
     latency_grace: humantime::Duration,
-    /// Round trip added for the extra Tern series through tern-proxy (0: none).
+    /// Round trip added, for both peers, by an NFQUEUE delay in each
+    /// namespace (a second latency series; 0: none).
     #[arg(long, default_value_t = 100)]
+    delay_rtt_ms: u64,
+    /// Round trip added for an extra Tern-only series through tern-proxy
+    /// (UDP only, so Mosquitto cannot get it; 0: none).
+    #[arg(long, default_value_t = 0)]
     proxy_rtt_ms: u64,
     /// Time limit of each throughput phase.
     #[arg(long, default_value = "60s")]
@@ -151,7 +170,12 @@ pub struct Shape {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(*a),
+        Cmd::Delay {
+            queue,
+            ms,
+            duration,
+        } => delay::run(queue, Duration::from_millis(ms), duration.map(Into::into)),
         Cmd::Render { data, out } => {
             let (res, samples) = load(&data)?;
             let files = charts::render(&res, &samples, &out)?;
@@ -256,6 +280,7 @@ fn run(mut a: RunArgs) -> Result<()> {
                 .server_ip
                 .unwrap_or_else(|| "10.77.0.1".parse().expect("literal")),
             iface: format!("{prefix}-c0"),
+            delay_queue: Default::default(),
         },
         None => Lab {
             server_ns: None,
@@ -264,6 +289,7 @@ fn run(mut a: RunArgs) -> Result<()> {
                 .server_ip
                 .unwrap_or_else(|| "127.0.0.1".parse().expect("literal")),
             iface: "lo".into(),
+            delay_queue: Default::default(),
         },
     };
     if lab.server_ns.is_some() && !Path::new(&format!("/sys/class/net/{}", lab.iface)).exists() {
@@ -415,62 +441,107 @@ fn run(mut a: RunArgs) -> Result<()> {
         }
     }
 
-    out.line(format!(
-        "== Delivery latency under random loss ({} messages, one every {:?}, 1 sender -> 1 online receiver)",
-        shape.latency_messages, shape.latency_interval
-    ));
-    for (li, &loss) in losses.iter().enumerate() {
-        {
-            let d = Ternd::start(&lab, &ternd_bin)?;
-            let r = tern_load::latency(
-                &lab,
-                &d,
-                d.addr,
-                loss,
-                "tern",
-                0,
-                &shape,
-                (10 + li as u64, 20 + li as u64),
+    let series: Vec<(u64, &str, &str)> = if a.delay_rtt_ms > 0 && lab.can_lose() {
+        vec![
+            (0, "tern", "mosquitto"),
+            (a.delay_rtt_ms, "tern-rtt", "mosquitto-rtt"),
+        ]
+    } else {
+        vec![(0, "tern", "mosquitto")]
+    };
+    for (si, &(rtt, tern_name, mosq_name)) in series.iter().enumerate() {
+        let mut delayers = Vec::new();
+        let mut delay_scratch = None;
+        if rtt > 0 {
+            let me = std::env::current_exe()?;
+            let one_way = (rtt / 2).to_string();
+            let scratch = lab::Scratch::new("delay")?;
+            for (side, mut cmd) in [
+                ("server", lab.server_command(&me)),
+                ("client", std::process::Command::new(&me)),
+            ] {
+                cmd.args(["delay", "--queue", "7", "--ms", &one_way]);
+                let (p, _) = lab::Proc::spawn_until(
+                    cmd,
+                    &format!("delay ({side})"),
+                    &scratch.0.join(format!("delay-{side}.log")),
+                    Duration::from_secs(10),
+                    |l| l.starts_with("delaying").then_some(()),
+                )?;
+                delayers.push(p);
+            }
+            lab.delay_queue
+                .store(8, std::sync::atomic::Ordering::Relaxed);
+            lab.set_loss(0.0)?;
+            delay_scratch = Some(scratch);
+        }
+        out.line(format!(
+            "== Delivery latency under random loss, {} ({} messages, one every {:?}, 1 sender -> 1 online receiver)",
+            if rtt > 0 {
+                format!("+{rtt} ms RTT for both peers (NFQUEUE delay of {} ms on input in each namespace)", rtt / 2)
+            } else {
+                "no added delay".to_string()
+            },
+            shape.latency_messages,
+            shape.latency_interval
+        ));
+        for (li, &loss) in losses.iter().enumerate() {
+            let users = (
+                100 * si as u64 + 10 + li as u64,
+                100 * si as u64 + 20 + li as u64,
             );
-            let _ = lab.set_loss(0.0);
-            let r = r?;
-            out.line(lat_line(&r));
-            res.latency.push(r);
+            {
+                let d = Ternd::start(&lab, &ternd_bin)?;
+                let r = tern_load::latency(&lab, &d, d.addr, loss, tern_name, rtt, &shape, users);
+                let _ = lab.set_loss(0.0);
+                let r = r?;
+                out.line(lat_line(&r));
+                res.latency.push(r);
+            }
+            {
+                let m = Mosquitto::start(&lab, &a.mosquitto, &msettings)?;
+                let r = rt.block_on(mqtt_load::latency(
+                    &lab,
+                    &m.proc,
+                    m.addr,
+                    loss,
+                    &shape,
+                    &format!("{si}-{li}"),
+                ));
+                let _ = lab.set_loss(0.0);
+                let mut r = r?;
+                r.peer = mosq_name.into();
+                r.added_rtt_ms = rtt;
+                out.line(lat_line(&r));
+                res.latency.push(r);
+            }
+            if si == 0 && a.proxy_rtt_ms > 0 && proxy_bin.exists() {
+                let d = Ternd::start(&lab, &ternd_bin)?;
+                let spec = format!("delay={}us", a.proxy_rtt_ms * 500);
+                let p = TernProxy::start(&lab, &proxy_bin, d.addr, &spec)?;
+                let r = tern_load::latency(
+                    &lab,
+                    &d,
+                    p.addr,
+                    loss,
+                    "tern-proxy",
+                    a.proxy_rtt_ms,
+                    &shape,
+                    (30 + li as u64, 40 + li as u64),
+                );
+                let _ = lab.set_loss(0.0);
+                let r = r?;
+                out.line(lat_line(&r));
+                res.latency.push(r);
+            }
         }
-        {
-            let m = Mosquitto::start(&lab, &a.mosquitto, &msettings)?;
-            let r = rt.block_on(mqtt_load::latency(
-                &lab,
-                &m.proc,
-                m.addr,
-                loss,
-                &shape,
-                &format!("{li}"),
-            ));
-            let _ = lab.set_loss(0.0);
-            let r = r?;
-            out.line(lat_line(&r));
-            res.latency.push(r);
+        if rtt > 0 {
+            lab.delay_queue
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            lab.set_loss(0.0)?;
+            drop(delayers);
         }
-        if a.proxy_rtt_ms > 0 && proxy_bin.exists() {
-            let d = Ternd::start(&lab, &ternd_bin)?;
-            let spec = format!("delay={}us", a.proxy_rtt_ms * 500);
-            let p = TernProxy::start(&lab, &proxy_bin, d.addr, &spec)?;
-            let r = tern_load::latency(
-                &lab,
-                &d,
-                p.addr,
-                loss,
-                "tern+rtt",
-                a.proxy_rtt_ms,
-                &shape,
-                (30 + li as u64, 40 + li as u64),
-            );
-            let _ = lab.set_loss(0.0);
-            let r = r?;
-            out.line(lat_line(&r));
-            res.latency.push(r);
-        }
+        drop(delay_scratch);
     }
 
     summary(&mut out, &res);
@@ -535,43 +606,47 @@ fn summary(out: &mut Out, res: &RunResults) {
     let mut losses: Vec<f64> = res.latency.iter().map(|r| r.loss).collect();
     losses.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     losses.dedup();
-    for &l in &losses {
-        let t = res.latency.iter().find(|r| r.peer == "tern" && r.loss == l);
-        let m = res
-            .latency
-            .iter()
-            .find(|r| r.peer == "mosquitto" && r.loss == l);
-        if let (Some(t), Some(m)) = (t, m) {
-            for (q, tv, mv) in [
-                ("p50", t.p50_ms, m.p50_ms),
-                ("p99", t.p99_ms, m.p99_ms),
-                ("p99.9", t.p999_ms, m.p999_ms),
-            ] {
-                let target = if q == "p99" && (l - 0.10).abs() < 1e-9 {
-                    let r = tv / mv;
-                    format!("<= 0.5: {}", if r <= 0.5 { "met" } else { "missed" })
+    for (tp, mp) in [("tern", "mosquitto"), ("tern-rtt", "mosquitto-rtt")] {
+        for &l in &losses {
+            let t = res.latency.iter().find(|r| r.peer == tp && r.loss == l);
+            let m = res.latency.iter().find(|r| r.peer == mp && r.loss == l);
+            if let (Some(t), Some(m)) = (t, m) {
+                let what = if t.added_rtt_ms > 0 {
+                    format!(", +{} ms RTT", t.added_rtt_ms)
                 } else {
-                    "-".into()
+                    String::new()
                 };
-                out.line(format!(
-                    "  | {q} latency at {:.0}% loss, ms | {tv:.2} | {mv:.2} | {:.3} | {target} |",
+                for (q, tv, mv) in [
+                    ("p50", t.p50_ms, m.p50_ms),
+                    ("p99", t.p99_ms, m.p99_ms),
+                    ("p99.9", t.p999_ms, m.p999_ms),
+                ] {
+                    let target = if q == "p99" && (l - 0.10).abs() < 1e-9 {
+                        let r = tv / mv;
+                        format!("<= 0.5: {}", if r <= 0.5 { "met" } else { "missed" })
+                    } else {
+                        "-".into()
+                    };
+                    out.line(format!(
+                    "  | {q} latency at {:.0}% loss{what}, ms | {tv:.2} | {mv:.2} | {:.3} | {target} |",
                     l * 100.0,
                     tv / mv
                 ));
+                }
+                out.line(format!(
+                    "  | wire bytes/msg at {:.0}% loss{what} (paced) | {:.0} | {:.0} | {:.2} | - |",
+                    l * 100.0,
+                    t.bytes_per_msg(),
+                    m.bytes_per_msg(),
+                    t.bytes_per_msg() / m.bytes_per_msg().max(1e-9)
+                ));
+                out.line(format!(
+                    "  | undelivered at {:.0}% loss{what} | {} | {} | - | - |",
+                    l * 100.0,
+                    t.sent - t.delivered,
+                    m.sent - m.delivered
+                ));
             }
-            out.line(format!(
-                "  | wire bytes/msg at {:.0}% loss (paced) | {:.0} | {:.0} | {:.2} | - |",
-                l * 100.0,
-                t.bytes_per_msg(),
-                m.bytes_per_msg(),
-                t.bytes_per_msg() / m.bytes_per_msg().max(1e-9)
-            ));
-            out.line(format!(
-                "  | undelivered at {:.0}% loss | {} | {} | - | - |",
-                l * 100.0,
-                t.sent - t.delivered,
-                m.sent - m.delivered
-            ));
         }
     }
     for b in &res.baselines {
@@ -669,7 +744,10 @@ fn sample_file(peer: &str, loss: f64) -> String {
     )
 }
 
-fn load(dir: &Path) -> Result<(RunResults, Vec<(String, f64, Vec<u64>)>)> {
+/// Latency samples of each run: (peer, loss, sorted microseconds).
+type Samples = Vec<(String, f64, Vec<u64>)>;
+
+fn load(dir: &Path) -> Result<(RunResults, Samples)> {
     let text = std::fs::read_to_string(dir.join("results.json"))
         .with_context(|| format!("reading {}", dir.join("results.json").display()))?;
     let res: RunResults = serde_json::from_str(&text)?;
