@@ -732,6 +732,15 @@ fn save(dir: &Path, res: &RunResults, printed: &str) -> Result<()> {
             let _ = writeln!(s, "{v}");
         }
         std::fs::write(dir.join(sample_file(&r.peer, r.loss)), s)?;
+        // The same messages in arrival order, with their scheduled time.
+        let mut s = String::from("scheduled_us,latency_us\n");
+        for (t, v) in &r.timeline {
+            let _ = writeln!(s, "{t},{v}");
+        }
+        std::fs::write(
+            dir.join(sample_file(&r.peer, r.loss).replace("latency-", "timeline-")),
+            s,
+        )?;
     }
     std::fs::write(dir.join("latency.csv"), lat)?;
     Ok(())

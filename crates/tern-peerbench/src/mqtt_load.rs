@@ -505,9 +505,14 @@ pub async fn latency(
     }
     drop((sub_c, pub_c));
     tokio::task::block_in_place(|| lab.set_loss(0.0))?;
-    let (samples, duplicates, out_of_order) = {
+    let (samples, timeline, duplicates, out_of_order) = {
         let r = receipts.lock().expect("receipts");
-        (r.samples.clone(), r.duplicates, r.out_of_order)
+        (
+            r.samples.clone(),
+            r.timeline.clone(),
+            r.duplicates,
+            r.out_of_order,
+        )
     };
     let mut r = LatencyResult {
         peer: "mosquitto".into(),
@@ -527,6 +532,7 @@ pub async fn latency(
         server_cpu_ms: server_cpu.as_millis() as u64,
         elapsed_s: elapsed.as_secs_f64(),
         samples,
+        timeline,
     };
     r.finish();
     Ok(r)

@@ -88,6 +88,9 @@ pub struct LatencyResult {
     /// Latencies of the delivered messages, microseconds, sorted.
     #[serde(skip)]
     pub samples: Vec<u64>,
+    /// (scheduled time, latency) in arrival order, microseconds.
+    #[serde(skip)]
+    pub timeline: Vec<(u64, u64)>,
 }
 
 impl LatencyResult {

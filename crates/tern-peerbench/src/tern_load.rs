@@ -191,6 +191,8 @@ pub struct Receipts {
     last_index: Option<u64>,
     /// Latencies of first arrivals, us.
     pub samples: Vec<u64>,
+    /// (scheduled time, latency) of first arrivals, us, in arrival order.
+    pub timeline: Vec<(u64, u64)>,
     /// Copies seen again.
     pub duplicates: u64,
     /// First arrivals with a lower index than an earlier one.
@@ -204,6 +206,7 @@ impl Receipts {
             seen: vec![false; n as usize],
             last_index: None,
             samples: Vec::with_capacity(n as usize),
+            timeline: Vec::with_capacity(n as usize),
             duplicates: 0,
             out_of_order: 0,
         }
@@ -227,6 +230,7 @@ impl Receipts {
         }
         self.last_index = Some(self.last_index.map_or(idx, |l| l.max(idx)));
         self.samples.push(now_us.saturating_sub(ts));
+        self.timeline.push((ts, now_us.saturating_sub(ts)));
         true
     }
 }
@@ -366,6 +370,7 @@ pub fn latency(
         server_cpu_ms: server_cpu.as_millis() as u64,
         elapsed_s: elapsed.as_secs_f64(),
         samples: got.samples,
+        timeline: got.timeline,
     };
     r.finish();
     Ok(r)
