@@ -139,6 +139,9 @@ struct RunArgs {
     /// Skip the throughput workloads.
     #[arg(long)]
     skip_throughput: bool,
+    /// Skip the latency workloads.
+    #[arg(long)]
+    skip_latency: bool,
     /// Small counts, for a smoke test.
     #[arg(long)]
     quick: bool,
@@ -226,7 +229,7 @@ fn fmt_rate(v: f64) -> String {
 
 fn tp_line(t: &ThroughputResult) -> String {
     format!(
-        "  {:<9} {:<13} {:>8} msg/s  ({} of {} in {:.2}s{}); p50 {:.2} ms p99 {:.2} ms; wire {:.0} B/msg ({:.2} frames/msg); cpu server {:.0}%, load generator {:.0}%",
+        "  {:<9} {:<13} {:>8} msg/s  ({} of {} in {:.2}s{}); p50 {:.2} ms p99 {:.2} ms; wire {:.0} B/msg ({:.2} frames/msg); cpu server {:.0}% ({:.1} us/msg), load generator {:.0}%",
         t.peer,
         t.workload,
         fmt_rate(t.rate),
@@ -239,6 +242,7 @@ fn tp_line(t: &ThroughputResult) -> String {
         t.bytes_per_msg(),
         t.wire.packets() as f64 / t.completed.max(1) as f64,
         t.server_cpu_pct,
+        t.server_us_per_msg(),
         t.client_cpu_pct
     )
 }
@@ -441,7 +445,9 @@ fn run(mut a: RunArgs) -> Result<()> {
         }
     }
 
-    let series: Vec<(u64, &str, &str)> = if a.delay_rtt_ms > 0 && lab.can_lose() {
+    let series: Vec<(u64, &str, &str)> = if a.skip_latency {
+        Vec::new()
+    } else if a.delay_rtt_ms > 0 && lab.can_lose() {
         vec![
             (0, "tern", "mosquitto"),
             (a.delay_rtt_ms, "tern-rtt", "mosquitto-rtt"),
@@ -587,6 +593,20 @@ fn summary(out: &mut Out, res: &RunResults) {
                     Some(x) => format!(">= {x}: {}", if ratio >= x { "met" } else { "missed" }),
                     None => "-".into(),
                 }
+            ));
+        }
+    }
+    for (w, name) in [
+        ("online", "online server CPU us/msg"),
+        ("offline-store", "offline store server CPU us/msg"),
+        ("offline-drain", "offline drain server CPU us/msg"),
+    ] {
+        if let (Some(t), Some(m)) = (find(res, "tern", w), find(res, "mosquitto", w)) {
+            out.line(format!(
+                "  | {name} | {:.1} | {:.1} | {:.2} | - |",
+                t.server_us_per_msg(),
+                m.server_us_per_msg(),
+                t.server_us_per_msg() / m.server_us_per_msg().max(1e-9)
             ));
         }
     }

@@ -162,6 +162,12 @@ impl ThroughputResult {
     pub fn bytes_per_msg(&self) -> f64 {
         self.wire.bytes() as f64 / (self.completed.max(1)) as f64
     }
+
+    /// Server CPU per completed message, microseconds (steadier than the
+    /// rate when the machine is shared).
+    pub fn server_us_per_msg(&self) -> f64 {
+        self.server_cpu_pct / 100.0 * self.elapsed_s * 1e6 / (self.completed.max(1)) as f64
+    }
 }
 
 /// A baseline measured in the same run (raw UDP relay, raw RocksDB).
