@@ -170,3 +170,44 @@ pub fn udp_rcvbuf_errors() -> u64 {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Datagrams the kernel dropped for a full receive buffer on the IPv4 UDP
+/// socket bound to `addr` (the `drops` column of `/proc/net/udp`).
+pub fn socket_drops(addr: SocketAddr) -> u64 {
+    let SocketAddr::V4(a) = addr else {
+        return 0;
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(a.ip().octets()),
+        a.port()
+    );
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else {
+        return 0;
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&want.as_str()))
+                .then(|| f.last().and_then(|d| d.parse::<u64>().ok()))
+                .flatten()
+        })
+        .sum()
+}
+
+/// The folder for a benchmark's daemon data: `dir` if given, else
+/// `/dev/shm` when present. These benchmarks compare transports and
+/// attacks, not storage: on the shared machines an fsync on the real disk
+/// sometimes stalls for hundreds of milliseconds, which would swamp the
+/// tail latencies being compared. The second value describes the choice.
+pub fn data_base(dir: Option<&Path>) -> (Option<std::path::PathBuf>, String) {
+    match dir {
+        Some(d) => (Some(d.to_path_buf()), format!("data under {}", d.display())),
+        None if Path::new("/dev/shm").is_dir() => (
+            Some("/dev/shm".into()),
+            "data on tmpfs (/dev/shm: fsync nearly free, so disk stalls do not swamp the tails; --dir DIR for a disk)".into(),
+        ),
+        None => (None, "data in the temp folder".into()),
+    }
+}

@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use super::clients::{
     fixed_rate, load_runtime, throughput, Column, LoadReport, Pairs, QUIC, RAW_UDP,
 };
-use super::daemon::{udp_rcvbuf_errors, Daemon};
+use super::daemon::{data_base, udp_rcvbuf_errors, Daemon};
 use super::util::{histogram, machine_line, rate, si, threads_cpu, ScratchDir};
 use super::Result;
 
@@ -142,10 +142,12 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
         opts.rate,
         opts.duration
     );
+    let (base_dir, where_) = data_base(opts.dir.as_deref());
+    println!("  daemons: default config plus what each transport needs; {where_}");
     let mut scratch = Vec::new();
     let mut daemons = Vec::new();
     for (i, c) in cols.iter().enumerate() {
-        let s = ScratchDir::new(opts.dir.as_deref(), &format!("transports-{i}"), opts.keep)?;
+        let s = ScratchDir::new(base_dir.as_deref(), &format!("transports-{i}"), opts.keep)?;
         daemons.push(Daemon::start(s.path(), c.daemon)?);
         scratch.push(s);
     }

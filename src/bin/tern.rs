@@ -274,6 +274,10 @@ enum BenchCmd {
         /// Flood sender threads.
         #[arg(long, default_value_t = 1)]
         flood_threads: usize,
+        /// Source addresses per flood thread (127.0.0.2 onwards); the
+        /// pre-login limit is per source address.
+        #[arg(long, default_value_t = 32)]
+        sources: usize,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -532,6 +536,7 @@ fn bench_cmd(b: BenchCmd) -> anyhow::Result<()> {
             rate,
             payload,
             flood_threads,
+            sources,
             scratch,
         } => bench::flood::run(&bench::flood::FloodOpts {
             flood_rate,
@@ -540,6 +545,7 @@ fn bench_cmd(b: BenchCmd) -> anyhow::Result<()> {
             rate,
             payload: payload.max(16),
             flood_threads,
+            sources,
             dir: scratch.dir,
             keep: scratch.keep,
         })?,
