@@ -145,6 +145,11 @@ struct RunArgs {
     /// Small counts, for a smoke test.
     #[arg(long)]
     quick: bool,
+    /// Fail (exit 1) unless every Tern message arrived exactly once and in
+    /// order, every Mosquitto message arrived, and no phase hit its time
+    /// limit: the harness as a test.
+    #[arg(long)]
+    check: bool,
 }
 
 /// The sizes of the workloads.
@@ -552,6 +557,7 @@ fn run(mut a: RunArgs) -> Result<()> {
 
     summary(&mut out, &res);
     out.line(format!("run took {:.0?}", t0.elapsed()));
+    let problems = check(&res);
     save(&a.out, &res, &out.0)?;
     println!("results in {}", a.out.display());
     if let Some(dir) = &a.charts {
@@ -564,7 +570,55 @@ fn run(mut a: RunArgs) -> Result<()> {
             println!("wrote {}", dir.join(f).display());
         }
     }
+    if a.check {
+        if problems.is_empty() {
+            println!("check: passed (every message delivered; Tern exactly once and in order)");
+        } else {
+            for p in &problems {
+                eprintln!("check: {p}");
+            }
+            bail!("check failed: {} problem(s)", problems.len());
+        }
+    }
     Ok(())
+}
+
+/// What `--check` refuses.
+fn check(res: &RunResults) -> Vec<String> {
+    let mut p = Vec::new();
+    for t in &res.throughput {
+        if t.timed_out || t.completed < t.messages {
+            p.push(format!(
+                "{} {}: {} of {} completed{}",
+                t.peer,
+                t.workload,
+                t.completed,
+                t.messages,
+                if t.timed_out { " (time limit)" } else { "" }
+            ));
+        }
+    }
+    for r in &res.latency {
+        if r.delivered < r.sent {
+            p.push(format!(
+                "{} at {:.0}% loss: {} of {} delivered",
+                r.peer,
+                r.loss * 100.0,
+                r.delivered,
+                r.sent
+            ));
+        }
+        if r.peer.starts_with("tern") && (r.duplicates > 0 || r.out_of_order > 0) {
+            p.push(format!(
+                "{} at {:.0}% loss: {} duplicates, {} out of order",
+                r.peer,
+                r.loss * 100.0,
+                r.duplicates,
+                r.out_of_order
+            ));
+        }
+    }
+    p
 }
 
 fn find<'a>(res: &'a RunResults, peer: &str, w: &str) -> Option<&'a ThroughputResult> {
@@ -792,4 +846,142 @@ fn load(dir: &Path) -> Result<(RunResults, Samples)> {
         samples.push((r.peer.clone(), r.loss, v));
     }
     Ok((res, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::WireOut;
+
+    fn lat(peer: &str, loss: f64, samples: Vec<u64>, sent: u64) -> LatencyResult {
+        let mut r = LatencyResult {
+            peer: peer.into(),
+            loss,
+            added_rtt_ms: 0,
+            sent,
+            delivered: samples.len() as u64,
+            duplicates: 0,
+            out_of_order: 0,
+            reconnects: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            wire: WireOut::default(),
+            server_cpu_ms: 0,
+            elapsed_s: 1.0,
+            samples,
+            timeline: Vec::new(),
+        };
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let r = lat(
+            "tern",
+            0.0,
+            (1..=1000).rev().map(|v| v * 1000).collect(),
+            1000,
+        );
+        for (got, want) in [
+            (r.p50_ms, 500.0),
+            (r.p90_ms, 900.0),
+            (r.p99_ms, 990.0),
+            (r.p999_ms, 999.0),
+        ] {
+            assert!((got - want).abs() <= 1.0, "{got} vs {want}");
+        }
+        assert_eq!(r.max_ms, 1000.0);
+    }
+
+    #[test]
+    fn receipts_count_duplicates_and_order() {
+        let mut rc = tern_load::Receipts::new(4);
+        let p = |i: u64| tern_load::payload(i * 1000, i, 32);
+        assert!(rc.arrive(5_000, &p(1)));
+        assert!(rc.arrive(6_000, &p(0)));
+        assert!(!rc.arrive(7_000, &p(1)));
+        assert!(!rc.arrive(7_000, &p(9)), "index out of range is ignored");
+        assert!(!rc.arrive(7_000, b"short"));
+        assert_eq!(rc.duplicates, 1);
+        assert_eq!(rc.out_of_order, 1);
+        assert_eq!(rc.samples, vec![4_000, 6_000]);
+        assert_eq!(rc.timeline, vec![(1_000, 4_000), (0, 6_000)]);
+    }
+
+    #[test]
+    fn check_flags_missing_and_duplicate_messages() {
+        let mut res = RunResults {
+            machine: String::new(),
+            commit: String::new(),
+            options: String::new(),
+            network: "loopback".into(),
+            throughput: vec![ThroughputResult {
+                peer: "tern".into(),
+                workload: "online".into(),
+                messages: 10,
+                completed: 10,
+                elapsed_s: 1.0,
+                rate: 10.0,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                wire: WireOut::default(),
+                server_cpu_pct: 50.0,
+                client_cpu_pct: 10.0,
+                timed_out: false,
+            }],
+            latency: vec![
+                lat("tern", 0.1, vec![1000; 5], 5),
+                lat("mosquitto", 0.1, vec![1000; 4], 5),
+            ],
+            baselines: Vec::new(),
+        };
+        assert_eq!(check(&res).len(), 1, "{:?}", check(&res));
+        res.latency[0].duplicates = 1;
+        assert_eq!(check(&res).len(), 2);
+        assert!((res.throughput[0].server_us_per_msg() - 50_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn results_survive_json_and_render() {
+        let res = RunResults {
+            machine: "m".into(),
+            commit: "c".into(),
+            options: String::new(),
+            network: "loopback".into(),
+            throughput: vec![ThroughputResult {
+                peer: "mosquitto".into(),
+                workload: "offline-drain".into(),
+                messages: 10,
+                completed: 10,
+                elapsed_s: 1.0,
+                rate: 10.0,
+                p50_ms: f64::NAN,
+                p99_ms: f64::NAN,
+                wire: WireOut::default(),
+                server_cpu_pct: 50.0,
+                client_cpu_pct: 10.0,
+                timed_out: false,
+            }],
+            latency: vec![
+                lat("tern", 0.0, vec![500, 900, 1200], 3),
+                lat("mosquitto", 0.0, vec![800, 1500], 3),
+            ],
+            baselines: Vec::new(),
+        };
+        let dir = lab::Scratch::new("test").expect("scratch");
+        save(&dir.0, &res, "printed\n").expect("save");
+        let (back, samples) = load(&dir.0).expect("load");
+        assert!(back.throughput[0].p50_ms.is_nan());
+        assert_eq!(samples[0].2, vec![500, 900, 1200]);
+        let files = charts::render(&back, &samples, &dir.0.join("charts")).expect("render");
+        assert_eq!(files.len(), 3);
+        for f in files {
+            let svg = std::fs::read_to_string(dir.0.join("charts").join(f)).expect("svg");
+            assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+        }
+    }
 }
