@@ -106,7 +106,7 @@ fn random_session(r: &mut impl RngCore) -> Vec<u8> {
     };
     let mut pb = PacketBuilder::new(h, MAX_DATAGRAM);
     let f = match r.gen_range(0..3) {
-        0 => Frame::Heartbeat(r.gen()),
+        0 => Frame::Heartbeat(r.gen_range(0..=tern_core::wire::varint::MAX)),
         1 => Frame::Ack(Ack {
             receiver_online: false,
             cumulative: r.gen_range(1..10_000),
