@@ -754,6 +754,14 @@ fn summary(out: &mut Out, res: &RunResults) {
 
 fn save(dir: &Path, res: &RunResults, printed: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Per-run sample files of an earlier run would be stale: remove them.
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if (name.starts_with("latency-") || name.starts_with("timeline-")) && name.ends_with(".csv")
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(res)?)?;
     std::fs::write(dir.join("output.txt"), printed)?;
     let mut tp = String::from("peer,workload,messages,completed,elapsed_s,rate,p50_ms,p99_ms,wire_bytes,wire_frames,bytes_per_msg,server_cpu_pct,client_cpu_pct,timed_out\n");
