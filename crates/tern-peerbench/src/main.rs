@@ -146,8 +146,8 @@ struct RunArgs {
     #[arg(long)]
     quick: bool,
     /// Fail (exit 1) unless every Tern message arrived exactly once and in
-    /// order, every Mosquitto message arrived, and no phase hit its time
-    /// limit: the harness as a test.
+    /// order, every Mosquitto message arrived at 0% loss, and no
+    /// throughput phase hit its time limit: the harness as a test.
     #[arg(long)]
     check: bool,
 }
@@ -599,7 +599,10 @@ fn check(res: &RunResults) -> Vec<String> {
         }
     }
     for r in &res.latency {
-        if r.delivered < r.sent {
+        // Under loss a late Mosquitto message is a measurement (TCP backoff
+        // can outlast the grace period), not a broken harness.
+        let must_deliver = r.peer.starts_with("tern") || r.loss == 0.0;
+        if must_deliver && r.delivered < r.sent {
             p.push(format!(
                 "{} at {:.0}% loss: {} of {} delivered",
                 r.peer,
@@ -943,7 +946,9 @@ mod tests {
             }],
             latency: vec![
                 lat("tern", 0.1, vec![1000; 5], 5),
-                lat("mosquitto", 0.1, vec![1000; 4], 5),
+                lat("mosquitto", 0.0, vec![1000; 4], 5),
+                // Late under loss: a measurement, not a failure.
+                lat("mosquitto", 0.2, vec![1000; 3], 5),
             ],
             baselines: Vec::new(),
         };
