@@ -457,7 +457,7 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
             worst = worst.max(ratio);
         }
         println!(
-            "  {:<42} {:>9.2} {:>9.2} {:>9.2} {:>14} {:>8.2}",
+            "  {:<42} {:>9.2} {:>9.2} {:>9.2} {:>13} {:>13} {:>9.2}",
             p.name,
             ms(&p.latency, 0.5),
             ms(&p.latency, 0.99),
@@ -465,6 +465,7 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
             p.flood.map_or("-".into(), |f| si(
                 f.sent as f64 / f.elapsed.as_secs_f64().max(1e-9)
             )),
+            p.daemon_drops,
             ratio
         );
     }
