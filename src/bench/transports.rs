@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use super::clients::{
     fixed_rate, load_runtime, throughput, Column, LoadReport, Pairs, QUIC, RAW_UDP,
 };
-use super::daemon::{data_base, udp_rcvbuf_errors, Daemon};
+use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon};
 use super::util::{histogram, machine_line, rate, si, threads_cpu, ScratchDir};
 use super::Result;
 
@@ -69,6 +69,7 @@ struct ColumnResult {
     disconnects: u64,
     incomplete: bool,
     rcvbuf_drops: u64,
+    daemon_drops: u64,
 }
 
 fn add(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
@@ -123,6 +124,12 @@ fn line(kind: &str, col: &Column, r: &LoadReport, extra: &str) {
     );
 }
 
+/// Receive-buffer drops at the daemon's socket for this column: its QUIC
+/// socket when it has one, else its raw UDP socket.
+fn daemon_socket_drops(d: &Daemon) -> u64 {
+    socket_drops(d.quic.unwrap_or(d.udp))
+}
+
 /// Runs the benchmark and prints its report.
 pub fn run(opts: &TransportsOpts) -> Result<()> {
     let cols = columns();
@@ -167,6 +174,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
             base += 2 * pairs as u64 + 16;
             let before = threads_cpu();
             let drops0 = udp_rcvbuf_errors();
+            let dd0 = daemon_socket_drops(d);
             let (r, p) = rt.block_on(throughput(
                 p,
                 per_sender,
@@ -176,10 +184,12 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
             ))?;
             let after = threads_cpu();
             let drops = udp_rcvbuf_errors().saturating_sub(drops0);
+            let dd = daemon_socket_drops(d).saturating_sub(dd0);
             rt.block_on(p.close());
             let (dl, lg) = cpu_per_msg(&before, &after, d.loop_tid, r.completed());
             let res = &mut results[ci];
             res.rcvbuf_drops += drops;
+            res.daemon_drops += dd;
             res.rates.push(rate(r.completed(), r.elapsed));
             add(&mut res.throughput_latency, &r.stored_latency);
             res.loop_us_per_msg.push(dl);
@@ -190,7 +200,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
                 &format!("run {}", round + 1),
                 c,
                 &r,
-                &format!("; cpu per message: daemon loop {dl:.1} us, load generator {lg:.1} us; kernel UDP receive-buffer drops (system-wide) {drops}"),
+                &format!("; cpu per message: daemon loop {dl:.1} us, load generator {lg:.1} us; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
             );
         }
     }
@@ -205,6 +215,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
             let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
             base += 2 * pairs as u64 + 16;
             let drops0 = udp_rcvbuf_errors();
+            let dd0 = daemon_socket_drops(d);
             let (r, p) = rt.block_on(fixed_rate(
                 p,
                 opts.rate,
@@ -213,9 +224,11 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
                 Duration::from_secs(10),
             ))?;
             let drops = udp_rcvbuf_errors().saturating_sub(drops0);
+            let dd = daemon_socket_drops(d).saturating_sub(dd0);
             rt.block_on(p.close());
             let res = &mut results[ci];
             res.rcvbuf_drops += drops;
+            res.daemon_drops += dd;
             add(&mut res.delivery, &r.delivery_latency);
             add(&mut res.stored, &r.stored_latency);
             res.disconnects += r.disconnects;
@@ -224,7 +237,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
                 &format!("latency {}", round + 1),
                 c,
                 &r,
-                &format!("; kernel UDP receive-buffer drops (system-wide) {drops}"),
+                &format!("; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
             );
         }
     }
@@ -284,7 +297,10 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
     row(&format!("{lat} p99"), &|r| q(&r.delivery, 0.99));
     row(&format!("{lat} p99.9"), &|r| q(&r.delivery, 0.999));
     row("stored ACK @ fixed rate p99", &|r| q(&r.stored, 0.99));
-    row("kernel UDP rcvbuf drops (all runs)", &|r| {
+    row("UDP rcvbuf drops, daemon socket", &|r| {
+        r.daemon_drops.to_string()
+    });
+    row("UDP rcvbuf drops, system-wide", &|r| {
         r.rcvbuf_drops.to_string()
     });
     row("sessions lost / incomplete", &|r| {
