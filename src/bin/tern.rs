@@ -234,7 +234,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 64)]
         window: usize,
         /// Messages per throughput run.
-        #[arg(long, default_value_t = 50_000)]
+        #[arg(long, default_value_t = 100_000)]
         messages: u64,
         /// Payload bytes (at least 16).
         #[arg(long, default_value_t = 64)]
