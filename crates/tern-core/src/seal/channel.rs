@@ -144,11 +144,20 @@ mod tests {
     use crate::wire::PacketBuilder;
 
     fn pair() -> (Channel, Channel) {
-        (Channel::new([1; 32], [2; 32]), Channel::new([2; 32], [1; 32]))
+        (
+            Channel::new([1; 32], [2; 32]),
+            Channel::new([2; 32], [1; 32]),
+        )
     }
 
     fn clear(pn: u64) -> Bytes {
-        let mut pb = PacketBuilder::new(Header { session_id: 9, packet_number: pn }, 1200);
+        let mut pb = PacketBuilder::new(
+            Header {
+                session_id: 9,
+                packet_number: pn,
+            },
+            1200,
+        );
         pb.push(&Frame::Heartbeat(pn)).unwrap();
         pb.finish()
     }
@@ -186,8 +195,15 @@ mod tests {
         let (a, mut b) = pair();
         let sealed = a.seal(&clear(1));
         let mut a2 = Channel::new([1; 32], [2; 32]);
-        assert_eq!(a2.open(&sealed), Err(OpenError::Tag), "reflected to its sender");
-        let (_, mut other) = (Channel::new([3; 32], [4; 32]), Channel::new([4; 32], [3; 32]));
+        assert_eq!(
+            a2.open(&sealed),
+            Err(OpenError::Tag),
+            "reflected to its sender"
+        );
+        let (_, mut other) = (
+            Channel::new([3; 32], [4; 32]),
+            Channel::new([4; 32], [3; 32]),
+        );
         assert_eq!(other.open(&sealed), Err(OpenError::Tag));
         assert!(b.open(&sealed).is_ok());
         // A clear packet is not a sealed one.

@@ -167,10 +167,18 @@ impl Responder {
         let client_time_ms = r.u64()?;
         let login = match Frame::decode(&mut r)? {
             Frame::Login(l) => l,
-            _ => return Err(DecodeError::InvalidValue { field: "handshake payload" }.into()),
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "handshake payload",
+                }
+                .into())
+            }
         };
         if !r.is_empty() {
-            return Err(DecodeError::InvalidValue { field: "handshake payload" }.into());
+            return Err(DecodeError::InvalidValue {
+                field: "handshake payload",
+            }
+            .into());
         }
         let mut ephemeral = [0u8; KEY_LEN];
         ephemeral.copy_from_slice(&msg1[..KEY_LEN]);
@@ -186,7 +194,11 @@ impl Responder {
 
     /// Writes message 2 carrying `session_id` and the already encoded
     /// login-answer `frames`; returns it with the session's keys.
-    pub fn reply(mut self, session_id: u64, frames: &[u8]) -> Result<(Bytes, Channel), HandshakeError> {
+    pub fn reply(
+        mut self,
+        session_id: u64,
+        frames: &[u8],
+    ) -> Result<(Bytes, Channel), HandshakeError> {
         let mut payload = BytesMut::with_capacity(8 + frames.len());
         payload.put_u64(session_id);
         payload.extend_from_slice(frames);
@@ -244,11 +256,25 @@ mod tests {
         assert_eq!(hello.login, login());
         assert_eq!(hello.client_time_ms, 77);
         assert_eq!(&hello.ephemeral[..], &m1[..32]);
-        let (m2, mut s_ch) = resp.reply(42, &crate::wire::encode_to_bytes(&ok())).unwrap();
+        let (m2, mut s_ch) = resp
+            .reply(42, &crate::wire::encode_to_bytes(&ok()))
+            .unwrap();
         let (welcome, mut c_ch) = init.finish(&m2).unwrap();
-        assert_eq!(welcome, Welcome { session_id: 42, frames: vec![ok()] });
+        assert_eq!(
+            welcome,
+            Welcome {
+                session_id: 42,
+                frames: vec![ok()]
+            }
+        );
 
-        let mut pb = PacketBuilder::new(Header { session_id: 42, packet_number: 1 }, 1200);
+        let mut pb = PacketBuilder::new(
+            Header {
+                session_id: 42,
+                packet_number: 1,
+            },
+            1200,
+        );
         pb.push(&Frame::Heartbeat(5)).unwrap();
         let clear = pb.finish();
         let sealed = c_ch.seal(&clear);
@@ -268,15 +294,24 @@ mod tests {
         let refused = |k: &StaticKey, c: Option<&[u8]>, m: &[u8]| {
             Responder::accept(&mut Entropy::from_test_seed(4), k, c, m).err()
         };
-        assert_eq!(refused(&other, Some(b"c1"), &m1), Some(HandshakeError::Decrypt));
-        assert_eq!(refused(&server, Some(b"c2"), &m1), Some(HandshakeError::Decrypt));
+        assert_eq!(
+            refused(&other, Some(b"c1"), &m1),
+            Some(HandshakeError::Decrypt)
+        );
+        assert_eq!(
+            refused(&server, Some(b"c2"), &m1),
+            Some(HandshakeError::Decrypt)
+        );
         assert_eq!(refused(&server, None, &m1), Some(HandshakeError::Decrypt));
         for i in [0, 31, 32, m1.len() - 1] {
             let mut bad = m1.to_vec();
             bad[i] ^= 0x10;
             assert!(refused(&server, Some(b"c1"), &bad).is_some(), "flip at {i}");
         }
-        assert_eq!(refused(&server, Some(b"c1"), &m1[..40]), Some(HandshakeError::TooShort));
+        assert_eq!(
+            refused(&server, Some(b"c1"), &m1[..40]),
+            Some(HandshakeError::TooShort)
+        );
         assert!(refused(&server, Some(b"c1"), &m1[..m1.len() - 1]).is_some());
         assert!(refused(&server, Some(b"c1"), &m1).is_none());
     }

@@ -7,8 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use rand::RngCore;
-use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::params::DHChoice;
+use snow::resolvers::{CryptoResolver, DefaultResolver};
 use thiserror::Error;
 
 use super::KEY_LEN;
@@ -120,13 +120,23 @@ mod tests {
         let text = k.public().to_string();
         assert!(text.starts_with(PREFIX));
         assert_eq!(text.parse::<PublicKey>().unwrap(), k.public());
-        assert_eq!(text[PREFIX.len()..].parse::<PublicKey>().unwrap(), k.public());
-        for bad in ["", "tern-x25519:", "tern-x25519:zz", &text[..text.len() - 1]] {
+        assert_eq!(
+            text[PREFIX.len()..].parse::<PublicKey>().unwrap(),
+            k.public()
+        );
+        for bad in [
+            "",
+            "tern-x25519:",
+            "tern-x25519:zz",
+            &text[..text.len() - 1],
+        ] {
             assert!(bad.parse::<PublicKey>().is_err(), "{bad:?}");
         }
-        assert!("tern-x25519:é0000000000000000000000000000000000000000000000000000000000000"
-            .parse::<PublicKey>()
-            .is_err());
+        assert!(
+            "tern-x25519:é0000000000000000000000000000000000000000000000000000000000000"
+                .parse::<PublicKey>()
+                .is_err()
+        );
     }
 
     #[test]
