@@ -92,6 +92,17 @@ pub(super) async fn spawn(
             }
         }
     }
+    if opts.transport == super::Transport::Udp {
+        // QUIC is encrypted by TLS already; raw UDP is sealed when the
+        // server's key is known.
+        cfg.server_key = opts.seal_key;
+    }
+    // Handshakes carry the wall clock (replay defence) and draw their keys
+    // from the OS generator.
+    cfg.wall_origin_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    cfg.entropy = Some(rand::random());
     let start = Instant::now();
     let mut conn = ClientConn::new(cfg, Time::ZERO, rand::random());
     for row in fresh {

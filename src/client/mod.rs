@@ -30,6 +30,7 @@ mod outbox;
 mod transport;
 
 pub use outbox::OutboxError;
+pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
@@ -52,6 +53,11 @@ pub struct ClientOptions {
     pub transport: Transport,
     /// QUIC only: how the server certificate is verified.
     pub quic: QuicOptions,
+    /// Raw UDP: the server's seal key (`ternd seal-key` prints it). When
+    /// set, the session is sealed: a Noise handshake authenticates the
+    /// server and every packet is encrypted. Servers require it by default
+    /// (`[seal] policy = "required"`). Ignored over QUIC, which has TLS.
+    pub seal_key: Option<SealKey>,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
     /// Folder for the durable outbox and checkpoint; `None`: memory only.
@@ -73,6 +79,7 @@ impl ClientOptions {
             server,
             transport: Transport::Udp,
             quic: QuicOptions::default(),
+            seal_key: None,
             token,
             state_dir: None,
             manual_release: false,

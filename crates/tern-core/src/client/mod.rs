@@ -580,6 +580,14 @@ impl ClientConn {
             {
                 self.relogin(now)
             }
+            // A clear client told to seal cannot succeed by retrying.
+            Some(ErrorCode::SealRequired)
+                if matches!(self.state, State::LoggingIn { .. }) && !self.is_sealed() =>
+            {
+                self.state = State::Closed;
+                self.events
+                    .push_back(ClientEvent::LoginRefused { code: e.code });
+            }
             Some(ErrorCode::BadToken | ErrorCode::TokenExpired)
                 if matches!(self.state, State::LoggingIn { .. }) =>
             {
