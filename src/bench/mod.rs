@@ -8,15 +8,25 @@
 //! - [`backlog`]: bytes and round trips to a complete conversation summary,
 //!   and paged-pull rate vs raw RocksDB iteration.
 //!
+//! - [`transports`]: raw UDP vs QUIC, throughput and latency, same run.
+//! - [`flood`]: legitimate latency under a garbage flood, vs without it.
+//! - [`amplification`]: bytes answered per byte received from unvalidated
+//!   sources, per kind of pre-login datagram.
+//!
 //! [`flow`] is the load generator they share: many sans-IO
 //! [`ClientConn`](tern_core::client::ClientConn)s over non-blocking sockets
 //! driven by one thread each side, so the load generator costs little CPU.
 
+pub mod amplification;
 pub mod backlog;
+pub mod clients;
+pub mod daemon;
+pub mod flood;
 pub mod flow;
 pub mod relay;
 pub mod sessions;
 pub mod store;
+pub mod transports;
 pub mod util;
 
 use thiserror::Error;

@@ -239,6 +239,68 @@ enum BenchCmd {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Transport security cost: raw UDP (plaintext) vs QUIC, throughput
+    /// and latency at a fixed rate, in the same run.
+    Transports {
+        /// Sender/receiver pairs.
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Messages in flight per sender (throughput runs).
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Messages per throughput run.
+        #[arg(long, default_value_t = 50_000)]
+        messages: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Messages per second in all during the latency runs.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Length of each latency run.
+        #[arg(long, default_value = "5s")]
+        duration: humantime::Duration,
+        /// Rounds; each runs every transport once, in alternating order.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Time limit of each throughput run.
+        #[arg(long, default_value = "30s")]
+        max_time: humantime::Duration,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Legitimate latency while a garbage flood hits the UDP port, vs without.
+    Flood {
+        /// Flood datagrams per second to aim for (what is achieved is printed).
+        #[arg(long, default_value_t = 100_000)]
+        flood_rate: u64,
+        /// Length of each phase.
+        #[arg(long, default_value = "5s")]
+        duration: humantime::Duration,
+        /// Legitimate sender/receiver pairs.
+        #[arg(long, default_value_t = 4)]
+        pairs: usize,
+        /// Legitimate messages per second in all.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        /// Payload bytes of the legitimate messages (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Flood sender threads.
+        #[arg(long, default_value_t = 1)]
+        flood_threads: usize,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Bytes answered per byte received from unvalidated sources, per kind
+    /// of pre-login datagram; the largest factor must be at most 1.
+    Amplification {
+        /// Copies of each probe.
+        #[arg(long, default_value_t = 20)]
+        copies: usize,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
     /// The sessions benchmark's baseline server (internal).
     #[command(hide = true)]
     SessionSink {
@@ -459,6 +521,56 @@ fn bench_cmd(b: BenchCmd) -> anyhow::Result<()> {
             dir: scratch.dir,
             keep: scratch.keep,
         })?,
+        BenchCmd::Transports {
+            pairs,
+            window,
+            messages,
+            payload,
+            rate,
+            duration,
+            rounds,
+            max_time,
+            scratch,
+        } => bench::transports::run(&bench::transports::TransportsOpts {
+            pairs,
+            window,
+            messages,
+            payload: payload.max(16),
+            rate,
+            duration: d(duration),
+            rounds,
+            max_time: d(max_time),
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        BenchCmd::Flood {
+            flood_rate,
+            duration,
+            pairs,
+            rate,
+            payload,
+            flood_threads,
+            scratch,
+        } => bench::flood::run(&bench::flood::FloodOpts {
+            flood_rate,
+            duration: d(duration),
+            pairs,
+            rate,
+            payload: payload.max(16),
+            flood_threads,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        BenchCmd::Amplification { copies, scratch } => {
+            let report = bench::amplification::run(&bench::amplification::AmplificationOpts {
+                copies,
+                dir: scratch.dir,
+                keep: scratch.keep,
+            })?;
+            if report.max_factor() > 1.0 {
+                anyhow::bail!("amplification factor {:.3} > 1.0", report.max_factor());
+            }
+        }
         BenchCmd::SessionSink { secret_file } => bench::sessions::session_sink(&secret_file)?,
     }
     Ok(())
