@@ -258,7 +258,13 @@ impl Driver {
                 self.save_checkpoint();
             }
             Command::Rebind(w) => {
-                let _ = w.send(self.link.rebind().await);
+                let r = self.link.rebind().await;
+                if r.is_ok() {
+                    // Tell the server the new address now (flushed below), not
+                    // at the next heartbeat: until then it pushes to the old one.
+                    self.conn.ping(now);
+                }
+                let _ = w.send(r);
             }
             Command::Close(w) => {
                 self.conn.logout();
