@@ -3,6 +3,7 @@
 //! transport the options chose (`transport.rs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use tern_core::wire::{EntryBody, ReceiptStatus, Summary};
 use tokio::sync::{mpsc, oneshot};
 
 use super::outbox::Outbox;
+use super::queue::EventQueue;
 use super::transport::{Link, Recv};
 use super::{ClientError, ClientOptions, Command, Event, Sent};
 
@@ -30,7 +32,8 @@ struct Driver {
     outbox: Option<Outbox>,
     pending: HashMap<OpId, Pending>,
     next_key: u64,
-    events: mpsc::Sender<Event>,
+    /// Events for the application; queueing never waits.
+    events: Arc<EventQueue>,
     ready: Option<oneshot::Sender<Result<(u64, u32), ClientError>>>,
     device: u32,
     delivered_up_to: u64,
@@ -46,15 +49,18 @@ struct Driver {
     /// the downlink at the server's checkpoint, which lags behind this with
     /// manual release; those entries must not be handed over twice.
     handed: u64,
-    /// Highest sequence the application released. A release above what the
-    /// session has (re)received is applied once the entries are back.
+    /// Highest sequence the application released (with automatic release:
+    /// took with `recv`). A release above what the session has (re)received
+    /// is applied once the entries are back.
     release_wanted: u64,
+    /// The (epoch, checkpoint) last written to the state dir.
+    saved: (u64, u64),
 }
 
 /// Starts the task; the returned receiver resolves at the first login.
 pub(super) async fn spawn(
     opts: ClientOptions,
-) -> Result<(mpsc::Sender<Command>, mpsc::Receiver<Event>, Ready), ClientError> {
+) -> Result<(mpsc::Sender<Command>, Arc<EventQueue>, Ready), ClientError> {
     let outbox = match &opts.state_dir {
         Some(dir) => Some(Outbox::open(dir)?),
         None => None,
@@ -63,7 +69,9 @@ pub(super) async fn spawn(
     let mut cfg = ClientConfig::new(Bytes::from(opts.token.clone()));
     cfg.max_datagram = link.max_packet();
     cfg.auto_pull = opts.auto_pull;
-    cfg.auto_release = !opts.manual_release;
+    // The driver releases entries itself: once `recv` has returned them
+    // (automatic release) or when the application says so (manual).
+    cfg.auto_release = false;
     let mut pending = HashMap::new();
     let mut fresh = Vec::new();
     let mut next_key = 1;
@@ -111,7 +119,7 @@ pub(super) async fn spawn(
         }
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-    let (ev_tx, ev_rx) = mpsc::channel(4096);
+    let events = Arc::new(EventQueue::new(checkpoint0));
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         conn,
@@ -120,7 +128,7 @@ pub(super) async fn spawn(
         outbox,
         pending,
         next_key,
-        events: ev_tx,
+        events: events.clone(),
         ready: Some(ready_tx),
         device: 0,
         delivered_up_to: 0,
@@ -133,9 +141,10 @@ pub(super) async fn spawn(
         epoch: epoch0,
         handed: checkpoint0,
         release_wanted: checkpoint0,
+        saved: (epoch0, checkpoint0),
     };
     tokio::spawn(driver.run(cmd_rx));
-    Ok((cmd_tx, ev_rx, ready_rx))
+    Ok((cmd_tx, events, ready_rx))
 }
 
 impl Driver {
@@ -144,6 +153,7 @@ impl Driver {
     }
 
     async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
+        let events = self.events.clone();
         while !self.stop {
             let wake = self.conn.poll_timeout().map(|t| {
                 tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
@@ -160,19 +170,22 @@ impl Driver {
                     Some(c) => self.command(c).await,
                     None => self.stop = true,
                 },
+                _ = events.wait_taken() => {}
                 _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
             }
             let now = self.now();
             self.conn.handle_timeout(now);
+            self.release_taken(now);
             self.reapply_release(now);
             self.flush(now).await;
-            self.drain_events().await;
+            self.drain_events();
             if self.conn.is_closed() {
                 self.flush(now).await;
                 break;
             }
         }
         self.link.close().await;
+        self.events.close();
         if let Some(w) = self.close_waiter.take() {
             let _ = w.send(());
         }
@@ -275,6 +288,23 @@ impl Driver {
         }
     }
 
+    /// Automatic release: entries count as processed once `recv` returned
+    /// them, not when they were queued, so entries the application never read
+    /// are delivered again (after a restart with the same state dir, or to a
+    /// new session). Everything taken since the last wake-up is saved in one
+    /// synced write, before the ACK that releases it on the server.
+    fn release_taken(&mut self, now: Time) {
+        if self.manual_release {
+            return;
+        }
+        let taken = self.events.taken();
+        if taken > self.release_wanted {
+            self.release_wanted = taken;
+            self.save_checkpoint();
+            self.conn.release(now, taken);
+        }
+    }
+
     /// Applies a release the session could not take yet (its entries are
     /// being received again after a re-login).
     fn reapply_release(&mut self, now: Time) {
@@ -287,7 +317,7 @@ impl Driver {
         }
     }
 
-    fn save_checkpoint(&self) {
+    fn save_checkpoint(&mut self) {
         if let Some(o) = &self.outbox {
             let (epoch, mut seq) = self.conn.checkpoint();
             if epoch == self.epoch {
@@ -295,8 +325,12 @@ impl Driver {
                 // has not received it again since a re-login.
                 seq = seq.max(self.release_wanted);
             }
-            if let Err(e) = o.set_checkpoint(epoch, seq) {
-                tracing::error!(error = %e, "cannot save the checkpoint");
+            if (epoch, seq) == self.saved {
+                return;
+            }
+            match o.set_checkpoint(epoch, seq) {
+                Ok(()) => self.saved = (epoch, seq),
+                Err(e) => tracing::error!(error = %e, "cannot save the checkpoint"),
             }
         }
     }
@@ -322,12 +356,14 @@ impl Driver {
         }
     }
 
-    async fn emit(&mut self, e: Event) {
-        // Backpressure: a slow application slows this session down.
-        let _ = self.events.send(e).await;
+    /// Never waits: an application that does not read (a send-only app)
+    /// must not stall the session. Unread entries are not acknowledged, so
+    /// the server holds back what follows them (see `queue.rs`).
+    fn emit(&self, e: Event) {
+        self.events.push(e);
     }
 
-    async fn drain_events(&mut self) {
+    fn drain_events(&mut self) {
         while let Some(ev) = self.conn.poll_event() {
             match ev {
                 ClientEvent::LoggedIn {
@@ -348,8 +384,7 @@ impl Driver {
                         head,
                         checkpoint,
                         pull_mode,
-                    })
-                    .await;
+                    });
                 }
                 ClientEvent::Resync { epoch, checkpoint } => {
                     if epoch != self.epoch {
@@ -357,10 +392,11 @@ impl Driver {
                         self.epoch = epoch;
                         self.handed = checkpoint;
                         self.release_wanted = checkpoint;
+                        self.events.new_epoch(checkpoint);
                     }
                     self.save_checkpoint()
                 }
-                ClientEvent::Disconnected => self.emit(Event::Disconnected).await,
+                ClientEvent::Disconnected => self.emit(Event::Disconnected),
                 ClientEvent::LoginRefused { code } => {
                     if let Some(r) = self.ready.take() {
                         let _ = r.send(Err(ClientError::LoginRefused(code)));
@@ -411,18 +447,12 @@ impl Driver {
                             }
                         }
                     }
-                    self.emit(Event::Entry(d)).await;
-                    if !self.manual_release {
-                        self.save_checkpoint();
-                    }
+                    self.emit(Event::Entry(d));
                 }
-                ClientEvent::PageEnd(p) => {
-                    self.emit(Event::PageEnd {
-                        last: p.last,
-                        end: p.end,
-                    })
-                    .await
-                }
+                ClientEvent::PageEnd(p) => self.emit(Event::PageEnd {
+                    last: p.last,
+                    end: p.end,
+                }),
                 ClientEvent::Summary(s) => self.summaries.push(s),
                 ClientEvent::SummaryEnd(end) => {
                     if end.next_cursor != 0 {
@@ -434,7 +464,7 @@ impl Driver {
                         }
                     }
                 }
-                ClientEvent::Notify { head } => self.emit(Event::Notify { head }).await,
+                ClientEvent::Notify { head } => self.emit(Event::Notify { head }),
                 ClientEvent::Kicked { code } => {
                     if self.conn.is_closed() {
                         for (_, p) in self.pending.drain() {
