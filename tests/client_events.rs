@@ -108,6 +108,10 @@ async fn entries_not_read_before_close_are_delivered_again() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (_, end) = bob.summary().await.unwrap();
     assert_eq!(end.total_unread, n - read, "still unread on the server");
+    // One more, read just before closing: it counts as read too.
+    let m = next_message(&mut bob, 5).await;
+    assert_eq!(m.seq, read + 1);
+    let read = read + 1;
     bob.close().await;
 
     // Same state folder: delivery resumes after the last entry read.

@@ -17,6 +17,12 @@ use super::queue::EventQueue;
 use super::transport::{Link, Recv};
 use super::{ClientError, ClientOptions, Command, Event, Sent};
 
+/// With a state folder, entries taken by `recv` are released in batches:
+/// one synced checkpoint write at most this long after the first of them...
+const RELEASE_DELAY: Duration = Duration::from_millis(5);
+/// ...or at once when this many are waiting.
+const RELEASE_BATCH: u64 = 64;
+
 type Ready = oneshot::Receiver<Result<(u64, u32), ClientError>>;
 
 struct Pending {
@@ -55,6 +61,8 @@ struct Driver {
     release_wanted: u64,
     /// The (epoch, checkpoint) last written to the state dir.
     saved: (u64, u64),
+    /// When entries taken by `recv` but not yet released are released.
+    release_due: Option<Time>,
 }
 
 /// Starts the task; the returned receiver resolves at the first login.
@@ -142,6 +150,7 @@ pub(super) async fn spawn(
         handed: checkpoint0,
         release_wanted: checkpoint0,
         saved: (epoch0, checkpoint0),
+        release_due: None,
     };
     tokio::spawn(driver.run(cmd_rx));
     Ok((cmd_tx, events, ready_rx))
@@ -155,7 +164,11 @@ impl Driver {
     async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
         let events = self.events.clone();
         while !self.stop {
-            let wake = self.conn.poll_timeout().map(|t| {
+            let wake = match (self.conn.poll_timeout(), self.release_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wake = wake.map(|t| {
                 tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
             });
             tokio::select! {
@@ -175,7 +188,7 @@ impl Driver {
             }
             let now = self.now();
             self.conn.handle_timeout(now);
-            self.release_taken(now);
+            self.release_taken(now, false);
             self.reapply_release(now);
             self.flush(now).await;
             self.drain_events();
@@ -184,6 +197,11 @@ impl Driver {
                 break;
             }
         }
+        // Whatever the application took counts, even when it just dropped
+        // the client.
+        let now = self.now();
+        self.release_taken(now, true);
+        self.flush(now).await;
         self.link.close().await;
         self.events.close();
         if let Some(w) = self.close_waiter.take() {
@@ -280,6 +298,9 @@ impl Driver {
                 let _ = w.send(r);
             }
             Command::Close(w) => {
+                // What the application took counts: the ACK goes out
+                // ahead of the LOGOUT.
+                self.release_taken(now, true);
                 self.conn.logout();
                 self.close_waiter = Some(w);
                 self.flush(now).await;
@@ -291,18 +312,29 @@ impl Driver {
     /// Automatic release: entries count as processed once `recv` returned
     /// them, not when they were queued, so entries the application never read
     /// are delivered again (after a restart with the same state dir, or to a
-    /// new session). Everything taken since the last wake-up is saved in one
-    /// synced write, before the ACK that releases it on the server.
-    fn release_taken(&mut self, now: Time) {
+    /// new session). With a state folder, entries taken are saved in
+    /// batches (one synced write per [`RELEASE_DELAY`] or [`RELEASE_BATCH`]
+    /// entries, or at once with `at_once`), always before the ACK that
+    /// releases them on the server.
+    fn release_taken(&mut self, now: Time, at_once: bool) {
         if self.manual_release {
             return;
         }
         let taken = self.events.taken();
-        if taken > self.release_wanted {
-            self.release_wanted = taken;
-            self.save_checkpoint();
-            self.conn.release(now, taken);
+        if taken <= self.release_wanted {
+            self.release_due = None;
+            return;
         }
+        if self.outbox.is_some() && !at_once {
+            let due = *self.release_due.get_or_insert(now + RELEASE_DELAY);
+            if now < due && taken - self.release_wanted < RELEASE_BATCH {
+                return;
+            }
+        }
+        self.release_due = None;
+        self.release_wanted = taken;
+        self.save_checkpoint();
+        self.conn.release(now, taken);
     }
 
     /// Applies a release the session could not take yet (its entries are
