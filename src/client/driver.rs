@@ -27,6 +27,8 @@ type Ready = oneshot::Receiver<Result<(u64, u32), ClientError>>;
 
 struct Pending {
     key: u64,
+    /// The uplink sequence stored with the operation (0: none yet).
+    seq: u64,
     op: Outgoing,
     waiter: Option<oneshot::Sender<Result<Sent, ClientError>>>,
 }
@@ -98,6 +100,7 @@ pub(super) async fn spawn(
                     OpId(op_id),
                     Pending {
                         key: row.key,
+                        seq: row.seq,
                         op: row.op,
                         waiter: None,
                     },
@@ -112,14 +115,17 @@ pub(super) async fn spawn(
     let mut conn = ClientConn::new(cfg, Time::ZERO, rand::random());
     for row in fresh {
         if let Ok(id) = conn.submit(Time::ZERO, row.op.clone()) {
+            let mut seq = 0;
             if let (Some(o), Some(s)) = (&outbox, conn.uplink()) {
                 // Queued behind resumed operations: it has its sequence now.
-                o.put(row.key, s.next_seq() - 1, &row.op)?;
+                seq = s.next_seq() - 1;
+                o.put(row.key, seq, &row.op)?;
             }
             pending.insert(
                 id,
                 Pending {
                     key: row.key,
+                    seq,
                     op: row.op,
                     waiter: None,
                 },
@@ -190,8 +196,11 @@ impl Driver {
             self.conn.handle_timeout(now);
             self.release_taken(now, false);
             self.reapply_release(now);
-            self.flush(now).await;
+            // Events first: operations numbered at a login are stored with
+            // their sequence (Sequenced) before they are sent, so a crash in
+            // between cannot make a restart send them again as new ones.
             self.drain_events();
+            self.flush(now).await;
             if self.conn.is_closed() {
                 self.flush(now).await;
                 break;
@@ -215,6 +224,10 @@ impl Driver {
     }
 
     async fn flush(&mut self, now: Time) {
+        debug_assert!(
+            self.sequences_stored(),
+            "an operation would be sent before its sequence is stored"
+        );
         while let Some(d) = self.conn.poll_transmit(now) {
             self.link.send(d).await;
         }
@@ -255,6 +268,7 @@ impl Driver {
                             id,
                             Pending {
                                 key,
+                                seq,
                                 op,
                                 waiter: Some(waiter),
                             },
@@ -380,12 +394,34 @@ impl Driver {
         }
     }
 
+    /// An operation got its sequence (at the first login) or a new one (the
+    /// server lost operations). It is stored with it before it is sent: a
+    /// restart then replays it under that sequence, and the server
+    /// recognises it if it had stored it already.
     fn sequenced(&mut self, op: OpId, seq: u64) {
-        if let (Some(o), Some(p)) = (&self.outbox, self.pending.get(&op)) {
+        let Some(p) = self.pending.get_mut(&op) else {
+            return;
+        };
+        if let Some(o) = &self.outbox {
             if let Err(e) = o.put(p.key, seq, &p.op) {
                 tracing::error!(error = %e, "cannot update the outbox");
+                return;
             }
         }
+        p.seq = seq;
+    }
+
+    /// True when every pending operation the core has numbered is stored
+    /// under that number (checked before each transmission in debug builds).
+    fn sequences_stored(&self) -> bool {
+        let Some(s) = self.conn.uplink() else {
+            return true; // nothing numbered yet
+        };
+        self.outbox.is_none()
+            || self
+                .pending
+                .iter()
+                .all(|(op, p)| s.get(p.seq).is_some_and(|(id, _)| id == op))
     }
 
     /// Never waits: an application that does not read (a send-only app)
@@ -511,5 +547,94 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tern_core::client::Outgoing;
+
+    use super::super::outbox::Outbox;
+    use crate::client::{Client, ClientOptions, EntryBody, Event};
+
+    /// An operation stored before any login (no sequence yet, e.g. by a
+    /// client that crashed before its first login) gets its sequence at the
+    /// login and is stored with it before it is sent; in debug builds
+    /// `flush` checks that (a send first would leave a window in which a
+    /// crash makes the next start send it again as a new operation).
+    #[tokio::test]
+    async fn operation_without_a_sequence_is_stored_with_it_before_it_is_sent() {
+        let data = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::default();
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.server.data_dir = data.path().to_path_buf();
+        let server = crate::server::Server::bind(cfg.clone()).await.unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let daemon = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let token = |user, device| {
+            hex::decode(crate::server::issue_token(&cfg, user, device, 3600).unwrap()).unwrap()
+        };
+
+        let state = tempfile::tempdir().unwrap();
+        let early = Outgoing::Send {
+            to: 2,
+            conv: 1,
+            msg_type: 0,
+            payload: Bytes::from_static(b"early"),
+        };
+        Outbox::open(state.path())
+            .unwrap()
+            .put(1, 0, &early)
+            .unwrap();
+
+        let mut bob = Client::connect(ClientOptions::new(addr, token(2, 1)))
+            .await
+            .unwrap();
+        let mut opts = ClientOptions::new(addr, token(1, 1));
+        opts.state_dir = Some(state.path().to_path_buf());
+        let alice = Client::connect(opts).await.unwrap();
+        let m = loop {
+            match tokio::time::timeout(Duration::from_secs(5), bob.recv()).await {
+                Ok(Some(Event::Entry(m))) => break m,
+                Ok(Some(_)) => {}
+                other => panic!("the early message never came: {other:?}"),
+            }
+        };
+        assert_eq!((m.from_user, m.from_seq), (1, 1));
+        assert!(matches!(m.body, EntryBody::Message { ref payload, .. } if payload == "early"));
+        // Whether or not its ACK came back before closing, the outbox has
+        // it under the sequence the server stored it with...
+        alice.close().await;
+        let rows = loop {
+            match Outbox::open(state.path()) {
+                Ok(o) => break o.rows().unwrap(),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert!(
+            rows.iter().all(|r| r.seq == 1),
+            "stored under sequence {:?}",
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>()
+        );
+        // ...so a restart does not send it a second time.
+        let mut opts = ClientOptions::new(addr, token(1, 1));
+        opts.state_dir = Some(state.path().to_path_buf());
+        let alice = Client::connect(opts).await.unwrap();
+        while let Ok(e) = tokio::time::timeout(Duration::from_millis(300), bob.recv()).await {
+            assert!(
+                !matches!(e, Some(Event::Entry(_))),
+                "delivered again: {e:?}"
+            );
+        }
+        alice.close().await;
+        bob.close().await;
+        let _ = stop.send(());
+        let _ = daemon.await;
     }
 }
