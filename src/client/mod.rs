@@ -60,7 +60,10 @@ pub struct ClientOptions {
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
     /// entry; otherwise an entry is released once [`Client::recv`] has
-    /// returned it (entries still queued in the library are not).
+    /// returned it (entries still queued in the library are not). While a
+    /// backlog is pulled, the next page is asked for once every entry
+    /// received so far is released (the PULL acknowledges up to there), so
+    /// an application must not wait for more entries before releasing.
     pub manual_release: bool,
     /// Pull a large backlog automatically (otherwise only counters arrive).
     pub auto_pull: bool,
