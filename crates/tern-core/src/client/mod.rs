@@ -197,6 +197,7 @@ impl ClientConn {
 
     /// Starts pulling the backlog page by page (done automatically when
     /// `auto_pull` is set and the server asks for it).
+    ///
     /// With `auto_release` off, the PULL is held until every entry handed
     /// up so far has been released (see [`ClientConn::release`]).
     pub fn start_pull(&mut self, now: Time) {
