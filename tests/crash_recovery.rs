@@ -217,10 +217,6 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
 /// daemon from the ERROR UnknownSession its next heartbeat draws, i.e.
 /// within about one heartbeat, not only at its idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tern-core bug: ClientConn sends 17-byte HEARTBEAT datagrams, below the \
-            20 bytes the server needs to answer ERROR UnknownSession without \
-            amplification, so an idle client only notices at its idle timeout; \
-            see the integration-test report"]
 async fn idle_client_notices_a_restarted_daemon_within_a_few_heartbeats() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

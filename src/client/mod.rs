@@ -27,6 +27,7 @@
 
 mod driver;
 mod outbox;
+mod queue;
 mod transport;
 
 pub use outbox::OutboxError;
@@ -36,6 +37,7 @@ pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transp
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,7 +65,11 @@ pub struct ClientOptions {
     /// Folder for the durable outbox and checkpoint; `None`: memory only.
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
-    /// entry; otherwise entries are released as soon as they are handed over.
+    /// entry; otherwise an entry is released once [`Client::recv`] has
+    /// returned it (entries still queued in the library are not). While a
+    /// backlog is pulled, the next page is asked for once every entry
+    /// received so far is released (the PULL acknowledges up to there), so
+    /// an application must not wait for more entries before releasing.
     pub manual_release: bool,
     /// Pull a large backlog automatically (otherwise only counters arrive).
     pub auto_pull: bool,
@@ -204,7 +210,7 @@ pub(crate) enum Command {
 /// A connected client. Dropping it stops the background task.
 pub struct Client {
     cmds: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
+    events: Arc<queue::EventQueue>,
     user: u64,
     device: u32,
 }
@@ -287,7 +293,9 @@ impl Client {
     }
 
     /// Resolves once a receiver device has acknowledged the message `seq`
-    /// sent from this device (a DELIVERED receipt arrived).
+    /// sent from this device (a DELIVERED receipt arrived). Receipts are
+    /// inbox entries: with more than a window (256) of entries unread, the
+    /// server holds the later ones back until the application reads.
     pub async fn wait_delivered(&self, seq: u64) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
@@ -335,7 +343,15 @@ impl Client {
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
     }
 
-    /// Next event; `None` once the client has stopped.
+    /// Next event; `None` once the client has stopped. Cancel-safe.
+    ///
+    /// Without `manual_release`, an inbox entry counts as processed (the
+    /// server is acknowledged and the checkpoint saved) once this returns it,
+    /// not before: entries still queued when the client closes or the
+    /// process dies are delivered again. An application that never calls
+    /// this (send-only) never stalls its sends; the server then holds back
+    /// entries past a window of unread ones (256), so DELIVERED receipts
+    /// past that point wait too (see [`Client::wait_delivered`]).
     pub async fn recv(&mut self) -> Option<Event> {
         self.events.recv().await
     }

@@ -70,6 +70,10 @@ pub struct ClientConn {
     /// An outstanding pull: (request id, after, sent at).
     pull: Option<(u64, u64, Time)>,
     pulling: bool,
+    /// The next PULL waits for the application to release every entry
+    /// handed up (manual release): a PULL acknowledges up to its `after`, so
+    /// sent earlier it would fetch the same page again.
+    pull_held: bool,
     next_request: u64,
     next_op: u64,
     heartbeat_nonce: u64,
@@ -140,6 +144,7 @@ impl ClientConn {
             control: VecDeque::new(),
             pull: None,
             pulling: false,
+            pull_held: false,
             next_request: 1,
             next_op,
             heartbeat_nonce: 0,
@@ -234,19 +239,49 @@ impl ClientConn {
 
     /// Starts pulling the backlog page by page (done automatically when
     /// `auto_pull` is set and the server asks for it).
+    ///
+    /// With `auto_release` off, the PULL is held until every entry handed
+    /// up so far has been released (see [`ClientConn::release`]).
     pub fn start_pull(&mut self, now: Time) {
         self.pulling = true;
-        self.send_pull(now);
+        self.pull_next(now);
     }
 
     /// Marks entries up to `seq` as durably processed by the application
-    /// (only needed with `auto_release` off).
+    /// (only needed with `auto_release` off). Once everything handed up is
+    /// released, a PULL held for it goes out.
     pub fn release(&mut self, now: Time, seq: u64) {
         let seq = seq.min(self.downlink.delivered());
         if seq > self.released {
             self.released = seq;
             self.acks.on_ack_eliciting(now, false);
         }
+        if self.pull_held && self.released >= self.downlink.delivered() {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
+    }
+
+    /// Sends a HEARTBEAT at once, e.g. after the local address changed, so
+    /// that the server follows the new address before it has something to
+    /// push. While logging in, the LOGIN is resent at once instead.
+    pub fn ping(&mut self, now: Time) {
+        match self.state {
+            State::Active => self.queue_heartbeat(),
+            State::LoggingIn { interval, .. } => {
+                self.state = State::LoggingIn {
+                    next: now,
+                    interval,
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    fn queue_heartbeat(&mut self) {
+        self.heartbeat_nonce += 1;
+        self.control
+            .push_back(Frame::Heartbeat(self.heartbeat_nonce));
     }
 
     /// Ends the session.
@@ -260,6 +295,18 @@ impl ClientConn {
         let id = self.next_request;
         self.next_request += 1;
         id
+    }
+
+    /// Pulls the next page, or holds the PULL while entries handed up are
+    /// not released yet: its `after` acknowledges only released entries, and
+    /// the server answers from there.
+    fn pull_next(&mut self, now: Time) {
+        if self.released < self.downlink.delivered() {
+            self.pull_held = true;
+        } else {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
     }
 
     fn send_pull(&mut self, now: Time) {
@@ -287,6 +334,7 @@ impl ClientConn {
         self.channel = None;
         self.control.clear();
         self.pull = None;
+        self.pull_held = false;
         self.events.push_back(ClientEvent::Disconnected);
     }
 
@@ -394,7 +442,11 @@ impl ClientConn {
             Frame::SummaryEnd(s) => self.events.push_back(ClientEvent::SummaryEnd(s)),
             Frame::Notify(head) => {
                 self.events.push_back(ClientEvent::Notify { head });
-                if self.cfg.auto_pull && self.pull.is_none() && head > self.downlink.delivered() {
+                if self.cfg.auto_pull
+                    && self.pull.is_none()
+                    && !self.pull_held
+                    && head > self.downlink.delivered()
+                {
                     self.start_pull(now);
                 }
             }
@@ -561,9 +613,11 @@ impl ClientConn {
         if p.end && complete {
             self.pulling = false;
         } else if self.pulling {
-            // Next page; it acknowledges this one. A hole (lost datagram)
-            // makes it start from the contiguous point instead.
-            self.send_pull(now);
+            // Next page; it acknowledges this one, so with manual release it
+            // waits until the application has released this one. A hole
+            // (lost datagram) makes it start from the contiguous point
+            // instead.
+            self.pull_next(now);
         }
     }
 
@@ -630,9 +684,7 @@ impl ClientConn {
                     }
                 }
                 if now.saturating_since(self.last_sent) >= self.heartbeat {
-                    self.heartbeat_nonce += 1;
-                    self.control
-                        .push_back(Frame::Heartbeat(self.heartbeat_nonce));
+                    self.queue_heartbeat();
                 }
             }
         }
