@@ -293,7 +293,9 @@ fn kinds(token: Vec<u8>, stolen_cookie: Bytes) -> Vec<Kind> {
             Box::new(move |r, i| {
                 build(
                     header(r.gen_range(1..=u64::MAX), 1 + i as u64),
-                    &[Frame::Heartbeat(r.gen())],
+                    &[Frame::Heartbeat(
+                        r.gen_range(0..=tern_core::wire::varint::MAX),
+                    )],
                     pad,
                 )
             }),
@@ -347,7 +349,15 @@ fn kinds(token: Vec<u8>, stolen_cookie: Bytes) -> Vec<Kind> {
     // Frames before login.
     add(
         "HEARTBEAT, session 0".into(),
-        Box::new(|r, i| build(header(0, 1 + i as u64), &[Frame::Heartbeat(r.gen())], 0)),
+        Box::new(|r, i| {
+            build(
+                header(0, 1 + i as u64),
+                &[Frame::Heartbeat(
+                    r.gen_range(0..=tern_core::wire::varint::MAX),
+                )],
+                0,
+            )
+        }),
     );
     add(
         "SEND 64 B, session 0".into(),

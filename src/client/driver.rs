@@ -584,6 +584,7 @@ mod tests {
         cfg.server.data_dir = data.path().to_path_buf();
         let server = crate::server::Server::bind(cfg.clone()).await.unwrap();
         let addr = server.local_addr();
+        let seal_key = server.seal_key();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let daemon = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -604,10 +605,11 @@ mod tests {
             .put(1, 0, &early)
             .unwrap();
 
-        let mut bob = Client::connect(ClientOptions::new(addr, token(2, 1)))
-            .await
-            .unwrap();
+        let mut bob_opts = ClientOptions::new(addr, token(2, 1));
+        bob_opts.seal_key = seal_key;
+        let mut bob = Client::connect(bob_opts).await.unwrap();
         let mut opts = ClientOptions::new(addr, token(1, 1));
+        opts.seal_key = seal_key;
         opts.state_dir = Some(state.path().to_path_buf());
         let alice = Client::connect(opts).await.unwrap();
         let m = loop {
@@ -635,6 +637,7 @@ mod tests {
         );
         // ...so a restart does not send it a second time.
         let mut opts = ClientOptions::new(addr, token(1, 1));
+        opts.seal_key = seal_key;
         opts.state_dir = Some(state.path().to_path_buf());
         let alice = Client::connect(opts).await.unwrap();
         while let Ok(e) = tokio::time::timeout(Duration::from_millis(300), bob.recv()).await {

@@ -2,9 +2,13 @@
 //! [`ClientConn`](tern_core::client::ClientConn).
 //!
 //! ```no_run
-//! # async fn demo(token: Vec<u8>) -> Result<(), tern::client::ClientError> {
+//! # async fn demo(token: Vec<u8>, seal_key: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! use tern::client::{Client, ClientOptions, Event};
-//! let mut client = Client::connect(ClientOptions::new("127.0.0.1:7400".parse().unwrap(), token)).await?;
+//! let mut opts = ClientOptions::new("127.0.0.1:7400".parse()?, token);
+//! // The key `ternd seal-key` prints: the session is encrypted and the
+//! // server authenticated (servers require it by default).
+//! opts.seal_key = Some(seal_key.parse()?);
+//! let mut client = Client::connect(opts).await?;
 //! let sent = client.send(42, 7, 0, "hello".into()).await?;
 //! println!("stored as #{} (receiver online: {})", sent.seq, sent.receiver_online);
 //! while let Some(Event::Entry(e)) = client.recv().await {
