@@ -24,6 +24,57 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// The QUIC transport (off unless `listen` is set).
     pub quic: QuicSection,
+    /// Sealed (encrypted, authenticated) raw UDP.
+    pub seal: SealSection,
+}
+
+/// `[seal]`: encryption of raw-UDP sessions (see `proto-spec/sealed.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SealSection {
+    /// `required` (the default): raw-UDP clients must seal their session
+    /// with the server key; `optional`: clients that know the key seal,
+    /// others log in in the clear; `off`: clear only, no key. QUIC is
+    /// always encrypted by TLS and is not affected.
+    pub policy: SealPolicyName,
+    /// File with the server's static X25519 secret (hex). Empty:
+    /// `<data_dir>/seal.key`, created on first start. Its public key is
+    /// printed at start and by `ternd seal-key`; clients pin it.
+    pub key_file: PathBuf,
+}
+
+/// Spelling of [`tern_core::broker::SealPolicy`] in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SealPolicyName {
+    /// Clear only.
+    Off,
+    /// Sealed or clear, at the client's choice.
+    Optional,
+    /// Sealed only (raw UDP).
+    #[default]
+    Required,
+}
+
+impl std::str::FromStr for SealPolicyName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(SealPolicyName::Off),
+            "optional" => Ok(SealPolicyName::Optional),
+            "required" => Ok(SealPolicyName::Required),
+            _ => Err(format!("{s:?} is not off, optional or required")),
+        }
+    }
+}
+
+impl Default for SealSection {
+    fn default() -> Self {
+        SealSection {
+            policy: SealPolicyName::Required,
+            key_file: PathBuf::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -117,6 +168,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             metrics: MetricsSection::default(),
             quic: QuicSection::default(),
+            seal: SealSection::default(),
         }
     }
 }
@@ -304,6 +356,12 @@ impl Config {
             parse
         );
         over!("TERN_LIMITS_SESSION_RATE", self.limits.session_rate, parse);
+        over!("TERN_SEAL_POLICY", self.seal.policy, parse);
+        over!(
+            "TERN_SEAL_KEY_FILE",
+            self.seal.key_file,
+            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
+        );
         over!(
             "TERN_AUTH_SECRET_FILE",
             self.auth.secret_file,
@@ -440,6 +498,15 @@ impl Config {
             self.server.data_dir.join("token.secret")
         } else {
             self.auth.secret_file.clone()
+        }
+    }
+
+    /// Where the seal key lives.
+    pub fn seal_key_path(&self) -> PathBuf {
+        if self.seal.key_file.as_os_str().is_empty() {
+            self.server.data_dir.join("seal.key")
+        } else {
+            self.seal.key_file.clone()
         }
     }
 }

@@ -83,9 +83,6 @@ async fn rebound_client_keeps_its_session_and_keeps_receiving() {
 /// notices a network change sends HEARTBEAT at once"), so pushes follow it
 /// without waiting for the 15 s heartbeat or for application traffic.
 #[tokio::test]
-#[ignore = "tern-core bug: ClientConn has no way to send a HEARTBEAT at once, so after \
-            Client::rebind the server keeps pushing to the old address until the \
-            15 s heartbeat; see the integration-test report"]
 async fn rebound_client_receives_pushes_without_sending_anything() {
     let d = Daemon::start().await;
     let alice = d.client(ALICE, 1).await;

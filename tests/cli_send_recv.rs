@@ -13,6 +13,8 @@ const TERN: &str = env!("CARGO_BIN_EXE_tern");
 struct Daemon {
     child: Child,
     addr: String,
+    /// The seal key it printed; the CLI gets it through `TERN_SEAL_KEY`.
+    seal_key: String,
 }
 
 impl Drop for Daemon {
@@ -37,15 +39,26 @@ fn start_daemon(dir: &Path) -> Daemon {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            if let Some(k) = line.strip_prefix("seal key ") {
+                let _ = tx.send(k.trim().to_string());
+            }
             if let Some(a) = line.strip_prefix("listening on udp://") {
                 let _ = tx.send(a.trim().to_string());
             }
         }
     });
+    // The key line comes first.
+    let seal_key = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ternd prints its seal key");
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("ternd prints its address");
-    Daemon { child, addr }
+    Daemon {
+        child,
+        addr,
+        seal_key,
+    }
 }
 
 fn token(dir: &Path, user: u64, device: u32) -> String {
@@ -60,9 +73,10 @@ fn token(dir: &Path, user: u64, device: u32) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn tern(args: &[&str]) -> Output {
+fn tern(d: &Daemon, args: &[&str]) -> Output {
     Command::new(TERN)
         .args(args)
+        .env("TERN_SEAL_KEY", &d.seal_key)
         .env("RUST_LOG", "warn")
         .output()
         .expect("tern runs")
@@ -88,34 +102,40 @@ fn send_then_recv_offline_and_online() {
     let bob = token(dir.path(), 2, 1);
 
     // Bob is offline: the ACK is the pseudo-ACK of the offline store.
-    let o = tern(&[
-        "send",
-        "--server",
-        &server,
-        "--token",
-        &alice,
-        "--to",
-        "2",
-        "--conv",
-        "7",
-        "hello bob",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "send",
+            "--server",
+            &server,
+            "--token",
+            &alice,
+            "--to",
+            "2",
+            "--conv",
+            "7",
+            "hello bob",
+        ],
+    );
     assert!(o.status.success(), "tern send: {o:?}");
     assert_eq!(stdout(&o).trim(), "stored seq=1");
 
     // Plain host:port works as well as udp://.
-    let o = tern(&[
-        "recv",
-        "--server",
-        &daemon.addr,
-        "--token",
-        &bob,
-        "--count",
-        "1",
-        "--json",
-        "--timeout",
-        "20s",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "recv",
+            "--server",
+            &daemon.addr,
+            "--token",
+            &bob,
+            "--count",
+            "1",
+            "--json",
+            "--timeout",
+            "20s",
+        ],
+    );
     assert!(o.status.success(), "tern recv: {o:?}");
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -130,21 +150,25 @@ fn send_then_recv_offline_and_online() {
     assert_eq!(m["msg_type"], 0);
 
     // Released after printing: a second run does not repeat it.
-    let o = tern(&[
-        "recv",
-        "--server",
-        &server,
-        "--token",
-        &bob,
-        "--json",
-        "--timeout",
-        "1s",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "recv",
+            "--server",
+            &server,
+            "--token",
+            &bob,
+            "--json",
+            "--timeout",
+            "1s",
+        ],
+    );
     assert!(o.status.success(), "tern recv: {o:?}");
     assert!(json_lines(&o).is_empty(), "repeated: {}", stdout(&o));
 
     // Bob online: the sender waits for the DELIVERED receipt.
     let mut recv = Command::new(TERN)
+        .env("TERN_SEAL_KEY", &daemon.seal_key)
         .args([
             "recv",
             "--server",
@@ -174,20 +198,23 @@ fn send_then_recv_offline_and_online() {
         .recv_timeout(Duration::from_secs(20))
         .expect("tern recv reports its login");
     assert!(connected.starts_with("connected"), "{connected}");
-    let o = tern(&[
-        "send",
-        "--server",
-        &server,
-        "--token",
-        &alice,
-        "--to",
-        "2",
-        "--conv",
-        "7",
-        "--wait-delivered",
-        "20s",
-        "second",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "send",
+            "--server",
+            &server,
+            "--token",
+            &alice,
+            "--to",
+            "2",
+            "--conv",
+            "7",
+            "--wait-delivered",
+            "20s",
+            "second",
+        ],
+    );
     assert!(o.status.success(), "tern send: {o:?}");
     assert_eq!(stdout(&o).trim(), "delivered seq=2");
     let out = recv.wait_with_output().unwrap();
@@ -199,19 +226,22 @@ fn send_then_recv_offline_and_online() {
 
     // Alice's inbox now holds Bob's DELIVERED receipts for her messages
     // (one per release: message 1, then message 2).
-    let o = tern(&[
-        "recv",
-        "--server",
-        &server,
-        "--token",
-        &alice,
-        "--all",
-        "--count",
-        "2",
-        "--json",
-        "--timeout",
-        "20s",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "recv",
+            "--server",
+            &server,
+            "--token",
+            &alice,
+            "--all",
+            "--count",
+            "2",
+            "--json",
+            "--timeout",
+            "20s",
+        ],
+    );
     assert!(o.status.success(), "tern recv: {o:?}");
     let receipts = json_lines(&o);
     assert_eq!(receipts.len(), 2, "{receipts:?}");
@@ -230,25 +260,31 @@ fn clear_errors() {
     let daemon = start_daemon(dir.path());
     let server = format!("udp://{}", daemon.addr);
 
-    let o = tern(&[
-        "send",
-        "--server",
-        "quic://127.0.0.1:7401",
-        "--token",
-        "00",
-        "--to",
-        "2",
-        "x",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "send",
+            "--server",
+            "quic://127.0.0.1:7401",
+            "--token",
+            "00",
+            "--to",
+            "2",
+            "x",
+        ],
+    );
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("not supported yet"),
         "{o:?}"
     );
 
-    let o = tern(&[
-        "send", "--server", &server, "--token", "xyz", "--to", "2", "x",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "send", "--server", &server, "--token", "xyz", "--to", "2", "x",
+        ],
+    );
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("bad token"),
@@ -258,9 +294,12 @@ fn clear_errors() {
     // Well-formed but signed with another secret.
     let other = tempfile::tempdir().unwrap();
     let forged = token(other.path(), 1, 1);
-    let o = tern(&[
-        "send", "--server", &server, "--token", &forged, "--to", "2", "x",
-    ]);
+    let o = tern(
+        &daemon,
+        &[
+            "send", "--server", &server, "--token", &forged, "--to", "2", "x",
+        ],
+    );
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("login refused"),

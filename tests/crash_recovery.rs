@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,8 +35,9 @@ struct Seen {
     disconnects: usize,
 }
 
-async fn connect(addr: SocketAddr, token: Vec<u8>) -> Client {
-    let mut o = ClientOptions::new(addr, token);
+async fn connect(daemon: &RealDaemon, token: Vec<u8>) -> Client {
+    let mut o = ClientOptions::new(daemon.addr, token);
+    o.seal_key = daemon.seal_key;
     o.connect_timeout = Duration::from_secs(10);
     Client::connect(o).await.expect("client connects")
 }
@@ -78,7 +78,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
 
     // The receiver records everything it is handed.
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut receiver = connect(addr, tokens[&RECEIVER].clone()).await;
+    let mut receiver = connect(&daemon, tokens[&RECEIVER].clone()).await;
     let rx_task = {
         let seen = seen.clone();
         tokio::spawn(async move {
@@ -97,7 +97,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for s in SENDERS {
-        let c = connect(addr, tokens[&s].clone()).await;
+        let c = connect(&daemon, tokens[&s].clone()).await;
         senders.push(tokio::spawn(stream(c, s, stop.clone())));
     }
 
@@ -217,10 +217,6 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
 /// daemon from the ERROR UnknownSession its next heartbeat draws, i.e.
 /// within about one heartbeat, not only at its idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tern-core bug: ClientConn sends 17-byte HEARTBEAT datagrams, below the \
-            20 bytes the server needs to answer ERROR UnknownSession without \
-            amplification, so an idle client only notices at its idle timeout; \
-            see the integration-test report"]
 async fn idle_client_notices_a_restarted_daemon_within_a_few_heartbeats() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -233,7 +229,7 @@ async fn idle_client_notices_a_restarted_daemon_within_a_few_heartbeats() {
     let daemon =
         RealDaemon::spawn(&data, "127.0.0.1:0".parse().unwrap(), env, &log).expect("ternd starts");
     let addr = daemon.addr;
-    let mut c = connect(addr, token).await;
+    let mut c = connect(&daemon, token).await;
     assert!(matches!(
         support::next_event(&mut c, 5).await,
         Event::Connected { .. }

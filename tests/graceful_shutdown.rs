@@ -178,7 +178,12 @@ async fn sigterm_drains_the_real_daemon_and_clients_reconnect() {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let daemon = RealDaemon::spawn(&data, any, &[], &log).expect("ternd starts");
     let addr = daemon.addr;
-    let connect = |token: &Vec<u8>| Client::connect(ClientOptions::new(addr, token.clone()));
+    let seal_key = daemon.seal_key;
+    let connect = |token: &Vec<u8>| {
+        let mut o = ClientOptions::new(addr, token.clone());
+        o.seal_key = seal_key;
+        Client::connect(o)
+    };
 
     // Bob is registered and offline: everything alice sends is stored only.
     connect(&bob_token).await.unwrap().close().await;

@@ -274,9 +274,6 @@ async fn unacknowledged_entries_survive_and_are_delivered_again() {
 /// A client that releases entries itself (`manual_release`) and pulls a
 /// large backlog must not loop on the first page.
 #[tokio::test]
-#[ignore = "tern-core bug: ClientConn::on_page_end re-pulls from `released` \
-            (auto_release off), so the server resends page 1 forever; see the \
-            integration-test report"]
 async fn manual_release_pull_progresses_page_by_page() {
     let d = Daemon::start_with(|c| c.limits.page_entries = 25).await;
     register(&d, BOB, 1).await;

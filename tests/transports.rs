@@ -322,9 +322,11 @@ async fn quic_client_survives_a_sigkilled_ternd() {
     let mut o = ClientOptions::with_server(format!("quic://{quic}").parse().unwrap(), token(1));
     o.quic.trust = Some(ServerTrust::fingerprint(&fingerprint).unwrap());
     let alice = Client::connect(o).await.expect("alice connects over QUIC");
-    let mut bob = Client::connect(ClientOptions::new(udp, token(2)))
+    let mut bob_opts = ClientOptions::new(udp, token(2));
+    bob_opts.seal_key = first.seal_key;
+    let mut bob = Client::connect(bob_opts)
         .await
-        .expect("bob connects over UDP");
+        .expect("bob connects over sealed UDP");
     alice.send(2, 1, 0, payload(0, 10)).await.unwrap();
     assert_eq!(index_of(&payload_of(&next_message(&mut bob, 5).await)), 0);
 

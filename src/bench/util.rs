@@ -235,6 +235,9 @@ impl InProcServer {
         let mut cfg = Config::default();
         cfg.server.listen = "127.0.0.1:0".parse().expect("literal");
         cfg.server.data_dir = dir.to_path_buf();
+        // These benches measure clear raw UDP (and QUIC) unless the tweak
+        // asks for sealing: clients may seal, but need not.
+        cfg.seal.policy = crate::config::SealPolicyName::Optional;
         tweak(&mut cfg);
         cfg.validate()
             .map_err(|e| BenchError::Failed(format!("config: {e}")))?;

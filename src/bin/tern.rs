@@ -34,6 +34,21 @@ struct Conn {
     /// Folder for durable client state (checkpoint, unsent messages).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// The server's seal key (`tern-x25519:…`, printed by `ternd seal-key`
+    /// and at `ternd serve` start): the session is encrypted and the server
+    /// authenticated. Servers require it unless `[seal] policy` says otherwise.
+    #[arg(long, env = "TERN_SEAL_KEY")]
+    seal_key: Option<String>,
+}
+
+impl Conn {
+    fn seal_key(&self) -> anyhow::Result<Option<tern::client::SealKey>> {
+        self.seal_key
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--seal-key")
+    }
 }
 
 #[derive(Subcommand)]
@@ -346,6 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = cli::SendOpts {
                 server: cli::parse_server(&conn.server)?,
                 token: cli::parse_token(&conn.token)?,
+                seal_key: conn.seal_key()?,
                 to,
                 conv,
                 msg_type,
@@ -369,6 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = cli::RecvOpts {
                 server: cli::parse_server(&conn.server)?,
                 token: cli::parse_token(&conn.token)?,
+                seal_key: conn.seal_key()?,
                 count,
                 all,
                 json,
@@ -391,6 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = cli::PullOpts {
                 server: cli::parse_server(&conn.server)?,
                 token: cli::parse_token(&conn.token)?,
+                seal_key: conn.seal_key()?,
                 all,
                 print,
                 json,

@@ -55,6 +55,16 @@ enum Command {
         #[arg(long, default_value = "30d")]
         ttl: humantime::Duration,
     },
+    /// Print the public key clients pin to seal raw-UDP sessions (the key
+    /// file is created on first use).
+    SealKey {
+        /// TOML config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Data folder holding the key; overrides the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the default configuration as TOML.
     GenerateConfig,
 }
@@ -112,6 +122,14 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::SealKey { config, data_dir } => {
+            let cfg = load(config, data_dir)?;
+            match tern::server::load_seal_key(&cfg)? {
+                Some(k) => println!("{}", k.public()),
+                None => anyhow::bail!("[seal] policy is off: there is no seal key"),
+            }
+            Ok(())
+        }
         Command::Serve {
             config,
             listen,
@@ -137,6 +155,11 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(async move {
                 let server = tern::server::Server::bind(cfg).await?;
                 // Printed on stdout too, so scripts and tests can read the port.
+                if let Some(k) = server.seal_key() {
+                    // Clients pin this to seal their raw-UDP sessions. Printed
+                    // before the address line, which scripts wait for.
+                    println!("seal key {k}");
+                }
                 println!("listening on udp://{}", server.local_addr());
                 if let (Some(addr), Some(fp)) = (server.quic_addr(), server.quic_fingerprint()) {
                     // Clients pin this (or trust the certificate file).

@@ -66,6 +66,9 @@ pub fn error_code_name(code: u64) -> String {
         Some(ErrorCode::NotAllowed) => "not allowed",
         Some(ErrorCode::NoSuchMessage) => "no such message",
         Some(ErrorCode::SeqOutOfWindow) => "sequence out of window",
+        Some(ErrorCode::SealRequired) => {
+            "the server requires sealed sessions: pass --seal-key (see `ternd seal-key`)"
+        }
         Some(other) => return format!("{other:?} (error code {code})"),
         None => return format!("error code {code}"),
     };
@@ -271,6 +274,8 @@ pub struct SendOpts {
     pub server: SocketAddr,
     /// Login token.
     pub token: Vec<u8>,
+    /// The server's seal key (raw UDP is sealed when set).
+    pub seal_key: Option<tern_core::seal::PublicKey>,
     /// Receiving user.
     pub to: u64,
     /// Conversation.
@@ -322,6 +327,7 @@ impl std::fmt::Display for SendOutcome {
 pub async fn send(o: SendOpts) -> Result<SendOutcome, CliError> {
     let deadline = Instant::now() + o.timeout;
     let mut opts = ClientOptions::new(o.server, o.token.clone());
+    opts.seal_key = o.seal_key;
     opts.manual_release = true;
     opts.auto_pull = false;
     opts.connect_timeout = o.timeout;
@@ -377,6 +383,8 @@ pub struct RecvOpts {
     pub server: SocketAddr,
     /// Login token.
     pub token: Vec<u8>,
+    /// The server's seal key (raw UDP is sealed when set).
+    pub seal_key: Option<tern_core::seal::PublicKey>,
     /// Stop after this many messages (receipts and recalls count only with `all`).
     pub count: Option<u64>,
     /// Count every entry, not only messages.
@@ -408,6 +416,7 @@ pub async fn recv(
     status: &mut dyn Write,
 ) -> Result<RecvOutcome, CliError> {
     let mut opts = ClientOptions::new(o.server, o.token.clone());
+    opts.seal_key = o.seal_key;
     opts.manual_release = true;
     opts.auto_pull = true;
     opts.connect_timeout = o.connect_timeout;
@@ -497,6 +506,8 @@ pub struct PullOpts {
     pub server: SocketAddr,
     /// Login token.
     pub token: Vec<u8>,
+    /// The server's seal key (raw UDP is sealed when set).
+    pub seal_key: Option<tern_core::seal::PublicKey>,
     /// Pull (and consume) the whole backlog after the summary.
     pub all: bool,
     /// Print the pulled entries too.
@@ -632,6 +643,7 @@ pub async fn pull(
     status: &mut dyn Write,
 ) -> Result<PullOutcome, CliError> {
     let mut opts = ClientOptions::new(o.server, o.token.clone());
+    opts.seal_key = o.seal_key;
     opts.auto_pull = false;
     // Without --all nothing is consumed: entries pushed at login stay unreleased.
     opts.manual_release = !o.all;

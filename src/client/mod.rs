@@ -2,9 +2,13 @@
 //! [`ClientConn`](tern_core::client::ClientConn).
 //!
 //! ```no_run
-//! # async fn demo(token: Vec<u8>) -> Result<(), tern::client::ClientError> {
+//! # async fn demo(token: Vec<u8>, seal_key: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! use tern::client::{Client, ClientOptions, Event};
-//! let mut client = Client::connect(ClientOptions::new("127.0.0.1:7400".parse().unwrap(), token)).await?;
+//! let mut opts = ClientOptions::new("127.0.0.1:7400".parse()?, token);
+//! // The key `ternd seal-key` prints: the session is encrypted and the
+//! // server authenticated (servers require it by default).
+//! opts.seal_key = Some(seal_key.parse()?);
+//! let mut client = Client::connect(opts).await?;
 //! let sent = client.send(42, 7, 0, "hello".into()).await?;
 //! println!("stored as #{} (receiver online: {})", sent.seq, sent.receiver_online);
 //! while let Some(Event::Entry(e)) = client.recv().await {
@@ -27,14 +31,17 @@
 
 mod driver;
 mod outbox;
+mod queue;
 mod transport;
 
 pub use outbox::OutboxError;
+pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,12 +59,21 @@ pub struct ClientOptions {
     pub transport: Transport,
     /// QUIC only: how the server certificate is verified.
     pub quic: QuicOptions,
+    /// Raw UDP: the server's seal key (`ternd seal-key` prints it). When
+    /// set, the session is sealed: a Noise handshake authenticates the
+    /// server and every packet is encrypted. Servers require it by default
+    /// (`[seal] policy = "required"`). Ignored over QUIC, which has TLS.
+    pub seal_key: Option<SealKey>,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
     /// Folder for the durable outbox and checkpoint; `None`: memory only.
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
-    /// entry; otherwise entries are released as soon as they are handed over.
+    /// entry; otherwise an entry is released once [`Client::recv`] has
+    /// returned it (entries still queued in the library are not). While a
+    /// backlog is pulled, the next page is asked for once every entry
+    /// received so far is released (the PULL acknowledges up to there), so
+    /// an application must not wait for more entries before releasing.
     pub manual_release: bool,
     /// Pull a large backlog automatically (otherwise only counters arrive).
     pub auto_pull: bool,
@@ -73,6 +89,7 @@ impl ClientOptions {
             server,
             transport: Transport::Udp,
             quic: QuicOptions::default(),
+            seal_key: None,
             token,
             state_dir: None,
             manual_release: false,
@@ -197,7 +214,7 @@ pub(crate) enum Command {
 /// A connected client. Dropping it stops the background task.
 pub struct Client {
     cmds: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
+    events: Arc<queue::EventQueue>,
     user: u64,
     device: u32,
 }
@@ -280,7 +297,9 @@ impl Client {
     }
 
     /// Resolves once a receiver device has acknowledged the message `seq`
-    /// sent from this device (a DELIVERED receipt arrived).
+    /// sent from this device (a DELIVERED receipt arrived). Receipts are
+    /// inbox entries: with more than a window (256) of entries unread, the
+    /// server holds the later ones back until the application reads.
     pub async fn wait_delivered(&self, seq: u64) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
@@ -328,7 +347,15 @@ impl Client {
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
     }
 
-    /// Next event; `None` once the client has stopped.
+    /// Next event; `None` once the client has stopped. Cancel-safe.
+    ///
+    /// Without `manual_release`, an inbox entry counts as processed (the
+    /// server is acknowledged and the checkpoint saved) once this returns it,
+    /// not before: entries still queued when the client closes or the
+    /// process dies are delivered again. An application that never calls
+    /// this (send-only) never stalls its sends; the server then holds back
+    /// entries past a window of unread ones (256), so DELIVERED receipts
+    /// past that point wait too (see [`Client::wait_delivered`]).
     pub async fn recv(&mut self) -> Option<Event> {
         self.events.recv().await
     }

@@ -155,7 +155,14 @@ pub async fn serve(
     let mut publish_at = Instant::now();
     tokio::pin!(shutdown);
     loop {
-        let wake = broker.poll_timeout().map(|t| clock.instant(t));
+        // Wake at least once a second, so the published counters stay fresh
+        // while the daemon is idle.
+        let publish_due = tokio::time::Instant::from_std(publish_at + Duration::from_secs(1));
+        let wake = Some(
+            broker
+                .poll_timeout()
+                .map_or(publish_due, |t| clock.instant(t).min(publish_due)),
+        );
         tokio::select! {
             biased;
             _ = &mut shutdown => break,

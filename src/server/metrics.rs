@@ -98,6 +98,51 @@ impl Metrics {
         );
         counter("pulled_total", "Entries sent in pull pages.", b.pulled);
         counter(
+            "rate_limited_total",
+            "Datagrams dropped by a per-source or per-session rate limit.",
+            b.rate_limited,
+        );
+        counter(
+            "retries_sent_total",
+            "RETRY cookies sent to unproven addresses.",
+            b.retries_sent,
+        );
+        counter(
+            "bad_cookies_total",
+            "Logins with a forged or expired address cookie.",
+            b.bad_cookies,
+        );
+        counter(
+            "handshake_failed_total",
+            "Sealed handshakes that did not decrypt or were malformed.",
+            b.handshake_failed,
+        );
+        counter(
+            "handshake_replayed_total",
+            "Sealed handshakes older than the device's live session (replays).",
+            b.handshake_replayed,
+        );
+        counter(
+            "seal_required_total",
+            "Clear logins refused because raw UDP must be sealed.",
+            b.seal_required,
+        );
+        counter(
+            "sealed_rejected_total",
+            "Sealed packets failing authentication (tampered, truncated, forged).",
+            b.sealed_rejected,
+        );
+        counter(
+            "sealed_replayed_total",
+            "Authentic sealed packets received again (replays, network copies).",
+            b.sealed_replayed,
+        );
+        counter(
+            "seal_mismatch_total",
+            "Clear packets naming a sealed session, or sealed ones a clear session.",
+            b.seal_mismatch,
+        );
+        counter(
             "fsyncs_total",
             "Group commits (one fsync each).",
             s.commits.fsyncs,

@@ -18,7 +18,7 @@ pub use quic::{
     fingerprint as cert_fingerprint, parse_fingerprint, ALPN as QUIC_ALPN,
     MAX_PACKET as QUIC_MAX_PACKET,
 };
-pub use secret::{issue_token, load_keys, SecretError};
+pub use secret::{issue_token, load_keys, load_seal_key, SecretError};
 
 pub(crate) use quic::{flush_datagrams as quic_flush, transport_config as quic_transport_config};
 
@@ -26,7 +26,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tern_core::broker::{Broker, BrokerConfig};
+use tern_core::broker::{Broker, BrokerConfig, SealPolicy};
+
+use crate::config::SealPolicyName;
 use thiserror::Error;
 use tokio::net::UdpSocket;
 
@@ -77,6 +79,7 @@ pub struct Server {
     metrics: Metrics,
     metrics_listener: Option<tokio::net::TcpListener>,
     quic: Option<quic::QuicServer>,
+    seal_public: Option<tern_core::seal::PublicKey>,
 }
 
 /// The broker settings a config implies. With QUIC enabled, the largest
@@ -101,6 +104,11 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         } else {
             tern_core::wire::limits::MAX_DATAGRAM
         },
+        seal_policy: match cfg.seal.policy {
+            SealPolicyName::Off => SealPolicy::Off,
+            SealPolicyName::Optional => SealPolicy::Optional,
+            SealPolicyName::Required => SealPolicy::Required,
+        },
         ..BrokerConfig::default()
     }
 }
@@ -113,6 +121,7 @@ impl Server {
             source: e,
         })?;
         let keys = load_keys(&cfg)?;
+        let seal_key = load_seal_key(&cfg)?;
         let store = Arc::new(RocksStore::open(
             cfg.server.data_dir.join("db"),
             RocksOptions::default(),
@@ -138,13 +147,19 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let broker = Broker::new(
-            broker_config(&cfg),
+        let seal_public = seal_key.as_ref().map(|k| k.public());
+        let mut broker = Broker::new(
+            BrokerConfig {
+                seal_key,
+                ..broker_config(&cfg)
+            },
             store,
             keys,
             wall_origin_ms,
             rand::random(),
         );
+        // Ephemeral handshake keys come from the OS, never from a seed.
+        broker.set_entropy(rand::random());
         Ok(Server {
             socket: Arc::new(socket),
             broker,
@@ -152,7 +167,14 @@ impl Server {
             metrics: Metrics::default(),
             metrics_listener,
             quic,
+            seal_public,
         })
+    }
+
+    /// The public key clients pin to seal raw-UDP sessions (`None` when the
+    /// seal policy is `off`).
+    pub fn seal_key(&self) -> Option<tern_core::seal::PublicKey> {
+        self.seal_public
     }
 
     /// The UDP address clients connect to.

@@ -45,7 +45,7 @@ pub const MAX_PACKET: usize = 1150;
 const INBOUND_QUEUE: usize = 4096;
 
 /// First three segments of the synthetic peer keys: `fd54:6572:6e00::/48`.
-const SYNTHETIC_PREFIX: [u16; 3] = [0xfd54, 0x6572, 0x6e00];
+const SYNTHETIC_PREFIX: [u16; 3] = tern_core::broker::QUIC_PEER_PREFIX;
 
 /// The synthetic broker key of QUIC connection number `n`.
 pub fn synthetic_addr(n: u64) -> SocketAddr {
@@ -65,10 +65,7 @@ pub fn synthetic_addr(n: u64) -> SocketAddr {
 /// Whether `addr` is in the synthetic prefix. Raw UDP datagrams from such a
 /// source are dropped, so that no UDP sender can pose as a QUIC peer.
 pub fn is_synthetic(addr: &SocketAddr) -> bool {
-    match addr {
-        SocketAddr::V6(a) => a.ip().segments()[..3] == SYNTHETIC_PREFIX,
-        SocketAddr::V4(_) => false,
-    }
+    tern_core::broker::is_quic_peer(addr)
 }
 
 /// SHA-256 of a DER certificate, lowercase hex: what clients pin.

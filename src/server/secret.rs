@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tern_core::auth::{Claims, TokenKeys};
+use tern_core::seal::StaticKey;
 use thiserror::Error;
 
 use crate::config::Config;
@@ -20,8 +21,9 @@ pub enum SecretError {
         /// The error.
         source: std::io::Error,
     },
-    /// The file does not hold a hex secret of at least 16 bytes.
-    #[error("token secret {path} is not hex of at least 16 bytes")]
+    /// The file does not hold a hex secret of the right size (at least 16
+    /// bytes for the token secret, exactly 32 for the seal key).
+    #[error("secret file {path} is not hex of the right length (token secret: at least 16 bytes, seal key: 32)")]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -59,6 +61,23 @@ fn create_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
     f.write_all(hex::encode(secret).as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     Ok(secret.to_vec())
+}
+
+/// The server's static seal key: the key file (created with 32 random bytes
+/// if missing), or `None` when the seal policy is `off`.
+pub fn load_seal_key(cfg: &Config) -> Result<Option<StaticKey>, SecretError> {
+    if cfg.seal.policy == crate::config::SealPolicyName::Off {
+        return Ok(None);
+    }
+    let path = cfg.seal_key_path();
+    let secret = match read_secret(&path)? {
+        Some(s) => s,
+        None => create_secret(&path)?,
+    };
+    let secret: [u8; 32] = secret
+        .try_into()
+        .map_err(|_| SecretError::Invalid { path: path.clone() })?;
+    Ok(Some(StaticKey::from_secret(secret)))
 }
 
 /// The keys in effect: the secret file (created if missing) plus the

@@ -21,6 +21,8 @@ pub struct Daemon {
     /// The daemon's counters (refreshed about once a second while serving,
     /// and once more after a graceful stop).
     pub metrics: tern::server::Metrics,
+    /// The key clients seal with (`None` with `[seal] policy = "off"`).
+    pub seal_key: Option<tern::client::SealKey>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -71,6 +73,7 @@ impl Daemon {
 
     fn serve(dir: tempfile::TempDir, cfg: Config, server: tern::server::Server) -> Daemon {
         let addr = server.local_addr();
+        let seal_key = server.seal_key();
         let metrics = server.metrics();
         let (stop, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -83,6 +86,7 @@ impl Daemon {
         });
         Daemon {
             addr,
+            seal_key,
             cfg,
             dir,
             metrics,
@@ -95,8 +99,12 @@ impl Daemon {
         hex::decode(tern::server::issue_token(&self.cfg, user, device, 3600).unwrap()).unwrap()
     }
 
+    /// Options of a client that seals its session (the default policy
+    /// requires it).
     pub fn options(&self, user: u64, device: u32) -> ClientOptions {
-        ClientOptions::new(self.addr, self.token(user, device))
+        let mut o = ClientOptions::new(self.addr, self.token(user, device));
+        o.seal_key = self.seal_key;
+        o
     }
 
     pub async fn client(&self, user: u64, device: u32) -> Client {
@@ -127,6 +135,15 @@ impl Daemon {
         }
         (self.dir, self.cfg, self.metrics.snapshot())
     }
+}
+
+/// The seal key of the daemon whose data folder is `data_dir` (created if
+/// it does not exist yet, exactly as the daemon would).
+pub fn seal_key_of(data_dir: &std::path::Path) -> tern::client::SealKey {
+    tern::server::load_seal_key(&config(data_dir))
+        .expect("seal key loads")
+        .expect("sealing is on by default")
+        .public()
 }
 
 pub fn data_dir(d: &Daemon) -> PathBuf {

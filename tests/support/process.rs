@@ -34,6 +34,8 @@ pub struct RealDaemon {
     child: Option<Child>,
     /// The UDP address it listens on.
     pub addr: SocketAddr,
+    /// The key clients seal raw-UDP sessions with, as it printed it.
+    pub seal_key: Option<tern::client::SealKey>,
     /// Its data folder.
     pub data_dir: PathBuf,
 }
@@ -78,15 +80,20 @@ impl RealDaemon {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seal_key = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some(k) = line.trim().strip_prefix("seal key ") {
+                        seal_key = k.parse().ok();
+                    }
                     if let Some(a) = line.trim().strip_prefix("listening on udp://") {
                         let addr = a.parse().map_err(|e| format!("bad address {a:?}: {e}"))?;
                         return Ok(RealDaemon {
                             child: Some(child),
                             addr,
+                            seal_key,
                             data_dir: data_dir.to_path_buf(),
                         });
                     }

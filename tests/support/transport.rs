@@ -47,6 +47,8 @@ pub struct Net {
     pub quic: SocketAddr,
     /// SHA-256 of the QUIC certificate (hex).
     pub fingerprint: String,
+    /// The key raw-UDP clients seal with.
+    pub seal_key: Option<tern::client::SealKey>,
     pub cfg: Config,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -89,6 +91,7 @@ impl Net {
                     let udp = server.local_addr();
                     let quic = server.quic_addr().expect("QUIC enabled");
                     let fingerprint = server.quic_fingerprint().expect("QUIC enabled");
+                    let seal_key = server.seal_key();
                     let (stop, rx) = oneshot::channel();
                     let task = tokio::spawn(async move {
                         server
@@ -102,6 +105,7 @@ impl Net {
                         udp,
                         quic,
                         fingerprint,
+                        seal_key,
                         cfg,
                         dir,
                         stop: Some(stop),
@@ -136,6 +140,8 @@ impl Net {
         if t == Transport::Quic {
             o.quic.trust = Some(ServerTrust::fingerprint(&self.fingerprint).unwrap());
         }
+        // Raw UDP is sealed (the default policy requires it); QUIC ignores it.
+        o.seal_key = self.seal_key;
         o
     }
 
@@ -250,6 +256,7 @@ pub struct Ternd {
     pub udp: SocketAddr,
     pub quic: SocketAddr,
     pub fingerprint: String,
+    pub seal_key: Option<tern::client::SealKey>,
 }
 
 impl Ternd {
@@ -284,7 +291,7 @@ impl Ternd {
                 }
             }
         });
-        let (mut u, mut q, mut fp) = (None, None, None);
+        let (mut u, mut q, mut fp, mut key) = (None, None, None, None);
         while u.is_none() || q.is_none() || fp.is_none() {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
@@ -295,6 +302,8 @@ impl Ternd {
                 q = a.parse().ok();
             } else if let Some(f) = line.strip_prefix("quic certificate sha256 ") {
                 fp = Some(f.to_string());
+            } else if let Some(k) = line.strip_prefix("seal key ") {
+                key = k.parse().ok();
             }
         }
         Ternd {
@@ -302,6 +311,7 @@ impl Ternd {
             udp: u.unwrap(),
             quic: q.unwrap(),
             fingerprint: fp.unwrap(),
+            seal_key: key,
         }
     }
 

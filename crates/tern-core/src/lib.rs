@@ -7,6 +7,7 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod reliability;
+pub mod seal;
 pub mod sim;
 pub mod store;
 pub mod time;

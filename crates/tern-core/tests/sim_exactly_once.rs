@@ -125,3 +125,24 @@ fn thirty_percent_loss_with_partitions() {
         }
     });
 }
+
+#[test]
+fn sealed_sessions_under_loss_corruption_crashes_and_moves() {
+    check_all(
+        "sealed_sessions_under_loss_corruption_crashes_and_moves",
+        500,
+        |seed| {
+            let mut imp = lossy(0.15, 0.05, 0.05);
+            imp.corrupt = 0.02;
+            SimConfig {
+                up: imp.clone(),
+                down: imp,
+                crashes: 2,
+                offline_spells: 1,
+                address_change: 0.1,
+                ..SimConfig::new(seed)
+            }
+            .sealed()
+        },
+    );
+}

@@ -510,6 +510,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         ),
         ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
         ("nonzero_flags", bad_value("flags")),
+        ("sealed_flags", invalid(DecodeError::Sealed)),
         ("zero_packet_number", bad_value("packet_number")),
         (
             "unknown_frame_0x99",
@@ -521,7 +522,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         ),
         (
             "valid_frame_then_unknown",
-            invalid(DecodeError::UnknownFrame(0x07)),
+            invalid(DecodeError::UnknownFrame(0x09)),
         ),
         ("oversize_payload", too_long("payload", 1025, 1024)),
         ("oversize_token", too_long("token", 513, 512)),

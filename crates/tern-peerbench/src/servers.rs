@@ -35,7 +35,9 @@ impl Ternd {
             .arg(SocketAddr::new(lab.server_ip, 0).to_string())
             .arg("--data-dir")
             .arg(&data)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            // Clear raw UDP, like Mosquitto's plain TCP listener.
+            .env("TERN_SEAL_POLICY", "optional");
         let (proc, addr) = Proc::spawn_until(
             cmd,
             "ternd",

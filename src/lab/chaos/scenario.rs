@@ -175,6 +175,8 @@ struct Shared {
     counters: Counters,
     phase: watch::Receiver<Phase>,
     server: std::net::SocketAddr,
+    /// The daemon's seal key: every chaos session is sealed, as by default.
+    seal_key: Option<crate::client::SealKey>,
 }
 
 impl Shared {
@@ -233,6 +235,10 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
             .map_err(|e| format!("token: {e}"))?;
         tokens.insert((u, d), hex::decode(hex_token).expect("hex token"));
     }
+    // Created here in the daemon's folder, so the daemon seals with it.
+    let seal_key = crate::server::load_seal_key(&cfg)
+        .map_err(|e| format!("seal key: {e}"))?
+        .map(|k| k.public());
 
     // The daemon.
     let heartbeat = humantime::format_duration(params.heartbeat).to_string();
@@ -314,6 +320,7 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
         counters: Counters::default(),
         phase: phase_rx,
         server: proxy_addr,
+        seal_key,
     });
     shared.event(
         "start",
@@ -666,6 +673,7 @@ enum LifeEnd {
 impl DeviceTask {
     async fn connect(&self) -> Result<Client, String> {
         let mut opts = ClientOptions::new(self.shared.server, self.token.clone());
+        opts.seal_key = self.shared.seal_key;
         opts.state_dir = Some(self.state_dir.clone());
         opts.manual_release = true;
         opts.auto_pull = true;

@@ -1,5 +1,6 @@
 //! Broker settings. The daemon fills these from its TOML config.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::reliability::{ReceiverConfig, SenderConfig};
@@ -47,6 +48,37 @@ pub struct BrokerConfig {
     pub session_burst: f64,
     /// Source addresses tracked for rate limiting, at most.
     pub max_sources: usize,
+    /// The server's static key for sealed sessions (`None`: sealing is not
+    /// offered, and HANDSHAKE frames are refused).
+    pub seal_key: Option<crate::seal::StaticKey>,
+    /// Whether raw-UDP clients must seal their sessions.
+    pub seal_policy: SealPolicy,
+}
+
+/// Whether raw-UDP sessions must be sealed. QUIC connections are encrypted by
+/// TLS already and may always log in without sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SealPolicy {
+    /// Clear logins only (no key configured).
+    Off,
+    /// Both: clients that know the server key seal, others do not.
+    #[default]
+    Optional,
+    /// Raw-UDP clients must seal; a clear LOGIN is refused with `SEAL_REQUIRED`.
+    Required,
+}
+
+/// The prefix `fd54:6572:6e00::/48` of the synthetic addresses the daemon's
+/// QUIC driver gives its connections ("Tern" in bytes 2 to 4).
+pub const QUIC_PEER_PREFIX: [u16; 3] = [0xfd54, 0x6572, 0x6e00];
+
+/// Whether `addr` stands for a QUIC connection (TLS-protected, its address
+/// validated by QUIC itself) rather than a raw-UDP peer.
+pub fn is_quic_peer(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V6(a) => a.ip().segments()[..3] == QUIC_PEER_PREFIX,
+        SocketAddr::V4(_) => false,
+    }
 }
 
 impl Default for BrokerConfig {
@@ -71,6 +103,8 @@ impl Default for BrokerConfig {
             session_rate: 50_000.0,
             session_burst: 100_000.0,
             max_sources: 100_000,
+            seal_key: None,
+            seal_policy: SealPolicy::Optional,
         }
     }
 }

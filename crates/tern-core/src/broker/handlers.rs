@@ -28,9 +28,13 @@ impl<S: Store> Broker<S> {
         let pn = packet.header.packet_number;
         let mut login = None;
         let mut cookie = None;
+        let mut handshake = None;
         for f in packet.frames {
             match f {
-                Frame::Login(l) if login.is_none() => login = Some(l),
+                Frame::Login(l) if login.is_none() && handshake.is_none() => login = Some(l),
+                Frame::Handshake(m) if login.is_none() && handshake.is_none() => {
+                    handshake = Some(m)
+                }
                 Frame::Cookie(c) if cookie.is_none() => cookie = Some(c),
                 Frame::Padding(_) => {}
                 _ => {
@@ -39,8 +43,41 @@ impl<S: Store> Broker<S> {
                 }
             }
         }
-        let Some(login) = login else { return };
-        if self.cfg.validate_addresses {
+        if login.is_none() && handshake.is_none() {
+            return;
+        }
+        let quic = super::is_quic_peer(&from);
+        if handshake.is_some() && self.cfg.seal_key.is_none() {
+            self.stats.handshake_failed += 1;
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::NotAllowed,
+                crate::wire::ty::HANDSHAKE,
+                "sealing is not enabled on this server",
+            );
+            return;
+        }
+        if login.is_some() && !quic && self.cfg.seal_policy == super::SealPolicy::Required {
+            self.stats.seal_required += 1;
+            self.stats.login_refused += 1;
+            self.events.push_back(BrokerEvent::LoginRefused {
+                addr: from,
+                code: ErrorCode::SealRequired,
+            });
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::SealRequired,
+                crate::wire::ty::LOGIN,
+                "seal the session: HANDSHAKE with the server key",
+            );
+            return;
+        }
+        // QUIC validated the address itself: no RETRY round trip there.
+        if self.cfg.validate_addresses && !quic {
             let wall_secs = self.wall_ms(now) / 1000;
             let proven = cookie
                 .as_ref()
@@ -69,6 +106,34 @@ impl<S: Store> Broker<S> {
                 return;
             }
         }
+        // A sealed login: open message 1 (one X25519 operation, only for
+        // sources that proved their address above).
+        let mut responder = None;
+        let login = match (login, handshake) {
+            (Some(l), _) => l,
+            (None, Some(msg1)) => {
+                let Some(key) = self.cfg.seal_key.as_ref() else {
+                    return;
+                };
+                match crate::seal::Responder::accept(
+                    &mut self.entropy,
+                    key,
+                    cookie.as_deref(),
+                    &msg1,
+                ) {
+                    Ok((r, hello)) => {
+                        let login = hello.login.clone();
+                        responder = Some((r, hello));
+                        login
+                    }
+                    Err(_) => {
+                        self.stats.handshake_failed += 1;
+                        return;
+                    }
+                }
+            }
+            (None, None) => return,
+        };
         let now_secs = self.wall_ms(now) / 1000;
         let claims = match self.keys.verify(&login.token, now_secs) {
             Ok(c) => c,
@@ -91,10 +156,30 @@ impl<S: Store> Broker<S> {
         //   (LOGIN_OK lost or late): answer it again;
         // - after, a LOGIN numbered below what the session has seen is a late
         //   or duplicated copy and must not replace the session it created.
-        if let Some(sid) = self.device_session(user, device) {
-            if let Some(s) = self.sessions.get(&sid).filter(|s| s.addr == from) {
+        if let (Some(sid), Some((_, hello))) = (self.device_session(user, device), &responder) {
+            // Sealed: a handshake is identified by the client's ephemeral
+            // key, and only a newer one replaces the live session.
+            if let Some(seal) = self.sessions.get_mut(&sid).and_then(|s| s.seal.as_mut()) {
+                if seal.ephemeral == hello.ephemeral {
+                    if seal.reply.is_some() {
+                        seal.reply_due = true;
+                        self.touch(sid);
+                    }
+                    return;
+                }
+                if hello.client_time_ms <= seal.client_time_ms {
+                    self.stats.handshake_replayed += 1;
+                    return;
+                }
+            }
+        } else if let Some(sid) = self.device_session(user, device) {
+            if let Some(s) = self
+                .sessions
+                .get(&sid)
+                .filter(|s| s.addr == from && s.seal.is_none())
+            {
                 if s.highest_pn == 0 {
-                    self.queue_login_ok(now, sid);
+                    self.queue_login_ok(now, sid, None);
                     self.touch(sid);
                     return;
                 }
@@ -196,6 +281,7 @@ impl<S: Store> Broker<S> {
             scheduled: None,
             login_pn: pn,
             bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
+            seal: None,
         };
         self.sessions.insert(sid, session);
         self.stats.logins += 1;
@@ -205,7 +291,7 @@ impl<S: Store> Broker<S> {
             device,
             addr: from,
         });
-        self.queue_login_ok(now, sid);
+        self.queue_login_ok(now, sid, responder);
         self.refill(now, sid);
         self.touch(sid);
     }
@@ -219,7 +305,15 @@ impl<S: Store> Broker<S> {
         self.users.get(&user)?.devices.get(&device)?.session
     }
 
-    fn queue_login_ok(&mut self, now: Time, sid: u64) {
+    /// Queues the login answer: refusals the client may not have heard of,
+    /// then LOGIN_OK. For a sealed login they travel inside the handshake's
+    /// message 2, and the session gets its keys.
+    fn queue_login_ok(
+        &mut self,
+        now: Time,
+        sid: u64,
+        responder: Option<(crate::seal::Responder, crate::seal::Hello)>,
+    ) {
         let wall = self.wall_ms(now);
         let Some(s) = self.sessions.get(&sid) else {
             return;
@@ -246,6 +340,12 @@ impl<S: Store> Broker<S> {
         // they must not be mistaken for stored. If they do not all fit,
         // LOGIN_OK admits less, and the client resends the rest (duplicates,
         // which are answered with their refusal again).
+        let handshake_overhead = if responder.is_some() {
+            // HANDSHAKE_REPLY frame header, ephemeral key, tag, session id.
+            1 + 2 + crate::seal::handshake::OVERHEAD + 8
+        } else {
+            0
+        };
         let mut budget = self.cfg.max_datagram.saturating_sub(
             Header {
                 session_id: sid,
@@ -253,6 +353,7 @@ impl<S: Store> Broker<S> {
             }
             .len()
                 + crate::wire::TRAILER
+                + handshake_overhead
                 + Frame::LoginOk(ok.clone()).encoded_len(),
         );
         let mut refusals = Vec::new();
@@ -270,10 +371,38 @@ impl<S: Store> Broker<S> {
             budget -= f.encoded_len();
             refusals.push(f);
         }
-        if let Some(s) = self.sessions.get_mut(&sid) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some((responder, hello)) = responder else {
             s.out.extend(refusals.into_iter().map(Out::Frame));
             s.out.push_back(Out::Frame(Frame::LoginOk(ok)));
+            return;
+        };
+        let mut answer = bytes::BytesMut::new();
+        for f in refusals.iter().chain(std::iter::once(&Frame::LoginOk(ok))) {
+            f.encode(&mut answer);
         }
+        let Ok((msg2, channel)) = responder.reply(sid, &answer) else {
+            return; // cannot happen within the budget above; the client retries
+        };
+        let header = Header {
+            session_id: sid,
+            packet_number: s.next_pn,
+        };
+        s.next_pn += 1;
+        let mut pb =
+            crate::wire::PacketBuilder::new(header, crate::wire::limits::MAX_RECV_DATAGRAM);
+        if pb.push(&Frame::HandshakeReply(msg2)).is_err() {
+            return;
+        }
+        s.seal = Some(Box::new(super::session::SessionSeal {
+            channel,
+            client_time_ms: hello.client_time_ms,
+            ephemeral: hello.ephemeral,
+            reply: Some(pb.finish()),
+            reply_due: true,
+        }));
     }
 
     /// Ends a session. `notify` sends the device a KICK.

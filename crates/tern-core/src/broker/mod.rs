@@ -20,7 +20,7 @@ mod session;
 mod summary;
 mod users;
 
-pub use config::BrokerConfig;
+pub use config::{is_quic_peer, BrokerConfig, SealPolicy, QUIC_PEER_PREFIX};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -79,6 +79,20 @@ pub struct BrokerStats {
     pub retries_sent: u64,
     /// LOGINs carrying a missing, forged or expired cookie.
     pub bad_cookies: u64,
+    /// Handshakes that did not decrypt (wrong server key, tampered) or whose
+    /// payload was malformed.
+    pub handshake_failed: u64,
+    /// Handshakes older than the device's live sealed session (replayed).
+    pub handshake_replayed: u64,
+    /// Clear LOGINs refused because raw-UDP sessions must be sealed.
+    pub seal_required: u64,
+    /// Sealed packets whose tag did not verify: tampered, truncated or forged.
+    pub sealed_rejected: u64,
+    /// Authentic sealed packets received again (replays or network copies).
+    pub sealed_replayed: u64,
+    /// Clear packets naming a sealed session, or sealed ones naming a clear
+    /// session: forged, dropped.
+    pub seal_mismatch: u64,
 }
 
 /// Notable things for the driver to log.
@@ -182,6 +196,7 @@ pub struct Broker<S: Store> {
     stats: BrokerStats,
     events: VecDeque<BrokerEvent>,
     admission: admission::Admission,
+    entropy: crate::seal::Entropy,
 }
 
 impl<S: Store> Broker<S> {
@@ -196,6 +211,7 @@ impl<S: Store> Broker<S> {
         seed: u64,
     ) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
+        let entropy = crate::seal::Entropy::from_test_seed(seed);
         let admission = admission::Admission::new(
             rng.gen(),
             cfg.prelogin_rate,
@@ -219,7 +235,15 @@ impl<S: Store> Broker<S> {
             rng,
             stats: BrokerStats::default(),
             events: VecDeque::new(),
+            entropy,
         }
+    }
+
+    /// Replaces the handshake randomness with 32 bytes from the operating
+    /// system. Drivers must call this: the default is derived from `seed`,
+    /// which is reproducible (for the simulator) and so not secret.
+    pub fn set_entropy(&mut self, os_random: [u8; 32]) {
+        self.entropy = crate::seal::Entropy::from_seed(os_random);
     }
 
     /// Counters.
@@ -259,6 +283,14 @@ impl<S: Store> Broker<S> {
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: Bytes) {
         self.stats.datagrams_in += 1;
         let len = data.len();
+        if data.get(1) == Some(&crate::wire::FLAG_SEALED)
+            && data.first() == Some(&crate::wire::VERSION)
+            && len <= crate::wire::limits::MAX_RECV_DATAGRAM
+        {
+            self.handle_sealed(now, from, data);
+            self.flush_touched(now);
+            return;
+        }
         // Sessionless packets are rate limited per source before any parsing.
         let sessionless = data.get(2..10).is_some_and(|id| id.iter().all(|b| *b == 0));
         if sessionless && !self.admission.allow(now, from.ip()) {
@@ -299,6 +331,56 @@ impl<S: Store> Broker<S> {
         self.flush_touched(now);
     }
 
+    /// A sealed packet: found by session id, rate limited, then opened. Only
+    /// an authentic, fresh packet is acted on; everything else is counted.
+    fn handle_sealed(&mut self, now: Time, from: SocketAddr, data: Bytes) {
+        let sid = crate::wire::Header::peek(&data).map_or(0, |(_, sid)| sid);
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            self.stats.unknown_session += 1;
+            // Echo the session id: a sealed client only believes an
+            // UNKNOWN_SESSION naming its own (secret to off-path attackers).
+            self.reply_error(
+                from,
+                sid,
+                data.len(),
+                ErrorCode::UnknownSession,
+                0,
+                "unknown session: log in again",
+            );
+            return;
+        };
+        if !s
+            .bucket
+            .take(now, self.cfg.session_rate, self.cfg.session_burst)
+        {
+            self.stats.rate_limited += 1;
+            return;
+        }
+        let Some(seal) = s.seal.as_mut() else {
+            self.stats.seal_mismatch += 1;
+            return;
+        };
+        let packet = match seal.channel.open(&data) {
+            Ok(p) => p,
+            Err(crate::seal::OpenError::Replay(_)) => {
+                self.stats.sealed_replayed += 1;
+                return;
+            }
+            Err(crate::seal::OpenError::Frames(_)) => {
+                self.stats.malformed += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.sealed_rejected += 1;
+                return;
+            }
+        };
+        // The client has the keys: the handshake answer arrived.
+        seal.reply = None;
+        seal.reply_due = false;
+        self.process_session_packet(now, from, packet);
+    }
+
     fn handle_session_packet(&mut self, now: Time, from: SocketAddr, packet: Packet) {
         let sid = packet.header.session_id;
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -311,6 +393,19 @@ impl<S: Store> Broker<S> {
             self.stats.rate_limited += 1;
             return;
         }
+        if s.seal.is_some() {
+            // Only sealed packets speak for a sealed session.
+            self.stats.seal_mismatch += 1;
+            return;
+        }
+        self.process_session_packet(now, from, packet);
+    }
+
+    fn process_session_packet(&mut self, now: Time, from: SocketAddr, packet: Packet) {
+        let sid = packet.header.session_id;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
             if s.addr != from {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::reliability::{AckCoalescer, Receiver, Sender};
+use crate::seal::{Channel, KEY_LEN, SEAL_OVERHEAD};
 use crate::time::Time;
 use crate::wire::{Frame, Header, PacketBuilder};
 
@@ -34,6 +35,21 @@ pub(crate) enum Downlink {
     Pull,
     /// Entries are pushed through a retransmission queue.
     Push(Box<Sender<DownItem>>),
+}
+
+/// The sealed-UDP state of a session (see `crate::seal`).
+pub(crate) struct SessionSeal {
+    pub channel: Channel,
+    /// Client clock of the handshake that opened the session: only a newer
+    /// handshake may replace it (a replayed message 1 is older).
+    pub client_time_ms: u64,
+    /// The client's ephemeral key: a message 1 repeating it is a retransmission.
+    pub ephemeral: [u8; KEY_LEN],
+    /// The handshake answer, kept until the client's first sealed packet
+    /// shows it arrived, so a retransmitted message 1 gets it again.
+    pub reply: Option<Bytes>,
+    /// The answer must go out with the next flush.
+    pub reply_due: bool,
 }
 
 /// Something queued to go out on this session.
@@ -65,6 +81,8 @@ pub(crate) struct Session {
     pub login_pn: u64,
     /// Rate limit of this session's datagrams.
     pub bucket: super::admission::Bucket,
+    /// Keys and handshake state when the session is sealed.
+    pub seal: Option<Box<SessionSeal>>,
 }
 
 impl Session {
@@ -72,6 +90,7 @@ impl Session {
     pub fn has_output(&self, now: Time) -> bool {
         !self.out.is_empty()
             || self.notify.is_some()
+            || self.seal.as_ref().is_some_and(|s| s.reply_due)
             || self.acks.should_send(now)
             || matches!(&self.down, Downlink::Push(s) if s.has_transmit())
     }
@@ -108,11 +127,22 @@ impl Session {
         max: usize,
         sink: &mut VecDeque<(SocketAddr, Bytes)>,
     ) {
-        let mut pb = PacketBuilder::new(self.header(), max);
         let addr = self.addr;
+        let max = match &mut self.seal {
+            Some(seal) => {
+                if std::mem::take(&mut seal.reply_due) {
+                    if let Some(reply) = &seal.reply {
+                        sink.push_back((addr, reply.clone()));
+                    }
+                }
+                max - SEAL_OVERHEAD
+            }
+            None => max,
+        };
+        let mut pb = PacketBuilder::new(self.header(), max);
         let mut flush = |pb: &mut PacketBuilder, this: &mut Session| {
             let full = std::mem::replace(pb, PacketBuilder::new(this.header(), max));
-            sink.push_back((addr, full.finish()));
+            sink.push_back((addr, protect(&this.seal, full.finish())));
         };
         if !ack_frames.is_empty() {
             self.acks.on_ack_sent();
@@ -158,16 +188,24 @@ impl Session {
                         ),
                     );
                     self.next_pn += 1;
-                    sink.push_back((addr, full.finish()));
+                    sink.push_back((addr, protect(&self.seal, full.finish())));
                     let _ = pb.push_encoded(&item.frame);
                 }
             }
         }
         if !pb.is_empty() {
-            sink.push_back((addr, pb.finish()));
+            sink.push_back((addr, protect(&self.seal, pb.finish())));
         } else {
             // The header was numbered but never sent; give the number back.
             self.next_pn -= 1;
         }
+    }
+}
+
+/// Seals a finished packet if the session is sealed.
+fn protect(seal: &Option<Box<SessionSeal>>, clear: Bytes) -> Bytes {
+    match seal {
+        Some(seal) => seal.channel.seal(&clear),
+        None => clear,
     }
 }

@@ -37,6 +37,19 @@ pub struct ClientConfig {
     pub page_entries: u64,
     /// Largest datagram sent.
     pub max_datagram: usize,
+    /// The server's static key: when set, the session is sealed (Noise
+    /// handshake at login, every packet encrypted and authenticated, see
+    /// `crate::seal`), and clear packets from the network are ignored except
+    /// the few a server must send before it has keys.
+    pub server_key: Option<crate::seal::PublicKey>,
+    /// Unix time in ms at `Time::ZERO`: handshakes carry the client's clock
+    /// so that a server can refuse a recorded one replayed later. Drivers
+    /// set it from the system clock.
+    pub wall_origin_ms: u64,
+    /// 32 bytes from the operating system's CSPRNG for handshake keys.
+    /// `None` derives them from the connection's seed: reproducible, for
+    /// tests and the simulator only.
+    pub entropy: Option<[u8; 32]>,
 }
 
 impl ClientConfig {
@@ -55,6 +68,9 @@ impl ClientConfig {
             auto_release: true,
             page_entries: crate::wire::limits::PAGE_ENTRIES_DEFAULT,
             max_datagram: crate::wire::limits::MAX_DATAGRAM,
+            server_key: None,
+            wall_origin_ms: 0,
+            entropy: None,
         }
     }
 }

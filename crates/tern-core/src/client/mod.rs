@@ -18,6 +18,7 @@ mod outgoing;
 
 pub use config::ClientConfig;
 pub use events::{ClientEvent, OpId};
+
 pub use outgoing::Outgoing;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +37,9 @@ use crate::wire::{
 /// Client datagrams are padded to at least this size: the smallest ERROR
 /// reply fits in it, and a server never answers with more than it received.
 const MIN_CLIENT_PACKET: usize = 24;
+/// Sealed logins are padded to at least this size, so that the handshake
+/// answer (LOGIN_OK inside message 2) is never larger than what asked for it.
+const MIN_HANDSHAKE_PACKET: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -66,6 +70,10 @@ pub struct ClientConn {
     /// An outstanding pull: (request id, after, sent at).
     pull: Option<(u64, u64, Time)>,
     pulling: bool,
+    /// The next PULL waits for the application to release every entry
+    /// handed up (manual release): a PULL acknowledges up to its `after`, so
+    /// sent earlier it would fetch the same page again.
+    pull_held: bool,
     next_request: u64,
     next_op: u64,
     heartbeat_nonce: u64,
@@ -75,6 +83,27 @@ pub struct ClientConn {
     cookie: Option<Bytes>,
     /// When the current login attempt's LOGINs were sent: (last, count).
     login_sent: Option<(Time, u32)>,
+    /// Handshake randomness (sealed sessions).
+    entropy: crate::seal::Entropy,
+    /// The handshake of the current sealed login attempt and its message 1,
+    /// resent unchanged until answered.
+    initiator: Option<(crate::seal::Initiator, Bytes)>,
+    /// Keys of the current sealed session.
+    channel: Option<crate::seal::Channel>,
+    stats: SealStats,
+}
+
+/// What a sealed client dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealStats {
+    /// Sealed packets that failed authentication (tampered, truncated, forged).
+    pub rejected: u64,
+    /// Authentic sealed packets received again.
+    pub replayed: u64,
+    /// Clear packets a sealed session does not accept.
+    pub clear_dropped: u64,
+    /// Handshake answers that did not verify.
+    pub handshake_failed: u64,
 }
 
 impl ClientConn {
@@ -115,6 +144,7 @@ impl ClientConn {
             control: VecDeque::new(),
             pull: None,
             pulling: false,
+            pull_held: false,
             next_request: 1,
             next_op,
             heartbeat_nonce: 0,
@@ -122,8 +152,25 @@ impl ClientConn {
             seed,
             cookie: None,
             login_sent: None,
+            entropy: match cfg.entropy {
+                Some(e) => crate::seal::Entropy::from_seed(e),
+                None => crate::seal::Entropy::from_test_seed(seed),
+            },
+            initiator: None,
+            channel: None,
+            stats: SealStats::default(),
             cfg,
         }
+    }
+
+    /// Whether this connection seals its sessions.
+    pub fn is_sealed(&self) -> bool {
+        self.cfg.server_key.is_some()
+    }
+
+    /// Packets a sealed connection dropped.
+    pub fn seal_stats(&self) -> SealStats {
+        self.stats
     }
 
     /// True once logged in and until the session is lost.
@@ -192,19 +239,49 @@ impl ClientConn {
 
     /// Starts pulling the backlog page by page (done automatically when
     /// `auto_pull` is set and the server asks for it).
+    ///
+    /// With `auto_release` off, the PULL is held until every entry handed
+    /// up so far has been released (see [`ClientConn::release`]).
     pub fn start_pull(&mut self, now: Time) {
         self.pulling = true;
-        self.send_pull(now);
+        self.pull_next(now);
     }
 
     /// Marks entries up to `seq` as durably processed by the application
-    /// (only needed with `auto_release` off).
+    /// (only needed with `auto_release` off). Once everything handed up is
+    /// released, a PULL held for it goes out.
     pub fn release(&mut self, now: Time, seq: u64) {
         let seq = seq.min(self.downlink.delivered());
         if seq > self.released {
             self.released = seq;
             self.acks.on_ack_eliciting(now, false);
         }
+        if self.pull_held && self.released >= self.downlink.delivered() {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
+    }
+
+    /// Sends a HEARTBEAT at once, e.g. after the local address changed, so
+    /// that the server follows the new address before it has something to
+    /// push. While logging in, the LOGIN is resent at once instead.
+    pub fn ping(&mut self, now: Time) {
+        match self.state {
+            State::Active => self.queue_heartbeat(),
+            State::LoggingIn { interval, .. } => {
+                self.state = State::LoggingIn {
+                    next: now,
+                    interval,
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    fn queue_heartbeat(&mut self) {
+        self.heartbeat_nonce += 1;
+        self.control
+            .push_back(Frame::Heartbeat(self.heartbeat_nonce));
     }
 
     /// Ends the session.
@@ -218,6 +295,18 @@ impl ClientConn {
         let id = self.next_request;
         self.next_request += 1;
         id
+    }
+
+    /// Pulls the next page, or holds the PULL while entries handed up are
+    /// not released yet: its `after` acknowledges only released entries, and
+    /// the server answers from there.
+    fn pull_next(&mut self, now: Time) {
+        if self.released < self.downlink.delivered() {
+            self.pull_held = true;
+        } else {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
     }
 
     fn send_pull(&mut self, now: Time) {
@@ -241,15 +330,40 @@ impl ClientConn {
         };
         self.session_id = 0;
         self.login_sent = None;
+        self.initiator = None;
+        self.channel = None;
         self.control.clear();
         self.pull = None;
+        self.pull_held = false;
         self.events.push_back(ClientEvent::Disconnected);
     }
 
     /// Processes one datagram from the server.
     pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
-        let Ok(packet) = Packet::decode(data) else {
-            return; // corrupted or foreign: ignore, the peer retransmits
+        let packet = if data.get(1) == Some(&crate::wire::FLAG_SEALED) {
+            let Some(ch) = self.channel.as_mut() else {
+                return; // no keys (yet): the peer retransmits
+            };
+            match ch.open(&data) {
+                Ok(p) => p,
+                Err(crate::seal::OpenError::Replay(_)) => {
+                    self.stats.replayed += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.rejected += 1;
+                    return;
+                }
+            }
+        } else {
+            let Ok(packet) = Packet::decode(data) else {
+                return; // corrupted or foreign: ignore, the peer retransmits
+            };
+            if self.is_sealed() && !self.clear_allowed(&packet) {
+                self.stats.clear_dropped += 1;
+                return;
+            }
+            packet
         };
         let sid = packet.header.session_id;
         let accept = match self.state {
@@ -266,13 +380,55 @@ impl ClientConn {
         }
     }
 
+    /// The clear packets a sealed connection believes: what a server must
+    /// say before it has keys (RETRY, the handshake answer, login refusals)
+    /// and UNKNOWN_SESSION naming our session (its id is secret to off-path
+    /// attackers). Anything else in the clear is forged.
+    fn clear_allowed(&self, packet: &Packet) -> bool {
+        let logging_in = matches!(self.state, State::LoggingIn { .. });
+        packet.frames.iter().all(|f| match f {
+            Frame::Padding(_) => true,
+            Frame::Retry(_) | Frame::HandshakeReply(_) => logging_in,
+            Frame::Error(e) if logging_in => e.seq == 0,
+            Frame::Error(e) => {
+                e.code == ErrorCode::UnknownSession as u64
+                    && packet.header.session_id == self.session_id
+            }
+            _ => false,
+        })
+    }
+
+    fn on_handshake_reply(&mut self, now: Time, msg2: Bytes) {
+        if !matches!(self.state, State::LoggingIn { .. }) {
+            return;
+        }
+        let Some((init, _)) = self.initiator.take() else {
+            return;
+        };
+        match init.finish(&msg2) {
+            Ok((welcome, channel)) => {
+                self.channel = Some(channel);
+                for frame in welcome.frames {
+                    self.handle_frame(now, welcome.session_id, frame);
+                }
+                if !matches!(self.state, State::Active) {
+                    self.channel = None; // no LOGIN_OK inside: start over
+                }
+            }
+            Err(_) => self.stats.handshake_failed += 1,
+        }
+    }
+
     fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
         match frame {
             Frame::LoginOk(ok) => self.on_login_ok(now, sid, ok),
+            Frame::HandshakeReply(m) if self.is_sealed() => self.on_handshake_reply(now, m),
             Frame::Retry(cookie) => {
                 // Prove our address: log in again at once, echoing the cookie.
                 if let State::LoggingIn { interval, .. } = self.state {
                     self.cookie = Some(cookie);
+                    // The handshake binds the cookie: start a new one.
+                    self.initiator = None;
                     self.state = State::LoggingIn {
                         next: now,
                         interval,
@@ -286,7 +442,11 @@ impl ClientConn {
             Frame::SummaryEnd(s) => self.events.push_back(ClientEvent::SummaryEnd(s)),
             Frame::Notify(head) => {
                 self.events.push_back(ClientEvent::Notify { head });
-                if self.cfg.auto_pull && self.pull.is_none() && head > self.downlink.delivered() {
+                if self.cfg.auto_pull
+                    && self.pull.is_none()
+                    && !self.pull_held
+                    && head > self.downlink.delivered()
+                {
                     self.start_pull(now);
                 }
             }
@@ -453,9 +613,11 @@ impl ClientConn {
         if p.end && complete {
             self.pulling = false;
         } else if self.pulling {
-            // Next page; it acknowledges this one. A hole (lost datagram)
-            // makes it start from the contiguous point instead.
-            self.send_pull(now);
+            // Next page; it acknowledges this one, so with manual release it
+            // waits until the application has released this one. A hole
+            // (lost datagram) makes it start from the contiguous point
+            // instead.
+            self.pull_next(now);
         }
     }
 
@@ -466,8 +628,19 @@ impl ClientConn {
             return;
         }
         match code {
-            Some(ErrorCode::UnknownSession) if self.state == State::Active && sid == 0 => {
+            Some(ErrorCode::UnknownSession)
+                if self.state == State::Active
+                    && (sid == 0 || (self.is_sealed() && sid == self.session_id)) =>
+            {
                 self.relogin(now)
+            }
+            // A clear client told to seal cannot succeed by retrying.
+            Some(ErrorCode::SealRequired)
+                if matches!(self.state, State::LoggingIn { .. }) && !self.is_sealed() =>
+            {
+                self.state = State::Closed;
+                self.events
+                    .push_back(ClientEvent::LoginRefused { code: e.code });
             }
             Some(ErrorCode::BadToken | ErrorCode::TokenExpired)
                 if matches!(self.state, State::LoggingIn { .. }) =>
@@ -511,9 +684,7 @@ impl ClientConn {
                     }
                 }
                 if now.saturating_since(self.last_sent) >= self.heartbeat {
-                    self.heartbeat_nonce += 1;
-                    self.control
-                        .push_back(Frame::Heartbeat(self.heartbeat_nonce));
+                    self.queue_heartbeat();
                 }
             }
         }
@@ -575,12 +746,30 @@ impl ClientConn {
                 if let Some(c) = &self.cookie {
                     pb.push(&Frame::Cookie(c.clone())).ok()?;
                 }
-                let login = Frame::Login(Login {
+                let login = Login {
                     token: self.cfg.token.clone(),
                     epoch: self.epoch,
                     checkpoint: self.released,
-                });
-                pb.push(&login).ok()?;
+                };
+                if let Some(key) = self.cfg.server_key {
+                    if self.initiator.is_none() {
+                        let time = self.cfg.wall_origin_ms + now.as_micros() / 1000;
+                        let cookie = self.cookie.as_deref();
+                        let started = crate::seal::Initiator::start(
+                            &mut self.entropy,
+                            &key,
+                            cookie,
+                            time,
+                            &login,
+                        );
+                        self.initiator = started.ok();
+                    }
+                    let (_, msg1) = self.initiator.as_ref()?;
+                    pb.push(&Frame::Handshake(msg1.clone())).ok()?;
+                    pb.pad_to(MIN_HANDSHAKE_PACKET);
+                } else {
+                    pb.push(&Frame::Login(login)).ok()?;
+                }
                 self.last_sent = now;
                 let count = self.login_sent.map_or(0, |(_, n)| n);
                 self.login_sent = Some((now, count + 1));
@@ -616,7 +805,10 @@ impl ClientConn {
         if self.control.is_empty() && !has_uplink && !ack_due {
             return None;
         }
-        let max = self.cfg.max_datagram;
+        let max = match self.channel {
+            Some(_) => self.cfg.max_datagram - crate::seal::SEAL_OVERHEAD,
+            None => self.cfg.max_datagram,
+        };
         let mut pb = PacketBuilder::new(self.header(), max);
         if self.acks.is_owed() {
             let ack = self.ack_frame(now);
@@ -651,6 +843,9 @@ impl ClientConn {
         // answer UNKNOWN_SESSION without sending more than it received.
         pb.pad_to(MIN_CLIENT_PACKET);
         self.last_sent = now;
-        Some(pb.finish())
+        match &self.channel {
+            Some(ch) => Some(ch.seal(&pb.finish())),
+            None => Some(pb.finish()),
+        }
     }
 }

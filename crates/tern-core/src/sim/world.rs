@@ -72,6 +72,17 @@ impl SimConfig {
             settle: Duration::from_secs(600),
         }
     }
+
+    /// The same, with sealing required: every session is opened by a Noise
+    /// handshake and every packet is encrypted (see `crate::seal`).
+    pub fn sealed(mut self) -> Self {
+        let mut secret = [0u8; 32];
+        secret[..8].copy_from_slice(&self.seed.to_be_bytes());
+        secret[31] = 0x5e;
+        self.broker.seal_key = Some(crate::seal::StaticKey::from_secret(secret));
+        self.broker.seal_policy = crate::broker::SealPolicy::Required;
+        self
+    }
 }
 
 /// What happened, and what the checker found.
@@ -201,7 +212,10 @@ impl<'a> World<'a> {
             device,
             expires: u64::MAX,
         });
-        let conn = ClientConn::new(ClientConfig::new(token.into()), self.now, self.rng.gen());
+        let mut ccfg = ClientConfig::new(token.into());
+        ccfg.server_key = self.cfg.broker.seal_key.as_ref().map(|k| k.public());
+        ccfg.wall_origin_ms = 1_700_000_000_000;
+        let conn = ClientConn::new(ccfg, self.now, self.rng.gen());
         let addr = self.fresh_addr();
         let idx = self.clients.len();
         self.by_addr.insert(addr, idx);

@@ -37,6 +37,10 @@ pub enum DecodeError {
         /// The offending field.
         field: &'static str,
     },
+    /// The packet is sealed (flags `FLAG_SEALED`): only the session's keys
+    /// can open it (`crate::seal::Channel::open`).
+    #[error("sealed packet: it needs the session keys")]
+    Sealed,
     /// A text field is not valid UTF-8.
     #[error("{field} is not valid UTF-8")]
     InvalidUtf8 {

@@ -19,6 +19,11 @@ pub mod ty {
     pub const RETRY: u8 = 0x05;
     /// Client → server: the cookie from RETRY, ahead of LOGIN.
     pub const COOKIE: u8 = 0x06;
+    /// Client → server: Noise NK message 1 opening a sealed session (its
+    /// encrypted payload carries the LOGIN).
+    pub const HANDSHAKE: u8 = 0x07;
+    /// Server → client: Noise NK message 2 (its payload carries LOGIN_OK).
+    pub const HANDSHAKE_REPLY: u8 = 0x08;
     /// Client → server: a message to store and deliver.
     pub const SEND: u8 = 0x10;
     /// Server → client: one entry of the device's inbox timeline.
@@ -325,6 +330,11 @@ pub enum Frame {
     Retry(Bytes),
     /// Client → server: the echoed cookie.
     Cookie(Bytes),
+    /// Client → server: a sealed-session handshake message (at most
+    /// `MAX_HANDSHAKE` bytes); see `crate::seal`.
+    Handshake(Bytes),
+    /// Server → client: the handshake's answer (at most `MAX_HANDSHAKE` bytes).
+    HandshakeReply(Bytes),
     /// See [`Send`].
     Send(Send),
     /// See [`Deliver`].
@@ -425,6 +435,9 @@ pub enum ErrorCode {
     NotAllowed = 13,
     /// The recalled message does not exist or is not the caller's.
     NoSuchMessage = 14,
+    /// This server requires raw-UDP sessions to be sealed: log in with a
+    /// HANDSHAKE under the server's key instead of a clear LOGIN.
+    SealRequired = 15,
 }
 
 impl ErrorCode {
@@ -446,6 +459,7 @@ impl ErrorCode {
             12 => StorageFailure,
             13 => NotAllowed,
             14 => NoSuchMessage,
+            15 => SealRequired,
             _ => return None,
         })
     }

@@ -32,6 +32,9 @@ impl Frame {
         match self {
             Frame::Login(l) => check("token", l.token.len(), MAX_TOKEN),
             Frame::Retry(c) | Frame::Cookie(c) => check("cookie", c.len(), MAX_COOKIE),
+            Frame::Handshake(m) | Frame::HandshakeReply(m) => {
+                check("handshake", m.len(), MAX_HANDSHAKE)
+            }
             Frame::Send(s) => check("payload", s.payload.len(), MAX_PAYLOAD),
             Frame::Deliver(Deliver {
                 body: EntryBody::Message { payload, .. },
@@ -82,6 +85,7 @@ impl Frame {
             }
             Frame::Heartbeat(n) | Frame::HeartbeatAck(n) => v(*n),
             Frame::Retry(c) | Frame::Cookie(c) => bytes_len(c),
+            Frame::Handshake(m) | Frame::HandshakeReply(m) => bytes_len(m),
             Frame::Send(s) => {
                 v(s.seq) + v(s.to) + v(s.conv) + v(s.msg_type) + bytes_len(&s.payload)
             }
@@ -197,6 +201,14 @@ impl Frame {
             Frame::Cookie(c) => {
                 out.put_u8(ty::COOKIE);
                 put_bytes(out, c);
+            }
+            Frame::Handshake(m) => {
+                out.put_u8(ty::HANDSHAKE);
+                put_bytes(out, m);
+            }
+            Frame::HandshakeReply(m) => {
+                out.put_u8(ty::HANDSHAKE_REPLY);
+                put_bytes(out, m);
             }
             Frame::Send(s) => {
                 out.put_u8(ty::SEND);
@@ -374,6 +386,8 @@ impl Frame {
             ty::HEARTBEAT_ACK => Frame::HeartbeatAck(r.varint()?),
             ty::RETRY => Frame::Retry(r.bytes("cookie", MAX_COOKIE)?),
             ty::COOKIE => Frame::Cookie(r.bytes("cookie", MAX_COOKIE)?),
+            ty::HANDSHAKE => Frame::Handshake(r.bytes("handshake", MAX_HANDSHAKE)?),
+            ty::HANDSHAKE_REPLY => Frame::HandshakeReply(r.bytes("handshake", MAX_HANDSHAKE)?),
             ty::SEND => Frame::Send(Send {
                 seq: r.nonzero("seq")?,
                 to: r.varint()?,

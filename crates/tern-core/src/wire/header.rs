@@ -19,6 +19,9 @@ use super::varint;
 pub const VERSION: u8 = 1;
 /// Version value used by version-negotiation packets.
 pub const VERSION_NEGOTIATION: u8 = 0;
+/// Flags value of a sealed packet (encrypted frames, AEAD tag instead of
+/// the CRC trailer; see `proto-spec/sealed.md`). Clear packets have flags 0.
+pub const FLAG_SEALED: u8 = 0x01;
 
 /// The header at the front of every datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +54,30 @@ impl Header {
         varint::put(out, self.packet_number);
     }
 
-    /// Reads the header from the front of a datagram.
+    /// Reads the header of a clear packet from the front of a datagram.
     pub fn decode(r: &mut Reader) -> Result<Header, DecodeError> {
+        Self::decode_flags(r, 0)
+    }
+
+    /// Reads the header of a sealed packet (flags [`FLAG_SEALED`]).
+    pub fn decode_sealed(r: &mut Reader) -> Result<Header, DecodeError> {
+        Self::decode_flags(r, FLAG_SEALED)
+    }
+
+    /// The flags byte and session id of a datagram, if it is long enough to
+    /// have them (read without decoding anything else).
+    pub fn peek(datagram: &[u8]) -> Option<(u8, u64)> {
+        let flags = *datagram.get(1)?;
+        let sid = u64::from_be_bytes(datagram.get(2..10)?.try_into().ok()?);
+        Some((flags, sid))
+    }
+
+    fn decode_flags(r: &mut Reader, want: u8) -> Result<Header, DecodeError> {
         let version = r.u8()?;
         if version != VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
-        if r.u8()? != 0 {
+        if r.u8()? != want {
             return Err(DecodeError::InvalidValue { field: "flags" });
         }
         let session_id = r.u64()?;

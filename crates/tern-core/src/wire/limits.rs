@@ -14,6 +14,9 @@ pub const MAX_TOKEN: usize = 512;
 pub const MAX_ACK_RANGES: usize = 32;
 /// Largest address-validation cookie.
 pub const MAX_COOKIE: usize = 64;
+/// Largest sealed-session handshake message (an X25519 key, a LOGIN with
+/// the largest token, and a tag fit with room to spare).
+pub const MAX_HANDSHAKE: usize = 1024;
 /// Largest human-readable text in an ERROR frame.
 pub const MAX_REASON: usize = 256;
 /// Largest preview payload carried inside a conversation summary.

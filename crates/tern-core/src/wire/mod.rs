@@ -15,6 +15,6 @@ pub mod varint;
 pub use error::{DecodeError, EncodeError};
 pub use frame::*;
 pub use frame_codec::encode_to_bytes;
-pub use header::{Header, VERSION, VERSION_NEGOTIATION};
+pub use header::{Header, FLAG_SEALED, VERSION, VERSION_NEGOTIATION};
 pub use packet::{Packet, PacketBuilder, TRAILER};
 pub use reader::Reader;

@@ -41,6 +41,9 @@ impl Packet {
                 return Err(DecodeError::UnsupportedVersion(v));
             }
         }
+        if datagram.get(1) == Some(&super::header::FLAG_SEALED) {
+            return Err(DecodeError::Sealed);
+        }
         if datagram.len() < TRAILER {
             return Err(DecodeError::Incomplete {
                 needed: TRAILER - datagram.len(),
