@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts ternd with the embedded default: RocksDB in ./tern-data, UDP on
 # 127.0.0.1:7400 (override with TERN_SERVER_LISTEN / TERN_SERVER_DATA_DIR or
-# pass ternd arguments after --). Prints a token for user 1 to get started.
+# pass ternd arguments after --). Prints tokens for users 1 and 2 and the
+# seal key clients need (raw UDP is encrypted by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -10,4 +11,5 @@ data="${TERN_SERVER_DATA_DIR:-./tern-data}"
 mkdir -p "$data"
 echo "token for user 1, device 1: $(target/release/ternd token --data-dir "$data" --user 1 --device 1)" >&2
 echo "token for user 2, device 1: $(target/release/ternd token --data-dir "$data" --user 2 --device 1)" >&2
+echo "seal key (pass as --seal-key or TERN_SEAL_KEY): $(target/release/ternd seal-key --data-dir "$data")" >&2
 exec target/release/ternd serve --data-dir "$data" "$@"
