@@ -93,19 +93,6 @@ impl RawClient {
         self.sock.send_to(bytes, self.server).unwrap();
     }
 
-    /// Datagrams received within `wait`, without handing them to the client.
-    fn answers(&self, wait: Duration) -> Vec<Vec<u8>> {
-        let end = Instant::now() + wait;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 2048];
-        while Instant::now() < end {
-            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
-                out.push(buf[..n].to_vec());
-            }
-        }
-        out
-    }
-
     /// The sealed datagrams sent so far (flags byte 0x01).
     fn sealed_sent(&self) -> Vec<Bytes> {
         self.sent
