@@ -6,7 +6,7 @@
 //! daemon as an amplifier: every factor must be at most 1.
 //!
 //! Real sockets on 127.0.0.1: an in-process daemon on port 0 with the
-//! default configuration (address validation on), and a fresh client socket
+//! default configuration (address validation on, sealed raw UDP required), and a fresh client socket
 //! (a new, unvalidated address) per kind of probe. Every reply is counted,
 //! and the total is checked against the daemon's own count of datagrams it
 //! sent, so that no reply is missed.
@@ -146,6 +146,20 @@ fn crc32_ieee(data: &[u8]) -> u32 {
     !crc
 }
 
+/// A datagram shaped like a sealed packet: a header with flags 0x01, then
+/// random bytes standing for ciphertext and tag, `len` bytes in all.
+fn sealed_junk(r: &mut impl RngCore, session_id: u64, i: usize, len: usize) -> Bytes {
+    let mut v = Vec::with_capacity(len);
+    v.push(1u8);
+    v.push(1u8);
+    v.extend_from_slice(&session_id.to_be_bytes());
+    v.push((1 + i as u8) & 0x3f);
+    while v.len() < len {
+        v.push(r.gen());
+    }
+    Bytes::from(v)
+}
+
 /// Makes copy `i` of a probe.
 type MakeProbe = Box<dyn Fn(&mut rand::rngs::StdRng, usize) -> Bytes>;
 
@@ -194,12 +208,13 @@ fn kinds(token: Vec<u8>, stolen_cookie: Bytes) -> Vec<Kind> {
     }
     {
         let t = token.clone();
+        let c = stolen_cookie.clone();
         add(
             "LOGIN + real cookie of another address".into(),
             Box::new(move |_, i| {
                 build(
                     header(0, 1 + i as u64),
-                    &[Frame::Cookie(stolen_cookie.clone()), login(&t)],
+                    &[Frame::Cookie(c.clone()), login(&t)],
                     0,
                 )
             }),
@@ -218,6 +233,67 @@ fn kinds(token: Vec<u8>, stolen_cookie: Bytes) -> Vec<Kind> {
             }),
         );
     }
+    // Sealed raw UDP: HANDSHAKE (Noise NK message 1) instead of a LOGIN.
+    for (len, pad) in [(96usize, 0usize), (96, 256), (1, 0), (1000, 0)] {
+        let name = match (len, pad) {
+            (96, 0) => "HANDSHAKE, no cookie, 96-byte message, unpadded".to_string(),
+            (96, _) => format!("HANDSHAKE, no cookie, padded to {pad} B (as sent)"),
+            (1, _) => "HANDSHAKE, no cookie, 1-byte message".to_string(),
+            _ => format!("HANDSHAKE, no cookie, {len}-byte message"),
+        };
+        add(
+            name,
+            Box::new(move |r, i| {
+                build(
+                    header(0, 1 + i as u64),
+                    &[Frame::Handshake(Bytes::from(random_bytes(r, len)))],
+                    pad,
+                )
+            }),
+        );
+    }
+    add(
+        "HANDSHAKE + forged cookie".into(),
+        Box::new(|r, i| {
+            build(
+                header(0, 1 + i as u64),
+                &[
+                    Frame::Cookie(Bytes::from(random_bytes(r, 24))),
+                    Frame::Handshake(Bytes::from(random_bytes(r, 96))),
+                ],
+                256,
+            )
+        }),
+    );
+    {
+        let c = stolen_cookie.clone();
+        add(
+            "HANDSHAKE + real cookie of another address".into(),
+            Box::new(move |r, i| {
+                build(
+                    header(0, 1 + i as u64),
+                    &[
+                        Frame::Cookie(c.clone()),
+                        Frame::Handshake(Bytes::from(random_bytes(r, 96))),
+                    ],
+                    256,
+                )
+            }),
+        );
+    }
+    for len in [48usize, 200] {
+        add(
+            format!("sealed packet (flags 1), random session id, {len} B"),
+            Box::new(move |r, i| {
+                let sid = r.gen_range(1..=u64::MAX);
+                sealed_junk(r, sid, i, len)
+            }),
+        );
+    }
+    add(
+        "sealed packet (flags 1), session 0, 64 B".into(),
+        Box::new(|r, i| sealed_junk(r, 0, i, 64)),
+    );
     // Garbage.
     for size in [1usize, 4, 11, 16, 40, 100, 400, 1200, 1500, 2000] {
         add(
@@ -430,15 +506,27 @@ fn collect(socks: &[UdpSocket], idle: Duration, limit: Duration) -> Vec<(u64, u6
 /// count.
 pub fn measure(dir: &Path, copies: usize) -> Result<AmplificationReport> {
     let copies = copies.max(1);
-    let daemon = Daemon::start(dir, |_| {})?;
+    // The daemon's own default: sealed raw UDP required (the bench
+    // helpers' daemon otherwise lets clear clients in).
+    let daemon = Daemon::start(dir, |c| {
+        c.seal.policy = crate::config::SealPolicyName::Required;
+    })?;
     let server = daemon.udp;
     let tok = token(&daemon.keys, 1, 1);
 
-    // A real cookie, for the "cookie of another address" probe.
+    // A real cookie, for the "cookie of another address" probes (a
+    // HANDSHAKE: with sealing required, a clear LOGIN gets no RETRY).
     let setup = probe_socket()?;
     setup
-        .send_to(&build(header(0, 1), &[login(&tok)], 0), server)
-        .map_err(BenchError::io("sending the setup LOGIN"))?;
+        .send_to(
+            &build(
+                header(0, 1),
+                &[Frame::Handshake(Bytes::from(vec![0u8; 96]))],
+                256,
+            ),
+            server,
+        )
+        .map_err(BenchError::io("sending the setup HANDSHAKE"))?;
     let mut stolen = None;
     let mut setup_replies = 0u64;
     let mut buf = vec![0u8; 4096];
@@ -458,7 +546,8 @@ pub fn measure(dir: &Path, copies: usize) -> Result<AmplificationReport> {
             Err(_) => std::thread::sleep(Duration::from_millis(2)),
         }
     }
-    let stolen = stolen.ok_or_else(|| BenchError::Failed("no RETRY to the setup LOGIN".into()))?;
+    let stolen =
+        stolen.ok_or_else(|| BenchError::Failed("no RETRY to the setup HANDSHAKE".into()))?;
 
     let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(4);
     let kinds = kinds(tok, stolen);
@@ -514,7 +603,7 @@ pub fn measure(dir: &Path, copies: usize) -> Result<AmplificationReport> {
 pub fn run(opts: &AmplificationOpts) -> Result<AmplificationReport> {
     println!("tern bench amplification: {}", machine_line());
     println!(
-        "  in-process daemon on 127.0.0.1:0, default config (address validation on); {} copies of each probe, each from a fresh socket (an unvalidated address)",
+        "  in-process daemon on 127.0.0.1:0, default config (address validation on, seal policy required); {} copies of each probe, each from a fresh socket (an unvalidated address)",
         opts.copies.max(1)
     );
     let scratch = ScratchDir::new(opts.dir.as_deref(), "amplification", opts.keep)?;
@@ -562,7 +651,7 @@ pub fn run(opts: &AmplificationOpts) -> Result<AmplificationReport> {
         b.datagrams_in, b.datagrams_out, b.malformed, b.unknown_session, b.rate_limited, b.retries_sent, b.bad_cookies, b.logins
     );
     println!(
-        "  replies received {} of {} the daemon sent (1 to the setup LOGIN that fetched the cookie)",
+        "  replies received {} of {} the daemon sent (1 to the setup HANDSHAKE that fetched the cookie)",
         r.replies_received, r.daemon_sent
     );
     let worst = r.kinds.iter().max_by(|a, b| {

@@ -21,7 +21,7 @@ use super::daemon::Daemon;
 use super::util::{histogram, token};
 use super::{BenchError, Result};
 use crate::client::{Client, ClientOptions, EntryBody, Event, ServerTrust, Transport};
-use crate::config::Config;
+use crate::config::{Config, SealPolicyName};
 
 /// One transport configuration: how the daemon is configured and how a
 /// client reaches it. A new transport is a new `Column`.
@@ -35,7 +35,22 @@ pub struct Column {
     pub client: fn(&Daemon, Vec<u8>) -> Result<ClientOptions>,
 }
 
-fn no_tweak(_: &mut Config) {}
+fn plain_daemon(cfg: &mut Config) {
+    cfg.seal.policy = SealPolicyName::Off;
+}
+
+fn sealed_daemon(cfg: &mut Config) {
+    cfg.seal.policy = SealPolicyName::Required;
+}
+
+fn sealed_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
+    let Some(key) = d.seal_key else {
+        return Err(BenchError::Failed("the daemon has no seal key".into()));
+    };
+    let mut o = ClientOptions::new(d.udp, token);
+    o.seal_key = Some(key);
+    Ok(o)
+}
 
 fn udp_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
     Ok(ClientOptions::new(d.udp, token))
@@ -57,11 +72,20 @@ fn quic_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
     Ok(o)
 }
 
-/// Raw UDP, plaintext (the default daemon config).
+/// Raw UDP, plaintext (`[seal] policy = "off"`).
 pub const RAW_UDP: Column = Column {
     name: "raw UDP (plaintext)",
-    daemon: no_tweak,
+    daemon: plain_daemon,
     client: udp_client,
+};
+
+/// Raw UDP sealed: Noise NK handshake at login, then ChaCha20-Poly1305 per
+/// packet (`[seal] policy = "required"`, the daemon's default), clients
+/// pinning the daemon's seal key.
+pub const SEALED_UDP: Column = Column {
+    name: "UDP sealed",
+    daemon: sealed_daemon,
+    client: sealed_client,
 };
 
 /// QUIC (TLS 1.3, DATAGRAM frames), certificate pinned by fingerprint.

@@ -23,6 +23,8 @@ pub struct Daemon {
     pub quic: Option<SocketAddr>,
     /// SHA-256 fingerprint of the QUIC certificate (hex), with QUIC.
     pub fingerprint: Option<String>,
+    /// The seal key sealed raw-UDP clients pin (none with `[seal] policy = "off"`).
+    pub seal_key: Option<crate::client::SealKey>,
     /// Token keys of its data folder.
     pub keys: TokenKeys,
     /// Kernel thread id of the broker loop.
@@ -36,6 +38,7 @@ struct Ready {
     udp: SocketAddr,
     quic: Option<SocketAddr>,
     fingerprint: Option<String>,
+    seal_key: Option<crate::client::SealKey>,
     metrics: Metrics,
     tid: i32,
 }
@@ -81,6 +84,7 @@ impl Daemon {
                         udp: server.local_addr(),
                         quic: server.quic_addr(),
                         fingerprint: server.quic_fingerprint(),
+                        seal_key: server.seal_key(),
                         metrics: server.metrics(),
                         tid: gettid(),
                     }));
@@ -100,6 +104,7 @@ impl Daemon {
             udp: r.udp,
             quic: r.quic,
             fingerprint: r.fingerprint,
+            seal_key: r.seal_key,
             keys,
             loop_tid: r.tid,
             metrics: r.metrics,

@@ -29,7 +29,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use tern_core::wire::limits::MAX_DATAGRAM;
 use tern_core::wire::{Ack, Frame, Header, Login, PacketBuilder, Send};
 
-use super::clients::{fixed_rate, load_runtime, Pairs, RAW_UDP};
+use super::clients::{fixed_rate, load_runtime, Pairs, RAW_UDP, SEALED_UDP};
 use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon, POKE_DATAGRAMS};
 use super::util::{machine_line, si, thread_cpu_now, threads_cpu, ScratchDir};
 use super::{BenchError, Result};
@@ -52,6 +52,9 @@ pub struct FloodOpts {
     pub flood_threads: usize,
     /// Source addresses per flood thread (127.0.0.2 onwards).
     pub sources: usize,
+    /// Legitimate clients seal their sessions (daemon `[seal] policy =
+    /// "required"`, its default) instead of clear raw UDP (`"optional"`).
+    pub sealed: bool,
     /// Folder for the daemon's data.
     pub dir: Option<PathBuf>,
     /// Keep it.
@@ -67,6 +70,9 @@ pub enum FloodKind {
     RandomSessions,
     /// LOGINs without a cookie (random 64-byte tokens, mixed padding).
     Logins,
+    /// Sealed-UDP HANDSHAKEs without a cookie (a random 96-byte message 1,
+    /// padded to 256 bytes as clients send it).
+    Handshakes,
     /// The three above, interleaved.
     Mixed,
 }
@@ -77,6 +83,7 @@ impl FloodKind {
             FloodKind::Garbage => "garbage (random bytes, 1-1400 B)",
             FloodKind::RandomSessions => "well-formed, random session ids",
             FloodKind::Logins => "LOGINs without cookie",
+            FloodKind::Handshakes => "HANDSHAKEs without cookie",
             FloodKind::Mixed => "mixed (all three)",
         }
     }
@@ -153,6 +160,21 @@ fn login_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
     pb.finish().to_vec()
 }
 
+fn handshake_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
+    let mut msg = vec![0u8; 96];
+    r.fill_bytes(&mut msg);
+    let mut pb = PacketBuilder::new(
+        Header {
+            session_id: 0,
+            packet_number: r.gen_range(1..1 << 20),
+        },
+        MAX_DATAGRAM,
+    );
+    pb.push(&Frame::Handshake(Bytes::from(msg))).expect("fits");
+    pb.pad_to(256);
+    pb.finish().to_vec()
+}
+
 fn pool(kind: FloodKind, seed: u64) -> Vec<Vec<u8>> {
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     (0..POOL)
@@ -160,6 +182,7 @@ fn pool(kind: FloodKind, seed: u64) -> Vec<Vec<u8>> {
             FloodKind::Garbage => garbage(&mut r),
             FloodKind::RandomSessions => random_session(&mut r),
             FloodKind::Logins => login_no_cookie(&mut r),
+            FloodKind::Handshakes => handshake_no_cookie(&mut r),
             FloodKind::Mixed => match i % 3 {
                 0 => garbage(&mut r),
                 1 => random_session(&mut r),
@@ -346,8 +369,9 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 pub fn run(opts: &FloodOpts) -> Result<()> {
     println!("tern bench flood: {}", machine_line());
     println!(
-        "  legitimate: {} pairs over raw UDP from 127.0.0.1, {} msg/s in all, {} B payloads; flood: target {} datagrams/s from {} threads x {} source addresses (127.0.0.2+), phases of {:?}",
+        "  legitimate: {} pairs over raw UDP ({}) from 127.0.0.1, {} msg/s in all, {} B payloads; flood: target {} datagrams/s from {} threads x {} source addresses (127.0.0.2+), phases of {:?}",
         opts.pairs,
+        if opts.sealed { "sealed" } else { "clear" },
         opts.rate,
         opts.payload,
         si(opts.flood_rate as f64),
@@ -357,11 +381,18 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
     );
     let (base_dir, where_) = data_base(opts.dir.as_deref());
     let scratch = ScratchDir::new(base_dir.as_deref(), "flood", opts.keep)?;
-    let daemon = Daemon::start(scratch.path(), |_| {})?;
-    println!("  daemon: in-process, default config (address validation on, prelogin_rate 5000/s per source, session_rate 50000/s); {where_}");
+    let sealed = opts.sealed;
+    let daemon = Daemon::start(scratch.path(), |c| {
+        if sealed {
+            c.seal.policy = crate::config::SealPolicyName::Required;
+        }
+    })?;
+    let column = if sealed { SEALED_UDP } else { RAW_UDP };
+    println!("  daemon: in-process, default config (address validation on, prelogin_rate 5000/s per source, session_rate 50000/s), seal policy {}; {where_}",
+        if sealed { "required" } else { "optional" });
     let rt = load_runtime()?;
-    let mut pairs = Some(rt.block_on(Pairs::connect(&daemon, &RAW_UDP, 1, opts.pairs))?);
-    let plan: Vec<Option<FloodKind>> = vec![
+    let mut pairs = Some(rt.block_on(Pairs::connect(&daemon, &column, 1, opts.pairs))?);
+    let mut plan: Vec<Option<FloodKind>> = vec![
         None,
         Some(FloodKind::Garbage),
         Some(FloodKind::RandomSessions),
@@ -369,6 +400,9 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
         Some(FloodKind::Mixed),
         None,
     ];
+    if sealed {
+        plan.insert(4, Some(FloodKind::Handshakes));
+    }
     let mut phases = Vec::new();
     let mut before = daemon.settled_snapshot();
     for (i, kind) in plan.iter().enumerate() {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::clients::{
-    fixed_rate, load_runtime, throughput, Column, LoadReport, Pairs, QUIC, RAW_UDP,
+    fixed_rate, load_runtime, throughput, Column, LoadReport, Pairs, QUIC, RAW_UDP, SEALED_UDP,
 };
 use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon};
 use super::util::{histogram, machine_line, rate, si, threads_cpu, ScratchDir};
@@ -55,7 +55,7 @@ pub struct TransportsOpts {
 
 /// The columns, in print order.
 pub fn columns() -> Vec<Column> {
-    vec![RAW_UDP, QUIC]
+    vec![RAW_UDP, SEALED_UDP, QUIC]
 }
 
 #[derive(Default)]

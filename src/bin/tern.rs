@@ -293,6 +293,10 @@ enum BenchCmd {
         /// pre-login limit is per source address.
         #[arg(long, default_value_t = 32)]
         sources: usize,
+        /// Legitimate clients seal their sessions (daemon seal policy
+        /// "required") instead of logging in in the clear ("optional").
+        #[arg(long)]
+        sealed: bool,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -555,6 +559,7 @@ fn bench_cmd(b: BenchCmd) -> anyhow::Result<()> {
             payload,
             flood_threads,
             sources,
+            sealed,
             scratch,
         } => bench::flood::run(&bench::flood::FloodOpts {
             flood_rate,
@@ -564,6 +569,7 @@ fn bench_cmd(b: BenchCmd) -> anyhow::Result<()> {
             payload: payload.max(16),
             flood_threads,
             sources,
+            sealed,
             dir: scratch.dir,
             keep: scratch.keep,
         })?,
