@@ -221,7 +221,9 @@ impl QuicServer {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(transport_config(cfg.timers.idle_timeout)));
         server.migration(true);
-        let socket = std::net::UdpSocket::bind(listen)
+        // The same 8 MB buffers as raw UDP: with the kernel default (about
+        // 200 KB) the QUIC socket dropped datagrams under load.
+        let socket = super::udp::bind_with_buffers(listen)
             .map_err(|e| format!("cannot bind QUIC {listen}: {e}"))?;
         let endpoint = quinn::Endpoint::new(
             endpoint_cfg,

@@ -10,16 +10,22 @@ use tokio::net::UdpSocket;
 use super::quic::is_synthetic;
 use crate::store::RocksStore;
 
-/// Binds a non-blocking UDP socket with large kernel buffers.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Binds a UDP socket with large kernel buffers (raw UDP and QUIC alike).
+pub fn bind_with_buffers(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     // Bursts of small datagrams overflow the default buffers long before the CPU is busy.
     let _ = sock.set_recv_buffer_size(8 << 20);
     let _ = sock.set_send_buffer_size(8 << 20);
-    sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
+}
+
+/// Binds the non-blocking raw-UDP socket.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = bind_with_buffers(addr)?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
 }
 
 /// Hands one received datagram to the broker. A source inside the QUIC
