@@ -143,6 +143,11 @@ impl Metrics {
             b.seal_mismatch,
         );
         counter(
+            "replies_suppressed_total",
+            "Stateless ERROR answers not sent: the global reply budget was spent.",
+            b.replies_suppressed,
+        );
+        counter(
             "fsyncs_total",
             "Group commits (one fsync each).",
             s.commits.fsyncs,

@@ -48,6 +48,9 @@ pub struct BrokerConfig {
     pub session_burst: f64,
     /// Source addresses tracked for rate limiting, at most.
     pub max_sources: usize,
+    /// Stateless ERROR answers (to junk, unknown sessions, refused logins)
+    /// sent per second, at most, in total; the rest are dropped silently.
+    pub stateless_reply_rate: f64,
     /// The server's static key for sealed sessions (`None`: sealing is not
     /// offered, and HANDSHAKE frames are refused).
     pub seal_key: Option<crate::seal::StaticKey>,
@@ -103,6 +106,7 @@ impl Default for BrokerConfig {
             session_rate: 50_000.0,
             session_burst: 100_000.0,
             max_sources: 100_000,
+            stateless_reply_rate: 10_000.0,
             seal_key: None,
             seal_policy: SealPolicy::Optional,
         }

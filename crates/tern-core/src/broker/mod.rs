@@ -93,6 +93,9 @@ pub struct BrokerStats {
     /// Clear packets naming a sealed session, or sealed ones naming a clear
     /// session: forged, dropped.
     pub seal_mismatch: u64,
+    /// Stateless ERROR answers not sent because the global budget
+    /// (`stateless_reply_rate`) was spent: a flood is not reflected.
+    pub replies_suppressed: u64,
 }
 
 /// Notable things for the driver to log.
@@ -197,6 +200,10 @@ pub struct Broker<S: Store> {
     events: VecDeque<BrokerEvent>,
     admission: admission::Admission,
     entropy: crate::seal::Entropy,
+    /// Global budget of stateless ERROR answers.
+    replies: admission::Bucket,
+    /// Time of the datagram being handled (for the reply budget).
+    last_now: Time,
 }
 
 impl<S: Store> Broker<S> {
@@ -212,6 +219,7 @@ impl<S: Store> Broker<S> {
     ) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let entropy = crate::seal::Entropy::from_test_seed(seed);
+        let cfg_reply_rate = cfg.stateless_reply_rate;
         let admission = admission::Admission::new(
             rng.gen(),
             cfg.prelogin_rate,
@@ -236,6 +244,8 @@ impl<S: Store> Broker<S> {
             stats: BrokerStats::default(),
             events: VecDeque::new(),
             entropy,
+            replies: admission::Bucket::full(cfg_reply_rate, Time::ZERO),
+            last_now: Time::ZERO,
         }
     }
 
@@ -282,6 +292,7 @@ impl<S: Store> Broker<S> {
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: Bytes) {
         self.stats.datagrams_in += 1;
+        self.last_now = now;
         let len = data.len();
         if data.get(1) == Some(&crate::wire::FLAG_SEALED)
             && data.first() == Some(&crate::wire::VERSION)
@@ -447,6 +458,11 @@ impl<S: Store> Broker<S> {
             + 1
             + crate::wire::TRAILER;
         if received < base {
+            return;
+        }
+        let rate = self.cfg.stateless_reply_rate;
+        if !self.replies.take(self.last_now, rate, rate) {
+            self.stats.replies_suppressed += 1;
             return;
         }
         let room = (received - base)
