@@ -1,8 +1,8 @@
-//! An in-process daemon for the transport-security benchmarks
-//! (`transports`, `flood`, `amplification`): like [`super::util::InProcServer`],
-//! but it also reports what a client needs to reach the secured transports
-//! (the QUIC address and certificate fingerprint), and it can wake the
-//! broker loop so that its counters are published at a known moment.
+//! The in-process daemon every `tern bench` runs against (also known as
+//! [`super::util::InProcServer`]): the daemon on its own thread, with what a
+//! client needs to reach each transport (UDP address, QUIC address and
+//! certificate fingerprint, seal key), and a way to wake the broker loop so
+//! that its counters are published at a known moment.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;

@@ -11,7 +11,7 @@ use tern_core::auth::{Claims, TokenKeys};
 
 use super::{BenchError, Result};
 use crate::config::Config;
-use crate::server::{Metrics, Server, Snapshot};
+use crate::server::Snapshot;
 
 /// A scratch folder, removed on drop unless kept.
 pub struct ScratchDir {
@@ -177,7 +177,7 @@ impl Target {
     pub fn in_process(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Result<Target> {
         let server = InProcServer::start(dir, tweak)?;
         Ok(Target {
-            addr: server.addr,
+            addr: server.udp,
             keys: server.keys.clone(),
             user_base: 1,
             inproc: Some(server),
@@ -214,110 +214,10 @@ impl Target {
 
 /// A daemon running on its own thread (a current-thread tokio runtime, as
 /// the daemon's loop is one task anyway), so its CPU can be told apart.
-pub struct InProcServer {
-    /// UDP address.
-    pub addr: SocketAddr,
-    /// Token keys of its data folder.
-    pub keys: TokenKeys,
-    /// Kernel thread id of the broker loop.
-    pub loop_tid: i32,
-    metrics: Metrics,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<std::result::Result<(), crate::server::ServerError>>>,
-}
+pub use super::daemon::Daemon as InProcServer;
 
 /// Name of the daemon loop thread (for CPU accounting).
 pub const LOOP_THREAD: &str = "ternd-loop";
-
-impl InProcServer {
-    /// Starts a daemon on 127.0.0.1:0 with its data under `dir`.
-    pub fn start(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Result<InProcServer> {
-        let mut cfg = Config::default();
-        cfg.server.listen = "127.0.0.1:0".parse().expect("literal");
-        cfg.server.data_dir = dir.to_path_buf();
-        // These benches measure clear raw UDP (and QUIC) unless the tweak
-        // asks for sealing: clients may seal, but need not.
-        cfg.seal.policy = crate::config::SealPolicyName::Optional;
-        tweak(&mut cfg);
-        cfg.validate()
-            .map_err(|e| BenchError::Failed(format!("config: {e}")))?;
-        let keys = crate::server::load_keys(&cfg)?;
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(LOOP_THREAD.into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("runtime: {e}")));
-                        return Ok(());
-                    }
-                };
-                rt.block_on(async move {
-                    let server = match Server::bind(cfg).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return Ok(());
-                        }
-                    };
-                    let _ = ready_tx.send(Ok((server.local_addr(), server.metrics(), gettid())));
-                    server
-                        .run(async move {
-                            let _ = stop_rx.await;
-                        })
-                        .await
-                })
-            })
-            .map_err(BenchError::io("spawning the daemon thread"))?;
-        let (addr, metrics, loop_tid) = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| BenchError::Failed("the daemon did not start within 30 s".into()))?
-            .map_err(BenchError::Failed)?;
-        Ok(InProcServer {
-            addr,
-            keys,
-            loop_tid,
-            metrics,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// Latest counters (refreshed by the daemon about once a second).
-    pub fn snapshot(&self) -> Snapshot {
-        self.metrics.snapshot()
-    }
-
-    /// Stops the daemon and returns its final counters.
-    pub fn stop(mut self) -> Result<Snapshot> {
-        self.shutdown()?;
-        Ok(self.metrics.snapshot())
-    }
-
-    fn shutdown(&mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            match t.join() {
-                Ok(r) => r?,
-                Err(_) => return Err(BenchError::Failed("the daemon thread panicked".into())),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for InProcServer {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
 
 /// Groups this process's threads for CPU reports.
 pub fn thread_group(loop_tid: i32) -> impl Fn(i32, &str) -> &'static str {
