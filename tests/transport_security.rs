@@ -277,20 +277,54 @@ async fn tampered_replayed_and_truncated_sealed_packets_are_dropped_and_counted(
     })
     .await;
 
-    // Mallory's session survived all of that (nothing forged logged it out),
-    // and the store holds exactly one copy of its message.
+    // Mallory's session survived all of that (nothing forged logged it out):
+    // a new message is stored over the same session, with no new login.
+    let logins_before = d.metrics.snapshot().broker.logins;
     let mut mallory = blocking(move || {
-        let n = mallory.events.len();
-        mallory.conn.ping(mallory.now());
+        let stored = |c: &RawClient| {
+            c.events
+                .iter()
+                .filter(|e| matches!(e, ClientEvent::Stored { .. }))
+                .count()
+        };
+        let n = stored(&mallory);
+        mallory
+            .conn
+            .submit(
+                mallory.now(),
+                Outgoing::Send {
+                    to: BOB,
+                    conv: 9,
+                    msg_type: 0,
+                    payload: tagged(MALLORY, 2),
+                },
+            )
+            .unwrap();
         assert!(
-            mallory.run_until(Duration::from_secs(3), |c| c.conn.is_active()
-                && c.events.len() >= n)
+            mallory.run_until(Duration::from_secs(10), |c| stored(c) > n),
+            "second message stored"
+        );
+        assert!(
+            !mallory
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Disconnected)),
+            "the session was never lost"
         );
         mallory
     })
     .await
     .unwrap();
     assert!(mallory.conn.is_active());
+    assert_eq!(
+        untag(&payload_of(&next_message(&mut bob, 10).await)),
+        (MALLORY, 2)
+    );
+    assert_eq!(
+        d.metrics.snapshot().broker.logins,
+        logins_before,
+        "no re-login"
+    );
     // Nothing was stored or delivered twice: Bob saw Mallory's message once.
     for e in drain_quiet(&mut bob, 500).await {
         if let tern::client::Event::Entry(m) = e {
