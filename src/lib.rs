@@ -1,15 +1,18 @@
 //! Tern: a reliable-messaging daemon and its client library.
 //!
-//! - `store`: the RocksDB implementation of the core's storage contract, with group commit.
-//! - `lab`: instruments for weak-network testing (the impairment proxy).
-//! - `client`: the async client library apps embed.
-//! - `config`: the daemon's TOML configuration with environment overrides.
 //! - `server`: the daemon (`ternd`), embeddable through [`server::run`].
+//! - `client`: the async client library apps embed.
+//! - `store`: the RocksDB implementation of the core's storage contract, with group commit.
+//! - `config`: the daemon's TOML configuration with environment overrides.
+//! - `transport`: UDP socket setup and QUIC settings shared by server and client.
+//! - `cli`: what the `tern` command line does (send, recv, pull).
+//!
+//! The protocol itself is the sans-IO core, `tern-core`; the simulator is
+//! `tern-sim`, and the benchmarks and weak-network lab are `tern-lab`.
 
-pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod lab;
 pub mod server;
 pub mod store;
+pub mod transport;

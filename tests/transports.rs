@@ -230,7 +230,7 @@ async fn udp_and_quic_peers_share_one_broker() {
 async fn quic_refuses_a_certificate_that_does_not_match_the_pin() {
     let net = Net::start().await;
     let mut o = net.options(Transport::Quic, 1, 1);
-    let mut wrong = tern::server::parse_fingerprint(&net.fingerprint).unwrap();
+    let mut wrong = tern::transport::quic::parse_fingerprint(&net.fingerprint).unwrap();
     wrong[0] ^= 1;
     o.quic.trust = Some(ServerTrust::Fingerprint(wrong));
     let started = std::time::Instant::now();

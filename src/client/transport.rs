@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::UdpSocket;
 
 use super::{ClientError, ClientOptions};
-use crate::server::{parse_fingerprint, QUIC_ALPN, QUIC_MAX_PACKET};
+use crate::transport::quic::{
+    self, parse_fingerprint, ALPN as QUIC_ALPN, MAX_PACKET as QUIC_MAX_PACKET,
+};
 
 /// Which transport carries the Tern packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -245,8 +247,7 @@ impl Link {
     pub(super) async fn close(&mut self) {
         if let Link::Quic(q) = self {
             if let Some(c) = q.conn.take() {
-                crate::server::quic_flush(std::slice::from_ref(&c), Duration::from_millis(200))
-                    .await;
+                quic::flush_datagrams(std::slice::from_ref(&c), Duration::from_millis(200)).await;
                 c.close(0u32.into(), b"client closed");
             }
         }
@@ -487,7 +488,7 @@ fn client_config(trust: &ServerTrust) -> Result<quinn::ClientConfig, ClientError
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(crate::server::quic_transport_config(CLIENT_IDLE)));
+    cfg.transport_config(Arc::new(quic::transport_config(CLIENT_IDLE)));
     Ok(cfg)
 }
 

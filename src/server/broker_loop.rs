@@ -100,7 +100,7 @@ async fn flush(broker: &mut Broker<RocksStore>, io: &Io) {
                 q.peers.send(to, data);
             }
         } else {
-            udp::send(&io.udp, to, &data).await;
+            crate::transport::udp::send(&io.udp, to, &data).await;
         }
     }
     while let Some(ev) = broker.poll_event() {

@@ -14,13 +14,7 @@ mod secret;
 mod udp;
 
 pub use metrics::{Metrics, Snapshot};
-pub use quic::{
-    fingerprint as cert_fingerprint, parse_fingerprint, ALPN as QUIC_ALPN,
-    MAX_PACKET as QUIC_MAX_PACKET,
-};
 pub use secret::{issue_token, load_keys, load_seal_key, SecretError};
-
-pub(crate) use quic::{flush_datagrams as quic_flush, transport_config as quic_transport_config};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,7 +77,7 @@ pub struct Server {
 }
 
 /// The broker settings a config implies. With QUIC enabled, the largest
-/// packet the broker builds is [`QUIC_MAX_PACKET`] for every peer (the
+/// packet the broker builds is [`crate::transport::quic::MAX_PACKET`] for every peer (the
 /// broker has one limit, and a QUIC DATAGRAM frame must hold the packet).
 pub fn broker_config(cfg: &Config) -> BrokerConfig {
     BrokerConfig {
@@ -100,7 +94,7 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         session_rate: cfg.limits.session_rate,
         session_burst: cfg.limits.session_rate * 2.0,
         max_datagram: if cfg.quic.listen.is_some() {
-            tern_core::wire::limits::MAX_DATAGRAM.min(QUIC_MAX_PACKET)
+            tern_core::wire::limits::MAX_DATAGRAM.min(crate::transport::quic::MAX_PACKET)
         } else {
             tern_core::wire::limits::MAX_DATAGRAM
         },
@@ -127,9 +121,11 @@ impl Server {
             RocksOptions::default(),
         )?);
         let committer = GroupCommitter::new(store.clone()).map_err(ServerError::Thread)?;
-        let socket = udp::bind_udp(cfg.server.listen).map_err(|source| ServerError::Bind {
-            addr: cfg.server.listen,
-            source,
+        let socket = crate::transport::udp::bind_udp(cfg.server.listen).map_err(|source| {
+            ServerError::Bind {
+                addr: cfg.server.listen,
+                source,
+            }
         })?;
         let quic = match cfg.quic.listen {
             Some(addr) => Some(quic::QuicServer::bind(&cfg, addr).map_err(ServerError::Quic)?),

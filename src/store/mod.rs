@@ -9,9 +9,7 @@
 //!   fsync covers many batches.
 //! - [`keys`] documents and implements the on-disk layout: column families,
 //!   big-endian keys, versioned value encodings.
-//! - [`bench`] holds load helpers for `tern bench store`.
 
-pub mod bench;
 pub mod group_commit;
 pub mod keys;
 pub mod rocks;

@@ -8,7 +8,6 @@ pub mod broker;
 pub mod client;
 pub mod reliability;
 pub mod seal;
-pub mod sim;
 pub mod store;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,406 @@
+//! `tern-bench relay`: online relay throughput, end to end with both ACKs
+//! (the sender's stored ACK and the receiver's delivery), many sender and
+//! receiver pairs, against a naive raw-UDP relay measured in the same run.
+//!
+//! The baseline is the physical floor of the path: client → relay → sink and
+//! the sink's ACK back through the relay, one message per datagram, several
+//! in flight, three threads, no storage, no reliability, no sessions.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::flow::{run_flow, FlowSpec};
+use super::util::{
+    cpu_by_group, fmt_cpu, fmt_latency, histogram, machine_line, rate, si, thread_cpu_now,
+    thread_group, threads_cpu, ScratchDir, Target,
+};
+use super::{BenchError, Result};
+
+/// Options of `tern-bench relay`.
+#[derive(Debug, Clone)]
+pub struct RelayOpts {
+    /// Sender/receiver pairs.
+    pub pairs: usize,
+    /// Messages in flight per sender.
+    pub window: usize,
+    /// Messages in all (split over the pairs).
+    pub messages: u64,
+    /// Payload bytes.
+    pub payload: usize,
+    /// Time limit of each measured run.
+    pub max_time: Duration,
+    /// Messages in flight in the raw-UDP baseline (0: as many as tern has,
+    /// pairs × window).
+    pub baseline_window: usize,
+    /// An external daemon (address, data folder for its token secret)
+    /// instead of one in this process.
+    pub server: Option<(SocketAddr, PathBuf)>,
+    /// Folder for the in-process daemon's data (default: the temp folder).
+    pub dir: Option<PathBuf>,
+    /// Keep the data folder.
+    pub keep: bool,
+}
+
+/// What the raw relay measured.
+#[derive(Debug)]
+pub struct RawRelayReport {
+    /// Messages whose ACK came back.
+    pub completed: u64,
+    /// Retransmissions after a 200 ms silence (loss).
+    pub retransmits: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Send to ACK, microseconds.
+    pub rtt: Histogram<u64>,
+    /// CPU of the client, relay and sink threads.
+    pub cpu: [Duration; 3],
+}
+
+impl RawRelayReport {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        rate(self.completed, self.elapsed)
+    }
+}
+
+const STOP: &[u8] = b"STOP";
+
+fn bind_local() -> Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(BenchError::io("creating a baseline socket"))?;
+    // The same large buffers as the daemon's, so a deep window does not
+    // overflow them.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+    s.bind(&addr.into())
+        .map_err(BenchError::io("binding a baseline socket"))?;
+    let s = UdpSocket::from(s);
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(BenchError::io("setting a read timeout"))?;
+    Ok(s)
+}
+
+/// The naive raw-UDP relay: `messages` datagrams of `size` bytes, `window`
+/// in flight, client → relay → sink → relay → client (4 datagrams each).
+pub fn raw_relay(
+    messages: u64,
+    window: usize,
+    size: usize,
+    max_time: Duration,
+) -> Result<RawRelayReport> {
+    let sink = bind_local()?;
+    let relay = bind_local()?;
+    let client = bind_local()?;
+    let sink_addr = sink.local_addr().map_err(BenchError::io("local address"))?;
+    let relay_addr = relay
+        .local_addr()
+        .map_err(BenchError::io("local address"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let sink_t = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("base-sink".into())
+            .spawn(move || {
+                let cpu0 = thread_cpu_now();
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    match sink.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            if &buf[..n] == STOP {
+                                break;
+                            }
+                            // The ACK: the message's index and timestamp.
+                            let _ = sink.send_to(&buf[..n.min(16)], from);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                thread_cpu_now().saturating_sub(cpu0)
+            })
+            .map_err(BenchError::io("spawning the sink"))?
+    };
+    let relay_t = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("base-relay".into())
+            .spawn(move || {
+                let cpu0 = thread_cpu_now();
+                let mut buf = [0u8; 2048];
+                let mut client: Option<SocketAddr> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    match relay.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            if &buf[..n] == STOP {
+                                break;
+                            }
+                            if from == sink_addr {
+                                if let Some(c) = client {
+                                    let _ = relay.send_to(&buf[..n], c);
+                                }
+                            } else {
+                                client = Some(from);
+                                let _ = relay.send_to(&buf[..n], sink_addr);
+                            }
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                thread_cpu_now().saturating_sub(cpu0)
+            })
+            .map_err(BenchError::io("spawning the relay"))?
+    };
+    let client_t = std::thread::Builder::new()
+        .name("base-client".into())
+        .spawn(
+            move || -> Result<(u64, u64, Duration, Histogram<u64>, Duration)> {
+                let cpu0 = thread_cpu_now();
+                let start = Instant::now();
+                let deadline = start + max_time;
+                let size = size.max(16);
+                let mut acked = vec![false; messages as usize];
+                let mut sent_at = vec![0u64; messages as usize];
+                let mut rtt = histogram();
+                let mut msg = vec![0u8; size];
+                let mut next = 0u64;
+                let mut completed = 0u64;
+                let mut lowest = 0u64;
+                let mut retransmits = 0u64;
+                let mut buf = [0u8; 64];
+                let now_us = || start.elapsed().as_micros() as u64;
+                let send = |idx: u64, msg: &mut Vec<u8>, t: u64| {
+                    msg[..8].copy_from_slice(&idx.to_be_bytes());
+                    msg[8..16].copy_from_slice(&t.to_be_bytes());
+                    let _ = client.send_to(msg, relay_addr);
+                };
+                client
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .map_err(BenchError::io("setting a read timeout"))?;
+                while completed < messages && Instant::now() < deadline {
+                    while next < messages && (next - completed) < window as u64 {
+                        let t = now_us();
+                        sent_at[next as usize] = t;
+                        send(next, &mut msg, t);
+                        next += 1;
+                    }
+                    match client.recv_from(&mut buf) {
+                        Ok((n, _)) if n >= 16 => {
+                            let idx = u64::from_be_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                            if (idx as usize) < acked.len() && !acked[idx as usize] {
+                                acked[idx as usize] = true;
+                                completed += 1;
+                                rtt.saturating_record(
+                                    now_us().saturating_sub(sent_at[idx as usize]),
+                                );
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            // Silence: resend whatever is unacknowledged.
+                            while lowest < next && acked[lowest as usize] {
+                                lowest += 1;
+                            }
+                            for i in lowest..next {
+                                if !acked[i as usize] {
+                                    retransmits += 1;
+                                    let t = now_us();
+                                    sent_at[i as usize] = t;
+                                    send(i, &mut msg, t);
+                                }
+                            }
+                        }
+                    }
+                }
+                let elapsed = start.elapsed();
+                let _ = client.send_to(STOP, relay_addr);
+                let _ = client.send_to(STOP, sink_addr);
+                Ok((
+                    completed,
+                    retransmits,
+                    elapsed,
+                    rtt,
+                    thread_cpu_now().saturating_sub(cpu0),
+                ))
+            },
+        )
+        .map_err(BenchError::io("spawning the client"))?;
+    let r = client_t
+        .join()
+        .map_err(|_| BenchError::Failed("baseline client panicked".into()))?;
+    stop.store(true, Ordering::Relaxed);
+    let relay_cpu = relay_t
+        .join()
+        .map_err(|_| BenchError::Failed("baseline relay panicked".into()))?;
+    let sink_cpu = sink_t
+        .join()
+        .map_err(|_| BenchError::Failed("baseline sink panicked".into()))?;
+    let (completed, retransmits, elapsed, rtt, client_cpu) = r?;
+    Ok(RawRelayReport {
+        completed,
+        retransmits,
+        elapsed,
+        rtt,
+        cpu: [client_cpu, relay_cpu, sink_cpu],
+    })
+}
+
+fn print_raw(label: &str, r: &RawRelayReport) {
+    let w = r.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "  {label}: {} msg/s ({} messages in {:.2?}, {} retransmits); RTT {}; cpu client {:.0}%, relay {:.0}%, sink {:.0}%",
+        si(r.rate()),
+        r.completed,
+        r.elapsed,
+        r.retransmits,
+        fmt_latency(&r.rtt),
+        100.0 * r.cpu[0].as_secs_f64() / w,
+        100.0 * r.cpu[1].as_secs_f64() / w,
+        100.0 * r.cpu[2].as_secs_f64() / w,
+    );
+}
+
+/// Runs the benchmark and prints its report.
+pub fn run(opts: &RelayOpts) -> Result<()> {
+    let pairs = opts.pairs.max(1);
+    let per_sender = (opts.messages / pairs as u64).max(1);
+    let messages = per_sender * pairs as u64;
+    println!("tern-bench relay: {}", machine_line());
+    println!(
+        "  {pairs} sender/receiver pairs, {} in flight per sender, {messages} messages of {} bytes, limit {:?}",
+        opts.window, opts.payload, opts.max_time
+    );
+
+    // The baseline as in the reference figures (64 in flight), then with as
+    // many in flight as tern gets, before and after tern, so drift on the
+    // shared machine shows.
+    let matched = if opts.baseline_window == 0 {
+        pairs * opts.window
+    } else {
+        opts.baseline_window
+    };
+    let size = opts.payload + 16;
+    let base0 = raw_relay(messages, 64, size, opts.max_time)?;
+    print_raw(
+        &format!("baseline raw-UDP relay, 64 in flight ({size}-byte datagrams, 4 datagrams/msg)"),
+        &base0,
+    );
+    let base1 = raw_relay(messages, matched, size, opts.max_time)?;
+    print_raw(
+        &format!("baseline raw-UDP relay, {matched} in flight, run 1"),
+        &base1,
+    );
+
+    let scratch;
+    let target = match &opts.server {
+        Some((addr, data)) => Target::external(*addr, data)?,
+        None => {
+            scratch = ScratchDir::new(opts.dir.as_deref(), "relay", opts.keep)?;
+            Target::in_process(scratch.path(), |_| {})?
+        }
+    };
+    let b = target.user_base;
+    let spec = FlowSpec {
+        senders: (0..pairs as u64).map(|i| (b + i, 1)).collect(),
+        targets: (0..pairs as u64).map(|i| b + pairs as u64 + i).collect(),
+        receivers: (0..pairs as u64)
+            .map(|i| (b + pairs as u64 + i, 1))
+            .collect(),
+        per_sender,
+        window: opts.window,
+        payload: opts.payload,
+        convs: None,
+        max_time: opts.max_time,
+    };
+    let loop_tid = target.server().map_or(-1, |s| s.loop_tid);
+    let mut cpu_before = Default::default();
+    let report = run_flow(target.addr, &target.keys, spec, || {
+        cpu_before = threads_cpu();
+    })?;
+    let cpu_after = threads_cpu();
+    let snapshot = target.stop()?;
+
+    let base2 = raw_relay(messages, matched, size, opts.max_time)?;
+    print_raw(
+        &format!("baseline raw-UDP relay, {matched} in flight, run 2"),
+        &base2,
+    );
+    let base_rate = (base1.rate() + base2.rate()) / 2.0;
+
+    let done = report.stored.min(report.delivered);
+    let tern_rate = rate(done, report.elapsed);
+    println!(
+        "  tern: {} msg/s end to end ({} stored ACKs, {}/{} delivered, {} receipts to senders, in {:.2?}{}); stored-ACK rate alone {} msg/s",
+        si(tern_rate),
+        report.stored,
+        report.delivered,
+        report.expected_deliveries,
+        report.receipts,
+        report.elapsed,
+        if report.timed_out { ", TIME LIMIT HIT" } else { "" },
+        si(rate(report.stored, report.stored_elapsed)),
+    );
+    println!(
+        "  ratio tern / baseline with {matched} in flight (mean of runs 1 and 2, {} msg/s): {:.2}; tern / baseline with 64 in flight: {:.2}",
+        si(base_rate),
+        tern_rate / base_rate.max(1e-9),
+        tern_rate / base0.rate().max(1e-9)
+    );
+    println!(
+        "  tern latency, submit to stored ACK: {}",
+        fmt_latency(&report.stored_latency)
+    );
+    println!(
+        "  tern latency, submit to delivery:   {}",
+        fmt_latency(&report.delivery_latency)
+    );
+    let sw = report.sender_wire;
+    let rw = report.receiver_wire;
+    let per = |v: u64| v as f64 / done.max(1) as f64;
+    println!(
+        "  tern datagrams per message: senders out {:.2} in {:.2}, receivers in {:.2} out {:.2} (total {:.2}; baseline 4); bytes per message {:.0}",
+        per(sw.datagrams_out),
+        per(sw.datagrams_in),
+        per(rw.datagrams_in),
+        per(rw.datagrams_out),
+        per(sw.datagrams_out + sw.datagrams_in + rw.datagrams_in + rw.datagrams_out),
+        per(sw.bytes_out + sw.bytes_in + rw.bytes_in + rw.bytes_out),
+    );
+    if let Some(s) = snapshot {
+        let c = s.commits;
+        println!(
+            "  daemon: {} datagrams in, {} out, {} entries stored (messages + receipts), {} fsyncs ({:.1} entries/fsync), {} uplink duplicates, {} sessions lost",
+            s.broker.datagrams_in,
+            s.broker.datagrams_out,
+            s.broker.stored,
+            c.fsyncs,
+            s.broker.stored as f64 / c.fsyncs.max(1) as f64,
+            s.broker.uplink_duplicates,
+            report.disconnects,
+        );
+        let groups = cpu_by_group(&cpu_before, &cpu_after, thread_group(loop_tid));
+        let w = report.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "  cpu (% of one core over the run): {}; load generator senders {:.0}%, receivers {:.0}%",
+            fmt_cpu(&groups, report.elapsed),
+            100.0 * report.sender_cpu.as_secs_f64() / w,
+            100.0 * report.receiver_cpu.as_secs_f64() / w,
+        );
+    }
+    if report.disconnects > 0 || report.timed_out {
+        return Err(BenchError::Failed(format!(
+            "run incomplete: {} disconnects, time limit hit: {}",
+            report.disconnects, report.timed_out
+        )));
+    }
+    Ok(())
+}

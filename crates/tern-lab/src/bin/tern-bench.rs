@@ -1,0 +1,374 @@
+//! `tern-bench`: Tern's benchmarks, each against a baseline measured in the
+//! same run (see `docs/benchmarks.md` for the figures and the commands).
+//! Thin: parses arguments and calls [`tern_lab::bench`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tern_lab::bench;
+
+#[derive(Parser)]
+#[command(
+    name = "tern-bench",
+    version,
+    about = "Tern benchmarks, each against a baseline from the same run"
+)]
+struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Scratch {
+    /// Folder under which the benchmark's data goes (default: the temp
+    /// folder). It must be a real disk for fsync figures to mean anything.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the data afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Online relay throughput (stored ACK and delivery) vs a raw-UDP relay.
+    Relay {
+        /// Sender/receiver pairs.
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Messages in flight per sender.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Messages in all.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Time limit of each measured run.
+        #[arg(long, default_value = "30s")]
+        max_time: humantime::Duration,
+        /// Messages in flight in the raw-UDP baseline (0: as many as tern,
+        /// pairs × window). A run with 64 in flight is always added.
+        #[arg(long, default_value_t = 0)]
+        baseline_window: usize,
+        /// Benchmark an external daemon (udp://HOST:PORT) instead of one in this process.
+        #[arg(long, requires = "data_dir")]
+        server: Option<String>,
+        /// The external daemon's data folder (for its token secret).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Durable offline store (pseudo-ACK) vs raw RocksDB synced batches.
+    Store {
+        /// Sending devices, each to its own offline receiver.
+        #[arg(long, default_value_t = 64)]
+        senders: usize,
+        /// Messages in flight per sender.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Messages in all.
+        #[arg(long, default_value_t = 200_000)]
+        messages: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Time limit of the measured run.
+        #[arg(long, default_value = "30s")]
+        max_time: humantime::Duration,
+        /// Entries per raw RocksDB batch (0: senders × window, at most 1024).
+        #[arg(long, default_value_t = 0)]
+        baseline_batch: usize,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Daemon RSS per idle logged-in session vs a minimal session table.
+    Sessions {
+        /// Sessions to open.
+        #[arg(long, default_value_t = 100_000)]
+        sessions: usize,
+        /// UDP sockets they share.
+        #[arg(long, default_value_t = 16)]
+        sockets: usize,
+        /// LOGINs outstanding at once.
+        #[arg(long, default_value_t = 1024)]
+        window: usize,
+        /// Devices per user (1: every session a different user; more
+        /// separates per-user from per-session memory).
+        #[arg(long, default_value_t = 1)]
+        devices_per_user: usize,
+        /// Time limit of each login phase.
+        #[arg(long, default_value = "60s")]
+        max_time: humantime::Duration,
+        /// The ternd binary (default: next to this one).
+        #[arg(long)]
+        ternd: Option<PathBuf>,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Summary cost and paged-pull rate for a device with a large backlog.
+    Backlog {
+        /// Messages waiting for the device.
+        #[arg(long, default_value_t = 30_000)]
+        messages: u64,
+        /// Conversations they are spread over.
+        #[arg(long, default_value_t = 50)]
+        convs: u64,
+        /// Users sending them.
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Entries per pull page (also set as the daemon's limit).
+        #[arg(long, default_value_t = 256)]
+        page: u64,
+        /// Time limit of each phase.
+        #[arg(long, default_value = "60s")]
+        max_time: humantime::Duration,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Transport security cost: raw UDP (plaintext) vs QUIC, throughput
+    /// and latency at a fixed rate, in the same run.
+    Transports {
+        /// Sender/receiver pairs.
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Messages in flight per sender (throughput runs).
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Messages per throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Messages per second in all during the latency runs.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Length of each latency run.
+        #[arg(long, default_value = "5s")]
+        duration: humantime::Duration,
+        /// Rounds; each runs every transport once, in alternating order.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Time limit of each throughput run.
+        #[arg(long, default_value = "30s")]
+        max_time: humantime::Duration,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Legitimate latency while a garbage flood hits the UDP port, vs without.
+    Flood {
+        /// Flood datagrams per second to aim for (what is achieved is printed).
+        #[arg(long, default_value_t = 100_000)]
+        flood_rate: u64,
+        /// Length of each phase.
+        #[arg(long, default_value = "5s")]
+        duration: humantime::Duration,
+        /// Legitimate sender/receiver pairs.
+        #[arg(long, default_value_t = 4)]
+        pairs: usize,
+        /// Legitimate messages per second in all.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        /// Payload bytes of the legitimate messages (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Flood sender threads.
+        #[arg(long, default_value_t = 1)]
+        flood_threads: usize,
+        /// Source addresses per flood thread (127.0.0.2 onwards); the
+        /// pre-login limit is per source address.
+        #[arg(long, default_value_t = 32)]
+        sources: usize,
+        /// Legitimate clients seal their sessions (daemon seal policy
+        /// "required") instead of logging in in the clear ("optional").
+        #[arg(long)]
+        sealed: bool,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// Bytes answered per byte received from unvalidated sources, per kind
+    /// of pre-login datagram; the largest factor must be at most 1.
+    Amplification {
+        /// Copies of each probe.
+        #[arg(long, default_value_t = 20)]
+        copies: usize,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
+    /// The sessions benchmark's baseline server (internal).
+    #[command(hide = true)]
+    SessionSink {
+        /// Token secret file (hex).
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
+}
+
+fn d(h: humantime::Duration) -> Duration {
+    h.into()
+}
+
+fn run(b: Command) -> anyhow::Result<()> {
+    match b {
+        Command::Relay {
+            pairs,
+            window,
+            messages,
+            payload,
+            max_time,
+            baseline_window,
+            server,
+            data_dir,
+            scratch,
+        } => {
+            let server = match (server, data_dir) {
+                (Some(s), Some(dd)) => Some((tern::cli::parse_server(&s)?, dd)),
+                _ => None,
+            };
+            bench::relay::run(&bench::relay::RelayOpts {
+                pairs,
+                window,
+                messages,
+                payload: payload.max(16),
+                max_time: d(max_time),
+                baseline_window,
+                server,
+                dir: scratch.dir,
+                keep: scratch.keep,
+            })?;
+        }
+        Command::Store {
+            senders,
+            window,
+            messages,
+            payload,
+            max_time,
+            baseline_batch,
+            scratch,
+        } => bench::store::run(&bench::store::StoreOpts {
+            senders,
+            window,
+            messages,
+            payload: payload.max(16),
+            max_time: d(max_time),
+            baseline_batch,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Sessions {
+            sessions,
+            sockets,
+            window,
+            devices_per_user,
+            max_time,
+            ternd,
+            scratch,
+        } => bench::sessions::run(&bench::sessions::SessionsOpts {
+            sessions,
+            sockets,
+            window,
+            devices_per_user,
+            max_time: d(max_time),
+            ternd,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Backlog {
+            messages,
+            convs,
+            senders,
+            payload,
+            page,
+            max_time,
+            scratch,
+        } => bench::backlog::run(&bench::backlog::BacklogOpts {
+            messages,
+            convs,
+            senders,
+            payload: payload.max(16),
+            page,
+            max_time: d(max_time),
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Transports {
+            pairs,
+            window,
+            messages,
+            payload,
+            rate,
+            duration,
+            rounds,
+            max_time,
+            scratch,
+        } => bench::transports::run(&bench::transports::TransportsOpts {
+            pairs,
+            window,
+            messages,
+            payload: payload.max(16),
+            rate,
+            duration: d(duration),
+            rounds,
+            max_time: d(max_time),
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Flood {
+            flood_rate,
+            duration,
+            pairs,
+            rate,
+            payload,
+            flood_threads,
+            sources,
+            sealed,
+            scratch,
+        } => bench::flood::run(&bench::flood::FloodOpts {
+            flood_rate,
+            duration: d(duration),
+            pairs,
+            rate,
+            payload: payload.max(16),
+            flood_threads,
+            sources,
+            sealed,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Amplification { copies, scratch } => {
+            let report = bench::amplification::run(&bench::amplification::AmplificationOpts {
+                copies,
+                dir: scratch.dir,
+                keep: scratch.keep,
+            })?;
+            if report.max_factor() > 1.0 {
+                anyhow::bail!("amplification factor {:.3} > 1.0", report.max_factor());
+            }
+        }
+        Command::SessionSink { secret_file } => bench::sessions::session_sink(&secret_file)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tern_lab::init_logging(cli.verbose);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tern-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

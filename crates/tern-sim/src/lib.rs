@@ -1,0 +1,17 @@
+//! Deterministic simulation of Tern's protocol core: seeded network
+//! impairments and endpoints in virtual time. Used by the test suite, the
+//! timer benchmarks and the lab; nothing here ships in the daemon.
+//!
+//! - `impairment`: one direction of a lossy path, as a pure function of a seed
+//!   (shared with the real UDP proxy in `tern-lab`).
+//! - `world`: a broker, its store and many clients wired through such links,
+//!   with crashes, address changes and offline spells.
+//! - `checker`: the exactly-once, in-order invariants checked on every run.
+//! - `pair`: a broker and clients on a perfect link, moved by hand (unit-style tests).
+
+mod checker;
+pub mod impairment;
+pub mod pair;
+pub mod world;
+
+pub use world::{run, SimConfig, SimReport};

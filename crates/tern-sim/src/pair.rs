@@ -1,0 +1,147 @@
+//! The one in-memory test network: a broker over a [`MemStore`] and any
+//! number of client connections on a perfect link, moved by hand in virtual
+//! time (like quinn's `Pair`). Tests that need loss, crashes or many seeds
+//! use [`crate::world`] instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tern_core::auth::{Claims, TokenKeys};
+use tern_core::broker::{Broker, BrokerConfig};
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
+use tern_core::store::{MemStore, Store};
+use tern_core::time::Time;
+
+/// Secret the pair's broker verifies tokens with.
+const SECRET: &[u8] = b"pair-secret";
+
+/// A broker and its clients on a perfect network with instant commits.
+pub struct Pair {
+    /// The server.
+    pub broker: Broker<MemStore>,
+    /// Its store (commits are applied at once).
+    pub store: Arc<MemStore>,
+    /// Each client's current address and connection.
+    pub clients: Vec<(SocketAddr, ClientConn)>,
+    /// Virtual time.
+    pub now: Time,
+}
+
+impl Pair {
+    /// A broker with `cfg`, no clients yet, at time zero.
+    pub fn new(cfg: BrokerConfig) -> Pair {
+        let store = Arc::new(MemStore::new());
+        let keys = TokenKeys::new(SECRET.to_vec(), vec![]);
+        Pair {
+            broker: Broker::new(cfg, store.clone(), keys, 1_700_000_000_000, 1),
+            store,
+            clients: Vec::new(),
+            now: Time::ZERO,
+        }
+    }
+
+    /// A login token for `(user, device)` that never expires.
+    pub fn token(user: u64, device: u32) -> Bytes {
+        TokenKeys::new(SECRET.to_vec(), vec![])
+            .sign(Claims {
+                user,
+                device,
+                expires: u64::MAX,
+            })
+            .into()
+    }
+
+    /// Adds a client for `(user, device)` whose configuration `tune` may
+    /// change; returns its index. It starts logging in at once.
+    pub fn connect(
+        &mut self,
+        user: u64,
+        device: u32,
+        tune: impl FnOnce(&mut ClientConfig),
+    ) -> usize {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 10000 + self.clients.len())
+            .parse()
+            .expect("valid address");
+        let mut cfg = ClientConfig::new(Self::token(user, device));
+        tune(&mut cfg);
+        self.clients.push((addr, ClientConn::new(cfg, self.now, 7)));
+        self.clients.len() - 1
+    }
+
+    /// Moves everything until nothing is left to move, letting coalesced
+    /// ACKs fall due; datagrams to an address no client has are lost.
+    /// Returns each client's events.
+    pub fn settle(&mut self) -> Vec<Vec<ClientEvent>> {
+        let mut events = vec![Vec::new(); self.clients.len()];
+        for _ in 0..1000 {
+            let moved = self.step();
+            for (i, (_, c)) in self.clients.iter_mut().enumerate() {
+                events[i].extend(std::iter::from_fn(|| c.poll_event()));
+            }
+            if !moved {
+                if self.clients.iter().all(|(_, c)| c.pending() == 0) {
+                    break;
+                }
+                self.now += Duration::from_millis(20);
+            }
+        }
+        // Coalesced ACKs still held go out too.
+        self.now += Duration::from_millis(20);
+        events
+    }
+
+    /// One round: clients send, the broker commits and answers. Returns
+    /// whether anything moved.
+    fn step(&mut self) -> bool {
+        let mut moved = false;
+        for (addr, c) in &mut self.clients {
+            c.handle_timeout(self.now);
+            while let Some(d) = c.poll_transmit(self.now) {
+                self.broker.handle_datagram(self.now, *addr, d);
+                moved = true;
+            }
+        }
+        self.broker.handle_timeout(self.now);
+        while let Some(c) = self.broker.poll_commit() {
+            let result = self.store.commit(&c.batch).map_err(|e| e.to_string());
+            self.broker.handle_committed(self.now, c.id, result);
+            moved = true;
+        }
+        while let Some((to, d)) = self.broker.poll_transmit() {
+            if let Some((_, c)) = self.clients.iter_mut().find(|(a, _)| *a == to) {
+                c.handle_datagram(self.now, d);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// Client `client` submits `n` one-byte messages to user `to`.
+    pub fn send(&mut self, client: usize, to: u64, n: u64) {
+        for _ in 0..n {
+            let op = Outgoing::Send {
+                to,
+                conv: 1,
+                msg_type: 0,
+                payload: "x".into(),
+            };
+            self.clients[client]
+                .1
+                .submit(self.now, op)
+                .expect("queue has room");
+        }
+    }
+}
+
+/// The inbox sequences of the entries among `events`.
+pub fn entries(events: &[ClientEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Entry(d) => Some(d.seq),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,543 @@
+//! A whole Tern deployment in virtual time: one broker over a [`MemStore`],
+//! many client connections, and a seeded impaired link per client and
+//! direction. Commits take simulated fsync time; the broker can be crashed
+//! (dropped with its in-flight batch) and restarted over the same store;
+//! clients can change address. Everything is a function of the seed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::checker::Checker;
+use crate::impairment::{Impairment, Link};
+use tern_core::auth::{Claims, TokenKeys};
+use tern_core::broker::{Broker, BrokerConfig};
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
+use tern_core::store::{MemStore, Store};
+use tern_core::time::Time;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Everything random derives from it.
+    pub seed: u64,
+    /// Users; each has `devices` devices.
+    pub users: u64,
+    /// Devices per user.
+    pub devices: u32,
+    /// Messages each device sends.
+    pub messages_per_device: u32,
+    /// Window in which messages are sent (then the network heals).
+    pub send_window: Duration,
+    /// Client → server impairment.
+    pub up: Impairment,
+    /// Server → client impairment.
+    pub down: Impairment,
+    /// Simulated fsync latency of one commit.
+    pub commit_latency: Duration,
+    /// Broker crashes (dropped with its in-flight commit, then restarted).
+    pub crashes: u32,
+    /// Probability per message sent that the sending client changes address.
+    pub address_change: f64,
+    /// Devices that go offline for a while during the window, per user.
+    pub offline_spells: u32,
+    /// Broker settings.
+    pub broker: BrokerConfig,
+    /// Virtual time allowed after the window for everything to settle.
+    pub settle: Duration,
+}
+
+impl SimConfig {
+    /// A small deployment on a perfect network.
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            users: 3,
+            devices: 2,
+            messages_per_device: 20,
+            send_window: Duration::from_secs(20),
+            up: Impairment::perfect(),
+            down: Impairment::perfect(),
+            commit_latency: Duration::from_micros(500),
+            crashes: 0,
+            address_change: 0.0,
+            offline_spells: 0,
+            broker: BrokerConfig::default(),
+            settle: Duration::from_secs(600),
+        }
+    }
+
+    /// The same, with sealing required: every session is opened by a Noise
+    /// handshake and every packet is encrypted (see `crate::seal`).
+    pub fn sealed(mut self) -> Self {
+        let mut secret = [0u8; 32];
+        secret[..8].copy_from_slice(&self.seed.to_be_bytes());
+        secret[31] = 0x5e;
+        self.broker.seal_key = Some(tern_core::seal::StaticKey::from_secret(secret));
+        self.broker.seal_policy = tern_core::broker::SealPolicy::Required;
+        self
+    }
+}
+
+/// What happened, and what the checker found.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Messages submitted.
+    pub submitted: u64,
+    /// Messages the server acknowledged as stored.
+    pub stored: u64,
+    /// Messages handed to receiving devices (counting each device).
+    pub delivered: u64,
+    /// Violations found; empty means the run is correct.
+    pub violations: Vec<String>,
+    /// Datagrams put on links.
+    pub datagrams: u64,
+    /// Virtual time at the end.
+    pub end: Duration,
+    /// Submit-to-delivery latency of every delivery, microseconds.
+    pub latencies_us: Vec<u64>,
+    /// Failure events seen by senders (retry budget exhausted).
+    pub send_failures: u64,
+    /// Broker restarts.
+    pub crashes: u32,
+    /// Simulation steps taken.
+    pub steps: u64,
+}
+
+struct SimClient {
+    conn: ClientConn,
+    user: u64,
+    device: u32,
+    addr: SocketAddr,
+    up: Link,
+    down: Link,
+    to_send: u32,
+    next_send: Time,
+    offline_until: Option<Time>,
+    registered: bool,
+}
+
+enum Dest {
+    Server(SocketAddr),
+    Client(SocketAddr),
+}
+
+/// Runs one simulation to completion and checks it.
+pub fn run(cfg: &SimConfig) -> SimReport {
+    World::new(cfg).run()
+}
+
+struct World<'a> {
+    cfg: &'a SimConfig,
+    rng: SmallRng,
+    now: Time,
+    store: Arc<MemStore>,
+    keys: TokenKeys,
+    broker: Broker<MemStore>,
+    commit: Option<(Time, tern_core::broker::Commit)>,
+    clients: Vec<SimClient>,
+    by_addr: HashMap<SocketAddr, usize>,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    payloads: HashMap<u64, (Dest, Bytes)>,
+    next_id: u64,
+    next_port: u16,
+    crash_at: Vec<Time>,
+    checker: Checker,
+    report: SimReport,
+    heal_applied: bool,
+    registered: usize,
+    /// `TERN_SIM_TRACE` set: print every client event.
+    trace: bool,
+}
+
+impl<'a> World<'a> {
+    fn new(cfg: &'a SimConfig) -> Self {
+        let mut rng = SmallRng::seed_from_u64(cfg.seed);
+        let store = Arc::new(MemStore::new());
+        let keys = TokenKeys::new(b"sim-secret".to_vec(), vec![]);
+        let broker = Broker::new(
+            cfg.broker.clone(),
+            store.clone(),
+            keys.clone(),
+            1_700_000_000_000,
+            rng.gen(),
+        );
+        let mut crash_at: Vec<Time> = (0..cfg.crashes)
+            .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.05..1.0)))
+            .collect();
+        crash_at.sort();
+        let mut w = World {
+            cfg,
+            now: Time::ZERO,
+            store,
+            broker,
+            commit: None,
+            clients: Vec::new(),
+            by_addr: HashMap::new(),
+            queue: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            next_id: 0,
+            next_port: 20000,
+            crash_at,
+            checker: Checker::default(),
+            heal_applied: false,
+            registered: 0,
+            trace: std::env::var_os("TERN_SIM_TRACE").is_some(),
+            report: SimReport {
+                seed: cfg.seed,
+                ..SimReport::default()
+            },
+            keys,
+            rng,
+        };
+        for user in 1..=cfg.users {
+            for device in 1..=cfg.devices {
+                w.add_client(user, device);
+            }
+        }
+        w
+    }
+
+    fn add_client(&mut self, user: u64, device: u32) {
+        let token = self.keys.sign(Claims {
+            user,
+            device,
+            expires: u64::MAX,
+        });
+        let mut ccfg = ClientConfig::new(token.into());
+        ccfg.server_key = self.cfg.broker.seal_key.as_ref().map(|k| k.public());
+        ccfg.wall_origin_ms = 1_700_000_000_000;
+        let conn = ClientConn::new(ccfg, self.now, self.rng.gen());
+        let addr = self.fresh_addr();
+        let idx = self.clients.len();
+        self.by_addr.insert(addr, idx);
+        let gap = self.cfg.send_window / (self.cfg.messages_per_device + 1);
+        let offline_until = None;
+        self.clients.push(SimClient {
+            conn,
+            user,
+            device,
+            addr,
+            up: Link::new(self.cfg.up.clone(), self.rng.gen()),
+            down: Link::new(self.cfg.down.clone(), self.rng.gen()),
+            to_send: self.cfg.messages_per_device,
+            next_send: self.now + gap.mul_f64(self.rng.gen_range(0.1..1.0)),
+            offline_until,
+            registered: false,
+        });
+    }
+
+    fn fresh_addr(&mut self) -> SocketAddr {
+        self.next_port += 1;
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)), self.next_port)
+    }
+
+    fn enqueue(&mut self, at_us: u64, dest: Dest, data: Bytes) {
+        self.next_id += 1;
+        self.payloads.insert(self.next_id, (dest, data));
+        self.queue.push(Reverse((at_us, self.next_id, 0)));
+        self.report.datagrams += 1;
+    }
+
+    fn healed(&self) -> bool {
+        self.now >= Time::ZERO + self.cfg.send_window
+    }
+
+    fn run(mut self) -> SimReport {
+        let end = Time::ZERO + self.cfg.send_window + self.cfg.settle;
+        let mut steps = 0u64;
+        loop {
+            steps += 1;
+            assert!(
+                steps < 50_000_000,
+                "seed {}: simulation does not progress",
+                self.cfg.seed
+            );
+            self.step();
+            if self.healed() && self.quiescent() {
+                break;
+            }
+            let Some(next) = self.next_time() else { break };
+            if next > end {
+                self.now = end;
+                break;
+            }
+            self.now = next.max(self.now);
+        }
+        self.report.steps = steps;
+        self.finish()
+    }
+
+    fn quiescent(&self) -> bool {
+        self.queue.is_empty()
+            && self.commit.is_none()
+            && !self.broker.commit_in_flight()
+            && self
+                .clients
+                .iter()
+                .all(|c| c.to_send == 0 && c.conn.pending() == 0 && c.conn.is_active())
+            && self.checker.all_delivered(u64::from(self.cfg.devices))
+    }
+
+    fn next_time(&self) -> Option<Time> {
+        let mut t: Option<Time> = None;
+        let mut consider = |x: Option<Time>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        consider(
+            self.queue
+                .peek()
+                .map(|Reverse((at, _, _))| Time::from_micros(*at)),
+        );
+        consider(self.broker.poll_timeout());
+        consider(self.commit.as_ref().map(|(at, _)| *at));
+        consider(self.crash_at.first().copied());
+        for c in &self.clients {
+            if c.offline_until.is_none() {
+                consider(c.conn.poll_timeout());
+            } else {
+                consider(c.offline_until);
+            }
+            if c.to_send > 0 && c.offline_until.is_none() && self.registered == self.clients.len() {
+                consider(Some(c.next_send));
+            }
+        }
+        // Never stand still: a deadline in the past means "now".
+        t.map(|t| t.max(self.now + Duration::from_micros(1)))
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        if self.healed() && !self.heal_applied {
+            self.heal_applied = true;
+            for c in &mut self.clients {
+                c.up = Link::perfect();
+                c.down = Link::perfect();
+                c.offline_until = None;
+            }
+        }
+        if self.crash_at.first().is_some_and(|t| *t <= now) {
+            self.crash_at.remove(0);
+            self.crash();
+        }
+        while let Some(Reverse((at, id, _))) = self.queue.peek().copied() {
+            if at > now.as_micros() {
+                break;
+            }
+            self.queue.pop();
+            let Some((dest, data)) = self.payloads.remove(&id) else {
+                continue;
+            };
+            match dest {
+                Dest::Server(from) => self.broker.handle_datagram(now, from, data),
+                Dest::Client(addr) => {
+                    if let Some(&i) = self.by_addr.get(&addr) {
+                        if self.clients[i].offline_until.is_none() {
+                            self.clients[i].conn.handle_datagram(now, data);
+                        }
+                    }
+                }
+            }
+        }
+        self.broker.handle_timeout(now);
+        self.run_commits();
+        for i in 0..self.clients.len() {
+            self.drive_client(i);
+        }
+        self.flush_broker();
+    }
+
+    fn run_commits(&mut self) {
+        let now = self.now;
+        if let Some((at, _)) = &self.commit {
+            if *at <= now {
+                let (_, c) = self.commit.take().expect("checked above");
+                self.store
+                    .commit(&c.batch)
+                    .expect("memory store cannot fail");
+                self.broker.handle_committed(now, c.id, Ok(()));
+            }
+        }
+        if self.commit.is_none() {
+            if let Some(c) = self.broker.poll_commit() {
+                self.commit = Some((now + self.cfg.commit_latency, c));
+            }
+        }
+    }
+
+    fn crash(&mut self) {
+        if self.trace {
+            eprintln!("{:>10} CRASH", self.now.as_micros() / 1000);
+        }
+        self.report.crashes += 1;
+        self.commit = None; // the in-flight batch never reached the disk
+        self.broker = Broker::new(
+            self.cfg.broker.clone(),
+            self.store.clone(),
+            self.keys.clone(),
+            1_700_000_000_000 + self.now.as_micros() / 1000,
+            self.rng.gen(),
+        );
+    }
+
+    fn flush_broker(&mut self) {
+        let now = self.now;
+        while let Some((to, data)) = self.broker.poll_transmit() {
+            let Some(&i) = self.by_addr.get(&to) else {
+                continue;
+            };
+            let out = self.clients[i].down.transmit(now.as_micros(), data);
+            for d in out.deliveries {
+                self.enqueue(d.at_us, Dest::Client(to), d.datagram);
+            }
+        }
+        while let Some(ev) = self.broker.poll_event() {
+            if self.trace {
+                eprintln!("{:>10} broker {:?}", now.as_micros() / 1000, ev);
+            }
+        }
+    }
+
+    fn drive_client(&mut self, i: usize) {
+        let now = self.now;
+        let all_registered = self.registered == self.clients.len();
+        let c = &mut self.clients[i];
+        if let Some(until) = c.offline_until {
+            if until > now {
+                return;
+            }
+            c.offline_until = None;
+        }
+        c.conn.handle_timeout(now);
+        // Devices register at their first login; the inbox is trimmed past
+        // what every registered device has read, so a device that has never
+        // logged in gets no history. Start sending once all have registered.
+        let (due, left) = (c.next_send <= now && all_registered, c.to_send);
+        if left > 0 && due && !self.healed() {
+            self.send_one(i);
+        } else if left > 0 && self.healed() && all_registered {
+            while self.clients[i].to_send > 0 {
+                self.send_one(i);
+            }
+        }
+        let c = &mut self.clients[i];
+        while let Some(ev) = c.conn.poll_event() {
+            if matches!(ev, ClientEvent::SendFailed { .. }) {
+                self.report.send_failures += 1;
+            }
+            if matches!(ev, ClientEvent::LoggedIn { .. }) && !c.registered {
+                c.registered = true;
+                self.registered += 1;
+            }
+            if self.trace {
+                eprintln!(
+                    "{:>10} ({},{}) {:?}",
+                    now.as_micros() / 1000,
+                    c.user,
+                    c.device,
+                    ev
+                );
+            }
+            self.checker.on_event(now, c.user, c.device, &ev);
+        }
+        let c = &mut self.clients[i];
+        let addr = c.addr;
+        let mut out = Vec::new();
+        while let Some(d) = c.conn.poll_transmit(now) {
+            out.extend(c.up.transmit(now.as_micros(), d).deliveries);
+        }
+        for d in out {
+            self.enqueue(d.at_us, Dest::Server(addr), d.datagram);
+        }
+        // Occasionally go offline for a while (receivers coming back later).
+        if self.cfg.offline_spells > 0 && !self.healed() {
+            let p = f64::from(self.cfg.offline_spells) / 200.0;
+            if self.rng.gen_bool(p.min(1.0) / 50.0) {
+                let spell = Duration::from_millis(self.rng.gen_range(500..8000));
+                self.clients[i].offline_until = Some(now + spell);
+            }
+        }
+    }
+
+    fn send_one(&mut self, i: usize) {
+        let now = self.now;
+        let users = self.cfg.users;
+        let mut to = self.rng.gen_range(1..=users);
+        if to == self.clients[i].user && users > 1 {
+            to = to % users + 1;
+        }
+        let c = &mut self.clients[i];
+        let n = self.cfg.messages_per_device - c.to_send;
+        c.to_send -= 1;
+        let gap = self.cfg.send_window / (self.cfg.messages_per_device + 1);
+        c.next_send = now + gap.mul_f64(self.rng.gen_range(0.5..1.5));
+        let conv = c.user.min(to) * 1_000_000 + c.user.max(to);
+        let payload = Checker::payload(c.user, c.device, n);
+        let op = Outgoing::Send {
+            to,
+            conv,
+            msg_type: 0,
+            payload,
+        };
+        if let Ok(id) = c.conn.submit(now, op) {
+            self.report.submitted += 1;
+            let (user, device) = (c.user, c.device);
+            self.checker.on_submit(now, user, device, id, to, n);
+        }
+        if self.rng.gen_bool(self.cfg.address_change.clamp(0.0, 1.0)) {
+            let old = self.clients[i].addr;
+            self.by_addr.remove(&old);
+            let new = self.fresh_addr();
+            self.clients[i].addr = new;
+            self.by_addr.insert(new, i);
+        }
+    }
+
+    fn finish(mut self) -> SimReport {
+        self.report.end = self.now.saturating_since(Time::ZERO);
+        let devices: Vec<(u64, u32)> = self.clients.iter().map(|c| (c.user, c.device)).collect();
+        self.checker.verify(&devices, &mut self.report);
+        let expected =
+            self.cfg.users * u64::from(self.cfg.devices) * u64::from(self.cfg.messages_per_device);
+        if self.report.submitted != expected {
+            let closed: Vec<_> = self
+                .clients
+                .iter()
+                .filter(|c| !c.registered)
+                .map(|c| (c.user, c.device))
+                .collect();
+            self.report.violations.push(format!(
+                "only {} of {expected} messages were submitted: devices {closed:?} never logged in",
+                self.report.submitted
+            ));
+        }
+        if !self.report.violations.is_empty() {
+            for c in &self.clients {
+                self.report.violations.push(format!(
+                    "client ({},{}) active={} closed={} pending={} uplink={:?} base={:?} failed={:?} downlink={:?} broker={:?}",
+                    c.user,
+                    c.device,
+                    c.conn.is_active(),
+                    c.conn.is_closed(),
+                    c.conn.pending(),
+                    c.conn.uplink().map(|s| s.stats().clone()),
+                    c.conn.uplink().map(|s| s.base()),
+                    c.conn.uplink().map(|s| s.is_failed()),
+                    c.conn.downlink().stats(),
+                    self.broker.stats(),
+                ));
+            }
+        }
+        self.report
+    }
+}

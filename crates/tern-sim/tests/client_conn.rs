@@ -1,0 +1,131 @@
+//! The client session machine against a real broker over a perfect network
+//! in virtual time: manual-release pulls and pings after an address change.
+
+use std::time::Duration;
+
+use tern_core::broker::BrokerConfig;
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
+use tern_core::time::Time;
+use tern_sim::pair::{entries, Pair};
+
+fn page_ends(events: &[ClientEvent]) -> Vec<(u64, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::PageEnd(p) => Some((p.last, p.end)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With manual release, the PULL for the next page acknowledges the page
+/// before it, so it waits for the application's release; sent earlier it
+/// would start from the old checkpoint and fetch the same page forever.
+#[test]
+fn manual_release_holds_the_next_pull_until_the_page_is_released() {
+    let mut net = Pair::new(BrokerConfig {
+        page_entries: 25,
+        ..BrokerConfig::default()
+    });
+    let alice = net.connect(1, 1, |_| {});
+    net.settle();
+    net.send(alice, 2, 80);
+    net.settle();
+    let bob = net.connect(2, 1, |c| c.auto_release = false);
+    let ev = net.settle();
+    assert!(
+        ev[bob].iter().any(|e| matches!(
+            e,
+            ClientEvent::LoggedIn {
+                pull_mode: true,
+                ..
+            }
+        )),
+        "a backlog of 80 is pulled: {:?}",
+        ev[bob]
+    );
+
+    let mut got = entries(&ev[bob]);
+    let mut pages = page_ends(&ev[bob]);
+    assert_eq!(got, (1..=25).collect::<Vec<_>>(), "the first page");
+    assert_eq!(
+        pages,
+        vec![(25, false)],
+        "one page, and no second PULL before the release"
+    );
+    // The application is slow to store the page: nothing happens meanwhile.
+    net.now += Duration::from_secs(5);
+    let ev = net.settle();
+    assert_eq!(entries(&ev[bob]), Vec::<u64>::new());
+    assert_eq!(
+        page_ends(&ev[bob]),
+        vec![],
+        "no PULL while the page is held"
+    );
+
+    while pages.last().is_some_and(|(_, end)| !end) {
+        assert!(pages.len() < 10, "pages do not progress: {pages:?}");
+        let last = pages.last().unwrap().0;
+        // A partial release does not send the next PULL yet.
+        net.clients[bob].1.release(net.now, last - 1);
+        let ev = net.settle();
+        assert_eq!(page_ends(&ev[bob]), vec![], "partial release");
+        net.clients[bob].1.release(net.now, last);
+        let ev = net.settle();
+        let page = page_ends(&ev[bob]);
+        assert_eq!(page.len(), 1, "one page per release: {page:?}");
+        got.extend(entries(&ev[bob]));
+        pages.extend(page);
+    }
+    assert_eq!(
+        pages,
+        vec![(25, false), (50, false), (75, false), (80, true)]
+    );
+    assert_eq!(
+        got,
+        (1..=80).collect::<Vec<_>>(),
+        "every entry exactly once"
+    );
+    net.clients[bob].1.release(net.now, 80);
+    net.settle();
+    assert_eq!(net.clients[bob].1.checkpoint().1, 80);
+}
+
+/// After the local address changes, `ping` tells the server the new address
+/// at once, so pushes follow it with no application traffic.
+#[test]
+fn ping_after_an_address_change_moves_pushes_to_the_new_address() {
+    for ping in [false, true] {
+        let mut net = Pair::new(BrokerConfig::default());
+        let alice = net.connect(1, 1, |_| {});
+        let bob = net.connect(2, 1, |_| {});
+        net.settle();
+        net.clients[bob].0 = "127.0.0.1:20000".parse().unwrap();
+        if ping {
+            net.clients[bob].1.ping(net.now);
+        }
+        net.settle();
+        net.send(alice, 2, 1);
+        let ev = net.settle();
+        let expected = if ping { vec![1] } else { vec![] };
+        assert_eq!(
+            entries(&ev[bob]),
+            expected,
+            "ping {ping}: pushed to the address the server knows"
+        );
+        assert_eq!(net.broker.stats().migrations, u64::from(ping));
+    }
+}
+
+/// A ping while logging in resends the LOGIN at once (from the new address)
+/// instead of waiting for the login backoff.
+#[test]
+fn ping_while_logging_in_resends_the_login_at_once() {
+    let mut c = ClientConn::new(ClientConfig::new(Pair::token(1, 1)), Time::ZERO, 7);
+    assert!(c.poll_transmit(Time::ZERO).is_some(), "first LOGIN");
+    let t = Time::ZERO + Duration::from_millis(100);
+    assert!(c.poll_transmit(t).is_none(), "backoff");
+    c.ping(t);
+    assert!(c.poll_transmit(t).is_some(), "LOGIN again at once");
+    assert!(c.poll_transmit(t).is_none());
+}

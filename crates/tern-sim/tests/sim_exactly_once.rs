@@ -1,0 +1,148 @@
+//! The core promise, checked in virtual time over many seeds: every message is
+//! stored once and reaches every device of its receiver exactly once, in its
+//! sender's order, despite loss, duplication, reordering, delay, corruption,
+//! address changes, offline devices and broker crashes.
+//!
+//! `TERN_SIM_SEEDS=N` changes how many seeds each scenario runs;
+//! `TERN_SIM_SEED=S` replays one seed of every scenario, and
+//! `TERN_SIM_TRACE=1` prints every client event of the run.
+
+use std::time::Duration;
+
+use tern_sim::impairment::{GilbertElliott, Impairment};
+use tern_sim::{run, SimConfig, SimReport};
+
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("TERN_SIM_SEED") {
+        return vec![s.parse().expect("TERN_SIM_SEED must be a number")];
+    }
+    let n = std::env::var("TERN_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    (1..=n).collect()
+}
+
+fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) -> Vec<SimReport> {
+    let mut failed = Vec::new();
+    let mut reports = Vec::new();
+    for seed in seeds(default_seeds) {
+        let cfg = make(seed);
+        let report = run(&cfg);
+        if std::env::var_os("TERN_SIM_STATS").is_some() {
+            eprintln!(
+                "{name} seed {seed}: virtual {:?}, {} steps, {} datagrams",
+                report.end, report.steps, report.datagrams
+            );
+        }
+        if !report.violations.is_empty() {
+            eprintln!(
+                "FAILED scenario {name} seed {seed} (replay: TERN_SIM_SEED={seed} cargo test -p tern-core --test sim_exactly_once {name}): {:#?}",
+                report.violations
+            );
+            failed.push(seed);
+        }
+        reports.push(report);
+    }
+    assert!(
+        failed.is_empty(),
+        "scenario {name}: failing seeds {failed:?}"
+    );
+    reports
+}
+
+fn lossy(loss: f64, dup: f64, reorder: f64) -> Impairment {
+    Impairment {
+        loss,
+        dup,
+        reorder,
+        delay: Duration::from_millis(40),
+        jitter: Duration::from_millis(15),
+        ..Impairment::default()
+    }
+}
+
+#[test]
+fn perfect_network() {
+    let reports = check_all("perfect_network", 200, SimConfig::new);
+    assert!(reports
+        .iter()
+        .all(|r| r.submitted > 0 && r.delivered >= r.submitted));
+}
+
+#[test]
+fn heavy_loss_duplication_and_reordering() {
+    check_all("heavy_loss_duplication_and_reordering", 1000, |seed| {
+        SimConfig {
+            up: lossy(0.2, 0.05, 0.05),
+            down: lossy(0.2, 0.05, 0.05),
+            ..SimConfig::new(seed)
+        }
+    });
+}
+
+#[test]
+fn bursty_loss_corruption_and_address_changes() {
+    check_all("bursty_loss_corruption_and_address_changes", 500, |seed| {
+        let mut imp = lossy(0.05, 0.02, 0.02);
+        imp.burst = Some(GilbertElliott::new(0.02, 0.3));
+        imp.corrupt = 0.01;
+        SimConfig {
+            up: imp.clone(),
+            down: imp,
+            address_change: 0.2,
+            ..SimConfig::new(seed)
+        }
+    });
+}
+
+#[test]
+fn broker_crashes_and_offline_receivers() {
+    check_all("broker_crashes_and_offline_receivers", 500, |seed| {
+        SimConfig {
+            up: lossy(0.1, 0.02, 0.02),
+            down: lossy(0.1, 0.02, 0.02),
+            crashes: 3,
+            offline_spells: 2,
+            ..SimConfig::new(seed)
+        }
+    });
+}
+
+#[test]
+fn thirty_percent_loss_with_partitions() {
+    check_all("thirty_percent_loss_with_partitions", 300, |seed| {
+        let mut imp = lossy(0.3, 0.05, 0.05);
+        imp.blackouts = vec![tern_sim::impairment::Blackout {
+            start: Duration::from_secs(5),
+            end: Duration::from_secs(9),
+        }];
+        SimConfig {
+            up: imp.clone(),
+            down: imp,
+            crashes: 1,
+            ..SimConfig::new(seed)
+        }
+    });
+}
+
+#[test]
+fn sealed_sessions_under_loss_corruption_crashes_and_moves() {
+    check_all(
+        "sealed_sessions_under_loss_corruption_crashes_and_moves",
+        500,
+        |seed| {
+            let mut imp = lossy(0.15, 0.05, 0.05);
+            imp.corrupt = 0.02;
+            SimConfig {
+                up: imp.clone(),
+                down: imp,
+                crashes: 2,
+                offline_spells: 1,
+                address_change: 0.1,
+                ..SimConfig::new(seed)
+            }
+            .sealed()
+        },
+    );
+}
