@@ -1,16 +1,145 @@
-//! A session's start and end: ids, the LOGIN_OK answer (inside the
-//! handshake reply when sealed) and closing with a KICK.
+//! A session's start and end: an admitted login opens a session (the
+//! inbox created if new, the device's checkpoint and login recorded), which
+//! is answered with LOGIN_OK (inside the handshake reply when sealed); a
+//! session ends with a KICK.
+
+use std::net::SocketAddr;
 
 use rand::Rng;
 
-use super::session::{DownItem, Downlink, Out};
+use super::login::Admitted;
+use super::session::{DownItem, Downlink, Out, Session};
+use super::users::Dev;
 use super::{Broker, BrokerEvent};
-use crate::reliability::Sender;
-use crate::store::Store;
+use crate::reliability::{AckCoalescer, Receiver, Sender};
+use crate::store::{DeviceState, InboxMeta, Store};
 use crate::time::Time;
-use crate::wire::{ErrorFrame, Frame, Header, KickReason, LoginOk};
+use crate::wire::limits::PUSH_BACKLOG_LIMIT;
+use crate::wire::{ty, ErrorCode, ErrorFrame, Frame, Header, KickReason, Login, LoginOk};
+
+/// Where a logging-in device starts.
+struct Start {
+    /// Its downlink resumes after this inbox sequence.
+    checkpoint: u64,
+    /// Its uplink resumes after this sequence.
+    applied: u64,
+    /// Committed entries past `checkpoint`.
+    backlog: u64,
+}
 
 impl<S: Store> Broker<S> {
+    /// Opens a session for an admitted login, replacing the device's old
+    /// one, and queues LOGIN_OK and the first pushes.
+    pub(super) fn open_session(&mut self, now: Time, from: SocketAddr, len: usize, a: Admitted) {
+        let (user, device) = (a.user, a.device);
+        if let Some(old) = self.device_session(user, device) {
+            self.stats.replaced += 1;
+            self.close_session(old, KickReason::Replaced, true);
+        }
+        let epoch_seed: u64 = self.rng.gen_range(1..=crate::wire::varint::MAX);
+        let sid = self.new_id();
+        let Some(start) = self.attach_device(now, sid, user, device, &a.login, epoch_seed) else {
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::StorageFailure,
+                ty::LOGIN,
+                "store unavailable",
+            );
+            return;
+        };
+        let down = if start.backlog <= PUSH_BACKLOG_LIMIT {
+            Downlink::Push(Box::new(self.new_downlink(start.checkpoint + 1)))
+        } else {
+            Downlink::Pull
+        };
+        let session = Session {
+            id: sid,
+            user,
+            device,
+            addr: from,
+            highest_pn: 0,
+            next_pn: 1,
+            last_heard: now,
+            uplink: Receiver::new(self.cfg.uplink.clone(), start.applied),
+            acks: AckCoalescer::new(&self.cfg.uplink),
+            down,
+            unreachable: false,
+            out: Default::default(),
+            notify: None,
+            last_page: Vec::new(),
+            scheduled: None,
+            login_pn: a.pn,
+            bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
+            seal: None,
+        };
+        self.sessions.insert(sid, session);
+        self.stats.logins += 1;
+        self.events.push_back(BrokerEvent::LoggedIn {
+            session: sid,
+            user,
+            device,
+            addr: from,
+        });
+        self.queue_login_ok(now, sid, a.sealed);
+        self.refill(now, sid);
+        self.touch(sid);
+    }
+
+    /// Stages the login in the user's state: the inbox is created if new
+    /// (with `epoch_seed`), and the device restarts from the checkpoint it
+    /// claims (it may have lost data) within what is stored. `None` when the
+    /// store cannot be read.
+    fn attach_device(
+        &mut self,
+        now: Time,
+        sid: u64,
+        user: u64,
+        device: u32,
+        login: &Login,
+        epoch_seed: u64,
+    ) -> Option<Start> {
+        let wall = self.wall_ms(now);
+        if self.user_mut(user).is_ok() {
+            self.retention_sweep(now, user);
+        }
+        let u = self.user_mut(user).ok()?;
+        let created = !u.exists;
+        if created {
+            u.exists = true;
+            u.meta = InboxMeta {
+                epoch: epoch_seed,
+                head: 0,
+                trimmed: 0,
+            };
+        }
+        let (epoch, trimmed, committed_head) = (u.meta.epoch, u.meta.trimmed, u.committed_head);
+        let client_cp = if login.epoch == epoch {
+            login.checkpoint.min(committed_head)
+        } else {
+            0
+        };
+        let checkpoint = client_cp.max(trimmed);
+        let dev = u
+            .devices
+            .entry(device)
+            .or_insert_with(|| Dev::new(DeviceState::default()));
+        dev.staged.last_login_ms = wall;
+        dev.staged.checkpoint = checkpoint;
+        let applied = dev.staged.applied;
+        dev.session = Some(sid);
+        if created {
+            self.mark_user_dirty(user);
+        }
+        self.mark_device_dirty(user, device);
+        Some(Start {
+            checkpoint,
+            applied,
+            backlog: committed_head - checkpoint,
+        })
+    }
+
     pub(super) fn new_id(&mut self) -> u64 {
         loop {
             let id: u64 = self.rng.gen();
@@ -21,7 +150,7 @@ impl<S: Store> Broker<S> {
     }
 
     pub(super) fn new_downlink(&mut self, first_seq: u64) -> Sender<DownItem> {
-        let seed = rand::Rng::gen(&mut self.rng);
+        let seed = self.rng.gen();
         Sender::new(self.cfg.downlink.clone(), first_seq, seed)
     }
 
