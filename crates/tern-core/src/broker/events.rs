@@ -1,7 +1,6 @@
 //! Notable things the broker reports to its driver, for logging.
 
-use std::net::SocketAddr;
-
+use super::Peer;
 use crate::wire::ErrorCode;
 
 /// Notable things for the driver to log.
@@ -15,8 +14,8 @@ pub enum BrokerEvent {
         user: u64,
         /// Device.
         device: u32,
-        /// Its address.
-        addr: SocketAddr,
+        /// Where it logged in from.
+        peer: Peer,
     },
     /// A session ended.
     Closed {
@@ -31,8 +30,8 @@ pub enum BrokerEvent {
     },
     /// A login was refused.
     LoginRefused {
-        /// Source address.
-        addr: SocketAddr,
+        /// Where the login came from.
+        peer: Peer,
         /// Error code sent.
         code: ErrorCode,
     },

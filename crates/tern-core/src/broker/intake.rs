@@ -3,12 +3,10 @@
 //! `login.rs`, and everything else gets a small stateless ERROR (within
 //! the global reply budget) or nothing.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 
 use super::session::{Downlink, Out};
-use super::Broker;
+use super::{Broker, Peer};
 use crate::store::Store;
 use crate::time::Time;
 use crate::wire::{
@@ -16,8 +14,10 @@ use crate::wire::{
 };
 
 impl<S: Store> Broker<S> {
-    /// Processes one received datagram.
-    pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: Bytes) {
+    /// Processes one received datagram from `from`: a [`Peer`] tagged with
+    /// the transport it arrived on, or a bare `SocketAddr` for raw UDP.
+    pub fn handle_datagram(&mut self, now: Time, from: impl Into<Peer>, data: Bytes) {
+        let from = from.into();
         self.stats.datagrams_in += 1;
         self.last_now = now;
         let len = data.len();
@@ -31,7 +31,7 @@ impl<S: Store> Broker<S> {
         }
         // Sessionless packets are rate limited per source before any parsing.
         let sessionless = data.get(2..10).is_some_and(|id| id.iter().all(|b| *b == 0));
-        if sessionless && !self.admission.allow(now, from.ip()) {
+        if sessionless && !self.admission.allow(now, &from) {
             self.stats.rate_limited += 1;
             return;
         }
@@ -71,7 +71,7 @@ impl<S: Store> Broker<S> {
 
     /// A sealed packet: found by session id, rate limited, then opened. Only
     /// an authentic, fresh packet is acted on; everything else is counted.
-    pub(super) fn handle_sealed(&mut self, now: Time, from: SocketAddr, data: Bytes) {
+    pub(super) fn handle_sealed(&mut self, now: Time, from: Peer, data: Bytes) {
         let sid = crate::wire::Header::peek(&data).map_or(0, |(_, sid)| sid);
         let Some(s) = self.sessions.get_mut(&sid) else {
             self.stats.unknown_session += 1;
@@ -119,7 +119,7 @@ impl<S: Store> Broker<S> {
         self.process_session_packet(now, from, packet);
     }
 
-    pub(super) fn handle_session_packet(&mut self, now: Time, from: SocketAddr, packet: Packet) {
+    pub(super) fn handle_session_packet(&mut self, now: Time, from: Peer, packet: Packet) {
         let sid = packet.header.session_id;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
@@ -139,16 +139,16 @@ impl<S: Store> Broker<S> {
         self.process_session_packet(now, from, packet);
     }
 
-    pub(super) fn process_session_packet(&mut self, now: Time, from: SocketAddr, packet: Packet) {
+    pub(super) fn process_session_packet(&mut self, now: Time, from: Peer, packet: Packet) {
         let sid = packet.header.session_id;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
-            if s.addr != from {
+            if s.peer != from {
                 // NAT rebinding or a network switch: follow the newest packet.
-                s.addr = from;
+                s.peer = from;
                 self.stats.migrations += 1;
             }
         }
@@ -166,7 +166,7 @@ impl<S: Store> Broker<S> {
     /// what was received from it (no amplification).
     pub(super) fn reply_error(
         &mut self,
-        to: SocketAddr,
+        to: Peer,
         sid: u64,
         received: usize,
         code: ErrorCode,

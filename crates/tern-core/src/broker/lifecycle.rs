@@ -3,14 +3,12 @@
 //! is answered with LOGIN_OK (inside the handshake reply when sealed); a
 //! session ends with a KICK.
 
-use std::net::SocketAddr;
-
 use rand::Rng;
 
 use super::login::Admitted;
 use super::session::{DownItem, Downlink, Out, Session};
 use super::users::Dev;
-use super::{Broker, BrokerEvent};
+use super::{Broker, BrokerEvent, Peer};
 use crate::reliability::{AckCoalescer, Receiver, Sender};
 use crate::store::{DeviceState, InboxMeta, Store};
 use crate::time::Time;
@@ -30,7 +28,7 @@ struct Start {
 impl<S: Store> Broker<S> {
     /// Opens a session for an admitted login, replacing the device's old
     /// one, and queues LOGIN_OK and the first pushes.
-    pub(super) fn open_session(&mut self, now: Time, from: SocketAddr, len: usize, a: Admitted) {
+    pub(super) fn open_session(&mut self, now: Time, from: Peer, len: usize, a: Admitted) {
         let (user, device) = (a.user, a.device);
         if let Some(old) = self.device_session(user, device) {
             self.stats.replaced += 1;
@@ -58,7 +56,7 @@ impl<S: Store> Broker<S> {
             id: sid,
             user,
             device,
-            addr: from,
+            peer: from,
             highest_pn: 0,
             next_pn: 1,
             last_heard: now,
@@ -80,7 +78,7 @@ impl<S: Store> Broker<S> {
             session: sid,
             user,
             device,
-            addr: from,
+            peer: from,
         });
         self.queue_login_ok(now, sid, a.sealed);
         self.refill(now, sid);

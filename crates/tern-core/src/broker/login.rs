@@ -4,11 +4,9 @@
 //! (`lifecycle.rs`). Each step either lets the login through or answers it
 //! (or drops it) and stops.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 
-use super::{Broker, BrokerEvent};
+use super::{Broker, BrokerEvent, Peer};
 use crate::auth::TokenError;
 use crate::seal::{Hello, Responder};
 use crate::store::Store;
@@ -41,13 +39,7 @@ pub(super) struct Admitted {
 impl<S: Store> Broker<S> {
     /// A packet without a session: only a LOGIN or HANDSHAKE (with a cookie
     /// and padding) is looked at.
-    pub(super) fn handle_prelogin(
-        &mut self,
-        now: Time,
-        from: SocketAddr,
-        packet: Packet,
-        len: usize,
-    ) {
+    pub(super) fn handle_prelogin(&mut self, now: Time, from: Peer, packet: Packet, len: usize) {
         let Some(req) = self.read_request(from, packet, len) else {
             return;
         };
@@ -84,7 +76,7 @@ impl<S: Store> Broker<S> {
     /// The LOGIN or HANDSHAKE of a pre-login packet, with its cookie. Any
     /// other frame is refused with NOT_ALLOWED; a packet with neither is
     /// ignored.
-    fn read_request(&mut self, from: SocketAddr, packet: Packet, len: usize) -> Option<Request> {
+    fn read_request(&mut self, from: Peer, packet: Packet, len: usize) -> Option<Request> {
         let mut req = Request {
             pn: packet.header.packet_number,
             login: None,
@@ -109,7 +101,7 @@ impl<S: Store> Broker<S> {
 
     /// A HANDSHAKE needs a server key; a clear LOGIN over raw UDP is refused
     /// when sealing is required. QUIC peers are encrypted by TLS already.
-    fn seal_policy_admits(&mut self, from: SocketAddr, len: usize, req: &Request) -> bool {
+    fn seal_policy_admits(&mut self, from: Peer, len: usize, req: &Request) -> bool {
         if req.handshake.is_some() && self.cfg.seal_key.is_none() {
             self.stats.handshake_failed += 1;
             self.reply_error(
@@ -122,8 +114,10 @@ impl<S: Store> Broker<S> {
             );
             return false;
         }
-        let quic = super::is_quic_peer(&from);
-        if req.login.is_some() && !quic && self.cfg.seal_policy == super::SealPolicy::Required {
+        if req.login.is_some()
+            && !from.is_quic()
+            && self.cfg.seal_policy == super::SealPolicy::Required
+        {
             self.stats.seal_required += 1;
             self.refuse_login(
                 from,
@@ -142,15 +136,15 @@ impl<S: Store> Broker<S> {
     fn address_proven(
         &mut self,
         now: Time,
-        from: SocketAddr,
+        from: Peer,
         len: usize,
         cookie: Option<&Bytes>,
     ) -> bool {
-        if !self.cfg.validate_addresses || super::is_quic_peer(&from) {
+        if !self.cfg.validate_addresses || from.is_quic() {
             return true;
         }
         let wall_secs = self.wall_ms(now) / 1000;
-        if cookie.is_some_and(|c| self.admission.check(wall_secs, from, c)) {
+        if cookie.is_some_and(|c| self.admission.check(wall_secs, from.addr, c)) {
             return true;
         }
         if cookie.is_some() {
@@ -162,7 +156,7 @@ impl<S: Store> Broker<S> {
         };
         let mut pb = PacketBuilder::new(header, len);
         if pb
-            .push(&Frame::Retry(self.admission.cookie(wall_secs, from)))
+            .push(&Frame::Retry(self.admission.cookie(wall_secs, from.addr)))
             .is_ok()
         {
             self.stats.retries_sent += 1;
@@ -193,7 +187,7 @@ impl<S: Store> Broker<S> {
     fn verify_token(
         &mut self,
         now: Time,
-        from: SocketAddr,
+        from: Peer,
         len: usize,
         login: &Login,
     ) -> Option<(u64, u32)> {
@@ -245,7 +239,7 @@ impl<S: Store> Broker<S> {
     fn is_repeated_login(
         &mut self,
         now: Time,
-        from: SocketAddr,
+        from: Peer,
         pn: u64,
         user: u64,
         device: u32,
@@ -256,7 +250,7 @@ impl<S: Store> Broker<S> {
         let Some(s) = self
             .sessions
             .get(&sid)
-            .filter(|s| s.addr == from && s.seal.is_none())
+            .filter(|s| s.peer == from && s.seal.is_none())
         else {
             return false;
         };
@@ -270,7 +264,7 @@ impl<S: Store> Broker<S> {
 
     /// A new device needs a free session slot; a device that is logged in
     /// already replaces its own.
-    fn has_room_for(&mut self, from: SocketAddr, len: usize, user: u64, device: u32) -> bool {
+    fn has_room_for(&mut self, from: Peer, len: usize, user: u64, device: u32) -> bool {
         if self.sessions.len() < self.cfg.max_sessions
             || self.device_session(user, device).is_some()
         {
@@ -281,16 +275,10 @@ impl<S: Store> Broker<S> {
     }
 
     /// Refuses a login: counted, reported, and answered with an ERROR.
-    pub(super) fn refuse_login(
-        &mut self,
-        from: SocketAddr,
-        len: usize,
-        code: ErrorCode,
-        reason: &str,
-    ) {
+    pub(super) fn refuse_login(&mut self, from: Peer, len: usize, code: ErrorCode, reason: &str) {
         self.stats.login_refused += 1;
         self.events
-            .push_back(BrokerEvent::LoginRefused { addr: from, code });
+            .push_back(BrokerEvent::LoginRefused { peer: from, code });
         self.reply_error(from, 0, len, code, ty::LOGIN, reason);
     }
 }

@@ -30,7 +30,7 @@
 //!
 //! State lives in `session.rs` (one device connection), `users.rs` (the
 //! per-user cache) and `admission.rs` (cookies and rate limits); the types a
-//! driver sees in `config.rs`, `stats.rs` and `events.rs`.
+//! driver sees in `config.rs`, `peer.rs`, `stats.rs` and `events.rs`.
 
 mod admission;
 mod commit;
@@ -40,6 +40,7 @@ mod events;
 mod intake;
 mod lifecycle;
 mod login;
+mod peer;
 mod pull;
 mod retention;
 mod session;
@@ -50,13 +51,13 @@ mod uplink;
 mod users;
 
 pub use commit::Commit;
-pub use config::{is_quic_peer, BrokerConfig, SealPolicy, QUIC_PEER_PREFIX};
+pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use peer::{Peer, Transport};
 pub use stats::BrokerStats;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,7 +82,7 @@ pub struct Broker<S: Store> {
     staged: Staged,
     in_flight: Option<InFlight>,
     next_commit: u64,
-    transmits: VecDeque<(SocketAddr, Bytes)>,
+    transmits: VecDeque<(Peer, Bytes)>,
     timers: BinaryHeap<Reverse<(Time, u64)>>,
     touched: Vec<u64>,
     rng: SmallRng,
@@ -183,8 +184,8 @@ impl<S: Store> Broker<S> {
         self.timers.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+    /// Next datagram to send, and the peer to send it to over its transport.
+    pub fn poll_transmit(&mut self) -> Option<(Peer, Bytes)> {
         self.transmits.pop_front()
     }
 

@@ -1,10 +1,10 @@
 //! One logged-in device connection, as the broker sees it.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use super::Peer;
 use crate::reliability::{AckCoalescer, Receiver, Sender};
 use crate::seal::{Channel, KEY_LEN, SEAL_OVERHEAD};
 use crate::time::Time;
@@ -62,7 +62,8 @@ pub(crate) struct Session {
     pub id: u64,
     pub user: u64,
     pub device: u32,
-    pub addr: SocketAddr,
+    /// Where its datagrams come from and answers go (follows address changes).
+    pub peer: Peer,
     pub highest_pn: u64,
     pub next_pn: u64,
     pub last_heard: Time,
@@ -125,9 +126,9 @@ impl Session {
         now: Time,
         ack_frames: Vec<Frame>,
         max: usize,
-        sink: &mut VecDeque<(SocketAddr, Bytes)>,
+        sink: &mut VecDeque<(Peer, Bytes)>,
     ) {
-        let addr = self.addr;
+        let addr = self.peer;
         let max = match &mut self.seal {
             Some(seal) => {
                 if std::mem::take(&mut seal.reply_due) {
