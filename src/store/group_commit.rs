@@ -502,10 +502,7 @@ mod tests {
         WriteBatch {
             ops: vec![WriteOp::Append {
                 user,
-                entry: StoredEntry {
-                    seq,
-                    frame: Bytes::from(format!("{user}/{seq}")),
-                },
+                entry: StoredEntry::new(seq, Bytes::from(format!("{user}/{seq}"))),
             }],
         }
     }

@@ -311,10 +311,8 @@ impl Store for RocksStore {
                 key: k.to_vec(),
                 source,
             })?;
-            out.push(StoredEntry {
-                seq,
-                frame: Bytes::copy_from_slice(v),
-            });
+            // Only the frame is stored: its meta is decoded here, once.
+            out.push(StoredEntry::new(seq, Bytes::copy_from_slice(v)));
             it.next();
         }
         it.status()?;
@@ -373,10 +371,7 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64, s: &str) -> StoredEntry {
-        StoredEntry {
-            seq,
-            frame: Bytes::copy_from_slice(s.as_bytes()),
-        }
+        StoredEntry::new(seq, Bytes::copy_from_slice(s.as_bytes()))
     }
 
     fn append(user: u64, seq: u64) -> WriteOp {
@@ -545,6 +540,49 @@ mod tests {
         ));
         // Other users are unaffected.
         assert_eq!(s.inbox_meta(8).unwrap(), None);
+    }
+
+    #[test]
+    fn entries_read_back_carry_the_meta_of_their_frame() {
+        use tern_core::store::{EntryMeta, Origin};
+        use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
+        let deliver = Deliver {
+            seq: 1,
+            conv: 4,
+            from_user: 2,
+            from_device: 3,
+            from_seq: 9,
+            time_ms: 1_700_000_000_000,
+            body: EntryBody::Message {
+                msg_type: 0,
+                payload: Bytes::from_static(b"hi"),
+            },
+        };
+        let written = StoredEntry {
+            seq: 1,
+            frame: encode_to_bytes(&Frame::Deliver(deliver.clone())),
+            meta: EntryMeta::of_deliver(&deliver),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = RocksStore::open_default(dir.path()).unwrap();
+        s.commit(&WriteBatch {
+            ops: vec![WriteOp::Append {
+                user: 1,
+                entry: written.clone(),
+            }],
+        })
+        .unwrap();
+        let read = s.read_inbox(1, 0, 10).unwrap();
+        assert_eq!(read, vec![written]);
+        assert_eq!(
+            read[0].meta.origin,
+            Some(Origin {
+                conv: 4,
+                from_user: 2,
+                from_device: 3,
+                from_seq: 9
+            })
+        );
     }
 
     #[test]

@@ -2,14 +2,12 @@
 //! retransmission queue and refilled from the store, the device's ACKs,
 //! and the DELIVERED receipts they release.
 
-use bytes::Bytes;
-
-use super::session::{DownItem, Downlink, Origin};
+use super::session::{DownItem, Downlink};
 use super::{Broker, BrokerEvent};
 use crate::reliability::SenderEvent;
-use crate::store::{Store, StoredEntry};
+use crate::store::{Origin, Store, StoredEntry};
 use crate::time::Time;
-use crate::wire::{Ack, EntryBody, Frame, Reader, ReceiptStatus};
+use crate::wire::{Ack, EntryBody, ReceiptStatus};
 
 impl<S: Store> Broker<S> {
     /// A committed entry for a session's user: push it if the session pushes.
@@ -22,7 +20,7 @@ impl<S: Store> Broker<S> {
                 if sender.next_seq() == entry.seq && !sender.is_full() {
                     let item = DownItem {
                         frame: entry.frame.clone(),
-                        origin: origin_of(&entry.frame),
+                        origin: entry.meta.origin,
                     };
                     let _ = sender.push(now, item);
                 }
@@ -69,17 +67,11 @@ impl<S: Store> Broker<S> {
             if e.seq != sender.next_seq() || e.seq > head {
                 break;
             }
-            let origin = origin_of(&e.frame);
-            if sender
-                .push(
-                    now,
-                    DownItem {
-                        frame: e.frame,
-                        origin,
-                    },
-                )
-                .is_err()
-            {
+            let item = DownItem {
+                frame: e.frame,
+                origin: e.meta.origin,
+            };
+            if sender.push(now, item).is_err() {
                 break;
             }
         }
@@ -190,19 +182,5 @@ impl<S: Store> Broker<S> {
             };
             self.append(now, o.from_user, o.conv, user, device, 0, body);
         }
-    }
-}
-
-/// The message id inside an encoded DELIVER frame, if it is a message.
-pub(super) fn origin_of(frame: &Bytes) -> Option<Origin> {
-    let mut r = Reader::new(frame.clone());
-    match Frame::decode(&mut r) {
-        Ok(Frame::Deliver(d)) if matches!(d.body, EntryBody::Message { .. }) => Some(Origin {
-            conv: d.conv,
-            from_user: d.from_user,
-            from_device: d.from_device,
-            from_seq: d.from_seq,
-        }),
-        _ => None,
     }
 }

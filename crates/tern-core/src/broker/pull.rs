@@ -1,7 +1,6 @@
 //! Paged pulls (`PULL` → DELIVERs and PAGE_END): how a device with a large
 //! backlog reads it, each pull acknowledging the previous page.
 
-use super::downlink::origin_of;
 use super::session::{Downlink, Out};
 use super::{Broker, BrokerEvent};
 use crate::reliability::Sender;
@@ -47,7 +46,7 @@ impl<S: Store> Broker<S> {
         let mut last = after;
         for e in entries.into_iter().take_while(|e| e.seq <= head) {
             last = e.seq;
-            if let Some(o) = origin_of(&e.frame) {
+            if let Some(o) = e.meta.origin {
                 s.last_page.push((e.seq, o));
             }
             s.out.push_back(Out::Raw(e.frame));

@@ -5,7 +5,6 @@
 use super::Broker;
 use crate::store::Store;
 use crate::time::Time;
-use crate::wire::{Frame, Reader};
 
 impl<S: Store> Broker<S> {
     /// Deletes entries older than the retention time, even if some device
@@ -37,10 +36,10 @@ impl<S: Store> Broker<S> {
                 break;
             }
             for e in entries.iter().take_while(|e| e.seq <= head) {
-                match Frame::decode(&mut Reader::new(e.frame.clone())) {
-                    Ok(Frame::Deliver(d)) if d.time_ms < cutoff => up_to = Some(e.seq),
-                    _ => break 'scan,
+                if e.meta.time_ms >= cutoff {
+                    break 'scan;
                 }
+                up_to = Some(e.seq);
                 from = e.seq;
             }
         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::Peer;
 use crate::reliability::{AckCoalescer, Receiver, Sender};
 use crate::seal::{Channel, KEY_LEN, SEAL_OVERHEAD};
+use crate::store::Origin;
 use crate::time::Time;
 use crate::wire::{Frame, Header, PacketBuilder};
 
@@ -17,15 +18,6 @@ pub(crate) struct DownItem {
     pub frame: Bytes,
     /// Who the entry is from, for DELIVERED receipts (`None`: not a message).
     pub origin: Option<Origin>,
-}
-
-/// The message id of a delivered message, for receipts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Origin {
-    pub conv: u64,
-    pub from_user: u64,
-    pub from_device: u32,
-    pub from_seq: u64,
 }
 
 /// How entries reach the device.

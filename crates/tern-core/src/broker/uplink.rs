@@ -5,7 +5,7 @@
 use super::session::Out;
 use super::Broker;
 use crate::reliability::Arrival;
-use crate::store::{Store, StoredEntry};
+use crate::store::{EntryMeta, Store, StoredEntry};
 use crate::time::Time;
 use crate::wire::{
     encode_to_bytes, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, Header, ReceiptStatus,
@@ -162,7 +162,7 @@ impl<S: Store> Broker<S> {
         u.meta.head += 1;
         let seq = u.meta.head;
         let online = u.online();
-        let frame = encode_to_bytes(&Frame::Deliver(Deliver {
+        let deliver = Deliver {
             seq,
             conv,
             from_user,
@@ -170,9 +170,15 @@ impl<S: Store> Broker<S> {
             from_seq,
             time_ms: wall,
             body,
-        }));
+        };
+        let meta = EntryMeta::of_deliver(&deliver);
+        let frame = encode_to_bytes(&Frame::Deliver(deliver));
+        // What the store's read path will decode from the frame: MemStore
+        // keeps `meta` as given, RocksStore decodes it, and both must agree.
+        debug_assert_eq!(meta, EntryMeta::of_frame(&frame));
         self.mark_user_dirty(to);
-        self.staged.appends.push((to, StoredEntry { seq, frame }));
+        let entry = StoredEntry { seq, frame, meta };
+        self.staged.appends.push((to, entry));
         online
     }
 
