@@ -2,7 +2,7 @@
 //! QUIC DATAGRAM frame; Tern's own reliability runs end to end above it.
 //!
 //! The broker knows a peer by an address and a transport tag ([`Peer`]).
-//! Each accepted QUIC connection is a [`Transport::Quic`] peer whose address
+//! Each accepted QUIC connection is a `Transport::Quic` peer whose address
 //! is a key allocated here ([`connection_peer`]): a per-process connection
 //! counter. Datagrams read from the connection are handed to the broker loop
 //! over a channel tagged with that peer, and broker output for a QUIC peer is
