@@ -64,10 +64,7 @@ fn random_op(rng: &mut SmallRng) -> WriteOp {
             let frame: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
             WriteOp::Append {
                 user,
-                entry: StoredEntry {
-                    seq: pick_seq(rng),
-                    frame: Bytes::from(frame),
-                },
+                entry: StoredEntry::new(pick_seq(rng), Bytes::from(frame)),
             }
         }
         5 => WriteOp::Meta {
@@ -258,10 +255,7 @@ fn reopen_keeps_committed_data() {
         let mut ops: Vec<WriteOp> = (1..=10)
             .map(|seq| WriteOp::Append {
                 user: 5,
-                entry: StoredEntry {
-                    seq,
-                    frame: Bytes::from(format!("frame {seq}")),
-                },
+                entry: StoredEntry::new(seq, Bytes::from(format!("frame {seq}"))),
             })
             .collect();
         ops.push(WriteOp::Trim { user: 5, up_to: 4 });
@@ -329,24 +323,15 @@ fn crash_batch(n: u64) -> WriteBatch {
         ops: vec![
             WriteOp::Append {
                 user: 1,
-                entry: StoredEntry {
-                    seq: n,
-                    frame: Bytes::from(format!("{n}:1")),
-                },
+                entry: StoredEntry::new(n, Bytes::from(format!("{n}:1"))),
             },
             WriteOp::Append {
                 user: 2,
-                entry: StoredEntry {
-                    seq: n,
-                    frame: Bytes::from(format!("{n}:2")),
-                },
+                entry: StoredEntry::new(n, Bytes::from(format!("{n}:2"))),
             },
             WriteOp::Append {
                 user: 3,
-                entry: StoredEntry {
-                    seq: n,
-                    frame: big_frame(n),
-                },
+                entry: StoredEntry::new(n, big_frame(n)),
             },
             WriteOp::Device {
                 user: DEVICE_USER,

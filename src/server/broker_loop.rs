@@ -1,23 +1,23 @@
 //! The broker's event loop: one task owns the broker and serves the raw UDP
 //! socket and, when enabled, the QUIC connections (through the channel and
-//! connection table of [`QuicIo`]) together. Peers are `SocketAddr` keys;
-//! QUIC peers have synthetic keys ([`super::quic::synthetic_addr`]), so
-//! output is routed by key.
+//! connection table of [`QuicIo`]) together. Every datagram enters the
+//! broker tagged with the transport it arrived on ([`Peer`]), and the
+//! broker's output is routed by that tag: raw UDP to the peer's address,
+//! QUIC to the connection its key names ([`super::quic::connection_peer`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tern_core::broker::{Broker, BrokerEvent};
+use tern_core::broker::{Broker, BrokerEvent, Peer, Transport};
 use tern_core::time::Time;
 use tern_core::wire::limits::MAX_RECV_DATAGRAM;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::metrics::{Metrics, Snapshot};
-use super::quic::{is_synthetic, QuicIo};
+use super::quic::QuicIo;
 use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
 
@@ -34,7 +34,7 @@ pub struct Io {
 }
 
 /// Next datagram from any QUIC connection (never, without QUIC).
-async fn quic_recv(quic: &mut Option<QuicIo>) -> Option<(SocketAddr, Bytes)> {
+async fn quic_recv(quic: &mut Option<QuicIo>) -> Option<(Peer, Bytes)> {
     match quic {
         Some(q) => q.rx.recv().await,
         None => std::future::pending().await,
@@ -95,12 +95,13 @@ fn start_commit(
 
 async fn flush(broker: &mut Broker<RocksStore>, io: &Io) {
     while let Some((to, data)) = broker.poll_transmit() {
-        if is_synthetic(&to) {
-            if let Some(q) = &io.quic {
-                q.peers.send(to, data);
+        match to.transport {
+            Transport::Udp => crate::transport::udp::send(&io.udp, to.addr, &data).await,
+            Transport::Quic => {
+                if let Some(q) = &io.quic {
+                    q.peers.send(to.addr, data);
+                }
             }
-        } else {
-            crate::transport::udp::send(&io.udp, to, &data).await;
         }
     }
     while let Some(ev) = broker.poll_event() {
@@ -114,11 +115,11 @@ fn log_event(ev: &BrokerEvent) {
             session,
             user,
             device,
-            addr,
+            peer,
         } => {
             let span =
                 tracing::info_span!("session", id = %format!("{session:016x}"), user, device);
-            span.in_scope(|| tracing::info!(%addr, "logged in"));
+            span.in_scope(|| tracing::info!(%peer, "logged in"));
         }
         BrokerEvent::Closed {
             session,
@@ -130,7 +131,7 @@ fn log_event(ev: &BrokerEvent) {
                 tracing::info_span!("session", id = %format!("{session:016x}"), user, device);
             span.in_scope(|| tracing::info!(reason, "closed"));
         }
-        BrokerEvent::LoginRefused { addr, code } => tracing::info!(%addr, ?code, "login refused"),
+        BrokerEvent::LoginRefused { peer, code } => tracing::info!(%peer, ?code, "login refused"),
         BrokerEvent::Unreachable { user, device } => {
             tracing::info!(user, device, "device unreachable; entries stay stored")
         }

@@ -1,17 +1,16 @@
 //! Tern over QUIC (`proto-spec/quic.md`): every Tern packet travels in one
 //! QUIC DATAGRAM frame; Tern's own reliability runs end to end above it.
 //!
-//! The broker knows peers only by a `SocketAddr` key. Each accepted QUIC
-//! connection gets a stable **synthetic** key in the ULA prefix
-//! `fd54:6572:6e00::/48` ("Tern" in the second to fourth bytes): the 64-bit
-//! interface identifier is a per-process connection counter, the port is 1.
-//! Datagrams read from the connection are handed to the broker loop over a
-//! channel under that key, and broker output addressed to a synthetic key is
-//! sent on the connection with `send_datagram`. The key never changes while
-//! the connection lives, so QUIC connection migration is invisible to the
-//! broker. A closed connection is simply a silent peer: the broker's idle
-//! timeout ends its session, or the client's next connection (a new key)
-//! takes the session over by the ordinary address rule.
+//! The broker knows a peer by an address and a transport tag ([`Peer`]).
+//! Each accepted QUIC connection is a `Transport::Quic` peer whose address
+//! is a key allocated here ([`connection_peer`]): a per-process connection
+//! counter. Datagrams read from the connection are handed to the broker loop
+//! over a channel tagged with that peer, and broker output for a QUIC peer is
+//! sent on the connection its key names, with `send_datagram`. The key never
+//! changes while the connection lives, so QUIC connection migration is
+//! invisible to the broker. A closed connection is simply a silent peer: the
+//! broker's idle timeout ends its session, or the client's next connection
+//! (a new key) takes the session over by the ordinary address rule.
 
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -24,6 +23,7 @@ use bytes::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+use tern_core::broker::Peer;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -32,28 +32,14 @@ use crate::transport::quic::{fingerprint, flush_datagrams, transport_config, ALP
 /// Channel capacity from the connection readers to the broker loop.
 const INBOUND_QUEUE: usize = 4096;
 
-/// First three segments of the synthetic peer keys: `fd54:6572:6e00::/48`.
-const SYNTHETIC_PREFIX: [u16; 3] = tern_core::broker::QUIC_PEER_PREFIX;
-
-/// The synthetic broker key of QUIC connection number `n`.
-pub fn synthetic_addr(n: u64) -> SocketAddr {
-    let ip = Ipv6Addr::new(
-        SYNTHETIC_PREFIX[0],
-        SYNTHETIC_PREFIX[1],
-        SYNTHETIC_PREFIX[2],
-        0,
-        (n >> 48) as u16,
-        (n >> 32) as u16,
-        (n >> 16) as u16,
-        n as u16,
-    );
-    SocketAddr::V6(SocketAddrV6::new(ip, 1, 0, 0))
-}
-
-/// Whether `addr` is in the synthetic prefix. Raw UDP datagrams from such a
-/// source are dropped, so that no UDP sender can pose as a QUIC peer.
-pub fn is_synthetic(addr: &SocketAddr) -> bool {
-    tern_core::broker::is_quic_peer(addr)
+/// The broker peer of QUIC connection number `n`. Only uniqueness matters
+/// (the [`Transport::Quic`](tern_core::broker::Transport::Quic) tag, not the
+/// address, is what the broker trusts); the counter fills an IPv6 address so
+/// that each connection also gets its own pre-login rate-limit bucket, like
+/// each raw-UDP source address.
+pub fn connection_peer(n: u64) -> Peer {
+    let ip = Ipv6Addr::from(u128::from(n));
+    Peer::quic(SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, 0)))
 }
 
 /// The server's certificate chain and key.
@@ -129,7 +115,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Live QUIC connections by synthetic key, shared by the connection tasks
+/// Live QUIC connections by their peer key, shared by the connection tasks
 /// (insert, remove) and the broker loop (send).
 #[derive(Default)]
 pub struct Peers {
@@ -168,8 +154,8 @@ pub struct QuicServer {
 
 /// What the broker loop reads from and sends to.
 pub struct QuicIo {
-    /// Datagrams from every connection, with their synthetic keys.
-    pub rx: mpsc::Receiver<(SocketAddr, Bytes)>,
+    /// Datagrams from every connection, with their peers.
+    pub rx: mpsc::Receiver<(Peer, Bytes)>,
     /// Connections by key.
     pub peers: Arc<Peers>,
     endpoint: quinn::Endpoint,
@@ -276,14 +262,14 @@ fn endpoint_config(key: &PrivateKeyDer<'_>) -> quinn::EndpointConfig {
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     peers: Arc<Peers>,
-    tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    tx: mpsc::Sender<(Peer, Bytes)>,
 ) {
     let counter = Arc::new(AtomicU64::new(1));
     while let Some(incoming) = endpoint.accept().await {
         let n = counter.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection(
             incoming,
-            synthetic_addr(n),
+            connection_peer(n),
             peers.clone(),
             tx.clone(),
         ));
@@ -292,9 +278,9 @@ async fn accept_loop(
 
 async fn connection(
     incoming: quinn::Incoming,
-    key: SocketAddr,
+    peer: Peer,
     peers: Arc<Peers>,
-    tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    tx: mpsc::Sender<(Peer, Bytes)>,
 ) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
@@ -316,22 +302,22 @@ async fn connection(
         .conns
         .lock()
         .expect("peers lock")
-        .insert(key, conn.clone());
-    tracing::debug!(%remote, peer = %key, "quic connection");
+        .insert(peer.addr, conn.clone());
+    tracing::debug!(%remote, %peer, "quic connection");
     loop {
         match conn.read_datagram().await {
             Ok(data) => {
-                if tx.send((key, data)).await.is_err() {
+                if tx.send((peer, data)).await.is_err() {
                     break; // the broker loop has stopped
                 }
             }
             Err(e) => {
-                tracing::debug!(peer = %key, reason = %e, "quic connection closed");
+                tracing::debug!(%peer, reason = %e, "quic connection closed");
                 break;
             }
         }
     }
-    peers.conns.lock().expect("peers lock").remove(&key);
+    peers.conns.lock().expect("peers lock").remove(&peer.addr);
 }
 
 #[cfg(test)]
@@ -339,18 +325,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn synthetic_keys_are_stable_distinct_and_recognised() {
-        let a = synthetic_addr(1);
-        assert_eq!(a, synthetic_addr(1));
-        assert_ne!(a, synthetic_addr(2));
-        assert_eq!(a.to_string(), "[fd54:6572:6e00::1]:1");
+    fn connection_peers_are_stable_distinct_and_tagged_quic() {
+        let a = connection_peer(1);
+        assert_eq!(a, connection_peer(1));
+        assert_ne!(a, connection_peer(2));
+        assert!(a.is_quic());
+        assert_eq!(a.to_string(), "quic [::1]:0");
         assert_eq!(
-            synthetic_addr(u64::MAX).to_string(),
-            "[fd54:6572:6e00:0:ffff:ffff:ffff:ffff]:1"
+            connection_peer(u64::MAX).to_string(),
+            "quic [::ffff:ffff:ffff:ffff]:0"
         );
-        assert!(is_synthetic(&a));
-        assert!(!is_synthetic(&"127.0.0.1:1".parse().unwrap()));
-        assert!(!is_synthetic(&"[fd54:6572:6e01::1]:1".parse().unwrap()));
-        assert!(!is_synthetic(&"[::1]:7400".parse().unwrap()));
+        // A raw-UDP source with the same address is another peer.
+        assert_ne!(a, Peer::udp(a.addr));
     }
 }

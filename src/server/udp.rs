@@ -3,20 +3,16 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tern_core::broker::Broker;
+use tern_core::broker::{Broker, Peer};
 use tern_core::time::Time;
 use tokio::net::UdpSocket;
 
-use super::quic::is_synthetic;
 use crate::store::RocksStore;
 
-/// Hands one received datagram to the broker. A source inside the QUIC
-/// bridge's synthetic prefix is dropped: only QUIC connections own those keys.
+/// Hands one received datagram to the broker, tagged as a raw-UDP peer:
+/// whatever its source address, it never passes for a QUIC connection.
 pub fn deliver(broker: &mut Broker<RocksStore>, now: Time, from: SocketAddr, data: &[u8]) {
-    if is_synthetic(&from) {
-        return;
-    }
-    broker.handle_datagram(now, from, Bytes::copy_from_slice(data));
+    broker.handle_datagram(now, Peer::udp(from), Bytes::copy_from_slice(data));
 }
 
 /// Reads up to `max` more datagrams without waiting.

@@ -6,7 +6,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | [`CF_INBOX`] | `user: u64 BE ++ seq: u64 BE` (16 bytes) | the entry's frame, raw |
+//! | [`CF_INBOX`] | `user: u64 BE ++ seq: u64 BE` (16 bytes) | the entry's frame, raw (its `EntryMeta` is decoded from it on read) |
 //! | [`CF_META`] | `user: u64 BE` (8 bytes) | [`encode_meta`] |
 //! | [`CF_DEVICE`] | `user: u64 BE ++ device: u32 BE` (12 bytes) | [`encode_device`] |
 //!

@@ -34,7 +34,7 @@ fn answers(b: &mut Broker<MemStore>) -> usize {
 #[test]
 fn junk_beyond_the_budget_gets_no_answer_and_is_counted() {
     let mut b = broker(10.0);
-    let from = "127.0.0.1:4000".parse().unwrap();
+    let from: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
     for i in 0..50 {
         b.handle_datagram(Time::ZERO, from, junk(i));
     }
@@ -54,7 +54,7 @@ fn junk_beyond_the_budget_gets_no_answer_and_is_counted() {
 #[test]
 fn within_the_budget_every_bad_datagram_is_answered() {
     let mut b = broker(10_000.0);
-    let from = "127.0.0.1:4000".parse().unwrap();
+    let from: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
     for i in 0..500 {
         b.handle_datagram(Time::ZERO, from, junk(i));
     }

@@ -110,7 +110,7 @@ impl Pair {
             moved = true;
         }
         while let Some((to, d)) = self.broker.poll_transmit() {
-            if let Some((_, c)) = self.clients.iter_mut().find(|(a, _)| *a == to) {
+            if let Some((_, c)) = self.clients.iter_mut().find(|(a, _)| *a == to.addr) {
                 c.handle_datagram(self.now, d);
                 moved = true;
             }

@@ -393,12 +393,12 @@ impl<'a> World<'a> {
     fn flush_broker(&mut self) {
         let now = self.now;
         while let Some((to, data)) = self.broker.poll_transmit() {
-            let Some(&i) = self.by_addr.get(&to) else {
+            let Some(&i) = self.by_addr.get(&to.addr) else {
                 continue;
             };
             let out = self.clients[i].down.transmit(now.as_micros(), data);
             for d in out.deliveries {
-                self.enqueue(d.at_us, Dest::Client(to), d.datagram);
+                self.enqueue(d.at_us, Dest::Client(to.addr), d.datagram);
             }
         }
         while let Some(ev) = self.broker.poll_event() {

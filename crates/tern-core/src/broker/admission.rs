@@ -12,6 +12,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::{Peer, Transport};
 use crate::time::Time;
 
 /// Seconds a cookie stays valid (it is accepted in its period and the next).
@@ -51,7 +52,8 @@ impl Bucket {
 /// Admission control for packets that have no session yet.
 pub(crate) struct Admission {
     secret: [u8; 32],
-    sources: HashMap<IpAddr, Bucket>,
+    /// Buckets by source IP, apart per transport.
+    sources: HashMap<(Transport, IpAddr), Bucket>,
     max_sources: usize,
     rate: f64,
     burst: f64,
@@ -68,9 +70,10 @@ impl Admission {
         }
     }
 
-    /// May a pre-login packet from `ip` be looked at now?
-    pub fn allow(&mut self, now: Time, ip: IpAddr) -> bool {
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.max_sources {
+    /// May a pre-login packet from `from` be looked at now?
+    pub fn allow(&mut self, now: Time, from: &Peer) -> bool {
+        let source = (from.transport, from.addr.ip());
+        if !self.sources.contains_key(&source) && self.sources.len() >= self.max_sources {
             // Forget sources whose bucket has refilled: they lose nothing.
             let idle = Duration::from_secs_f64(self.burst / self.rate.max(1e-9));
             self.sources
@@ -81,7 +84,7 @@ impl Admission {
         }
         let (rate, burst) = (self.rate, self.burst);
         self.sources
-            .entry(ip)
+            .entry(source)
             .or_insert_with(|| Bucket::full(burst, now))
             .take(now, rate, burst)
     }
@@ -136,6 +139,11 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    /// A raw-UDP source at `ip`.
+    fn src(ip: [u8; 4]) -> Peer {
+        Peer::udp(SocketAddr::from((ip, 9)))
+    }
+
     #[test]
     fn cookie_is_bound_to_address_and_time() {
         let a = Admission::new([7; 32], 10.0, 10.0, 10);
@@ -159,13 +167,13 @@ mod tests {
     #[test]
     fn bucket_limits_one_source_not_others() {
         let mut a = Admission::new([0; 32], 10.0, 5.0, 100);
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let other: IpAddr = [10, 0, 0, 2].into();
+        let ip = src([10, 0, 0, 1]);
+        let other = src([10, 0, 0, 2]);
         let t = Time::from_secs(1);
-        assert_eq!((0..20).filter(|_| a.allow(t, ip)).count(), 5);
-        assert!(a.allow(t, other));
+        assert_eq!((0..20).filter(|_| a.allow(t, &ip)).count(), 5);
+        assert!(a.allow(t, &other));
         assert!(
-            a.allow(t + Duration::from_millis(100), ip),
+            a.allow(t + Duration::from_millis(100), &ip),
             "refills at 10/s"
         );
     }
@@ -174,15 +182,29 @@ mod tests {
     fn source_table_is_bounded() {
         let mut a = Admission::new([0; 32], 1.0, 1.0, 2);
         let t = Time::from_secs(1);
-        assert!(a.allow(t, [10, 0, 0, 1].into()));
-        assert!(a.allow(t, [10, 0, 0, 2].into()));
+        assert!(a.allow(t, &src([10, 0, 0, 1])));
+        assert!(a.allow(t, &src([10, 0, 0, 2])));
         assert!(
-            !a.allow(t, [10, 0, 0, 3].into()),
+            !a.allow(t, &src([10, 0, 0, 3])),
             "table full of fresh sources"
         );
         assert!(
-            a.allow(t + Duration::from_secs(5), [10, 0, 0, 3].into()),
+            a.allow(t + Duration::from_secs(5), &src([10, 0, 0, 3])),
             "idle ones forgotten"
+        );
+    }
+
+    #[test]
+    fn a_udp_source_never_spends_a_quic_peers_budget() {
+        let mut a = Admission::new([0; 32], 1.0, 1.0, 100);
+        let t = Time::from_secs(1);
+        let udp = src([10, 0, 0, 1]);
+        let quic = Peer::quic(udp.addr);
+        assert!(a.allow(t, &udp));
+        assert!(!a.allow(t, &udp), "its one token is spent");
+        assert!(
+            a.allow(t, &quic),
+            "same address, other transport: its own bucket"
         );
     }
 }

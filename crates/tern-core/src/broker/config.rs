@@ -1,6 +1,5 @@
 //! Broker settings. The daemon fills these from its TOML config.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::reliability::{ReceiverConfig, SenderConfig};
@@ -69,19 +68,6 @@ pub enum SealPolicy {
     Optional,
     /// Raw-UDP clients must seal; a clear LOGIN is refused with `SEAL_REQUIRED`.
     Required,
-}
-
-/// The prefix `fd54:6572:6e00::/48` of the synthetic addresses the daemon's
-/// QUIC driver gives its connections ("Tern" in bytes 2 to 4).
-pub const QUIC_PEER_PREFIX: [u16; 3] = [0xfd54, 0x6572, 0x6e00];
-
-/// Whether `addr` stands for a QUIC connection (TLS-protected, its address
-/// validated by QUIC itself) rather than a raw-UDP peer.
-pub fn is_quic_peer(addr: &SocketAddr) -> bool {
-    match addr {
-        SocketAddr::V6(a) => a.ip().segments()[..3] == QUIC_PEER_PREFIX,
-        SocketAddr::V4(_) => false,
-    }
 }
 
 impl Default for BrokerConfig {

@@ -1,12 +1,13 @@
 //! One logged-in device connection, as the broker sees it.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use super::Peer;
 use crate::reliability::{AckCoalescer, Receiver, Sender};
 use crate::seal::{Channel, KEY_LEN, SEAL_OVERHEAD};
+use crate::store::Origin;
 use crate::time::Time;
 use crate::wire::{Frame, Header, PacketBuilder};
 
@@ -17,15 +18,6 @@ pub(crate) struct DownItem {
     pub frame: Bytes,
     /// Who the entry is from, for DELIVERED receipts (`None`: not a message).
     pub origin: Option<Origin>,
-}
-
-/// The message id of a delivered message, for receipts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Origin {
-    pub conv: u64,
-    pub from_user: u64,
-    pub from_device: u32,
-    pub from_seq: u64,
 }
 
 /// How entries reach the device.
@@ -62,7 +54,8 @@ pub(crate) struct Session {
     pub id: u64,
     pub user: u64,
     pub device: u32,
-    pub addr: SocketAddr,
+    /// Where its datagrams come from and answers go (follows address changes).
+    pub peer: Peer,
     pub highest_pn: u64,
     pub next_pn: u64,
     pub last_heard: Time,
@@ -125,9 +118,9 @@ impl Session {
         now: Time,
         ack_frames: Vec<Frame>,
         max: usize,
-        sink: &mut VecDeque<(SocketAddr, Bytes)>,
+        sink: &mut VecDeque<(Peer, Bytes)>,
     ) {
-        let addr = self.addr;
+        let addr = self.peer;
         let max = match &mut self.seal {
             Some(seal) => {
                 if std::mem::take(&mut seal.reply_due) {

@@ -64,6 +64,9 @@ impl<S: Store> Broker<S> {
                 }
                 after = e.seq;
                 scanned += 1;
+                if e.meta.origin.is_none() {
+                    continue; // not a message: nothing to count, no need to decode
+                }
                 let Ok(Frame::Deliver(d)) = Frame::decode(&mut Reader::new(e.frame)) else {
                     continue;
                 };

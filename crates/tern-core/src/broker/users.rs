@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::{Broker, BrokerEvent};
 use crate::store::{DeviceState, InboxMeta, Store};
 
 /// Rejected uplink sequences remembered per device: as many as a client may
@@ -109,5 +110,25 @@ impl UserCache {
             .map(|d| d.staged.checkpoint)
             .min()
             .unwrap_or(0)
+    }
+}
+
+impl<S: Store> Broker<S> {
+    pub(super) fn user_mut(&mut self, user: u64) -> Result<&mut UserCache, String> {
+        if !self.users.contains_key(&user) {
+            match UserCache::load(&*self.store, user) {
+                Ok(u) => {
+                    self.users.insert(user, u);
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    self.events.push_back(BrokerEvent::StoreReadFailed {
+                        error: error.clone(),
+                    });
+                    return Err(error);
+                }
+            }
+        }
+        Ok(self.users.get_mut(&user).expect("inserted above"))
     }
 }

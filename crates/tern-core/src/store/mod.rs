@@ -5,11 +5,11 @@
 //! commit) and reports back before anything in them is acknowledged.
 //! `MemStore` serves the simulator; the daemon's RocksDB store is the real one.
 
+mod entry;
 mod mem;
 
+pub use entry::{EntryMeta, Origin, StoredEntry};
 pub use mem::MemStore;
-
-use bytes::Bytes;
 
 /// What the store keeps about one user's inbox timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,15 +34,6 @@ pub struct DeviceState {
     pub rejected: Vec<(u64, u64)>,
     /// Wall-clock milliseconds of the device's last login.
     pub last_login_ms: u64,
-}
-
-/// One stored inbox entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEntry {
-    /// Its sequence in the inbox.
-    pub seq: u64,
-    /// The encoded DELIVER frame (type byte included), ready to send.
-    pub frame: Bytes,
 }
 
 /// One staged write.
@@ -109,7 +100,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every device registered for `user`, with its state.
     fn devices(&self, user: u64) -> Result<Vec<(u32, DeviceState)>, Self::Error>;
 
-    /// Up to `max` entries of `user`'s inbox with `seq > after`, ascending.
+    /// Up to `max` entries of `user`'s inbox with `seq > after`, ascending,
+    /// each with its [`EntryMeta`] (a store that keeps only the frame
+    /// decodes it with [`StoredEntry::new`]).
     fn read_inbox(
         &self,
         user: u64,

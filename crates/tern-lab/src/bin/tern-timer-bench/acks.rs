@@ -232,7 +232,7 @@ pub fn run(
                 queue.push(Reverse((d.at_us, next_id)));
             }
         }
-        while let Some((to, data)) = broker.poll_transmit() {
+        while let Some((to, data)) = broker.poll_transmit().map(|(p, d)| (p.addr, d)) {
             let Some(&i) = by_addr.get(&to) else { continue };
             if counting {
                 dirs[if i == A { 1 } else { 3 }].count(&data);

@@ -1,0 +1,209 @@
+//! The commit cycle: writes are staged as frames are handled, handed out
+//! as one batch at a time ([`Broker::poll_commit`]), and acted on only
+//! once the driver reports them durable ([`Broker::handle_committed`]):
+//! uplink ACKs released, entries pushed. A failed commit rolls back every
+//! in-memory assumption.
+
+use super::users::Dev;
+use super::{Broker, BrokerEvent};
+use crate::store::{DeviceState, Store, StoredEntry, WriteBatch, WriteOp};
+use crate::time::Time;
+
+/// A write batch handed to the driver, to commit durably.
+#[derive(Debug)]
+pub struct Commit {
+    /// Pass back to [`Broker::handle_committed`].
+    pub id: u64,
+    /// The writes.
+    pub batch: WriteBatch,
+}
+
+/// Writes staged since the last batch was handed out.
+#[derive(Default)]
+pub(super) struct Staged {
+    pub appends: Vec<(u64, StoredEntry)>,
+    pub trims: Vec<(u64, u64)>,
+    pub dirty_users: Vec<u64>,
+    pub dirty_devices: Vec<(u64, u32)>,
+}
+
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.appends.is_empty()
+            && self.trims.is_empty()
+            && self.dirty_users.is_empty()
+            && self.dirty_devices.is_empty()
+    }
+}
+
+/// The batch out for commit, and what to act on once it is durable.
+pub(super) struct InFlight {
+    id: u64,
+    appends: Vec<(u64, StoredEntry)>,
+    devices: Vec<(u64, u32, DeviceState)>,
+}
+
+impl<S: Store> Broker<S> {
+    /// True while a batch is out for commit.
+    pub fn commit_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The next batch to commit, if none is in flight and writes are staged.
+    pub fn poll_commit(&mut self) -> Option<Commit> {
+        if self.in_flight.is_some() || self.staged.is_empty() {
+            return None;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let mut batch = WriteBatch::default();
+        for (user, entry) in &staged.appends {
+            batch.ops.push(WriteOp::Append {
+                user: *user,
+                entry: entry.clone(),
+            });
+        }
+        for user in &staged.dirty_users {
+            if let Some(u) = self.users.get_mut(user) {
+                u.meta_dirty = false;
+                batch.ops.push(WriteOp::Meta {
+                    user: *user,
+                    meta: u.meta,
+                });
+            }
+        }
+        let mut devices = Vec::new();
+        for (user, device) in &staged.dirty_devices {
+            if let Some(d) = self
+                .users
+                .get_mut(user)
+                .and_then(|u| u.devices.get_mut(device))
+            {
+                d.dirty = false;
+                batch.ops.push(WriteOp::Device {
+                    user: *user,
+                    device: *device,
+                    state: d.staged.clone(),
+                });
+                devices.push((*user, *device, d.staged.clone()));
+            }
+        }
+        for (user, up_to) in &staged.trims {
+            batch.ops.push(WriteOp::Trim {
+                user: *user,
+                up_to: *up_to,
+            });
+        }
+        let id = self.next_commit;
+        self.next_commit += 1;
+        self.in_flight = Some(InFlight {
+            id,
+            appends: staged.appends,
+            devices,
+        });
+        Some(Commit { id, batch })
+    }
+
+    /// The driver's report on a batch from [`Broker::poll_commit`].
+    pub fn handle_committed(&mut self, now: Time, id: u64, result: Result<(), String>) {
+        let Some(done) = self.in_flight.take_if(|f| f.id == id) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.stats.commits += 1;
+                self.on_durable(now, done);
+            }
+            Err(error) => {
+                self.stats.commit_failures += 1;
+                self.events.push_back(BrokerEvent::CommitFailed { error });
+                self.roll_back();
+            }
+        }
+        self.flush_touched(now);
+    }
+
+    pub(super) fn on_durable(&mut self, now: Time, done: InFlight) {
+        for (user, device, state) in done.devices {
+            let Some(d) = self
+                .users
+                .get_mut(&user)
+                .and_then(|u| u.devices.get_mut(&device))
+            else {
+                continue;
+            };
+            let released = state.applied.saturating_sub(d.durable.applied);
+            d.durable = state;
+            if let (true, Some(sid)) = (released > 0, d.session) {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    // Coalesced like any ACK: at most `ack_every` ops or
+                    // `max_ack_delay` late; the sender's RTO allows for it.
+                    for _ in 0..released.min(64) {
+                        s.acks.on_ack_eliciting(now, false);
+                    }
+                    self.touch(sid);
+                }
+            }
+        }
+        for (user, entry) in done.appends {
+            self.stats.stored += 1;
+            let Some(u) = self.users.get_mut(&user) else {
+                continue;
+            };
+            u.committed_head = u.committed_head.max(entry.seq);
+            let sids: Vec<u64> = u.sessions().collect();
+            for sid in sids {
+                self.offer_entry(now, sid, &entry);
+            }
+        }
+    }
+
+    /// A commit failed: forget every in-memory assumption and reload from the
+    /// store. Senders retransmit whatever was not acknowledged.
+    pub(super) fn roll_back(&mut self) {
+        self.staged = Staged::default();
+        let live: Vec<(u64, u64, u32)> = self
+            .sessions
+            .values()
+            .map(|s| (s.id, s.user, s.device))
+            .collect();
+        self.users.clear();
+        for (sid, user, device) in live {
+            let applied = match self.user_mut(user) {
+                Ok(u) => {
+                    let d = u
+                        .devices
+                        .entry(device)
+                        .or_insert_with(|| Dev::new(DeviceState::default()));
+                    d.session = Some(sid);
+                    d.durable.applied
+                }
+                Err(_) => 0,
+            };
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.uplink.reset(applied);
+            }
+        }
+    }
+
+    pub(super) fn mark_user_dirty(&mut self, user: u64) {
+        if let Some(u) = self.users.get_mut(&user) {
+            if !u.meta_dirty {
+                u.meta_dirty = true;
+                self.staged.dirty_users.push(user);
+            }
+        }
+    }
+
+    pub(super) fn mark_device_dirty(&mut self, user: u64, device: u32) {
+        if let Some(d) = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+        {
+            if !d.dirty {
+                d.dirty = true;
+                self.staged.dirty_devices.push((user, device));
+            }
+        }
+    }
+}

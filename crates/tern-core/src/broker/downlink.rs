@@ -1,0 +1,186 @@
+//! The downlink (server → client): committed entries pushed through the
+//! retransmission queue and refilled from the store, the device's ACKs,
+//! and the DELIVERED receipts they release.
+
+use super::session::{DownItem, Downlink};
+use super::{Broker, BrokerEvent};
+use crate::reliability::SenderEvent;
+use crate::store::{Origin, Store, StoredEntry};
+use crate::time::Time;
+use crate::wire::{Ack, EntryBody, ReceiptStatus};
+
+impl<S: Store> Broker<S> {
+    /// A committed entry for a session's user: push it if the session pushes.
+    pub(super) fn offer_entry(&mut self, now: Time, sid: u64, entry: &StoredEntry) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match &mut s.down {
+            Downlink::Push(sender) => {
+                if sender.next_seq() == entry.seq && !sender.is_full() {
+                    let item = DownItem {
+                        frame: entry.frame.clone(),
+                        origin: entry.meta.origin,
+                    };
+                    let _ = sender.push(now, item);
+                }
+            }
+            Downlink::Pull => s.notify = Some(entry.seq),
+        }
+        self.touch(sid);
+    }
+
+    /// Tops a pushing session's queue up from the store.
+    pub(super) fn refill(&mut self, now: Time, sid: u64) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let Downlink::Push(sender) = &s.down else {
+            return;
+        };
+        let Some(u) = self.users.get(&s.user) else {
+            return;
+        };
+        let head = u.committed_head;
+        let next = sender.next_seq();
+        if next > head || sender.is_full() || sender.is_failed() {
+            return;
+        }
+        let room = (self.cfg.downlink.capacity - sender.len()).min(self.cfg.page_entries as usize);
+        let user = s.user;
+        let entries = match self.store.read_inbox(user, next - 1, room) {
+            Ok(e) => e,
+            Err(e) => {
+                self.events.push_back(BrokerEvent::StoreReadFailed {
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Downlink::Push(sender) = &mut s.down else {
+            return;
+        };
+        for e in entries {
+            if e.seq != sender.next_seq() || e.seq > head {
+                break;
+            }
+            let item = DownItem {
+                frame: e.frame,
+                origin: e.meta.origin,
+            };
+            if sender.push(now, item).is_err() {
+                break;
+            }
+        }
+        self.touch(sid);
+    }
+
+    pub(super) fn drain_downlink_events(&mut self, now: Time, sid: u64) {
+        let mut released = Vec::new();
+        let mut failed = false;
+        {
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
+            let Downlink::Push(sender) = &mut s.down else {
+                return;
+            };
+            while let Some(ev) = sender.poll_event() {
+                match ev {
+                    SenderEvent::Acked { seq, item } => {
+                        if let Some(o) = item.origin {
+                            released.push((seq, o));
+                        }
+                    }
+                    SenderEvent::Failed { .. } => failed = true,
+                }
+            }
+            if failed && !s.unreachable {
+                s.unreachable = true;
+            } else {
+                failed = false;
+            }
+        }
+        if failed {
+            self.stats.unreachable += 1;
+            if let Some(s) = self.sessions.get(&sid) {
+                self.events.push_back(BrokerEvent::Unreachable {
+                    user: s.user,
+                    device: s.device,
+                });
+            }
+        }
+        if !released.is_empty() {
+            self.issue_receipts(now, sid, &released);
+            self.refill(now, sid);
+        }
+    }
+
+    pub(super) fn on_downlink_ack(&mut self, now: Time, sid: u64, ack: Ack) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let (user, device) = (s.user, s.device);
+        let head = self.users.get(&user).map_or(0, |u| u.committed_head);
+        let cumulative = ack.cumulative.min(head);
+        if let Downlink::Push(sender) = &mut s.down {
+            let delay = std::time::Duration::from_micros(ack.delay_us);
+            sender.handle_ack(now, cumulative, &ack.ranges, delay);
+        }
+        // Pulled entries acknowledged by ACK rather than by a next PULL: the
+        // last page of a backlog, after which the session pushes.
+        let page: Vec<_> = s
+            .last_page
+            .iter()
+            .filter(|(q, _)| *q <= cumulative)
+            .copied()
+            .collect();
+        s.last_page.retain(|(q, _)| *q > cumulative);
+        self.issue_receipts(now, sid, &page);
+        self.advance_checkpoint(user, device, cumulative);
+        self.drain_downlink_events(now, sid);
+        self.touch(sid);
+    }
+
+    /// DELIVERED receipts for messages a device has acknowledged: one
+    /// "up to" receipt per sending device, never repeated across devices.
+    pub(super) fn issue_receipts(&mut self, now: Time, sid: u64, released: &[(u64, Origin)]) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let (user, device) = (s.user, s.device);
+        let mut best: Vec<Origin> = Vec::new();
+        for (_, o) in released {
+            if o.from_user == user {
+                continue;
+            }
+            match best
+                .iter_mut()
+                .find(|b| b.from_user == o.from_user && b.from_device == o.from_device)
+            {
+                Some(b) if b.from_seq < o.from_seq => *b = *o,
+                Some(_) => {}
+                None => best.push(*o),
+            }
+        }
+        for o in best {
+            let Some(u) = self.users.get_mut(&user) else {
+                return;
+            };
+            let done = u.receipted.entry((o.from_user, o.from_device)).or_insert(0);
+            if *done >= o.from_seq {
+                continue;
+            }
+            *done = o.from_seq;
+            let body = EntryBody::Receipt {
+                status: ReceiptStatus::Delivered,
+                target_device: o.from_device,
+                target_seq: o.from_seq,
+            };
+            self.append(now, o.from_user, o.conv, user, device, 0, body);
+        }
+    }
+}

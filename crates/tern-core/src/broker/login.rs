@@ -1,0 +1,284 @@
+//! Before a session exists: a LOGIN (clear) or HANDSHAKE (sealed) goes
+//! through the seal policy, the RETRY cookie, the handshake and the token
+//! check, is recognised as a repeat or replay, and otherwise opens a session
+//! (`lifecycle.rs`). Each step either lets the login through or answers it
+//! (or drops it) and stops.
+
+use bytes::Bytes;
+
+use super::{Broker, BrokerEvent, Peer};
+use crate::auth::TokenError;
+use crate::seal::{Hello, Responder};
+use crate::store::Store;
+use crate::time::Time;
+use crate::wire::{ty, ErrorCode, Frame, Header, Login, Packet, PacketBuilder};
+
+/// What a pre-login packet asks for.
+struct Request {
+    /// Its packet number: a late copy of a clear LOGIN is told by it.
+    pn: u64,
+    login: Option<Login>,
+    handshake: Option<Bytes>,
+    cookie: Option<Bytes>,
+}
+
+/// A login whose token checked out, ready to open a session.
+pub(super) struct Admitted {
+    /// Packet number of the LOGIN.
+    pub pn: u64,
+    /// The LOGIN, clear or opened from the handshake.
+    pub login: Login,
+    /// User the token names.
+    pub user: u64,
+    /// Device the token names.
+    pub device: u32,
+    /// For a sealed login: the handshake, to answer with message 2.
+    pub sealed: Option<(Responder, Hello)>,
+}
+
+impl<S: Store> Broker<S> {
+    /// A packet without a session: only a LOGIN or HANDSHAKE (with a cookie
+    /// and padding) is looked at.
+    pub(super) fn handle_prelogin(&mut self, now: Time, from: Peer, packet: Packet, len: usize) {
+        let Some(req) = self.read_request(from, packet, len) else {
+            return;
+        };
+        if !self.seal_policy_admits(from, len, &req) {
+            return;
+        }
+        if !self.address_proven(now, from, len, req.cookie.as_ref()) {
+            return;
+        }
+        let pn = req.pn;
+        let Some((login, sealed)) = self.open_request(req) else {
+            return;
+        };
+        let Some((user, device)) = self.verify_token(now, from, len, &login) else {
+            return;
+        };
+        let repeat = match &sealed {
+            Some((_, hello)) => self.is_repeated_handshake(user, device, hello),
+            None => self.is_repeated_login(now, from, pn, user, device),
+        };
+        if repeat || !self.has_room_for(from, len, user, device) {
+            return;
+        }
+        let admitted = Admitted {
+            pn,
+            login,
+            user,
+            device,
+            sealed,
+        };
+        self.open_session(now, from, len, admitted);
+    }
+
+    /// The LOGIN or HANDSHAKE of a pre-login packet, with its cookie. Any
+    /// other frame is refused with NOT_ALLOWED; a packet with neither is
+    /// ignored.
+    fn read_request(&mut self, from: Peer, packet: Packet, len: usize) -> Option<Request> {
+        let mut req = Request {
+            pn: packet.header.packet_number,
+            login: None,
+            handshake: None,
+            cookie: None,
+        };
+        for f in packet.frames {
+            let first = req.login.is_none() && req.handshake.is_none();
+            match f {
+                Frame::Login(l) if first => req.login = Some(l),
+                Frame::Handshake(m) if first => req.handshake = Some(m),
+                Frame::Cookie(c) if req.cookie.is_none() => req.cookie = Some(c),
+                Frame::Padding(_) => {}
+                _ => {
+                    self.reply_error(from, 0, len, ErrorCode::NotAllowed, 0, "log in first");
+                    return None;
+                }
+            }
+        }
+        (req.login.is_some() || req.handshake.is_some()).then_some(req)
+    }
+
+    /// A HANDSHAKE needs a server key; a clear LOGIN over raw UDP is refused
+    /// when sealing is required. QUIC peers are encrypted by TLS already.
+    fn seal_policy_admits(&mut self, from: Peer, len: usize, req: &Request) -> bool {
+        if req.handshake.is_some() && self.cfg.seal_key.is_none() {
+            self.stats.handshake_failed += 1;
+            self.reply_error(
+                from,
+                0,
+                len,
+                ErrorCode::NotAllowed,
+                ty::HANDSHAKE,
+                "sealing is not enabled on this server",
+            );
+            return false;
+        }
+        if req.login.is_some()
+            && !from.is_quic()
+            && self.cfg.seal_policy == super::SealPolicy::Required
+        {
+            self.stats.seal_required += 1;
+            self.refuse_login(
+                from,
+                len,
+                ErrorCode::SealRequired,
+                "seal the session: HANDSHAKE with the server key",
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Whether the source proved its address with a cookie from us. If not,
+    /// it is sent one (RETRY) and nothing else: no state, and never more
+    /// bytes than the packet that asked. QUIC validated its addresses itself.
+    fn address_proven(
+        &mut self,
+        now: Time,
+        from: Peer,
+        len: usize,
+        cookie: Option<&Bytes>,
+    ) -> bool {
+        if !self.cfg.validate_addresses || from.is_quic() {
+            return true;
+        }
+        let wall_secs = self.wall_ms(now) / 1000;
+        if cookie.is_some_and(|c| self.admission.check(wall_secs, from.addr, c)) {
+            return true;
+        }
+        if cookie.is_some() {
+            self.stats.bad_cookies += 1;
+        }
+        let header = Header {
+            session_id: 0,
+            packet_number: 1,
+        };
+        let mut pb = PacketBuilder::new(header, len);
+        if pb
+            .push(&Frame::Retry(self.admission.cookie(wall_secs, from.addr)))
+            .is_ok()
+        {
+            self.stats.retries_sent += 1;
+            self.stats.datagrams_out += 1;
+            self.transmits.push_back((from, pb.finish()));
+        }
+        false
+    }
+
+    /// The LOGIN itself, or opened from the handshake's message 1 (one
+    /// X25519 operation, only for sources that proved their address).
+    fn open_request(&mut self, req: Request) -> Option<(Login, Option<(Responder, Hello)>)> {
+        if let Some(login) = req.login {
+            return Some((login, None));
+        }
+        let msg1 = req.handshake?;
+        let key = self.cfg.seal_key.as_ref()?;
+        match Responder::accept(&mut self.entropy, key, req.cookie.as_deref(), &msg1) {
+            Ok((responder, hello)) => Some((hello.login.clone(), Some((responder, hello)))),
+            Err(_) => {
+                self.stats.handshake_failed += 1;
+                None
+            }
+        }
+    }
+
+    /// The (user, device) the login's token names, or a refusal.
+    fn verify_token(
+        &mut self,
+        now: Time,
+        from: Peer,
+        len: usize,
+        login: &Login,
+    ) -> Option<(u64, u32)> {
+        let now_secs = self.wall_ms(now) / 1000;
+        match self.keys.verify(&login.token, now_secs) {
+            Ok(claims) => Some((claims.user, claims.device)),
+            Err(e) => {
+                let code = match e {
+                    TokenError::Expired { .. } => ErrorCode::TokenExpired,
+                    _ => ErrorCode::BadToken,
+                };
+                self.refuse_login(from, len, code, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A sealed login is identified by the client's ephemeral key, and only
+    /// a newer handshake replaces the device's live sealed session: a
+    /// retransmitted message 1 gets the kept answer again, an older one is a
+    /// replay.
+    fn is_repeated_handshake(&mut self, user: u64, device: u32, hello: &Hello) -> bool {
+        let Some(sid) = self.device_session(user, device) else {
+            return false;
+        };
+        let Some(seal) = self.sessions.get_mut(&sid).and_then(|s| s.seal.as_mut()) else {
+            return false;
+        };
+        if seal.ephemeral == hello.ephemeral {
+            if seal.reply.is_some() {
+                seal.reply_due = true;
+                self.touch(sid);
+            }
+            return true;
+        }
+        if hello.client_time_ms <= seal.client_time_ms {
+            self.stats.handshake_replayed += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Clients number packets monotonically for their whole life, across
+    /// sessions. So from the address of the device's live clear session:
+    /// - before the session heard anything else, a LOGIN is a retransmission
+    ///   (LOGIN_OK lost or late): it is answered again;
+    /// - after, a LOGIN numbered below what the session has seen is a late
+    ///   or duplicated copy and must not replace the session it created.
+    fn is_repeated_login(
+        &mut self,
+        now: Time,
+        from: Peer,
+        pn: u64,
+        user: u64,
+        device: u32,
+    ) -> bool {
+        let Some(sid) = self.device_session(user, device) else {
+            return false;
+        };
+        let Some(s) = self
+            .sessions
+            .get(&sid)
+            .filter(|s| s.peer == from && s.seal.is_none())
+        else {
+            return false;
+        };
+        if s.highest_pn == 0 {
+            self.queue_login_ok(now, sid, None);
+            self.touch(sid);
+            return true;
+        }
+        pn <= s.highest_pn.max(s.login_pn)
+    }
+
+    /// A new device needs a free session slot; a device that is logged in
+    /// already replaces its own.
+    fn has_room_for(&mut self, from: Peer, len: usize, user: u64, device: u32) -> bool {
+        if self.sessions.len() < self.cfg.max_sessions
+            || self.device_session(user, device).is_some()
+        {
+            return true;
+        }
+        self.refuse_login(from, len, ErrorCode::ServerBusy, "too many sessions");
+        false
+    }
+
+    /// Refuses a login: counted, reported, and answered with an ERROR.
+    pub(super) fn refuse_login(&mut self, from: Peer, len: usize, code: ErrorCode, reason: &str) {
+        self.stats.login_refused += 1;
+        self.events
+            .push_back(BrokerEvent::LoginRefused { peer: from, code });
+        self.reply_error(from, 0, len, code, ty::LOGIN, reason);
+    }
+}

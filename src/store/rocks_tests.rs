@@ -1,0 +1,232 @@
+//! Unit tests of the RocksDB store: bounds, batch order, typed corruption errors, reopening.
+
+use super::*;
+
+fn entry(seq: u64, s: &str) -> StoredEntry {
+    StoredEntry::new(seq, Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn append(user: u64, seq: u64) -> WriteOp {
+    WriteOp::Append {
+        user,
+        entry: entry(seq, &format!("{user}/{seq}")),
+    }
+}
+
+#[test]
+fn send_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<RocksStore>();
+    assert_send_sync::<StoreError>();
+}
+
+#[test]
+fn basic_roundtrip_and_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open_default(dir.path().join("db")).unwrap();
+    assert_eq!(s.inbox_meta(1).unwrap(), None);
+    assert!(s.devices(1).unwrap().is_empty());
+    assert!(s.read_inbox(1, 0, 10).unwrap().is_empty());
+
+    let meta = InboxMeta {
+        epoch: 42,
+        head: 3,
+        trimmed: 0,
+    };
+    let dev = DeviceState {
+        checkpoint: 1,
+        applied: 2,
+        rejected: vec![(2, 9)],
+        last_login_ms: 5,
+    };
+    let mut ops = vec![WriteOp::Meta { user: 1, meta }];
+    for u in [0, 1, 2, u64::MAX] {
+        for q in [1, 2, 3, u64::MAX] {
+            ops.push(append(u, q));
+        }
+    }
+    ops.push(WriteOp::Device {
+        user: 1,
+        device: u32::MAX,
+        state: dev.clone(),
+    });
+    ops.push(WriteOp::Device {
+        user: 1,
+        device: 0,
+        state: DeviceState::default(),
+    });
+    ops.push(WriteOp::Device {
+        user: 2,
+        device: 0,
+        state: DeviceState::default(),
+    });
+    s.commit(&WriteBatch { ops }).unwrap();
+    assert_eq!(s.commits(), 1);
+
+    assert_eq!(s.inbox_meta(1).unwrap(), Some(meta));
+    assert_eq!(
+        s.devices(1).unwrap(),
+        vec![(0, DeviceState::default()), (u32::MAX, dev)]
+    );
+    let seqs = |u, after, max| -> Vec<u64> {
+        s.read_inbox(u, after, max)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    assert_eq!(seqs(1, 0, 10), vec![1, 2, 3, u64::MAX]);
+    assert_eq!(seqs(1, 1, 2), vec![2, 3]);
+    assert_eq!(seqs(1, 3, 10), vec![u64::MAX]);
+    assert_eq!(seqs(1, u64::MAX, 10), Vec::<u64>::new());
+    assert_eq!(seqs(1, 0, 0), Vec::<u64>::new());
+    assert_eq!(seqs(u64::MAX, 0, usize::MAX), vec![1, 2, 3, u64::MAX]);
+    assert_eq!(
+        s.read_inbox(2, 1, 1).unwrap(),
+        vec![entry(2, "2/2")],
+        "frames are kept"
+    );
+
+    // Trim, including the u64::MAX edge, leaves other users alone.
+    s.commit(&WriteBatch {
+        ops: vec![
+            WriteOp::Trim { user: 1, up_to: 2 },
+            WriteOp::Trim {
+                user: u64::MAX,
+                up_to: u64::MAX,
+            },
+            WriteOp::Trim {
+                user: 0,
+                up_to: u64::MAX,
+            },
+        ],
+    })
+    .unwrap();
+    assert_eq!(seqs(1, 0, 10), vec![3, u64::MAX]);
+    assert_eq!(seqs(u64::MAX, 0, 10), Vec::<u64>::new());
+    assert_eq!(seqs(0, 0, 10), Vec::<u64>::new());
+    assert_eq!(seqs(2, 0, 10), vec![1, 2, 3, u64::MAX]);
+}
+
+#[test]
+fn ops_apply_in_batch_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open_default(dir.path()).unwrap();
+    s.commit(&WriteBatch {
+        ops: vec![
+            append(5, 1),
+            append(5, 2),
+            WriteOp::Trim { user: 5, up_to: 2 },
+            append(5, 2),
+            append(5, 3),
+        ],
+    })
+    .unwrap();
+    let got: Vec<u64> = s
+        .read_inbox(5, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(got, vec![2, 3]);
+}
+
+#[test]
+fn corrupt_values_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open_default(dir.path()).unwrap();
+    let db = s.raw();
+    db.put_cf(
+        db.cf_handle(CF_META).unwrap(),
+        keys::meta_key(7),
+        [9u8, 1, 2],
+    )
+    .unwrap();
+    db.put_cf(
+        db.cf_handle(CF_DEVICE).unwrap(),
+        keys::device_key(7, 1),
+        [1u8; 3],
+    )
+    .unwrap();
+    db.put_cf(
+        db.cf_handle(CF_INBOX).unwrap(),
+        [0u8, 0, 0, 0, 0, 0, 0, 7, 1],
+        b"x",
+    )
+    .unwrap();
+    assert!(matches!(
+        s.inbox_meta(7),
+        Err(StoreError::Corrupt {
+            cf: CF_META,
+            source: DecodeError::UnknownVersion(9),
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.devices(7),
+        Err(StoreError::Corrupt { cf: CF_DEVICE, .. })
+    ));
+    assert!(matches!(
+        s.read_inbox(7, 0, 10),
+        Err(StoreError::Corrupt { cf: CF_INBOX, .. })
+    ));
+    // Other users are unaffected.
+    assert_eq!(s.inbox_meta(8).unwrap(), None);
+}
+
+#[test]
+fn entries_read_back_carry_the_meta_of_their_frame() {
+    use tern_core::store::{EntryMeta, Origin};
+    use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
+    let deliver = Deliver {
+        seq: 1,
+        conv: 4,
+        from_user: 2,
+        from_device: 3,
+        from_seq: 9,
+        time_ms: 1_700_000_000_000,
+        body: EntryBody::Message {
+            msg_type: 0,
+            payload: Bytes::from_static(b"hi"),
+        },
+    };
+    let written = StoredEntry {
+        seq: 1,
+        frame: encode_to_bytes(&Frame::Deliver(deliver.clone())),
+        meta: EntryMeta::of_deliver(&deliver),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open_default(dir.path()).unwrap();
+    s.commit(&WriteBatch {
+        ops: vec![WriteOp::Append {
+            user: 1,
+            entry: written.clone(),
+        }],
+    })
+    .unwrap();
+    let read = s.read_inbox(1, 0, 10).unwrap();
+    assert_eq!(read, vec![written]);
+    assert_eq!(
+        read[0].meta.origin,
+        Some(Origin {
+            conv: 4,
+            from_user: 2,
+            from_device: 3,
+            from_seq: 9
+        })
+    );
+}
+
+#[test]
+fn reopen_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = RocksStore::open_default(dir.path()).unwrap();
+        s.commit(&WriteBatch {
+            ops: vec![append(1, 1), append(1, 2)],
+        })
+        .unwrap();
+    }
+    let s = RocksStore::open_default(dir.path()).unwrap();
+    assert_eq!(s.read_inbox(1, 0, 10).unwrap().len(), 2);
+}
