@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release, ReleaseBatch};
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release};
 use tern_core::time::Time;
 use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
 use tokio::sync::{mpsc, oneshot};
@@ -48,11 +48,7 @@ fn core_config(opts: &ClientOptions, durable: bool) -> ClientConfig {
     let mut cfg = ClientConfig::new(Bytes::from(opts.token.clone()));
     cfg.auto_pull = opts.auto_pull;
     cfg.persist = durable;
-    cfg.release = Release::ByApplication(if durable && !opts.manual_release {
-        ReleaseBatch::DURABLE_READS
-    } else {
-        ReleaseBatch::IMMEDIATE
-    });
+    cfg.release = Release::library(durable, opts.manual_release);
     if opts.transport == super::Transport::Udp {
         // QUIC is encrypted by TLS already; raw UDP is sealed when the
         // server's key is known.

@@ -23,6 +23,20 @@ pub enum Release {
     ByApplication(ReleaseBatch),
 }
 
+impl Release {
+    /// What the client library (`tern::client`) runs, and so what the
+    /// simulator runs: the application releases entries, by calling
+    /// `release` (`manual`) or by reading them; with a durable checkpoint,
+    /// reads are released in batches ([`ReleaseBatch::DURABLE_READS`]).
+    pub fn library(durable: bool, manual: bool) -> Release {
+        Release::ByApplication(if durable && !manual {
+            ReleaseBatch::DURABLE_READS
+        } else {
+            ReleaseBatch::IMMEDIATE
+        })
+    }
+}
+
 /// How releases are grouped, so that a busy application costs one
 /// checkpoint write (and one ACK) per batch rather than per entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
