@@ -30,6 +30,7 @@
 //! ```
 
 mod driver;
+mod ops;
 mod outbox;
 mod queue;
 mod transport;

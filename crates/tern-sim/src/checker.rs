@@ -1,39 +1,64 @@
-//! The simulator's invariant checker: every message a sender submitted is
-//! stored exactly once and reaches every device of its receiver exactly once,
-//! in the order its sender submitted it.
+//! The simulator's invariant checker. What it proves, per run:
+//! - every message a sender submitted is stored, under one uplink sequence,
+//!   and reported stored at most once per life of the sending process;
+//! - every stored (ACKed) message reaches every device of its receiver;
+//! - each device is handed its inbox entries in sequence order, with no gap
+//!   and nothing twice, within one life of its process; after a crash, the
+//!   new process starts right after the checkpoint it had persisted, so an
+//!   entry is handed again only if it was never persisted as released;
+//! - a message is in each receiving inbox once (a message stored twice
+//!   would come back under a second inbox sequence);
+//! - a device never persists a checkpoint past what its application
+//!   released, and the server never holds a checkpoint past the one the
+//!   device persisted (else the server may delete entries a restarted
+//!   device still needs).
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::world::SimReport;
-use tern_core::client::{ClientEvent, OpId};
+use tern_core::client::Checkpoint;
 use tern_core::time::Time;
-use tern_core::wire::EntryBody;
+use tern_core::wire::{Deliver, EntryBody};
 
 /// (user, device) of a sender or a receiving device.
-type Dev = (u64, u32);
+pub type Dev = (u64, u32);
+/// Message `n` of a sending device.
+type Msg = (Dev, u32);
 
 struct Sent {
     to: u64,
-    n: u32,
     at: Time,
-    stored: u32,
+    /// The uplink sequence it was first reported stored under.
+    stored: Option<u64>,
+}
+
+/// One receiving device.
+#[derive(Default)]
+struct Inbox {
+    /// Inbox sequence last handed in this life of the process.
+    last: u64,
+    /// Messages handed and not lost by a crash, with their inbox sequence.
+    seen: HashMap<Msg, u64>,
+    /// Per sender: (inbox sequence, message counter) in the order handed.
+    order: HashMap<Dev, Vec<(u64, u32)>>,
 }
 
 /// Collects what senders and receivers saw.
 #[derive(Default)]
 pub struct Checker {
-    sent: HashMap<(Dev, OpId), Sent>,
-    by_n: HashMap<(Dev, u32), OpId>,
-    /// receiving device → sending device → counters seen, in arrival order.
-    seen: HashMap<Dev, HashMap<Dev, Vec<u32>>>,
-    seen_set: HashSet<(Dev, Dev, u32)>,
+    sent: HashMap<Msg, Sent>,
+    /// Stored reports in the current life of each sender.
+    stored_life: HashSet<Msg>,
+    stored_count: u64,
+    inboxes: HashMap<Dev, Inbox>,
+    /// The inbox sequence each device first got each message at.
+    first_seq: HashMap<(Dev, Msg), u64>,
+    delivered: u64,
+    rehanded: u64,
     violations: Vec<String>,
-    deliveries: u64,
     latencies: Vec<u64>,
-    undelivered: u64,
-    stored_once: u64,
 }
 
 impl Checker {
@@ -55,80 +80,103 @@ impl Checker {
         ))
     }
 
-    /// A sender submitted message `n` to `to`.
-    pub fn on_submit(&mut self, at: Time, user: u64, device: u32, op: OpId, to: u64, n: u32) {
-        self.sent.insert(
-            ((user, device), op),
-            Sent {
-                to,
-                n,
-                at,
-                stored: 0,
-            },
-        );
-        self.by_n.insert(((user, device), n), op);
-        self.undelivered += 1;
+    /// Records a violation found outside the checker.
+    pub fn violation(&mut self, v: String) {
+        self.violations.push(v);
     }
 
-    /// An event reached the application of (user, device).
-    pub fn on_event(&mut self, now: Time, user: u64, device: u32, ev: &ClientEvent) {
-        let me = (user, device);
-        match ev {
-            ClientEvent::Stored { op, .. } => match self.sent.get_mut(&(me, *op)) {
-                Some(s) => {
-                    s.stored += 1;
-                    if s.stored == 1 {
-                        self.stored_once += 1;
-                    }
-                    if s.stored > 1 {
-                        self.violations
-                            .push(format!("{me:?} op {op:?} reported stored twice"));
-                    }
-                }
-                None => self
-                    .violations
-                    .push(format!("{me:?} stored unknown op {op:?}")),
-            },
-            ClientEvent::Rejected { op, code, .. } => {
-                self.violations
-                    .push(format!("{me:?} op {op:?} rejected with code {code}"));
+    /// A sender submitted message `n` to `to`.
+    pub fn on_submit(&mut self, at: Time, from: Dev, to: u64, n: u32) {
+        let sent = Sent {
+            to,
+            at,
+            stored: None,
+        };
+        if self.sent.insert((from, n), sent).is_some() {
+            self.violations
+                .push(format!("{from:?} submitted message {n} twice"));
+        }
+    }
+
+    /// The server acknowledged message `n` of `from` as stored under `seq`.
+    pub fn on_stored(&mut self, from: Dev, n: u32, seq: u64) {
+        let Some(s) = self.sent.get_mut(&(from, n)) else {
+            self.violations
+                .push(format!("{from:?} stored unknown message {n}"));
+            return;
+        };
+        if !self.stored_life.insert((from, n)) {
+            self.violations
+                .push(format!("{from:?} message {n} reported stored twice"));
+        }
+        match s.stored {
+            None => {
+                s.stored = Some(seq);
+                self.stored_count += 1;
             }
-            ClientEvent::Entry(d) => {
-                let EntryBody::Message { payload, .. } = &d.body else {
-                    return;
-                };
-                let Some((u, dv, n)) = Self::parse(payload) else {
-                    self.violations
-                        .push(format!("{me:?} got a corrupted payload at seq {}", d.seq));
-                    return;
-                };
-                if (u, dv) != (d.from_user, d.from_device) {
-                    self.violations.push(format!(
-                        "{me:?} seq {} claims sender {:?}",
-                        d.seq,
-                        (d.from_user, d.from_device)
-                    ));
-                }
-                let from = (u, dv);
-                if !self.seen_set.insert((me, from, n)) {
-                    self.violations.push(format!("{me:?} got message {n} of {from:?} twice (second at inbox seq {} from_seq {} t={:?})", d.seq, d.from_seq, now));
-                    return;
-                }
-                let list = self.seen.entry(me).or_default().entry(from).or_default();
-                if list.last().is_some_and(|last| *last > n) {
-                    self.violations.push(format!(
-                        "{me:?} got message {n} of {from:?} after {}",
-                        list.last().unwrap()
-                    ));
-                }
-                list.push(n);
-                self.deliveries += 1;
-                if let Some(s) = self
-                    .by_n
-                    .get(&(from, n))
-                    .and_then(|op| self.sent.get(&(from, *op)))
-                {
-                    if s.to != user {
+            Some(first) if first != seq => self.violations.push(format!(
+                "{from:?} message {n} stored under uplink sequences {first} and {seq}"
+            )),
+            Some(_) => {}
+        }
+    }
+
+    /// The server refused message `n` of `from`.
+    pub fn on_rejected(&mut self, from: Dev, n: u32, code: u64) {
+        self.violations
+            .push(format!("{from:?} message {n} rejected with code {code}"));
+    }
+
+    /// An inbox entry was handed to the application of `me`.
+    pub fn on_entry(&mut self, now: Time, me: Dev, d: &Deliver) {
+        let inbox = self.inboxes.entry(me).or_default();
+        if d.seq != inbox.last + 1 {
+            self.violations.push(format!(
+                "{me:?} was handed inbox entry {} after {} (t={now:?})",
+                d.seq, inbox.last
+            ));
+        }
+        inbox.last = inbox.last.max(d.seq);
+        let EntryBody::Message { payload, .. } = &d.body else {
+            return;
+        };
+        let Some((u, dv, n)) = Self::parse(payload) else {
+            self.violations
+                .push(format!("{me:?} got a corrupted payload at seq {}", d.seq));
+            return;
+        };
+        let from = (u, dv);
+        if from != (d.from_user, d.from_device) {
+            self.violations.push(format!(
+                "{me:?} seq {} claims sender {:?}",
+                d.seq,
+                (d.from_user, d.from_device)
+            ));
+        }
+        if let Some(seq) = inbox.seen.insert((from, n), d.seq) {
+            self.violations.push(format!(
+                "{me:?} got message {n} of {from:?} twice (inbox seqs {seq} and {}, t={now:?})",
+                d.seq
+            ));
+            return;
+        }
+        self.delivered += 1;
+        let order = inbox.order.entry(from).or_default();
+        if let Some(&(_, last)) = order.last().filter(|(_, last)| *last > n) {
+            self.violations
+                .push(format!("{me:?} got message {n} of {from:?} after {last}"));
+        }
+        order.push((d.seq, n));
+        match self.first_seq.get(&(me, (from, n))) {
+            Some(&first) if first != d.seq => self.violations.push(format!(
+                "message {n} of {from:?} is in {me:?}'s inbox twice (seqs {first} and {}): stored twice",
+                d.seq
+            )),
+            Some(_) => self.rehanded += 1,
+            None => {
+                self.first_seq.insert((me, (from, n)), d.seq);
+                if let Some(s) = self.sent.get(&(from, n)) {
+                    if s.to != me.0 {
                         self.violations.push(format!(
                             "{me:?} got message {n} of {from:?} meant for {}",
                             s.to
@@ -138,35 +186,69 @@ impl Checker {
                         .push(now.saturating_since(s.at).as_micros() as u64);
                 }
             }
-            _ => {}
         }
     }
 
+    /// `me` saved `cp` durably while its application had released up to
+    /// `released`.
+    pub fn on_persist(&mut self, me: Dev, cp: Checkpoint, released: u64) {
+        if cp.seq > released {
+            self.violations.push(format!(
+                "{me:?} persisted checkpoint {} past what its application released ({released})",
+                cp.seq
+            ));
+        }
+    }
+
+    /// The process of `me` crashed; the next one starts from the durable
+    /// checkpoint `durable`, which the server must not be past.
+    pub fn on_restart(&mut self, me: Dev, durable: u64, server: u64) {
+        if server > durable {
+            self.violations.push(format!(
+                "{me:?} crashed with checkpoint {durable} saved, but the server had {server}"
+            ));
+        }
+        self.stored_life.retain(|(from, _)| *from != me);
+        let inbox = self.inboxes.entry(me).or_default();
+        // Handed but not saved as released: the new process gets them again.
+        let before = inbox.seen.len();
+        inbox.seen.retain(|_, seq| *seq <= durable);
+        self.delivered -= (before - inbox.seen.len()) as u64;
+        for order in inbox.order.values_mut() {
+            order.retain(|(seq, _)| *seq <= durable);
+        }
+        inbox.last = durable;
+    }
+
     /// Cheap progress test used to end a run early: every message was
-    /// stored and the number of deliveries reached what is owed.
+    /// stored and every receiving device has every message.
     pub fn all_delivered(&self, devices_per_user: u64) -> bool {
-        self.stored_once == self.sent.len() as u64
-            && self.deliveries >= self.undelivered * devices_per_user
+        let n = self.sent.len() as u64;
+        self.stored_count == n && self.delivered == n * devices_per_user
     }
 
     /// Final check over all devices; fills the report.
     pub fn verify(mut self, devices: &[Dev], report: &mut SimReport) {
-        for ((from, _op), s) in &self.sent {
-            if s.stored == 0 {
+        for ((from, n), s) in &self.sent {
+            if s.stored.is_none() {
                 self.violations.push(format!(
-                    "message {} of {from:?} never acknowledged as stored",
-                    s.n
+                    "message {n} of {from:?} never acknowledged as stored"
                 ));
             }
             for dev in devices.iter().filter(|(u, _)| *u == s.to) {
-                if !self.seen_set.contains(&(*dev, *from, s.n)) {
+                let got = self
+                    .inboxes
+                    .get(dev)
+                    .is_some_and(|i| i.seen.contains_key(&(*from, *n)));
+                if !got {
                     self.violations
-                        .push(format!("message {} of {from:?} never reached {dev:?}", s.n));
+                        .push(format!("message {n} of {from:?} never reached {dev:?}"));
                 }
             }
         }
-        report.stored = self.sent.values().filter(|s| s.stored > 0).count() as u64;
-        report.delivered = self.deliveries;
+        report.stored = self.stored_count;
+        report.delivered = self.delivered;
+        report.rehanded = self.rehanded;
         report.latencies_us = std::mem::take(&mut self.latencies);
         self.violations.truncate(12);
         report.violations = self.violations;

@@ -4,12 +4,17 @@
 //!
 //! - `impairment`: one direction of a lossy path, as a pure function of a seed
 //!   (shared with the real UDP proxy in `tern-lab`).
+//! - `config`: what a run simulates and what it reports.
 //! - `world`: a broker, its store and many clients wired through such links,
-//!   with crashes, address changes and offline spells.
+//!   with broker and client crashes, address changes and offline spells.
+//! - `client`: a device: its durable state, and the process driving its
+//!   `ClientConn` exactly as the client library's driver does.
 //! - `checker`: the exactly-once, in-order invariants checked on every run.
 //! - `pair`: a broker and clients on a perfect link, moved by hand (unit-style tests).
 
 mod checker;
+mod client;
+mod config;
 pub mod impairment;
 pub mod pair;
 pub mod world;

@@ -27,6 +27,7 @@ pub struct Pair {
     pub clients: Vec<(SocketAddr, ClientConn)>,
     /// Virtual time.
     pub now: Time,
+    cfg: BrokerConfig,
 }
 
 impl Pair {
@@ -35,11 +36,21 @@ impl Pair {
         let store = Arc::new(MemStore::new());
         let keys = TokenKeys::new(SECRET.to_vec(), vec![]);
         Pair {
-            broker: Broker::new(cfg, store.clone(), keys, 1_700_000_000_000, 1),
+            broker: Broker::new(cfg.clone(), store.clone(), keys, 1_700_000_000_000, 1),
             store,
             clients: Vec::new(),
             now: Time::ZERO,
+            cfg,
         }
+    }
+
+    /// Replaces the broker with a new one over the same store, as after a
+    /// crash: sessions are forgotten, and clients log in again when the
+    /// server answers them UNKNOWN_SESSION.
+    pub fn restart_broker(&mut self) {
+        let keys = TokenKeys::new(SECRET.to_vec(), vec![]);
+        let wall = 1_700_000_000_000 + self.now.as_micros() / 1000;
+        self.broker = Broker::new(self.cfg.clone(), self.store.clone(), keys, wall, 2);
     }
 
     /// A login token for `(user, device)` that never expires.

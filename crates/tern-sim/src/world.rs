@@ -2,7 +2,9 @@
 //! many client connections, and a seeded impaired link per client and
 //! direction. Commits take simulated fsync time; the broker can be crashed
 //! (dropped with its in-flight batch) and restarted over the same store;
-//! clients can change address. Everything is a function of the seed.
+//! client processes can crash and restart from their durable state
+//! (`client.rs`); clients can change address. Everything is a function of
+//! the seed.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -15,115 +17,14 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::checker::Checker;
-use crate::impairment::{Impairment, Link};
+use crate::client::SimClient;
+pub use crate::config::{SimConfig, SimReport};
+use crate::impairment::Link;
 use tern_core::auth::{Claims, TokenKeys};
-use tern_core::broker::{Broker, BrokerConfig};
-use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
+use tern_core::broker::Broker;
+use tern_core::client::{ClientConfig, Outgoing};
 use tern_core::store::{MemStore, Store};
 use tern_core::time::Time;
-
-/// What to simulate.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Everything random derives from it.
-    pub seed: u64,
-    /// Users; each has `devices` devices.
-    pub users: u64,
-    /// Devices per user.
-    pub devices: u32,
-    /// Messages each device sends.
-    pub messages_per_device: u32,
-    /// Window in which messages are sent (then the network heals).
-    pub send_window: Duration,
-    /// Client → server impairment.
-    pub up: Impairment,
-    /// Server → client impairment.
-    pub down: Impairment,
-    /// Simulated fsync latency of one commit.
-    pub commit_latency: Duration,
-    /// Broker crashes (dropped with its in-flight commit, then restarted).
-    pub crashes: u32,
-    /// Probability per message sent that the sending client changes address.
-    pub address_change: f64,
-    /// Devices that go offline for a while during the window, per user.
-    pub offline_spells: u32,
-    /// Broker settings.
-    pub broker: BrokerConfig,
-    /// Virtual time allowed after the window for everything to settle.
-    pub settle: Duration,
-}
-
-impl SimConfig {
-    /// A small deployment on a perfect network.
-    pub fn new(seed: u64) -> Self {
-        SimConfig {
-            seed,
-            users: 3,
-            devices: 2,
-            messages_per_device: 20,
-            send_window: Duration::from_secs(20),
-            up: Impairment::perfect(),
-            down: Impairment::perfect(),
-            commit_latency: Duration::from_micros(500),
-            crashes: 0,
-            address_change: 0.0,
-            offline_spells: 0,
-            broker: BrokerConfig::default(),
-            settle: Duration::from_secs(600),
-        }
-    }
-
-    /// The same, with sealing required: every session is opened by a Noise
-    /// handshake and every packet is encrypted (see `crate::seal`).
-    pub fn sealed(mut self) -> Self {
-        let mut secret = [0u8; 32];
-        secret[..8].copy_from_slice(&self.seed.to_be_bytes());
-        secret[31] = 0x5e;
-        self.broker.seal_key = Some(tern_core::seal::StaticKey::from_secret(secret));
-        self.broker.seal_policy = tern_core::broker::SealPolicy::Required;
-        self
-    }
-}
-
-/// What happened, and what the checker found.
-#[derive(Debug, Clone, Default)]
-pub struct SimReport {
-    /// The seed.
-    pub seed: u64,
-    /// Messages submitted.
-    pub submitted: u64,
-    /// Messages the server acknowledged as stored.
-    pub stored: u64,
-    /// Messages handed to receiving devices (counting each device).
-    pub delivered: u64,
-    /// Violations found; empty means the run is correct.
-    pub violations: Vec<String>,
-    /// Datagrams put on links.
-    pub datagrams: u64,
-    /// Virtual time at the end.
-    pub end: Duration,
-    /// Submit-to-delivery latency of every delivery, microseconds.
-    pub latencies_us: Vec<u64>,
-    /// Failure events seen by senders (retry budget exhausted).
-    pub send_failures: u64,
-    /// Broker restarts.
-    pub crashes: u32,
-    /// Simulation steps taken.
-    pub steps: u64,
-}
-
-struct SimClient {
-    conn: ClientConn,
-    user: u64,
-    device: u32,
-    addr: SocketAddr,
-    up: Link,
-    down: Link,
-    to_send: u32,
-    next_send: Time,
-    offline_until: Option<Time>,
-    registered: bool,
-}
 
 enum Dest {
     Server(SocketAddr),
@@ -150,6 +51,7 @@ struct World<'a> {
     next_id: u64,
     next_port: u16,
     crash_at: Vec<Time>,
+    client_crash_at: Vec<Time>,
     checker: Checker,
     report: SimReport,
     heal_applied: bool,
@@ -174,6 +76,10 @@ impl<'a> World<'a> {
             .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.05..1.0)))
             .collect();
         crash_at.sort();
+        let mut client_crash_at: Vec<Time> = (0..cfg.client_crashes)
+            .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.02..1.0)))
+            .collect();
+        client_crash_at.sort();
         let mut w = World {
             cfg,
             now: Time::ZERO,
@@ -187,6 +93,7 @@ impl<'a> World<'a> {
             next_id: 0,
             next_port: 20000,
             crash_at,
+            client_crash_at,
             checker: Checker::default(),
             heal_applied: false,
             registered: 0,
@@ -215,24 +122,27 @@ impl<'a> World<'a> {
         let mut ccfg = ClientConfig::new(token.into());
         ccfg.server_key = self.cfg.broker.seal_key.as_ref().map(|k| k.public());
         ccfg.wall_origin_ms = 1_700_000_000_000;
-        let conn = ClientConn::new(ccfg, self.now, self.rng.gen());
         let addr = self.fresh_addr();
         let idx = self.clients.len();
         self.by_addr.insert(addr, idx);
         let gap = self.cfg.send_window / (self.cfg.messages_per_device + 1);
-        let offline_until = None;
-        self.clients.push(SimClient {
-            conn,
-            user,
-            device,
+        let links = (
+            Link::new(self.cfg.up.clone(), self.rng.gen()),
+            Link::new(self.cfg.down.clone(), self.rng.gen()),
+        );
+        let next_send = self.now + gap.mul_f64(self.rng.gen_range(0.1..1.0));
+        let mut c = SimClient::new(
+            ccfg,
+            (user, device),
             addr,
-            up: Link::new(self.cfg.up.clone(), self.rng.gen()),
-            down: Link::new(self.cfg.down.clone(), self.rng.gen()),
-            to_send: self.cfg.messages_per_device,
-            next_send: self.now + gap.mul_f64(self.rng.gen_range(0.1..1.0)),
-            offline_until,
-            registered: false,
-        });
+            links,
+            next_send,
+            (self.cfg.read_delay, self.cfg.write_latency),
+            self.rng.gen(),
+            self.now,
+        );
+        c.to_send = self.cfg.messages_per_device;
+        self.clients.push(c);
     }
 
     fn fresh_addr(&mut self) -> SocketAddr {
@@ -280,10 +190,7 @@ impl<'a> World<'a> {
         self.queue.is_empty()
             && self.commit.is_none()
             && !self.broker.commit_in_flight()
-            && self
-                .clients
-                .iter()
-                .all(|c| c.to_send == 0 && c.conn.pending() == 0 && c.conn.is_active())
+            && self.clients.iter().all(SimClient::is_idle)
             && self.checker.all_delivered(u64::from(self.cfg.devices))
     }
 
@@ -302,13 +209,11 @@ impl<'a> World<'a> {
         consider(self.broker.poll_timeout());
         consider(self.commit.as_ref().map(|(at, _)| *at));
         consider(self.crash_at.first().copied());
+        consider(self.client_crash_at.first().copied());
         for c in &self.clients {
-            if c.offline_until.is_none() {
-                consider(c.conn.poll_timeout());
-            } else {
-                consider(c.offline_until);
-            }
-            if c.to_send > 0 && c.offline_until.is_none() && self.registered == self.clients.len() {
+            consider(c.poll_timeout());
+            let running = c.offline_until.is_none() && c.conn().is_some();
+            if c.to_send > 0 && running && self.registered == self.clients.len() {
                 consider(Some(c.next_send));
             }
         }
@@ -330,6 +235,11 @@ impl<'a> World<'a> {
             self.crash_at.remove(0);
             self.crash();
         }
+        if self.client_crash_at.first().is_some_and(|t| *t <= now) {
+            self.client_crash_at.remove(0);
+            let i = self.rng.gen_range(0..self.clients.len());
+            self.crash_client(i);
+        }
         while let Some(Reverse((at, id, _))) = self.queue.peek().copied() {
             if at > now.as_micros() {
                 break;
@@ -343,7 +253,7 @@ impl<'a> World<'a> {
                 Dest::Client(addr) => {
                     if let Some(&i) = self.by_addr.get(&addr) {
                         if self.clients[i].offline_until.is_none() {
-                            self.clients[i].conn.handle_datagram(now, data);
+                            self.clients[i].handle_datagram(now, data);
                         }
                     }
                 }
@@ -390,6 +300,31 @@ impl<'a> World<'a> {
         );
     }
 
+    /// The process of client `i` dies (if running); it restarts after a
+    /// while, from its durable state, on a new address.
+    fn crash_client(&mut self, i: usize) {
+        if self.clients[i].conn().is_none() {
+            return;
+        }
+        let down = Duration::from_millis(self.rng.gen_range(50..3000));
+        let c = &mut self.clients[i];
+        let dev = (c.user, c.device);
+        let durable = c.crash(self.now + down);
+        self.by_addr.remove(&c.addr);
+        if self.trace {
+            eprintln!("{:>10} CRASH {dev:?}", self.now.as_micros() / 1000);
+        }
+        let server = self
+            .store
+            .devices(dev.0)
+            .expect("memory store cannot fail")
+            .iter()
+            .find(|(d, _)| *d == dev.1)
+            .map_or(0, |(_, s)| s.checkpoint);
+        self.checker.on_restart(dev, durable, server);
+        self.report.client_restarts += 1;
+    }
+
     fn flush_broker(&mut self) {
         let now = self.now;
         while let Some((to, data)) = self.broker.poll_transmit() {
@@ -411,6 +346,11 @@ impl<'a> World<'a> {
     fn drive_client(&mut self, i: usize) {
         let now = self.now;
         let all_registered = self.registered == self.clients.len();
+        if self.clients[i].restart_at.is_some_and(|t| t <= now) {
+            let addr = self.fresh_addr();
+            self.by_addr.insert(addr, i);
+            self.clients[i].start(now, addr);
+        }
         let c = &mut self.clients[i];
         if let Some(until) = c.offline_until {
             if until > now {
@@ -418,7 +358,9 @@ impl<'a> World<'a> {
             }
             c.offline_until = None;
         }
-        c.conn.handle_timeout(now);
+        if c.conn().is_none() {
+            return;
+        }
         // Devices register at their first login; the inbox is trimmed past
         // what every registered device has read, so a device that has never
         // logged in gets no history. Start sending once all have registered.
@@ -431,29 +373,15 @@ impl<'a> World<'a> {
             }
         }
         let c = &mut self.clients[i];
-        while let Some(ev) = c.conn.poll_event() {
-            if matches!(ev, ClientEvent::SendFailed { .. }) {
-                self.report.send_failures += 1;
-            }
-            if matches!(ev, ClientEvent::LoggedIn { .. }) && !c.registered {
-                c.registered = true;
-                self.registered += 1;
-            }
-            if self.trace {
-                eprintln!(
-                    "{:>10} ({},{}) {:?}",
-                    now.as_micros() / 1000,
-                    c.user,
-                    c.device,
-                    ev
-                );
-            }
-            self.checker.on_event(now, c.user, c.device, &ev);
+        let woken = c.wake(now, &mut self.checker);
+        self.report.send_failures += woken.send_failures;
+        if woken.logged_in && !c.registered {
+            c.registered = true;
+            self.registered += 1;
         }
-        let c = &mut self.clients[i];
         let addr = c.addr;
         let mut out = Vec::new();
-        while let Some(d) = c.conn.poll_transmit(now) {
+        for d in woken.out {
             out.extend(c.up.transmit(now.as_micros(), d).deliveries);
         }
         for d in out {
@@ -489,10 +417,10 @@ impl<'a> World<'a> {
             msg_type: 0,
             payload,
         };
-        if let Ok(id) = c.conn.submit(now, op) {
+        if c.submit(now, op, n) {
             self.report.submitted += 1;
-            let (user, device) = (c.user, c.device);
-            self.checker.on_submit(now, user, device, id, to, n);
+            let dev = (c.user, c.device);
+            self.checker.on_submit(now, dev, to, n);
         }
         if self.rng.gen_bool(self.cfg.address_change.clamp(0.0, 1.0)) {
             let old = self.clients[i].addr;
@@ -523,17 +451,22 @@ impl<'a> World<'a> {
         }
         if !self.report.violations.is_empty() {
             for c in &self.clients {
+                let Some(conn) = c.conn() else {
+                    let v = format!("client ({},{}) not running", c.user, c.device);
+                    self.report.violations.push(v);
+                    continue;
+                };
                 self.report.violations.push(format!(
                     "client ({},{}) active={} closed={} pending={} uplink={:?} base={:?} failed={:?} downlink={:?} broker={:?}",
                     c.user,
                     c.device,
-                    c.conn.is_active(),
-                    c.conn.is_closed(),
-                    c.conn.pending(),
-                    c.conn.uplink().map(|s| s.stats().clone()),
-                    c.conn.uplink().map(|s| s.base()),
-                    c.conn.uplink().map(|s| s.is_failed()),
-                    c.conn.downlink().stats(),
+                    conn.is_active(),
+                    conn.is_closed(),
+                    conn.pending(),
+                    conn.uplink().map(|s| s.stats().clone()),
+                    conn.uplink().map(|s| s.base()),
+                    conn.uplink().map(|s| s.is_failed()),
+                    conn.downlink().stats(),
                     self.broker.stats(),
                 ));
             }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tern_core::broker::BrokerConfig;
-use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release, ReleaseBatch};
 use tern_core::time::Time;
 use tern_sim::pair::{entries, Pair};
 
@@ -31,7 +31,9 @@ fn manual_release_holds_the_next_pull_until_the_page_is_released() {
     net.settle();
     net.send(alice, 2, 80);
     net.settle();
-    let bob = net.connect(2, 1, |c| c.auto_release = false);
+    let bob = net.connect(2, 1, |c| {
+        c.release = Release::ByApplication(ReleaseBatch::IMMEDIATE)
+    });
     let ev = net.settle();
     assert!(
         ev[bob].iter().any(|e| matches!(
@@ -88,7 +90,7 @@ fn manual_release_holds_the_next_pull_until_the_page_is_released() {
     );
     net.clients[bob].1.release(net.now, 80);
     net.settle();
-    assert_eq!(net.clients[bob].1.checkpoint().1, 80);
+    assert_eq!(net.clients[bob].1.checkpoint().seq, 80);
 }
 
 /// After the local address changes, `ping` tells the server the new address

@@ -1,7 +1,9 @@
 //! The core promise, checked in virtual time over many seeds: every message is
 //! stored once and reaches every device of its receiver exactly once, in its
 //! sender's order, despite loss, duplication, reordering, delay, corruption,
-//! address changes, offline devices and broker crashes.
+//! address changes, offline devices, broker crashes and client crashes.
+//! Clients run the client library's release mode with a persisted
+//! checkpoint (`tern_sim::client`).
 //!
 //! `TERN_SIM_SEEDS=N` changes how many seeds each scenario runs;
 //! `TERN_SIM_SEED=S` replays one seed of every scenario, and
@@ -31,13 +33,13 @@ fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) ->
         let report = run(&cfg);
         if std::env::var_os("TERN_SIM_STATS").is_some() {
             eprintln!(
-                "{name} seed {seed}: virtual {:?}, {} steps, {} datagrams",
-                report.end, report.steps, report.datagrams
+                "{name} seed {seed}: virtual {:?}, {} steps, {} datagrams, {} client restarts, {} entries handed again",
+                report.end, report.steps, report.datagrams, report.client_restarts, report.rehanded
             );
         }
         if !report.violations.is_empty() {
             eprintln!(
-                "FAILED scenario {name} seed {seed} (replay: TERN_SIM_SEED={seed} cargo test -p tern-core --test sim_exactly_once {name}): {:#?}",
+                "FAILED scenario {name} seed {seed} (replay: TERN_SIM_SEED={seed} cargo test -p tern-sim --test sim_exactly_once {name}): {:#?}",
                 report.violations
             );
             failed.push(seed);
@@ -140,6 +142,60 @@ fn sealed_sessions_under_loss_corruption_crashes_and_moves() {
                 crashes: 2,
                 offline_spells: 1,
                 address_change: 0.1,
+                ..SimConfig::new(seed)
+            }
+            .sealed()
+        },
+    );
+}
+
+/// Client processes crash at random moments (entries handed but not yet
+/// read or saved, and checkpoint writes not yet on disk, are lost with
+/// them) and restart from their durable checkpoint and outbox on a new
+/// address, while the network loses,
+/// duplicates and reorders, the broker crashes (re-logins below what was
+/// handed) and devices move.
+#[test]
+fn client_restarts_from_durable_state() {
+    let reports = check_all("client_restarts_from_durable_state", 1000, |seed| {
+        let imp = lossy(0.1, 0.05, 0.05);
+        SimConfig {
+            up: imp.clone(),
+            down: imp,
+            client_crashes: 6,
+            crashes: 1,
+            address_change: 0.1,
+            offline_spells: 1,
+            read_delay: Duration::from_millis(300),
+            write_latency: Duration::from_millis(10),
+            ..SimConfig::new(seed)
+        }
+    });
+    let restarts: u32 = reports.iter().map(|r| r.client_restarts).sum();
+    let rehanded: u64 = reports.iter().map(|r| r.rehanded).sum();
+    assert!(
+        restarts >= 4 * reports.len() as u32 && (rehanded > 0 || reports.len() < 50),
+        "the family must exercise restarts ({restarts}) and re-handing ({rehanded})"
+    );
+}
+
+/// The same over sealed sessions, with bursty loss and corruption: a
+/// restarted process opens a new handshake with packet numbers from 1.
+#[test]
+fn sealed_client_restarts_under_bursty_loss_and_corruption() {
+    check_all(
+        "sealed_client_restarts_under_bursty_loss_and_corruption",
+        300,
+        |seed| {
+            let mut imp = lossy(0.05, 0.02, 0.02);
+            imp.burst = Some(GilbertElliott::new(0.02, 0.3));
+            imp.corrupt = 0.01;
+            SimConfig {
+                up: imp.clone(),
+                down: imp,
+                client_crashes: 4,
+                address_change: 0.2,
+                write_latency: Duration::from_millis(2),
                 ..SimConfig::new(seed)
             }
             .sealed()

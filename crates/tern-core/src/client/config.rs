@@ -6,6 +6,64 @@ use bytes::Bytes;
 
 use crate::reliability::{ReceiverConfig, SenderConfig};
 
+/// When entries handed to the application count as processed, so that the
+/// server is told (the ACK's `cumulative`, the PULL's `after`) and the
+/// checkpoint moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// As soon as they are handed up as [`ClientEvent::Entry`]: for load
+    /// generators and tests that do not model an application.
+    ///
+    /// [`ClientEvent::Entry`]: super::ClientEvent::Entry
+    OnDelivery,
+    /// When the application says so with [`ClientConn::release`], applied
+    /// in batches (the client library's mode).
+    ///
+    /// [`ClientConn::release`]: super::ClientConn::release
+    ByApplication(ReleaseBatch),
+}
+
+impl Release {
+    /// What the client library (`tern::client`) runs, and so what the
+    /// simulator runs: the application releases entries, by calling
+    /// `release` (`manual`) or by reading them; with a durable checkpoint,
+    /// reads are released in batches ([`ReleaseBatch::DURABLE_READS`]).
+    pub fn library(durable: bool, manual: bool) -> Release {
+        Release::ByApplication(if durable && !manual {
+            ReleaseBatch::DURABLE_READS
+        } else {
+            ReleaseBatch::IMMEDIATE
+        })
+    }
+}
+
+/// How releases are grouped, so that a busy application costs one
+/// checkpoint write (and one ACK) per batch rather than per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseBatch {
+    /// A release is applied at most this long after the first one not yet
+    /// applied; zero applies every release at once.
+    pub delay: Duration,
+    /// ... or at once when this many entries are waiting.
+    pub max: u64,
+}
+
+impl ReleaseBatch {
+    /// Every release applied at once.
+    pub const IMMEDIATE: ReleaseBatch = ReleaseBatch {
+        delay: Duration::ZERO,
+        max: 1,
+    };
+
+    /// What the client library uses when it keeps a durable checkpoint and
+    /// releases what the application read: one synced write per 5 ms or 64
+    /// entries.
+    pub const DURABLE_READS: ReleaseBatch = ReleaseBatch {
+        delay: Duration::from_millis(5),
+        max: 64,
+    };
+}
+
 /// Everything a client connection can be tuned by.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -15,9 +73,12 @@ pub struct ClientConfig {
     pub epoch: u64,
     /// Highest inbox sequence this device has durably processed.
     pub checkpoint: u64,
-    /// Operations restored from a durable outbox that already had a
-    /// sequence, oldest first. They are replayed under the same sequences, so
-    /// the server recognises any it had already stored: no duplicates.
+    /// Operations restored from a durable outbox, oldest first, with the
+    /// uplink sequence each was stored under (0: none yet). Numbered ones
+    /// are replayed under the same sequences, so the server recognises any
+    /// it had already stored: no duplicates. They must be consecutive.
+    /// Unnumbered ones queue behind them and are reported `Sequenced` when
+    /// they get a sequence. `OpId(i + 1)` names `resume[i]`.
     pub resume: Vec<(u64, super::Outgoing)>,
     /// Uplink retransmission timers.
     pub uplink: SenderConfig,
@@ -29,10 +90,16 @@ pub struct ClientConfig {
     pub login_max: Duration,
     /// Pull the backlog automatically when the server asks for pulling.
     pub auto_pull: bool,
-    /// Advance the checkpoint (and ACK) as soon as entries are handed up.
-    /// Turn off when the application persists entries first and then calls
-    /// `ClientConn::release`.
-    pub auto_release: bool,
+    /// When entries count as processed.
+    pub release: Release,
+    /// The driver keeps the checkpoint durably: it saves each one
+    /// [`ClientConn::poll_persist`] hands out and confirms it with
+    /// [`ClientConn::persisted`], and the server is never told that
+    /// entries are processed before the checkpoint covering them is saved.
+    ///
+    /// [`ClientConn::poll_persist`]: super::ClientConn::poll_persist
+    /// [`ClientConn::persisted`]: super::ClientConn::persisted
+    pub persist: bool,
     /// Entries asked for per pull page.
     pub page_entries: u64,
     /// Largest datagram sent.
@@ -53,7 +120,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults around a token.
+    /// Defaults around a token: entries count as processed once handed up,
+    /// nothing persisted.
     pub fn new(token: Bytes) -> Self {
         ClientConfig {
             token,
@@ -65,7 +133,8 @@ impl ClientConfig {
             login_initial: Duration::from_millis(500),
             login_max: Duration::from_secs(8),
             auto_pull: true,
-            auto_release: true,
+            release: Release::OnDelivery,
+            persist: false,
             page_entries: crate::wire::limits::PAGE_ENTRIES_DEFAULT,
             max_datagram: crate::wire::limits::MAX_DATAGRAM,
             server_key: None,

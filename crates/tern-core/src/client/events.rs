@@ -1,6 +1,7 @@
 //! What a client connection reports to the application.
 
-use crate::wire::{Deliver, ErrorFrame, PageEnd, Summary, SummaryEnd};
+use super::Summaries;
+use crate::wire::{Deliver, ErrorFrame, PageEnd};
 
 /// A client-local handle for a submitted operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,13 +25,18 @@ pub enum ClientEvent {
         /// The backlog is large: pull it (done automatically with `auto_pull`).
         pull_mode: bool,
     },
-    /// The server's epoch or checkpoint differs from ours: local state about
-    /// the inbox before `checkpoint` is stale (store reset or trimmed).
+    /// The server's epoch or checkpoint differs from what the LOGIN said:
+    /// local state about the inbox before `checkpoint` is stale (store reset
+    /// or trimmed), or entries up to what was already handed come again
+    /// (they are not handed twice).
     Resync {
         /// New epoch.
         epoch: u64,
         /// Delivery resumes after this sequence.
         checkpoint: u64,
+        /// Another inbox than the one entries were handed from so far: its
+        /// sequences start again.
+        new_epoch: bool,
     },
     /// The session was lost (idle, unknown to the server, path dead); a new
     /// login is under way and pending operations will be replayed.
@@ -82,14 +88,16 @@ pub enum ClientEvent {
         /// Its uplink sequence.
         seq: u64,
     },
-    /// An inbox entry, exactly once and in order.
+    /// An inbox entry, in order, never twice in the life of this
+    /// connection (re-logins included), nor at or below the checkpoint it
+    /// started from.
     Entry(Deliver),
     /// A pull page ended.
     PageEnd(PageEnd),
-    /// Counters of one conversation.
-    Summary(Summary),
-    /// End of a summary answer.
-    SummaryEnd(SummaryEnd),
+    /// The answer to [`ClientConn::request_summary`], every page collected.
+    ///
+    /// [`ClientConn::request_summary`]: super::ClientConn::request_summary
+    Summaries(Summaries),
     /// New entries exist up to `head` (pull mode).
     Notify {
         /// Inbox head.

@@ -245,27 +245,20 @@ fn summary_phase(
     let t1 = Instant::now();
     // One round trip per LOGIN sent (a RETRY or a lost datagram costs another).
     let login_round_trips = login_stats.datagrams_out.max(1);
-    let mut summary_round_trips = 1;
-    fleet.conn(0).request_summary(0, 64);
-    let mut convs = 0u64;
-    let end;
+    let now = fleet.now();
+    fleet.conn(0).request_summary(now);
+    let (convs, end, summary_round_trips);
     'summary: loop {
         if Instant::now() > deadline {
             return Err(BenchError::Failed("no summary".into()));
         }
         fleet.turn(Duration::from_millis(5), &mut events)?;
         for (_, ev) in events.drain(..) {
-            match ev {
-                ClientEvent::Summary(_) => convs += 1,
-                ClientEvent::SummaryEnd(e) if e.next_cursor != 0 => {
-                    summary_round_trips += 1;
-                    fleet.conn(0).request_summary(e.next_cursor, 64);
-                }
-                ClientEvent::SummaryEnd(e) => {
-                    end = e;
-                    break 'summary;
-                }
-                _ => {}
+            if let ClientEvent::Summaries(all) = ev {
+                // One round trip per page.
+                (convs, end, summary_round_trips) =
+                    (all.convs.len() as u64, all.end, u64::from(all.pages));
+                break 'summary;
             }
         }
     }

@@ -1,0 +1,109 @@
+//! The downlink: entries from the reorder window to the application (each
+//! once), what the server is told (ACK `cumulative`, PULL `after`), and
+//! pulling the backlog page by page.
+
+use crate::reliability::Arrival;
+use crate::time::Time;
+use crate::wire::{Ack, Deliver, Frame, PageEnd, Pull};
+
+use super::{ClientConn, ClientEvent};
+
+impl ClientConn {
+    pub(super) fn on_deliver(&mut self, now: Time, d: Deliver) {
+        let arrival = self.downlink.on_receive(d.seq, d);
+        self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
+        while let Some((seq, d)) = self.downlink.poll_deliver() {
+            // Below `handed`: handed before a re-login, not again.
+            if self.delivery.hand(seq) {
+                self.events.push_back(ClientEvent::Entry(d));
+            }
+        }
+        // The ACK is owed already; only note how far it now goes.
+        self.acked = self.acked.max(self.ack_point());
+    }
+
+    /// What the server may be told is processed: released, saved and
+    /// received in this session.
+    pub(super) fn ack_point(&self) -> u64 {
+        self.delivery
+            .ack_point(self.base, self.downlink.delivered())
+    }
+
+    /// After a release, a save or a timer: acknowledge what became
+    /// acknowledgeable, and send a PULL that waited for it.
+    pub(super) fn on_progress(&mut self, now: Time) {
+        let point = self.ack_point();
+        if point > self.acked {
+            self.acked = point;
+            self.acks.on_ack_eliciting(now, false);
+        }
+        if self.pull_held && point >= self.downlink.delivered() {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
+    }
+
+    pub(super) fn on_page_end(&mut self, now: Time, p: PageEnd) {
+        let ours = self.pull.is_some_and(|(id, _, _)| id == p.request_id);
+        self.events.push_back(ClientEvent::PageEnd(p.clone()));
+        if !ours {
+            return;
+        }
+        self.pull = None;
+        let complete = self.downlink.delivered() >= p.last;
+        if p.end && complete {
+            self.pulling = false;
+        } else if self.pulling {
+            // Next page; it acknowledges this one, so it waits until the
+            // application has released (and the driver saved) this one. A
+            // hole (lost datagram) makes it start from the contiguous point
+            // instead.
+            self.pull_next(now);
+        }
+    }
+
+    /// Pulls the next page, or holds the PULL while entries handed up are
+    /// not released yet: its `after` acknowledges only released entries, and
+    /// the server answers from there.
+    pub(super) fn pull_next(&mut self, now: Time) {
+        if self.ack_point() < self.downlink.delivered() {
+            self.pull_held = true;
+        } else {
+            self.pull_held = false;
+            self.send_pull(now);
+        }
+    }
+
+    pub(super) fn send_pull(&mut self, now: Time) {
+        let request_id = self.request_id();
+        let after = self.ack_point();
+        self.acked = self.acked.max(after);
+        self.pull = Some((request_id, after, now));
+        self.control.push_back(Frame::Pull(Pull {
+            request_id,
+            after,
+            max_entries: self.cfg.page_entries,
+        }));
+    }
+
+    pub(super) fn ack_frame(&self, now: Time) -> Frame {
+        let cumulative = self.ack_point();
+        let mut ranges = Vec::new();
+        let delivered = self.downlink.delivered();
+        if delivered > cumulative {
+            ranges.push((cumulative + 1, delivered));
+        }
+        for r in self.downlink.buffered_ranges() {
+            if ranges.len() == crate::wire::limits::MAX_ACK_RANGES {
+                break;
+            }
+            ranges.push(r);
+        }
+        Frame::Ack(Ack {
+            receiver_online: false,
+            cumulative,
+            delay_us: self.acks.delay(now).as_micros() as u64,
+            ranges,
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! What comes from the server: opening sealed packets, accepting a packet
+//! for the current session, and acting on each frame (login, KICK, ERROR,
+//! and dispatch to the uplink, downlink and summary paging).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::time::Time;
+use crate::wire::limits::PUSH_BACKLOG_LIMIT;
+use crate::wire::{ErrorCode, ErrorFrame, Frame, KickReason, LoginOk, Packet};
+
+use super::delivery::LoginChange;
+use super::{ClientConn, ClientEvent, State};
+
+impl ClientConn {
+    /// Processes one datagram from the server.
+    pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
+        let packet = if data.get(1) == Some(&crate::wire::FLAG_SEALED) {
+            let Some(ch) = self.channel.as_mut() else {
+                return; // no keys (yet): the peer retransmits
+            };
+            match ch.open(&data) {
+                Ok(p) => p,
+                Err(crate::seal::OpenError::Replay(_)) => {
+                    self.stats.replayed += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.rejected += 1;
+                    return;
+                }
+            }
+        } else {
+            let Ok(packet) = Packet::decode(data) else {
+                return; // corrupted or foreign: ignore, the peer retransmits
+            };
+            if self.is_sealed() && !self.clear_allowed(&packet) {
+                self.stats.clear_dropped += 1;
+                return;
+            }
+            packet
+        };
+        let sid = packet.header.session_id;
+        let accept = match self.state {
+            State::Closed => false,
+            State::LoggingIn { .. } => true,
+            State::Active => sid == self.session_id || sid == 0,
+        };
+        if !accept {
+            return;
+        }
+        self.last_heard = now;
+        for frame in packet.frames {
+            self.handle_frame(now, sid, frame);
+        }
+    }
+
+    /// The clear packets a sealed connection believes: what a server must
+    /// say before it has keys (RETRY, the handshake answer, login refusals)
+    /// and UNKNOWN_SESSION naming our session (its id is secret to off-path
+    /// attackers). Anything else in the clear is forged.
+    fn clear_allowed(&self, packet: &Packet) -> bool {
+        let logging_in = matches!(self.state, State::LoggingIn { .. });
+        packet.frames.iter().all(|f| match f {
+            Frame::Padding(_) => true,
+            Frame::Retry(_) | Frame::HandshakeReply(_) => logging_in,
+            Frame::Error(e) if logging_in => e.seq == 0,
+            Frame::Error(e) => {
+                e.code == ErrorCode::UnknownSession as u64
+                    && packet.header.session_id == self.session_id
+            }
+            _ => false,
+        })
+    }
+
+    pub(super) fn on_handshake_reply(&mut self, now: Time, msg2: Bytes) {
+        if !matches!(self.state, State::LoggingIn { .. }) {
+            return;
+        }
+        let Some((init, _)) = self.initiator.take() else {
+            return;
+        };
+        match init.finish(&msg2) {
+            Ok((welcome, channel)) => {
+                self.channel = Some(channel);
+                for frame in welcome.frames {
+                    self.handle_frame(now, welcome.session_id, frame);
+                }
+                if !matches!(self.state, State::Active) {
+                    self.channel = None; // no LOGIN_OK inside: start over
+                }
+            }
+            Err(_) => self.stats.handshake_failed += 1,
+        }
+    }
+
+    pub(super) fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
+        match frame {
+            Frame::LoginOk(ok) => self.on_login_ok(now, sid, ok),
+            Frame::HandshakeReply(m) if self.is_sealed() => self.on_handshake_reply(now, m),
+            Frame::Retry(cookie) => {
+                // Prove our address: log in again at once, echoing the cookie.
+                if let State::LoggingIn { interval, .. } = self.state {
+                    self.cookie = Some(cookie);
+                    // The handshake binds the cookie: start a new one.
+                    self.initiator = None;
+                    self.state = State::LoggingIn {
+                        next: now,
+                        interval,
+                    };
+                }
+            }
+            Frame::Ack(ack) => self.on_ack(now, ack),
+            Frame::Deliver(d) if self.state == State::Active => self.on_deliver(now, d),
+            Frame::PageEnd(p) => self.on_page_end(now, p),
+            Frame::Summary(s) => self.summaries.on_summary(s),
+            Frame::SummaryEnd(end) => match self.summaries.on_end(end) {
+                Some(Ok(cursor)) => self.ask_summary_page(now, cursor),
+                Some(Err(all)) => self.events.push_back(ClientEvent::Summaries(all)),
+                None => {}
+            },
+            Frame::Notify(head) => {
+                self.events.push_back(ClientEvent::Notify { head });
+                if self.cfg.auto_pull
+                    && self.pull.is_none()
+                    && !self.pull_held
+                    && head > self.downlink.delivered()
+                {
+                    self.start_pull(now);
+                }
+            }
+            // A KICK for a session we already left (e.g. the one a new login
+            // replaced) is not about us.
+            Frame::Kick(_) if self.state != State::Active || sid != self.session_id => {}
+            Frame::Kick(code) => {
+                let reason = KickReason::from_code(code);
+                self.events.push_back(ClientEvent::Kicked { code });
+                match reason {
+                    Some(KickReason::Replaced | KickReason::LoggedOut) => {
+                        self.state = State::Closed
+                    }
+                    _ => self.relogin(now),
+                }
+            }
+            Frame::Error(e) => self.on_error(now, sid, e),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_login_ok(&mut self, now: Time, sid: u64, ok: LoginOk) {
+        if !matches!(self.state, State::LoggingIn { .. }) || sid == 0 {
+            return;
+        }
+        // The login round trip is the first RTT sample, unless LOGIN was
+        // sent more than once (Karn: the answer could be to either).
+        let login_rtt = match self.login_sent.take() {
+            Some((at, 1)) => Some(now.saturating_since(at)),
+            _ => None,
+        };
+        self.state = State::Active;
+        self.session_id = sid;
+        // Packet numbers keep counting across sessions: the server tells a
+        // late copy of this LOGIN from a new one by them.
+        self.heartbeat = Duration::from_millis(ok.heartbeat_ms.max(1000));
+        self.idle_timeout = Duration::from_millis(ok.idle_timeout_ms.max(3000));
+        self.reconcile_uplink(now, ok.next_send_seq, login_rtt);
+        let change = self
+            .delivery
+            .on_login(self.login_point, ok.epoch, ok.checkpoint);
+        if change != LoginChange::None {
+            self.events.push_back(ClientEvent::Resync {
+                epoch: ok.epoch,
+                checkpoint: ok.checkpoint,
+                new_epoch: change == LoginChange::NewEpoch,
+            });
+        }
+        self.base = ok.checkpoint;
+        self.acked = ok.checkpoint;
+        self.downlink.reset(ok.checkpoint);
+        // The server forgot the summary request of the lost session.
+        if let Some(cursor) = self.summaries.resend_cursor(now, None) {
+            self.ask_summary_page(now, cursor);
+        }
+        let pull_mode = ok.head.saturating_sub(ok.checkpoint) > PUSH_BACKLOG_LIMIT;
+        self.events.push_back(ClientEvent::LoggedIn {
+            user: ok.user,
+            device: ok.device,
+            epoch: ok.epoch,
+            head: ok.head,
+            checkpoint: ok.checkpoint,
+            pull_mode,
+        });
+        if pull_mode && self.cfg.auto_pull {
+            self.start_pull(now);
+        }
+    }
+
+    pub(super) fn on_error(&mut self, now: Time, sid: u64, e: ErrorFrame) {
+        let code = ErrorCode::from_code(e.code);
+        if e.seq != 0 {
+            self.rejected.insert(e.seq, e.code);
+            return;
+        }
+        match code {
+            Some(ErrorCode::UnknownSession)
+                if self.state == State::Active
+                    && (sid == 0 || (self.is_sealed() && sid == self.session_id)) =>
+            {
+                self.relogin(now)
+            }
+            // A clear client told to seal cannot succeed by retrying.
+            Some(ErrorCode::SealRequired)
+                if matches!(self.state, State::LoggingIn { .. }) && !self.is_sealed() =>
+            {
+                self.state = State::Closed;
+                self.events
+                    .push_back(ClientEvent::LoginRefused { code: e.code });
+            }
+            Some(ErrorCode::BadToken | ErrorCode::TokenExpired)
+                if matches!(self.state, State::LoggingIn { .. }) =>
+            {
+                self.state = State::Closed;
+                self.events
+                    .push_back(ClientEvent::LoginRefused { code: e.code });
+            }
+            _ => self.events.push_back(ClientEvent::ServerError(e)),
+        }
+    }
+}

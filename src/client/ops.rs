@@ -1,0 +1,187 @@
+//! The operations a [`Client`](super::Client) has submitted and the server
+//! has not settled yet, with their durable copies in the outbox.
+//!
+//! The ordering rule that makes a restart safe: an operation is stored
+//! under the uplink sequence the core gave it before it is sent (the core
+//! reports sequences given at a login as `Sequenced`, and the driver stores
+//! them before it transmits). A restart then replays it under that
+//! sequence, and the server recognises it if it had stored it already.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tern_core::client::{Checkpoint, ClientConn, OpId, Outgoing};
+use tern_core::time::Time;
+use tokio::sync::oneshot;
+
+use super::outbox::Outbox;
+use super::{ClientError, Sent};
+
+type Waiter = oneshot::Sender<Result<Sent, ClientError>>;
+
+struct Pending {
+    /// The outbox key.
+    key: u64,
+    /// The uplink sequence stored with the operation (0: none yet).
+    seq: u64,
+    op: Outgoing,
+    waiter: Option<Waiter>,
+}
+
+pub(super) struct Ops {
+    outbox: Option<Outbox>,
+    pending: HashMap<OpId, Pending>,
+    next_key: u64,
+}
+
+/// What a client starts from: its operations and the saved checkpoint.
+pub(super) struct Restored {
+    pub(super) ops: Ops,
+    /// For `ClientConfig::resume`: `OpId(i + 1)` is the i-th.
+    pub(super) resume: Vec<(u64, Outgoing)>,
+    pub(super) checkpoint: Checkpoint,
+}
+
+impl Ops {
+    /// Opens the state folder (if any) and restores what it holds.
+    pub(super) fn restore(dir: Option<&Path>) -> Result<Restored, ClientError> {
+        let mut ops = Ops {
+            outbox: None,
+            pending: HashMap::new(),
+            next_key: 1,
+        };
+        let Some(dir) = dir else {
+            return Ok(Restored {
+                ops,
+                resume: Vec::new(),
+                checkpoint: Checkpoint::default(),
+            });
+        };
+        let outbox = Outbox::open(dir)?;
+        let (epoch, seq) = outbox.checkpoint()?;
+        let mut resume = Vec::new();
+        for (i, row) in outbox.rows()?.into_iter().enumerate() {
+            ops.next_key = ops.next_key.max(row.key + 1);
+            ops.pending.insert(
+                OpId(i as u64 + 1),
+                Pending {
+                    key: row.key,
+                    seq: row.seq,
+                    op: row.op.clone(),
+                    waiter: None,
+                },
+            );
+            resume.push((row.seq, row.op));
+        }
+        ops.outbox = Some(outbox);
+        Ok(Restored {
+            ops,
+            resume,
+            checkpoint: Checkpoint { epoch, seq },
+        })
+    }
+
+    /// Whether a state folder keeps the outbox and checkpoint.
+    pub(super) fn is_durable(&self) -> bool {
+        self.outbox.is_some()
+    }
+
+    /// Stores the operation (under the sequence it gets at once, if any),
+    /// then queues it in `conn`.
+    pub(super) fn submit(
+        &mut self,
+        conn: &mut ClientConn,
+        now: Time,
+        op: Outgoing,
+        waiter: Waiter,
+    ) {
+        let key = self.next_key;
+        let seq = conn.next_seq();
+        if let Some(o) = &self.outbox {
+            if let Err(e) = o.put(key, seq, &op) {
+                let _ = waiter.send(Err(e.into()));
+                return;
+            }
+        }
+        match conn.submit(now, op.clone()) {
+            Ok(id) => {
+                self.next_key += 1;
+                let waiter = Some(waiter);
+                self.pending.insert(
+                    id,
+                    Pending {
+                        key,
+                        seq,
+                        op,
+                        waiter,
+                    },
+                );
+            }
+            Err(_) => {
+                if let Some(o) = &self.outbox {
+                    let _ = o.remove(key);
+                }
+                let _ = waiter.send(Err(ClientError::QueueFull));
+            }
+        }
+    }
+
+    /// An operation got its sequence (at a login) or a new one (the server
+    /// lost operations): stored with it before it is sent.
+    pub(super) fn sequenced(&mut self, op: OpId, seq: u64) {
+        let Some(p) = self.pending.get_mut(&op) else {
+            return;
+        };
+        if let Some(o) = &self.outbox {
+            if let Err(e) = o.put(p.key, seq, &p.op) {
+                tracing::error!(error = %e, "cannot update the outbox");
+                return;
+            }
+        }
+        p.seq = seq;
+    }
+
+    /// The server stored or refused the operation: forget it.
+    pub(super) fn settle(&mut self, op: OpId, result: Result<Sent, ClientError>) {
+        if let Some(p) = self.pending.remove(&op) {
+            if let Some(o) = &self.outbox {
+                if let Err(e) = o.remove(p.key) {
+                    tracing::error!(error = %e, "cannot update the outbox");
+                }
+            }
+            if let Some(w) = p.waiter {
+                let _ = w.send(result);
+            }
+        }
+    }
+
+    /// Fails every waiting `send` (the operations stay in the outbox).
+    pub(super) fn fail_all(&mut self, err: impl Fn() -> ClientError) {
+        for (_, p) in self.pending.drain() {
+            if let Some(w) = p.waiter {
+                let _ = w.send(Err(err()));
+            }
+        }
+    }
+
+    /// Saves the checkpoint durably.
+    pub(super) fn save_checkpoint(&self, cp: Checkpoint) -> Result<(), ClientError> {
+        match &self.outbox {
+            Some(o) => Ok(o.set_checkpoint(cp.epoch, cp.seq)?),
+            None => Ok(()),
+        }
+    }
+
+    /// True when every pending operation the core has numbered is stored
+    /// under that number (checked before each transmission in debug builds).
+    pub(super) fn sequences_stored(&self, conn: &ClientConn) -> bool {
+        let Some(s) = conn.uplink() else {
+            return true; // nothing numbered yet
+        };
+        self.outbox.is_none()
+            || self
+                .pending
+                .iter()
+                .all(|(op, p)| s.get(p.seq).is_some_and(|(id, _)| id == op))
+    }
+}
