@@ -14,7 +14,7 @@ use tern_core::wire::varint::MAX;
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
     PacketBuilder, PageEnd, Preview, Pull, Read, Reader, Recall, ReceiptStatus, Send, Summary,
-    SummaryEnd, SummaryRequest, TRAILER,
+    SummaryEnd, SummaryRequest, FLAG_SEALED, TRAILER, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -418,18 +418,31 @@ fn decode_frame(b: &[u8]) -> (Result<Frame, DecodeError>, usize) {
 }
 
 /// Appends the CRC-32 trailer to `body`.
-fn seal(body: &[u8]) -> Bytes {
+fn with_trailer(body: &[u8]) -> Bytes {
     let mut out = body.to_vec();
     out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
     Bytes::from(out)
 }
 
-/// A sealed datagram: `header`, then `body` as frame bytes, then the trailer.
+/// A clear datagram: `header`, then `body` as frame bytes, then a correct trailer.
 fn datagram(header: Header, body: &[u8]) -> Bytes {
     let mut out = Vec::new();
     header.encode(&mut out);
     out.extend_from_slice(body);
-    seal(&out)
+    with_trailer(&out)
+}
+
+/// What `Packet::decode` answers for a datagram of at least 4 bytes whose
+/// trailer does not match, by the order of packet.md "Decoding": version,
+/// then the sealed flag, then the trailer.
+fn damage_verdict(datagram: &[u8]) -> DecodeError {
+    if datagram[0] != VERSION {
+        DecodeError::UnsupportedVersion(datagram[0])
+    } else if datagram[1] == FLAG_SEALED {
+        DecodeError::Sealed
+    } else {
+        DecodeError::Checksum
+    }
 }
 
 const H: Header = Header {
@@ -520,9 +533,10 @@ proptest! {
     }
 
     #[test]
-    fn sealed_prefixes_fail_as_incomplete_or_are_frame_prefixes(p in packet()) {
-        // The same cuts made by a buggy sender that seals what it has: the
-        // frame decoders must see the truncation and say Incomplete.
+    fn prefixes_behind_a_fresh_trailer_are_incomplete_or_frame_prefixes(p in packet()) {
+        // The same cuts made by a buggy sender that puts a correct trailer
+        // on what it has: the frame decoders must see the truncation and
+        // say Incomplete.
         let full = p.encode();
         let body = &full[..full.len() - TRAILER];
         prop_assume!(full.len() <= MAX_RECV_DATAGRAM);
@@ -531,7 +545,7 @@ proptest! {
             bounds.push(bounds.last().unwrap() + f.encoded_len());
         }
         for cut in 0..body.len() {
-            let got = Packet::decode(seal(&body[..cut]));
+            let got = Packet::decode(with_trailer(&body[..cut]));
             if cut == 0 {
                 // Only the trailer is left, and its first byte is read as the version.
                 prop_assert!(
@@ -570,14 +584,14 @@ proptest! {
     }
 
     #[test]
-    fn single_frame_sealed_prefixes_are_incomplete(h in header(), f in frame()) {
+    fn single_frame_prefixes_behind_a_fresh_trailer_are_incomplete(h in header(), f in frame()) {
         prop_assume!(!matches!(f, Frame::Padding(_)));
         let p = Packet { header: h, frames: vec![f] };
         let full = p.encode();
         prop_assume!(full.len() <= MAX_RECV_DATAGRAM);
         let body = &full[..full.len() - TRAILER];
         for cut in 0..body.len() {
-            let got = Packet::decode(seal(&body[..cut]));
+            let got = Packet::decode(with_trailer(&body[..cut]));
             if cut == 0 {
                 // Only the trailer is left, and its first byte is read as the version.
                 prop_assert!(
@@ -630,20 +644,17 @@ proptest! {
             let changed = body[i] != value;
             body[i] = value;
             raw[i] = value;
-            // Damage in transit is caught by the trailer (or, when it hits
-            // the version byte, by the version check that comes first).
+            // Damage in transit is caught by the trailer, unless it hits one
+            // of the two bytes read before the trailer (packet.md
+            // "Decoding"): a version other than 1, or flags of exactly 0x01,
+            // which mark a sealed packet (a tag, no trailer).
             if changed && crc32fast::hash(&raw[..body.len()]) != crc32fast::hash(&full[..body.len()]) {
-                let want = if raw[0] == 1 {
-                    DecodeError::Checksum
-                } else {
-                    DecodeError::UnsupportedVersion(raw[0])
-                };
-                prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(want));
+                prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(damage_verdict(&raw)));
             }
         }
-        // Resealed, the damage reaches the frame decoders: no panic, and
-        // whatever decodes re-encodes to the same packet.
-        if let Ok(q) = Packet::decode(seal(&body)) {
+        // Behind a fresh trailer the damage reaches the frame decoders: no
+        // panic, and whatever decodes re-encodes to the same packet.
+        if let Ok(q) = Packet::decode(with_trailer(&body)) {
             prop_assert_eq!(Packet::decode(q.encode()), Ok(q));
         }
     }
@@ -745,6 +756,72 @@ fn huge_counts_and_lengths_are_refused_without_allocating() {
             "body {body:02x?}: allocated {largest} bytes"
         );
     }
+}
+
+#[test]
+fn version_then_sealed_flag_then_trailer() {
+    // packet.md "Decoding": the version byte, then the sealed flag, are read
+    // before the trailer; any other flags value is judged with the header,
+    // after the trailer.
+    let clear = Packet {
+        header: H,
+        frames: vec![Frame::Heartbeat(5)],
+    }
+    .encode();
+    let with_byte = |i: usize, v: u8, fix_trailer: bool| {
+        let mut d = clear.to_vec();
+        d[i] = v;
+        if fix_trailer {
+            with_trailer(&d[..d.len() - TRAILER])
+        } else {
+            Bytes::from(d)
+        }
+    };
+    for fix in [false, true] {
+        assert_eq!(
+            Packet::decode(with_byte(1, FLAG_SEALED, fix)),
+            Err(DecodeError::Sealed)
+        );
+        assert_eq!(
+            Packet::decode(with_byte(0, 2, fix)),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+    }
+    assert_eq!(
+        Packet::decode(with_byte(1, 0x02, false)),
+        Err(DecodeError::Checksum)
+    );
+    assert_eq!(
+        Packet::decode(with_byte(1, 0x02, true)),
+        Err(DecodeError::InvalidValue { field: "flags" })
+    );
+    // The flag needs only byte 1: too short for a trailer, still sealed.
+    assert_eq!(
+        Packet::decode(Bytes::from_static(&[1, FLAG_SEALED])),
+        Err(DecodeError::Sealed)
+    );
+    assert_eq!(
+        Packet::decode(Bytes::from_static(&[1])),
+        Err(DecodeError::Incomplete { needed: 3 })
+    );
+}
+
+#[test]
+fn a_bit_flip_that_sets_the_sealed_flag_is_sealed_not_checksum() {
+    // The input that made `mutated_packets_never_panic` fail about one run in
+    // eight (issue 10, item 1): an empty packet whose flags byte became 0x01.
+    let mut d = Packet {
+        header: Header {
+            session_id: 0,
+            packet_number: 1,
+        },
+        frames: vec![],
+    }
+    .encode()
+    .to_vec();
+    d[1] = 1;
+    assert_eq!(damage_verdict(&d), DecodeError::Sealed);
+    assert_eq!(Packet::decode(Bytes::from(d)), Err(DecodeError::Sealed));
 }
 
 #[test]
