@@ -5,16 +5,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::strategy::Union;
 use tern_core::wire::limits::*;
 use tern_core::wire::varint::MAX;
 use tern_core::wire::{
-    Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
-    PacketBuilder, PageEnd, Preview, Pull, Read, Reader, Recall, ReceiptStatus, Send, Summary,
-    SummaryEnd, SummaryRequest, FLAG_SEALED, TRAILER, VERSION,
+    Ack, DecodeError, Deliver, EntryBody, Frame, Header, Packet, PacketBuilder, Reader, Send,
+    FLAG_SEALED, TRAILER, VERSION,
 };
 
 #[path = "common/proptest_seed.rs"]
@@ -71,302 +70,37 @@ fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
 }
 
 // ---------------------------------------------------------------------------
-// Strategies. Values are biased towards the varint length boundaries.
+// Values. Every wire value comes from tern-core's `arbitrary` feature, the
+// same generator the fuzz targets use, so the protocol's limits are written
+// down once (`wire::arb`): proptest draws random bytes, `Arbitrary`
+// turns them into values within the limits (biased towards the varint
+// length boundaries), and shrinking the bytes shrinks the value.
 
+/// Random bytes enough for the largest frame (a 1024-byte payload and its
+/// fields) with room to spare.
+const FRAME_BYTES: usize = 2048;
+
+/// Any `T` the `arbitrary` feature generates, from up to `max_bytes` random
+/// bytes.
+fn arb<T: for<'a> Arbitrary<'a> + std::fmt::Debug>(max_bytes: usize) -> impl Strategy<Value = T> {
+    vec(any::<u8>(), 0..=max_bytes).prop_map(|b| {
+        T::arbitrary(&mut Unstructured::new(&b)).expect("the wire generators never give up")
+    })
+}
+
+/// Any varint value, as `wire::arb::varint` draws them.
 fn varint() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        0u64..64,
-        64u64..16_384,
-        16_384u64..(1 << 30),
-        (1u64 << 30)..=MAX,
-        prop::sample::select(vec![
-            0,
-            1,
-            63,
-            64,
-            16_383,
-            16_384,
-            (1 << 30) - 1,
-            1 << 30,
-            MAX
-        ]),
-    ]
+    vec(any::<u8>(), 0..=16).prop_map(|b| {
+        tern_core::wire::arb::varint(&mut Unstructured::new(&b)).expect("never gives up")
+    })
 }
 
-fn seq() -> impl Strategy<Value = u64> {
-    varint().prop_map(|v| v.max(1))
-}
-
-fn small() -> impl Strategy<Value = u64> {
-    prop_oneof![0u64..4, 0u64..1000, varint()]
-}
-
-fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
-    prop_oneof![
-        vec(any::<u8>(), 0..=16),
-        vec(any::<u8>(), 0..=max),
-        Just(vec![0xa5; max]),
-    ]
-    .prop_map(Bytes::from)
-}
-
-fn reason() -> impl Strategy<Value = String> {
-    // At most 64 chars of at most 4 bytes each: within MAX_REASON (256).
-    prop_oneof![
-        "[a-z ]{0,40}",
-        vec(any::<char>(), 0..=64).prop_map(|c| c.into_iter().collect()),
-        Just("x".repeat(MAX_REASON)),
-    ]
-}
-
-fn ack() -> impl Strategy<Value = Ack> {
-    (
-        any::<bool>(),
-        varint(),
-        varint(),
-        vec((small(), small()), 0..=MAX_ACK_RANGES),
-    )
-        .prop_map(|(receiver_online, cumulative, delay_us, pairs)| {
-            // Build valid ranges: the first may touch `cumulative`, later ones
-            // leave a gap of at least one; stop before exceeding the varint range.
-            let mut ranges = Vec::new();
-            let mut prev_end = cumulative;
-            for (i, (gap, len)) in pairs.into_iter().enumerate() {
-                let gap = if i == 0 { gap } else { gap.max(1) };
-                let Some(start) = prev_end
-                    .checked_add(1)
-                    .and_then(|s| s.checked_add(gap))
-                    .filter(|s| *s <= MAX)
-                else {
-                    break;
-                };
-                let Some(end) = start.checked_add(len).filter(|e| *e <= MAX) else {
-                    break;
-                };
-                ranges.push((start, end));
-                prev_end = end;
-            }
-            Ack {
-                receiver_online,
-                cumulative,
-                delay_us,
-                ranges,
-            }
-        })
-}
-
-fn entry_body() -> impl Strategy<Value = EntryBody> {
-    prop_oneof![
-        (varint(), bytes(MAX_PAYLOAD))
-            .prop_map(|(msg_type, payload)| EntryBody::Message { msg_type, payload }),
-        (
-            prop_oneof![Just(ReceiptStatus::Delivered), Just(ReceiptStatus::Read)],
-            any::<u32>(),
-            seq()
-        )
-            .prop_map(|(status, target_device, target_seq)| EntryBody::Receipt {
-                status,
-                target_device,
-                target_seq,
-            }),
-        (any::<u32>(), seq()).prop_map(|(target_device, target_seq)| EntryBody::Recall {
-            target_device,
-            target_seq,
-        }),
-    ]
-}
-
-fn preview() -> impl Strategy<Value = Preview> {
-    (varint(), varint(), varint(), varint(), bytes(MAX_PREVIEW)).prop_map(
-        |(seq, from_user, time_ms, msg_type, head)| Preview {
-            seq,
-            from_user,
-            time_ms,
-            msg_type,
-            head,
-        },
-    )
-}
-
-/// Every frame variant, within the protocol limits.
 fn frame() -> impl Strategy<Value = Frame> {
-    Union::new(vec![
-        (1usize..=40).prop_map(Frame::Padding).boxed(),
-        (bytes(MAX_TOKEN), varint(), varint())
-            .prop_map(|(token, epoch, checkpoint)| {
-                Frame::Login(Login {
-                    token,
-                    epoch,
-                    checkpoint,
-                })
-            })
-            .boxed(),
-        (
-            (varint(), any::<u32>(), varint(), varint(), varint()),
-            (seq(), varint(), varint(), varint()),
-        )
-            .prop_map(
-                |(
-                    (user, device, epoch, head, checkpoint),
-                    (next_send_seq, heartbeat_ms, idle_timeout_ms, server_time_ms),
-                )| {
-                    Frame::LoginOk(LoginOk {
-                        user,
-                        device,
-                        epoch,
-                        head,
-                        checkpoint,
-                        next_send_seq,
-                        heartbeat_ms,
-                        idle_timeout_ms,
-                        server_time_ms,
-                    })
-                },
-            )
-            .boxed(),
-        varint().prop_map(Frame::Heartbeat).boxed(),
-        varint().prop_map(Frame::HeartbeatAck).boxed(),
-        bytes(MAX_COOKIE).prop_map(Frame::Retry).boxed(),
-        bytes(MAX_COOKIE).prop_map(Frame::Cookie).boxed(),
-        (seq(), varint(), varint(), varint(), bytes(MAX_PAYLOAD))
-            .prop_map(|(seq, to, conv, msg_type, payload)| {
-                Frame::Send(Send {
-                    seq,
-                    to,
-                    conv,
-                    msg_type,
-                    payload,
-                })
-            })
-            .boxed(),
-        (
-            (seq(), varint(), varint(), any::<u32>()),
-            (varint(), varint(), entry_body()),
-        )
-            .prop_map(
-                |((seq, conv, from_user, from_device), (from_seq, time_ms, body))| {
-                    Frame::Deliver(Deliver {
-                        seq,
-                        conv,
-                        from_user,
-                        from_device,
-                        from_seq,
-                        time_ms,
-                        body,
-                    })
-                },
-            )
-            .boxed(),
-        ack().prop_map(Frame::Ack).boxed(),
-        (seq(), varint(), varint(), any::<u32>(), seq())
-            .prop_map(|(seq, conv, peer, target_device, target_seq)| {
-                Frame::Read(Read {
-                    seq,
-                    conv,
-                    peer,
-                    target_device,
-                    target_seq,
-                })
-            })
-            .boxed(),
-        (seq(), varint(), varint(), seq())
-            .prop_map(|(seq, to, conv, target_seq)| {
-                Frame::Recall(Recall {
-                    seq,
-                    to,
-                    conv,
-                    target_seq,
-                })
-            })
-            .boxed(),
-        (varint(), varint(), varint())
-            .prop_map(|(request_id, after, max_entries)| {
-                Frame::Pull(Pull {
-                    request_id,
-                    after,
-                    max_entries,
-                })
-            })
-            .boxed(),
-        (varint(), varint(), any::<bool>(), varint())
-            .prop_map(|(request_id, last, end, head)| {
-                Frame::PageEnd(PageEnd {
-                    request_id,
-                    last,
-                    end,
-                    head,
-                })
-            })
-            .boxed(),
-        (varint(), varint(), varint())
-            .prop_map(|(request_id, cursor, max_convs)| {
-                Frame::SummaryRequest(SummaryRequest {
-                    request_id,
-                    cursor,
-                    max_convs,
-                })
-            })
-            .boxed(),
-        (
-            (varint(), varint(), varint()),
-            (varint(), varint(), varint()),
-            vec(preview(), 0..=MAX_PREVIEWS),
-        )
-            .prop_map(
-                |(
-                    (request_id, conv, unread),
-                    (first_unread_seq, first_unread_time_ms, last_seq),
-                    previews,
-                )| {
-                    Frame::Summary(Summary {
-                        request_id,
-                        conv,
-                        unread,
-                        first_unread_seq,
-                        first_unread_time_ms,
-                        last_seq,
-                        previews,
-                    })
-                },
-            )
-            .boxed(),
-        (varint(), varint(), varint(), varint(), varint())
-            .prop_map(
-                |(request_id, next_cursor, conv_count, total_unread, head)| {
-                    Frame::SummaryEnd(SummaryEnd {
-                        request_id,
-                        next_cursor,
-                        conv_count,
-                        total_unread,
-                        head,
-                    })
-                },
-            )
-            .boxed(),
-        varint().prop_map(Frame::Notify).boxed(),
-        varint().prop_map(Frame::Kick).boxed(),
-        (varint(), any::<u8>(), varint(), reason())
-            .prop_map(|(code, frame_type, seq, reason)| {
-                Frame::Error(ErrorFrame {
-                    code,
-                    frame_type,
-                    seq,
-                    reason,
-                })
-            })
-            .boxed(),
-        Just(Frame::Logout).boxed(),
-        (0x40u8..=0x7f, bytes(MAX_EXTENSION))
-            .prop_map(|(ty, body)| Frame::Extension { ty, body })
-            .boxed(),
-    ])
+    arb::<Frame>(FRAME_BYTES)
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u64>(), seq()).prop_map(|(session_id, packet_number)| Header {
-        session_id,
-        packet_number,
-    })
+    arb::<Header>(32)
 }
 
 /// Adjacent padding frames are one run of zero bytes on the wire and decode
@@ -390,22 +124,9 @@ fn any_packet() -> impl Strategy<Value = Packet> {
     })
 }
 
-/// A packet that fits in `MAX_RECV_DATAGRAM`: frames that would overflow it
-/// are left out.
+/// A packet a sender could send (at most `MAX_DATAGRAM` bytes).
 fn packet() -> impl Strategy<Value = Packet> {
-    any_packet().prop_map(|mut p| {
-        let mut len = p.header.len() + TRAILER;
-        let mut keep = 0;
-        for f in &p.frames {
-            if len + f.encoded_len() > MAX_RECV_DATAGRAM {
-                break;
-            }
-            len += f.encoded_len();
-            keep += 1;
-        }
-        p.frames.truncate(keep);
-        p
-    })
+    arb::<Packet>(2 * FRAME_BYTES)
 }
 
 fn encode_frame(f: &Frame) -> Vec<u8> {
@@ -467,6 +188,14 @@ proptest! {
         let (decoded, left) = decode_frame(&bytes);
         prop_assert_eq!(decoded, Ok(f));
         prop_assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn generated_packets_round_trip_exactly(p in packet()) {
+        // What `Arbitrary for Packet` promises the fuzz targets.
+        let bytes = p.encode();
+        prop_assert!(bytes.len() <= MAX_DATAGRAM);
+        prop_assert_eq!(Packet::decode(bytes), Ok(p));
     }
 
     #[test]
