@@ -11,7 +11,9 @@
 #
 # A failing test prints its seed and the exact command that replays it; the
 # script stops at the first failing round, shows those lines, and keeps that
-# round's log. Exit status: 0 when every round passed, 1 otherwise.
+# round's log. Exit status: 0 when every round passed, 1 otherwise. The test
+# binaries are built once and then run directly, so cargo's build lock is
+# free for other work while it explores.
 #
 # Environment:
 #   PROPTEST_CASES=N   cases per property test per round (default 16x each
@@ -25,18 +27,36 @@ if ! [[ "$MINUTES" =~ ^[0-9]+$ ]] || [ "$MINUTES" -lt 1 ]; then
     echo "usage: $0 [minutes]" >&2
     exit 2
 fi
-cd "$(dirname "$0")/.."
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
 export TERN_EXPLORE=1
 
-suites=("-p tern-core --lib --test codec_roundtrip")
+# Each suite: cargo test arguments, then (after |) the test name filter.
+suites=("-p tern-core --lib --test codec_roundtrip|")
 if [ "${EXPLORE_STORE:-1}" != 0 ]; then
-    suites+=("-p tern --test store_durability equivalence")
+    suites+=("-p tern --test store_durability|equivalence")
 fi
 
+# Test binaries, one per line: "package-dir<TAB>executable<TAB>filter".
+runs=()
 echo "== building"
 for s in "${suites[@]}"; do
-    # shellcheck disable=SC2086 # the suite is a list of words
-    cargo test --locked --no-run $s 2>&1 | tail -n 1
+    args="${s%%|*}"
+    filter="${s#*|}"
+    # shellcheck disable=SC2086 # the arguments are a list of words
+    json="$(cargo test --locked --no-run --message-format=json $args)"
+    while IFS=$'\t' read -r manifest exe; do
+        runs+=("$(dirname "$manifest")"$'\t'"$exe"$'\t'"$filter")
+    done < <(printf '%s\n' "$json" |
+        grep -E '"profile":\{[^}]*"test":true' | grep '"executable":"/' |
+        sed -E 's/.*"manifest_path":"([^"]*)".*"executable":"([^"]*)".*/\1\t\2/')
+done
+if [ "${#runs[@]}" -eq 0 ]; then
+    echo "no test binaries found" >&2
+    exit 1
+fi
+for r in "${runs[@]}"; do
+    echo "   $(echo "$r" | cut -f2) $(echo "$r" | cut -f3)"
 done
 
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tern-explore.XXXXXX")"
@@ -45,19 +65,21 @@ deadline=$((start + MINUTES * 60))
 round=0
 while [ "$(date +%s)" -lt "$deadline" ]; do
     round=$((round + 1))
-    for s in "${suites[@]}"; do
-        log="$LOGDIR/round-$round.log"
-        t0=$(date +%s)
-        # shellcheck disable=SC2086
-        if ! cargo test --locked $s >>"$log" 2>&1; then
-            echo "!! round $round failed ($s); seeds and replay commands:"
-            grep -E 'proptest seed|equivalence failure with seed|^test .* FAILED|minimal failing input' "$log" || tail -n 40 "$log"
+    t0=$(date +%s)
+    log="$LOGDIR/round-$round.log"
+    for r in "${runs[@]}"; do
+        IFS=$'\t' read -r dir exe filter <<<"$r"
+        # shellcheck disable=SC2086 # an empty filter is no argument
+        if ! (cd "$dir" && "$exe" $filter) >>"$log" 2>&1; then
+            echo "!! round $round failed in $(basename "$exe"); seeds and replay commands:"
+            grep -E 'proptest seed|equivalence failure with seed|^test .* FAILED|minimal failing input|panicked at' "$log" ||
+                tail -n 40 "$log"
             echo "!! full log: $log"
             exit 1
         fi
-        echo "round $round: $s: ok ($(($(date +%s) - t0)) s)"
-        rm -f "$log"
     done
+    echo "round $round: ok in $(($(date +%s) - t0)) s"
+    rm -f "$log"
 done
 echo "explore: $round round(s) in $(($(date +%s) - start)) s, no failure"
 rmdir "$LOGDIR" 2>/dev/null || true
