@@ -1,12 +1,13 @@
 //! Frames with field values as a buggy caller (or a frame built from
-//! untrusted sizes) might hand the encoder: lengths past the protocol limits,
+//! untrusted sizes) might hand the encoder: tern-core's valid `Arbitrary`
+//! frames bent by `tern_fuzz::unchecked` (lengths past the protocol limits,
 //! zero where the decoder wants non-zero, ACK ranges out of order, touching,
-//! overlapping or at the top of the varint range, more than 32 of them.
+//! overlapping or at the top of the varint range, more than 32 of them).
 //! Numbers stay within the varint range: `varint::put` debug-asserts that.
 //!
 //! Properties:
 //! - `validate()` accepts exactly the frames the protocol allows
-//!   (`tern_fuzz::mirror::expected_valid`: bounded lengths, ACK ranges with
+//!   (`tern_fuzz::unchecked::expected_valid`: bounded lengths, ACK ranges with
 //!   the first at `cumulative + 1` or later, each later one at
 //!   `previous end + 2` or later, `end >= start`, computed without wrapping);
 //! - `encoded_len()` and `encode()` never panic, on any frame (their docs say
@@ -21,12 +22,12 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tern_core::wire::limits::MAX_RECV_DATAGRAM;
 use tern_core::wire::{Header, Packet, PacketBuilder, TRAILER};
-use tern_fuzz::mirror::{expected_valid, FrameM};
+use tern_fuzz::unchecked::{expected_valid, Unchecked};
 use tern_fuzz::with_trailer;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    frames: Vec<FrameM>,
+    frames: Vec<Unchecked>,
 }
 
 fuzz_target!(|input: Input| {
@@ -38,11 +39,15 @@ fuzz_target!(|input: Input| {
     let mut all = BytesMut::new();
     header.encode(&mut all);
     for m in &input.frames {
-        let f = m.raw();
+        let f = m.frame();
         let len = f.encoded_len();
         let mut enc = Vec::new();
         f.encode(&mut enc);
-        assert_eq!(enc.len(), len, "encoded_len disagrees with encode for {f:?}");
+        assert_eq!(
+            enc.len(),
+            len,
+            "encoded_len disagrees with encode for {f:?}"
+        );
         all.extend_from_slice(&enc);
 
         let valid = f.validate();

@@ -1,4 +1,4 @@
-//! Structured frames (built from `Arbitrary` mirrors, clamped to the protocol
+//! Structured frames (tern-core's `Arbitrary` frames, within the protocol
 //! limits) through the encoder and back.
 //!
 //! Properties, for every frame:
@@ -26,26 +26,24 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use tern_core::wire::limits::{MAX_DATAGRAM, MAX_RECV_DATAGRAM};
 use tern_core::wire::{
-    encode_to_bytes, varint, DecodeError, EncodeError, Frame, Header, Packet, PacketBuilder,
-    Reader, TRAILER,
+    encode_to_bytes, DecodeError, EncodeError, Frame, Header, Packet, PacketBuilder, Reader,
+    TRAILER,
 };
-use tern_fuzz::mirror::FrameM;
 use tern_fuzz::{hex, normalize, with_trailer};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    session_id: u64,
-    packet_number: u64,
+    header: Header,
     /// Builder limit (taken modulo MAX_RECV_DATAGRAM + 1).
     limit: u16,
     /// `pad_to` argument for the builder.
     pad_to: u16,
-    frames: Vec<FrameM>,
+    frames: Vec<Frame>,
 }
 
 fn check_frame(f: &Frame) {
     if let Err(e) = f.validate() {
-        panic!("validate() refused a clamped frame: {e}: {f:?}");
+        panic!("validate() refused a generated frame: {e}: {f:?}");
     }
     let enc = encode_to_bytes(f);
     assert_eq!(enc.len(), f.encoded_len(), "encoded_len of {f:?}");
@@ -112,11 +110,12 @@ fn check_packet_prefixes(enc: &Bytes) {
 }
 
 fuzz_target!(|input: Input| {
-    let header = Header {
-        session_id: input.session_id,
-        packet_number: (input.packet_number & varint::MAX).max(1),
-    };
-    let frames: Vec<Frame> = input.frames.iter().map(FrameM::clamped).collect();
+    let Input {
+        header,
+        limit,
+        pad_to,
+        frames,
+    } = input;
     for f in &frames {
         check_frame(f);
     }
@@ -129,7 +128,11 @@ fuzz_target!(|input: Input| {
     let enc = packet.encode();
     let body_len = header.len() + frames.iter().map(Frame::encoded_len).sum::<usize>();
     assert_eq!(enc.len(), body_len + TRAILER);
-    assert_eq!(enc, with_trailer(&enc[..body_len]), "trailer is not the CRC-32 of the body");
+    assert_eq!(
+        enc,
+        with_trailer(&enc[..body_len]),
+        "trailer is not the CRC-32 of the body"
+    );
     if enc.len() <= MAX_RECV_DATAGRAM {
         let back = Packet::decode(enc.clone())
             .unwrap_or_else(|e| panic!("packet decode failed: {e}: {}", hex(&enc)));
@@ -144,7 +147,7 @@ fuzz_target!(|input: Input| {
     }
 
     // The builder.
-    let limit = usize::from(input.limit) % (MAX_RECV_DATAGRAM + 1);
+    let limit = usize::from(limit) % (MAX_RECV_DATAGRAM + 1);
     let mut b = PacketBuilder::new(header, limit);
     let mut b2 = PacketBuilder::new(header, limit);
     assert!(b.is_empty());
@@ -156,7 +159,11 @@ fuzz_target!(|input: Input| {
         assert_eq!(before, limit.saturating_sub(len));
         let pushed_encoded = b2.push_encoded(&encode_to_bytes(f));
         let pushed = b.push(f);
-        assert_eq!(pushed.is_ok(), pushed_encoded.is_ok(), "push vs push_encoded of {f:?}");
+        assert_eq!(
+            pushed.is_ok(),
+            pushed_encoded.is_ok(),
+            "push vs push_encoded of {f:?}"
+        );
         assert_eq!(b.remaining(), b2.remaining());
         match pushed {
             Ok(()) => {
@@ -175,7 +182,7 @@ fuzz_target!(|input: Input| {
             Err(e) => panic!("builder refused a valid frame: {e}: {f:?}"),
         }
     }
-    let pad_to = usize::from(input.pad_to) % (MAX_DATAGRAM * 2);
+    let pad_to = usize::from(pad_to) % (MAX_DATAGRAM * 2);
     b.pad_to(pad_to);
     b2.pad_to(pad_to);
     let padded = len.max(pad_to.min(limit));
@@ -184,10 +191,18 @@ fuzz_target!(|input: Input| {
     }
     let out = b.finish();
     assert_eq!(out, b2.finish(), "push_encoded built different bytes");
-    assert_eq!(out.len(), padded, "builder output size (limit {limit}, pad_to {pad_to})");
+    assert_eq!(
+        out.len(),
+        padded,
+        "builder output size (limit {limit}, pad_to {pad_to})"
+    );
     assert!(out.len() <= limit.max(header.len() + TRAILER));
     let back = Packet::decode(out.clone())
         .unwrap_or_else(|e| panic!("builder output does not decode: {e}: {}", hex(&out)));
     assert_eq!(back.header, header);
-    assert_eq!(back.frames, normalize(&accepted), "builder output round trip");
+    assert_eq!(
+        back.frames,
+        normalize(&accepted),
+        "builder output round trip"
+    );
 });

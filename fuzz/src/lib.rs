@@ -1,15 +1,18 @@
 //! Helpers shared by the fuzz targets and the seed generator.
 //!
-//! - [`mirror`]: `Arbitrary` mirror structs of every wire frame, converted into
-//!   `tern_core::wire::Frame` values either clamped to the protocol limits
-//!   (so they must round-trip) or raw (so `validate()` decides).
+//! The wire values themselves come from tern-core's `arbitrary` feature
+//! (`tern_core::wire::arb`): every `Frame`, `Header` and `Packet` it
+//! generates is within the protocol's limits.
+//!
+//! - [`unchecked`]: those frames bent past the limits, for `encode_unclamped`,
+//!   and an independent statement of what `validate()` must accept.
 //! - [`samples`]: hand-built valid packets, used as seeds for `decode_packet`.
 //! - [`normalize`]: the canonical form of a frame list as a decoder returns it.
 
 use tern_core::wire::Frame;
 
-pub mod mirror;
 pub mod samples;
+pub mod unchecked;
 
 /// The frame list a decoder returns for `frames` encoded back to back:
 /// adjacent padding runs merge into one (the decoder consumes padding greedily).
@@ -36,7 +39,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;

@@ -67,3 +67,21 @@ fn sealed_heartbeat_matches_the_spec() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn handshake_datagram_is_padded_to_256_bytes_trailer_included() {
+    // sealed.md, message 1: the whole datagram, CRC-32 trailer included, is
+    // at least 256 bytes; a short token leaves it at exactly 256.
+    use tern_core::client::{ClientConfig, ClientConn};
+    use tern_core::seal::StaticKey;
+    use tern_core::time::Time;
+
+    let mut cfg = ClientConfig::new(Bytes::from_static(b"short token"));
+    cfg.server_key = Some(StaticKey::from_secret([9; 32]).public());
+    let mut conn = ClientConn::new(cfg, Time::ZERO, 1);
+    let datagram = conn.poll_transmit(Time::ZERO).expect("a HANDSHAKE packet");
+    assert_eq!(datagram.len(), 256);
+    let packet = Packet::decode(datagram).expect("a clear packet with a valid trailer");
+    assert!(matches!(packet.frames[0], Frame::Handshake(_)));
+    assert!(matches!(packet.frames[1..], [Frame::Padding(_)]));
+}

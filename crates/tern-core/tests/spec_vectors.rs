@@ -511,6 +511,8 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
         ("nonzero_flags", bad_value("flags")),
         ("sealed_flags", invalid(DecodeError::Sealed)),
+        ("damaged_flags_sealed", invalid(DecodeError::Sealed)),
+        ("damaged_flags", invalid(DecodeError::Checksum)),
         ("zero_packet_number", bad_value("packet_number")),
         (
             "unknown_frame_0x99",

@@ -100,6 +100,10 @@ impl ReplayWindow {
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/proptest_seed.rs"]
+mod proptest_seed;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -121,6 +125,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(super::proptest_seed::config(256))]
+
         /// The window agrees with a set of every number ever accepted, for
         /// all numbers within the window.
         #[test]

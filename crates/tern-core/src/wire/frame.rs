@@ -1,120 +1,92 @@
 //! Every frame of protocol v1, as plain values. Encoding and decoding live in
 //! `frame_codec.rs`; the byte layout of each frame is in `proto-spec/frames.md`.
+//! With the `arbitrary` feature each type derives `Arbitrary`, a bounded
+//! field naming its generator in `arb.rs`, so generated frames are valid.
 
 use bytes::Bytes;
 
-/// Frame type bytes. Stable: a number is never reused for another meaning.
-pub mod ty {
-    /// One byte of padding.
-    pub const PADDING: u8 = 0x00;
-    /// Client → server: authenticate with a token.
-    pub const LOGIN: u8 = 0x01;
-    /// Server → client: login accepted.
-    pub const LOGIN_OK: u8 = 0x02;
-    /// Either way: liveness probe.
-    pub const HEARTBEAT: u8 = 0x03;
-    /// Either way: answer to a heartbeat.
-    pub const HEARTBEAT_ACK: u8 = 0x04;
-    /// Server → client: prove you own your address; echo this cookie.
-    pub const RETRY: u8 = 0x05;
-    /// Client → server: the cookie from RETRY, ahead of LOGIN.
-    pub const COOKIE: u8 = 0x06;
-    /// Client → server: Noise NK message 1 opening a sealed session (its
-    /// encrypted payload carries the LOGIN).
-    pub const HANDSHAKE: u8 = 0x07;
-    /// Server → client: Noise NK message 2 (its payload carries LOGIN_OK).
-    pub const HANDSHAKE_REPLY: u8 = 0x08;
-    /// Client → server: a message to store and deliver.
-    pub const SEND: u8 = 0x10;
-    /// Server → client: one entry of the device's inbox timeline.
-    pub const DELIVER: u8 = 0x11;
-    /// Either way: acknowledges sequence numbers of the opposite flow.
-    pub const ACK: u8 = 0x12;
-    /// Client → server: "read up to here" for one conversation.
-    pub const READ: u8 = 0x13;
-    /// Client → server: recall a message this device sent.
-    pub const RECALL: u8 = 0x14;
-    /// Client → server: ask for a page of the inbox past a sequence.
-    pub const PULL: u8 = 0x20;
-    /// Server → client: closes a pull page.
-    pub const PAGE_END: u8 = 0x21;
-    /// Client → server: ask for per-conversation counters.
-    pub const SUMMARY_REQUEST: u8 = 0x22;
-    /// Server → client: counters of one conversation.
-    pub const SUMMARY: u8 = 0x23;
-    /// Server → client: closes a summary answer.
-    pub const SUMMARY_END: u8 = 0x24;
-    /// Server → client: the inbox head moved (a hint to pull).
-    pub const NOTIFY: u8 = 0x25;
-    /// Server → client: the session is over.
-    pub const KICK: u8 = 0x30;
-    /// Either way: a typed error with a stable code.
-    pub const ERROR: u8 = 0x31;
-    /// Client → server: end the session.
-    pub const LOGOUT: u8 = 0x32;
-    /// First skippable extension type (length-prefixed, ignored when unknown).
-    pub const EXTENSION_FIRST: u8 = 0x40;
-    /// Last skippable extension type.
-    pub const EXTENSION_LAST: u8 = 0x7f;
-}
+#[cfg(feature = "arbitrary")]
+use super::{arb, limits::*};
 
 /// Client → server: authenticate this device.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Login {
     /// Opaque signed token (see `proto-spec/auth.md`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_TOKEN>))]
     pub token: Bytes,
     /// Inbox epoch the device last saw; 0 if it has none.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub epoch: u64,
     /// Highest inbox sequence the device has durably processed in that epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub checkpoint: u64,
 }
 
 /// Server → client: login accepted. The session id is in this packet's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct LoginOk {
     /// The authenticated user.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub user: u64,
     /// The authenticated device.
     pub device: u32,
     /// Current epoch of the user's inbox. A change means the store was reset.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub epoch: u64,
     /// Highest sequence in the inbox.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub head: u64,
     /// Where this device's checkpoint stands on the server.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub checkpoint: u64,
     /// Next uplink sequence the server expects from this device.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub next_send_seq: u64,
     /// Heartbeat interval the client should use, in milliseconds.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub heartbeat_ms: u64,
     /// Silence after which the server drops the session, in milliseconds.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub idle_timeout_ms: u64,
     /// Server wall clock, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub server_time_ms: u64,
 }
 
 /// Client → server: a message for another user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Send {
     /// Uplink sequence, per device, starting at 1.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// Receiving user.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub to: u64,
     /// Conversation the message belongs to.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv: u64,
     /// Application-defined message type (0 = UTF-8 text by convention).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub msg_type: u64,
     /// Application payload, at most `MAX_PAYLOAD` bytes.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PAYLOAD>))]
     pub payload: Bytes,
 }
 
 /// What an inbox entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum EntryBody {
     /// A message from `from_*`.
     Message {
         /// Application-defined message type.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
         /// Application payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PAYLOAD>))]
         payload: Bytes,
     },
     /// A receipt about a message the inbox owner sent from `target_device`.
@@ -124,6 +96,7 @@ pub enum EntryBody {
         /// Device of the inbox owner that sent the message.
         target_device: u32,
         /// That device's uplink sequence of the message (READ: "up to").
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
         target_seq: u64,
     },
     /// `from_user` recalled a message it had sent from `target_device`.
@@ -131,12 +104,14 @@ pub enum EntryBody {
         /// Device that sent the recalled message.
         target_device: u32,
         /// Its uplink sequence.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
         target_seq: u64,
     },
 }
 
 /// Receipt statuses carried in the inbox. SENT is the server's ACK itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[repr(u8)]
 pub enum ReceiptStatus {
     /// A device of the receiver acknowledged the message.
@@ -147,19 +122,25 @@ pub enum ReceiptStatus {
 
 /// Server → client: one entry of the inbox timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Deliver {
     /// Position in the receiving user's inbox; dense, starting at 1.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// Conversation.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv: u64,
     /// User that caused the entry.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
     /// Device of that user.
     pub from_device: u32,
     /// That device's uplink sequence for the operation: with the two fields
     /// above it forms the globally unique message id.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_seq: u64,
     /// Server wall clock when stored, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub time_ms: u64,
     /// What the entry is.
     pub body: EntryBody,
@@ -186,155 +167,206 @@ pub struct Ack {
 
 /// Client → server: "this user has read `conv` up to this message of `peer`".
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Read {
     /// Uplink sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// Conversation.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv: u64,
     /// User whose messages were read; the READ receipt goes to them.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub peer: u64,
     /// Device of `peer` that sent the last message read.
     pub target_device: u32,
     /// That device's uplink sequence of the last message read.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub target_seq: u64,
 }
 
 /// Client → server: recall a message this device sent earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Recall {
     /// Uplink sequence of this request.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// Receiver of the original message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub to: u64,
     /// Conversation of the original message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv: u64,
     /// Uplink sequence of the original message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub target_seq: u64,
 }
 
 /// Client → server: send inbox entries with `seq > after`. Acknowledges every
 /// entry `<= after` for this device (the next pull acknowledges the last page).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Pull {
     /// Echoed in `PAGE_END`.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// Entries up to here are acknowledged and not sent.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub after: u64,
     /// Most entries wanted in this page (server may send fewer).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub max_entries: u64,
 }
 
 /// Server → client: closes the page answering a pull.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct PageEnd {
     /// The pull's request id.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// Highest sequence in the page (equals the pull's `after` when empty).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub last: u64,
     /// Nothing lies past `last`: the backlog is drained.
     pub end: bool,
     /// Inbox head when the page was cut.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub head: u64,
 }
 
 /// Client → server: ask for conversation counters past the device checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SummaryRequest {
     /// Echoed in the answer.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// Continue after this conversation id (0: from the start).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub cursor: u64,
     /// Most conversations wanted.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub max_convs: u64,
 }
 
 /// A short view of one message inside a summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Preview {
     /// Inbox sequence of the message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub seq: u64,
     /// Sender.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
     /// When stored.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub time_ms: u64,
     /// Application message type.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub msg_type: u64,
     /// First bytes of the payload (at most `MAX_PREVIEW`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PREVIEW>))]
     pub head: Bytes,
 }
 
 /// Server → client: counters of one conversation past the device checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Summary {
     /// The request this answers.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// Conversation.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv: u64,
     /// Unread messages.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub unread: u64,
     /// Inbox sequence of the oldest unread message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub first_unread_seq: u64,
     /// When the oldest unread message was stored.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub first_unread_time_ms: u64,
     /// Inbox sequence of the newest message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub last_seq: u64,
     /// The newest messages, oldest first.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::previews))]
     pub previews: Vec<Preview>,
 }
 
 /// Server → client: the summary answer is complete (or continues at `next_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SummaryEnd {
     /// The request this closes.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// Conversation id to continue after, 0 when every conversation was sent.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub next_cursor: u64,
     /// Conversations with unread messages, in all.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv_count: u64,
     /// Unread messages, in all.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub total_unread: u64,
     /// Inbox head the counters were computed at.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub head: u64,
 }
 
 /// Either way: something went wrong. Codes are in [`crate::wire::ErrorCode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ErrorFrame {
     /// Stable numeric code.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub code: u64,
     /// Type of the frame that caused it (0 if none).
     pub frame_type: u8,
     /// Uplink sequence it refers to (0 if none). A non-zero `seq` marks that
     /// operation as refused: when an ACK later releases it, the client reports
     /// it as rejected rather than stored.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub seq: u64,
     /// Human-readable detail, for logs only.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::reason))]
     pub reason: String,
 }
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Frame {
     /// A run of padding bytes (their count).
-    Padding(usize),
+    Padding(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::padding))] usize),
     /// See [`Login`].
     Login(Login),
     /// See [`LoginOk`].
     LoginOk(LoginOk),
     /// Liveness probe carrying a nonce to echo.
-    Heartbeat(u64),
+    Heartbeat(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))] u64),
     /// Echo of a heartbeat nonce.
-    HeartbeatAck(u64),
+    HeartbeatAck(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))] u64),
     /// Server → client: an address-validation cookie to echo in a COOKIE frame
     /// ahead of the next LOGIN (at most `MAX_COOKIE` bytes).
-    Retry(Bytes),
+    Retry(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_COOKIE>))] Bytes),
     /// Client → server: the echoed cookie.
-    Cookie(Bytes),
+    Cookie(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_COOKIE>))] Bytes),
     /// Client → server: a sealed-session handshake message (at most
     /// `MAX_HANDSHAKE` bytes); see `crate::seal`.
-    Handshake(Bytes),
+    Handshake(
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_HANDSHAKE>))] Bytes,
+    ),
     /// Server → client: the handshake's answer (at most `MAX_HANDSHAKE` bytes).
-    HandshakeReply(Bytes),
+    HandshakeReply(
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_HANDSHAKE>))] Bytes,
+    ),
     /// See [`Send`].
     Send(Send),
     /// See [`Deliver`].
@@ -357,9 +389,9 @@ pub enum Frame {
     SummaryEnd(SummaryEnd),
     /// Server → client: new entries were stored up to this inbox sequence and
     /// are not being pushed (the session is in pull mode). Unreliable hint.
-    Notify(u64),
+    Notify(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))] u64),
     /// The server ended the session; the reason is a [`KickReason`] code.
-    Kick(u64),
+    Kick(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))] u64),
     /// See [`ErrorFrame`].
     Error(ErrorFrame),
     /// The client ends its session.
@@ -367,108 +399,10 @@ pub enum Frame {
     /// A skippable frame of type 0x40..=0x7f this implementation does not know.
     Extension {
         /// Its type byte.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::extension_type))]
         ty: u8,
         /// Its body.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_EXTENSION>))]
         body: Bytes,
     },
-}
-
-/// Why a server ended a session (KICK reason codes, stable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
-pub enum KickReason {
-    /// The same device logged in again; this session was replaced.
-    Replaced = 1,
-    /// The client logged out.
-    LoggedOut = 2,
-    /// The token expired.
-    TokenExpired = 3,
-    /// The server is shutting down; reconnect later.
-    Shutdown = 4,
-    /// Nothing heard for the idle timeout.
-    Idle = 5,
-}
-
-impl KickReason {
-    /// Maps a wire code back to a reason.
-    pub fn from_code(code: u64) -> Option<KickReason> {
-        Some(match code {
-            1 => KickReason::Replaced,
-            2 => KickReason::LoggedOut,
-            3 => KickReason::TokenExpired,
-            4 => KickReason::Shutdown,
-            5 => KickReason::Idle,
-            _ => return None,
-        })
-    }
-}
-
-/// Stable error codes carried in ERROR frames. Never renumbered or reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
-pub enum ErrorCode {
-    /// The packet could not be decoded.
-    Malformed = 1,
-    /// The packet's version is not spoken here.
-    UnsupportedVersion = 2,
-    /// A frame type in the non-skippable range is unknown.
-    UnknownFrame = 3,
-    /// The header's session id names no live session: log in again.
-    UnknownSession = 4,
-    /// The token's signature or format is wrong.
-    BadToken = 5,
-    /// The token has expired.
-    TokenExpired = 6,
-    /// The receiver is not known to the server.
-    UnknownRecipient = 7,
-    /// The payload is larger than the server accepts.
-    PayloadTooLarge = 8,
-    /// The sender is over its rate limit; retry later.
-    RateLimited = 9,
-    /// The server is overloaded or shutting down; retry later.
-    ServerBusy = 10,
-    /// The uplink sequence is too far ahead of what the server has applied.
-    SeqOutOfWindow = 11,
-    /// The server failed to store the message; retry later.
-    StorageFailure = 12,
-    /// The frame is not allowed in this direction or state.
-    NotAllowed = 13,
-    /// The recalled message does not exist or is not the caller's.
-    NoSuchMessage = 14,
-    /// This server requires raw-UDP sessions to be sealed: log in with a
-    /// HANDSHAKE under the server's key instead of a clear LOGIN.
-    SealRequired = 15,
-}
-
-impl ErrorCode {
-    /// Maps a wire code back, if known.
-    pub fn from_code(code: u64) -> Option<ErrorCode> {
-        use ErrorCode::*;
-        Some(match code {
-            1 => Malformed,
-            2 => UnsupportedVersion,
-            3 => UnknownFrame,
-            4 => UnknownSession,
-            5 => BadToken,
-            6 => TokenExpired,
-            7 => UnknownRecipient,
-            8 => PayloadTooLarge,
-            9 => RateLimited,
-            10 => ServerBusy,
-            11 => SeqOutOfWindow,
-            12 => StorageFailure,
-            13 => NotAllowed,
-            14 => NoSuchMessage,
-            15 => SealRequired,
-            _ => return None,
-        })
-    }
-
-    /// True when a later retry of the same request may succeed.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::RateLimited | ErrorCode::ServerBusy | ErrorCode::StorageFailure
-        )
-    }
 }

@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use super::codes::ty;
 use super::error::{DecodeError, EncodeError};
 use super::frame::*;
 use super::limits::*;

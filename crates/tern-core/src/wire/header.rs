@@ -25,6 +25,7 @@ pub const FLAG_SEALED: u8 = 0x01;
 
 /// The header at the front of every datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Header {
     /// Session chosen by the server at login; 0 on packets sent before it.
     /// The server finds a session by this id, not by address, so a client keeps
@@ -32,6 +33,7 @@ pub struct Header {
     pub session_id: u64,
     /// Per-direction packet counter, never reused: a server numbers each
     /// session from 1, a client numbers for its whole life (across sessions).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = super::arb::seq))]
     pub packet_number: u64,
 }
 

@@ -3,6 +3,9 @@
 //! A datagram is a [`Header`] followed by [`Frame`]s. The normative description
 //! is `proto-spec/`; this module is checked against its test vectors.
 
+#[cfg(feature = "arbitrary")]
+pub mod arb;
+mod codes;
 mod error;
 mod frame;
 mod frame_codec;
@@ -12,6 +15,7 @@ mod packet;
 mod reader;
 pub mod varint;
 
+pub use codes::{ty, ErrorCode, KickReason};
 pub use error::{DecodeError, EncodeError};
 pub use frame::*;
 pub use frame_codec::encode_to_bytes;

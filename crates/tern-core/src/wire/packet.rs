@@ -41,6 +41,10 @@ impl Packet {
                 return Err(DecodeError::UnsupportedVersion(v));
             }
         }
+        // Then the sealed flag, before the trailer: a sealed packet ends in
+        // an AEAD tag, not a CRC, so only the flags byte tells which of the
+        // two to check. Any other flags value is judged with the header,
+        // after the trailer (proto-spec/packet.md, "Decoding").
         if datagram.get(1) == Some(&super::header::FLAG_SEALED) {
             return Err(DecodeError::Sealed);
         }
