@@ -16,9 +16,8 @@ use tern_lab::bench;
     about = "Tern benchmarks, each against a baseline from the same run"
 )]
 struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: tern::cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -363,7 +362,7 @@ fn run(b: Command) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tern_lab::init_logging(cli.verbose);
+    cli.log.init_logging(tracing::Level::WARN);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
