@@ -250,9 +250,10 @@ pub fn index_of(p: &[u8]) -> u64 {
         .unwrap_or_else(|| panic!("not a test payload: {s:?}"))
 }
 
-/// The real `ternd serve --quic` as a child process (for crashes).
+/// The real `ternd serve --quic` as a child process (for crashes), through
+/// the lab's one launcher.
 pub struct Ternd {
-    child: std::process::Child,
+    daemon: tern_lab::ternd::Ternd,
     pub udp: SocketAddr,
     pub quic: SocketAddr,
     pub fingerprint: String,
@@ -263,68 +264,24 @@ impl Ternd {
     /// Starts `ternd serve --listen UDP --quic QUIC --data-dir DIR` and reads
     /// the addresses and fingerprint it prints (within 20 s).
     pub fn spawn(dir: &std::path::Path, udp: SocketAddr, quic: SocketAddr) -> Ternd {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ternd"))
-            .args([
-                "serve",
-                "--listen",
-                &udp.to_string(),
-                "--quic",
-                &quic.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(dir)
+        let daemon = tern_lab::ternd::TerndConfig::new(env!("CARGO_BIN_EXE_ternd"), dir)
+            .listen(udp)
+            .quic(quic)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ternd starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut u, mut q, mut fp, mut key) = (None, None, None, None);
-        while u.is_none() || q.is_none() || fp.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("ternd prints its addresses");
-            if let Some(a) = line.strip_prefix("listening on udp://") {
-                u = a.parse().ok();
-            } else if let Some(a) = line.strip_prefix("listening on quic://") {
-                q = a.parse().ok();
-            } else if let Some(f) = line.strip_prefix("quic certificate sha256 ") {
-                fp = Some(f.to_string());
-            } else if let Some(k) = line.strip_prefix("seal key ") {
-                key = k.parse().ok();
-            }
-        }
+            .ready_timeout(Duration::from_secs(20))
+            .start()
+            .expect("ternd starts and prints its addresses");
         Ternd {
-            child,
-            udp: u.unwrap(),
-            quic: q.unwrap(),
-            fingerprint: fp.unwrap(),
-            seal_key: key,
+            udp: daemon.addr(),
+            quic: daemon.quic_addr().expect("QUIC address printed"),
+            fingerprint: daemon.fingerprint().expect("fingerprint printed").into(),
+            seal_key: daemon.seal_key(),
+            daemon,
         }
     }
 
     /// SIGKILL: no drain, no goodbye.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Ternd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.daemon.kill();
     }
 }

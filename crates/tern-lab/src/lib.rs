@@ -7,6 +7,10 @@
 //!   restarted under impairment, and the independent checker of its journals.
 //! - [`bench`]: the benchmarks of `tern-bench`, each against a baseline from
 //!   the same run.
+//! - [`ternd`]: the one launcher of the real `ternd` process (chaos run,
+//!   benchmarks, peer bench, the root crate's integration tests), on
+//!   [`process`], the lab's child-process handling.
+//! - [`args`]: command-line value parsers the lab's binaries share.
 //!
 //! The binaries `tern-peerbench` (Tern against Mosquitto under kernel-level
 //! loss) and `tern-timer-bench` (retransmission policies in the simulator)
@@ -15,7 +19,9 @@
 pub mod args;
 pub mod bench;
 pub mod chaos;
+pub mod process;
 pub mod proxy;
+pub mod ternd;
 
 pub use proxy::{run_proxy, Proxy, ProxyConfig, ProxyControl, ProxyError, ProxyStats};
 pub use tern_sim::impairment::{Counters, Impairment, ImpairmentError};

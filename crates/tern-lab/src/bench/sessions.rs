@@ -10,10 +10,10 @@
 //! answers LOGIN_OK. What the daemon spends beyond that is its overhead.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +24,8 @@ use tern_core::wire::{Frame, Header, Login, LoginOk, Packet, PacketBuilder};
 use super::flow::client_socket;
 use super::util::{machine_line, rss_bytes, si, token, ScratchDir};
 use super::{BenchError, Result};
+use crate::process::{ChildProcess, OnDrop, Stderr};
+use crate::ternd::{locate_ternd, TerndConfig};
 use tern::config::Config;
 
 /// Options of `tern-bench sessions`.
@@ -45,76 +47,6 @@ pub struct SessionsOpts {
     pub dir: Option<PathBuf>,
     /// Keep the data folder.
     pub keep: bool,
-}
-
-/// A child server process, killed on drop.
-struct ChildServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ChildServer {
-    fn spawn(mut cmd: Command, what: &str) -> Result<ChildServer> {
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd
-            .spawn()
-            .map_err(BenchError::io(format!("starting {what}")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| BenchError::Failed("no stdout".into()))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("listening on udp://") {
-                    let _ = tx.send(a.trim().to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(BenchError::Failed(format!(
-                    "{what} did not print its address within 30 s"
-                )));
-            }
-        };
-        let addr = addr
-            .parse()
-            .map_err(|e| BenchError::Failed(format!("{what} printed a bad address {addr}: {e}")))?;
-        Ok(ChildServer { child, addr })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(&mut self) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
 }
 
 /// What one login phase did.
@@ -362,10 +294,12 @@ impl RssReport {
     }
 }
 
-fn measure(server: &ChildServer, keys: &TokenKeys, opts: &SessionsOpts) -> Result<RssReport> {
-    let mut socks = LoginSockets::new(server.addr, opts.sockets)?;
+/// Opens the sessions on the server at `addr` (process `pid`), measuring
+/// its resident set before, after the warm-up and after all.
+fn measure(addr: SocketAddr, pid: u32, keys: &TokenKeys, opts: &SessionsOpts) -> Result<RssReport> {
+    let mut socks = LoginSockets::new(addr, opts.sockets)?;
     std::thread::sleep(Duration::from_millis(300));
-    let idle = rss_bytes(server.pid())?;
+    let idle = rss_bytes(pid)?;
     let warmup = (opts.sessions / 100).clamp(1, 1000);
     login_many(
         &mut socks,
@@ -377,7 +311,7 @@ fn measure(server: &ChildServer, keys: &TokenKeys, opts: &SessionsOpts) -> Resul
         opts.max_time,
     )?;
     std::thread::sleep(Duration::from_millis(300));
-    let warm = rss_bytes(server.pid())?;
+    let warm = rss_bytes(pid)?;
     // The warm-up used users 1 ..= warmup / devices_per_user + 1.
     let login = login_many(
         &mut socks,
@@ -390,7 +324,7 @@ fn measure(server: &ChildServer, keys: &TokenKeys, opts: &SessionsOpts) -> Resul
     )?;
     // Let the daemon commit the device records and go idle.
     std::thread::sleep(Duration::from_millis(500));
-    let full = rss_bytes(server.pid())?;
+    let full = rss_bytes(pid)?;
     Ok(RssReport {
         idle,
         warm,
@@ -424,20 +358,8 @@ fn print_rss(label: &str, r: &RssReport) {
 
 /// Runs the benchmark and prints its report.
 pub fn run(opts: &SessionsOpts) -> Result<()> {
-    let exe = std::env::current_exe().map_err(BenchError::io("locating this executable"))?;
-    let ternd = match &opts.ternd {
-        Some(p) => p.clone(),
-        None => exe
-            .parent()
-            .map(|d| d.join("ternd"))
-            .ok_or_else(|| BenchError::Failed("no folder for this executable".into()))?,
-    };
-    if !ternd.exists() {
-        return Err(BenchError::Failed(format!(
-            "{} not found: build it (cargo build --release) or pass --ternd",
-            ternd.display()
-        )));
-    }
+    let ternd =
+        locate_ternd(opts.ternd.as_deref()).map_err(|e| BenchError::Failed(e.to_string()))?;
     let scratch = ScratchDir::new(opts.dir.as_deref(), "sessions", opts.keep)?;
     let data = scratch.path().join("ternd");
     let mut cfg = Config::default();
@@ -455,30 +377,39 @@ pub fn run(opts: &SessionsOpts) -> Result<()> {
         ternd.display()
     );
 
-    let mut cmd = Command::new(&ternd);
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(&data)
+    let mut server = TerndConfig::new(&ternd, &data)
+        .stderr(Stderr::Inherit)
         .env("RUST_LOG", "warn")
         // All sessions come from one IP here: lift the per-source pre-login
         // rate limit (5,000/s by default), which is not what is measured.
         .env("TERN_LIMITS_PRELOGIN_RATE", "10000000")
         // Clear sessions, as measured so far (sealed ones add ~200 B each).
-        .env("TERN_SEAL_POLICY", "optional");
-    let mut server = ChildServer::spawn(cmd, "ternd")?;
-    let tern = measure(&server, &keys, opts)?;
-    server.stop();
-    print_rss(&format!("ternd (pid {})", server.pid()), &tern);
+        .env("TERN_SEAL_POLICY", "optional")
+        .on_drop(OnDrop::Terminate(Duration::from_secs(10)))
+        .start()
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let pid = server.pid().expect("just started");
+    let tern = measure(server.addr(), pid, &keys, opts)?;
+    let _ = server.terminate(Duration::from_secs(10));
+    print_rss(&format!("ternd (pid {pid})"), &tern);
 
-    let mut cmd = Command::new(&exe);
+    // The sink is this executable (`tern-bench session-sink`).
+    let exe = std::env::current_exe().map_err(BenchError::io("locating this executable"))?;
+    let mut cmd = Command::new(exe);
     cmd.arg("session-sink")
         .arg("--secret-file")
         .arg(cfg.secret_path());
-    let mut sink = ChildServer::spawn(cmd, "the session sink")?;
-    let base = measure(&sink, &keys, opts)?;
-    sink.stop();
+    let mut sink = ChildProcess::spawn(cmd, "the session sink", Stderr::Inherit)
+        .map_err(|e| BenchError::Failed(e.to_string()))?
+        .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
+    let sink_addr = sink
+        .wait_for("print its address", Duration::from_secs(30), |l| {
+            l.strip_prefix("listening on udp://")
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+        })
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let base = measure(sink_addr, sink.pid(), &keys, opts)?;
+    let _ = sink.terminate(Duration::from_secs(10));
     print_rss("baseline minimal session table", &base);
 
     let per = tern.per_session();

@@ -138,13 +138,8 @@ pub fn cpu_by_group(
 
 /// Resident set size of process `pid`, in bytes (VmRSS).
 pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| BenchError::Failed(format!("no VmRSS in {path}")))
+    crate::process::proc_rss(pid)
+        .ok_or_else(|| BenchError::Failed(format!("no VmRSS in /proc/{pid}/status")))
 }
 
 /// A token signed with `keys`, valid for a day.

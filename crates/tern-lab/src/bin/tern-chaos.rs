@@ -16,7 +16,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use tern_lab::args::{duration_arg, period_arg, Period};
-use tern_lab::chaos::{self, daemon::locate_ternd, Params, Report};
+use tern_lab::chaos::{self, Params, Report};
+use tern_lab::ternd::locate_ternd;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Profile {
@@ -190,7 +191,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let params = args.params()?;
-            let ternd = locate_ternd(args.ternd.as_deref()).map_err(anyhow::Error::msg)?;
+            let ternd = locate_ternd(args.ternd.as_deref())?;
             let (dir, temporary) = match &args.dir {
                 Some(d) => (d.clone(), false),
                 None => {

@@ -1,6 +1,6 @@
 //! Chaos run with an independent invariant checker (`tern-chaos`).
 //!
-//! [`scenario::run`] starts the real `ternd` ([`daemon`]), puts the
+//! [`scenario::run`] starts the real `ternd` ([`crate::ternd`]), puts the
 //! impairment proxy ([`crate::proxy::Proxy`]) in front of it, and drives many
 //! users and devices of the real client library through it: several
 //! conversations each, several devices of a user sending into the same
@@ -15,7 +15,6 @@
 //! `docs/chaos.md` is the guide.
 
 pub mod checker;
-pub mod daemon;
 pub mod journal;
 pub mod scenario;
 

@@ -16,13 +16,13 @@ use tokio::sync::{watch, Barrier};
 use tokio::time::Instant;
 
 use super::checker::{check_dir, Report};
-use super::daemon::Daemon;
 use super::journal::{
     journal_dir, parse_payload, payload, recv_file, Clock, EntryKind, EntryRecord, EventRecord,
     JsonlWriter, Meta, MsgId, RecvRecord, SendRecord,
 };
 use super::Params;
 use crate::proxy::{Proxy, ProxyConfig, ProxyStats};
+use crate::ternd::TerndConfig;
 use crate::Impairment;
 use tern::client::{Client, ClientError, ClientOptions, EntryBody, Event, ReceiptStatus, Sent};
 
@@ -251,19 +251,17 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
         dir.join("ternd.log"),
     );
     let daemon = tokio::task::spawn_blocking(move || {
-        Daemon::start(
-            &ternd,
-            &data_dir,
-            &log,
-            &[
-                ("TERN_TIMERS_HEARTBEAT", heartbeat.as_str()),
-                ("TERN_TIMERS_IDLE_TIMEOUT", idle.as_str()),
-                ("RUST_LOG", ternd_log.as_str()),
-            ],
-        )
+        TerndConfig::new(ternd, data_dir)
+            .log_file(log)
+            .ready_timeout(Duration::from_secs(20))
+            .env("TERN_TIMERS_HEARTBEAT", heartbeat)
+            .env("TERN_TIMERS_IDLE_TIMEOUT", idle)
+            .env("RUST_LOG", ternd_log)
+            .start()
     })
     .await
-    .map_err(|e| format!("daemon start task: {e}"))??;
+    .map_err(|e| format!("daemon start task: {e}"))?
+    .map_err(|e| e.to_string())?;
 
     // The proxy in front of it.
     let mut pcfg = ProxyConfig::new("127.0.0.1:0".parse().expect("literal"), daemon.addr());
@@ -403,7 +401,7 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
                 let acked = shared.counters.acked.load(Ordering::Relaxed);
                 let r;
                 (daemon, r) = tokio::task::spawn_blocking(move || {
-                    let r = daemon.kill();
+                    let r = daemon.kill().map_err(|e| e.to_string());
                     (daemon, r)
                 })
                 .await
@@ -422,7 +420,9 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
                 tokio::time::sleep(down).await;
                 let r;
                 (daemon, r) = tokio::task::spawn_blocking(move || {
-                    let r = daemon.restart(Duration::from_secs(30));
+                    let r = daemon
+                        .restart(Duration::from_secs(30))
+                        .map_err(|e| e.to_string());
                     (daemon, r)
                 })
                 .await
@@ -501,7 +501,8 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
             r.map(|_| daemon)
         })
         .await
-        .map_err(|e| format!("restart task: {e}"))??;
+        .map_err(|e| format!("restart task: {e}"))?
+        .map_err(|e| e.to_string())?;
     }
 
     // Heal: no more faults but the lossy network; wait for every ACKed
@@ -539,9 +540,10 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
             Err(_) => tracing::error!("device task did not stop within 30 s"),
         }
     }
-    let graceful = tokio::task::spawn_blocking(move || daemon.terminate(Duration::from_secs(10)))
-        .await
-        .unwrap_or(false);
+    let graceful =
+        tokio::task::spawn_blocking(move || daemon.terminate(Duration::from_secs(10)).is_ok())
+            .await
+            .unwrap_or(false);
     let _ = proxy_stop.send(());
     let proxy_stats = tokio::task::spawn_blocking(move || proxy_thread.join().ok().flatten())
         .await

@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use lab::Lab;
 use results::{BaselineResult, LatencyResult, RunResults, ThroughputResult};
 use servers::{Mosquitto, MosquittoSettings, TernProxy, Ternd};
+use tern_lab::process::{next_to_exe, ChildProcess, OnDrop, Stderr};
 
 #[derive(Parser)]
 #[command(
@@ -193,13 +194,6 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn next_to_exe(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
-        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn commit() -> String {
@@ -385,9 +379,9 @@ fn run(mut a: RunArgs) -> Result<()> {
             rate: r.rate(),
             note: format!("{} messages, {} retransmits", r.completed, r.retransmits),
         });
-        let dir = lab::Scratch::new("rocks")?;
+        let dir = lab::scratch("rocks")?;
         let rr = tern_lab::bench::store::raw_rocks(
-            &dir.0.join("db"),
+            &dir.path().join("db"),
             shape.offline_messages,
             1024,
             91,
@@ -466,19 +460,18 @@ fn run(mut a: RunArgs) -> Result<()> {
         if rtt > 0 {
             let me = std::env::current_exe()?;
             let one_way = (rtt / 2).to_string();
-            let scratch = lab::Scratch::new("delay")?;
+            let scratch = lab::scratch("delay")?;
             for (side, mut cmd) in [
                 ("server", lab.server_command(&me)),
                 ("client", std::process::Command::new(&me)),
             ] {
                 cmd.args(["delay", "--queue", "7", "--ms", &one_way]);
-                let (p, _) = lab::Proc::spawn_until(
-                    cmd,
-                    &format!("delay ({side})"),
-                    &scratch.0.join(format!("delay-{side}.log")),
-                    Duration::from_secs(10),
-                    |l| l.starts_with("delaying").then_some(()),
-                )?;
+                let log = Stderr::File(scratch.path().join(format!("delay-{side}.log")));
+                let mut p = ChildProcess::spawn(cmd, &format!("delay ({side})"), log)?
+                    .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
+                p.wait_for("start delaying", Duration::from_secs(10), |l| {
+                    l.starts_with("delaying").then_some(())
+                })?;
                 delayers.push(p);
             }
             lab.delay_queue
@@ -985,15 +978,15 @@ mod tests {
             ],
             baselines: Vec::new(),
         };
-        let dir = lab::Scratch::new("test").expect("scratch");
-        save(&dir.0, &res, "printed\n").expect("save");
-        let (back, samples) = load(&dir.0).expect("load");
+        let dir = lab::scratch("test").expect("scratch");
+        save(dir.path(), &res, "printed\n").expect("save");
+        let (back, samples) = load(dir.path()).expect("load");
         assert!(back.throughput[0].p50_ms.is_nan());
         assert_eq!(samples[0].2, vec![500, 900, 1200]);
-        let files = charts::render(&back, &samples, &dir.0.join("charts")).expect("render");
+        let files = charts::render(&back, &samples, &dir.path().join("charts")).expect("render");
         assert_eq!(files.len(), 3);
         for f in files {
-            let svg = std::fs::read_to_string(dir.0.join("charts").join(f)).expect("svg");
+            let svg = std::fs::read_to_string(dir.path().join("charts").join(f)).expect("svg");
             assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
         }
     }

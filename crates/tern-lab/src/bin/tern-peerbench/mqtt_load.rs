@@ -11,7 +11,9 @@ use anyhow::{bail, Result};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, QoS};
 use tokio::task::JoinHandle;
 
-use crate::lab::{Lab, Proc};
+use tern_lab::process::ChildProcess;
+
+use crate::lab::Lab;
 use crate::results::{LatencyResult, ThroughputResult};
 use crate::tern_load::{payload, Receipts};
 use crate::Shape;
@@ -177,7 +179,7 @@ impl Counters {
 /// once the publisher has its PUBACK and the subscriber has it.
 pub async fn online(
     lab: &Lab,
-    server: &Proc,
+    server: &ChildProcess,
     addr: SocketAddr,
     shape: &Shape,
 ) -> Result<ThroughputResult> {
@@ -288,7 +290,7 @@ pub async fn online(
 /// and drain their queues.
 pub async fn offline(
     lab: &Lab,
-    server: &Proc,
+    server: &ChildProcess,
     addr: SocketAddr,
     shape: &Shape,
 ) -> Result<(ThroughputResult, ThroughputResult)> {
@@ -430,7 +432,7 @@ pub async fn offline(
 /// loss is set after both have connected and subscribed.
 pub async fn latency(
     lab: &Lab,
-    server: &Proc,
+    server: &ChildProcess,
     addr: SocketAddr,
     loss: f64,
     shape: &Shape,

@@ -44,10 +44,10 @@ pub fn online(lab: &Lab, d: &Ternd, shape: &Shape) -> Result<ThroughputResult> {
         max_time: shape.max_time,
     };
     let w0 = std::cell::Cell::new(lab.wire());
-    let c0 = std::cell::Cell::new((d.proc.cpu(), process_cpu_now()));
+    let c0 = std::cell::Cell::new((d.cpu(), process_cpu_now()));
     let r = run_flow(d.addr, &d.keys, spec, || {
         w0.set(lab.wire());
-        c0.set((d.proc.cpu(), process_cpu_now()));
+        c0.set((d.cpu(), process_cpu_now()));
     })
     .map_err(|e| anyhow!("tern online flow: {e}"))?;
     let wire = lab.wire().since(w0.get());
@@ -64,7 +64,7 @@ pub fn online(lab: &Lab, d: &Ternd, shape: &Shape) -> Result<ThroughputResult> {
         p50_ms: ms(r.delivery_latency.value_at_quantile(0.5)),
         p99_ms: ms(r.delivery_latency.value_at_quantile(0.99)),
         wire: wire.into(),
-        server_cpu_pct: pct(d.proc.cpu().saturating_sub(s0), wall),
+        server_cpu_pct: pct(d.cpu().saturating_sub(s0), wall),
         client_cpu_pct: pct(process_cpu_now().saturating_sub(p0), wall),
         timed_out: r.timed_out,
     })
@@ -91,10 +91,10 @@ pub fn offline(
         max_time: shape.max_time,
     };
     let w0 = std::cell::Cell::new(lab.wire());
-    let c0 = std::cell::Cell::new((d.proc.cpu(), process_cpu_now()));
+    let c0 = std::cell::Cell::new((d.cpu(), process_cpu_now()));
     let r = run_flow(d.addr, &d.keys, spec, || {
         w0.set(lab.wire());
-        c0.set((d.proc.cpu(), process_cpu_now()));
+        c0.set((d.cpu(), process_cpu_now()));
     })
     .map_err(|e| anyhow!("tern offline flow: {e}"))?;
     let wire = lab.wire().since(w0.get());
@@ -110,7 +110,7 @@ pub fn offline(
         p50_ms: ms(r.stored_latency.value_at_quantile(0.5)),
         p99_ms: ms(r.stored_latency.value_at_quantile(0.99)),
         wire: wire.into(),
-        server_cpu_pct: pct(d.proc.cpu().saturating_sub(s0), wall),
+        server_cpu_pct: pct(d.cpu().saturating_sub(s0), wall),
         client_cpu_pct: pct(process_cpu_now().saturating_sub(p0), wall),
         timed_out: r.timed_out,
     };
@@ -121,7 +121,7 @@ pub fn offline(
     let mut fleet = Fleet::new(d.addr, tokens, |_| {}).map_err(|e| anyhow!("{e}"))?;
     let expected = per * pairs;
     let w0 = lab.wire();
-    let (s0, p0) = (d.proc.cpu(), process_cpu_now());
+    let (s0, p0) = (d.cpu(), process_cpu_now());
     let start = Instant::now();
     let deadline = start + shape.max_time;
     let mut got = 0u64;
@@ -156,7 +156,7 @@ pub fn offline(
         p50_ms: f64::NAN,
         p99_ms: f64::NAN,
         wire: lab.wire().since(w0).into(),
-        server_cpu_pct: pct(d.proc.cpu().saturating_sub(s0), wall),
+        server_cpu_pct: pct(d.cpu().saturating_sub(s0), wall),
         client_cpu_pct: pct(process_cpu_now().saturating_sub(p0), wall),
         timed_out: got < expected,
     };
@@ -266,7 +266,7 @@ pub fn latency(
     lab.set_loss(loss)?;
     std::thread::sleep(Duration::from_millis(200));
     let w0 = lab.wire();
-    let s0 = d.proc.cpu();
+    let s0 = d.cpu();
     let epoch = Instant::now();
     let send_end = Duration::from_micros(n * interval_us);
     let deadline = epoch + send_end + shape.latency_grace;
@@ -345,7 +345,7 @@ pub fn latency(
     stop.store(true, Ordering::Relaxed);
     let send_result = st.join().map_err(|_| anyhow!("sender thread panicked"))?;
     let wire = lab.wire().since(w0);
-    let server_cpu = d.proc.cpu().saturating_sub(s0);
+    let server_cpu = d.cpu().saturating_sub(s0);
     let _ = receiver.logout_all();
     lab.set_loss(0.0)?;
     if let Some(e) = err {
