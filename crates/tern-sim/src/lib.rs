@@ -10,6 +10,7 @@
 //! - `pair`: a broker and clients on a perfect link, moved by hand (unit-style tests).
 
 mod checker;
+pub mod hostile;
 pub mod impairment;
 pub mod pair;
 pub mod world;

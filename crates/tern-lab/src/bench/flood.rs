@@ -9,7 +9,8 @@
 //! - **Flood:** one or more threads in this process, each sending from many
 //!   source addresses on loopback (127.0.0.2 and up, one socket each, so
 //!   per-source limits see many sources, as with a spoofed flood), paced to a
-//!   target rate with `sendmmsg`. Kinds: random bytes of mixed sizes;
+//!   target rate with `sendmmsg`. Kinds (from the hostile-datagram
+//!   catalogue, [`tern_sim::hostile`]): random bytes of mixed sizes;
 //!   well-formed packets (valid CRC) with random session ids; LOGINs without
 //!   a cookie (random tokens, mixed padding); and all three mixed.
 //! - **Phases:** no flood, each kind, mixed, no flood again. The daemon's
@@ -23,11 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rand::{Rng, RngCore, SeedableRng};
-use tern_core::wire::limits::MAX_DATAGRAM;
-use tern_core::wire::{Ack, Frame, Header, Login, PacketBuilder, Send};
+use rand::SeedableRng;
+use tern_sim::hostile;
 
 use super::clients::{fixed_rate, load_runtime, Pairs, RAW_UDP, SEALED_UDP};
 use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon, POKE_DATAGRAMS};
@@ -94,99 +93,18 @@ const BATCH: usize = 32;
 /// Distinct datagrams prepared per thread (cycled).
 const POOL: usize = 4096;
 
-fn garbage(r: &mut impl RngCore) -> Vec<u8> {
-    // Mixed sizes: many small, some mid, some near the MTU.
-    let len = match r.gen_range(0..10) {
-        0..=4 => r.gen_range(1..64),
-        5..=7 => r.gen_range(64..400),
-        _ => r.gen_range(400..1400),
-    };
-    let mut v = vec![0u8; len];
-    r.fill_bytes(&mut v);
-    v
-}
-
-fn random_session(r: &mut impl RngCore) -> Vec<u8> {
-    let h = Header {
-        session_id: r.gen_range(1..=u64::MAX),
-        packet_number: r.gen_range(1..1 << 20),
-    };
-    let mut pb = PacketBuilder::new(h, MAX_DATAGRAM);
-    let f = match r.gen_range(0..3) {
-        0 => Frame::Heartbeat(r.gen_range(0..=tern_core::wire::varint::MAX)),
-        1 => Frame::Ack(Ack {
-            receiver_online: false,
-            cumulative: r.gen_range(1..10_000),
-            delay_us: 500,
-            ranges: vec![],
-        }),
-        _ => {
-            let mut p = vec![0u8; r.gen_range(16..256)];
-            r.fill_bytes(&mut p);
-            Frame::Send(Send {
-                seq: r.gen_range(1..10_000),
-                to: r.gen_range(1..1_000_000),
-                conv: r.gen_range(1..1_000),
-                msg_type: 0,
-                payload: Bytes::from(p),
-            })
-        }
-    };
-    pb.push(&f).expect("fits");
-    pb.finish().to_vec()
-}
-
-fn login_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
-    let mut token = vec![0u8; 64];
-    r.fill_bytes(&mut token);
-    let mut pb = PacketBuilder::new(
-        Header {
-            session_id: 0,
-            packet_number: r.gen_range(1..1 << 20),
-        },
-        MAX_DATAGRAM,
-    );
-    pb.push(&Frame::Login(Login {
-        token: Bytes::from(token),
-        epoch: 0,
-        checkpoint: 0,
-    }))
-    .expect("fits");
-    match r.gen_range(0..4) {
-        0 => pb.pad_to(1200),
-        1 => pb.pad_to(300),
-        _ => {}
-    }
-    pb.finish().to_vec()
-}
-
-fn handshake_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
-    let mut msg = vec![0u8; 96];
-    r.fill_bytes(&mut msg);
-    let mut pb = PacketBuilder::new(
-        Header {
-            session_id: 0,
-            packet_number: r.gen_range(1..1 << 20),
-        },
-        MAX_DATAGRAM,
-    );
-    pb.push(&Frame::Handshake(Bytes::from(msg))).expect("fits");
-    pb.pad_to(256);
-    pb.finish().to_vec()
-}
-
 fn pool(kind: FloodKind, seed: u64) -> Vec<Vec<u8>> {
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     (0..POOL)
         .map(|i| match kind {
-            FloodKind::Garbage => garbage(&mut r),
-            FloodKind::RandomSessions => random_session(&mut r),
-            FloodKind::Logins => login_no_cookie(&mut r),
-            FloodKind::Handshakes => handshake_no_cookie(&mut r),
+            FloodKind::Garbage => hostile::garbage(&mut r),
+            FloodKind::RandomSessions => hostile::random_session_packet(&mut r),
+            FloodKind::Logins => hostile::login_without_cookie(&mut r),
+            FloodKind::Handshakes => hostile::handshake_without_cookie(&mut r),
             FloodKind::Mixed => match i % 3 {
-                0 => garbage(&mut r),
-                1 => random_session(&mut r),
-                _ => login_no_cookie(&mut r),
+                0 => hostile::garbage(&mut r),
+                1 => hostile::random_session_packet(&mut r),
+                _ => hostile::login_without_cookie(&mut r),
             },
         })
         .collect()
