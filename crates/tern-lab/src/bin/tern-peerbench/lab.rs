@@ -1,14 +1,15 @@
 //! Where the peers run: in the server namespace of `scripts/netns-lab.sh`
 //! (kernel-level loss by iptables), or on loopback without loss. Also the
-//! wire counters and scratch folders.
+//! wire counters, what a phase used, and scratch folders.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use tern_lab::bench::util::ScratchDir;
+use tern_lab::bench::util::{process_cpu_now, ScratchDir};
 
 /// The network the benchmark runs on.
 #[derive(Debug)]
@@ -130,6 +131,54 @@ impl Lab {
         }
         w
     }
+}
+
+/// The wire counters and CPU times at the start of a phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Meter {
+    wire: Wire,
+    server_cpu: Duration,
+    client_cpu: Duration,
+}
+
+/// What a phase used: wall time, wire, server and load-generator CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Wall time of the phase.
+    pub wall: Duration,
+    /// Frames and bytes on the wire.
+    pub wire: Wire,
+    /// CPU of the server process.
+    pub server_cpu: Duration,
+    /// CPU of this process (the load generator).
+    pub client_cpu: Duration,
+}
+
+impl Meter {
+    /// Starts measuring now; `server_cpu` is the server's CPU time so far.
+    pub fn start(lab: &Lab, server_cpu: Duration) -> Meter {
+        Meter {
+            wire: lab.wire(),
+            server_cpu,
+            client_cpu: process_cpu_now(),
+        }
+    }
+
+    /// What was used since the start, over `wall`; `server_cpu` is the
+    /// server's CPU time now.
+    pub fn usage(&self, lab: &Lab, server_cpu: Duration, wall: Duration) -> Usage {
+        Usage {
+            wall,
+            wire: lab.wire().since(self.wire),
+            server_cpu: server_cpu.saturating_sub(self.server_cpu),
+            client_cpu: process_cpu_now().saturating_sub(self.client_cpu),
+        }
+    }
+}
+
+/// CPU over wall time, in % of one core.
+pub fn pct(cpu: Duration, wall: Duration) -> f64 {
+    100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
 }
 
 /// A scratch folder for one server or baseline, removed on drop.
