@@ -11,11 +11,8 @@ use bytes::Bytes;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
 
-use super::flow::{run_flow, FlowSpec};
-use super::util::{
-    cpu_by_group, fmt_cpu, fmt_latency, machine_line, rate, si, thread_group, threads_cpu,
-    ScratchDir, Target,
-};
+use super::flow::{run_flow_with_cpu, FlowSpec};
+use super::util::{fmt_cpu, fmt_latency, machine_line, rate, si, ScratchDir, Target};
 use super::{BenchError, Result};
 use tern::store::keys::inbox_key;
 
@@ -164,25 +161,13 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
     );
 
     let target = Target::in_process(&scratch.path().join("ternd"), |_| {})?;
-    let b = target.user_base;
     let spec = FlowSpec {
-        senders: (0..senders as u64).map(|i| (b + i, 1)).collect(),
-        targets: (0..senders as u64)
-            .map(|i| b + senders as u64 + i)
-            .collect(),
-        receivers: Vec::new(),
-        per_sender,
         window: opts.window,
         payload: opts.payload,
-        convs: None,
         max_time: opts.max_time,
+        ..FlowSpec::pairs(target.user_base, senders, per_sender, false)
     };
-    let loop_tid = target.server().map_or(-1, |s| s.loop_tid);
-    let mut cpu_before = Default::default();
-    let report = run_flow(target.addr, &target.keys, spec, || {
-        cpu_before = threads_cpu();
-    })?;
-    let cpu_after = threads_cpu();
+    let (report, groups) = run_flow_with_cpu(&target, spec)?;
     let snapshot = target.stop()?.unwrap_or_default();
 
     let raw2 = raw_rocks(
@@ -250,7 +235,6 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         snapshot.broker.datagrams_in,
         snapshot.broker.datagrams_out,
     );
-    let groups = cpu_by_group(&cpu_before, &cpu_after, thread_group(loop_tid));
     println!(
         "  cpu (% of one core over the run): {}; load generator {:.0}%",
         fmt_cpu(&groups, report.stored_elapsed),

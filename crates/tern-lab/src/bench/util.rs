@@ -136,6 +136,27 @@ pub fn cpu_by_group(
     sums
 }
 
+/// CPU used between two [`threads_cpu`] snapshots by the daemon loop
+/// thread `loop_tid`, and by the load generator's runtime threads
+/// (`load-rt`).
+pub fn loop_and_load_cpu(
+    before: &HashMap<i32, (String, Duration)>,
+    after: &HashMap<i32, (String, Duration)>,
+    loop_tid: i32,
+) -> (Duration, Duration) {
+    let mut daemon = Duration::ZERO;
+    let mut load = Duration::ZERO;
+    for (tid, (name, cpu)) in after {
+        let d = cpu.saturating_sub(before.get(tid).map_or(Duration::ZERO, |(_, c)| *c));
+        if *tid == loop_tid {
+            daemon += d;
+        } else if name.starts_with("load-rt") {
+            load += d;
+        }
+    }
+    (daemon, load)
+}
+
 /// Resident set size of process `pid`, in bytes (VmRSS).
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     crate::process::proc_rss(pid)
