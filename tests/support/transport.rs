@@ -6,19 +6,23 @@
 //! `over_both_transports!(body, …)` turns each `async fn body(t: Transport)`
 //! into a module with two tests, `body::udp` and `body::quic`.
 //!
-//! Self-contained on purpose (include it with
-//! `#[path = "support/transport.rs"] mod transport;`).
+//! Included on its own (`#[path = "support/transport.rs"] mod
+//! transport;`), with what it shares with `support/mod.rs` from
+//! `support/common.rs`.
 #![allow(dead_code)]
 
-use std::future::Future;
+#[path = "common.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::ServerTask;
+#[allow(unused_imports)]
+pub use common::{join_all, next_entry, next_message, payload_of, pushed_and_receipted};
 pub use tern::client::Transport;
-use tern::client::{Client, ClientOptions, Deliver, EntryBody, Event, ServerTrust};
+use tern::client::{Client, ClientOptions, Event, Sent, ServerTrust};
 use tern::config::Config;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Generates `mod $body { udp, quic }` tests calling `$body(Transport::…)`.
 macro_rules! over_both_transports {
@@ -51,8 +55,7 @@ pub struct Net {
     pub seal_key: Option<tern::client::SealKey>,
     pub cfg: Config,
     pub dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 impl Net {
@@ -92,15 +95,6 @@ impl Net {
                     let quic = server.quic_addr().expect("QUIC enabled");
                     let fingerprint = server.quic_fingerprint().expect("QUIC enabled");
                     let seal_key = server.seal_key();
-                    let (stop, rx) = oneshot::channel();
-                    let task = tokio::spawn(async move {
-                        server
-                            .run(async {
-                                let _ = rx.await;
-                            })
-                            .await
-                            .expect("daemon runs");
-                    });
                     return Net {
                         udp,
                         quic,
@@ -108,8 +102,7 @@ impl Net {
                         seal_key,
                         cfg,
                         dir,
-                        stop: Some(stop),
-                        task: Some(task),
+                        server: ServerTask::spawn(server),
                     };
                 }
                 Err(e) => {
@@ -153,84 +146,27 @@ impl Net {
 
     /// Stops gracefully; gives back the data folder and the config.
     pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("daemon task ends cleanly");
-        }
+        self.server.stop().await.expect("daemon task ends cleanly");
         (self.dir, self.cfg)
-    }
-}
-
-/// Next inbox entry within `secs`, skipping other events.
-pub async fn next_entry(c: &mut Client, secs: u64) -> Deliver {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(Event::Entry(d))) => return d,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("client stopped"),
-            Err(_) => panic!("no entry within {secs}s"),
-        }
-    }
-}
-
-/// Next message entry, skipping receipts and other events.
-pub async fn next_message(c: &mut Client, secs: u64) -> Deliver {
-    loop {
-        let d = next_entry(c, secs).await;
-        if matches!(d.body, EntryBody::Message { .. }) {
-            return d;
-        }
-    }
-}
-
-pub fn payload_of(d: &Deliver) -> Vec<u8> {
-    match &d.body {
-        EntryBody::Message { payload, .. } => payload.to_vec(),
-        other => panic!("not a message: {other:?}"),
     }
 }
 
 /// Waits for an event matching `pred` within `secs`, dropping the others.
 pub async fn wait_for(c: &mut Client, secs: u64, pred: impl Fn(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut seen = Vec::new();
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(e)) if pred(&e) => return e,
-            Ok(Some(e)) => seen.push(e),
-            Ok(None) => panic!("client stopped; saw {seen:?}"),
-            Err(_) => panic!("no matching event within {secs}s; saw {seen:?}"),
-        }
-    }
+    common::wait_for(c, secs, &mut Vec::new(), pred).await
 }
 
-/// Polls every future concurrently, first polled in vector order (so
-/// operations are submitted in that order); outputs in order.
-pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future finished"))
+/// Sends every payload to user `to` in `conv` at once (submitted in
+/// order); each must be stored.
+pub async fn send_all(c: &Client, to: u64, conv: u64, payloads: Vec<bytes::Bytes>) -> Vec<Sent> {
+    let sends = payloads
+        .into_iter()
+        .map(|p| c.send(to, conv, 0, p))
+        .collect();
+    join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("stored"))
         .collect()
 }
 
