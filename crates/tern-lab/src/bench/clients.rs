@@ -284,11 +284,13 @@ async fn receive(
     }
 }
 
+/// The report of a run, and the pairs (their clients) back for the next.
 fn merge(
     senders: Vec<Sender>,
     receivers: Vec<ReceiverOut>,
     expected: u64,
-) -> (LoadReport, Vec<Client>, Vec<Client>) {
+    receiver_users: Vec<u64>,
+) -> (LoadReport, Pairs) {
     let mut r = LoadReport {
         submitted: 0,
         stored: 0,
@@ -321,7 +323,12 @@ fn merge(
     }
     r.elapsed = Duration::from_micros(last);
     r.incomplete = r.stored < expected || r.delivered < expected;
-    (r, sc, rc)
+    let pairs = Pairs {
+        senders: sc,
+        receivers: rc,
+        receiver_users,
+    };
+    (r, pairs)
 }
 
 async fn join_all<T: Send + 'static>(set: &mut JoinSet<Result<T>>) -> Result<Vec<T>> {
@@ -368,14 +375,11 @@ pub async fn throughput(
     }
     let senders = join_all(&mut sset).await?;
     let receivers = join_all(&mut rset).await?;
-    let (report, senders, receivers) = merge(senders, receivers, n * per_sender);
-    Ok((
-        report,
-        Pairs {
-            senders,
-            receivers,
-            receiver_users: pairs.receiver_users,
-        },
+    Ok(merge(
+        senders,
+        receivers,
+        n * per_sender,
+        pairs.receiver_users,
     ))
 }
 
@@ -473,13 +477,5 @@ pub async fn fixed_rate(
     let senders = join_all(&mut sset).await?;
     let expected: u64 = senders.iter().map(|s| s.submitted).sum();
     let receivers = join_all(&mut rset).await?;
-    let (report, senders, receivers) = merge(senders, receivers, expected);
-    Ok((
-        report,
-        Pairs {
-            senders,
-            receivers,
-            receiver_users: pairs.receiver_users,
-        },
-    ))
+    Ok(merge(senders, receivers, expected, pairs.receiver_users))
 }

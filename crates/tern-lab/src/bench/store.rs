@@ -145,13 +145,17 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         fs_type(scratch.path()),
     );
 
-    let raw1 = raw_rocks(
-        &scratch.path().join("raw1"),
-        messages,
-        batch,
-        frame_len,
-        senders as u64,
-    )?;
+    // The same entries as tern stores, into a fresh database each time.
+    let raw_run = |name: &str, entries: u64, batch: usize| {
+        raw_rocks(
+            &scratch.path().join(name),
+            entries,
+            batch,
+            frame_len,
+            senders as u64,
+        )
+    };
+    let raw1 = raw_run("raw1", messages, batch)?;
     println!(
         "  baseline raw RocksDB, run 1: {} entries/s ({} entries in synced batches of {}, {:.2?})",
         si(raw1.rate()),
@@ -170,13 +174,7 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
     let (report, groups) = run_flow_with_cpu(&target, spec)?;
     let snapshot = target.stop()?.unwrap_or_default();
 
-    let raw2 = raw_rocks(
-        &scratch.path().join("raw2"),
-        messages,
-        batch,
-        frame_len,
-        senders as u64,
-    )?;
+    let raw2 = raw_run("raw2", messages, batch)?;
     println!(
         "  baseline raw RocksDB, run 2: {} entries/s ({:.2?})",
         si(raw2.rate()),
@@ -204,13 +202,8 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
     );
     // The same raw writes at the batch size tern actually achieved.
     let tern_batch = (per_fsync.round() as usize).max(1);
-    let raw_same = raw_rocks(
-        &scratch.path().join("raw3"),
-        messages.min(tern_batch as u64 * 400).max(tern_batch as u64),
-        tern_batch,
-        frame_len,
-        senders as u64,
-    )?;
+    let entries = messages.min(tern_batch as u64 * 400).max(tern_batch as u64);
+    let raw_same = raw_run("raw3", entries, tern_batch)?;
     println!(
         "  baseline raw RocksDB at tern's mean batch ({tern_batch} entries/fsync): {} entries/s",
         si(raw_same.rate())

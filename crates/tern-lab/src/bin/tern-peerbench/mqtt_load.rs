@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rumqttc::{AsyncClient, Event, Outgoing, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, QoS};
 use tern_lab::process::ChildProcess;
 use tokio::task::JoinHandle;
 
@@ -20,6 +20,21 @@ use crate::mqtt_client::{
     Counters,
 };
 use crate::results::{quantile_ms, LatencyResult, ThroughputResult};
+
+/// A subscriber's event loop as a task (pushed onto `tasks`) recording
+/// into a fresh [`Arrivals`] of `per` messages, timed on `epoch`.
+fn record(
+    el: EventLoop,
+    per: u64,
+    epoch: &Arc<Mutex<Instant>>,
+    k: &Counters,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Arc<Mutex<Arrivals>> {
+    let a = Arc::new(Mutex::new(Arrivals::new(per)));
+    let (d, r) = (k.delivered.clone(), k.reconnects.clone());
+    tasks.push(spawn_subscriber(el, epoch.clone(), a.clone(), d, r));
+    a
+}
 
 /// Subscribers `{prefix}-{i}` of `{topic}/{i}` (persistent sessions), each
 /// recording into its own [`Arrivals`] of `per` messages; their event loops
@@ -45,15 +60,7 @@ async fn subscribers(
             inflight,
         )
         .await?;
-        let a = Arc::new(Mutex::new(Arrivals::new(per)));
-        tasks.push(spawn_subscriber(
-            el,
-            epoch.clone(),
-            a.clone(),
-            k.delivered.clone(),
-            k.reconnects.clone(),
-        ));
-        arrivals.push(a);
+        arrivals.push(record(el, per, epoch, k, tasks));
         clients.push(c);
     }
     Ok((clients, arrivals))
@@ -197,9 +204,7 @@ pub async fn offline(
     let mut keep = Vec::new();
     for i in 0..pairs {
         let (c, el) = client(&format!("pb-off-sub-{i}"), addr, inflight);
-        let a = Arc::new(Mutex::new(Arrivals::new(per)));
-        let (d, r) = (k.delivered.clone(), k.reconnects.clone());
-        tasks.push(spawn_subscriber(el, epoch.clone(), a, d, r));
+        record(el, per, &epoch, &k, &mut tasks);
         keep.push(c);
     }
     let got = count_to(&k.delivered, total, start, shape.max_time).await;
