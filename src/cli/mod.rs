@@ -20,11 +20,12 @@ pub mod send;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tern_core::wire::ErrorCode;
 use thiserror::Error;
 
-use crate::client::{ClientError, ClientOptions};
+use crate::client::{Client, ClientError, ClientOptions};
 
 pub use args::{parse_server, parse_token, DEFAULT_PORT};
 pub use logging::{init_logging, Verbosity};
@@ -47,12 +48,24 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Client options for this connection; the command sets the rest.
-    fn client_options(&self) -> ClientOptions {
+    /// Logs in: entries are released by the command itself with
+    /// `manual_release`, the backlog pulled by the library with
+    /// `auto_pull`; the login may take up to `timeout`.
+    async fn connect(
+        &self,
+        manual_release: bool,
+        auto_pull: bool,
+        timeout: Duration,
+    ) -> Result<Client, CliError> {
         let mut opts = ClientOptions::new(self.server, self.token.clone());
         opts.seal_key = self.seal_key;
         opts.state_dir = self.state_dir.clone();
-        opts
+        opts.manual_release = manual_release;
+        opts.auto_pull = auto_pull;
+        opts.connect_timeout = timeout;
+        Client::connect(opts)
+            .await
+            .map_err(|e| client_error(e, self.server))
     }
 }
 

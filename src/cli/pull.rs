@@ -8,7 +8,7 @@ use tern_core::wire::EntryBody;
 
 use super::output::{entry_line, summary_lines};
 use super::{client_error, CliError, Connection};
-use crate::client::{Client, Event};
+use crate::client::Event;
 
 /// What `tern pull` does.
 #[derive(Debug, Clone)]
@@ -55,14 +55,8 @@ pub async fn pull(
     status: &mut dyn Write,
 ) -> Result<PullOutcome, CliError> {
     let server = o.conn.server;
-    let mut opts = o.conn.client_options();
-    opts.auto_pull = false;
     // Without --all nothing is consumed: entries pushed at login stay unreleased.
-    opts.manual_release = !o.all;
-    opts.connect_timeout = o.timeout;
-    let mut client = Client::connect(opts)
-        .await
-        .map_err(|e| client_error(e, server))?;
+    let mut client = o.conn.connect(!o.all, false, o.timeout).await?;
     let mut outcome = PullOutcome::default();
     let (convs, end) = match tokio::time::timeout(o.timeout, client.summary()).await {
         Ok(Ok(s)) => s,

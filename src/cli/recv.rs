@@ -6,8 +6,8 @@ use std::time::Duration;
 use tern_core::wire::EntryBody;
 
 use super::output::entry_line;
-use super::{client_error, CliError, Connection};
-use crate::client::{Client, Event};
+use super::{CliError, Connection};
+use crate::client::Event;
 
 /// What `tern recv` does.
 #[derive(Debug, Clone)]
@@ -44,13 +44,7 @@ pub async fn recv(
     status: &mut dyn Write,
 ) -> Result<RecvOutcome, CliError> {
     let server = o.conn.server;
-    let mut opts = o.conn.client_options();
-    opts.manual_release = true;
-    opts.auto_pull = true;
-    opts.connect_timeout = o.connect_timeout;
-    let mut client = Client::connect(opts)
-        .await
-        .map_err(|e| client_error(e, server))?;
+    let mut client = o.conn.connect(true, true, o.connect_timeout).await?;
     let deadline = o
         .timeout
         .filter(|t| !t.is_zero())

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{client_error, CliError, Connection};
-use crate::client::Client;
 
 /// What `tern send` does.
 #[derive(Debug, Clone)]
@@ -61,13 +60,7 @@ impl std::fmt::Display for SendOutcome {
 pub async fn send(o: SendOpts) -> Result<SendOutcome, CliError> {
     let deadline = Instant::now() + o.timeout;
     let server = o.conn.server;
-    let mut opts = o.conn.client_options();
-    opts.manual_release = true;
-    opts.auto_pull = false;
-    opts.connect_timeout = o.timeout;
-    let client = Client::connect(opts)
-        .await
-        .map_err(|e| client_error(e, server))?;
+    let client = o.conn.connect(true, false, o.timeout).await?;
     let (user, device) = client.identity();
     tracing::debug!(user, device, "logged in");
     let left = deadline.saturating_duration_since(Instant::now());

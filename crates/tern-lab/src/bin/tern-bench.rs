@@ -216,14 +216,7 @@ fn d(h: humantime::Duration) -> Duration {
 fn run(b: Command) -> anyhow::Result<()> {
     match b {
         Command::Relay {
-            load:
-                PairLoad {
-                    pairs,
-                    window,
-                    messages,
-                    payload,
-                    max_time,
-                },
+            load,
             baseline_window,
             server,
             data_dir,
@@ -234,11 +227,11 @@ fn run(b: Command) -> anyhow::Result<()> {
                 _ => None,
             };
             bench::relay::run(&bench::relay::RelayOpts {
-                pairs,
-                window,
-                messages,
-                payload: payload.max(16),
-                max_time: d(max_time),
+                pairs: load.pairs,
+                window: load.window,
+                messages: load.messages,
+                payload: load.payload.max(16),
+                max_time: d(load.max_time),
                 baseline_window,
                 server,
                 dir: scratch.dir,
@@ -300,27 +293,20 @@ fn run(b: Command) -> anyhow::Result<()> {
             keep: scratch.keep,
         })?,
         Command::Transports {
-            load:
-                PairLoad {
-                    pairs,
-                    window,
-                    messages,
-                    payload,
-                    max_time,
-                },
+            load,
             rate,
             duration,
             rounds,
             scratch,
         } => bench::transports::run(&bench::transports::TransportsOpts {
-            pairs,
-            window,
-            messages,
-            payload: payload.max(16),
+            pairs: load.pairs,
+            window: load.window,
+            messages: load.messages,
+            payload: load.payload.max(16),
             rate,
             duration: d(duration),
             rounds,
-            max_time: d(max_time),
+            max_time: d(load.max_time),
             dir: scratch.dir,
             keep: scratch.keep,
         })?,
