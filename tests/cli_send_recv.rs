@@ -1,85 +1,65 @@
-//! The real binaries end to end: `ternd serve` on port 0, tokens from
-//! `ternd token`, then `tern send` and `tern recv --json`.
+//! The real binaries end to end: `ternd serve` on port 0 (through the
+//! lab's launcher), tokens from `ternd token`, then `tern send` and
+//! `tern recv --json`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use tern_lab::process::Stderr;
+use tern_lab::ternd::{Ternd, TerndConfig};
 
 const TERND: &str = env!("CARGO_BIN_EXE_ternd");
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
 struct Daemon {
-    child: Child,
+    /// Killed when the test ends.
+    _ternd: Ternd,
     addr: String,
     /// The seal key it printed; the CLI gets it through `TERN_SEAL_KEY`.
     seal_key: String,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_daemon(dir: &Path) -> Daemon {
-    let mut child = Command::new(TERND)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+    let ternd = TerndConfig::new(TERND, dir)
+        .stderr(Stderr::Inherit)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ternd starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(k) = line.strip_prefix("seal key ") {
-                let _ = tx.send(k.trim().to_string());
-            }
-            if let Some(a) = line.strip_prefix("listening on udp://") {
-                let _ = tx.send(a.trim().to_string());
-            }
-        }
-    });
-    // The key line comes first.
-    let seal_key = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ternd prints its seal key");
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ternd prints its address");
+        .start()
+        .expect("ternd starts and prints its address");
     Daemon {
-        child,
-        addr,
-        seal_key,
+        addr: ternd.addr().to_string(),
+        seal_key: ternd
+            .seal_key()
+            .expect("ternd prints its seal key")
+            .to_string(),
+        _ternd: ternd,
     }
 }
 
 fn token(dir: &Path, user: u64, device: u32) -> String {
-    let out = Command::new(TERND)
-        .args(["token", "--data-dir"])
-        .arg(dir)
-        .args(["--user", &user.to_string(), "--device", &device.to_string()])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("ternd token runs");
-    assert!(out.status.success(), "ternd token: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    tern_lab::ternd::issue_token(Path::new(TERND), dir, user, device).expect("ternd token")
+}
+
+/// `tern ARGS…` for this daemon (its seal key in the environment).
+fn tern_command(d: &Daemon, args: &[&str]) -> Command {
+    let mut c = Command::new(TERN);
+    c.args(args)
+        .env("TERN_SEAL_KEY", &d.seal_key)
+        .env("RUST_LOG", "warn");
+    c
 }
 
 fn tern(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(TERN)
-        .args(args)
-        .env("TERN_SEAL_KEY", &d.seal_key)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("tern runs")
+    tern_command(d, args).output().expect("tern runs")
+}
+
+/// `tern COMMAND --server SERVER --token TOKEN REST…`.
+fn tern_as(d: &Daemon, command: &str, server: &str, token: &str, rest: &[&str]) -> Output {
+    let mut args = vec![command, "--server", server, "--token", token];
+    args.extend_from_slice(rest);
+    tern(d, &args)
 }
 
 fn stdout(o: &Output) -> String {
@@ -102,39 +82,23 @@ fn send_then_recv_offline_and_online() {
     let bob = token(dir.path(), 2, 1);
 
     // Bob is offline: the ACK is the pseudo-ACK of the offline store.
-    let o = tern(
+    let o = tern_as(
         &daemon,
-        &[
-            "send",
-            "--server",
-            &server,
-            "--token",
-            &alice,
-            "--to",
-            "2",
-            "--conv",
-            "7",
-            "hello bob",
-        ],
+        "send",
+        &server,
+        &alice,
+        &["--to", "2", "--conv", "7", "hello bob"],
     );
     assert!(o.status.success(), "tern send: {o:?}");
     assert_eq!(stdout(&o).trim(), "stored seq=1");
 
     // Plain host:port works as well as udp://.
-    let o = tern(
+    let o = tern_as(
         &daemon,
-        &[
-            "recv",
-            "--server",
-            &daemon.addr,
-            "--token",
-            &bob,
-            "--count",
-            "1",
-            "--json",
-            "--timeout",
-            "20s",
-        ],
+        "recv",
+        &daemon.addr,
+        &bob,
+        &["--count", "1", "--json", "--timeout", "20s"],
     );
     assert!(o.status.success(), "tern recv: {o:?}");
     let lines = json_lines(&o);
@@ -150,26 +114,20 @@ fn send_then_recv_offline_and_online() {
     assert_eq!(m["msg_type"], 0);
 
     // Released after printing: a second run does not repeat it.
-    let o = tern(
+    let o = tern_as(
         &daemon,
-        &[
-            "recv",
-            "--server",
-            &server,
-            "--token",
-            &bob,
-            "--json",
-            "--timeout",
-            "1s",
-        ],
+        "recv",
+        &server,
+        &bob,
+        &["--json", "--timeout", "1s"],
     );
     assert!(o.status.success(), "tern recv: {o:?}");
     assert!(json_lines(&o).is_empty(), "repeated: {}", stdout(&o));
 
     // Bob online: the sender waits for the DELIVERED receipt.
-    let mut recv = Command::new(TERN)
-        .env("TERN_SEAL_KEY", &daemon.seal_key)
-        .args([
+    let mut recv = tern_command(
+        &daemon,
+        &[
             "recv",
             "--server",
             &server,
@@ -180,12 +138,12 @@ fn send_then_recv_offline_and_online() {
             "--json",
             "--timeout",
             "30s",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stderr = recv.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -198,14 +156,12 @@ fn send_then_recv_offline_and_online() {
         .recv_timeout(Duration::from_secs(20))
         .expect("tern recv reports its login");
     assert!(connected.starts_with("connected"), "{connected}");
-    let o = tern(
+    let o = tern_as(
         &daemon,
+        "send",
+        &server,
+        &alice,
         &[
-            "send",
-            "--server",
-            &server,
-            "--token",
-            &alice,
             "--to",
             "2",
             "--conv",
@@ -226,21 +182,12 @@ fn send_then_recv_offline_and_online() {
 
     // Alice's inbox now holds Bob's DELIVERED receipts for her messages
     // (one per release: message 1, then message 2).
-    let o = tern(
+    let o = tern_as(
         &daemon,
-        &[
-            "recv",
-            "--server",
-            &server,
-            "--token",
-            &alice,
-            "--all",
-            "--count",
-            "2",
-            "--json",
-            "--timeout",
-            "20s",
-        ],
+        "recv",
+        &server,
+        &alice,
+        &["--all", "--count", "2", "--json", "--timeout", "20s"],
     );
     assert!(o.status.success(), "tern recv: {o:?}");
     let receipts = json_lines(&o);
@@ -260,18 +207,12 @@ fn clear_errors() {
     let daemon = start_daemon(dir.path());
     let server = format!("udp://{}", daemon.addr);
 
-    let o = tern(
+    let o = tern_as(
         &daemon,
-        &[
-            "send",
-            "--server",
-            "quic://127.0.0.1:7401",
-            "--token",
-            "00",
-            "--to",
-            "2",
-            "x",
-        ],
+        "send",
+        "quic://127.0.0.1:7401",
+        "00",
+        &["--to", "2", "x"],
     );
     assert!(!o.status.success());
     assert!(
@@ -279,12 +220,7 @@ fn clear_errors() {
         "{o:?}"
     );
 
-    let o = tern(
-        &daemon,
-        &[
-            "send", "--server", &server, "--token", "xyz", "--to", "2", "x",
-        ],
-    );
+    let o = tern_as(&daemon, "send", &server, "xyz", &["--to", "2", "x"]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("bad token"),
@@ -294,12 +230,7 @@ fn clear_errors() {
     // Well-formed but signed with another secret.
     let other = tempfile::tempdir().unwrap();
     let forged = token(other.path(), 1, 1);
-    let o = tern(
-        &daemon,
-        &[
-            "send", "--server", &server, "--token", &forged, "--to", "2", "x",
-        ],
-    );
+    let o = tern_as(&daemon, "send", &server, &forged, &["--to", "2", "x"]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("login refused"),

@@ -3,7 +3,8 @@
 //! frames that are not allowed where they appear. Each gets a typed ERROR
 //! no larger than the datagram that caused it (or nothing, where the spec
 //! allows), creates no session, and a legitimate client is served
-//! throughout.
+//! throughout. The datagrams come from the one catalogue of hostile input,
+//! `tern_sim::hostile`; the answers they must get are stated here.
 
 mod support;
 
@@ -15,10 +16,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use support::*;
 use tern::client::{Client, ClientError, EntryBody, Event};
-use tern_core::auth::{Claims, TokenKeys};
-use tern_core::wire::{
-    Ack, Deliver, ErrorCode, ErrorFrame, Frame, Header, Login, Packet, Pull, Send,
-};
+use tern_core::auth::TokenKeys;
+use tern_core::wire::{Deliver, ErrorCode, ErrorFrame, Frame, Header, Packet};
+use tern_sim::hostile::{self, header_bytes, login, packet, padded, with_trailer, BadTokens};
 use tokio::net::UdpSocket;
 
 const ALICE: u64 = 1;
@@ -26,66 +26,6 @@ const BOB: u64 = 2;
 const MALLORY: u64 = 66;
 /// Smallest stateless ERROR (empty reason): nothing is sent to less.
 const MIN_ANSWERED: usize = 20;
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// `body` followed by its CRC-32 trailer.
-fn with_trailer(mut body: Vec<u8>) -> Vec<u8> {
-    let c = crc32(&body);
-    body.extend_from_slice(&c.to_be_bytes());
-    body
-}
-
-fn header_bytes(sid: u64, pn: u8) -> Vec<u8> {
-    let mut v = vec![1, 0];
-    v.extend_from_slice(&sid.to_be_bytes());
-    v.push(pn); // a one-byte varint (pn < 64)
-    v
-}
-
-fn packet(sid: u64, pn: u64, frames: Vec<Frame>) -> Vec<u8> {
-    Packet {
-        header: Header {
-            session_id: sid,
-            packet_number: pn,
-        },
-        frames,
-    }
-    .encode()
-    .to_vec()
-}
-
-/// As [`packet`], with padding in front so the datagram is `len` bytes.
-fn padded(sid: u64, pn: u64, frames: Vec<Frame>, len: usize) -> Vec<u8> {
-    let bare = packet(sid, pn, frames.clone()).len();
-    assert!(len > bare, "padding needs room");
-    let mut all = vec![Frame::Padding(len - bare)];
-    all.extend(frames);
-    let p = packet(sid, pn, all);
-    assert_eq!(p.len(), len);
-    p
-}
-
-fn login(token: &[u8]) -> Frame {
-    Frame::Login(Login {
-        token: Bytes::copy_from_slice(token),
-        epoch: 0,
-        checkpoint: 0,
-    })
-}
 
 fn frames_of(datagram: &[u8]) -> (Header, Vec<Frame>) {
     let p = Packet::decode(Bytes::copy_from_slice(datagram)).expect("the server's packet decodes");
@@ -364,36 +304,16 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
         }
     }
     // Forbidden header values, trailer valid.
-    let mut flags = header_bytes(0, 1);
-    flags[1] = 0x80;
-    flags.resize(40, 0);
-    raw.expect_error(&with_trailer(flags), &[ErrorCode::Malformed], "flags set")
-        .await;
-    let mut pn0 = header_bytes(0, 0);
-    pn0.resize(40, 0);
-    raw.expect_error(
-        &with_trailer(pn0),
-        &[ErrorCode::Malformed],
-        "packet number 0",
-    )
-    .await;
-    // A length over its limit: an extension frame claiming 2000 bytes.
-    let mut ext = header_bytes(0, 1);
-    ext.extend_from_slice(&[0x45, 0x47, 0xd0]); // type 0x45, varint 2000
-    ext.resize(60, 0);
-    raw.expect_error(
-        &with_trailer(ext),
-        &[ErrorCode::Malformed],
-        "oversized extension length",
-    )
-    .await;
+    for h in hostile::forbidden_headers() {
+        raw.expect_error(&h.bytes, &[ErrorCode::Malformed], &h.name)
+            .await;
+    }
     step += 1;
     still_serving(&alice, &mut bob, step, "truncated and invalid packets").await;
 
     // Other versions: answered in version 1 with UnsupportedVersion.
-    for v in [0u8, 2, 3, 0x7f, 0xff] {
-        let mut data = vec![v; 40];
-        rng.fill(&mut data[1..]);
+    for v in hostile::OTHER_VERSIONS {
+        let data = hostile::other_version(v, 40, &mut rng);
         let e = raw
             .expect_error(
                 &data,
@@ -402,8 +322,7 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
             )
             .await;
         assert_eq!(e.code, ErrorCode::UnsupportedVersion as u64);
-        let mut tiny = vec![v; MIN_ANSWERED - 1];
-        tiny[1..].fill(0);
+        let tiny = hostile::other_version(v, MIN_ANSWERED - 1, &mut rng);
         raw.expect_silence(&tiny, &format!("version {v}, {} bytes", tiny.len()))
             .await;
     }
@@ -411,11 +330,9 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
     still_serving(&alice, &mut bob, step, "other versions").await;
 
     // Unknown frame types outside the extension range.
-    for t in [0x0fu8, 0x2f, 0x3f, 0x80, 0xc3, 0xff] {
-        let mut body = header_bytes(0, 1);
-        body.extend_from_slice(&[0u8; 24]); // padding first: a valid start
-        body.push(t);
-        let data = with_trailer(body);
+    for t in hostile::UNKNOWN_FRAME_TYPES {
+        // Padding first: a valid start.
+        let data = hostile::unknown_frame(1, 24, t);
         raw.expect_error(
             &data,
             &[ErrorCode::UnknownFrame],
@@ -427,46 +344,8 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
     still_serving(&alice, &mut bob, step, "unknown frame types").await;
 
     // Frames other than LOGIN (and COOKIE, PADDING) before login.
-    let send = Frame::Send(Send {
-        seq: 1,
-        to: BOB,
-        conv: 1,
-        msg_type: 0,
-        payload: Bytes::from_static(b"sneaky"),
-    });
-    let before_login: Vec<(&str, Vec<Frame>)> = vec![
-        ("SEND", vec![send.clone()]),
-        ("HEARTBEAT", vec![Frame::Heartbeat(9)]),
-        (
-            "PULL",
-            vec![Frame::Pull(Pull {
-                request_id: 1,
-                after: 0,
-                max_entries: 10,
-            })],
-        ),
-        (
-            "ACK",
-            vec![Frame::Ack(Ack {
-                receiver_online: false,
-                cumulative: 3,
-                delay_us: 0,
-                ranges: vec![],
-            })],
-        ),
-        ("LOGOUT", vec![Frame::Logout]),
-        (
-            "extension",
-            vec![Frame::Extension {
-                ty: 0x50,
-                body: Bytes::from_static(b"ext"),
-            }],
-        ),
-        (
-            "SEND then LOGIN",
-            vec![send.clone(), login(&d.token(MALLORY, 1))],
-        ),
-    ];
+    let send = hostile::send_frame(b"sneaky");
+    let before_login = hostile::frames_before_login(&d.token(MALLORY, 1));
     for (name, frames) in before_login {
         let len = packet(0, 1, frames.clone()).len() + 30;
         let data = padded(0, 1, frames, len);
@@ -492,41 +371,15 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
     // Bad tokens.
     let keys = secret_keys(&d);
     let valid = d.token(MALLORY, 1);
-    let mut forged_mac = valid.clone();
-    *forged_mac.last_mut().unwrap() ^= 0x01;
-    let mut forged_user = valid.clone();
-    forged_user[8] ^= 0x01; // another user, same MAC
-    let expired = keys.sign(Claims {
-        user: MALLORY,
-        device: 1,
-        expires: unix_now() - 60,
-    });
-    let wrong_secret = TokenKeys::new(vec![0x42; 32], vec![]).sign(Claims {
-        user: MALLORY,
-        device: 1,
-        expires: unix_now() + 3600,
-    });
-    let mut version2 = valid.clone();
-    version2[0] = 2;
-    raw.expect_login_refused(&forged_mac, ErrorCode::BadToken, "forged MAC")
-        .await;
-    raw.expect_login_refused(&forged_user, ErrorCode::BadToken, "changed user")
-        .await;
-    raw.expect_login_refused(&expired, ErrorCode::TokenExpired, "expired token")
-        .await;
-    raw.expect_login_refused(&wrong_secret, ErrorCode::BadToken, "wrong secret")
-        .await;
-    raw.expect_login_refused(&valid[..52], ErrorCode::BadToken, "short token")
-        .await;
-    raw.expect_login_refused(&version2, ErrorCode::BadToken, "token version 2")
-        .await;
-    raw.expect_login_refused(&[], ErrorCode::BadToken, "empty token")
-        .await;
+    let bad = BadTokens::new(&keys, &valid, MALLORY, unix_now());
+    for (what, token, code) in bad.all() {
+        raw.expect_login_refused(token, code, what).await;
+    }
     // Unpadded, that LOGIN is 19 bytes: too small to be answered at all.
     raw.expect_silence(&packet(0, 1, vec![login(&[])]), "19-byte LOGIN")
         .await;
     // Through the client library: a typed, final refusal.
-    for (token, code) in [(expired.clone(), 6), (forged_mac.clone(), 5)] {
+    for (token, code) in [(bad.expired.clone(), 6), (bad.forged_mac.clone(), 5)] {
         let mut o = d.options(MALLORY, 1);
         o.token = token;
         o.connect_timeout = Duration::from_secs(5);

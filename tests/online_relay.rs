@@ -3,50 +3,14 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::{next_message, payload_of, Daemon};
-use tern::client::{EntryBody, ReceiptStatus};
+use support::{next_message, payload_of, pushed_and_receipted, Daemon};
 
 #[tokio::test]
 async fn online_message_is_pushed_and_receipted() {
     let d = Daemon::start().await;
-    let alice = d.client(1, 1).await;
+    let mut alice = d.client(1, 1).await;
     let mut bob = d.client(2, 1).await;
-
-    let sent = alice.send(2, 12, 0, "hi bob".into()).await.unwrap();
-    assert!(
-        sent.receiver_online,
-        "bob is online, so the ACK is not a pseudo-ACK"
-    );
-
-    let m = next_message(&mut bob, 5).await;
-    assert_eq!(payload_of(&m), b"hi bob");
-    assert_eq!(
-        (m.from_user, m.from_device, m.from_seq, m.conv),
-        (1, 1, sent.seq, 12)
-    );
-
-    tokio::time::timeout(Duration::from_secs(5), alice.wait_delivered(sent.seq))
-        .await
-        .expect("DELIVERED receipt arrives")
-        .unwrap();
-
-    // READ travels back as a receipt entry in alice's inbox.
-    bob.read_up_to(12, 1, 1, sent.seq).await.unwrap();
-    let mut alice = alice;
-    let read = loop {
-        let e = support::next_entry(&mut alice, 5).await;
-        if let EntryBody::Receipt {
-            status: ReceiptStatus::Read,
-            target_seq,
-            ..
-        } = e.body
-        {
-            break target_seq;
-        }
-    };
-    assert_eq!(read, sent.seq);
+    pushed_and_receipted(&mut alice, &mut bob).await;
     d.stop().await;
 }
 

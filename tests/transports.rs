@@ -10,9 +10,7 @@ mod transport;
 
 use std::time::Duration;
 
-use tern::client::{
-    Client, ClientError, ClientOptions, EntryBody, Event, ReceiptStatus, ServerTrust,
-};
+use tern::client::{Client, ClientError, ClientOptions, Event, ServerTrust};
 use transport::*;
 
 over_both_transports!(
@@ -26,48 +24,14 @@ over_both_transports!(
 /// payloads (the largest packets Tern sends) arrives once, in order.
 async fn online_relay_with_receipts(t: Transport) {
     let net = Net::start().await;
-    let alice = net.client(t, 1, 1).await;
+    let mut alice = net.client(t, 1, 1).await;
     let mut bob = net.client(t, 2, 1).await;
-
-    let sent = alice.send(2, 12, 0, "hi bob".into()).await.unwrap();
-    assert!(sent.receiver_online, "bob is online: not a pseudo-ACK");
-    let m = next_message(&mut bob, 5).await;
-    assert_eq!(payload_of(&m), b"hi bob");
-    assert_eq!(
-        (m.from_user, m.from_device, m.from_seq, m.conv),
-        (1, 1, sent.seq, 12)
-    );
-    tokio::time::timeout(Duration::from_secs(5), alice.wait_delivered(sent.seq))
-        .await
-        .expect("DELIVERED receipt arrives")
-        .unwrap();
-
-    bob.read_up_to(12, 1, 1, sent.seq).await.unwrap();
-    let mut alice = alice;
-    let read = loop {
-        let e = next_entry(&mut alice, 5).await;
-        if let EntryBody::Receipt {
-            status: ReceiptStatus::Read,
-            target_seq,
-            ..
-        } = e.body
-        {
-            break target_seq;
-        }
-    };
-    assert_eq!(read, sent.seq);
+    pushed_and_receipted(&mut alice, &mut bob).await;
 
     let max = net.cfg.limits.max_payload;
     let n = 120u64;
     let len = |i: u64| if i % 3 == 0 { max } else { 10 + i as usize };
-    let sends = (0..n)
-        .map(|i| alice.send(2, 12, 0, payload(i, len(i))))
-        .collect();
-    let sent: Vec<_> = join_all(sends)
-        .await
-        .into_iter()
-        .map(|r| r.expect("stored"))
-        .collect();
+    let sent = send_all(&alice, 2, 12, (0..n).map(|i| payload(i, len(i))).collect()).await;
     for i in 0..n {
         let m = next_message(&mut bob, 10).await;
         let p = payload_of(&m);
@@ -98,14 +62,7 @@ async fn offline_pseudo_ack_then_pull(t: Transport) {
 
     let alice = net.client(t, 1, 1).await;
     let n = 90u64;
-    let sends = (0..n)
-        .map(|i| alice.send(2, 5, 0, payload(i, 40)))
-        .collect();
-    let sent: Vec<_> = join_all(sends)
-        .await
-        .into_iter()
-        .map(|r| r.expect("stored"))
-        .collect();
+    let sent = send_all(&alice, 2, 5, (0..n).map(|i| payload(i, 40)).collect()).await;
     assert!(
         sent.iter().all(|s| !s.receiver_online),
         "every ACK is a pseudo-ACK"

@@ -16,9 +16,8 @@ use tern::cli;
     about = "Tern client: send and receive messages, inspect the backlog"
 )]
 struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,12 +41,18 @@ struct Conn {
 }
 
 impl Conn {
-    fn seal_key(&self) -> anyhow::Result<Option<tern::client::SealKey>> {
-        self.seal_key
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .context("--seal-key")
+    fn connection(self) -> anyhow::Result<cli::Connection> {
+        Ok(cli::Connection {
+            server: cli::parse_server(&self.server)?,
+            token: cli::parse_token(&self.token)?,
+            seal_key: self
+                .seal_key
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("--seal-key")?,
+            state_dir: self.state_dir,
+        })
     }
 }
 
@@ -123,21 +128,6 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -168,16 +158,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 text.into_bytes()
             };
             let opts = cli::SendOpts {
-                server: cli::parse_server(&conn.server)?,
-                token: cli::parse_token(&conn.token)?,
-                seal_key: conn.seal_key()?,
+                conn: conn.connection()?,
                 to,
                 conv,
                 msg_type,
                 payload: payload.into(),
                 timeout: d(timeout),
                 wait_delivered: d(wait_delivered),
-                state_dir: conn.state_dir,
             };
             let outcome = runtime()?.block_on(cli::send(opts))?;
             println!("{outcome}");
@@ -192,15 +179,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             connect_timeout,
         } => {
             let opts = cli::RecvOpts {
-                server: cli::parse_server(&conn.server)?,
-                token: cli::parse_token(&conn.token)?,
-                seal_key: conn.seal_key()?,
+                conn: conn.connection()?,
                 count,
                 all,
                 json,
                 timeout: Some(d(timeout)),
                 connect_timeout: d(connect_timeout),
-                state_dir: conn.state_dir,
             };
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr();
@@ -215,14 +199,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
         } => {
             let opts = cli::PullOpts {
-                server: cli::parse_server(&conn.server)?,
-                token: cli::parse_token(&conn.token)?,
-                seal_key: conn.seal_key()?,
+                conn: conn.connection()?,
                 all,
                 print,
                 json,
                 timeout: d(timeout),
-                state_dir: conn.state_dir,
             };
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr();
@@ -252,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    cli.log.init_logging(tracing::Level::WARN);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,9 +9,8 @@ use tern::config::Config;
 #[derive(Parser)]
 #[command(name = "ternd", version, about = "Tern reliable-messaging daemon")]
 struct Cli {
-    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: tern::cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,20 +68,6 @@ enum Command {
     GenerateConfig,
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn load(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
     let mut cfg = Config::load(config.as_deref())?;
     if let Some(d) = data_dir {
@@ -104,7 +89,7 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    cli.log.init_logging(tracing::Level::INFO);
     match cli.command {
         Command::GenerateConfig => {
             print!("{}", Config::default_toml());

@@ -2,7 +2,14 @@
 //! temporary data folder, and tokens for it.
 #![allow(dead_code)]
 
+mod common;
 pub mod process;
+
+// Not every test uses every helper.
+#[allow(unused_imports)]
+pub use common::{
+    join_all, next_entry, next_message, payload_of, pushed_and_receipted, wait_for, ServerTask,
+};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +17,6 @@ use std::time::Duration;
 
 use tern::client::{Client, ClientOptions, Event};
 use tern::config::Config;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A daemon running inside the test process.
 pub struct Daemon {
@@ -23,8 +28,7 @@ pub struct Daemon {
     pub metrics: tern::server::Metrics,
     /// The key clients seal with (`None` with `[seal] policy = "off"`).
     pub seal_key: Option<tern::client::SealKey>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
@@ -75,23 +79,13 @@ impl Daemon {
         let addr = server.local_addr();
         let seal_key = server.seal_key();
         let metrics = server.metrics();
-        let (stop, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("daemon runs");
-        });
         Daemon {
             addr,
             seal_key,
             cfg,
             dir,
             metrics,
-            stop: Some(stop),
-            task: Some(task),
+            server: ServerTask::spawn(server),
         }
     }
 
@@ -115,24 +109,14 @@ impl Daemon {
 
     /// Stops gracefully and gives the data folder back.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
+        let _ = self.server.stop().await;
         self.dir
     }
 
     /// Stops gracefully; gives back the data folder, the config and the
     /// final counters (published after the drain).
     pub async fn stop_keep(mut self) -> (tempfile::TempDir, Config, tern::server::Snapshot) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("daemon task ends cleanly");
-        }
+        self.server.stop().await.expect("daemon task ends cleanly");
         (self.dir, self.cfg, self.metrics.snapshot())
     }
 }
@@ -150,87 +134,12 @@ pub fn data_dir(d: &Daemon) -> PathBuf {
     d.dir.path().to_path_buf()
 }
 
-/// Next inbox entry within `secs`, skipping other events.
-pub async fn next_entry(c: &mut Client, secs: u64) -> tern::client::Deliver {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(Event::Entry(d))) => return d,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("client stopped"),
-            Err(_) => panic!("no entry within {secs}s"),
-        }
-    }
-}
-
-/// Next message entry (skipping receipts and other events).
-pub async fn next_message(c: &mut Client, secs: u64) -> tern::client::Deliver {
-    loop {
-        let d = next_entry(c, secs).await;
-        if matches!(d.body, tern::client::EntryBody::Message { .. }) {
-            return d;
-        }
-    }
-}
-
-pub fn payload_of(d: &tern::client::Deliver) -> Vec<u8> {
-    match &d.body {
-        tern::client::EntryBody::Message { payload, .. } => payload.to_vec(),
-        other => panic!("not a message: {other:?}"),
-    }
-}
-
-/// Polls every future concurrently (in order of first poll, so operations
-/// are submitted in vector order) and returns their outputs in order.
-pub async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
-}
-
 /// Next event within `secs`, panicking on timeout.
 pub async fn next_event(c: &mut Client, secs: u64) -> Event {
     match tokio::time::timeout(Duration::from_secs(secs), c.recv()).await {
         Ok(Some(e)) => e,
         Ok(None) => panic!("client stopped"),
         Err(_) => panic!("no event within {secs}s"),
-    }
-}
-
-/// Waits for an event matching `pred` within `secs`; other events go to `skipped`.
-pub async fn wait_for(
-    c: &mut Client,
-    secs: u64,
-    skipped: &mut Vec<Event>,
-    pred: impl Fn(&Event) -> bool,
-) -> Event {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(e)) if pred(&e) => return e,
-            Ok(Some(e)) => skipped.push(e),
-            Ok(None) => panic!("client stopped while waiting; saw {skipped:?}"),
-            Err(_) => panic!("no matching event within {secs}s; saw {skipped:?}"),
-        }
     }
 }
 

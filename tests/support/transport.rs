@@ -6,19 +6,23 @@
 //! `over_both_transports!(body, …)` turns each `async fn body(t: Transport)`
 //! into a module with two tests, `body::udp` and `body::quic`.
 //!
-//! Self-contained on purpose (include it with
-//! `#[path = "support/transport.rs"] mod transport;`).
+//! Included on its own (`#[path = "support/transport.rs"] mod
+//! transport;`), with what it shares with `support/mod.rs` from
+//! `support/common.rs`.
 #![allow(dead_code)]
 
-use std::future::Future;
+#[path = "common.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::ServerTask;
+#[allow(unused_imports)]
+pub use common::{join_all, next_entry, next_message, payload_of, pushed_and_receipted};
 pub use tern::client::Transport;
-use tern::client::{Client, ClientOptions, Deliver, EntryBody, Event, ServerTrust};
+use tern::client::{Client, ClientOptions, Event, Sent, ServerTrust};
 use tern::config::Config;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Generates `mod $body { udp, quic }` tests calling `$body(Transport::…)`.
 macro_rules! over_both_transports {
@@ -51,8 +55,7 @@ pub struct Net {
     pub seal_key: Option<tern::client::SealKey>,
     pub cfg: Config,
     pub dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 impl Net {
@@ -92,15 +95,6 @@ impl Net {
                     let quic = server.quic_addr().expect("QUIC enabled");
                     let fingerprint = server.quic_fingerprint().expect("QUIC enabled");
                     let seal_key = server.seal_key();
-                    let (stop, rx) = oneshot::channel();
-                    let task = tokio::spawn(async move {
-                        server
-                            .run(async {
-                                let _ = rx.await;
-                            })
-                            .await
-                            .expect("daemon runs");
-                    });
                     return Net {
                         udp,
                         quic,
@@ -108,8 +102,7 @@ impl Net {
                         seal_key,
                         cfg,
                         dir,
-                        stop: Some(stop),
-                        task: Some(task),
+                        server: ServerTask::spawn(server),
                     };
                 }
                 Err(e) => {
@@ -153,84 +146,27 @@ impl Net {
 
     /// Stops gracefully; gives back the data folder and the config.
     pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("daemon task ends cleanly");
-        }
+        self.server.stop().await.expect("daemon task ends cleanly");
         (self.dir, self.cfg)
-    }
-}
-
-/// Next inbox entry within `secs`, skipping other events.
-pub async fn next_entry(c: &mut Client, secs: u64) -> Deliver {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(Event::Entry(d))) => return d,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("client stopped"),
-            Err(_) => panic!("no entry within {secs}s"),
-        }
-    }
-}
-
-/// Next message entry, skipping receipts and other events.
-pub async fn next_message(c: &mut Client, secs: u64) -> Deliver {
-    loop {
-        let d = next_entry(c, secs).await;
-        if matches!(d.body, EntryBody::Message { .. }) {
-            return d;
-        }
-    }
-}
-
-pub fn payload_of(d: &Deliver) -> Vec<u8> {
-    match &d.body {
-        EntryBody::Message { payload, .. } => payload.to_vec(),
-        other => panic!("not a message: {other:?}"),
     }
 }
 
 /// Waits for an event matching `pred` within `secs`, dropping the others.
 pub async fn wait_for(c: &mut Client, secs: u64, pred: impl Fn(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut seen = Vec::new();
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(e)) if pred(&e) => return e,
-            Ok(Some(e)) => seen.push(e),
-            Ok(None) => panic!("client stopped; saw {seen:?}"),
-            Err(_) => panic!("no matching event within {secs}s; saw {seen:?}"),
-        }
-    }
+    common::wait_for(c, secs, &mut Vec::new(), pred).await
 }
 
-/// Polls every future concurrently, first polled in vector order (so
-/// operations are submitted in that order); outputs in order.
-pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future finished"))
+/// Sends every payload to user `to` in `conv` at once (submitted in
+/// order); each must be stored.
+pub async fn send_all(c: &Client, to: u64, conv: u64, payloads: Vec<bytes::Bytes>) -> Vec<Sent> {
+    let sends = payloads
+        .into_iter()
+        .map(|p| c.send(to, conv, 0, p))
+        .collect();
+    join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("stored"))
         .collect()
 }
 
@@ -250,9 +186,10 @@ pub fn index_of(p: &[u8]) -> u64 {
         .unwrap_or_else(|| panic!("not a test payload: {s:?}"))
 }
 
-/// The real `ternd serve --quic` as a child process (for crashes).
+/// The real `ternd serve --quic` as a child process (for crashes), through
+/// the lab's one launcher.
 pub struct Ternd {
-    child: std::process::Child,
+    daemon: tern_lab::ternd::Ternd,
     pub udp: SocketAddr,
     pub quic: SocketAddr,
     pub fingerprint: String,
@@ -263,68 +200,24 @@ impl Ternd {
     /// Starts `ternd serve --listen UDP --quic QUIC --data-dir DIR` and reads
     /// the addresses and fingerprint it prints (within 20 s).
     pub fn spawn(dir: &std::path::Path, udp: SocketAddr, quic: SocketAddr) -> Ternd {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ternd"))
-            .args([
-                "serve",
-                "--listen",
-                &udp.to_string(),
-                "--quic",
-                &quic.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(dir)
+        let daemon = tern_lab::ternd::TerndConfig::new(env!("CARGO_BIN_EXE_ternd"), dir)
+            .listen(udp)
+            .quic(quic)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ternd starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut u, mut q, mut fp, mut key) = (None, None, None, None);
-        while u.is_none() || q.is_none() || fp.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("ternd prints its addresses");
-            if let Some(a) = line.strip_prefix("listening on udp://") {
-                u = a.parse().ok();
-            } else if let Some(a) = line.strip_prefix("listening on quic://") {
-                q = a.parse().ok();
-            } else if let Some(f) = line.strip_prefix("quic certificate sha256 ") {
-                fp = Some(f.to_string());
-            } else if let Some(k) = line.strip_prefix("seal key ") {
-                key = k.parse().ok();
-            }
-        }
+            .ready_timeout(Duration::from_secs(20))
+            .start()
+            .expect("ternd starts and prints its addresses");
         Ternd {
-            child,
-            udp: u.unwrap(),
-            quic: q.unwrap(),
-            fingerprint: fp.unwrap(),
-            seal_key: key,
+            udp: daemon.addr(),
+            quic: daemon.quic_addr().expect("QUIC address printed"),
+            fingerprint: daemon.fingerprint().expect("fingerprint printed").into(),
+            seal_key: daemon.seal_key(),
+            daemon,
         }
     }
 
     /// SIGKILL: no drain, no goodbye.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Ternd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.daemon.kill();
     }
 }

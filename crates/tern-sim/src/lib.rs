@@ -15,6 +15,7 @@
 mod checker;
 mod client;
 mod config;
+pub mod hostile;
 pub mod impairment;
 pub mod pair;
 pub mod world;

@@ -2,7 +2,8 @@
 //! source it has not validated, per byte received from it, for every kind of
 //! datagram such a source can send (LOGINs without or with bad cookies,
 //! garbage, bad versions, bad checksums, unknown session ids, HEARTBEATs and
-//! other frames before login). A spoofed source must not be able to use the
+//! other frames before login: the probes of the hostile-datagram catalogue,
+//! [`tern_sim::hostile::prelogin_probes`]). A spoofed source must not be able to use the
 //! daemon as an amplifier: every factor must be at most 1.
 //!
 //! Real sockets on 127.0.0.1: an in-process daemon on port 0 with the
@@ -16,9 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::{Rng, RngCore};
-use tern_core::wire::limits::MAX_DATAGRAM;
-use tern_core::wire::{Ack, Frame, Header, Login, Packet, PacketBuilder, Send};
+use tern_core::wire::{Frame, Packet};
+use tern_sim::hostile::{self, prelogin_probes};
 
 use super::daemon::Daemon;
 use super::util::{machine_line, token, ScratchDir};
@@ -91,382 +91,6 @@ impl AmplificationReport {
     }
 }
 
-fn header(session_id: u64, packet_number: u64) -> Header {
-    Header {
-        session_id,
-        packet_number,
-    }
-}
-
-fn build(h: Header, frames: &[Frame], pad_to: usize) -> Bytes {
-    let mut pb = PacketBuilder::new(h, MAX_DATAGRAM);
-    for f in frames {
-        pb.push(f).expect("probe frame fits");
-    }
-    if pad_to > 0 {
-        pb.pad_to(pad_to);
-    }
-    pb.finish()
-}
-
-fn login(token: &[u8]) -> Frame {
-    Frame::Login(Login {
-        token: Bytes::copy_from_slice(token),
-        epoch: 0,
-        checkpoint: 0,
-    })
-}
-
-fn random_bytes(rng: &mut impl RngCore, n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-/// Recomputes the CRC trailer after editing a datagram's body.
-fn reseal(mut v: Vec<u8>) -> Bytes {
-    let n = v.len();
-    if n >= 4 {
-        let crc = crc32_ieee(&v[..n - 4]);
-        v[n - 4..].copy_from_slice(&crc.to_be_bytes());
-    }
-    Bytes::from(v)
-}
-
-/// IEEE CRC-32 (the trailer's), bitwise: probes are few.
-fn crc32_ieee(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-/// A datagram shaped like a sealed packet: a header with flags 0x01, then
-/// random bytes standing for ciphertext and tag, `len` bytes in all.
-fn sealed_junk(r: &mut impl RngCore, session_id: u64, i: usize, len: usize) -> Bytes {
-    let mut v = Vec::with_capacity(len);
-    v.push(1u8);
-    v.push(1u8);
-    v.extend_from_slice(&session_id.to_be_bytes());
-    v.push((1 + i as u8) & 0x3f);
-    while v.len() < len {
-        v.push(r.gen());
-    }
-    Bytes::from(v)
-}
-
-/// Makes copy `i` of a probe.
-type MakeProbe = Box<dyn Fn(&mut rand::rngs::StdRng, usize) -> Bytes>;
-
-/// One kind of probe: a name and a generator of its datagrams (one per copy).
-struct Kind {
-    name: String,
-    make: MakeProbe,
-}
-
-fn kinds(token: Vec<u8>, stolen_cookie: Bytes) -> Vec<Kind> {
-    let mut k: Vec<Kind> = Vec::new();
-    let mut add = |name: String, make: MakeProbe| k.push(Kind { name, make });
-    // LOGIN without a cookie: answered by RETRY, capped at the LOGIN's size.
-    for pad in [0usize, 120, 300, 600, 1200] {
-        let t = token.clone();
-        let name = if pad == 0 {
-            "LOGIN, no cookie, valid token, unpadded".to_string()
-        } else {
-            format!("LOGIN, no cookie, padded to {pad} B")
-        };
-        add(
-            name,
-            Box::new(move |_, i| build(header(0, 1 + i as u64), &[login(&t)], pad)),
-        );
-    }
-    add(
-        "LOGIN, no cookie, 1-byte token (smallest LOGIN)".into(),
-        Box::new(|_, i| build(header(0, 1 + i as u64), &[login(&[7])], 0)),
-    );
-    add(
-        "LOGIN, no cookie, random 64-byte token".into(),
-        Box::new(|r, i| build(header(0, 1 + i as u64), &[login(&random_bytes(r, 64))], 0)),
-    );
-    {
-        let t = token.clone();
-        add(
-            "LOGIN + forged cookie (24 random bytes)".into(),
-            Box::new(move |r, i| {
-                build(
-                    header(0, 1 + i as u64),
-                    &[Frame::Cookie(Bytes::from(random_bytes(r, 24))), login(&t)],
-                    0,
-                )
-            }),
-        );
-    }
-    {
-        let t = token.clone();
-        let c = stolen_cookie.clone();
-        add(
-            "LOGIN + real cookie of another address".into(),
-            Box::new(move |_, i| {
-                build(
-                    header(0, 1 + i as u64),
-                    &[Frame::Cookie(c.clone()), login(&t)],
-                    0,
-                )
-            }),
-        );
-    }
-    {
-        let t = token.clone();
-        add(
-            "LOGIN + 64-byte junk cookie".into(),
-            Box::new(move |r, i| {
-                build(
-                    header(0, 1 + i as u64),
-                    &[Frame::Cookie(Bytes::from(random_bytes(r, 64))), login(&t)],
-                    0,
-                )
-            }),
-        );
-    }
-    // Sealed raw UDP: HANDSHAKE (Noise NK message 1) instead of a LOGIN.
-    for (len, pad) in [(96usize, 0usize), (96, 256), (1, 0), (1000, 0)] {
-        let name = match (len, pad) {
-            (96, 0) => "HANDSHAKE, no cookie, 96-byte message, unpadded".to_string(),
-            (96, _) => format!("HANDSHAKE, no cookie, padded to {pad} B (as sent)"),
-            (1, _) => "HANDSHAKE, no cookie, 1-byte message".to_string(),
-            _ => format!("HANDSHAKE, no cookie, {len}-byte message"),
-        };
-        add(
-            name,
-            Box::new(move |r, i| {
-                build(
-                    header(0, 1 + i as u64),
-                    &[Frame::Handshake(Bytes::from(random_bytes(r, len)))],
-                    pad,
-                )
-            }),
-        );
-    }
-    add(
-        "HANDSHAKE + forged cookie".into(),
-        Box::new(|r, i| {
-            build(
-                header(0, 1 + i as u64),
-                &[
-                    Frame::Cookie(Bytes::from(random_bytes(r, 24))),
-                    Frame::Handshake(Bytes::from(random_bytes(r, 96))),
-                ],
-                256,
-            )
-        }),
-    );
-    {
-        let c = stolen_cookie.clone();
-        add(
-            "HANDSHAKE + real cookie of another address".into(),
-            Box::new(move |r, i| {
-                build(
-                    header(0, 1 + i as u64),
-                    &[
-                        Frame::Cookie(c.clone()),
-                        Frame::Handshake(Bytes::from(random_bytes(r, 96))),
-                    ],
-                    256,
-                )
-            }),
-        );
-    }
-    for len in [48usize, 200] {
-        add(
-            format!("sealed packet (flags 1), random session id, {len} B"),
-            Box::new(move |r, i| {
-                let sid = r.gen_range(1..=u64::MAX);
-                sealed_junk(r, sid, i, len)
-            }),
-        );
-    }
-    add(
-        "sealed packet (flags 1), session 0, 64 B".into(),
-        Box::new(|r, i| sealed_junk(r, 0, i, 64)),
-    );
-    // Garbage.
-    for size in [1usize, 4, 11, 16, 40, 100, 400, 1200, 1500, 2000] {
-        add(
-            format!("garbage, {size} random bytes"),
-            Box::new(move |r, _| Bytes::from(random_bytes(r, size))),
-        );
-    }
-    for size in [16usize, 60, 600] {
-        add(
-            format!("garbage after version byte 1, {size} B"),
-            Box::new(move |r, _| {
-                let mut v = random_bytes(r, size);
-                v[0] = 1;
-                Bytes::from(v)
-            }),
-        );
-    }
-    // Bad versions and checksums on otherwise valid LOGINs.
-    {
-        let t = token.clone();
-        add(
-            "valid LOGIN with version 2..255".into(),
-            Box::new(move |r, i| {
-                let mut v = build(header(0, 1 + i as u64), &[login(&t)], 0).to_vec();
-                v[0] = r.gen_range(2..=255);
-                reseal(v)
-            }),
-        );
-    }
-    {
-        let t = token.clone();
-        add(
-            "valid LOGIN with version 0 (negotiation)".into(),
-            Box::new(move |_, i| {
-                let mut v = build(header(0, 1 + i as u64), &[login(&t)], 0).to_vec();
-                v[0] = 0;
-                reseal(v)
-            }),
-        );
-    }
-    {
-        let t = token.clone();
-        add(
-            "LOGIN with a bad CRC".into(),
-            Box::new(move |_, i| {
-                let mut v = build(header(0, 1 + i as u64), &[login(&t)], 0).to_vec();
-                let n = v.len();
-                v[n - 1] ^= 0x5a;
-                Bytes::from(v)
-            }),
-        );
-    }
-    {
-        let t = token.clone();
-        add(
-            "LOGIN cut short (CRC recomputed)".into(),
-            Box::new(move |_, i| {
-                let mut v = build(header(0, 1 + i as u64), &[login(&t)], 0).to_vec();
-                let n = v.len();
-                v.drain(n / 2..n - 4);
-                reseal(v)
-            }),
-        );
-    }
-    // Unknown sessions.
-    for pad in [0usize, 100, 1200] {
-        add(
-            if pad == 0 {
-                "HEARTBEAT, random session id".to_string()
-            } else {
-                format!("HEARTBEAT, random session id, padded to {pad} B")
-            },
-            Box::new(move |r, i| {
-                build(
-                    header(r.gen_range(1..=u64::MAX), 1 + i as u64),
-                    &[Frame::Heartbeat(
-                        r.gen_range(0..=tern_core::wire::varint::MAX),
-                    )],
-                    pad,
-                )
-            }),
-        );
-    }
-    add(
-        "header only, random session id".into(),
-        Box::new(|r, i| build(header(r.gen_range(1..=u64::MAX), 1 + i as u64), &[], 0)),
-    );
-    add(
-        "ACK, random session id".into(),
-        Box::new(|r, i| {
-            build(
-                header(r.gen_range(1..=u64::MAX), 1 + i as u64),
-                &[Frame::Ack(Ack {
-                    receiver_online: false,
-                    cumulative: r.gen_range(1..1000),
-                    delay_us: 100,
-                    ranges: vec![],
-                })],
-                0,
-            )
-        }),
-    );
-    add(
-        "SEND 64 B, random session id".into(),
-        Box::new(|r, i| {
-            build(
-                header(r.gen_range(1..=u64::MAX), 1 + i as u64),
-                &[Frame::Send(Send {
-                    seq: 1,
-                    to: 2,
-                    conv: 3,
-                    msg_type: 0,
-                    payload: Bytes::from(random_bytes(r, 64)),
-                })],
-                0,
-            )
-        }),
-    );
-    add(
-        "LOGOUT, random session id".into(),
-        Box::new(|r, i| {
-            build(
-                header(r.gen_range(1..=u64::MAX), 1 + i as u64),
-                &[Frame::Logout],
-                0,
-            )
-        }),
-    );
-    // Frames before login.
-    add(
-        "HEARTBEAT, session 0".into(),
-        Box::new(|r, i| {
-            build(
-                header(0, 1 + i as u64),
-                &[Frame::Heartbeat(
-                    r.gen_range(0..=tern_core::wire::varint::MAX),
-                )],
-                0,
-            )
-        }),
-    );
-    add(
-        "SEND 64 B, session 0".into(),
-        Box::new(|r, i| {
-            build(
-                header(0, 1 + i as u64),
-                &[Frame::Send(Send {
-                    seq: 1,
-                    to: 2,
-                    conv: 3,
-                    msg_type: 0,
-                    payload: Bytes::from(random_bytes(r, 64)),
-                })],
-                0,
-            )
-        }),
-    );
-    add(
-        "header only, session 0".into(),
-        Box::new(|_, i| build(header(0, 1 + i as u64), &[], 0)),
-    );
-    add(
-        "unknown frame type 0x3f, session 0".into(),
-        Box::new(|_, i| {
-            let mut v = build(header(0, 1 + i as u64), &[Frame::Padding(1)], 0).to_vec();
-            let n = v.len();
-            v[n - 5] = 0x3f;
-            reseal(v)
-        }),
-    );
-    k
-}
-
 fn probe_socket() -> Result<UdpSocket> {
     let s = UdpSocket::bind("127.0.0.1:0").map_err(BenchError::io("binding a probe socket"))?;
     s.set_nonblocking(true)
@@ -517,15 +141,14 @@ pub fn measure(dir: &Path, copies: usize) -> Result<AmplificationReport> {
     // A real cookie, for the "cookie of another address" probes (a
     // HANDSHAKE: with sealing required, a clear LOGIN gets no RETRY).
     let setup = probe_socket()?;
+    let hello = hostile::padded(
+        0,
+        1,
+        vec![Frame::Handshake(Bytes::from(vec![0u8; 96]))],
+        256,
+    );
     setup
-        .send_to(
-            &build(
-                header(0, 1),
-                &[Frame::Handshake(Bytes::from(vec![0u8; 96]))],
-                256,
-            ),
-            server,
-        )
+        .send_to(&hello, server)
         .map_err(BenchError::io("sending the setup HANDSHAKE"))?;
     let mut stolen = None;
     let mut setup_replies = 0u64;
@@ -550,12 +173,12 @@ pub fn measure(dir: &Path, copies: usize) -> Result<AmplificationReport> {
         stolen.ok_or_else(|| BenchError::Failed("no RETRY to the setup HANDSHAKE".into()))?;
 
     let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(4);
-    let kinds = kinds(tok, stolen);
+    let kinds = prelogin_probes(&tok, &stolen);
     let mut socks = Vec::new();
     let mut sent = Vec::new();
     for (ki, k) in kinds.iter().enumerate() {
         for c in 0..copies {
-            let d = (k.make)(&mut rng, c);
+            let d = k.datagram(&mut rng, c);
             let s = probe_socket()?;
             s.send_to(&d, server)
                 .map_err(BenchError::io("sending a probe"))?;

@@ -15,85 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
+use super::columns::Column;
 use super::daemon::Daemon;
 use super::util::{histogram, token};
 use super::{BenchError, Result};
-use tern::client::{Client, ClientOptions, EntryBody, Event, ServerTrust, Transport};
-use tern::config::{Config, SealPolicyName};
-
-/// One transport configuration: how the daemon is configured and how a
-/// client reaches it. A new transport is a new `Column`.
-#[derive(Clone, Copy)]
-pub struct Column {
-    /// Column title.
-    pub name: &'static str,
-    /// Daemon configuration for this column (its own daemon).
-    pub daemon: fn(&mut Config),
-    /// Client options for a token, once the daemon is up.
-    pub client: fn(&Daemon, Vec<u8>) -> Result<ClientOptions>,
-}
-
-fn plain_daemon(cfg: &mut Config) {
-    cfg.seal.policy = SealPolicyName::Off;
-}
-
-fn sealed_daemon(cfg: &mut Config) {
-    cfg.seal.policy = SealPolicyName::Required;
-}
-
-fn sealed_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
-    let Some(key) = d.seal_key else {
-        return Err(BenchError::Failed("the daemon has no seal key".into()));
-    };
-    let mut o = ClientOptions::new(d.udp, token);
-    o.seal_key = Some(key);
-    Ok(o)
-}
-
-fn udp_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
-    Ok(ClientOptions::new(d.udp, token))
-}
-
-fn quic_daemon(cfg: &mut Config) {
-    cfg.quic.listen = Some("127.0.0.1:0".parse().expect("literal"));
-}
-
-fn quic_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
-    let (Some(addr), Some(fp)) = (d.quic, d.fingerprint.as_deref()) else {
-        return Err(BenchError::Failed("the daemon has no QUIC listener".into()));
-    };
-    let mut o = ClientOptions::new(addr, token);
-    o.transport = Transport::Quic;
-    o.quic.server_name = Some("localhost".into());
-    o.quic.trust =
-        Some(ServerTrust::fingerprint(fp).map_err(|e| BenchError::Failed(e.to_string()))?);
-    Ok(o)
-}
-
-/// Raw UDP, plaintext (`[seal] policy = "off"`).
-pub const RAW_UDP: Column = Column {
-    name: "raw UDP (plaintext)",
-    daemon: plain_daemon,
-    client: udp_client,
-};
-
-/// Raw UDP sealed: Noise NK handshake at login, then ChaCha20-Poly1305 per
-/// packet (`[seal] policy = "required"`, the daemon's default), clients
-/// pinning the daemon's seal key.
-pub const SEALED_UDP: Column = Column {
-    name: "UDP sealed",
-    daemon: sealed_daemon,
-    client: sealed_client,
-};
-
-/// QUIC (TLS 1.3, DATAGRAM frames), certificate pinned by fingerprint.
-pub const QUIC: Column = Column {
-    name: "QUIC",
-    daemon: quic_daemon,
-    client: quic_client,
-};
+use tern::client::{Client, ClientError, EntryBody, Event, Sent};
 
 /// The load generator's runtime: two worker threads named `load-rt`.
 pub fn load_runtime() -> Result<tokio::runtime::Runtime> {
@@ -197,8 +125,15 @@ fn since(epoch: Instant) -> u64 {
     epoch.elapsed().as_micros() as u64
 }
 
-struct SenderOut {
-    client: Client,
+/// Settled sends: the submit time, and the outcome.
+type SendSet = JoinSet<(u64, std::result::Result<Sent, ClientError>)>;
+
+/// One sender's client and what it counted.
+struct Sender {
+    client: Arc<Client>,
+    to: u64,
+    len: usize,
+    epoch: Instant,
     submitted: u64,
     stored: u64,
     receipts: u64,
@@ -207,24 +142,73 @@ struct SenderOut {
     latency: Histogram<u64>,
 }
 
+impl Sender {
+    /// Sends `len`-byte messages to user `to`, timed from `epoch`.
+    fn new(client: Client, to: u64, len: usize, epoch: Instant) -> Sender {
+        Sender {
+            client: Arc::new(client),
+            to,
+            len,
+            epoch,
+            submitted: 0,
+            stored: 0,
+            receipts: 0,
+            disconnects: 0,
+            last_us: 0,
+            latency: histogram(),
+        }
+    }
+
+    /// Submits one message into `set`.
+    fn submit(&mut self, set: &mut SendSet) {
+        let c = self.client.clone();
+        let (ts, p) = payload(self.epoch, self.len);
+        let to = self.to;
+        set.spawn(async move { (ts, c.send(to, 1, 1, p).await) });
+        self.submitted += 1;
+    }
+
+    /// Counts a settled send (its stored ACK and latency); a failed one
+    /// ends the run.
+    fn settled(
+        &mut self,
+        r: std::result::Result<(u64, std::result::Result<Sent, ClientError>), JoinError>,
+    ) -> Result<()> {
+        match r {
+            Ok((ts, Ok(_))) => {
+                let now = since(self.epoch);
+                self.latency.saturating_record(now.saturating_sub(ts));
+                self.last_us = now;
+                self.stored += 1;
+                Ok(())
+            }
+            Ok((_, Err(e))) => Err(BenchError::Failed(format!("send: {e}"))),
+            Err(e) => Err(BenchError::Failed(format!("send task: {e}"))),
+        }
+    }
+
+    /// Reads the events the client library queued meanwhile (receipts),
+    /// so that its bounded queue never fills. No send may be in flight.
+    async fn drain_events(&mut self) {
+        let c = Arc::get_mut(&mut self.client).expect("no send in flight");
+        while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, c.recv()).await {
+            match ev {
+                Event::Entry(d) if matches!(d.body, EntryBody::Receipt { .. }) => {
+                    self.receipts += 1
+                }
+                Event::Disconnected => self.disconnects += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
 struct ReceiverOut {
     client: Client,
     delivered: u64,
     disconnects: u64,
     last_us: u64,
     latency: Histogram<u64>,
-}
-
-/// Events the client library queues for a sender (receipts): read without
-/// waiting, so that its bounded event queue never fills.
-async fn drain_sender_events(c: &mut Client, receipts: &mut u64, disconnects: &mut u64) {
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, c.recv()).await {
-        match ev {
-            Event::Entry(d) if matches!(d.body, EntryBody::Receipt { .. }) => *receipts += 1,
-            Event::Disconnected => *disconnects += 1,
-            _ => {}
-        }
-    }
 }
 
 fn unwrap_client(c: Arc<Client>) -> Client {
@@ -239,53 +223,24 @@ fn unwrap_client(c: Arc<Client>) -> Client {
 /// per message).
 const CHUNK: u64 = 2_000;
 
-async fn send_window(
-    client: Client,
-    to: u64,
-    n: u64,
-    window: usize,
-    len: usize,
-    epoch: Instant,
-) -> Result<SenderOut> {
-    let mut client = Arc::new(client);
-    let (mut submitted, mut stored, mut receipts, mut disconnects) = (0u64, 0u64, 0u64, 0u64);
-    let mut latency = histogram();
-    let mut last_us = 0;
-    while stored < n {
-        let chunk_end = (submitted + CHUNK).min(n);
-        let mut set = JoinSet::new();
-        while stored < chunk_end {
-            while set.len() < window.max(1) && submitted < chunk_end {
-                let c = client.clone();
-                let (ts, p) = payload(epoch, len);
-                set.spawn(async move { (ts, c.send(to, 1, 1, p).await) });
-                submitted += 1;
+/// `n` messages with `window` in flight.
+async fn send_window(mut s: Sender, n: u64, window: usize) -> Result<Sender> {
+    while s.stored < n {
+        let chunk_end = (s.submitted + CHUNK).min(n);
+        let mut set = SendSet::new();
+        while s.stored < chunk_end {
+            while set.len() < window.max(1) && s.submitted < chunk_end {
+                s.submit(&mut set);
             }
             match set.join_next().await {
-                Some(Ok((ts, Ok(_)))) => {
-                    let now = since(epoch);
-                    latency.saturating_record(now.saturating_sub(ts));
-                    last_us = now;
-                    stored += 1;
-                }
-                Some(Ok((_, Err(e)))) => return Err(BenchError::Failed(format!("send: {e}"))),
-                Some(Err(e)) => return Err(BenchError::Failed(format!("send task: {e}"))),
+                Some(r) => s.settled(r)?,
                 None => break,
             }
         }
         drop(set);
-        let c = Arc::get_mut(&mut client).expect("no send in flight");
-        drain_sender_events(c, &mut receipts, &mut disconnects).await;
+        s.drain_events().await;
     }
-    Ok(SenderOut {
-        client: unwrap_client(client),
-        submitted,
-        stored,
-        receipts,
-        disconnects,
-        last_us,
-        latency,
-    })
+    Ok(s)
 }
 
 async fn receive(
@@ -329,11 +284,13 @@ async fn receive(
     }
 }
 
+/// The report of a run, and the pairs (their clients) back for the next.
 fn merge(
-    senders: Vec<SenderOut>,
+    senders: Vec<Sender>,
     receivers: Vec<ReceiverOut>,
     expected: u64,
-) -> (LoadReport, Vec<Client>, Vec<Client>) {
+    receiver_users: Vec<u64>,
+) -> (LoadReport, Pairs) {
     let mut r = LoadReport {
         submitted: 0,
         stored: 0,
@@ -355,7 +312,7 @@ fn merge(
         r.disconnects += s.disconnects;
         last = last.max(s.last_us);
         let _ = r.stored_latency.add(&s.latency);
-        sc.push(s.client);
+        sc.push(unwrap_client(s.client));
     }
     for x in receivers {
         r.delivered += x.delivered;
@@ -366,7 +323,12 @@ fn merge(
     }
     r.elapsed = Duration::from_micros(last);
     r.incomplete = r.stored < expected || r.delivered < expected;
-    (r, sc, rc)
+    let pairs = Pairs {
+        senders: sc,
+        receivers: rc,
+        receiver_users,
+    };
+    (r, pairs)
 }
 
 async fn join_all<T: Send + 'static>(set: &mut JoinSet<Result<T>>) -> Result<Vec<T>> {
@@ -400,7 +362,7 @@ pub async fn throughput(
         sset.spawn(async move {
             match tokio::time::timeout_at(
                 deadline,
-                send_window(c, to, per_sender, window, len, epoch),
+                send_window(Sender::new(c, to, len, epoch), per_sender, window),
             )
             .await
             {
@@ -413,36 +375,27 @@ pub async fn throughput(
     }
     let senders = join_all(&mut sset).await?;
     let receivers = join_all(&mut rset).await?;
-    let (report, senders, receivers) = merge(senders, receivers, n * per_sender);
-    Ok((
-        report,
-        Pairs {
-            senders,
-            receivers,
-            receiver_users: pairs.receiver_users,
-        },
+    Ok(merge(
+        senders,
+        receivers,
+        n * per_sender,
+        pairs.receiver_users,
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One message every `period` for `duration`, the first after `offset`;
+/// then waits for the last ACKs. `sent` gets the number submitted.
 async fn send_rate(
-    client: Client,
-    to: u64,
+    mut s: Sender,
     period: Duration,
     offset: Duration,
     duration: Duration,
-    len: usize,
-    epoch: Instant,
     sent: Arc<AtomicU64>,
-) -> Result<SenderOut> {
-    let mut client = Arc::new(client);
-    let (mut submitted, mut stored, mut receipts, mut disconnects) = (0u64, 0u64, 0u64, 0u64);
-    let mut latency = histogram();
-    let mut last_us = 0;
+) -> Result<Sender> {
     let start = tokio::time::Instant::now() + offset;
     let end = start + duration;
     let mut tick = tokio::time::interval_at(start, period);
-    let mut set = JoinSet::new();
+    let mut set = SendSet::new();
     let mut sending = true;
     loop {
         if !sending && set.is_empty() {
@@ -454,35 +407,14 @@ async fn send_rate(
                     sending = false;
                     continue;
                 }
-                let c = client.clone();
-                let (ts, p) = payload(epoch, len);
-                set.spawn(async move { (ts, c.send(to, 1, 1, p).await) });
-                submitted += 1;
+                s.submit(&mut set);
             }
-            Some(r) = set.join_next(), if !set.is_empty() => match r {
-                Ok((ts, Ok(_))) => {
-                    let now = since(epoch);
-                    latency.saturating_record(now.saturating_sub(ts));
-                    last_us = now;
-                    stored += 1;
-                }
-                Ok((_, Err(e))) => return Err(BenchError::Failed(format!("send: {e}"))),
-                Err(e) => return Err(BenchError::Failed(format!("send task: {e}"))),
-            },
+            Some(r) = set.join_next(), if !set.is_empty() => s.settled(r)?,
         }
     }
-    sent.store(submitted, Ordering::Relaxed);
-    let c = Arc::get_mut(&mut client).expect("no send in flight");
-    drain_sender_events(c, &mut receipts, &mut disconnects).await;
-    Ok(SenderOut {
-        client: unwrap_client(client),
-        submitted,
-        stored,
-        receipts,
-        disconnects,
-        last_us,
-        latency,
-    })
+    sent.store(s.submitted, Ordering::Relaxed);
+    s.drain_events().await;
+    Ok(s)
 }
 
 /// Every sender sends at `rate / pairs` messages per second for `duration`
@@ -525,7 +457,13 @@ pub async fn fixed_rate(
         sset.spawn(async move {
             match tokio::time::timeout_at(
                 deadline,
-                send_rate(c, to, period, offset, duration, len, epoch, sent),
+                send_rate(
+                    Sender::new(c, to, len, epoch),
+                    period,
+                    offset,
+                    duration,
+                    sent,
+                ),
             )
             .await
             {
@@ -539,13 +477,5 @@ pub async fn fixed_rate(
     let senders = join_all(&mut sset).await?;
     let expected: u64 = senders.iter().map(|s| s.submitted).sum();
     let receivers = join_all(&mut rset).await?;
-    let (report, senders, receivers) = merge(senders, receivers, expected);
-    Ok((
-        report,
-        Pairs {
-            senders,
-            receivers,
-            receiver_users: pairs.receiver_users,
-        },
-    ))
+    Ok(merge(senders, receivers, expected, pairs.receiver_users))
 }

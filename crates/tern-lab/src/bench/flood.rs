@@ -9,29 +9,24 @@
 //! - **Flood:** one or more threads in this process, each sending from many
 //!   source addresses on loopback (127.0.0.2 and up, one socket each, so
 //!   per-source limits see many sources, as with a spoofed flood), paced to a
-//!   target rate with `sendmmsg`. Kinds: random bytes of mixed sizes;
+//!   target rate with `sendmmsg`. Kinds (from the hostile-datagram
+//!   catalogue, [`tern_sim::hostile`]): random bytes of mixed sizes;
 //!   well-formed packets (valid CRC) with random session ids; LOGINs without
 //!   a cookie (random tokens, mixed padding); and all three mixed.
 //! - **Phases:** no flood, each kind, mixed, no flood again. The daemon's
 //!   counters are read (settled) around each phase, and the kernel's
 //!   system-wide UDP receive-buffer drops from `/proc/net/snmp`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rand::{Rng, RngCore, SeedableRng};
-use tern_core::wire::limits::MAX_DATAGRAM;
-use tern_core::wire::{Ack, Frame, Header, Login, PacketBuilder, Send};
 
-use super::clients::{fixed_rate, load_runtime, Pairs, RAW_UDP, SEALED_UDP};
+use super::clients::{fixed_rate, load_runtime, Pairs};
+use super::columns::{RAW_UDP, SEALED_UDP};
 use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon, POKE_DATAGRAMS};
-use super::util::{machine_line, si, thread_cpu_now, threads_cpu, ScratchDir};
+use super::flooder::{Flood, FloodKind, FloodStats};
+use super::util::{loop_and_load_cpu, machine_line, si, threads_cpu, ScratchDir};
 use super::{BenchError, Result};
 use tern::server::Snapshot;
 
@@ -59,269 +54,6 @@ pub struct FloodOpts {
     pub dir: Option<PathBuf>,
     /// Keep it.
     pub keep: bool,
-}
-
-/// What a flood sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloodKind {
-    /// Random bytes, sizes 1..1400 (mixed).
-    Garbage,
-    /// Version 1 headers with random session ids and valid frames and CRC.
-    RandomSessions,
-    /// LOGINs without a cookie (random 64-byte tokens, mixed padding).
-    Logins,
-    /// Sealed-UDP HANDSHAKEs without a cookie (a random 96-byte message 1,
-    /// padded to 256 bytes as clients send it).
-    Handshakes,
-    /// The three above, interleaved.
-    Mixed,
-}
-
-impl FloodKind {
-    fn name(self) -> &'static str {
-        match self {
-            FloodKind::Garbage => "garbage (random bytes, 1-1400 B)",
-            FloodKind::RandomSessions => "well-formed, random session ids",
-            FloodKind::Logins => "LOGINs without cookie",
-            FloodKind::Handshakes => "HANDSHAKEs without cookie",
-            FloodKind::Mixed => "mixed (all three)",
-        }
-    }
-}
-
-/// Datagrams per `sendmmsg`.
-const BATCH: usize = 32;
-/// Distinct datagrams prepared per thread (cycled).
-const POOL: usize = 4096;
-
-fn garbage(r: &mut impl RngCore) -> Vec<u8> {
-    // Mixed sizes: many small, some mid, some near the MTU.
-    let len = match r.gen_range(0..10) {
-        0..=4 => r.gen_range(1..64),
-        5..=7 => r.gen_range(64..400),
-        _ => r.gen_range(400..1400),
-    };
-    let mut v = vec![0u8; len];
-    r.fill_bytes(&mut v);
-    v
-}
-
-fn random_session(r: &mut impl RngCore) -> Vec<u8> {
-    let h = Header {
-        session_id: r.gen_range(1..=u64::MAX),
-        packet_number: r.gen_range(1..1 << 20),
-    };
-    let mut pb = PacketBuilder::new(h, MAX_DATAGRAM);
-    let f = match r.gen_range(0..3) {
-        0 => Frame::Heartbeat(r.gen_range(0..=tern_core::wire::varint::MAX)),
-        1 => Frame::Ack(Ack {
-            receiver_online: false,
-            cumulative: r.gen_range(1..10_000),
-            delay_us: 500,
-            ranges: vec![],
-        }),
-        _ => {
-            let mut p = vec![0u8; r.gen_range(16..256)];
-            r.fill_bytes(&mut p);
-            Frame::Send(Send {
-                seq: r.gen_range(1..10_000),
-                to: r.gen_range(1..1_000_000),
-                conv: r.gen_range(1..1_000),
-                msg_type: 0,
-                payload: Bytes::from(p),
-            })
-        }
-    };
-    pb.push(&f).expect("fits");
-    pb.finish().to_vec()
-}
-
-fn login_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
-    let mut token = vec![0u8; 64];
-    r.fill_bytes(&mut token);
-    let mut pb = PacketBuilder::new(
-        Header {
-            session_id: 0,
-            packet_number: r.gen_range(1..1 << 20),
-        },
-        MAX_DATAGRAM,
-    );
-    pb.push(&Frame::Login(Login {
-        token: Bytes::from(token),
-        epoch: 0,
-        checkpoint: 0,
-    }))
-    .expect("fits");
-    match r.gen_range(0..4) {
-        0 => pb.pad_to(1200),
-        1 => pb.pad_to(300),
-        _ => {}
-    }
-    pb.finish().to_vec()
-}
-
-fn handshake_no_cookie(r: &mut impl RngCore) -> Vec<u8> {
-    let mut msg = vec![0u8; 96];
-    r.fill_bytes(&mut msg);
-    let mut pb = PacketBuilder::new(
-        Header {
-            session_id: 0,
-            packet_number: r.gen_range(1..1 << 20),
-        },
-        MAX_DATAGRAM,
-    );
-    pb.push(&Frame::Handshake(Bytes::from(msg))).expect("fits");
-    pb.pad_to(256);
-    pb.finish().to_vec()
-}
-
-fn pool(kind: FloodKind, seed: u64) -> Vec<Vec<u8>> {
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..POOL)
-        .map(|i| match kind {
-            FloodKind::Garbage => garbage(&mut r),
-            FloodKind::RandomSessions => random_session(&mut r),
-            FloodKind::Logins => login_no_cookie(&mut r),
-            FloodKind::Handshakes => handshake_no_cookie(&mut r),
-            FloodKind::Mixed => match i % 3 {
-                0 => garbage(&mut r),
-                1 => random_session(&mut r),
-                _ => login_no_cookie(&mut r),
-            },
-        })
-        .collect()
-}
-
-/// What one flood thread did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FloodStats {
-    /// Datagrams handed to the kernel.
-    pub sent: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Sending time.
-    pub elapsed: Duration,
-    /// CPU of the thread.
-    pub cpu: Duration,
-}
-
-fn flood_sockets(thread: usize, sources: usize, server: SocketAddr) -> Result<Vec<UdpSocket>> {
-    (0..sources.max(1))
-        .map(|i| {
-            let n = 2 + thread * sources.max(1) + i;
-            let ip = Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8);
-            let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))
-                .map_err(BenchError::io(format!("binding a flood socket on {ip}")))?;
-            s.connect(server)
-                .map_err(BenchError::io("connecting a flood socket"))?;
-            s.set_nonblocking(true)
-                .map_err(BenchError::io("setting a flood socket non-blocking"))?;
-            Ok(s)
-        })
-        .collect()
-}
-
-/// Sends `pool` round robin over `socks` at `rate` datagrams per second
-/// until `stop`.
-fn flood_loop(socks: &[UdpSocket], pool: &[Vec<u8>], rate: u64, stop: &AtomicBool) -> FloodStats {
-    let cpu0 = thread_cpu_now();
-    let start = Instant::now();
-    let mut st = FloodStats::default();
-    let mut next = 0usize;
-    let mut sock = 0usize;
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(BATCH);
-    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
-    while !stop.load(Ordering::Relaxed) {
-        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-        if st.sent >= due {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
-        }
-        let n = ((due - st.sent) as usize).min(BATCH);
-        iov.clear();
-        msgs.clear();
-        for k in 0..n {
-            let d = &pool[(next + k) % pool.len()];
-            iov.push(libc::iovec {
-                iov_base: d.as_ptr() as *mut libc::c_void,
-                iov_len: d.len(),
-            });
-        }
-        for v in iov.iter_mut() {
-            // SAFETY: an all-zero mmsghdr is valid (no name, no control).
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = v as *mut libc::iovec;
-            m.msg_hdr.msg_iovlen = 1;
-            msgs.push(m);
-        }
-        let fd = socks[sock % socks.len()].as_raw_fd();
-        sock += 1;
-        // SAFETY: `msgs` holds `n` valid headers pointing into `iov`, which
-        // points into `pool`; all outlive the call.
-        let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, 0) };
-        if rc > 0 {
-            let rc = rc as usize;
-            for k in 0..rc {
-                st.bytes += pool[(next + k) % pool.len()].len() as u64;
-            }
-            st.sent += rc as u64;
-            next = (next + rc) % pool.len();
-        } else {
-            // Full socket buffer (or ICMP error): move on to the next socket.
-            std::thread::yield_now();
-        }
-    }
-    st.elapsed = start.elapsed();
-    st.cpu = thread_cpu_now().saturating_sub(cpu0);
-    st
-}
-
-/// A running flood.
-struct Flood {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<FloodStats>>,
-}
-
-impl Flood {
-    fn start(
-        kind: FloodKind,
-        server: SocketAddr,
-        rate: u64,
-        threads: usize,
-        sources: usize,
-        seed: u64,
-    ) -> Result<Flood> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = threads.max(1);
-        let mut hs = Vec::new();
-        for t in 0..threads {
-            let socks = flood_sockets(t, sources, server)?;
-            let pool = pool(kind, seed + t as u64);
-            let stop = stop.clone();
-            let per = rate / threads as u64;
-            hs.push(
-                std::thread::Builder::new()
-                    .name(format!("flood-{t}"))
-                    .spawn(move || flood_loop(&socks, &pool, per, &stop))
-                    .map_err(BenchError::io("spawning a flood thread"))?,
-            );
-        }
-        Ok(Flood { stop, threads: hs })
-    }
-
-    fn stop(self) -> FloodStats {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = FloodStats::default();
-        for h in self.threads {
-            if let Ok(s) = h.join() {
-                all.sent += s.sent;
-                all.bytes += s.bytes;
-                all.elapsed = all.elapsed.max(s.elapsed);
-                all.cpu += s.cpu;
-            }
-        }
-        all
-    }
 }
 
 struct Phase {
@@ -437,15 +169,7 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
         let (r, p) = res?;
         pairs = Some(p);
         let after = daemon.settled_snapshot();
-        let (mut cl, mut cg) = (Duration::ZERO, Duration::ZERO);
-        for (tid, (name, c)) in &cpu1 {
-            let d = c.saturating_sub(cpu0.get(tid).map_or(Duration::ZERO, |x| x.1));
-            if *tid == daemon.loop_tid {
-                cl += d;
-            } else if name.starts_with("load-rt") {
-                cg += d;
-            }
-        }
+        let (cl, cg) = loop_and_load_cpu(&cpu0, &cpu1, daemon.loop_tid);
         let w = wall.as_secs_f64().max(1e-9);
         let name = match kind {
             None if i == 0 => "no flood (before)".to_string(),

@@ -13,17 +13,23 @@
 //! - [`amplification`]: bytes answered per byte received from unvalidated
 //!   sources, per kind of pre-login datagram.
 //!
-//! [`flow`] is the load generator they share: many sans-IO
+//! [`fleet`] is the load generator they share: many sans-IO
 //! [`ClientConn`](tern_core::client::ClientConn)s over non-blocking sockets
-//! driven by one thread each side, so the load generator costs little CPU.
+//! driven by one thread, so the load generator costs little CPU; [`flow`]
+//! runs senders and receivers of it on two threads and measures them.
 
 pub mod amplification;
 pub mod backlog;
 pub mod clients;
+pub mod columns;
 pub mod daemon;
+pub mod fleet;
 pub mod flood;
+pub mod flooder;
 pub mod flow;
+pub mod logins;
 pub mod relay;
+pub mod session_sink;
 pub mod sessions;
 pub mod store;
 pub mod transports;

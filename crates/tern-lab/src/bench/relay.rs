@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::flow::{run_flow, FlowSpec};
+use super::flow::{run_flow_with_cpu, FlowSpec};
 use super::util::{
-    cpu_by_group, fmt_cpu, fmt_latency, histogram, machine_line, rate, si, thread_cpu_now,
-    thread_group, threads_cpu, ScratchDir, Target,
+    fmt_cpu, fmt_latency, histogram, machine_line, rate, si, thread_cpu_now, ScratchDir, Target,
 };
 use super::{BenchError, Result};
 
@@ -308,25 +307,13 @@ pub fn run(opts: &RelayOpts) -> Result<()> {
             Target::in_process(scratch.path(), |_| {})?
         }
     };
-    let b = target.user_base;
     let spec = FlowSpec {
-        senders: (0..pairs as u64).map(|i| (b + i, 1)).collect(),
-        targets: (0..pairs as u64).map(|i| b + pairs as u64 + i).collect(),
-        receivers: (0..pairs as u64)
-            .map(|i| (b + pairs as u64 + i, 1))
-            .collect(),
-        per_sender,
         window: opts.window,
         payload: opts.payload,
-        convs: None,
         max_time: opts.max_time,
+        ..FlowSpec::pairs(target.user_base, pairs, per_sender, true)
     };
-    let loop_tid = target.server().map_or(-1, |s| s.loop_tid);
-    let mut cpu_before = Default::default();
-    let report = run_flow(target.addr, &target.keys, spec, || {
-        cpu_before = threads_cpu();
-    })?;
-    let cpu_after = threads_cpu();
+    let (report, groups) = run_flow_with_cpu(&target, spec)?;
     let snapshot = target.stop()?;
 
     let base2 = raw_relay(messages, matched, size, opts.max_time)?;
@@ -387,7 +374,6 @@ pub fn run(opts: &RelayOpts) -> Result<()> {
             s.broker.uplink_duplicates,
             report.disconnects,
         );
-        let groups = cpu_by_group(&cpu_before, &cpu_after, thread_group(loop_tid));
         let w = report.elapsed.as_secs_f64().max(1e-9);
         println!(
             "  cpu (% of one core over the run): {}; load generator senders {:.0}%, receivers {:.0}%",

@@ -11,11 +11,8 @@ use bytes::Bytes;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
 
-use super::flow::{run_flow, FlowSpec};
-use super::util::{
-    cpu_by_group, fmt_cpu, fmt_latency, machine_line, rate, si, thread_group, threads_cpu,
-    ScratchDir, Target,
-};
+use super::flow::{run_flow_with_cpu, FlowSpec};
+use super::util::{fmt_cpu, fmt_latency, machine_line, rate, si, ScratchDir, Target};
 use super::{BenchError, Result};
 use tern::store::keys::inbox_key;
 
@@ -148,13 +145,17 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         fs_type(scratch.path()),
     );
 
-    let raw1 = raw_rocks(
-        &scratch.path().join("raw1"),
-        messages,
-        batch,
-        frame_len,
-        senders as u64,
-    )?;
+    // The same entries as tern stores, into a fresh database each time.
+    let raw_run = |name: &str, entries: u64, batch: usize| {
+        raw_rocks(
+            &scratch.path().join(name),
+            entries,
+            batch,
+            frame_len,
+            senders as u64,
+        )
+    };
+    let raw1 = raw_run("raw1", messages, batch)?;
     println!(
         "  baseline raw RocksDB, run 1: {} entries/s ({} entries in synced batches of {}, {:.2?})",
         si(raw1.rate()),
@@ -164,34 +165,16 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
     );
 
     let target = Target::in_process(&scratch.path().join("ternd"), |_| {})?;
-    let b = target.user_base;
     let spec = FlowSpec {
-        senders: (0..senders as u64).map(|i| (b + i, 1)).collect(),
-        targets: (0..senders as u64)
-            .map(|i| b + senders as u64 + i)
-            .collect(),
-        receivers: Vec::new(),
-        per_sender,
         window: opts.window,
         payload: opts.payload,
-        convs: None,
         max_time: opts.max_time,
+        ..FlowSpec::pairs(target.user_base, senders, per_sender, false)
     };
-    let loop_tid = target.server().map_or(-1, |s| s.loop_tid);
-    let mut cpu_before = Default::default();
-    let report = run_flow(target.addr, &target.keys, spec, || {
-        cpu_before = threads_cpu();
-    })?;
-    let cpu_after = threads_cpu();
+    let (report, groups) = run_flow_with_cpu(&target, spec)?;
     let snapshot = target.stop()?.unwrap_or_default();
 
-    let raw2 = raw_rocks(
-        &scratch.path().join("raw2"),
-        messages,
-        batch,
-        frame_len,
-        senders as u64,
-    )?;
+    let raw2 = raw_run("raw2", messages, batch)?;
     println!(
         "  baseline raw RocksDB, run 2: {} entries/s ({:.2?})",
         si(raw2.rate()),
@@ -219,13 +202,8 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
     );
     // The same raw writes at the batch size tern actually achieved.
     let tern_batch = (per_fsync.round() as usize).max(1);
-    let raw_same = raw_rocks(
-        &scratch.path().join("raw3"),
-        messages.min(tern_batch as u64 * 400).max(tern_batch as u64),
-        tern_batch,
-        frame_len,
-        senders as u64,
-    )?;
+    let entries = messages.min(tern_batch as u64 * 400).max(tern_batch as u64);
+    let raw_same = raw_run("raw3", entries, tern_batch)?;
     println!(
         "  baseline raw RocksDB at tern's mean batch ({tern_batch} entries/fsync): {} entries/s",
         si(raw_same.rate())
@@ -250,7 +228,6 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         snapshot.broker.datagrams_in,
         snapshot.broker.datagrams_out,
     );
-    let groups = cpu_by_group(&cpu_before, &cpu_after, thread_group(loop_tid));
     println!(
         "  cpu (% of one core over the run): {}; load generator {:.0}%",
         fmt_cpu(&groups, report.stored_elapsed),

@@ -2,7 +2,7 @@
 //! (plaintext) against QUIC (TLS 1.3) in the same run, through the same
 //! client library and the same daemon code.
 //!
-//! Each column ([`super::clients::Column`]) gets its own in-process daemon,
+//! Each column ([`super::columns::Column`]) gets its own in-process daemon,
 //! configured as that transport needs. Two measurements per column:
 //!
 //! 1. **Throughput** (like `tern-bench relay`, online receivers, both
@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::clients::{
-    fixed_rate, load_runtime, throughput, Column, LoadReport, Pairs, QUIC, RAW_UDP, SEALED_UDP,
-};
+use super::clients::{fixed_rate, load_runtime, throughput, LoadReport, Pairs};
+use super::columns::{Column, QUIC, RAW_UDP, SEALED_UDP};
 use super::daemon::{data_base, socket_drops, udp_rcvbuf_errors, Daemon};
-use super::util::{histogram, machine_line, rate, si, threads_cpu, ScratchDir};
+use super::util::{histogram, loop_and_load_cpu, machine_line, rate, si, threads_cpu, ScratchDir};
 use super::Result;
 
 /// Options of `tern-bench transports`.
@@ -72,6 +71,54 @@ struct ColumnResult {
     daemon_drops: u64,
 }
 
+impl ColumnResult {
+    /// What every run adds: drops, lost sessions, incompleteness.
+    fn count(&mut self, r: &LoadReport, daemon_drops: u64, rcvbuf_drops: u64) {
+        self.daemon_drops += daemon_drops;
+        self.rcvbuf_drops += rcvbuf_drops;
+        self.disconnects += r.disconnects;
+        self.incomplete |= r.incomplete;
+    }
+}
+
+/// (round, column) in run order: every column once per round, in order on
+/// even rounds and reversed on odd ones.
+fn schedule(rounds: usize, columns: usize) -> Vec<(usize, usize)> {
+    (0..rounds)
+        .flat_map(|round| {
+            let order: Vec<usize> = if round % 2 == 0 {
+                (0..columns).collect()
+            } else {
+                (0..columns).rev().collect()
+            };
+            order.into_iter().map(move |ci| (round, ci))
+        })
+        .collect()
+}
+
+/// UDP receive-buffer drop counters at the start of a run.
+struct Drops {
+    daemon: u64,
+    system: u64,
+}
+
+impl Drops {
+    fn start(d: &Daemon) -> Drops {
+        Drops {
+            daemon: daemon_socket_drops(d),
+            system: udp_rcvbuf_errors(),
+        }
+    }
+
+    /// Drops since the start: (at the daemon's socket, system-wide).
+    fn since(&self, d: &Daemon) -> (u64, u64) {
+        (
+            daemon_socket_drops(d).saturating_sub(self.daemon),
+            udp_rcvbuf_errors().saturating_sub(self.system),
+        )
+    }
+}
+
 fn add(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
     let t = into.get_or_insert_with(histogram);
     let _ = t.add(h);
@@ -94,16 +141,7 @@ fn cpu_per_msg(
     loop_tid: i32,
     messages: u64,
 ) -> (f64, f64) {
-    let mut daemon = Duration::ZERO;
-    let mut load = Duration::ZERO;
-    for (tid, (name, cpu)) in after {
-        let d = cpu.saturating_sub(before.get(tid).map_or(Duration::ZERO, |(_, c)| *c));
-        if *tid == loop_tid {
-            daemon += d;
-        } else if name.starts_with("load-rt") {
-            load += d;
-        }
-    }
+    let (daemon, load) = loop_and_load_cpu(before, after, loop_tid);
     let m = messages.max(1) as f64;
     (daemon.as_secs_f64() * 1e6 / m, load.as_secs_f64() * 1e6 / m)
 }
@@ -162,84 +200,60 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
     let mut results: Vec<ColumnResult> = cols.iter().map(|_| ColumnResult::default()).collect();
     let mut base = 1u64;
     let rounds = opts.rounds.max(1);
-    for round in 0..rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..cols.len()).collect()
-        } else {
-            (0..cols.len()).rev().collect()
-        };
-        for &ci in &order {
-            let (c, d) = (&cols[ci], &daemons[ci]);
-            let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
-            base += 2 * pairs as u64 + 16;
-            let before = threads_cpu();
-            let drops0 = udp_rcvbuf_errors();
-            let dd0 = daemon_socket_drops(d);
-            let (r, p) = rt.block_on(throughput(
-                p,
-                per_sender,
-                opts.window,
-                opts.payload,
-                opts.max_time,
-            ))?;
-            let after = threads_cpu();
-            let drops = udp_rcvbuf_errors().saturating_sub(drops0);
-            let dd = daemon_socket_drops(d).saturating_sub(dd0);
-            rt.block_on(p.close());
-            let (dl, lg) = cpu_per_msg(&before, &after, d.loop_tid, r.completed());
-            let res = &mut results[ci];
-            res.rcvbuf_drops += drops;
-            res.daemon_drops += dd;
-            res.rates.push(rate(r.completed(), r.elapsed));
-            add(&mut res.throughput_latency, &r.stored_latency);
-            res.loop_us_per_msg.push(dl);
-            res.load_us_per_msg.push(lg);
-            res.disconnects += r.disconnects;
-            res.incomplete |= r.incomplete;
-            line(
-                &format!("run {}", round + 1),
-                c,
-                &r,
-                &format!("; cpu per message: daemon loop {dl:.1} us, load generator {lg:.1} us; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
-            );
-        }
+    for (round, ci) in schedule(rounds, cols.len()) {
+        let (c, d) = (&cols[ci], &daemons[ci]);
+        let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
+        base += 2 * pairs as u64 + 16;
+        let before = threads_cpu();
+        let drops = Drops::start(d);
+        let (r, p) = rt.block_on(throughput(
+            p,
+            per_sender,
+            opts.window,
+            opts.payload,
+            opts.max_time,
+        ))?;
+        let after = threads_cpu();
+        let (dd, drops) = drops.since(d);
+        rt.block_on(p.close());
+        let (dl, lg) = cpu_per_msg(&before, &after, d.loop_tid, r.completed());
+        let res = &mut results[ci];
+        res.count(&r, dd, drops);
+        res.rates.push(rate(r.completed(), r.elapsed));
+        add(&mut res.throughput_latency, &r.stored_latency);
+        res.loop_us_per_msg.push(dl);
+        res.load_us_per_msg.push(lg);
+        line(
+            &format!("run {}", round + 1),
+            c,
+            &r,
+            &format!("; cpu per message: daemon loop {dl:.1} us, load generator {lg:.1} us; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
+        );
     }
-    for round in 0..rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..cols.len()).collect()
-        } else {
-            (0..cols.len()).rev().collect()
-        };
-        for &ci in &order {
-            let (c, d) = (&cols[ci], &daemons[ci]);
-            let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
-            base += 2 * pairs as u64 + 16;
-            let drops0 = udp_rcvbuf_errors();
-            let dd0 = daemon_socket_drops(d);
-            let (r, p) = rt.block_on(fixed_rate(
-                p,
-                opts.rate,
-                opts.duration,
-                opts.payload,
-                Duration::from_secs(10),
-            ))?;
-            let drops = udp_rcvbuf_errors().saturating_sub(drops0);
-            let dd = daemon_socket_drops(d).saturating_sub(dd0);
-            rt.block_on(p.close());
-            let res = &mut results[ci];
-            res.rcvbuf_drops += drops;
-            res.daemon_drops += dd;
-            add(&mut res.delivery, &r.delivery_latency);
-            add(&mut res.stored, &r.stored_latency);
-            res.disconnects += r.disconnects;
-            res.incomplete |= r.incomplete;
-            line(
-                &format!("latency {}", round + 1),
-                c,
-                &r,
-                &format!("; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
-            );
-        }
+    for (round, ci) in schedule(rounds, cols.len()) {
+        let (c, d) = (&cols[ci], &daemons[ci]);
+        let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
+        base += 2 * pairs as u64 + 16;
+        let drops = Drops::start(d);
+        let (r, p) = rt.block_on(fixed_rate(
+            p,
+            opts.rate,
+            opts.duration,
+            opts.payload,
+            Duration::from_secs(10),
+        ))?;
+        let (dd, drops) = drops.since(d);
+        rt.block_on(p.close());
+        let res = &mut results[ci];
+        res.count(&r, dd, drops);
+        add(&mut res.delivery, &r.delivery_latency);
+        add(&mut res.stored, &r.stored_latency);
+        line(
+            &format!("latency {}", round + 1),
+            c,
+            &r,
+            &format!("; UDP receive-buffer drops: daemon socket {dd}, system-wide {drops}"),
+        );
     }
     drop(rt);
     for (c, d) in cols.iter().zip(daemons) {

@@ -136,15 +136,31 @@ pub fn cpu_by_group(
     sums
 }
 
+/// CPU used between two [`threads_cpu`] snapshots by the daemon loop
+/// thread `loop_tid`, and by the load generator's runtime threads
+/// (`load-rt`).
+pub fn loop_and_load_cpu(
+    before: &HashMap<i32, (String, Duration)>,
+    after: &HashMap<i32, (String, Duration)>,
+    loop_tid: i32,
+) -> (Duration, Duration) {
+    let mut daemon = Duration::ZERO;
+    let mut load = Duration::ZERO;
+    for (tid, (name, cpu)) in after {
+        let d = cpu.saturating_sub(before.get(tid).map_or(Duration::ZERO, |(_, c)| *c));
+        if *tid == loop_tid {
+            daemon += d;
+        } else if name.starts_with("load-rt") {
+            load += d;
+        }
+    }
+    (daemon, load)
+}
+
 /// Resident set size of process `pid`, in bytes (VmRSS).
 pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| BenchError::Failed(format!("no VmRSS in {path}")))
+    crate::process::proc_rss(pid)
+        .ok_or_else(|| BenchError::Failed(format!("no VmRSS in /proc/{pid}/status")))
 }
 
 /// A token signed with `keys`, valid for a day.

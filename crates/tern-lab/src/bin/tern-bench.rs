@@ -16,9 +16,8 @@ use tern_lab::bench;
     about = "Tern benchmarks, each against a baseline from the same run"
 )]
 struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: tern::cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,25 +33,33 @@ struct Scratch {
     keep: bool,
 }
 
+/// Sender/receiver pairs with a window of messages in flight (relay, and
+/// the throughput runs of transports).
+#[derive(Args, Clone)]
+struct PairLoad {
+    /// Sender/receiver pairs.
+    #[arg(long, default_value_t = 16)]
+    pairs: usize,
+    /// Messages in flight per sender.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Messages per measured run, split over the pairs.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Payload bytes (at least 16).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Time limit of each measured run.
+    #[arg(long, default_value = "30s")]
+    max_time: humantime::Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Online relay throughput (stored ACK and delivery) vs a raw-UDP relay.
     Relay {
-        /// Sender/receiver pairs.
-        #[arg(long, default_value_t = 16)]
-        pairs: usize,
-        /// Messages in flight per sender.
-        #[arg(long, default_value_t = 64)]
-        window: usize,
-        /// Messages in all.
-        #[arg(long, default_value_t = 100_000)]
-        messages: u64,
-        /// Payload bytes (at least 16).
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
-        /// Time limit of each measured run.
-        #[arg(long, default_value = "30s")]
-        max_time: humantime::Duration,
+        #[command(flatten)]
+        load: PairLoad,
         /// Messages in flight in the raw-UDP baseline (0: as many as tern,
         /// pairs × window). A run with 64 in flight is always added.
         #[arg(long, default_value_t = 0)]
@@ -139,18 +146,8 @@ enum Command {
     /// Transport security cost: raw UDP (plaintext) vs QUIC, throughput
     /// and latency at a fixed rate, in the same run.
     Transports {
-        /// Sender/receiver pairs.
-        #[arg(long, default_value_t = 16)]
-        pairs: usize,
-        /// Messages in flight per sender (throughput runs).
-        #[arg(long, default_value_t = 64)]
-        window: usize,
-        /// Messages per throughput run.
-        #[arg(long, default_value_t = 100_000)]
-        messages: u64,
-        /// Payload bytes (at least 16).
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
+        #[command(flatten)]
+        load: PairLoad,
         /// Messages per second in all during the latency runs.
         #[arg(long, default_value_t = 2_000.0)]
         rate: f64,
@@ -160,9 +157,6 @@ enum Command {
         /// Rounds; each runs every transport once, in alternating order.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
-        /// Time limit of each throughput run.
-        #[arg(long, default_value = "30s")]
-        max_time: humantime::Duration,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -222,11 +216,7 @@ fn d(h: humantime::Duration) -> Duration {
 fn run(b: Command) -> anyhow::Result<()> {
     match b {
         Command::Relay {
-            pairs,
-            window,
-            messages,
-            payload,
-            max_time,
+            load,
             baseline_window,
             server,
             data_dir,
@@ -237,11 +227,11 @@ fn run(b: Command) -> anyhow::Result<()> {
                 _ => None,
             };
             bench::relay::run(&bench::relay::RelayOpts {
-                pairs,
-                window,
-                messages,
-                payload: payload.max(16),
-                max_time: d(max_time),
+                pairs: load.pairs,
+                window: load.window,
+                messages: load.messages,
+                payload: load.payload.max(16),
+                max_time: d(load.max_time),
                 baseline_window,
                 server,
                 dir: scratch.dir,
@@ -303,24 +293,20 @@ fn run(b: Command) -> anyhow::Result<()> {
             keep: scratch.keep,
         })?,
         Command::Transports {
-            pairs,
-            window,
-            messages,
-            payload,
+            load,
             rate,
             duration,
             rounds,
-            max_time,
             scratch,
         } => bench::transports::run(&bench::transports::TransportsOpts {
-            pairs,
-            window,
-            messages,
-            payload: payload.max(16),
+            pairs: load.pairs,
+            window: load.window,
+            messages: load.messages,
+            payload: load.payload.max(16),
             rate,
             duration: d(duration),
             rounds,
-            max_time: d(max_time),
+            max_time: d(load.max_time),
             dir: scratch.dir,
             keep: scratch.keep,
         })?,
@@ -363,7 +349,7 @@ fn run(b: Command) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tern_lab::init_logging(cli.verbose);
+    cli.log.init_logging(tracing::Level::WARN);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

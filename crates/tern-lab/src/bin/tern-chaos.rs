@@ -15,24 +15,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use tern_lab::chaos::{self, daemon::locate_ternd, Params, Report};
-use tern_sim::impairment::parse_duration;
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-        .ok_or_else(|| format!("`{s}`: expected a duration with a unit, like 500ms, 5s or 2m"))
-}
-
-/// A period that can be switched `off`.
-#[derive(Debug, Clone, Copy)]
-struct Period(Option<Duration>);
-
-fn period_arg(s: &str) -> Result<Period, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(Period(None));
-    }
-    duration_arg(s).map(|d| Period(Some(d)))
-}
+use tern_lab::args::{duration_arg, period_arg, Period};
+use tern_lab::chaos::{self, Params, Report};
+use tern_lab::ternd::locate_ternd;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Profile {
@@ -193,12 +178,7 @@ fn print_examples(report: &Report, dir: &Path) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tern_lab::proxy=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tern::cli::init_logging("info,tern_lab::proxy=warn");
     match cli.command {
         Command::Check { dir } => {
             let report = chaos::check_dir(&dir).map_err(anyhow::Error::msg)?;
@@ -211,7 +191,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let params = args.params()?;
-            let ternd = locate_ternd(args.ternd.as_deref()).map_err(anyhow::Error::msg)?;
+            let ternd = locate_ternd(args.ternd.as_deref())?;
             let (dir, temporary) = match &args.dir {
                 Some(d) => (d.clone(), false),
                 None => {

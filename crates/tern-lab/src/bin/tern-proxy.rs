@@ -17,30 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use tern_lab::args::{duration_arg, period_arg, Period};
 use tern_lab::{Impairment, Proxy, ProxyConfig};
-use tern_sim::impairment::parse_duration;
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-        .ok_or_else(|| format!("`{s}`: expected a duration with a unit, like 500ms, 5s or 2m"))
-}
-
-/// A period that can be switched `off`.
-#[derive(Debug, Clone, Copy)]
-struct Period(Option<Duration>);
-
-fn period_arg(s: &str) -> Result<Period, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(Period(None));
-    }
-    duration_arg(s).and_then(|d| {
-        if d.is_zero() {
-            Err("must be positive (or `off`)".to_string())
-        } else {
-            Ok(Period(Some(d)))
-        }
-    })
-}
 
 fn impairment_arg(s: &str) -> Result<Impairment, String> {
     Impairment::parse(s).map_err(|e| e.to_string())
@@ -127,18 +105,12 @@ Example: --up \"loss=0.1,burst=0.05:0.3,delay=50ms,jitter=10ms,rate=1mbps,blacko
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let default_filter = if args.verbose {
+    // `tern` is a prefix of every Tern crate's targets (tern_lab::proxy too).
+    tern::cli::init_logging(if args.verbose {
         "info,tern=debug"
     } else {
         "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    });
 
     let seed = args.seed.unwrap_or_else(rand::random);
     let both = args.both.unwrap_or_default();

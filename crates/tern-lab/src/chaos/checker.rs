@@ -27,143 +27,21 @@
 //!   inbox entry, recalls (the run sends none), malformed journal lines.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 
 use super::journal::{
     journal_dir, parse_payload, read_jsonl, recv_file, EntryKind, EntryRecord, Meta, MsgId,
     RecvRecord, SendRecord,
 };
+use super::receipts::{check_receipt, PrefixCache, Receipt};
+pub use super::report::{Kind, Report, EXAMPLES_PER_KIND};
 
-/// Violation categories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// ACKed message missing at a device of its receiver.
-    Lost,
-    /// Entry or message handed twice.
-    Duplicate,
-    /// Out of order.
-    Order,
-    /// Wrong receipt.
-    BadReceipt,
-    /// Skipped inbox entries.
-    Gap,
-    /// Impossible data.
-    Bogus,
-}
+/// A device: (user, device).
+pub(super) type Dev = (u64, u32);
 
-impl Kind {
-    /// All categories, in report order.
-    pub const ALL: [Kind; 6] = [
-        Kind::Lost,
-        Kind::Duplicate,
-        Kind::Order,
-        Kind::BadReceipt,
-        Kind::Gap,
-        Kind::Bogus,
-    ];
-
-    /// Short name used in the summary line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Lost => "lost",
-            Kind::Duplicate => "duplicates",
-            Kind::Order => "order",
-            Kind::BadReceipt => "bad_receipts",
-            Kind::Gap => "gaps",
-            Kind::Bogus => "bogus",
-        }
-    }
-}
-
-/// How many examples of each category a report keeps.
-pub const EXAMPLES_PER_KIND: usize = 25;
-
-/// The checker's verdict.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Devices checked.
-    pub devices: usize,
-    /// Messages submitted (`submit` lines).
-    pub submitted: u64,
-    /// Messages acknowledged (`ack` lines).
-    pub acked: u64,
-    /// Message entries handed to applications (all devices, duplicates included).
-    pub deliveries: u64,
-    /// Messages delivered somewhere although their `send` never resolved
-    /// `Ok` (the sender went away first): allowed, informational.
-    pub unacked_delivered: u64,
-    /// Distinct receipt entries checked (DELIVERED + READ).
-    pub receipts: u64,
-    /// Of which READ.
-    pub read_receipts: u64,
-    /// Violation counts.
-    pub counts: BTreeMap<Kind, u64>,
-    /// Up to [`EXAMPLES_PER_KIND`] descriptions per category.
-    pub examples: BTreeMap<Kind, Vec<String>>,
-}
-
-impl Report {
-    fn violation(&mut self, kind: Kind, what: impl FnOnce() -> String) {
-        *self.counts.entry(kind).or_default() += 1;
-        let ex = self.examples.entry(kind).or_default();
-        if ex.len() < EXAMPLES_PER_KIND {
-            ex.push(what());
-        }
-    }
-
-    /// Violations of one category.
-    pub fn count(&self, kind: Kind) -> u64 {
-        self.counts.get(&kind).copied().unwrap_or(0)
-    }
-
-    /// Violations of all categories.
-    pub fn total_violations(&self) -> u64 {
-        self.counts.values().sum()
-    }
-
-    /// No violation at all.
-    pub fn passed(&self) -> bool {
-        self.total_violations() == 0
-    }
-
-    /// Every kept example, one per line, prefixed by its category.
-    pub fn example_lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for k in Kind::ALL {
-            for e in self.examples.get(&k).into_iter().flatten() {
-                out.push(format!("{}: {e}", k.name()));
-            }
-        }
-        out
-    }
-}
-
-impl fmt::Display for Report {
-    /// The one-line summary.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} acked={} delivered={} receipts={} devices={}",
-            if self.passed() { "PASS" } else { "FAIL" },
-            self.acked,
-            self.deliveries,
-            self.receipts,
-            self.devices
-        )?;
-        for k in Kind::ALL {
-            write!(f, " {}={}", k.name(), self.count(k))?;
-        }
-        Ok(())
-    }
-}
-
-type Dev = (u64, u32);
-
-/// (acknowledging device, sender user, sender device, READ conversation) →
-/// the known sender sequences to that user, and the running maximum of the
-/// times the device was handed them (`u64::MAX`: never).
-type PrefixCache = HashMap<(Dev, u64, u32, Option<u64>), (Vec<u64>, Vec<u64>)>;
+/// Known messages from (sender user, sender device) to receiver user:
+/// sender sequence → conversation.
+pub(super) type Known = HashMap<(u64, u32, u64), BTreeMap<u64, u64>>;
 
 /// What a device was handed of one message: first time and sender sequence.
 #[derive(Debug, Clone, Copy)]
@@ -207,27 +85,12 @@ impl Content {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Receipt {
-    /// Owner of the inbox (the original sender).
-    owner: u64,
-    inbox_seq: u64,
-    /// Earliest time any device of the owner got it.
-    t_us: u64,
-    read: bool,
-    conv: u64,
-    /// Author: receiving user and the acknowledging (reading) device.
-    by: Dev,
-    target_device: u32,
-    target_seq: u64,
-}
-
 #[derive(Default)]
-struct DevState {
+pub(super) struct DevState {
     /// Messages handed, by payload id.
     seen: HashMap<MsgId, Seen>,
     /// (from_user, from_device, from_seq) → first time handed.
-    by_seq: HashMap<(u64, u32, u64), u64>,
+    pub(super) by_seq: HashMap<(u64, u32, u64), u64>,
 }
 
 /// Checks the run directory `dir` (the folder holding `journal/`).
@@ -267,7 +130,7 @@ struct Checker {
     inbox: HashMap<(u64, u64), Content>,
     /// Known messages from (sender user, sender device) to receiver user:
     /// sender sequence → conversation.
-    known: HashMap<(u64, u32, u64), BTreeMap<u64, u64>>,
+    known: Known,
     receipts: HashMap<(u64, u64), Receipt>,
     /// Ids handed twice to some device (their sequence checks are moot).
     duplicated: HashSet<MsgId>,
@@ -562,87 +425,8 @@ impl Checker {
             if r.read {
                 self.report.read_receipts += 1;
             }
-            self.check_receipt(r, &mut cache);
+            check_receipt(r, &self.known, &self.devs, &mut cache, &mut self.report);
         }
         self.report
-    }
-
-    fn check_receipt(&mut self, r: &Receipt, cache: &mut PrefixCache) {
-        let (a, d, q) = (r.owner, r.target_device, r.target_seq);
-        let (b, bd) = r.by;
-        let what = if r.read { "READ" } else { "DELIVERED" };
-        let describe = |why: String| {
-            format!(
-                "{what} receipt #{} in user {a}'s inbox from {b}/{bd} for {a}/{d} seq {q} (conv {}): {why}",
-                r.inbox_seq, r.conv
-            )
-        };
-        let target_conv = self.known.get(&(a, d, b)).and_then(|m| m.get(&q)).copied();
-        let Some(target_conv) = target_conv else {
-            self.report.violation(Kind::BadReceipt, || {
-                describe(format!("no message {a}/{d} seq {q} to user {b} exists"))
-            });
-            return;
-        };
-        if r.read && target_conv != r.conv {
-            self.report.violation(Kind::BadReceipt, || {
-                describe(format!("that message is in conv {target_conv}"))
-            });
-            return;
-        }
-        let conv = r.read.then_some(r.conv);
-        let key = ((b, bd), a, d, conv);
-        let (seqs, prefix) = &*cache.entry(key).or_insert_with(|| {
-            let seqs: Vec<u64> = self
-                .known
-                .get(&(a, d, b))
-                .into_iter()
-                .flatten()
-                .filter(|(_, c)| conv.is_none_or(|cv| cv == **c))
-                .map(|(s, _)| *s)
-                .collect();
-            let by_seq = self.devs.get(&(b, bd)).map(|st| &st.by_seq);
-            let mut max = 0u64;
-            let prefix: Vec<u64> = seqs
-                .iter()
-                .map(|s| {
-                    let t = by_seq
-                        .and_then(|m| m.get(&(a, d, *s)))
-                        .copied()
-                        .unwrap_or(u64::MAX);
-                    max = max.max(t);
-                    max
-                })
-                .collect();
-            (seqs, prefix)
-        });
-        let i = seqs.partition_point(|s| *s <= q);
-        if i == 0 {
-            return; // unreachable: q itself is known
-        }
-        if prefix[i - 1] <= r.t_us {
-            return;
-        }
-        // Find the first covered message not handed (in time) to the device.
-        let by_seq = self.devs.get(&(b, bd)).map(|st| &st.by_seq);
-        let mut why = String::from("?");
-        for s in &seqs[..i] {
-            match by_seq.and_then(|m| m.get(&(a, d, *s))) {
-                None => {
-                    why = format!("device {b}/{bd} was never handed message {a}/{d} seq {s}");
-                    break;
-                }
-                Some(t) if *t > r.t_us => {
-                    why = format!(
-                        "device {b}/{bd} was handed message {a}/{d} seq {s} only at t={t}us, after the receipt (t={}us)",
-                        r.t_us
-                    );
-                    break;
-                }
-                Some(_) => {}
-            }
-        }
-        self.report
-            .violation(Kind::BadReceipt, || describe(why.clone()));
     }
 }

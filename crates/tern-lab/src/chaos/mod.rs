@@ -1,28 +1,43 @@
 //! Chaos run with an independent invariant checker (`tern-chaos`).
 //!
-//! [`scenario::run`] starts the real `ternd` ([`daemon`]), puts the
-//! impairment proxy ([`crate::proxy::Proxy`]) in front of it, and drives many
-//! users and devices of the real client library through it: several
-//! conversations each, several devices of a user sending into the same
-//! conversation, 20 % loss, duplication, reordering, jitter, proxy rebinds,
-//! devices going offline (gracefully or abruptly, with sends in flight) and
-//! coming back with their durable state, and the daemon SIGKILLed and
-//! restarted on the same data folder and port. Everything the applications
-//! saw is written to append-only journals ([`journal`]); afterwards
-//! [`checker::check_dir`] reads only those journals and counts lost ACKed
-//! messages, duplicates, order violations and wrong receipts.
+//! [`scenario::run`] starts the real `ternd` ([`crate::ternd`]), puts the
+//! impairment proxy ([`crate::proxy::Proxy`]) in front of it on its own
+//! thread, and drives many users and devices of the real client library
+//! through it: several conversations each, several devices of a user
+//! sending into the same conversation, 20 % loss, duplication, reordering,
+//! jitter, proxy rebinds, devices going offline (gracefully or abruptly,
+//! with sends in flight) and coming back with their durable state, and the
+//! daemon SIGKILLed and restarted on the same data folder and port.
+//! Everything the applications saw is written to append-only journals
+//! ([`journal`]); afterwards [`checker::check_dir`] reads only those
+//! journals and counts lost ACKed messages, duplicates, order violations and
+//! wrong receipts.
+//!
+//! Inside: the phases of a run (`scenario`), one device's life (`device`,
+//! `batch`, `device_journal`), the injected faults (`faults`), what the
+//! tasks share (`shared`), the result (`outcome`); the checker (`checker`,
+//! `receipts`, `report`).
 //!
 //! `docs/chaos.md` is the guide.
 
+mod batch;
 pub mod checker;
-pub mod daemon;
+mod device;
+mod device_journal;
+mod faults;
 pub mod journal;
+mod outcome;
+mod proxy_thread;
+mod receipts;
+mod report;
 pub mod scenario;
+mod shared;
 
 use std::time::Duration;
 
 pub use checker::{check_dir, Kind, Report};
-pub use scenario::{run, RunOutcome};
+pub use outcome::{RunOutcome, RunStats};
+pub use scenario::run;
 
 /// Default impairment of each direction.
 pub const DEFAULT_IMPAIRMENT: &str = "loss=0.2,dup=0.05,reorder=0.02,jitter=10ms,delay=20ms";

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::results::{LatencyResult, RunResults};
@@ -41,6 +42,43 @@ fn e<T: std::fmt::Debug>(x: T) -> anyhow::Error {
     anyhow!("plotting: {x:?}")
 }
 
+/// A blank 760 × 460 SVG canvas at `path`.
+fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>> {
+    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    Ok(root)
+}
+
+/// A chart on `root` with this caption and the margins every chart uses.
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: impl AsRef<str>,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(55);
+    b
+}
+
+/// Draws the legend at `position` and writes the file.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
 /// Writes every chart into `out`; returns the file names.
 pub fn render(
     res: &RunResults,
@@ -74,8 +112,7 @@ fn cdf_chart(
     loss: f64,
     path: &Path,
 ) -> Result<()> {
-    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
+    let root = canvas(path)?;
     let runs: Vec<&LatencyResult> = res.latency.iter().filter(|r| r.loss == loss).collect();
     let max_ms = runs
         .iter()
@@ -83,19 +120,15 @@ fn cdf_chart(
         .filter(|v| v.is_finite())
         .fold(10.0f64, f64::max)
         * 1.3;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Delivery latency CDF, {:.0}% random loss each way (netns + iptables)",
-                loss * 100.0
-            ),
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(55)
-        .build_cartesian_2d((0.05f64..max_ms).log_scale(), 0f64..1.0f64)
-        .map_err(e)?;
+    let mut chart = builder(
+        &root,
+        format!(
+            "Delivery latency CDF, {:.0}% random loss each way (netns + iptables)",
+            loss * 100.0
+        ),
+    )
+    .build_cartesian_2d((0.05f64..max_ms).log_scale(), 0f64..1.0f64)
+    .map_err(e)?;
     chart
         .configure_mesh()
         .x_desc("latency, ms (log scale): scheduled send -> receiving app")
@@ -144,20 +177,11 @@ fn cdf_chart(
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::LowerRight)
 }
 
 fn p99_chart(res: &RunResults, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
+    let root = canvas(path)?;
     let max = res
         .latency
         .iter()
@@ -166,14 +190,7 @@ fn p99_chart(res: &RunResults, path: &Path) -> Result<()> {
         .fold(1.0f64, f64::max)
         * 1.5;
     let max_loss = res.latency.iter().map(|r| r.loss).fold(0.0f64, f64::max) * 100.0 + 2.0;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "p99 delivery latency against random loss (each way)",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(55)
+    let mut chart = builder(&root, "p99 delivery latency against random loss (each way)")
         .build_cartesian_2d(-1f64..max_loss, (0.1f64..max).log_scale())
         .map_err(e)?;
     chart
@@ -213,20 +230,11 @@ fn p99_chart(res: &RunResults, path: &Path) -> Result<()> {
             .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 fn throughput_chart(res: &RunResults, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
+    let root = canvas(path)?;
     let workloads = ["online", "offline-store", "offline-drain"];
     let names = [
         "online (both ACKs + delivery)",
@@ -234,14 +242,7 @@ fn throughput_chart(res: &RunResults, path: &Path) -> Result<()> {
         "offline drain",
     ];
     let max = res.throughput.iter().map(|t| t.rate).fold(1.0f64, f64::max) * 1.25 / 1000.0;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Throughput, same run (messages/s, thousands)",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(55)
+    let mut chart = builder(&root, "Throughput, same run (messages/s, thousands)")
         .build_cartesian_2d(0f64..3f64, (-max * 0.08)..max)
         .map_err(e)?;
     chart
@@ -296,13 +297,5 @@ fn throughput_chart(res: &RunResults, path: &Path) -> Result<()> {
             }))
             .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperRight)
 }

@@ -1,15 +1,15 @@
 //! Where the peers run: in the server namespace of `scripts/netns-lab.sh`
 //! (kernel-level loss by iptables), or on loopback without loss. Also the
-//! wire counters and the child processes (ternd, mosquitto, tern-proxy).
+//! wire counters, what a phase used, and scratch folders.
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use tern_lab::bench::util::{process_cpu_now, ScratchDir};
 
 /// The network the benchmark runs on.
 #[derive(Debug)]
@@ -59,12 +59,21 @@ impl Lab {
         self.server_ns.is_some() && self.script.is_some()
     }
 
+    /// The words that run a program where the servers live (`ip netns
+    /// exec NS`, or nothing on loopback).
+    pub fn server_prefix(&self) -> Vec<String> {
+        match &self.server_ns {
+            Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            None => Vec::new(),
+        }
+    }
+
     /// A command that runs `program` where the servers live.
     pub fn server_command(&self, program: &Path) -> Command {
-        match &self.server_ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(program);
+        match self.server_prefix().split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
                 c
             }
             None => Command::new(program),
@@ -124,162 +133,55 @@ impl Lab {
     }
 }
 
-/// A child process stopped (SIGTERM, then SIGKILL) on drop.
-pub struct Proc {
-    child: Child,
-    name: String,
+/// The wire counters and CPU times at the start of a phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Meter {
+    wire: Wire,
+    server_cpu: Duration,
+    client_cpu: Duration,
 }
 
-impl Proc {
-    /// Starts `cmd` with stdout piped and stderr to `log`; returns the
-    /// process and the first stdout line for which `ready` gives a value.
-    pub fn spawn_until<T: Send + 'static>(
-        mut cmd: Command,
-        name: &str,
-        log: &Path,
-        timeout: Duration,
-        ready: impl Fn(&str) -> Option<T> + Send + 'static,
-    ) -> Result<(Proc, T)> {
-        let err =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdout(Stdio::piped()).stderr(err).stdin(Stdio::null());
-        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(v) = ready(&line) {
-                        let _ = tx.send(v);
-                        sent = true;
-                    }
-                }
-            }
-        });
-        let mut p = Proc {
-            child,
-            name: name.to_string(),
-        };
-        match rx.recv_timeout(timeout) {
-            Ok(v) => Ok((p, v)),
-            Err(_) => {
-                p.stop();
-                bail!(
-                    "{name} did not become ready within {timeout:?} (log: {})",
-                    log.display()
-                )
-            }
+/// What a phase used: wall time, wire, server and load-generator CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Wall time of the phase.
+    pub wall: Duration,
+    /// Frames and bytes on the wire.
+    pub wire: Wire,
+    /// CPU of the server process.
+    pub server_cpu: Duration,
+    /// CPU of this process (the load generator).
+    pub client_cpu: Duration,
+}
+
+impl Meter {
+    /// Starts measuring now; `server_cpu` is the server's CPU time so far.
+    pub fn start(lab: &Lab, server_cpu: Duration) -> Meter {
+        Meter {
+            wire: lab.wire(),
+            server_cpu,
+            client_cpu: process_cpu_now(),
         }
     }
 
-    /// Starts `cmd` with stdout and stderr to `log`.
-    pub fn spawn(mut cmd: Command, name: &str, log: &Path) -> Result<Proc> {
-        let out =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        cmd.stdout(out).stderr(err).stdin(Stdio::null());
-        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        Ok(Proc {
-            child,
-            name: name.to_string(),
-        })
-    }
-
-    /// True while the process runs.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// CPU time (user + system) the process has used.
-    pub fn cpu(&self) -> Duration {
-        proc_cpu(self.child.id())
-    }
-
-    /// Resident set size in bytes.
-    pub fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0)
-    }
-
-    /// SIGTERM, wait up to 10 s, then SIGKILL.
-    pub fn stop(&mut self) {
-        if !self.alive() {
-            return;
+    /// What was used since the start, over `wall`; `server_cpu` is the
+    /// server's CPU time now.
+    pub fn usage(&self, lab: &Lab, server_cpu: Duration, wall: Duration) -> Usage {
+        Usage {
+            wall,
+            wire: lab.wire().since(self.wire),
+            server_cpu: server_cpu.saturating_sub(self.server_cpu),
+            client_cpu: process_cpu_now().saturating_sub(self.client_cpu),
         }
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if !self.alive() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// CPU over wall time, in % of one core.
+pub fn pct(cpu: Duration, wall: Duration) -> f64 {
+    100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
 }
 
-/// CPU time of process `pid` (utime + stime from /proc/PID/stat).
-pub fn proc_cpu(pid: u32) -> Duration {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name, which is in parentheses.
-    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else {
-        return Duration::ZERO;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): utime is field 14, stime 15.
-    let ticks = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros((ticks(14) + ticks(15)) * 1_000_000 / hz)
-}
-
-/// A scratch folder removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    /// A fresh folder under the temp folder.
-    pub fn new(what: &str) -> Result<Scratch> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "tern-peerbench-{what}-{}-{nanos:09}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A scratch folder for one server or baseline, removed on drop.
+pub fn scratch(what: &str) -> Result<ScratchDir> {
+    Ok(ScratchDir::new(None, &format!("peerbench-{what}"), false)?)
 }

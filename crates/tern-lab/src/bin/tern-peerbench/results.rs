@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::arrivals::Arrivals;
+use crate::lab::{pct, Usage};
+
 /// JSON has no NaN: serde_json writes it as null; read null back as NaN.
 fn de_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Option::<f64>::deserialize(d).map(|o| o.unwrap_or(f64::NAN))
@@ -94,16 +97,73 @@ pub struct LatencyResult {
 }
 
 impl LatencyResult {
+    /// The result of a paced run of `sent` messages from what arrived;
+    /// percentiles filled.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        peer: &str,
+        loss: f64,
+        added_rtt_ms: u64,
+        sent: u64,
+        arrivals: Arrivals,
+        reconnects: u64,
+        usage: Usage,
+    ) -> LatencyResult {
+        let mut r = LatencyResult {
+            peer: peer.into(),
+            loss,
+            added_rtt_ms,
+            sent,
+            delivered: arrivals.samples.len() as u64,
+            duplicates: arrivals.duplicates,
+            out_of_order: arrivals.out_of_order,
+            reconnects,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            wire: usage.wire.into(),
+            server_cpu_ms: usage.server_cpu.as_millis() as u64,
+            elapsed_s: usage.wall.as_secs_f64(),
+            samples: arrivals.samples,
+            timeline: arrivals.timeline,
+        };
+        r.finish();
+        r
+    }
+
+    /// A result with only samples (tests).
+    #[cfg(test)]
+    pub fn of_samples(peer: &str, loss: f64, samples: Vec<u64>, sent: u64) -> LatencyResult {
+        let mut r = LatencyResult {
+            peer: peer.into(),
+            loss,
+            added_rtt_ms: 0,
+            sent,
+            delivered: samples.len() as u64,
+            duplicates: 0,
+            out_of_order: 0,
+            reconnects: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            wire: WireOut::default(),
+            server_cpu_ms: 0,
+            elapsed_s: 1.0,
+            samples,
+            timeline: Vec::new(),
+        };
+        r.finish();
+        r
+    }
+
     /// Fills the percentiles from `samples` (sorts them).
     pub fn finish(&mut self) {
         self.samples.sort_unstable();
-        let q = |p: f64| -> f64 {
-            if self.samples.is_empty() {
-                return f64::NAN;
-            }
-            let i = ((p * self.samples.len() as f64).ceil() as usize).clamp(1, self.samples.len());
-            self.samples[i - 1] as f64 / 1000.0
-        };
+        let q = |p: f64| quantile_ms(&self.samples, p);
         self.p50_ms = q(0.50);
         self.p90_ms = q(0.90);
         self.p99_ms = q(0.99);
@@ -158,6 +218,33 @@ pub struct ThroughputResult {
 }
 
 impl ThroughputResult {
+    /// A phase of `peer`'s `workload`: `completed` of `messages` over
+    /// `usage`, with latency percentiles (ms, NaN when not measured).
+    pub fn new(
+        peer: &str,
+        workload: &str,
+        (messages, completed): (u64, u64),
+        (p50_ms, p99_ms): (f64, f64),
+        usage: Usage,
+        timed_out: bool,
+    ) -> ThroughputResult {
+        let wall = usage.wall;
+        ThroughputResult {
+            peer: peer.into(),
+            workload: workload.into(),
+            messages,
+            completed,
+            elapsed_s: wall.as_secs_f64(),
+            rate: completed as f64 / wall.as_secs_f64().max(1e-9),
+            p50_ms,
+            p99_ms,
+            wire: usage.wire.into(),
+            server_cpu_pct: pct(usage.server_cpu, wall),
+            client_cpu_pct: pct(usage.client_cpu, wall),
+            timed_out,
+        }
+    }
+
     /// Wire bytes per completed message.
     pub fn bytes_per_msg(&self) -> f64 {
         self.wire.bytes() as f64 / (self.completed.max(1)) as f64
@@ -182,6 +269,16 @@ pub struct BaselineResult {
     pub note: String,
 }
 
+/// Nearest-rank quantile `q` of sorted microsecond samples, in ms (NaN
+/// without samples).
+pub fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[i - 1] as f64 / 1000.0
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
@@ -199,4 +296,28 @@ pub struct RunResults {
     pub latency: Vec<LatencyResult>,
     /// Same-run baselines.
     pub baselines: Vec<BaselineResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let r = LatencyResult::of_samples(
+            "tern",
+            0.0,
+            (1..=1000).rev().map(|v| v * 1000).collect(),
+            1000,
+        );
+        for (got, want) in [
+            (r.p50_ms, 500.0),
+            (r.p90_ms, 900.0),
+            (r.p99_ms, 990.0),
+            (r.p999_ms, 999.0),
+        ] {
+            assert!((got - want).abs() <= 1.0, "{got} vs {want}");
+        }
+        assert_eq!(r.max_ms, 1000.0);
+    }
 }

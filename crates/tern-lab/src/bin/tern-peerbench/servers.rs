@@ -10,70 +10,71 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tern_core::auth::TokenKeys;
 
-use crate::lab::{Lab, Proc, Scratch};
+use tern_lab::bench::util::ScratchDir;
+use tern_lab::process::{ChildProcess, OnDrop, Stderr};
+use tern_lab::ternd::TerndConfig;
 
-/// A running ternd.
+use crate::lab::{scratch, Lab};
+
+/// How long a server may take to stop on SIGTERM when dropped.
+const STOP: OnDrop = OnDrop::Terminate(Duration::from_secs(10));
+
+/// A running ternd, started by the lab's one launcher.
 pub struct Ternd {
-    /// The process.
-    pub proc: Proc,
+    daemon: tern_lab::ternd::Ternd,
     /// UDP address.
     pub addr: SocketAddr,
     /// Keys of its data folder, to sign tokens.
     pub keys: TokenKeys,
     /// Data folder (removed on drop, after the process).
-    _dir: Scratch,
+    _dir: ScratchDir,
 }
 
 impl Ternd {
-    /// Starts `ternd serve` on `lab.server_ip:0` with a fresh data folder.
+    /// Starts `ternd serve` on `lab.server_ip:0` with a fresh data folder,
+    /// in the server namespace.
     pub fn start(lab: &Lab, ternd: &Path) -> Result<Ternd> {
-        let dir = Scratch::new("ternd")?;
-        let data = dir.0.join("data");
-        let mut cmd = lab.server_command(ternd);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(SocketAddr::new(lab.server_ip, 0).to_string())
-            .arg("--data-dir")
-            .arg(&data)
+        let dir = scratch("ternd")?;
+        let data = dir.path().join("data");
+        let daemon = TerndConfig::new(ternd, &data)
+            .prefix(lab.server_prefix())
+            .listen(SocketAddr::new(lab.server_ip, 0))
+            .log_file(dir.path().join("ternd.log"))
             .env("RUST_LOG", "warn")
             // Clear raw UDP, like Mosquitto's plain TCP listener.
-            .env("TERN_SEAL_POLICY", "optional");
-        let (proc, addr) = Proc::spawn_until(
-            cmd,
-            "ternd",
-            &dir.0.join("ternd.log"),
-            Duration::from_secs(30),
-            |l| {
-                l.trim()
-                    .strip_prefix("listening on udp://")
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            },
-        )?;
+            .env("TERN_SEAL_POLICY", "optional")
+            .on_drop(STOP)
+            .start()?;
         let mut cfg = tern::config::Config::default();
         cfg.server.data_dir = data;
         let keys = tern::server::load_keys(&cfg).context("reading ternd's token secret")?;
         Ok(Ternd {
-            proc,
-            addr,
+            addr: daemon.addr(),
+            daemon,
             keys,
             _dir: dir,
         })
+    }
+
+    /// CPU time the daemon has used.
+    pub fn cpu(&self) -> Duration {
+        self.daemon.cpu()
     }
 }
 
 /// A running tern-proxy in front of a ternd.
 pub struct TernProxy {
     /// The process (stopped on drop).
-    _proc: Proc,
+    _proc: ChildProcess,
     /// Where clients send.
     pub addr: SocketAddr,
-    _dir: Scratch,
+    _dir: ScratchDir,
 }
 
 impl TernProxy {
     /// `tern-proxy --listen IP:0 --upstream UP --both SPEC`.
     pub fn start(lab: &Lab, bin: &Path, upstream: SocketAddr, spec: &str) -> Result<TernProxy> {
-        let dir = Scratch::new("proxy")?;
+        let dir = scratch("proxy")?;
         let mut cmd = lab.server_command(bin);
         cmd.arg("--listen")
             .arg(SocketAddr::new(lab.server_ip, 0).to_string())
@@ -86,17 +87,12 @@ impl TernProxy {
             .arg("--stats-every")
             .arg("off")
             .env("RUST_LOG", "warn");
-        let (proc, addr) = Proc::spawn_until(
-            cmd,
-            "tern-proxy",
-            &dir.0.join("proxy.log"),
-            Duration::from_secs(30),
-            |l| {
-                l.trim()
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            },
-        )?;
+        let log = Stderr::File(dir.path().join("proxy.log"));
+        let mut proc = ChildProcess::spawn(cmd, "tern-proxy", log)?.on_drop(STOP);
+        let addr = proc.wait_for("print its address", Duration::from_secs(30), |l| {
+            l.strip_prefix("listening on ")
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+        })?;
         Ok(TernProxy {
             _proc: proc,
             addr,
@@ -115,20 +111,20 @@ pub struct MosquittoSettings {
 /// A running mosquitto.
 pub struct Mosquitto {
     /// The process.
-    pub proc: Proc,
+    pub proc: ChildProcess,
     /// TCP address.
     pub addr: SocketAddr,
     /// The config it runs with (for the record).
     pub config: String,
-    dir: Scratch,
+    dir: ScratchDir,
 }
 
 impl Mosquitto {
     /// Writes a config (persistence to a temp folder, queues unbounded so
     /// that nothing is dropped, TCP_NODELAY) and starts `mosquitto -c`.
     pub fn start(lab: &Lab, bin: &Path, s: &MosquittoSettings) -> Result<Mosquitto> {
-        let dir = Scratch::new("mosquitto")?;
-        let persist = dir.0.join("persist");
+        let dir = scratch("mosquitto")?;
+        let persist = dir.path().join("persist");
         std::fs::create_dir_all(&persist)?;
         let port = free_port(lab.server_ip)?;
         let config = format!(
@@ -155,11 +151,12 @@ impl Mosquitto {
             persist = persist.display(),
             inflight = s.max_inflight,
         );
-        let conf = dir.0.join("mosquitto.conf");
+        let conf = dir.path().join("mosquitto.conf");
         std::fs::write(&conf, &config)?;
         let mut cmd = lab.server_command(bin);
         cmd.arg("-c").arg(&conf);
-        let mut proc = Proc::spawn(cmd, "mosquitto", &dir.0.join("mosquitto.log"))?;
+        let log = dir.path().join("mosquitto.log");
+        let mut proc = ChildProcess::spawn_logged(cmd, "mosquitto", &log)?.on_drop(STOP);
         let addr = SocketAddr::new(lab.server_ip, port);
         let end = Instant::now() + Duration::from_secs(15);
         loop {
@@ -167,7 +164,7 @@ impl Mosquitto {
                 break;
             }
             if !proc.alive() || Instant::now() >= end {
-                let log = std::fs::read_to_string(dir.0.join("mosquitto.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
                 bail!("mosquitto did not start on {addr}: {log}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -182,7 +179,7 @@ impl Mosquitto {
 
     /// The persistence folder.
     pub fn persist_dir(&self) -> PathBuf {
-        self.dir.0.join("persist")
+        self.dir.path().join("persist")
     }
 }
 

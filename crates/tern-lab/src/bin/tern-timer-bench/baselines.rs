@@ -36,12 +36,22 @@ struct EagerReceiver {
 }
 
 impl EagerReceiver {
-    fn on_data(&mut self, idx: usize, delivered: &mut Vec<usize>) {
+    /// A DATA datagram arrives: hand its message up (once), ACK it.
+    fn on_datagram(&mut self, d: &Bytes, delivered: &mut Vec<usize>) {
+        let (kind, idx) = decode(d);
+        debug_assert_eq!(kind, DATA);
         if self.seen.insert(idx) {
             delivered.push(idx);
         }
         self.acks_out.push(idx);
     }
+}
+
+/// The message an ACK datagram acknowledges.
+fn acked(d: &Bytes) -> usize {
+    let (kind, idx) = decode(d);
+    debug_assert_eq!(kind, ACK);
+    idx
 }
 
 /// MobileIMSDK's client QoS daemon: a scan every 5 s; an unacknowledged
@@ -98,15 +108,11 @@ impl Policy for MobileImSdk {
     }
 
     fn at_receiver(&mut self, _now: u64, d: Bytes, delivered: &mut Vec<usize>) {
-        let (kind, idx) = decode(&d);
-        debug_assert_eq!(kind, DATA);
-        self.rx.on_data(idx, delivered);
+        self.rx.on_datagram(&d, delivered);
     }
 
     fn at_sender(&mut self, _now: u64, d: Bytes) {
-        let (kind, idx) = decode(&d);
-        debug_assert_eq!(kind, ACK);
-        self.unacked.remove(&idx);
+        self.unacked.remove(&acked(&d));
     }
 
     fn on_timeout(&mut self, now: u64) {
@@ -174,14 +180,11 @@ impl Policy for CoapCon {
     }
 
     fn at_receiver(&mut self, _now: u64, d: Bytes, delivered: &mut Vec<usize>) {
-        let (kind, idx) = decode(&d);
-        debug_assert_eq!(kind, DATA);
-        self.rx.on_data(idx, delivered);
+        self.rx.on_datagram(&d, delivered);
     }
 
     fn at_sender(&mut self, _now: u64, d: Bytes) {
-        let (kind, idx) = decode(&d);
-        debug_assert_eq!(kind, ACK);
+        let idx = acked(&d);
         if let Some((deadline, _, _)) = self.state.remove(&idx) {
             self.timers.remove(&(deadline, idx));
         }

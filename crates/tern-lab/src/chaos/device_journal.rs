@@ -1,0 +1,175 @@
+//! What a device writes to the journals: each settled operation (ACK,
+//! READ) in `sends.jsonl`, and every event the client library hands it in
+//! its receive journal, before releasing the entries (an app journals
+//! before it releases).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::Rng;
+use tern::client::{Client, ClientError, EntryBody, Event, ReceiptStatus, Sent};
+
+use super::batch::Op;
+use super::device::DeviceTask;
+use super::journal::{parse_payload, EntryKind, EntryRecord, RecvRecord, SendRecord};
+
+impl DeviceTask {
+    pub(super) fn settled(&mut self, op: Op, res: Result<Sent, ClientError>) {
+        let t_us = self.shared.clock.us();
+        match (op, res) {
+            (Op::Msg { n, conv, to }, Ok(sent)) => {
+                let _ = self.shared.sends.append(&SendRecord::Ack {
+                    t_us,
+                    user: self.user,
+                    device: self.device,
+                    n,
+                    conv,
+                    to,
+                    seq: sent.seq,
+                    online: sent.receiver_online,
+                });
+                self.shared.counters.acked.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .tracker
+                    .lock()
+                    .expect("tracker")
+                    .on_ack((self.user, self.device, n));
+            }
+            (
+                Op::Read {
+                    conv,
+                    peer,
+                    target_device,
+                    target_seq,
+                },
+                Ok(sent),
+            ) => {
+                let _ = self.shared.sends.append(&SendRecord::Read {
+                    t_us,
+                    user: self.user,
+                    device: self.device,
+                    conv,
+                    peer,
+                    target_device,
+                    target_seq,
+                    seq: sent.seq,
+                });
+                self.shared.counters.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            (_, Err(e)) => {
+                tracing::debug!(user = self.user, device = self.device, error = %e, "operation failed");
+                self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Journals every event available now, then releases what was journaled.
+    /// Returns true if the client has stopped.
+    pub(super) async fn drain(&mut self, client: &mut Client) -> bool {
+        let mut stopped = false;
+        loop {
+            match tokio::time::timeout(Duration::ZERO, client.recv()).await {
+                Ok(Some(ev)) => self.handle(ev),
+                Ok(None) => {
+                    stopped = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.release(client).await;
+        stopped
+    }
+
+    async fn release(&mut self, client: &Client) {
+        if let Some(seq) = self.to_release.take() {
+            let _ = self.journal.flush();
+            let _ = client.release(seq).await;
+        }
+    }
+
+    pub(super) fn handle(&mut self, ev: Event) {
+        let t_us = self.shared.clock.us();
+        match ev {
+            Event::Entry(d) => {
+                let mut rec = EntryRecord {
+                    t_us,
+                    seq: d.seq,
+                    conv: d.conv,
+                    from_user: d.from_user,
+                    from_device: d.from_device,
+                    from_seq: d.from_seq,
+                    kind: EntryKind::Message,
+                    payload: None,
+                    status: None,
+                    target_device: None,
+                    target_seq: None,
+                };
+                match &d.body {
+                    EntryBody::Message { payload, .. } => {
+                        let text = String::from_utf8_lossy(payload).into_owned();
+                        if let Some(id) = parse_payload(&text) {
+                            self.shared
+                                .tracker
+                                .lock()
+                                .expect("tracker")
+                                .on_seen((self.user, self.device), id);
+                        }
+                        rec.payload = Some(text);
+                        if self.rng.gen_bool(self.shared.params.read_prob)
+                            && self.pending_reads.len() < 4
+                        {
+                            self.pending_reads.push((
+                                d.conv,
+                                d.from_user,
+                                d.from_device,
+                                d.from_seq,
+                            ));
+                        }
+                    }
+                    EntryBody::Receipt {
+                        status,
+                        target_device,
+                        target_seq,
+                    } => {
+                        rec.kind = EntryKind::Receipt;
+                        rec.status = Some(
+                            match status {
+                                ReceiptStatus::Delivered => "delivered",
+                                ReceiptStatus::Read => "read",
+                            }
+                            .into(),
+                        );
+                        rec.target_device = Some(*target_device);
+                        rec.target_seq = Some(*target_seq);
+                    }
+                    EntryBody::Recall {
+                        target_device,
+                        target_seq,
+                    } => {
+                        rec.kind = EntryKind::Recall;
+                        rec.target_device = Some(*target_device);
+                        rec.target_seq = Some(*target_seq);
+                    }
+                }
+                let _ = self.journal.append(&RecvRecord::Entry(rec));
+                self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
+            }
+            Event::Connected {
+                head,
+                checkpoint,
+                pull_mode,
+                ..
+            } => {
+                self.shared.counters.logins.fetch_add(1, Ordering::Relaxed);
+                let _ = self.journal.append(&RecvRecord::Connected {
+                    t_us,
+                    head,
+                    checkpoint,
+                    pull_mode,
+                });
+            }
+            Event::Disconnected | Event::Notify { .. } | Event::PageEnd { .. } => {}
+        }
+    }
+}

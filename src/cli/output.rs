@@ -1,0 +1,243 @@
+//! How `tern` prints what it gets: inbox entries (one line each, human or
+//! JSON) and the conversation summary.
+
+use std::io::Write;
+
+use serde::Serialize;
+use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+
+/// One inbox entry as printed by `tern recv --json`.
+#[derive(Debug, Serialize)]
+pub struct EntryJson<'a> {
+    /// Inbox sequence.
+    pub seq: u64,
+    /// Conversation.
+    pub conv: u64,
+    /// User that caused the entry.
+    pub from_user: u64,
+    /// Their device.
+    pub from_device: u32,
+    /// Their uplink sequence (0 for receipts).
+    pub from_seq: u64,
+    /// Server time stored, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// "message", "receipt" or "recall".
+    pub kind: &'static str,
+    /// Application message type (messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg_type: Option<u64>,
+    /// Payload, when it is UTF-8 (messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    /// Payload in hex, when it is not UTF-8 (messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_hex: Option<String>,
+    /// "delivered" or "read" (receipts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    /// The inbox owner's device that sent the target message (receipts,
+    /// recalls: the sender's device).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_device: Option<u32>,
+    /// That device's uplink sequence of the target message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
+}
+
+fn status_name(status: &ReceiptStatus) -> &'static str {
+    match status {
+        ReceiptStatus::Delivered => "delivered",
+        ReceiptStatus::Read => "read",
+    }
+}
+
+/// A payload as text: quoted when it is UTF-8, else `0x` and hex.
+fn quoted(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(t) => format!("{t:?}"),
+        Err(_) => format!("0x{}", hex::encode(payload)),
+    }
+}
+
+impl<'a> EntryJson<'a> {
+    /// The JSON view of `d`.
+    pub fn new(d: &'a Deliver) -> Self {
+        let mut j = EntryJson {
+            seq: d.seq,
+            conv: d.conv,
+            from_user: d.from_user,
+            from_device: d.from_device,
+            from_seq: d.from_seq,
+            time_ms: d.time_ms,
+            kind: "message",
+            msg_type: None,
+            text: None,
+            payload_hex: None,
+            status: None,
+            target_device: None,
+            target_seq: None,
+        };
+        match &d.body {
+            EntryBody::Message { msg_type, payload } => {
+                j.msg_type = Some(*msg_type);
+                match std::str::from_utf8(payload) {
+                    Ok(t) => j.text = Some(t),
+                    Err(_) => j.payload_hex = Some(hex::encode(payload)),
+                }
+            }
+            EntryBody::Receipt {
+                status,
+                target_device,
+                target_seq,
+            } => {
+                j.kind = "receipt";
+                j.status = Some(status_name(status));
+                j.target_device = Some(*target_device);
+                j.target_seq = Some(*target_seq);
+            }
+            EntryBody::Recall {
+                target_device,
+                target_seq,
+            } => {
+                j.kind = "recall";
+                j.target_device = Some(*target_device);
+                j.target_seq = Some(*target_seq);
+            }
+        }
+        j
+    }
+}
+
+/// One line for an entry: JSON, or a short human form.
+pub fn entry_line(d: &Deliver, json: bool) -> String {
+    if json {
+        return serde_json::to_string(&EntryJson::new(d)).expect("plain data serialises");
+    }
+    let from = format!("{}/{}", d.from_user, d.from_device);
+    match &d.body {
+        EntryBody::Message { msg_type, payload } => format!(
+            "#{} conv {} from {from} (msg {}, type {msg_type}): {}",
+            d.seq,
+            d.conv,
+            d.from_seq,
+            quoted(payload)
+        ),
+        EntryBody::Receipt {
+            status,
+            target_device,
+            target_seq,
+        } => format!(
+            "#{} conv {} receipt from {from}: {} up to your device {target_device} msg {target_seq}",
+            d.seq,
+            d.conv,
+            status_name(status)
+        ),
+        EntryBody::Recall {
+            target_device,
+            target_seq,
+        } => format!(
+            "#{} conv {} recall from {from}: message {target_seq} of device {target_device}",
+            d.seq, d.conv
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct PreviewJson<'a> {
+    seq: u64,
+    from_user: u64,
+    time_ms: u64,
+    msg_type: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_hex: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConvJson<'a> {
+    conv: u64,
+    unread: u64,
+    first_unread_seq: u64,
+    first_unread_time_ms: u64,
+    last_seq: u64,
+    previews: Vec<PreviewJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct TotalJson {
+    conversations: u64,
+    total_unread: u64,
+    head: u64,
+}
+
+/// The conversation summary: a total line, then one line per conversation
+/// (JSON objects with `json`, else text with indented previews).
+pub fn summary_lines(
+    convs: &[Summary],
+    end: &SummaryEnd,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if json {
+        let total = TotalJson {
+            conversations: end.conv_count,
+            total_unread: end.total_unread,
+            head: end.head,
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&total).expect("plain data")
+        )?;
+        for s in convs {
+            let previews = s
+                .previews
+                .iter()
+                .map(|p| {
+                    let text = std::str::from_utf8(&p.head).ok();
+                    PreviewJson {
+                        seq: p.seq,
+                        from_user: p.from_user,
+                        time_ms: p.time_ms,
+                        msg_type: p.msg_type,
+                        text,
+                        payload_hex: text.is_none().then(|| hex::encode(&p.head)),
+                    }
+                })
+                .collect();
+            let c = ConvJson {
+                conv: s.conv,
+                unread: s.unread,
+                first_unread_seq: s.first_unread_seq,
+                first_unread_time_ms: s.first_unread_time_ms,
+                last_seq: s.last_seq,
+                previews,
+            };
+            writeln!(out, "{}", serde_json::to_string(&c).expect("plain data"))?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} conversations with unread messages, {} unread in all (inbox head {})",
+        end.conv_count, end.total_unread, end.head
+    )?;
+    for s in convs {
+        writeln!(
+            out,
+            "conv {}: {} unread, first #{}, last #{}",
+            s.conv, s.unread, s.first_unread_seq, s.last_seq
+        )?;
+        for p in &s.previews {
+            writeln!(
+                out,
+                "    #{} from {}: {}",
+                p.seq,
+                p.from_user,
+                quoted(&p.head)
+            )?;
+        }
+    }
+    Ok(())
+}
