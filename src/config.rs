@@ -367,28 +367,16 @@ impl Config {
             self.auth.secret_file,
             |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
         );
-        over!(
-            "TERN_METRICS_LISTEN",
-            self.metrics.listen,
-            |var: &str, v: &str| {
-                if v.is_empty() {
-                    Ok(None)
-                } else {
-                    parse(var, v).map(Some)
-                }
+        // An empty value turns an optional listener off.
+        let optional = |var: &str, v: &str| {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                parse(var, v).map(Some)
             }
-        );
-        over!(
-            "TERN_QUIC_LISTEN",
-            self.quic.listen,
-            |var: &str, v: &str| {
-                if v.is_empty() {
-                    Ok(None)
-                } else {
-                    parse(var, v).map(Some)
-                }
-            }
-        );
+        };
+        over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
+        over!("TERN_QUIC_LISTEN", self.quic.listen, optional);
         over!(
             "TERN_QUIC_CERT_FILE",
             self.quic.cert_file,
