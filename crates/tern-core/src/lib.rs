@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod conv;
 pub mod client;
 pub mod reliability;
 pub mod seal;

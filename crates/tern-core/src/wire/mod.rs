@@ -6,6 +6,8 @@
 #[cfg(feature = "arbitrary")]
 pub mod arb;
 mod codes;
+mod conversation;
+mod conversation_codec;
 mod error;
 mod frame;
 mod frame_codec;
@@ -16,6 +18,7 @@ mod reader;
 pub mod varint;
 
 pub use codes::{ty, ErrorCode, KickReason};
+pub use conversation::*;
 pub use error::{DecodeError, EncodeError};
 pub use frame::*;
 pub use frame_codec::encode_to_bytes;
