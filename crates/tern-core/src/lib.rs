@@ -5,8 +5,8 @@
 
 pub mod auth;
 pub mod broker;
-pub mod conv;
 pub mod client;
+pub mod conv;
 pub mod reliability;
 pub mod seal;
 pub mod store;

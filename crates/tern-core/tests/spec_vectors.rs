@@ -52,6 +52,7 @@ fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
         header: Header {
             session_id,
             packet_number,
+            version: tern_core::wire::VERSION,
         },
         frames,
     }
@@ -459,7 +460,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                     code: 2,
                     frame_type: 0,
                     seq: 0,
-                    reason: "unsupported protocol version 2".into(),
+                    reason: "unsupported protocol version 3".into(),
                 })],
             ),
         ),
@@ -508,7 +509,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "short_varint",
             invalid(DecodeError::Incomplete { needed: 3 }),
         ),
-        ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
+        ("bad_version", invalid(DecodeError::UnsupportedVersion(3))),
         ("nonzero_flags", bad_value("flags")),
         ("sealed_flags", invalid(DecodeError::Sealed)),
         ("damaged_flags_sealed", invalid(DecodeError::Sealed)),

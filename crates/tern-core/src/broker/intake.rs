@@ -20,9 +20,17 @@ impl<S: Store> Broker<S> {
         let from = from.into();
         self.stats.datagrams_in += 1;
         self.last_now = now;
+        // Stateless answers speak the version they answer, when we speak it.
+        self.in_version = data
+            .first()
+            .copied()
+            .filter(|v| crate::wire::is_supported_version(*v))
+            .unwrap_or(crate::wire::VERSION);
         let len = data.len();
         if data.get(1) == Some(&crate::wire::FLAG_SEALED)
-            && data.first() == Some(&crate::wire::VERSION)
+            && data
+                .first()
+                .is_some_and(|v| crate::wire::is_supported_version(*v))
             && len <= crate::wire::limits::MAX_RECV_DATAGRAM
         {
             self.handle_sealed(now, from, data);
@@ -176,6 +184,7 @@ impl<S: Store> Broker<S> {
         let header = Header {
             session_id: sid,
             packet_number: 1,
+            version: self.in_version,
         };
         let base = header.len()
             + 1

@@ -69,6 +69,7 @@ impl<S: Store> Broker<S> {
             last_page: Vec::new(),
             scheduled: None,
             login_pn: a.pn,
+            version: a.version,
             bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
             seal: None,
         };
@@ -201,6 +202,7 @@ impl<S: Store> Broker<S> {
             Header {
                 session_id: sid,
                 packet_number: 1,
+                version: crate::wire::VERSION,
             }
             .len()
                 + crate::wire::TRAILER
@@ -240,6 +242,7 @@ impl<S: Store> Broker<S> {
         let header = Header {
             session_id: sid,
             packet_number: s.next_pn,
+            version: s.version,
         };
         s.next_pn += 1;
         let mut pb =

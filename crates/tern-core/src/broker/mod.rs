@@ -94,6 +94,8 @@ pub struct Broker<S: Store> {
     replies: admission::Bucket,
     /// Time of the datagram being handled (for the reply budget).
     last_now: Time,
+    /// Protocol version of the datagram being handled (stateless answers).
+    in_version: u8,
 }
 
 impl<S: Store> Broker<S> {
@@ -136,6 +138,7 @@ impl<S: Store> Broker<S> {
             entropy,
             replies: admission::Bucket::full(cfg_reply_rate, Time::ZERO),
             last_now: Time::ZERO,
+            in_version: crate::wire::VERSION,
         }
     }
 

@@ -221,6 +221,7 @@ impl<S: Store> Broker<S> {
             Header {
                 session_id: 0,
                 packet_number: u64::from(u32::MAX),
+                version: crate::wire::VERSION,
             }
             .len()
                 + crate::wire::TRAILER

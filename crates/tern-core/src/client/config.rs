@@ -117,6 +117,9 @@ pub struct ClientConfig {
     /// `None` derives them from the connection's seed: reproducible, for
     /// tests and the simulator only.
     pub entropy: Option<[u8; 32]>,
+    /// Protocol version to log in with: `wire::VERSION` (1) or
+    /// `wire::VERSION_2` (conversations, `proto-spec/conversations.md`).
+    pub version: u8,
 }
 
 impl ClientConfig {
@@ -140,6 +143,7 @@ impl ClientConfig {
             server_key: None,
             wall_origin_ms: 0,
             entropy: None,
+            version: crate::wire::VERSION,
         }
     }
 }

@@ -21,6 +21,7 @@ impl ClientConn {
         let h = Header {
             session_id: self.session_id,
             packet_number: self.next_pn,
+            version: self.cfg.version,
         };
         self.next_pn += 1;
         h
@@ -60,6 +61,7 @@ impl ClientConn {
                             cookie,
                             time,
                             &login,
+                            self.cfg.version,
                         );
                         self.initiator = started.ok();
                         self.login_point = point;

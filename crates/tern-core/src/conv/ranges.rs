@@ -73,10 +73,7 @@ impl RangeSet {
             self.ranges.insert(lo, (start, end));
             return;
         }
-        let merged = (
-            start.min(self.ranges[lo].0),
-            end.max(self.ranges[hi - 1].1),
-        );
+        let merged = (start.min(self.ranges[lo].0), end.max(self.ranges[hi - 1].1));
         self.ranges.splice(lo..hi, std::iter::once(merged));
     }
 
@@ -183,9 +180,17 @@ mod tests {
                 plain.extend(a..=b);
             }
             for x in 0..70 {
-                assert_eq!(s.contains(x), plain.contains(&x), "seed {seed} round {round} x {x}");
+                assert_eq!(
+                    s.contains(x),
+                    plain.contains(&x),
+                    "seed {seed} round {round} x {x}"
+                );
             }
-            let missing: Vec<u64> = s.missing(1, 65).into_iter().flat_map(|(a, b)| a..=b).collect();
+            let missing: Vec<u64> = s
+                .missing(1, 65)
+                .into_iter()
+                .flat_map(|(a, b)| a..=b)
+                .collect();
             let expect: Vec<u64> = (1..=65).filter(|x| !plain.contains(x)).collect();
             assert_eq!(missing, expect, "seed {seed} round {round}");
             for w in s.ranges().windows(2) {

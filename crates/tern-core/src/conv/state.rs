@@ -107,7 +107,10 @@ mod tests {
             1
         }));
         assert_eq!((s.read_seq, s.unread), (4, 1));
-        assert!(!s.on_read(2, |_| unreachable!()), "read positions only move forward");
+        assert!(
+            !s.on_read(2, |_| unreachable!()),
+            "read positions only move forward"
+        );
         assert!(s.on_read(99, |_| unreachable!("all read: nothing to count")));
         assert_eq!((s.read_seq, s.unread), (5, 0));
     }

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 
 use super::frame::ReceiptStatus;
+#[cfg(feature = "arbitrary")]
+use super::{arb, limits::*};
 
 /// What kind of conversation a [`ConvRef`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +42,7 @@ pub struct ConvRef {
     /// Direct, group or system.
     pub kind: ConvKind,
     /// The other user (direct) or the conversation's id.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub id: u64,
 }
 
@@ -95,14 +98,18 @@ impl std::str::FromStr for ConvRef {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Post {
     /// Uplink sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// Where the message goes.
     pub conv: ConvRef,
     /// Application tag carried with the message (version 1's `conv`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub topic: u64,
     /// Application message type.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub msg_type: u64,
     /// Application payload, at most `MAX_PAYLOAD` bytes.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PAYLOAD>))]
     pub payload: Bytes,
 }
 
@@ -111,14 +118,17 @@ pub struct Post {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct MarkRead {
     /// Uplink sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// New read position (`conv_seq`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub up_to: u64,
     /// With `receipt_seq`: the newest message read from the other user.
     pub receipt_device: u32,
     /// Its uplink sequence; 0 sends no READ receipt.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub receipt_seq: u64,
 }
 
@@ -127,10 +137,12 @@ pub struct MarkRead {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Retract {
     /// Uplink sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// `conv_seq` of the message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub target: u64,
 }
 
@@ -150,12 +162,14 @@ pub enum DeleteScope {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Delete {
     /// Uplink sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// Conversation or message.
     pub scope: DeleteScope,
     /// `conv_seq`.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub target: u64,
 }
 
@@ -166,10 +180,13 @@ pub enum SyncBody {
     /// A message (from another user, or the user's own copy).
     Message {
         /// Application tag.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         topic: u64,
         /// Application message type.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
         /// Application payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PAYLOAD>))]
         payload: Bytes,
     },
     /// A DELIVERED or READ receipt about messages the user sent.
@@ -179,6 +196,7 @@ pub enum SyncBody {
         /// The user's device that sent them.
         target_device: u32,
         /// Its uplink sequence: the receipt covers every message up to it.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
         target_seq: u64,
     },
     /// A message was recalled; its record is the entry's `conv_seq`.
@@ -186,6 +204,7 @@ pub enum SyncBody {
         /// Device that sent the recalled message.
         target_device: u32,
         /// Its uplink sequence.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
         target_seq: u64,
     },
     /// The user's read position in the conversation is now `conv_seq`.
@@ -202,18 +221,23 @@ pub enum SyncBody {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Entry {
     /// Sync-timeline sequence.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub seq: u64,
     /// The conversation, as the receiving user names it.
     pub conv: ConvRef,
     /// The record the entry is about (0: none).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv_seq: u64,
     /// User whose action created the entry.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
     /// That user's device.
     pub from_device: u32,
     /// That device's uplink sequence (0 for server-made entries).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_seq: u64,
     /// Server wall clock when stored, ms since the Unix epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub time_ms: u64,
     /// What it is.
     pub body: SyncBody,
@@ -224,10 +248,13 @@ pub struct Entry {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ListRequest {
     /// Echoed in LIST_END.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// List version the device last completed (0: everything).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub since: u64,
     /// Most items wanted.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub max_items: u64,
     /// Preview bytes wanted per item (at most `MAX_PREVIEW`).
     pub preview_len: u8,
@@ -238,14 +265,18 @@ pub struct ListRequest {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ListPreview {
     /// Its sender.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
     /// Seconds between its time and LIST_END's `server_time_ms`.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub age_s: u64,
     /// Its message type.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub msg_type: u64,
     /// It is a recall marker.
     pub recalled: bool,
     /// First bytes of its payload (at most `MAX_PREVIEW`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PREVIEW>))]
     pub head: Bytes,
 }
 
@@ -256,16 +287,21 @@ pub struct ListItem {
     /// The conversation.
     pub conv: ConvRef,
     /// List version of its last change.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub version: u64,
     /// Deleted for the user, nothing newer since.
     pub hidden: bool,
     /// Newest record the user can see.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub last_seq: u64,
     /// The user's read position.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub read_seq: u64,
     /// Unread messages.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub unread: u64,
     /// History at or below this is deleted for the user.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub cleared_to: u64,
     /// The newest record, if asked for and there is one.
     pub preview: Option<ListPreview>,
@@ -276,18 +312,24 @@ pub struct ListItem {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ListEnd {
     /// The LIST answered.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// LIST_ITEM frames in this answer.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub items: u64,
     /// Version of the last item sent (`since` for the next LIST).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub next_since: u64,
     /// The user's current list version.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub list_version: u64,
     /// Every change up to `list_version` was sent.
     pub complete: bool,
     /// Unread messages over all the user's conversations.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub total_unread: u64,
     /// The server's clock, ms since the Unix epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub server_time_ms: u64,
 }
 
@@ -296,12 +338,15 @@ pub struct ListEnd {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct HistoryRequest {
     /// Echoed in HISTORY_END.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// Records with `conv_seq < before`; 0: from the newest.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub before: u64,
     /// Most records wanted.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub max: u64,
 }
 
@@ -312,15 +357,19 @@ pub enum RecordBody {
     /// A message.
     Message {
         /// Application tag.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         topic: u64,
         /// Application message type.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
         /// Application payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_PAYLOAD>))]
         payload: Bytes,
     },
     /// A recalled message: its place and type remain, its content is gone.
     Recalled {
         /// The message type it had.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
     },
 }
@@ -332,14 +381,18 @@ pub struct Record {
     /// The conversation.
     pub conv: ConvRef,
     /// The record's number.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub conv_seq: u64,
     /// Sender.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
     /// Sender's device.
     pub from_device: u32,
     /// Sender device's uplink sequence (the message id).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_seq: u64,
     /// When it was stored, ms since the Unix epoch.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub time_ms: u64,
     /// Message or recall marker.
     pub body: RecordBody,
@@ -350,15 +403,20 @@ pub struct Record {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct HistoryEnd {
     /// The HISTORY answered.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub request_id: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// Lowest `conv_seq` the page covers.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub low: u64,
     /// Highest `conv_seq` the page covers (`low > high`: empty).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub high: u64,
     /// Nothing at or below it can be returned (trimmed or cleared).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub floor: u64,
     /// Newest record the user can see.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub last_seq: u64,
 }
