@@ -27,7 +27,7 @@ use tern_core::conv::{ConvKey, ConvState, CONV_KEY_LEN};
 use tern_core::store::{ConvMeta, ConvRecord};
 use tern_core::wire::limits::MAX_PAYLOAD;
 
-use super::keys::{DecodeError, ValueReader};
+use super::value::{DecodeError, ValueReader};
 
 /// Column family of storage-timeline records.
 pub const CF_CONV: &str = "conv";
@@ -48,6 +48,18 @@ pub fn record_key(key: &ConvKey, conv_seq: u64) -> [u8; CONV_KEY_LEN + 8] {
     k[..CONV_KEY_LEN].copy_from_slice(&key.to_bytes());
     k[CONV_KEY_LEN..].copy_from_slice(&conv_seq.to_be_bytes());
     k
+}
+
+/// Exclusive end of the record keys `(key, 0) ..= (key, up_to)`.
+pub fn record_range_end(key: &ConvKey, up_to: u64) -> Vec<u8> {
+    match up_to.checked_add(1) {
+        Some(next) => record_key(key, next).to_vec(),
+        None => {
+            let mut k = record_key(key, u64::MAX).to_vec();
+            k.push(0);
+            k
+        }
+    }
 }
 
 /// The `conv_seq` of a record key of `key`, if it is one.

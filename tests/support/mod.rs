@@ -169,14 +169,10 @@ pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::c
         }
         for e in page {
             after = e.seq;
-            let frame = tern_core::wire::Frame::decode(&mut tern_core::wire::Reader::new(e.frame))
-                .expect("stored frame decodes");
-            match frame {
-                tern_core::wire::Frame::Deliver(d) => {
-                    assert_eq!(d.seq, e.seq, "stored entry carries its own sequence");
-                    out.push(d)
-                }
-                other => panic!("stored entry is not a DELIVER: {other:?}"),
+            // What a version 1 device is shown.
+            match e.entry.to_deliver(e.seq) {
+                Some(d) => out.push(d),
+                None => panic!("stored entry has no version 1 form: {e:?}"),
             }
         }
     }

@@ -151,6 +151,9 @@ pub enum ErrorCode {
     /// This server requires raw-UDP sessions to be sealed: log in with a
     /// HANDSHAKE under the server's key instead of a clear LOGIN.
     SealRequired = 15,
+    /// Version 2: a conversation reference the server does not know or the
+    /// user may not use (`proto-spec/conversations.md`).
+    NoSuchConversation = 16,
 }
 
 impl ErrorCode {
@@ -173,6 +176,7 @@ impl ErrorCode {
             13 => NotAllowed,
             14 => NoSuchMessage,
             15 => SealRequired,
+            16 => NoSuchConversation,
             _ => return None,
         })
     }
