@@ -30,7 +30,10 @@ use tern_core::store::{ConvMeta, ConvRecord, SyncEntry, SyncItem};
 
 const CONVS: [ConvKey; 3] = [
     ConvKey::Direct { lo: 1, hi: 2 },
-    ConvKey::Direct { lo: 0, hi: u64::MAX },
+    ConvKey::Direct {
+        lo: 0,
+        hi: u64::MAX,
+    },
     ConvKey::Group(7),
 ];
 
@@ -209,7 +212,13 @@ fn assert_same_convs(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx
             rocks.conv_meta(&conv).unwrap(),
             "{ctx}: conv_meta({conv:?})"
         );
-        for (before, max) in [(0, 100), (0, 1), (5, 3), (u64::MAX, 4), (pick_seq(rng), rng.gen_range(0..6))] {
+        for (before, max) in [
+            (0, 100),
+            (0, 1),
+            (5, 3),
+            (u64::MAX, 4),
+            (pick_seq(rng), rng.gen_range(0..6)),
+        ] {
             assert_eq!(
                 mem.read_conv(&conv, before, max).unwrap(),
                 rocks.read_conv(&conv, before, max).unwrap(),

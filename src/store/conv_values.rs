@@ -237,7 +237,10 @@ mod tests {
         let mut v = encode_record(&record(false));
         let len_at = v.len() - 2 - 4;
         v[len_at..len_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(decode_record(9, &v), Err(DecodeError::TooLong { .. })));
+        assert!(matches!(
+            decode_record(9, &v),
+            Err(DecodeError::TooLong { .. })
+        ));
         let mut v = encode_record(&record(false));
         v[1] = 7;
         assert_eq!(decode_record(9, &v), Err(DecodeError::BadFlags(7)));

@@ -89,11 +89,12 @@ pub fn encode_entry(e: &SyncEntry) -> Vec<u8> {
 /// the caller attaches the stored record over it.
 pub fn decode_entry(owner: u64, seq: u64, bytes: &[u8]) -> Result<StoredEntry, DecodeError> {
     if bytes.first() == Some(&ty::DELIVER) {
-        let entry = SyncEntry::from_legacy_frame(owner, &Bytes::copy_from_slice(bytes))
-            .ok_or(DecodeError::UnknownKind {
+        let entry = SyncEntry::from_legacy_frame(owner, &Bytes::copy_from_slice(bytes)).ok_or(
+            DecodeError::UnknownKind {
                 what: "version 1 frame",
                 value: ty::DELIVER,
-            })?;
+            },
+        )?;
         return Ok(StoredEntry { seq, entry });
     }
     let mut r = ValueReader::versioned(bytes, ENTRY_FORMAT)?;
@@ -125,10 +126,12 @@ pub fn decode_entry(owner: u64, seq: u64, bytes: &[u8]) -> Result<StoredEntry, D
             status: match r.u8()? {
                 1 => ReceiptStatus::Delivered,
                 2 => ReceiptStatus::Read,
-                value => return Err(DecodeError::UnknownKind {
-                    what: "receipt status",
-                    value,
-                }),
+                value => {
+                    return Err(DecodeError::UnknownKind {
+                        what: "receipt status",
+                        value,
+                    })
+                }
             },
             target_device: r.u32()?,
             target_seq: r.u64()?,
@@ -162,10 +165,12 @@ pub fn decode_entry(owner: u64, seq: u64, bytes: &[u8]) -> Result<StoredEntry, D
         4 => SyncItem::Deleted(match r.u8()? {
             1 => DeleteScope::Conversation,
             2 => DeleteScope::Message,
-            value => return Err(DecodeError::UnknownKind {
-                what: "delete scope",
-                value,
-            }),
+            value => {
+                return Err(DecodeError::UnknownKind {
+                    what: "delete scope",
+                    value,
+                })
+            }
         }),
         value => {
             return Err(DecodeError::UnknownKind {
@@ -246,7 +251,10 @@ mod tests {
         let SyncItem::Message(placeholder) = &back.entry.item else {
             panic!("a message");
         };
-        assert!(placeholder.payload.is_empty(), "the payload is the record's");
+        assert!(
+            placeholder.payload.is_empty(),
+            "the payload is the record's"
+        );
         assert_eq!(placeholder.msg_type, 5);
     }
 
@@ -284,7 +292,10 @@ mod tests {
         }
         let mut bad = good.clone();
         bad[2] = 9;
-        assert!(matches!(decode_entry(9, 1, &bad), Err(DecodeError::UnknownKind { .. })));
+        assert!(matches!(
+            decode_entry(9, 1, &bad),
+            Err(DecodeError::UnknownKind { .. })
+        ));
         let mut bad = good;
         bad[1] = 0x80;
         assert_eq!(decode_entry(9, 1, &bad), Err(DecodeError::BadFlags(0x80)));

@@ -42,7 +42,10 @@ pub fn existed(path: &std::path::Path) -> bool {
 pub fn check_and_upgrade(db: &DB, existed: bool) -> Result<Opened, StoreError> {
     let found = match db.get(FORMAT_KEY)? {
         Some(v) => {
-            let raw: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::BadFormatMarker)?;
+            let raw: [u8; 4] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::BadFormatMarker)?;
             u32::from_be_bytes(raw)
         }
         // No marker: a folder written before markers existed (format 1),

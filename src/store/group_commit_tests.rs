@@ -69,7 +69,12 @@ impl Store for GateStore {
     fn user_conv(&self, user: u64, c: &ConvKey) -> Result<Option<ConvState>, Injected> {
         Ok(self.inner.user_conv(user, c).unwrap())
     }
-    fn user_convs_since(&self, user: u64, since: u64, max: usize) -> Result<Vec<UserConv>, Injected> {
+    fn user_convs_since(
+        &self,
+        user: u64,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<UserConv>, Injected> {
         Ok(self.inner.user_convs_since(user, since, max).unwrap())
     }
     fn hidden(&self, user: u64, c: &ConvKey, low: u64, high: u64) -> Result<Vec<u64>, Injected> {

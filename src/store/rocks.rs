@@ -22,8 +22,7 @@ use rocksdb::{
 };
 use tern_core::conv::{ConvKey, ConvState};
 use tern_core::store::{
-    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, UserConv, WriteBatch,
-    WriteOp,
+    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, UserConv, WriteBatch, WriteOp,
 };
 
 use super::conv_values::{
@@ -421,7 +420,11 @@ impl Store for RocksStore {
                     conv,
                     conv_seq,
                 } => {
-                    wb.put_cf(self.cf(CF_HIDDEN)?, cv::hidden_key(*user, conv, *conv_seq), []);
+                    wb.put_cf(
+                        self.cf(CF_HIDDEN)?,
+                        cv::hidden_key(*user, conv, *conv_seq),
+                        [],
+                    );
                 }
             }
         }

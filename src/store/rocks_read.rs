@@ -135,7 +135,9 @@ impl RocksStore {
         } else {
             cv::record_key(conv, before).to_vec()
         };
-        let mut it = self.raw().raw_iterator_cf_opt(self.cf(CF_CONV)?, below(end));
+        let mut it = self
+            .raw()
+            .raw_iterator_cf_opt(self.cf(CF_CONV)?, below(end));
         it.seek_to_last();
         let mut out = Vec::with_capacity(max.min(256));
         while out.len() < max {
@@ -219,7 +221,9 @@ impl RocksStore {
         it.seek(start);
         let mut out = Vec::new();
         while let Some((k, _)) = it.item() {
-            let Some(rest) = k.strip_prefix(prefix) else { break };
+            let Some(rest) = k.strip_prefix(prefix) else {
+                break;
+            };
             let seq = u64::from_be_bytes(rest.try_into().map_err(|_| {
                 corrupt(CF_HIDDEN, k)(DecodeError::BadKeyLength {
                     expected: 16 + CONV_KEY_LEN,

@@ -158,7 +158,7 @@ pub fn open_store(data_dir: &std::path::Path) -> tern::store::RocksStore {
 }
 
 /// Every stored inbox entry of `user`, decoded.
-pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::client::Deliver> {
+pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::client::Entry> {
     use tern::store::Store;
     let mut out = Vec::new();
     let mut after = 0;
@@ -169,11 +169,8 @@ pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::c
         }
         for e in page {
             after = e.seq;
-            // What a version 1 device is shown.
-            match e.entry.to_deliver(e.seq) {
-                Some(d) => out.push(d),
-                None => panic!("stored entry has no version 1 form: {e:?}"),
-            }
+            // What a version 2 device is shown.
+            out.push(e.entry.to_entry(e.seq, user));
         }
     }
 }

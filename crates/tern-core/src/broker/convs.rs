@@ -63,7 +63,10 @@ impl<S: Store> Broker<S> {
     /// The storage timeline of `conv`, loaded on first use.
     pub(super) fn timeline_mut(&mut self, conv: ConvKey) -> Result<&mut ConvCache, String> {
         if !self.convs.timelines.contains_key(&conv) {
-            let meta = self.store.conv_meta(&conv).map_err(|e| self.read_failed(e))?;
+            let meta = self
+                .store
+                .conv_meta(&conv)
+                .map_err(|e| self.read_failed(e))?;
             self.convs.timelines.insert(
                 conv,
                 ConvCache {

@@ -7,9 +7,7 @@ use super::session::Out;
 use super::Broker;
 use crate::conv::ConvKey;
 use crate::store::Store;
-use crate::wire::{
-    ty, ConvKind, ErrorCode, Frame, HistoryEnd, HistoryRequest, Record, RecordBody,
-};
+use crate::wire::{ty, ConvKind, ErrorCode, Frame, HistoryEnd, HistoryRequest, Record, RecordBody};
 
 /// Most records in one history page (`HISTORY_MAX`).
 pub const HISTORY_MAX: u64 = 64;
@@ -43,7 +41,10 @@ impl<S: Store> Broker<S> {
         let err = |e: S::Error| e.to_string();
         let key = ConvKey::of(user, req.conv);
         let meta = store.conv_meta(&key).map_err(err)?.unwrap_or_default();
-        let state = store.user_conv(user, &key).map_err(err)?.unwrap_or_default();
+        let state = store
+            .user_conv(user, &key)
+            .map_err(err)?
+            .unwrap_or_default();
         let floor = meta.trimmed.max(state.cleared_to);
         let top = meta.head.saturating_add(1);
         let before = if req.before == 0 {
@@ -81,7 +82,6 @@ impl<S: Store> Broker<S> {
                     }
                 } else {
                     RecordBody::Message {
-                        topic: r.topic,
                         msg_type: r.msg_type,
                         payload: r.payload,
                     }
@@ -89,6 +89,7 @@ impl<S: Store> Broker<S> {
                 Frame::Record(Record {
                     conv,
                     conv_seq: r.conv_seq,
+                    topic: r.topic,
                     from_user: r.from_user,
                     from_device: r.from_device,
                     from_seq: r.from_seq,
@@ -97,12 +98,14 @@ impl<S: Store> Broker<S> {
                 })
             })
             .collect();
+        let count = frames.len() as u64;
         frames.push(Frame::HistoryEnd(HistoryEnd {
             request_id: req.request_id,
             conv,
             low,
             high,
             floor,
+            count,
             last_seq: state.last_seq,
         }));
         Ok(frames)

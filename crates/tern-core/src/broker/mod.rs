@@ -64,12 +64,12 @@ mod uplink;
 mod users;
 
 pub use commit::Commit;
-pub use history::HISTORY_MAX;
-pub use list::{LIST_BUDGET, LIST_MAX_ITEMS};
-pub use records::RECALL_SCAN;
 pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use history::HISTORY_MAX;
+pub use list::{LIST_BUDGET, LIST_MAX_ITEMS};
 pub use peer::{Peer, Transport};
+pub use records::RECALL_SCAN;
 pub use stats::BrokerStats;
 
 use std::cmp::Reverse;

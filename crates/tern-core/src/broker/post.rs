@@ -66,7 +66,12 @@ impl<S: Store> Broker<S> {
     /// Lists a stored record in the sync timelines of its conversation's
     /// users and moves their conversation states. Returns whether the
     /// record's other participant has a device online.
-    pub(super) fn deliver_record(&mut self, now: Time, key: ConvKey, record: Arc<ConvRecord>) -> bool {
+    pub(super) fn deliver_record(
+        &mut self,
+        now: Time,
+        key: ConvKey,
+        record: Arc<ConvRecord>,
+    ) -> bool {
         let (from, conv_seq) = (record.from_user, record.conv_seq);
         let entry = |shared| SyncEntry {
             conv: key,

@@ -31,7 +31,15 @@ impl<S: Store> Broker<S> {
         if conv_seq != 0 && self.move_read_position(now, op, key, conv_seq).is_err() {
             return Applied::Retry;
         }
-        let online = self.send_read_receipt(now, op, key, f.conv, conv_seq, f.target_device, f.target_seq);
+        let online = self.send_read_receipt(
+            now,
+            op,
+            key,
+            f.conv,
+            conv_seq,
+            f.target_device,
+            f.target_seq,
+        );
         Applied::Done { online }
     }
 
@@ -53,7 +61,8 @@ impl<S: Store> Broker<S> {
             Some(false) => return Applied::Refused(ErrorCode::UnknownRecipient),
             Some(true) => {}
         }
-        let online = self.send_read_receipt(now, op, key, 0, read_to, f.receipt_device, f.receipt_seq);
+        let online =
+            self.send_read_receipt(now, op, key, 0, read_to, f.receipt_device, f.receipt_seq);
         Applied::Done { online }
     }
 
@@ -97,7 +106,13 @@ impl<S: Store> Broker<S> {
     /// Moves `op.user`'s read position in `key` to `up_to` (clamped); on a
     /// change the user's other devices get a read entry. Returns the read
     /// position after the move.
-    fn move_read_position(&mut self, now: Time, op: Op, key: ConvKey, up_to: u64) -> Result<u64, String> {
+    fn move_read_position(
+        &mut self,
+        now: Time,
+        op: Op,
+        key: ConvKey,
+        up_to: u64,
+    ) -> Result<u64, String> {
         let s = self.user_conv_mut(op.user, key)?.state;
         let target = up_to.min(s.last_seq);
         if target <= s.read_seq {
@@ -115,7 +130,13 @@ impl<S: Store> Broker<S> {
 
     /// Messages from other users in `after+1 ..= last` of `key` that `user`
     /// has not deleted: what stays unread when the read position is `after`.
-    fn count_unread(&mut self, user: u64, key: ConvKey, after: u64, last: u64) -> Result<u64, String> {
+    fn count_unread(
+        &mut self,
+        user: u64,
+        key: ConvKey,
+        after: u64,
+        last: u64,
+    ) -> Result<u64, String> {
         let records = self.records_between(key, after, last)?;
         let hidden = self
             .store
@@ -123,7 +144,9 @@ impl<S: Store> Broker<S> {
             .map_err(|e| e.to_string())?;
         Ok(records
             .iter()
-            .filter(|r| r.from_user != user && !r.recalled && hidden.binary_search(&r.conv_seq).is_err())
+            .filter(|r| {
+                r.from_user != user && !r.recalled && hidden.binary_search(&r.conv_seq).is_err()
+            })
             .count() as u64)
     }
 
@@ -164,7 +187,14 @@ impl<S: Store> Broker<S> {
     /// An entry only version 2 devices see, in `op.user`'s own timeline
     /// (none while a version 1 device of the user is registered: the list
     /// carries the change to version 2 devices instead).
-    pub(super) fn append_private(&mut self, now: Time, op: Op, key: ConvKey, conv_seq: u64, item: SyncItem) {
+    pub(super) fn append_private(
+        &mut self,
+        now: Time,
+        op: Op,
+        key: ConvKey,
+        conv_seq: u64,
+        item: SyncItem,
+    ) {
         if !self.may_write_private(op.user) {
             return;
         }

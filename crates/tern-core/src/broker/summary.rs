@@ -8,9 +8,7 @@ use super::session::Out;
 use super::{Broker, BrokerEvent};
 use crate::store::{Store, SyncItem};
 use crate::wire::limits::MAX_PREVIEW;
-use crate::wire::{
-    ErrorCode, Frame, Preview, Summary, SummaryEnd, SummaryRequest,
-};
+use crate::wire::{ErrorCode, Frame, Preview, Summary, SummaryEnd, SummaryRequest};
 
 #[derive(Default)]
 struct Acc {

@@ -71,11 +71,7 @@ impl<S: Store> Broker<S> {
         seq: u64,
         frame: Frame,
     ) {
-        let op = Op {
-            user,
-            device,
-            seq,
-        };
+        let op = Op { user, device, seq };
         let outcome = match frame {
             Frame::Send(f) => self.post(
                 now,

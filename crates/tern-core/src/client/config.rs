@@ -118,8 +118,12 @@ pub struct ClientConfig {
     /// tests and the simulator only.
     pub entropy: Option<[u8; 32]>,
     /// Protocol version to log in with: `wire::VERSION` (1) or
-    /// `wire::VERSION_2` (conversations, `proto-spec/conversations.md`).
+    /// `wire::VERSION_2` (conversations, `proto-spec/conversations.md`). A
+    /// version 2 connection falls back to 1 if the server speaks only that.
     pub version: u8,
+    /// What the device held of each conversation when it last ran (from
+    /// its state folder): gaps are found against it.
+    pub held: Vec<(crate::wire::ConvRef, super::Held)>,
 }
 
 impl ClientConfig {
@@ -144,6 +148,7 @@ impl ClientConfig {
             wall_origin_ms: 0,
             entropy: None,
             version: crate::wire::VERSION,
+            held: Vec::new(),
         }
     }
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::conv::ConvRecord;
 use crate::conv::ConvKey;
 use crate::wire::{
-    ConvRef, Deliver, DeleteScope, Entry, EntryBody, Frame, ReceiptStatus, Reader, SyncBody,
+    ConvRef, DeleteScope, Deliver, Entry, EntryBody, Frame, Reader, ReceiptStatus, SyncBody,
 };
 
 /// One stored sync-timeline entry.
@@ -190,7 +190,6 @@ impl SyncEntry {
     pub fn to_entry(&self, seq: u64, owner: u64) -> Entry {
         let body = match &self.item {
             SyncItem::Message(r) => SyncBody::Message {
-                topic: self.topic,
                 msg_type: r.msg_type,
                 payload: r.payload.clone(),
             },
@@ -217,6 +216,7 @@ impl SyncEntry {
             seq,
             conv: self.conv.view(owner),
             conv_seq: self.conv_seq,
+            topic: self.topic,
             from_user: self.from_user,
             from_device: self.from_device,
             from_seq: self.from_seq,

@@ -176,17 +176,14 @@ impl Entry {
         v(self.seq)
             + self.conv.encoded_len()
             + v(self.conv_seq)
+            + v(self.topic)
             + v(self.from_user)
             + v(self.from_device.into())
             + v(self.from_seq)
             + v(self.time_ms)
             + 1
             + match &self.body {
-                SyncBody::Message {
-                    topic,
-                    msg_type,
-                    payload,
-                } => v(*topic) + v(*msg_type) + bytes_len(payload),
+                SyncBody::Message { msg_type, payload } => v(*msg_type) + bytes_len(payload),
                 SyncBody::Receipt {
                     target_device,
                     target_seq,
@@ -206,6 +203,7 @@ impl Entry {
         self.conv.encode(out);
         for x in [
             self.conv_seq,
+            self.topic,
             self.from_user,
             self.from_device.into(),
             self.from_seq,
@@ -214,13 +212,8 @@ impl Entry {
             put(out, x);
         }
         match &self.body {
-            SyncBody::Message {
-                topic,
-                msg_type,
-                payload,
-            } => {
+            SyncBody::Message { msg_type, payload } => {
                 out.put_u8(0);
-                put(out, *topic);
                 put(out, *msg_type);
                 put_bytes(out, payload);
             }
@@ -254,13 +247,13 @@ impl Entry {
         let seq = r.nonzero("seq")?;
         let conv = ConvRef::decode(r)?;
         let conv_seq = r.varint()?;
+        let topic = r.varint()?;
         let from_user = r.varint()?;
         let from_device = r.varint_u32("from_device")?;
         let from_seq = r.varint()?;
         let time_ms = r.varint()?;
         let body = match r.u8()? {
             0 => SyncBody::Message {
-                topic: r.varint()?,
                 msg_type: r.varint()?,
                 payload: r.bytes("payload", MAX_PAYLOAD)?,
             },
@@ -285,6 +278,7 @@ impl Entry {
             seq,
             conv,
             conv_seq,
+            topic,
             from_user,
             from_device,
             from_seq,

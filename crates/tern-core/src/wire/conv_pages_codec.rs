@@ -186,17 +186,14 @@ impl Record {
     pub(super) fn encoded_len(&self) -> usize {
         self.conv.encoded_len()
             + v(self.conv_seq)
+            + v(self.topic)
             + v(self.from_user)
             + v(self.from_device.into())
             + v(self.from_seq)
             + v(self.time_ms)
             + 1
             + match &self.body {
-                RecordBody::Message {
-                    topic,
-                    msg_type,
-                    payload,
-                } => v(*topic) + v(*msg_type) + bytes_len(payload),
+                RecordBody::Message { msg_type, payload } => v(*msg_type) + bytes_len(payload),
                 RecordBody::Recalled { msg_type } => v(*msg_type),
             }
     }
@@ -205,6 +202,7 @@ impl Record {
         self.conv.encode(out);
         for x in [
             self.conv_seq,
+            self.topic,
             self.from_user,
             self.from_device.into(),
             self.from_seq,
@@ -213,13 +211,8 @@ impl Record {
             put(out, x);
         }
         match &self.body {
-            RecordBody::Message {
-                topic,
-                msg_type,
-                payload,
-            } => {
+            RecordBody::Message { msg_type, payload } => {
                 out.put_u8(0);
-                put(out, *topic);
                 put(out, *msg_type);
                 put_bytes(out, payload);
             }
@@ -233,13 +226,13 @@ impl Record {
     pub(super) fn decode(r: &mut Reader) -> Result<Record, DecodeError> {
         let conv = ConvRef::decode(r)?;
         let conv_seq = r.nonzero("conv_seq")?;
+        let topic = r.varint()?;
         let from_user = r.varint()?;
         let from_device = r.varint_u32("from_device")?;
         let from_seq = r.varint()?;
         let time_ms = r.varint()?;
         let body = match r.u8()? {
             0 => RecordBody::Message {
-                topic: r.varint()?,
                 msg_type: r.varint()?,
                 payload: r.bytes("payload", MAX_PAYLOAD)?,
             },
@@ -255,6 +248,7 @@ impl Record {
         Ok(Record {
             conv,
             conv_seq,
+            topic,
             from_user,
             from_device,
             from_seq,
@@ -271,13 +265,14 @@ impl HistoryEnd {
             + v(self.low)
             + v(self.high)
             + v(self.floor)
+            + v(self.count)
             + v(self.last_seq)
     }
 
     pub(super) fn encode(&self, out: &mut impl BufMut) {
         put(out, self.request_id);
         self.conv.encode(out);
-        for x in [self.low, self.high, self.floor, self.last_seq] {
+        for x in [self.low, self.high, self.floor, self.count, self.last_seq] {
             put(out, x);
         }
     }
@@ -289,6 +284,7 @@ impl HistoryEnd {
             low: r.varint()?,
             high: r.varint()?,
             floor: r.varint()?,
+            count: r.varint()?,
             last_seq: r.varint()?,
         })
     }

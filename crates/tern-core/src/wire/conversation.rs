@@ -179,9 +179,6 @@ pub struct Delete {
 pub enum SyncBody {
     /// A message (from another user, or the user's own copy).
     Message {
-        /// Application tag.
-        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
-        topic: u64,
         /// Application message type.
         #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
@@ -228,6 +225,9 @@ pub struct Entry {
     /// The record the entry is about (0: none).
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub conv_seq: u64,
+    /// Application tag of the message it is about (version 1's `conv`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub topic: u64,
     /// User whose action created the entry.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
@@ -241,6 +241,44 @@ pub struct Entry {
     pub time_ms: u64,
     /// What it is.
     pub body: SyncBody,
+}
+
+impl Entry {
+    /// A version 1 DELIVER as the version 2 entry it is: in the direct
+    /// conversation with its sender, outside any storage timeline.
+    pub fn from_v1(d: super::Deliver) -> Entry {
+        use super::EntryBody;
+        let body = match d.body {
+            EntryBody::Message { msg_type, payload } => SyncBody::Message { msg_type, payload },
+            EntryBody::Receipt {
+                status,
+                target_device,
+                target_seq,
+            } => SyncBody::Receipt {
+                status,
+                target_device,
+                target_seq,
+            },
+            EntryBody::Recall {
+                target_device,
+                target_seq,
+            } => SyncBody::Recall {
+                target_device,
+                target_seq,
+            },
+        };
+        Entry {
+            seq: d.seq,
+            conv: ConvRef::direct(d.from_user),
+            conv_seq: 0,
+            topic: d.conv,
+            from_user: d.from_user,
+            from_device: d.from_device,
+            from_seq: d.from_seq,
+            time_ms: d.time_ms,
+            body,
+        }
+    }
 }
 
 /// Client → server: the conversations changed since a list version.
@@ -356,9 +394,6 @@ pub struct HistoryRequest {
 pub enum RecordBody {
     /// A message.
     Message {
-        /// Application tag.
-        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
-        topic: u64,
         /// Application message type.
         #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
@@ -383,6 +418,9 @@ pub struct Record {
     /// The record's number.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
     pub conv_seq: u64,
+    /// Application tag of the message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub topic: u64,
     /// Sender.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub from_user: u64,
@@ -416,6 +454,10 @@ pub struct HistoryEnd {
     /// Nothing at or below it can be returned (trimmed or cleared).
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub floor: u64,
+    /// RECORD frames in this page (to tell a lost datagram from records
+    /// the user deleted).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub count: u64,
     /// Newest record the user can see.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub last_seq: u64,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng;
-use tern::client::{Client, ClientError, EntryBody, Event, ReceiptStatus, Sent};
+use tern::client::{Client, ClientError, Event, ReceiptStatus, Sent, SyncBody};
 
 use super::batch::Op;
 use super::device::DeviceTask;
@@ -91,11 +91,23 @@ impl DeviceTask {
     pub(super) fn handle(&mut self, ev: Event) {
         let t_us = self.shared.clock.us();
         match ev {
+            // Entries only other devices of this user cause (own copies,
+            // read positions, deletions) are multi-device sync, not
+            // deliveries: released, not journaled.
+            Event::Entry(d)
+                if d.from_user == self.user
+                    && matches!(
+                        d.body,
+                        SyncBody::Message { .. } | SyncBody::Read | SyncBody::Deleted { .. }
+                    ) =>
+            {
+                self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
+            }
             Event::Entry(d) => {
                 let mut rec = EntryRecord {
                     t_us,
                     seq: d.seq,
-                    conv: d.conv,
+                    conv: d.topic,
                     from_user: d.from_user,
                     from_device: d.from_device,
                     from_seq: d.from_seq,
@@ -106,7 +118,7 @@ impl DeviceTask {
                     target_seq: None,
                 };
                 match &d.body {
-                    EntryBody::Message { payload, .. } => {
+                    SyncBody::Message { payload, .. } => {
                         let text = String::from_utf8_lossy(payload).into_owned();
                         if let Some(id) = parse_payload(&text) {
                             self.shared
@@ -120,14 +132,14 @@ impl DeviceTask {
                             && self.pending_reads.len() < 4
                         {
                             self.pending_reads.push((
-                                d.conv,
+                                d.topic,
                                 d.from_user,
                                 d.from_device,
                                 d.from_seq,
                             ));
                         }
                     }
-                    EntryBody::Receipt {
+                    SyncBody::Receipt {
                         status,
                         target_device,
                         target_seq,
@@ -143,7 +155,7 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
-                    EntryBody::Recall {
+                    SyncBody::Recall {
                         target_device,
                         target_seq,
                     } => {
@@ -151,6 +163,8 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
+                    // Only this user's devices cause these (above).
+                    SyncBody::Read | SyncBody::Deleted { .. } => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));
                 self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
@@ -169,7 +183,10 @@ impl DeviceTask {
                     pull_mode,
                 });
             }
-            Event::Disconnected | Event::Notify { .. } | Event::PageEnd { .. } => {}
+            Event::Disconnected
+            | Event::Notify { .. }
+            | Event::PageEnd { .. }
+            | Event::Downgraded => {}
         }
     }
 }
