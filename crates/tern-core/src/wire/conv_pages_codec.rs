@@ -35,6 +35,7 @@ impl ListRequest {
 
 const LIST_HIDDEN: u8 = 0x01;
 const LIST_PREVIEW: u8 = 0x02;
+const LIST_RECALLED: u8 = 0x04;
 
 impl ListItem {
     pub(super) fn validate(&self) -> Result<(), EncodeError> {
@@ -53,7 +54,7 @@ impl ListItem {
             + v(self.unread)
             + v(self.cleared_to)
             + self.preview.as_ref().map_or(0, |p| {
-                v(p.from_user) + v(p.age_s) + v(p.msg_type) + 1 + bytes_len(&p.head)
+                v(p.from_user) + v(p.age_s) + v(p.msg_type) + bytes_len(&p.head)
             })
     }
 
@@ -64,8 +65,11 @@ impl ListItem {
         if self.hidden {
             flags |= LIST_HIDDEN;
         }
-        if self.preview.is_some() {
+        if let Some(p) = &self.preview {
             flags |= LIST_PREVIEW;
+            if p.recalled {
+                flags |= LIST_RECALLED;
+            }
         }
         out.put_u8(flags);
         for x in [self.last_seq, self.read_seq, self.unread, self.cleared_to] {
@@ -75,7 +79,6 @@ impl ListItem {
             put(out, p.from_user);
             put(out, p.age_s);
             put(out, p.msg_type);
-            out.put_u8(u8::from(p.recalled));
             put_bytes(out, &p.head);
         }
     }
@@ -84,7 +87,8 @@ impl ListItem {
         let conv = ConvRef::decode(r)?;
         let version = r.varint()?;
         let flags = r.u8()?;
-        if flags & !(LIST_HIDDEN | LIST_PREVIEW) != 0 {
+        let preview_flags = LIST_PREVIEW | LIST_RECALLED;
+        if flags & !(LIST_HIDDEN | preview_flags) != 0 || flags & preview_flags == LIST_RECALLED {
             return Err(DecodeError::InvalidValue {
                 field: "list flags",
             });
@@ -96,7 +100,7 @@ impl ListItem {
                 from_user: r.varint()?,
                 age_s: r.varint()?,
                 msg_type: r.varint()?,
-                recalled: r.flag("recalled")?,
+                recalled: flags & LIST_RECALLED != 0,
                 head: r.bytes("preview", MAX_PREVIEW)?,
             })
         } else {
