@@ -16,7 +16,10 @@ use support::process::{token, RealDaemon};
 use support::*;
 use tern::client::{Client, ClientOptions, ConvRef};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-format-v1.tar.gz");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/data-format-v1.tar.gz"
+);
 
 fn unpack(into: &Path) -> std::path::PathBuf {
     let st = Command::new("tar")
@@ -56,7 +59,10 @@ async fn a_format_1_data_folder_is_upgraded_in_place_and_loses_nothing() {
     let d = RealDaemon::spawn(&data, "127.0.0.1:0".parse().unwrap(), &[], &log)
         .expect("today's ternd opens the old folder");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(logged.contains("upgraded the data folder"), "the upgrade is logged:\n{logged}");
+    assert!(
+        logged.contains("upgraded the data folder"),
+        "the upgrade is logged:\n{logged}"
+    );
 
     // A device Bob never used gets everything still stored: messages 1
     // and 2 were deleted when his only device acknowledged them.
@@ -77,7 +83,10 @@ async fn a_format_1_data_folder_is_upgraded_in_place_and_loses_nothing() {
         .await
         .expect("stored");
     assert_eq!(texts(&mut bob_new, 1).await, vec!["after upgrade"]);
-    let page = bob_new.history(ConvRef::direct(1), 0, 10).await.expect("history");
+    let page = bob_new
+        .history(ConvRef::direct(1), 0, 10)
+        .await
+        .expect("history");
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].conv_seq, 1);
     let list = bob_new.conversations(0, 16).await.expect("list");
@@ -89,7 +98,11 @@ async fn a_format_1_data_folder_is_upgraded_in_place_and_loses_nothing() {
     bob_new.close().await;
     d.terminate(Duration::from_secs(10));
     let store = open_store(&data);
-    assert_eq!(store.opened(), tern::store::format::Opened::Current, "marker written");
+    assert_eq!(
+        store.opened(),
+        tern::store::format::Opened::Current,
+        "marker written"
+    );
 }
 
 #[test]

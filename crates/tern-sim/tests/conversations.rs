@@ -8,9 +8,7 @@ use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientEvent, ConvList, HistoryPage, Outgoing};
 use tern_core::store::Store;
-use tern_core::wire::{
-    ConvRef, DeleteScope, Entry, RecordBody, SyncBody, VERSION, VERSION_2,
-};
+use tern_core::wire::{ConvRef, DeleteScope, Entry, RecordBody, SyncBody, VERSION, VERSION_2};
 use tern_sim::pair::Pair;
 
 const ALICE: u64 = 1;
@@ -114,7 +112,10 @@ fn both_users_page_through_one_history_in_one_order() {
     let ev = p.settle();
     let got = sync_entries(&ev[b]);
     let last = got.last().expect("bob got a3");
-    assert_eq!((last.conv, last.conv_seq, text(last)), (ConvRef::direct(ALICE), 4, "a3".into()));
+    assert_eq!(
+        (last.conv, last.conv_seq, text(last)),
+        (ConvRef::direct(ALICE), 4, "a3".into())
+    );
     let want: Vec<(u64, String)> = [(1, "a1"), (2, "a2"), (3, "b1"), (4, "a3")]
         .into_iter()
         .map(|(s, t)| (s, t.to_string()))
@@ -122,7 +123,11 @@ fn both_users_page_through_one_history_in_one_order() {
     let from_alice = history(&mut p, a, ConvRef::direct(BOB), 0, 10);
     let from_bob = history(&mut p, b, ConvRef::direct(ALICE), 0, 10);
     assert_eq!(record_texts(&from_alice), want);
-    assert_eq!(record_texts(&from_bob), want, "both names lead to one timeline");
+    assert_eq!(
+        record_texts(&from_bob),
+        want,
+        "both names lead to one timeline"
+    );
     assert_eq!(from_bob.end.last_seq, 4);
 }
 
@@ -140,10 +145,18 @@ fn own_messages_and_read_positions_reach_the_users_other_devices() {
     post(&mut p, b1, ALICE, "from phone");
     let ev = p.settle();
     let on_laptop = sync_entries(&ev[b2]);
-    let own = on_laptop.iter().find(|e| e.from_user == BOB).expect("own copy");
-    assert_eq!((own.conv, own.conv_seq, text(own)), (ConvRef::direct(ALICE), 4, "from phone".into()));
+    let own = on_laptop
+        .iter()
+        .find(|e| e.from_user == BOB)
+        .expect("own copy");
+    assert_eq!(
+        (own.conv, own.conv_seq, text(own)),
+        (ConvRef::direct(ALICE), 4, "from phone".into())
+    );
     assert!(
-        sync_entries(&ev[b1]).iter().any(|e| e.from_user == BOB && e.conv_seq == 4),
+        sync_entries(&ev[b1])
+            .iter()
+            .any(|e| e.from_user == BOB && e.conv_seq == 4),
         "the sending device learns its message's conv_seq from its own copy"
     );
     // Replying read everything before: nothing unread on either device.
@@ -152,7 +165,10 @@ fn own_messages_and_read_positions_reach_the_users_other_devices() {
     post(&mut p, a, BOB, "later");
     p.settle();
     let l = list(&mut p, b2, 0);
-    assert_eq!((l.items[0].unread, l.items[0].read_seq, l.items[0].last_seq), (1, 4, 5));
+    assert_eq!(
+        (l.items[0].unread, l.items[0].read_seq, l.items[0].last_seq),
+        (1, 4, 5)
+    );
     submit(
         &mut p,
         b1,
@@ -166,11 +182,14 @@ fn own_messages_and_read_positions_reach_the_users_other_devices() {
     let ev = p.settle();
     let read = sync_entries(&ev[b2]);
     assert!(
-        read.iter().any(|e| e.body == SyncBody::Read && e.conv_seq == 5),
+        read.iter()
+            .any(|e| e.body == SyncBody::Read && e.conv_seq == 5),
         "the laptop hears of the read position: {read:?}"
     );
     assert!(
-        sync_entries(&ev[a]).iter().any(|e| matches!(e.body, SyncBody::Receipt { .. }) && e.conv_seq == 5),
+        sync_entries(&ev[a])
+            .iter()
+            .any(|e| matches!(e.body, SyncBody::Receipt { .. }) && e.conv_seq == 5),
         "alice gets the READ receipt"
     );
     let since = l.list_version;
@@ -195,9 +214,15 @@ fn a_new_device_roams_the_whole_history_newest_first() {
     assert_eq!((newest.end.low, newest.end.high), (37, 100));
     assert_eq!(record_texts(&newest).first().map(|r| r.0), Some(37));
     let older = history(&mut p, b, conv, 37, 64);
-    assert_eq!((older.end.low, older.end.high, older.records.len()), (1, 36, 36));
+    assert_eq!(
+        (older.end.low, older.end.high, older.records.len()),
+        (1, 36, 36)
+    );
     let held = p.clients[b].1.held(&conv).expect("held").clone();
-    assert!(held.missing().is_empty(), "the whole history is held: {held:?}");
+    assert!(
+        held.missing().is_empty(),
+        "the whole history is held: {held:?}"
+    );
 }
 
 #[test]
@@ -209,18 +234,39 @@ fn a_recalled_message_stays_in_history_as_a_marker() {
     post(&mut p, a, BOB, "oops");
     post(&mut p, a, BOB, "fine");
     p.settle();
-    submit(&mut p, a, Outgoing::Retract { conv: ConvRef::direct(BOB), target: 1 });
+    submit(
+        &mut p,
+        a,
+        Outgoing::Retract {
+            conv: ConvRef::direct(BOB),
+            target: 1,
+        },
+    );
     let ev = p.settle();
     assert!(
-        sync_entries(&ev[b]).iter().any(|e| matches!(e.body, SyncBody::Recall { .. }) && e.conv_seq == 1),
+        sync_entries(&ev[b])
+            .iter()
+            .any(|e| matches!(e.body, SyncBody::Recall { .. }) && e.conv_seq == 1),
         "bob is told at once"
     );
     let page = history(&mut p, b, ConvRef::direct(ALICE), 0, 10);
-    assert_eq!(record_texts(&page), vec![(1, "<recalled>".into()), (2, "fine".into())]);
+    assert_eq!(
+        record_texts(&page),
+        vec![(1, "<recalled>".into()), (2, "fine".into())]
+    );
     // Only the sender may recall.
-    submit(&mut p, b, Outgoing::Retract { conv: ConvRef::direct(ALICE), target: 2 });
+    submit(
+        &mut p,
+        b,
+        Outgoing::Retract {
+            conv: ConvRef::direct(ALICE),
+            target: 2,
+        },
+    );
     let ev = p.settle();
-    assert!(ev[b].iter().any(|e| matches!(e, ClientEvent::Rejected { code: 14, .. })));
+    assert!(ev[b]
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Rejected { code: 14, .. })));
 }
 
 #[test]
@@ -235,15 +281,36 @@ fn deleting_for_me_hides_history_only_for_me_on_every_device() {
     }
     p.settle();
     let conv = ConvRef::direct(ALICE);
-    submit(&mut p, b1, Outgoing::Delete { conv, scope: DeleteScope::Message, target: 2 });
+    submit(
+        &mut p,
+        b1,
+        Outgoing::Delete {
+            conv,
+            scope: DeleteScope::Message,
+            target: 2,
+        },
+    );
     let ev = p.settle();
-    assert!(sync_entries(&ev[b2])
-        .iter()
-        .any(|e| e.body == SyncBody::Deleted { scope: DeleteScope::Message } && e.conv_seq == 2));
+    assert!(sync_entries(&ev[b2]).iter().any(|e| e.body
+        == SyncBody::Deleted {
+            scope: DeleteScope::Message
+        }
+        && e.conv_seq == 2));
     let page = history(&mut p, b2, conv, 0, 10);
-    assert_eq!(page.records.iter().map(|r| r.conv_seq).collect::<Vec<_>>(), vec![1, 3, 4]);
+    assert_eq!(
+        page.records.iter().map(|r| r.conv_seq).collect::<Vec<_>>(),
+        vec![1, 3, 4]
+    );
     assert_eq!(page.end.count, 3);
-    submit(&mut p, b2, Outgoing::Delete { conv, scope: DeleteScope::Conversation, target: 0 });
+    submit(
+        &mut p,
+        b2,
+        Outgoing::Delete {
+            conv,
+            scope: DeleteScope::Conversation,
+            target: 0,
+        },
+    );
     p.settle();
     let l = list(&mut p, b1, 0);
     assert!(l.items[0].hidden && l.items[0].cleared_to == 4 && l.items[0].unread == 0);
@@ -266,7 +333,12 @@ fn five_hundred_changed_conversations_take_two_round_trips_and_16_kb() {
     p.settle();
     for (i, s) in senders.iter().enumerate() {
         for j in 0..(1 + i % 3) {
-            post(&mut p, *s, BOB, &format!("hello {j} from a fairly talkative friend"));
+            post(
+                &mut p,
+                *s,
+                BOB,
+                &format!("hello {j} from a fairly talkative friend"),
+            );
         }
     }
     p.settle();
@@ -274,7 +346,11 @@ fn five_hundred_changed_conversations_take_two_round_trips_and_16_kb() {
     p.settle();
     let l = list_with(&mut p, b, 0, 12);
     assert_eq!(l.items.len(), 500);
-    assert!(l.pages <= 2, "at most two round trips after login: {}", l.pages);
+    assert!(
+        l.pages <= 2,
+        "at most two round trips after login: {}",
+        l.pages
+    );
     assert_eq!(l.total_unread, (0..500u64).map(|i| 1 + i % 3).sum::<u64>());
     let bytes: usize = l
         .items
@@ -293,8 +369,16 @@ fn a_version_1_device_keeps_working_and_version_2_devices_catch_up_by_range_pull
     p.settle();
     post(&mut p, a, BOB, "to both");
     let ev = p.settle();
-    assert_eq!(text(&sync_entries(&ev[b_old])[0]), "to both", "version 1 sees the message");
-    assert_eq!(sync_entries(&ev[b_old])[0].conv_seq, 0, "as a version 1 DELIVER");
+    assert_eq!(
+        text(&sync_entries(&ev[b_old])[0]),
+        "to both",
+        "version 1 sees the message"
+    );
+    assert_eq!(
+        sync_entries(&ev[b_old])[0].conv_seq,
+        0,
+        "as a version 1 DELIVER"
+    );
     // Bob's new device writes; no own copy may enter the timeline the old
     // device reads.
     post(&mut p, b_new, ALICE, "from new");
@@ -312,7 +396,11 @@ fn a_version_1_device_keeps_working_and_version_2_devices_catch_up_by_range_pull
     });
     let filled = filled.expect("the gap is filled");
     assert_eq!((filled.end.low, filled.end.high), (2, 3));
-    let held = p.clients[b_new].1.held(&ConvRef::direct(ALICE)).expect("held").clone();
+    let held = p.clients[b_new]
+        .1
+        .held(&ConvRef::direct(ALICE))
+        .expect("held")
+        .clone();
     assert!(held.missing().is_empty(), "{held:?}");
     // The old device's view: messages from Alice only, in order, dense.
     let old: Vec<String> = sync_entries(&ev[b_old]).iter().map(text).collect();

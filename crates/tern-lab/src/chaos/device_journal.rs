@@ -91,19 +91,15 @@ impl DeviceTask {
     pub(super) fn handle(&mut self, ev: Event) {
         let t_us = self.shared.clock.us();
         match ev {
-            // Entries only other devices of this user cause (own copies,
-            // read positions, deletions) are multi-device sync, not
-            // deliveries: released, not journaled.
-            Event::Entry(d)
-                if d.from_user == self.user
+            Event::Entry(d) => {
+                // Entries this user's own devices caused (own copies, read
+                // positions, deletions) are multi-device sync, not
+                // deliveries.
+                let own = d.from_user == self.user
                     && matches!(
                         d.body,
                         SyncBody::Message { .. } | SyncBody::Read | SyncBody::Deleted { .. }
-                    ) =>
-            {
-                self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
-            }
-            Event::Entry(d) => {
+                    );
                 let mut rec = EntryRecord {
                     t_us,
                     seq: d.seq,
@@ -111,13 +107,18 @@ impl DeviceTask {
                     from_user: d.from_user,
                     from_device: d.from_device,
                     from_seq: d.from_seq,
-                    kind: EntryKind::Message,
+                    kind: if own {
+                        EntryKind::Sync
+                    } else {
+                        EntryKind::Message
+                    },
                     payload: None,
                     status: None,
                     target_device: None,
                     target_seq: None,
                 };
                 match &d.body {
+                    _ if own => {}
                     SyncBody::Message { payload, .. } => {
                         let text = String::from_utf8_lossy(payload).into_owned();
                         if let Some(id) = parse_payload(&text) {
