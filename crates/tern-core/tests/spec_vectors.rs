@@ -5,11 +5,11 @@
 mod vectors;
 
 use bytes::Bytes;
-use vectors::{unhex, Expect};
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
     PageEnd, Preview, Pull, Read, Recall, ReceiptStatus, Send, Summary, SummaryEnd, SummaryRequest,
 };
+use vectors::{unhex, Expect};
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

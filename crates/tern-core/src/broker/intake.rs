@@ -245,7 +245,7 @@ impl<S: Store> Broker<S> {
             Frame::Retract(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Delete(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::List(r) => self.on_list(now, sid, r),
-            Frame::History(r) => self.on_history(sid, r),
+            Frame::History(r) => self.on_history(now, sid, r),
             Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),
             Frame::Pull(p) => self.on_pull(now, sid, p.request_id, p.after, p.max_entries),
             Frame::SummaryRequest(r) => self.on_summary_request(sid, r),

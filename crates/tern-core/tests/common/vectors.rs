@@ -117,7 +117,7 @@ fn check(name: &str, bytes: &[u8], expect: &Expect) {
 pub fn check_file(spec: &str, expected: Vec<(&'static str, Expect)>) {
     let markdown = std::fs::read_to_string(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
     let found = parse_vectors(&markdown);
-    
+
     let mut names = BTreeSet::new();
     let mut missing = Vec::new();
     for (name, expect) in &expected {
@@ -148,7 +148,6 @@ pub fn check_file(spec: &str, expected: Vec<(&'static str, Expect)>) {
         "vectors in test-vectors.md that this test does not check: {unchecked:?}"
     );
 }
-
 
 #[test]
 fn parser_rejects_a_heading_without_hex() {
