@@ -220,6 +220,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                 9,
                 vec![
                     Frame::ListItem(ListItem {
+                        request_id: 7,
                         conv: WITH_BOB,
                         version: 31,
                         hidden: false,
@@ -267,6 +268,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                 10,
                 vec![
                     Frame::Record(Record {
+                        request_id: 8,
                         conv: WITH_BOB,
                         conv_seq: 12,
                         topic: TOPIC,
@@ -280,6 +282,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                         },
                     }),
                     Frame::Record(Record {
+                        request_id: 8,
                         conv: WITH_BOB,
                         conv_seq: 13,
                         topic: TOPIC,

@@ -97,6 +97,7 @@ impl<S: Store> Broker<S> {
                     }
                 };
                 Frame::Record(Record {
+                    request_id: req.request_id,
                     conv,
                     conv_seq: r.conv_seq,
                     topic: r.topic,
