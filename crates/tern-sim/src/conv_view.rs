@@ -41,6 +41,9 @@ impl Views {
     /// The application read `e`. Returns a contradiction with what it held
     /// (one `conv_seq`, two messages), if any.
     pub fn apply(&mut self, user: u64, e: &Entry) -> Option<String> {
+        if e.conv_seq == 0 {
+            return None; // version 1: outside any storage timeline
+        }
         match &e.body {
             SyncBody::Message { payload, .. } => {
                 let v = self.convs.entry(e.conv).or_default();
