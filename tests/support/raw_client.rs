@@ -1,6 +1,6 @@
 //! A sans-IO client (`ClientConn`) over a plain UDP socket, recording every
 //! datagram it sends, so that a test can keep, replay and alter the exact
-//! datagrams a real client sends.
+//! datagrams a real client sends, or restart the client on the same socket.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -44,6 +44,15 @@ impl RawClient {
             sent: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// A new client process on the same socket (the same address and
+    /// port): it starts from scratch, packet numbers from 1, no cookie.
+    pub fn restart(&mut self, token: Vec<u8>, key: Option<PublicKey>, seed: u64) {
+        self.conn = connection(token, key, seed);
+        self.start = Instant::now();
+        self.sent.clear();
+        self.events.clear();
     }
 
     pub fn now(&self) -> Time {
