@@ -1,0 +1,35 @@
+//! The vectors of bounds: lengths above their bound (`TooLong`, named by
+//! field, before any byte of the field is read) and values a field may not
+//! hold (`InvalidValue`).
+
+use tern_core::wire::DecodeError;
+
+use super::{bad_value, invalid, too_long, Expect};
+
+/// The bound vectors, by name.
+pub fn vectors() -> Vec<(&'static str, Expect)> {
+    vec![
+        ("oversize_payload", too_long("payload", 1025, 1024)),
+        ("oversize_token", too_long("token", 513, 512)),
+        (
+            "huge_extension_length",
+            too_long("extension", (1 << 62) - 1, 1024),
+        ),
+        ("too_many_ack_ranges", too_long("ack ranges", 33, 32)),
+        ("ack_ranges_touching", bad_value("ack gap")),
+        ("ack_range_overflow", bad_value("ack gap")),
+        ("too_many_previews", too_long("previews", 9, 8)),
+        ("zero_seq", bad_value("seq")),
+        ("zero_target_seq", bad_value("target_seq")),
+        ("zero_next_send_seq", bad_value("next_send_seq")),
+        ("device_over_u32", bad_value("device")),
+        ("bad_ack_flags", bad_value("ack flags")),
+        ("bad_end_flag", bad_value("end")),
+        ("bad_entry_kind", bad_value("entry kind")),
+        ("bad_receipt_status", bad_value("status")),
+        (
+            "bad_utf8_reason",
+            invalid(DecodeError::InvalidUtf8 { field: "reason" }),
+        ),
+    ]
+}
