@@ -1,14 +1,30 @@
-//! The vectors of bounds: lengths above their bound (`TooLong`, named by
-//! field, before any byte of the field is read) and values a field may not
-//! hold (`InvalidValue`).
+//! The vectors of sizes and bounds: the smallest datagram a clear LOGIN
+//! travels in, lengths above their bound (`TooLong`, named by field, before
+//! any byte of the field is read) and values a field may not hold
+//! (`InvalidValue`).
 
-use tern_core::wire::DecodeError;
+use tern_core::wire::{DecodeError, Frame, Login};
 
-use super::{bad_value, invalid, too_long, Expect};
+use super::{bad_value, invalid, text, too_long, valid, Expect};
 
-/// The bound vectors, by name.
+/// The size and bound vectors, by name.
 pub fn vectors() -> Vec<(&'static str, Expect)> {
     vec![
+        (
+            "login_short_token",
+            valid(
+                0,
+                1,
+                vec![
+                    Frame::Login(Login {
+                        token: text("token-1234"),
+                        epoch: 0,
+                        checkpoint: 0,
+                    }),
+                    Frame::Padding(67),
+                ],
+            ),
+        ),
         ("oversize_payload", too_long("payload", 1025, 1024)),
         ("oversize_token", too_long("token", 513, 512)),
         (
