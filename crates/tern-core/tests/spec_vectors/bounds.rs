@@ -47,5 +47,11 @@ pub fn vectors() -> Vec<(&'static str, Expect)> {
             "bad_utf8_reason",
             invalid(DecodeError::InvalidUtf8 { field: "reason" }),
         ),
+        ("oversize_cookie", too_long("cookie", 65, 64)),
+        ("oversize_handshake", too_long("handshake", 1025, 1024)),
+        ("oversize_preview", too_long("preview", 65, 64)),
+        ("oversize_reason", too_long("reason", 257, 256)),
+        ("from_device_over_u32", bad_value("from_device")),
+        ("target_device_over_u32", bad_value("target_device")),
     ]
 }
