@@ -42,12 +42,21 @@ fn token(dir: &Path, user: u64, device: u32) -> String {
     tern_lab::ternd::issue_token(Path::new(TERND), dir, user, device).expect("ternd token")
 }
 
+/// A command with none of the caller's `TERN_*` variables.
+fn clean(mut c: Command) -> Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("TERN_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
 /// `tern ARGS…` for this daemon (its seal key in the environment).
 fn tern_command(d: &Daemon, args: &[&str]) -> Command {
-    let mut c = Command::new(TERN);
-    c.args(args)
-        .env("TERN_SEAL_KEY", &d.seal_key)
-        .env("RUST_LOG", "warn");
+    let mut c = clean(Command::new(TERN));
+    c.args(args).env("TERN_SEAL_KEY", &d.seal_key);
     c
 }
 
@@ -217,6 +226,21 @@ fn clear_errors() {
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("not supported yet"),
+        "{o:?}"
+    );
+
+    // Without sealing there is no key to print, and `ternd seal-key` says
+    // what that means for clients.
+    let o = clean(Command::new(TERND))
+        .args(["seal-key", "--data-dir"])
+        .arg(dir.path())
+        .env("TERN_SEAL_POLICY", "off")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("policy is \"off\"") && err.contains("without --seal-key"),
         "{o:?}"
     );
 

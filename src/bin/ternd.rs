@@ -111,7 +111,11 @@ fn main() -> anyhow::Result<()> {
             let cfg = load(config, data_dir)?;
             match tern::server::load_seal_key(&cfg)? {
                 Some(k) => println!("{}", k.public()),
-                None => anyhow::bail!("[seal] policy is off: there is no seal key"),
+                None => anyhow::bail!(
+                    "[seal] policy is \"off\": raw UDP sessions are not sealed, so there is no \
+                     seal key; clients connect without --seal-key (set policy = \"optional\" or \
+                     \"required\" to seal)"
+                ),
             }
             Ok(())
         }

@@ -93,6 +93,7 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         prelogin_burst: cfg.limits.prelogin_rate * 2.0,
         session_rate: cfg.limits.session_rate,
         session_burst: cfg.limits.session_rate * 2.0,
+        stateless_reply_rate: cfg.limits.stateless_reply_rate,
         max_datagram: if cfg.quic.listen.is_some() {
             tern_core::wire::limits::MAX_DATAGRAM.min(crate::transport::quic::MAX_PACKET)
         } else {
