@@ -224,9 +224,10 @@ fn clear_errors() {
         &["--to", "2", "x"],
     );
     assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not supported yet"),
-        "{o:?}"
+        err.contains("--quic-fingerprint") && err.contains("--quic-ca"),
+        "an unverified QUIC server is refused, saying what to pass: {o:?}"
     );
 
     // Without sealing there is no key to print, and `ternd seal-key` says
