@@ -1,5 +1,10 @@
 //! The daemon's configuration: a TOML file, overridden by `TERN_*`
 //! environment variables, validated as a whole before anything starts.
+//! The `[quic]` section is in `quic.rs`.
+
+mod quic;
+
+pub use quic::{QuicListen, QuicSection};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,7 +27,7 @@ pub struct Config {
     pub auth: AuthSection,
     /// Prometheus metrics.
     pub metrics: MetricsSection,
-    /// The QUIC transport (off unless `listen` is set).
+    /// The QUIC transport (on by default, next to raw UDP).
     pub quic: QuicSection,
     /// Sealed (encrypted, authenticated) raw UDP.
     pub seal: SealSection,
@@ -144,23 +149,6 @@ pub struct AuthSection {
 pub struct MetricsSection {
     /// TCP address of the Prometheus endpoint (`GET /metrics`); unset: off.
     pub listen: Option<SocketAddr>,
-}
-
-/// `[quic]`: Tern over QUIC DATAGRAM frames (see `proto-spec/quic.md`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QuicSection {
-    /// UDP address QUIC listens on (ALPN `tern/1`); port 0 picks a free
-    /// port. Unset: QUIC is off (the default). `127.0.0.1:7401` is the
-    /// conventional choice next to the raw UDP port 7400.
-    pub listen: Option<SocketAddr>,
-    /// PEM certificate chain, end-entity certificate first. Empty (with
-    /// `key_file` empty too): a self-signed certificate is generated once
-    /// and kept in `<data_dir>/quic-cert.pem`; its SHA-256 fingerprint is
-    /// printed at start so that clients can pin it.
-    pub cert_file: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`.
-    pub key_file: PathBuf,
 }
 
 impl Default for Config {
@@ -296,10 +284,8 @@ impl Config {
             "# ternd configuration. Every key can be overridden by an environment\n\
              # variable TERN_<SECTION>_<KEY>, e.g. TERN_SERVER_LISTEN=0.0.0.0:7400.\n\
              # Durations take units: 15s, 2m, 30days.\n\n{body}\n\
-             # QUIC is off while [quic] listen is unset. To serve QUIC too:\n\
-             #   [quic]\n\
-             #   listen = \"127.0.0.1:7401\"\n\
-             # (or TERN_QUIC_LISTEN=127.0.0.1:7401, or ternd serve --quic ADDR).\n\
+             # [quic] listen: \"next\" (the [server] listen address with the next\n\
+             # port), \"off\", or an address (also TERN_QUIC_LISTEN, ternd serve --quic).\n\
              # [seal] policy: \"required\", \"optional\" or \"off\" (raw UDP in the clear:\n\
              # no seal key, so `ternd seal-key` fails and clients pass no --seal-key).\n"
         )
@@ -388,7 +374,7 @@ impl Config {
             }
         };
         over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
-        over!("TERN_QUIC_LISTEN", self.quic.listen, optional);
+        over!("TERN_QUIC_LISTEN", self.quic.listen, parse);
         over!(
             "TERN_QUIC_CERT_FILE",
             self.quic.cert_file,
@@ -469,16 +455,29 @@ impl Config {
                 "cert_file and key_file must be set together (or both left empty for a generated certificate)",
             );
         }
-        if let Some(q) = self.quic.listen {
-            if q.port() != 0 && q == self.server.listen {
+        match self.quic_listen() {
+            None if self.quic.listen == QuicListen::Next => {
+                return bad(
+                    "quic",
+                    "listen",
+                    "\"next\" needs a [server] listen port below 65535",
+                );
+            }
+            Some(q) if q.port() != 0 && q == self.server.listen => {
                 return bad(
                     "quic",
                     "listen",
                     "must differ from [server] listen (QUIC needs its own UDP port)",
                 );
             }
+            _ => {}
         }
         Ok(())
+    }
+
+    /// The address QUIC listens on, `None` when it is off.
+    pub fn quic_listen(&self) -> Option<SocketAddr> {
+        self.quic.listen.resolve(self.server.listen)
     }
 
     /// The QUIC certificate and key files in effect: the configured ones, or
