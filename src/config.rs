@@ -6,6 +6,9 @@ mod quic;
 
 pub use quic::{QuicListen, QuicSection};
 
+mod retention;
+pub use retention::HistoryRetention;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +96,9 @@ pub struct ServerSection {
     /// How long inbox entries are kept when some device never reads them.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// How long conversation history is kept: "forever" or a duration, not
+    /// shorter than `retention`.
+    pub history_retention: HistoryRetention,
 }
 
 /// `[timers]`
@@ -171,6 +177,7 @@ impl Default for ServerSection {
             listen: "127.0.0.1:7400".parse().expect("valid literal"),
             data_dir: PathBuf::from("tern-data"),
             retention: Duration::from_secs(30 * 24 * 3600),
+            history_retention: HistoryRetention::Forever,
         }
     }
 }
@@ -324,6 +331,11 @@ impl Config {
             |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
         );
         over!("TERN_SERVER_RETENTION", self.server.retention, duration);
+        over!(
+            "TERN_SERVER_HISTORY_RETENTION",
+            self.server.history_retention,
+            parse
+        );
         over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
         over!(
             "TERN_TIMERS_IDLE_TIMEOUT",
@@ -402,6 +414,15 @@ impl Config {
         }
         if self.server.retention < Duration::from_secs(60) {
             return bad("server", "retention", "must be at least 1 minute");
+        }
+        if let HistoryRetention::For(d) = self.server.history_retention {
+            if d < self.server.retention {
+                return bad(
+                    "server",
+                    "history_retention",
+                    "must be \"forever\" or at least `retention`: history outlives the sync timelines",
+                );
+            }
         }
         if self.timers.heartbeat < Duration::from_secs(1) {
             return bad("timers", "heartbeat", "must be at least 1s");

@@ -119,7 +119,9 @@ fn send_then_recv_offline_and_online() {
     assert_eq!(m["from_user"], 1);
     assert_eq!(m["from_device"], 1);
     assert_eq!(m["from_seq"], 1);
-    assert_eq!(m["conv"], 7);
+    assert_eq!(m["conv"], "d:1", "the direct conversation with user 1");
+    assert_eq!(m["topic"], 7, "the --conv the sender gave");
+    assert_eq!(m["conv_seq"], 1, "the first record of the conversation");
     assert_eq!(m["seq"], 1);
     assert_eq!(m["msg_type"], 0);
 
@@ -190,8 +192,9 @@ fn send_then_recv_offline_and_online() {
     assert_eq!(lines[0]["text"], "second");
     assert_eq!(lines[0]["seq"], 2);
 
-    // Alice's inbox now holds Bob's DELIVERED receipts for her messages
-    // (one per release: message 1, then message 2).
+    // Alice's sync timeline now holds her own two messages (for her other
+    // devices) and Bob's DELIVERED receipts for them (one per release:
+    // message 1, then message 2); only the receipts count.
     let o = tern_as(
         &daemon,
         "recv",
@@ -200,7 +203,10 @@ fn send_then_recv_offline_and_online() {
         &["--all", "--count", "2", "--json", "--timeout", "20s"],
     );
     assert!(o.status.success(), "tern recv: {o:?}");
-    let receipts = json_lines(&o);
+    let lines = json_lines(&o);
+    let own: Vec<_> = lines.iter().filter(|l| l["from_user"] == 1).collect();
+    assert_eq!(own.len(), 2, "her own copies: {lines:?}");
+    let receipts: Vec<_> = lines.iter().filter(|l| l["from_user"] != 1).collect();
     assert_eq!(receipts.len(), 2, "{receipts:?}");
     for r in &receipts {
         assert_eq!(r["kind"], "receipt");

@@ -170,6 +170,7 @@ async fn tampered_replayed_and_truncated_sealed_packets_are_dropped_and_counted(
         header: Header {
             session_id: sid,
             packet_number: 1_000,
+            version: tern_core::wire::VERSION,
         },
         frames: vec![Frame::Logout],
     }
@@ -428,6 +429,7 @@ async fn a_flood_is_rate_limited_and_legitimate_clients_keep_working() {
             header: Header {
                 session_id: 0,
                 packet_number: 1,
+                version: tern_core::wire::VERSION,
             },
             frames: vec![Frame::Login(Login {
                 token: Bytes::from_static(b"junk"),

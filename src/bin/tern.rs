@@ -114,7 +114,7 @@ enum Command {
     Recv {
         #[command(flatten)]
         conn: Conn,
-        /// Exit 0 after this many messages (receipts and recalls count only with --all).
+        /// Exit 0 after this many messages from other users (receipts and recalls count only with --all; this user's own copies never count).
         #[arg(long)]
         count: Option<u64>,
         /// Count receipts and recalls toward --count too.

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use tern_core::wire::EntryBody;
+use tern_core::wire::SyncBody;
 
 use super::output::entry_line;
 use super::{CliError, Connection};
@@ -84,7 +84,10 @@ pub async fn recv(
                     break Err(CliError::Stopped("the client stopped".into()));
                 }
                 done.printed += 1;
-                if o.all || matches!(d.body, EntryBody::Message { .. }) {
+                // What counts is what others did: not this user's own copies
+                // and read positions, which its other devices sync.
+                let from_others = d.from_user != client.identity().0;
+                if from_others && (o.all || matches!(d.body, SyncBody::Message { .. })) {
                     done.counted += 1;
                 }
             }
@@ -104,6 +107,9 @@ pub async fn recv(
             }
             Some(Event::Disconnected) => {
                 let _ = writeln!(status, "connection lost; logging in again");
+            }
+            Some(Event::Downgraded) => {
+                let _ = writeln!(status, "the server speaks only protocol version 1");
             }
             Some(Event::Notify { .. }) | Some(Event::PageEnd { .. }) => {}
             None => {

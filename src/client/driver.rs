@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release};
 use tern_core::time::Time;
-use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+use tern_core::wire::{Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ops::Ops;
@@ -23,8 +23,9 @@ use super::{ClientError, ClientOptions, Command, Event, Sent};
 type Ready = oneshot::Receiver<Result<(u64, u32), ClientError>>;
 type SummaryWaiter = oneshot::Sender<(Vec<Summary>, SummaryEnd)>;
 
-struct Driver {
-    conn: ClientConn,
+pub(super) struct Driver {
+    pub(super) conn: ClientConn,
+    pub(super) conv_waiters: super::driver_convs::ConvWaiters,
     link: Link,
     start: Instant,
     ops: Ops,
@@ -47,6 +48,7 @@ struct Driver {
 fn core_config(opts: &ClientOptions, durable: bool) -> ClientConfig {
     let mut cfg = ClientConfig::new(Bytes::from(opts.token.clone()));
     cfg.auto_pull = opts.auto_pull;
+    cfg.version = opts.version;
     cfg.persist = durable;
     cfg.release = Release::library(durable, opts.manual_release);
     if opts.transport == super::Transport::Udp {
@@ -81,6 +83,7 @@ pub(super) async fn spawn(
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         conn,
+        conv_waiters: Default::default(),
         link,
         start,
         ops: restored.ops,
@@ -221,6 +224,11 @@ impl Driver {
                 }
                 let _ = w.send(r);
             }
+            Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
+            Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),
+            Command::Held(conv, w) => {
+                let _ = w.send(self.conn.held(&conv).cloned());
+            }
             Command::Close(w) => {
                 // What the application took counts: the ACK goes out
                 // ahead of the LOGOUT.
@@ -235,8 +243,8 @@ impl Driver {
 
     /// A DELIVERED or READ receipt for a message of this device resolves
     /// `wait_delivered` up to it.
-    fn on_receipt(&mut self, d: &Deliver) {
-        let EntryBody::Receipt {
+    fn on_receipt(&mut self, d: &Entry) {
+        let SyncBody::Receipt {
             status: ReceiptStatus::Delivered | ReceiptStatus::Read,
             target_device,
             target_seq,
@@ -346,6 +354,13 @@ impl Driver {
                 }
                 ClientEvent::ServerError(e) => {
                     tracing::warn!(code = e.code, reason = %e.reason, "server error")
+                }
+                ClientEvent::ConvList(list) => self.on_list(list),
+                ClientEvent::History(page) => self.on_history(page),
+                ClientEvent::Downgraded => {
+                    tracing::info!("the server speaks only protocol version 1");
+                    self.on_downgraded();
+                    self.emit(Event::Downgraded);
                 }
             }
         }

@@ -29,15 +29,21 @@
 //! # Ok(()) }
 //! ```
 
+mod conversations;
 mod driver;
+mod driver_convs;
 mod ops;
 mod outbox;
 mod queue;
 mod transport;
 
 pub use outbox::OutboxError;
+pub use tern_core::client::{ConvList, Held, HistoryPage};
 pub use tern_core::seal::PublicKey as SealKey;
-pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+pub use tern_core::wire::{
+    ConvKind, ConvRef, DeleteScope, Entry, ListItem, ReceiptStatus, Record, RecordBody, Summary,
+    SummaryEnd, SyncBody,
+};
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
 use std::net::SocketAddr;
@@ -80,6 +86,10 @@ pub struct ClientOptions {
     pub auto_pull: bool,
     /// How long [`Client::connect`] waits for the first login.
     pub connect_timeout: Duration,
+    /// Protocol version to log in with: 2 (conversations, history, the
+    /// list; the default) or 1. A version 2 client falls back to 1 by
+    /// itself against a server that speaks only 1 ([`Event::Downgraded`]).
+    pub version: u8,
 }
 
 impl ClientOptions {
@@ -96,6 +106,7 @@ impl ClientOptions {
             manual_release: false,
             auto_pull: true,
             connect_timeout: Duration::from_secs(10),
+            version: tern_core::wire::VERSION_2,
         }
     }
 
@@ -138,8 +149,13 @@ pub struct Sent {
 /// Things the application receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// An inbox entry (message, receipt or recall), exactly once, in order.
-    Entry(Deliver),
+    /// A sync-timeline entry (a message, receipt, recall, or, with
+    /// protocol version 2, a read position or deletion from another device
+    /// of this user), exactly once, in order.
+    Entry(Entry),
+    /// The server speaks only protocol version 1: the client logged in with
+    /// it; conversations, history and the list are unavailable.
+    Downgraded,
     /// Logged in (again); `pull_mode` means a large backlog is being pulled.
     Connected {
         /// User.
@@ -200,6 +216,10 @@ pub enum ClientError {
     /// server certificate does not match the pin or the CA file).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// The server speaks only protocol version 1: no conversations,
+    /// history or list.
+    #[error("the server speaks only protocol version 1 (no conversations)")]
+    NotSupported,
 }
 
 pub(crate) enum Command {
@@ -210,6 +230,14 @@ pub(crate) enum Command {
     Release(u64),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
+    List(u64, u8, oneshot::Sender<Result<ConvList, ClientError>>),
+    History(
+        ConvRef,
+        u64,
+        u64,
+        oneshot::Sender<Result<HistoryPage, ClientError>>,
+    ),
+    Held(ConvRef, oneshot::Sender<Option<Held>>),
 }
 
 /// A connected client. Dropping it stops the background task.
@@ -243,7 +271,7 @@ impl Client {
         (self.user, self.device)
     }
 
-    async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
+    pub(crate) async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .send(Command::Submit(op, tx))

@@ -89,6 +89,7 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         max_sessions: cfg.limits.max_sessions,
         page_entries: cfg.limits.page_entries,
         retention: cfg.server.retention,
+        history_retention: cfg.server.history_retention.as_duration(),
         validate_addresses: cfg.limits.validate_addresses,
         prelogin_rate: cfg.limits.prelogin_rate,
         prelogin_burst: cfg.limits.prelogin_rate * 2.0,

@@ -162,7 +162,7 @@ pub fn open_store(data_dir: &std::path::Path) -> tern::store::RocksStore {
 }
 
 /// Every stored inbox entry of `user`, decoded.
-pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::client::Deliver> {
+pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::client::Entry> {
     use tern::store::Store;
     let mut out = Vec::new();
     let mut after = 0;
@@ -173,15 +173,8 @@ pub fn stored_entries(store: &tern::store::RocksStore, user: u64) -> Vec<tern::c
         }
         for e in page {
             after = e.seq;
-            let frame = tern_core::wire::Frame::decode(&mut tern_core::wire::Reader::new(e.frame))
-                .expect("stored frame decodes");
-            match frame {
-                tern_core::wire::Frame::Deliver(d) => {
-                    assert_eq!(d.seq, e.seq, "stored entry carries its own sequence");
-                    out.push(d)
-                }
-                other => panic!("stored entry is not a DELIVER: {other:?}"),
-            }
+            // What a version 2 device is shown.
+            out.push(e.entry.to_entry(e.seq, user));
         }
     }
 }

@@ -1,44 +1,22 @@
-//! Checks `proto-spec/test-vectors.md` against the codec.
-//!
-//! Every `### name` heading in that file is followed by a ```hex block holding a
-//! whole datagram. This test knows, for each name, what the datagram must mean:
-//! a valid packet (decode gives exactly that packet, and encoding it gives back
-//! exactly those bytes), a packet sent with non-minimal varints (decodes, and
-//! re-encodes to the minimal form), or an invalid datagram (decode fails with
-//! exactly that error). A vector present on one side only fails the test.
+//! Checks `proto-spec/test-vectors.md` (protocol version 1) against the
+//! codec, with the harness in `common/vectors.rs`.
 
-use std::collections::BTreeSet;
+#[path = "spec_vectors/bounds.rs"]
+mod bounds;
+#[path = "common/vectors.rs"]
+mod vectors;
 
 use bytes::Bytes;
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
     PageEnd, Preview, Pull, Read, Recall, ReceiptStatus, Send, Summary, SummaryEnd, SummaryRequest,
 };
-
-#[path = "spec_vectors/bounds.rs"]
-mod bounds;
-#[path = "spec_vectors/markdown.rs"]
-mod markdown;
-
-use markdown::{hex, parse_vectors, unhex};
+use vectors::{unhex, Expect};
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../proto-spec/test-vectors.md"
 );
-
-/// What a vector must decode to.
-enum Expect {
-    /// Decodes to this packet, which encodes back to the same bytes.
-    Valid(Packet),
-    /// Decodes to this packet; encoding it gives the minimal form `canonical`.
-    NonCanonical {
-        packet: Packet,
-        canonical: &'static str,
-    },
-    /// Decoding fails with this error.
-    Invalid(DecodeError),
-}
 
 // Values shared by the vectors (see the "Cast" section of test-vectors.md).
 const SESSION: u64 = 0x3f8e_2c91_d4a7_b615;
@@ -59,6 +37,7 @@ fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
         header: Header {
             session_id,
             packet_number,
+            version: tern_core::wire::VERSION,
         },
         frames,
     }
@@ -466,7 +445,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                     code: 2,
                     frame_type: 0,
                     seq: 0,
-                    reason: "unsupported protocol version 2".into(),
+                    reason: "unsupported protocol version 3".into(),
                 })],
             ),
         ),
@@ -515,7 +494,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "short_varint",
             invalid(DecodeError::Incomplete { needed: 3 }),
         ),
-        ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
+        ("bad_version", invalid(DecodeError::UnsupportedVersion(3))),
         ("nonzero_flags", bad_value("flags")),
         ("sealed_flags", invalid(DecodeError::Sealed)),
         ("damaged_flags_sealed", invalid(DecodeError::Sealed)),
@@ -538,58 +517,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
     all
 }
 
-fn check(name: &str, bytes: &[u8], expect: &Expect) {
-    let decoded = Packet::decode(Bytes::copy_from_slice(bytes));
-    match expect {
-        Expect::Valid(packet) => {
-            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
-            assert_eq!(hex(&packet.encode()), hex(bytes), "{name}: encode");
-        }
-        Expect::NonCanonical { packet, canonical } => {
-            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
-            let canonical = unhex(canonical);
-            assert_ne!(canonical, bytes, "{name}: the vector is canonical");
-            assert_eq!(hex(&packet.encode()), hex(&canonical), "{name}: encode");
-        }
-        Expect::Invalid(err) => {
-            assert_eq!(decoded.as_ref(), Err(err), "{name}: decode");
-        }
-    }
-}
-
 #[test]
 fn spec_vectors_match_the_codec() {
-    let markdown = std::fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
-    let found = parse_vectors(&markdown);
-    let expected = vectors();
-
-    let mut names = BTreeSet::new();
-    let mut missing = Vec::new();
-    for (name, expect) in &expected {
-        assert!(names.insert(*name), "the test lists {name} twice");
-        match found.get(*name) {
-            Some(bytes) => check(name, bytes, expect),
-            None => {
-                // Print the encoding so that a new vector can be pasted in.
-                let shown = match expect {
-                    Expect::Valid(p) | Expect::NonCanonical { packet: p, .. } => hex(&p.encode()),
-                    Expect::Invalid(_) => "(hand-made bytes)".to_string(),
-                };
-                missing.push(format!("{name}: {shown}"));
-            }
-        }
-    }
-    let unchecked: Vec<&String> = found
-        .keys()
-        .filter(|n| !names.contains(n.as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "vectors missing from test-vectors.md:\n{}",
-        missing.join("\n")
-    );
-    assert!(
-        unchecked.is_empty(),
-        "vectors in test-vectors.md that this test does not check: {unchecked:?}"
-    );
+    vectors::check_file(SPEC, vectors());
 }

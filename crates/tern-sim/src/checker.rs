@@ -20,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::world::SimReport;
 use tern_core::client::Checkpoint;
 use tern_core::time::Time;
-use tern_core::wire::{Deliver, EntryBody};
+use tern_core::wire::{Entry, SyncBody};
 
 /// (user, device) of a sender or a receiving device.
 pub type Dev = (u64, u32);
@@ -128,7 +128,7 @@ impl Checker {
     }
 
     /// An inbox entry was handed to the application of `me`.
-    pub fn on_entry(&mut self, now: Time, me: Dev, d: &Deliver) {
+    pub fn on_entry(&mut self, now: Time, me: Dev, d: &Entry) {
         let inbox = self.inboxes.entry(me).or_default();
         if d.seq != inbox.last + 1 {
             self.violations.push(format!(
@@ -137,7 +137,7 @@ impl Checker {
             ));
         }
         inbox.last = inbox.last.max(d.seq);
-        let EntryBody::Message { payload, .. } = &d.body else {
+        let SyncBody::Message { payload, .. } = &d.body else {
             return;
         };
         let Some((u, dv, n)) = Self::parse(payload) else {

@@ -104,6 +104,7 @@ fn the_largest_answer_before_proof_fits_in_the_minimum() {
     let header = Header {
         session_id: 0,
         packet_number: 1,
+        version: tern_core::wire::VERSION,
     };
     let mut retry = PacketBuilder::new(header, 1200);
     retry

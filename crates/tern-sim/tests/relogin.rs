@@ -184,6 +184,7 @@ fn login_numbered(copy: &Bytes, pn: u64, cookie: Option<Bytes>) -> Bytes {
     let header = Header {
         session_id: 0,
         packet_number: pn,
+        version: old.header.version,
     };
     let mut pb = PacketBuilder::new(header, 1200);
     if let Some(c) = cookie {

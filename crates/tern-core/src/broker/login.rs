@@ -17,6 +17,8 @@ use crate::wire::{ty, ErrorCode, Frame, Header, Login, Packet, PacketBuilder};
 struct Request {
     /// Its packet number: a newer clear LOGIN is told by it.
     pn: u64,
+    /// Its protocol version: the session speaks it.
+    version: u8,
     login: Option<Login>,
     handshake: Option<Bytes>,
     cookie: Option<Bytes>,
@@ -37,6 +39,8 @@ struct Arrival {
 pub(super) struct Admitted {
     /// Packet number of the LOGIN.
     pub pn: u64,
+    /// Protocol version of the LOGIN.
+    pub version: u8,
     /// The LOGIN, clear or opened from the handshake.
     pub login: Login,
     /// User the token names.
@@ -60,7 +64,7 @@ impl<S: Store> Broker<S> {
         if !self.address_proven(now, from, len, req.cookie.as_ref()) {
             return;
         }
-        let pn = req.pn;
+        let (pn, version) = (req.pn, req.version);
         let arrival = Arrival {
             from,
             len,
@@ -82,6 +86,7 @@ impl<S: Store> Broker<S> {
         }
         let admitted = Admitted {
             pn,
+            version,
             login,
             user,
             device,
@@ -96,6 +101,7 @@ impl<S: Store> Broker<S> {
     fn read_request(&mut self, from: Peer, packet: Packet, len: usize) -> Option<Request> {
         let mut req = Request {
             pn: packet.header.packet_number,
+            version: packet.header.version,
             login: None,
             handshake: None,
             cookie: None,
@@ -178,6 +184,7 @@ impl<S: Store> Broker<S> {
         let header = Header {
             session_id: 0,
             packet_number: 1,
+            version: self.in_version,
         };
         let mut pb = PacketBuilder::new(header, len);
         if pb.push(&Frame::Retry(cookie)).is_ok() {
@@ -211,7 +218,13 @@ impl<S: Store> Broker<S> {
         }
         let msg1 = req.handshake?;
         let key = self.cfg.seal_key.as_ref()?;
-        match Responder::accept(&mut self.entropy, key, req.cookie.as_deref(), &msg1) {
+        match Responder::accept(
+            &mut self.entropy,
+            key,
+            req.cookie.as_deref(),
+            &msg1,
+            req.version,
+        ) {
             Ok((responder, hello)) => Some((hello.login.clone(), Some((responder, hello)))),
             Err(_) => {
                 self.stats.handshake_failed += 1;
