@@ -1,6 +1,8 @@
 //! Checks `proto-spec/test-vectors.md` (protocol version 1) against the
 //! codec, with the harness in `common/vectors.rs`.
 
+#[path = "spec_vectors/bounds.rs"]
+mod bounds;
 #[path = "common/vectors.rs"]
 mod vectors;
 
@@ -99,7 +101,7 @@ fn too_long(field: &'static str, len: u64, max: usize) -> Expect {
 
 /// Every vector the markdown must hold, by name.
 fn vectors() -> Vec<(&'static str, Expect)> {
-    vec![
+    let mut all = vec![
         (
             "login",
             valid(
@@ -510,29 +512,9 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "valid_frame_then_unknown",
             invalid(DecodeError::UnknownFrame(0x09)),
         ),
-        ("oversize_payload", too_long("payload", 1025, 1024)),
-        ("oversize_token", too_long("token", 513, 512)),
-        (
-            "huge_extension_length",
-            too_long("extension", (1 << 62) - 1, 1024),
-        ),
-        ("too_many_ack_ranges", too_long("ack ranges", 33, 32)),
-        ("ack_ranges_touching", bad_value("ack gap")),
-        ("ack_range_overflow", bad_value("ack gap")),
-        ("too_many_previews", too_long("previews", 9, 8)),
-        ("zero_seq", bad_value("seq")),
-        ("zero_target_seq", bad_value("target_seq")),
-        ("zero_next_send_seq", bad_value("next_send_seq")),
-        ("device_over_u32", bad_value("device")),
-        ("bad_ack_flags", bad_value("ack flags")),
-        ("bad_end_flag", bad_value("end")),
-        ("bad_entry_kind", bad_value("entry kind")),
-        ("bad_receipt_status", bad_value("status")),
-        (
-            "bad_utf8_reason",
-            invalid(DecodeError::InvalidUtf8 { field: "reason" }),
-        ),
-    ]
+    ];
+    all.extend(bounds::vectors());
+    all
 }
 
 #[test]

@@ -19,6 +19,12 @@ impl<S: Store> Broker<S> {
     pub fn handle_datagram(&mut self, now: Time, from: impl Into<Peer>, data: Bytes) {
         let from = from.into();
         self.stats.datagrams_in += 1;
+        if data.len() > crate::wire::limits::MAX_RECV_DATAGRAM {
+            // Dropped unread, unanswered (proto-spec/packet.md, "Decoding"):
+            // a driver's buffer may have cut it, so not even its size is known.
+            self.stats.malformed += 1;
+            return;
+        }
         self.last_now = now;
         // Stateless answers speak the version they answer, when we speak it.
         self.in_version = data
