@@ -50,7 +50,7 @@ impl<S: Store> Broker<S> {
             return;
         };
         let down = if start.backlog <= PUSH_BACKLOG_LIMIT {
-            Downlink::Push(Box::new(self.new_downlink(start.checkpoint + 1)))
+            Downlink::Push(Box::new(self.new_downlink(start.checkpoint + 1, a.rtt)))
         } else {
             Downlink::Pull
         };
@@ -158,9 +158,23 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    pub(super) fn new_downlink(&mut self, first_seq: u64) -> Sender<DownItem> {
+    /// A downlink sender; `login_rtt`, the round trip the login's cookie
+    /// showed, replaces the blind initial RTO with a measured one.
+    pub(super) fn new_downlink(
+        &mut self,
+        first_seq: u64,
+        login_rtt: Option<std::time::Duration>,
+    ) -> Sender<DownItem> {
         let seed = self.rng.gen();
-        Sender::new(self.cfg.downlink.clone(), first_seq, seed)
+        let sender = Sender::new(self.cfg.downlink.clone(), first_seq, seed);
+        match login_rtt {
+            Some(sample) => {
+                let mut rtt = sender.rtt().clone();
+                rtt.on_sample(sample, std::time::Duration::ZERO);
+                sender.with_rtt(rtt)
+            }
+            None => sender,
+        }
     }
 
     pub(super) fn device_session(&self, user: u64, device: u32) -> Option<u64> {

@@ -49,6 +49,9 @@ pub(super) struct Admitted {
     pub device: u32,
     /// For a sealed login: the handshake, to answer with message 2.
     pub sealed: Option<(Responder, Hello)>,
+    /// The round trip from our RETRY to the login that echoed its cookie:
+    /// the downlink's first RTT sample (`proto-spec/timers.md`).
+    pub rtt: Option<std::time::Duration>,
 }
 
 impl<S: Store> Broker<S> {
@@ -84,6 +87,7 @@ impl<S: Store> Broker<S> {
         if repeat || !self.has_room_for(from, len, user, device) {
             return;
         }
+        let rtt = self.cookie_round_trip(now, &arrival);
         let admitted = Admitted {
             pn,
             version,
@@ -91,6 +95,7 @@ impl<S: Store> Broker<S> {
             user,
             device,
             sealed,
+            rtt,
         };
         self.open_session(now, from, len, admitted);
     }
@@ -197,6 +202,16 @@ impl<S: Store> Broker<S> {
     /// Unix time in microseconds at `now`: what cookies carry.
     fn wall_us(&self, now: Time) -> u64 {
         self.wall_origin_ms * 1000 + now.as_micros()
+    }
+
+    /// The time since we issued the cookie the login echoed: one round trip
+    /// (RETRY out, LOGIN back), or more if the client's first echo was lost.
+    fn cookie_round_trip(&self, now: Time, a: &Arrival) -> Option<std::time::Duration> {
+        let wall_us = self.wall_us(now);
+        let issued = self
+            .admission
+            .issued(wall_us, a.from.addr, a.cookie.as_ref()?)?;
+        Some(std::time::Duration::from_micros(wall_us - issued))
     }
 
     /// Whether the login echoed a cookie we issued to its source after the

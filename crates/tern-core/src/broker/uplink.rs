@@ -43,7 +43,12 @@ impl<S: Store> Broker<S> {
         let (user, device) = (s.user, s.device);
         match arrival {
             Arrival::InOrder | Arrival::FilledGap => {
-                // The ACK is owed once the operation is durable, not before.
+                // The ACK is owed once the operation is durable, not before;
+                // but while a gap is still open the client needs the news
+                // (what is received, in the ranges) at once.
+                if s.uplink.buffered() > 0 {
+                    s.acks.on_ack_eliciting(now, true);
+                }
                 while let Some((seq, f)) = self
                     .sessions
                     .get_mut(&sid)

@@ -11,7 +11,10 @@ use super::{ClientConn, ClientEvent};
 impl ClientConn {
     pub(super) fn on_entry(&mut self, now: Time, e: Entry) {
         let arrival = self.downlink.on_receive(e.seq, e);
-        self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
+        // At once on anything out of order, and on every arrival while a
+        // gap is open: the server repairs from what the ACK shows.
+        let urgent = arrival != Arrival::InOrder || self.downlink.buffered() > 0;
+        self.acks.on_ack_eliciting(now, urgent);
         while let Some((seq, e)) = self.downlink.poll_deliver() {
             // Below `handed`: handed before a re-login, not again.
             if self.delivery.hand(seq) {
@@ -58,7 +61,8 @@ impl ClientConn {
         let point = self.ack_point();
         if point > self.acked {
             self.acked = point;
-            self.acks.on_ack_eliciting(now, false);
+            self.acks
+                .on_ack_eliciting(now, self.downlink.buffered() > 0);
         }
         if self.pull_held && point >= self.downlink.delivered() {
             self.pull_held = false;

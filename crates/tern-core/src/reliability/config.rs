@@ -16,6 +16,10 @@ pub struct SenderConfig {
     pub peer_max_ack_delay: Duration,
     /// Multiplier applied to a message's RTO on each timeout.
     pub backoff: f64,
+    /// Apply `backoff` only when no ACK of any kind arrived since the
+    /// message was last sent (the path went quiet); after random loss on a
+    /// path that still answers, the next try waits the plain RTO.
+    pub backoff_needs_silence: bool,
     /// Uniform random extra delay on backed-off retries, as a fraction of the interval.
     pub jitter: f64,
     /// Retransmissions of one message before the flow is declared failed.
@@ -29,8 +33,33 @@ pub struct SenderConfig {
     /// Consecutive timeouts of the oldest message, with no ACK of any kind in
     /// between, that open the circuit breaker.
     pub breaker_after: u32,
-    /// Higher sequences acknowledged that trigger a fast retransmit of a gap.
+    /// Higher sequences acknowledged that trigger a fast retransmit of a gap
+    /// (used only when `time_threshold` is 0).
     pub fast_retransmit_after: u32,
+    /// Time-based loss detection (RACK, RFC 8985): a message not received
+    /// while one sent after it was is lost once this multiple of
+    /// max(SRTT, the latest delivery's RTT) has passed since it was sent.
+    /// 0 turns it off (then `fast_retransmit_after` counts SACKs instead).
+    pub time_threshold: f64,
+    /// Tail-loss probe: when the newest message in flight is unanswered for
+    /// 2 × SRTT (+ the peer's ACK delay if it is alone) and that comes
+    /// before its RTO, resend it once, without backoff, so that the peer's
+    /// answer shows what else is missing.
+    pub tail_probe: bool,
+}
+
+impl SenderConfig {
+    /// The timers before issue 14 (SACK counting, no RACK, no tail probe,
+    /// backoff on every timeout):
+    /// kept as a baseline for the timer benchmark.
+    pub fn before_rack() -> Self {
+        SenderConfig {
+            time_threshold: 0.0,
+            tail_probe: false,
+            backoff_needs_silence: false,
+            ..SenderConfig::default()
+        }
+    }
 }
 
 impl Default for SenderConfig {
@@ -41,6 +70,7 @@ impl Default for SenderConfig {
             max_rto: Duration::from_secs(8),
             peer_max_ack_delay: Duration::from_millis(10),
             backoff: 1.5,
+            backoff_needs_silence: true,
             jitter: 0.1,
             max_retransmits: 10,
             give_up_after: Duration::from_secs(60),
@@ -48,6 +78,8 @@ impl Default for SenderConfig {
             capacity: 4096,
             breaker_after: 3,
             fast_retransmit_after: 2,
+            time_threshold: 1.125,
+            tail_probe: true,
         }
     }
 }

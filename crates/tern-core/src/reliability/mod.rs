@@ -1,7 +1,8 @@
 //! Reliability machines: pure state, time passed in.
 //!
 //! - [`Sender`]: retransmission queue with adaptive RTO, backoff with jitter,
-//!   fast retransmit, bounded window and circuit breaker.
+//!   time-based loss detection (RACK) and a tail-loss probe, bounded window
+//!   and circuit breaker.
 //! - [`Receiver`]: de-duplication and reordering window.
 //! - [`AckCoalescer`]: delayed and piggybacked ACKs.
 //! - [`RttEstimator`]: SRTT/RTTVAR per RFC 6298.
@@ -24,5 +25,7 @@ fn limits_ranges() -> usize {
     crate::wire::limits::MAX_ACK_RANGES
 }
 
+#[cfg(test)]
+mod loss_tests;
 #[cfg(test)]
 mod sender_tests;

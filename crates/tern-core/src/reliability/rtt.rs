@@ -73,6 +73,11 @@ impl RttEstimator {
         self.srtt.unwrap_or(self.initial_rto)
     }
 
+    /// Lowest raw sample seen (`Duration::MAX` before any).
+    pub fn min_rtt(&self) -> Duration {
+        self.min_rtt
+    }
+
     /// Latest raw sample.
     pub fn latest(&self) -> Duration {
         self.latest

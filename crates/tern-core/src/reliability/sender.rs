@@ -1,6 +1,6 @@
 //! The sending half of a reliable flow: a retransmission queue indexed by
-//! sequence, with adaptive timers, fast retransmit, a bounded window and a
-//! circuit breaker.
+//! sequence, with adaptive timers, time-based loss detection and a tail-loss
+//! probe (`loss.rs`), a bounded window and a circuit breaker.
 //!
 //! Call order for a driver, on every wake-up:
 //! 1. feed input: [`Sender::push`], [`Sender::handle_ack`], [`Sender::handle_timeout`];
@@ -65,6 +65,9 @@ struct Slot<T> {
     deadline: Time,
     /// Covered by the peer's latest selective ranges.
     sacked: bool,
+    /// Ever reported received (selectively or cumulatively): its delivery
+    /// already gave its RTT sample and moved the RACK point.
+    reported: bool,
     /// Queued for retransmission.
     due: bool,
 }
@@ -85,7 +88,10 @@ pub struct Sender<T> {
     events: VecDeque<SenderEvent<T>>,
     stats: SenderStats,
     rng: SmallRng,
+    loss: loss::LossState,
 }
+
+mod loss;
 
 impl<T: Clone> Sender<T> {
     /// A sender whose first message will carry `first_seq` (>= 1).
@@ -109,6 +115,7 @@ impl<T: Clone> Sender<T> {
             events: VecDeque::new(),
             stats: SenderStats::default(),
             rng: SmallRng::seed_from_u64(seed),
+            loss: loss::LossState::default(),
         }
     }
 
@@ -181,6 +188,7 @@ impl<T: Clone> Sender<T> {
             rto: Duration::ZERO,
             deadline: now,
             sacked: false,
+            reported: false,
             due: false,
         });
         self.stats.queued += 1;
@@ -251,7 +259,9 @@ impl<T: Clone> Sender<T> {
             let jitter = self.jitter(extra);
             let slot = &mut self.queue[i];
             slot.deadline = now + slot.rto + jitter;
-            return Some((seq, slot.item.clone()));
+            let item = slot.item.clone();
+            self.on_sent(now);
+            return Some((seq, item));
         }
         if self.in_flight() < self.window() && self.in_flight() < self.queue.len() {
             let seq = self.next_unsent;
@@ -262,9 +272,11 @@ impl<T: Clone> Sender<T> {
             slot.last_sent = now;
             slot.rto = rto;
             slot.deadline = now + rto;
+            let item = slot.item.clone();
             self.next_unsent += 1;
             self.stats.sent += 1;
-            return Some((seq, slot.item.clone()));
+            self.on_sent(now);
+            return Some((seq, item));
         }
         None
     }
@@ -285,14 +297,15 @@ impl<T: Clone> Sender<T> {
             self.stats.invalid_acks += 1;
             cumulative = top;
         }
-        let mut sample: Option<(u64, Duration)> = None;
+        self.loss.on_ack(now);
+        let mut newest = loss::Newest::new(self.rtt.min_rtt());
         let mut progress = false;
         while self.base <= cumulative {
             let Some(slot) = self.queue.pop_front() else {
                 break;
             };
-            if slot.transmissions == 1 {
-                sample = Some((self.base, now.saturating_since(slot.last_sent)));
+            if !slot.reported {
+                newest.note(now, self.base, slot.last_sent, slot.transmissions);
             }
             self.events.push_back(SenderEvent::Acked {
                 seq: self.base,
@@ -315,47 +328,31 @@ impl<T: Clone> Sender<T> {
             }
             for seq in lo..=hi {
                 let slot = &mut self.queue[(seq - self.base) as usize];
-                if !slot.sacked && slot.transmissions == 1 && sample.is_none_or(|(s, _)| seq > s) {
-                    sample = Some((seq, now.saturating_since(slot.last_sent)));
+                if !slot.reported {
+                    newest.note(now, seq, slot.last_sent, slot.transmissions);
+                    slot.reported = true;
                 }
                 slot.sacked = true;
                 slot.due = false;
             }
         }
-        if let Some((_, rtt)) = sample {
+        // RTT: from the newest message delivered by this ACK that was sent
+        // once (Karn), never from one reported before (its release now says
+        // nothing about the path: it waited for a gap to fill).
+        if let Some(rtt) = newest.sample {
             self.rtt.on_sample(rtt, delay);
         }
+        self.on_delivered(&newest);
         // Any ACK proves the path alive, even one that releases nothing
         // because an earlier message is still missing: the breaker is for
         // dead paths, not for random loss.
         self.consecutive_timeouts = 0;
         self.breaker_open = false;
-        self.fast_retransmit(now);
+        self.detect_lost(now);
         if progress {
             if self.failed {
                 self.failed = false;
                 self.reset_budgets(now);
-            }
-        }
-    }
-
-    fn fast_retransmit(&mut self, now: Time) {
-        if self.breaker_open {
-            return;
-        }
-        let srtt = self.rtt.srtt_or_initial();
-        let mut above = 0u32;
-        for i in (0..self.in_flight()).rev() {
-            let slot = &mut self.queue[i];
-            if slot.sacked {
-                above += 1;
-            } else if above >= self.cfg.fast_retransmit_after
-                && !slot.due
-                && now.saturating_since(slot.last_sent) >= srtt
-            {
-                slot.due = true;
-                self.retx.push_back(self.base + i as u64);
-                self.stats.fast_retransmits += 1;
             }
         }
     }
@@ -372,6 +369,9 @@ impl<T: Clone> Sender<T> {
         if self.failed {
             return;
         }
+        self.loss_timers(now);
+        let heard = self.loss.heard();
+        let (fresh_rto, max_rto) = (self.rtt.rto(), self.rtt.max_rto());
         let mut expired = false;
         // Received-but-unreleased messages need a probe only when nothing
         // else in flight will make the peer acknowledge again.
@@ -411,7 +411,15 @@ impl<T: Clone> Sender<T> {
                 }
                 return;
             }
-            slot.rto = slot.rto.mul_f64(self.cfg.backoff).min(self.rtt.max_rto());
+            // Back off only a path that went quiet: when the peer answered
+            // anything since this message was last sent, the path is alive
+            // and the loss was random, so the next try keeps the plain RTO.
+            slot.rto =
+                if self.cfg.backoff_needs_silence && heard.is_some_and(|h| h > slot.last_sent) {
+                    fresh_rto
+                } else {
+                    slot.rto.mul_f64(self.cfg.backoff).min(max_rto)
+                };
             slot.due = true;
             self.retx.push_back(self.base + i as u64);
             self.stats.timeout_retransmits += 1;
@@ -446,6 +454,8 @@ impl<T: Clone> Sender<T> {
             .take(self.in_flight())
             .filter(|s| !s.due)
             .map(|s| s.deadline)
+            .chain(self.loss.next_timer())
+            .chain(self.probe_deadline())
             .min()
     }
 
@@ -481,6 +491,7 @@ impl<T: Clone> Sender<T> {
     pub fn drain(&mut self) -> Vec<(u64, T)> {
         let base = self.base;
         self.retx.clear();
+        self.loss = loss::LossState::default();
         self.next_unsent = base;
         self.queue
             .drain(..)

@@ -90,8 +90,11 @@ fn timeout_retransmits_with_backoff_then_fails() {
 }
 
 #[test]
-fn selective_ack_triggers_fast_retransmit_of_the_gap() {
-    let mut s = sender(no_jitter());
+fn sack_counting_resends_the_gap_when_time_based_detection_is_off() {
+    let mut s = sender(SenderConfig {
+        jitter: 0.0,
+        ..SenderConfig::before_rack()
+    });
     let t0 = Time::ZERO;
     for i in 0..5 {
         s.push(t0, i).unwrap();

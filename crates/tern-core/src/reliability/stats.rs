@@ -9,8 +9,12 @@ pub struct SenderStats {
     pub sent: u64,
     /// Retransmissions after a timeout.
     pub timeout_retransmits: u64,
-    /// Retransmissions triggered by selective ACKs showing a gap.
+    /// Retransmissions of messages declared lost by an ACK: time-based
+    /// (a message sent after it was received, and the time threshold
+    /// passed), or by counting SACKs when time-based detection is off.
     pub fast_retransmits: u64,
+    /// Tail-loss probes sent.
+    pub tail_probes: u64,
     /// Messages released by a cumulative ACK.
     pub acked: u64,
     /// ACKs that claimed sequences never sent (ignored).
