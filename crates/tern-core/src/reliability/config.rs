@@ -46,6 +46,11 @@ pub struct SenderConfig {
     /// before its RTO, resend it once, without backoff, so that the peer's
     /// answer shows what else is missing.
     pub tail_probe: bool,
+    /// Copies of a repair sent when the path answers (a loss found by the
+    /// time rule, or a timeout with an ACK heard since the last send), 2 ms
+    /// apart so that they leave in separate datagrams: a repair is then lost
+    /// only if every copy is. 1: one copy.
+    pub repair_copies: u8,
 }
 
 impl SenderConfig {
@@ -57,6 +62,7 @@ impl SenderConfig {
             time_threshold: 0.0,
             tail_probe: false,
             backoff_needs_silence: false,
+            repair_copies: 1,
             ..SenderConfig::default()
         }
     }
@@ -80,6 +86,7 @@ impl Default for SenderConfig {
             fast_retransmit_after: 2,
             time_threshold: 1.125,
             tail_probe: true,
+            repair_copies: 2,
         }
     }
 }

@@ -14,10 +14,17 @@ fn at(v: u64) -> Time {
     Time::from_millis(v)
 }
 
+/// The defaults without jitter, and one copy per repair unless a test
+/// is about the copies.
 fn sender() -> Sender<u64> {
+    with_copies(1)
+}
+
+fn with_copies(repair_copies: u8) -> Sender<u64> {
     Sender::new(
         SenderConfig {
             jitter: 0.0,
+            repair_copies,
             ..SenderConfig::default()
         },
         1,
@@ -167,4 +174,49 @@ fn a_fully_received_flight_is_not_probed() {
     s.handle_timeout(t);
     send_all(&mut s, t);
     assert_eq!(s.stats().tail_probes, 0);
+}
+
+#[test]
+fn a_repair_goes_out_twice_in_separate_datagrams() {
+    let mut s = with_copies(2);
+    burst(&mut s, at(0), 5);
+    s.handle_ack(at(100), 1, &[(3, 5)], Duration::ZERO);
+    let t = Time::from_micros(112_500);
+    s.handle_timeout(t);
+    assert_eq!(send_all(&mut s, t), vec![2], "one copy now");
+    // The second one 2 ms later: a new wake-up, so a new datagram.
+    assert_eq!(s.poll_timeout(), Some(t + ms(2)));
+    s.handle_timeout(t + ms(2));
+    assert_eq!(send_all(&mut s, t + ms(2)), vec![2]);
+    assert_eq!(s.stats().fast_retransmits, 1);
+    assert_eq!(s.stats().repair_copies, 1);
+}
+
+#[test]
+fn the_second_copy_is_dropped_once_the_message_is_reported() {
+    let mut s = with_copies(2);
+    burst(&mut s, at(0), 5);
+    s.handle_ack(at(100), 1, &[(3, 5)], Duration::ZERO);
+    let t = Time::from_micros(112_500);
+    s.handle_timeout(t);
+    send_all(&mut s, t);
+    // 2 was only late after all.
+    s.handle_ack(t + ms(1), 1, &[(2, 5)], Duration::ZERO);
+    s.handle_timeout(t + ms(2));
+    assert!(send_all(&mut s, t + ms(2)).is_empty());
+    assert_eq!(s.stats().repair_copies, 0);
+}
+
+#[test]
+fn a_timeout_on_a_quiet_path_sends_one_copy() {
+    let mut s = with_copies(2);
+    burst(&mut s, at(0), 1);
+    // Nothing is ever heard: the RTO fires, backed off, one copy each time.
+    for _ in 0..3 {
+        let t = s.poll_timeout().unwrap();
+        s.handle_timeout(t);
+        assert_eq!(send_all(&mut s, t), vec![1]);
+    }
+    assert_eq!(s.stats().repair_copies, 0);
+    assert_eq!(s.stats().timeout_retransmits, 3);
 }

@@ -70,6 +70,12 @@ struct Slot<T> {
     reported: bool,
     /// Queued for retransmission.
     due: bool,
+    /// Extra copies of a repair still to send (`repair_copies`).
+    copies: u8,
+    /// When the next extra copy goes.
+    copy_at: Time,
+    /// The queued retransmission is an extra copy: not a new retry.
+    is_copy: bool,
 }
 
 /// Sending half of a reliable flow.
@@ -190,6 +196,9 @@ impl<T: Clone> Sender<T> {
             sacked: false,
             reported: false,
             due: false,
+            copies: 0,
+            copy_at: now,
+            is_copy: false,
         });
         self.stats.queued += 1;
         Ok(seq)
@@ -253,7 +262,14 @@ impl<T: Clone> Sender<T> {
             }
             slot.due = false;
             slot.transmissions += 1;
-            slot.retries += 1;
+            if std::mem::take(&mut slot.is_copy) {
+                self.stats.repair_copies += 1;
+            } else {
+                slot.retries += 1;
+            }
+            if slot.copies > 0 {
+                slot.copy_at = now + loss::COPY_GAP;
+            }
             slot.last_sent = now;
             let extra = slot.rto;
             let jitter = self.jitter(extra);
@@ -334,6 +350,7 @@ impl<T: Clone> Sender<T> {
                 }
                 slot.sacked = true;
                 slot.due = false;
+                slot.copies = 0;
             }
         }
         // RTT: from the newest message delivered by this ACK that was sent
@@ -372,6 +389,7 @@ impl<T: Clone> Sender<T> {
         self.loss_timers(now);
         let heard = self.loss.heard();
         let (fresh_rto, max_rto) = (self.rtt.rto(), self.rtt.max_rto());
+        let repair_extra = self.cfg.repair_copies.saturating_sub(1);
         let mut expired = false;
         // Received-but-unreleased messages need a probe only when nothing
         // else in flight will make the peer acknowledge again.
@@ -414,12 +432,15 @@ impl<T: Clone> Sender<T> {
             // Back off only a path that went quiet: when the peer answered
             // anything since this message was last sent, the path is alive
             // and the loss was random, so the next try keeps the plain RTO.
-            slot.rto =
-                if self.cfg.backoff_needs_silence && heard.is_some_and(|h| h > slot.last_sent) {
-                    fresh_rto
-                } else {
-                    slot.rto.mul_f64(self.cfg.backoff).min(max_rto)
-                };
+            let alive = heard.is_some_and(|h| h > slot.last_sent);
+            slot.rto = if self.cfg.backoff_needs_silence && alive {
+                fresh_rto
+            } else {
+                slot.rto.mul_f64(self.cfg.backoff).min(max_rto)
+            };
+            // A repair on a path that answers goes out in extra copies; a
+            // quiet path gets one.
+            slot.copies = if alive { repair_extra } else { 0 };
             slot.due = true;
             self.retx.push_back(self.base + i as u64);
             self.stats.timeout_retransmits += 1;
@@ -437,6 +458,7 @@ impl<T: Clone> Sender<T> {
                 self.retx.retain(|s| *s == base);
                 for s in self.queue.iter_mut().skip(1) {
                     s.due = false;
+                    s.copies = 0;
                     s.deadline = now + s.rto;
                 }
             }
@@ -456,6 +478,7 @@ impl<T: Clone> Sender<T> {
             .map(|s| s.deadline)
             .chain(self.loss.next_timer())
             .chain(self.probe_deadline())
+            .chain(self.next_copy())
             .min()
     }
 

@@ -15,6 +15,8 @@ pub struct SenderStats {
     pub fast_retransmits: u64,
     /// Tail-loss probes sent.
     pub tail_probes: u64,
+    /// Extra copies of repairs sent (`repair_copies`), not counted above.
+    pub repair_copies: u64,
     /// Messages released by a cumulative ACK.
     pub acked: u64,
     /// ACKs that claimed sequences never sent (ignored).

@@ -22,6 +22,10 @@ use std::time::Duration;
 use super::Sender;
 use crate::time::Time;
 
+/// Time between the copies of one repair: enough for them to leave in
+/// separate datagrams, so that one loss does not take both.
+pub(super) const COPY_GAP: Duration = Duration::from_millis(2);
+
 /// What a sender keeps for loss detection.
 #[derive(Debug, Default, Clone)]
 pub(super) struct LossState {
@@ -148,6 +152,7 @@ impl<T: Clone> Sender<T> {
             let lost_at = slot.last_sent + threshold;
             if lost_at <= now {
                 slot.due = true;
+                slot.copies = self.cfg.repair_copies.saturating_sub(1);
                 self.retx.push_back(seq);
                 self.stats.fast_retransmits += 1;
             } else {
@@ -209,8 +214,28 @@ impl<T: Clone> Sender<T> {
         (at < first_rto).then_some(at)
     }
 
-    /// Fires the loss timer and the tail-loss probe if due at `now`.
+    /// When the next extra copy of a repair is due, if any.
+    pub(super) fn next_copy(&self) -> Option<Time> {
+        self.queue
+            .iter()
+            .take(self.in_flight())
+            .filter(|s| s.copies > 0 && !s.sacked && !s.due)
+            .map(|s| s.copy_at)
+            .min()
+    }
+
+    /// Fires the loss timer, the tail-loss probe and the extra copies of
+    /// repairs due at `now`.
     pub(super) fn loss_timers(&mut self, now: Time) {
+        for i in 0..self.in_flight() {
+            let slot = &mut self.queue[i];
+            if slot.copies > 0 && !slot.sacked && !slot.due && slot.copy_at <= now {
+                slot.copies -= 1;
+                slot.due = true;
+                slot.is_copy = true;
+                self.retx.push_back(self.base + i as u64);
+            }
+        }
         if self.loss.loss_time.is_some_and(|t| t <= now) {
             self.detect_lost(now);
         }
