@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// Skip the latency workloads.
     #[arg(long)]
     pub skip_latency: bool,
+    /// Skip the latency series without added delay (run only the
+    /// `--delay-rtt-ms` one).
+    #[arg(long)]
+    pub skip_no_delay: bool,
     /// Small counts, for a smoke test.
     #[arg(long)]
     pub quick: bool,

@@ -221,10 +221,11 @@ impl Bench {
         if self.a.skip_latency {
             Vec::new()
         } else if self.a.delay_rtt_ms > 0 && self.lab.can_lose() {
-            vec![
-                (0, "tern", "mosquitto"),
-                (self.a.delay_rtt_ms, "tern-rtt", "mosquitto-rtt"),
-            ]
+            let mut v = vec![(self.a.delay_rtt_ms, "tern-rtt", "mosquitto-rtt")];
+            if !self.a.skip_no_delay {
+                v.insert(0, (0, "tern", "mosquitto"));
+            }
+            v
         } else {
             vec![(0, "tern", "mosquitto")]
         }

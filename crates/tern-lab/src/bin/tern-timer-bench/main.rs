@@ -28,7 +28,7 @@ use tern_flow::TernFlow;
 const RTT_MS: f64 = 100.0;
 const ONE_WAY: Duration = Duration::from_millis(50);
 const JITTER: Duration = Duration::from_millis(5);
-const LOSSES: [f64; 4] = [0.0, 0.05, 0.10, 0.30];
+const LOSSES: [f64; 5] = [0.0, 0.05, 0.10, 0.20, 0.30];
 const CHAT_GAP: Duration = Duration::from_millis(50);
 /// Tern's p99 target at 10 % loss, in RTTs.
 const P99_TARGET_RTTS: f64 = 4.0;
@@ -78,26 +78,50 @@ fn usage(err: &str) -> ! {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Tern,
+    /// Tern's timers before issue 14: SACK counting, no RACK, no probe.
+    TernBefore,
     MobileImSdk,
     Coap,
+    /// Tern with time-based loss detection but no tail-loss probe.
+    TernNoProbe,
+    /// Tern backing off on every timeout, as before issue 14.
+    TernAlwaysBackoff,
+    /// Tern sending one copy of each repair.
+    TernOneCopy,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [
+    const ALL: [Kind; 8] = [
         Kind::Tern,
+        Kind::TernBefore,
         Kind::MobileImSdk,
         Kind::Coap,
+        Kind::TernNoProbe,
+        Kind::TernAlwaysBackoff,
+        Kind::TernOneCopy,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
         match self {
             Kind::Tern => "Tern (default timers)",
+            Kind::TernBefore => "Tern, levers off",
             Kind::MobileImSdk => "MobileIMSDK (5s/3s/2)",
             Kind::Coap => "CoAP CON (2-3s, x2, 4)",
+            Kind::TernNoProbe => "[diag] Tern, no TLP",
+            Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
+            Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
+    }
+
+    fn is_tern(self) -> bool {
+        !matches!(self, Kind::MobileImSdk | Kind::Coap)
+    }
+
+    fn index(self) -> usize {
+        Kind::ALL.iter().position(|k| *k == self).expect("listed")
     }
 }
 
@@ -132,20 +156,40 @@ fn run_policy(
         };
         let pseed = mix(&[seed, li, flow, 3]);
         let res = match kind {
-            Kind::Tern | Kind::TernNoBreaker => {
+            Kind::Tern
+            | Kind::TernBefore
+            | Kind::TernNoProbe
+            | Kind::TernAlwaysBackoff
+            | Kind::TernOneCopy
+            | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
                         breaker_after: u32::MAX,
                         ..SenderConfig::default()
                     },
+                    Kind::TernBefore => SenderConfig::before_rack(),
+                    Kind::TernNoProbe => SenderConfig {
+                        tail_probe: false,
+                        ..SenderConfig::default()
+                    },
+                    Kind::TernAlwaysBackoff => SenderConfig {
+                        backoff_needs_silence: false,
+                        ..SenderConfig::default()
+                    },
+                    Kind::TernOneCopy => SenderConfig {
+                        repair_copies: 1,
+                        ..SenderConfig::default()
+                    },
                     _ => SenderConfig::default(),
                 };
-                let mut p = TernFlow::new(cfg, pseed);
+                let mut p = TernFlow::new(cfg, kind != Kind::TernBefore, pseed);
                 let r = run_flow(&mut p, &path, &submits);
                 let s = p.sender_stats();
                 tern.sent += s.sent;
                 tern.timeout_retransmits += s.timeout_retransmits;
                 tern.fast_retransmits += s.fast_retransmits;
+                tern.tail_probes += s.tail_probes;
+                tern.repair_copies += s.repair_copies;
                 tern.breaker_opened += s.breaker_opened;
                 tern.failures += s.failures;
                 tern.acked += s.acked;
@@ -175,7 +219,7 @@ fn run_policy(
 
 struct LevelSummary {
     loss: f64,
-    p99: [f64; 4],
+    p99: [f64; Kind::ALL.len()],
 }
 
 fn main() {
@@ -229,17 +273,17 @@ fn main() {
         });
         println!("-- loss {:.0}% each way --", loss * 100.0);
         println!(
-            "  {:<24} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "  {:<26} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "policy", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost %", "gave up%", "dgrams/msg"
         );
-        let mut p99 = [0.0; 4];
+        let mut p99 = [0.0; Kind::ALL.len()];
         for (i, (k, r)) in Kind::ALL.iter().zip(&results).enumerate() {
             let f = &r.res;
             let lat = &f.latencies_us;
             let delivered = lat.len() as f64;
             p99[i] = pct_ms(lat, 99.0);
             println!(
-                "  {:<24} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.3} {:>9.3} {:>10.2}",
+                "  {:<26} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.3} {:>9.3} {:>10.2}",
                 k.name(),
                 pct_ms(lat, 50.0),
                 p99[i],
@@ -250,24 +294,30 @@ fn main() {
                 (f.data_datagrams + f.ack_datagrams) as f64 / delivered
             );
         }
+        let p = |k: Kind| p99[k.index()];
         println!(
-            "  Tern p99 = {:.2} x RTT; = {:.3} x MobileIMSDK p99; = {:.3} x CoAP p99",
-            p99[0] / RTT_MS,
-            p99[0] / p99[1],
-            p99[0] / p99[2]
+            "  Tern p99 = {:.2} x RTT; = {:.3} x the same with the issue-14 levers off; = {:.3} x MobileIMSDK p99; = {:.3} x CoAP p99",
+            p(Kind::Tern) / RTT_MS,
+            p(Kind::Tern) / p(Kind::TernBefore),
+            p(Kind::Tern) / p(Kind::MobileImSdk),
+            p(Kind::Tern) / p(Kind::Coap)
         );
         for (k, t) in Kind::ALL.iter().zip(&results) {
-            if !matches!(k, Kind::Tern | Kind::TernNoBreaker) {
+            if !k.is_tern() {
                 continue;
             }
             println!(
-                "  {}: {} sends, {} timeout + {} fast retransmits, {} copies the receiver already had, \
+                "  {}: {} sends, {} timeout + {} fast (RACK or SACK count) retransmits + {} tail probes \
+                 + {} extra repair copies, \
+                 {} copies the receiver already had, \
                  breaker opened {}x, {} budget failures; {:.2} data + {:.2} ACK datagrams, {:.1} B per message; \
                  send queue peaked at {} messages{}",
                 k.name(),
                 t.tern.sent,
                 t.tern.timeout_retransmits,
                 t.tern.fast_retransmits,
+                t.tern.tail_probes,
+                t.tern.repair_copies,
                 t.duplicates,
                 t.tern.breaker_opened,
                 t.tern.failures,
@@ -370,17 +420,28 @@ fn main() {
         .find(|s| s.loss == 0.10)
         .expect("10% level");
     let target = P99_TARGET_RTTS * RTT_MS;
+    let tern = ten.p99[Kind::Tern.index()];
     println!(
         "  Tern p99 at 10% loss <= {P99_TARGET_RTTS} x RTT ({target} ms): {:.1} ms = {:.2} x RTT -> {}",
-        ten.p99[0],
-        ten.p99[0] / RTT_MS,
-        if ten.p99[0] <= target { "MET" } else { "MISSED" }
+        tern,
+        tern / RTT_MS,
+        if tern <= target { "MET" } else { "MISSED" }
     );
-    println!(
-        "    ([diag] the same flow with the circuit breaker off: p99 {:.1} ms = {:.2} x RTT)",
-        ten.p99[3],
-        ten.p99[3] / RTT_MS
-    );
+    for s in &summaries {
+        let (now, before) = (s.p99[Kind::Tern.index()], s.p99[Kind::TernBefore.index()]);
+        println!(
+            "    at {:.0}% loss: p99 {:.1} ms against {:.1} ms with the issue-14 levers off ({:.3} x); \
+             no TLP {:.1} ms; backoff always {:.1} ms; 1 repair copy {:.1} ms; no breaker {:.1} ms",
+            s.loss * 100.0,
+            now,
+            before,
+            now / before,
+            s.p99[Kind::TernNoProbe.index()],
+            s.p99[Kind::TernAlwaysBackoff.index()],
+            s.p99[Kind::TernOneCopy.index()],
+            s.p99[Kind::TernNoBreaker.index()]
+        );
+    }
     println!(
         "  overhead of a 20-byte message <= {} B: SEND {} B -> {}; (DELIVER {} B; SEND with ids >= 2^30 {} B; \
          ACK-only datagram {} B)",

@@ -37,12 +37,15 @@ pub struct TernFlow {
     sender_pn: u64,
     receiver_pn: u64,
     failures: u64,
+    /// ACK at once on every arrival while a gap is open (issue 14), not
+    /// only on out-of-order ones.
+    gap_ack: bool,
 }
 
 impl TernFlow {
     /// A flow with the given sender timers (the benchmark uses the defaults;
     /// the diagnostic row changes one knob).
-    pub fn new(cfg: SenderConfig, seed: u64) -> Self {
+    pub fn new(cfg: SenderConfig, gap_ack: bool, seed: u64) -> Self {
         let rcfg = ReceiverConfig::default();
         TernFlow {
             sender: Sender::new(cfg, 1, seed),
@@ -55,6 +58,7 @@ impl TernFlow {
             sender_pn: 1,
             receiver_pn: 1,
             failures: 0,
+            gap_ack,
         }
     }
 
@@ -120,10 +124,13 @@ impl Policy for TernFlow {
         let packet = Packet::decode(datagram).expect("links do not corrupt here");
         for f in packet.frames {
             if let Frame::Send(s) = f {
-                // As `ClientConn::on_deliver`: anything but an in-order
-                // arrival asks for an immediate ACK.
+                // As `ClientConn::on_entry`: anything but an in-order
+                // arrival asks for an immediate ACK, and so does any
+                // arrival while a gap is open.
                 let arrival = self.receiver.on_receive(s.seq, ());
-                self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
+                let gap = self.gap_ack && self.receiver.buffered() > 0;
+                self.acks
+                    .on_ack_eliciting(now, arrival != Arrival::InOrder || gap);
             }
         }
         while let Some((seq, ())) = self.receiver.poll_deliver() {
