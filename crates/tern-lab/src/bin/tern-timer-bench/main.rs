@@ -12,6 +12,7 @@
 
 mod acks;
 mod baselines;
+mod logins;
 mod net;
 mod tern_flow;
 mod wire_overhead;
@@ -86,8 +87,8 @@ enum Kind {
     TernNoProbe,
     /// Tern backing off on every timeout, as before issue 14.
     TernAlwaysBackoff,
-    /// Tern sending one copy of each repair.
-    TernOneCopy,
+    /// Tern sending two copies of each repair (not the default).
+    TernTwoCopies,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
@@ -100,7 +101,7 @@ impl Kind {
         Kind::Coap,
         Kind::TernNoProbe,
         Kind::TernAlwaysBackoff,
-        Kind::TernOneCopy,
+        Kind::TernTwoCopies,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -111,7 +112,7 @@ impl Kind {
             Kind::Coap => "CoAP CON (2-3s, x2, 4)",
             Kind::TernNoProbe => "[diag] Tern, no TLP",
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
-            Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
+            Kind::TernTwoCopies => "[diag] Tern, 2 repair copies",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -160,7 +161,7 @@ fn run_policy(
             | Kind::TernBefore
             | Kind::TernNoProbe
             | Kind::TernAlwaysBackoff
-            | Kind::TernOneCopy
+            | Kind::TernTwoCopies
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -176,8 +177,8 @@ fn run_policy(
                         backoff_needs_silence: false,
                         ..SenderConfig::default()
                     },
-                    Kind::TernOneCopy => SenderConfig {
-                        repair_copies: 1,
+                    Kind::TernTwoCopies => SenderConfig {
+                        repair_copies: 2,
                         ..SenderConfig::default()
                     },
                     _ => SenderConfig::default(),
@@ -273,7 +274,7 @@ fn main() {
         });
         println!("-- loss {:.0}% each way --", loss * 100.0);
         println!(
-            "  {:<26} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "  {:<30} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "policy", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost %", "gave up%", "dgrams/msg"
         );
         let mut p99 = [0.0; Kind::ALL.len()];
@@ -283,7 +284,7 @@ fn main() {
             let delivered = lat.len() as f64;
             p99[i] = pct_ms(lat, 99.0);
             println!(
-                "  {:<26} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.3} {:>9.3} {:>10.2}",
+                "  {:<30} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.3} {:>9.3} {:>10.2}",
                 k.name(),
                 pct_ms(lat, 50.0),
                 p99[i],
@@ -414,6 +415,8 @@ fn main() {
     }
     println!();
 
+    let connect = connect_times(a.seed, if a.quick { 100 } else { 500 });
+
     println!("== Targets ==");
     let ten = summaries
         .iter()
@@ -431,14 +434,14 @@ fn main() {
         let (now, before) = (s.p99[Kind::Tern.index()], s.p99[Kind::TernBefore.index()]);
         println!(
             "    at {:.0}% loss: p99 {:.1} ms against {:.1} ms with the issue-14 levers off ({:.3} x); \
-             no TLP {:.1} ms; backoff always {:.1} ms; 1 repair copy {:.1} ms; no breaker {:.1} ms",
+             no TLP {:.1} ms; backoff always {:.1} ms; 2 repair copies {:.1} ms; no breaker {:.1} ms",
             s.loss * 100.0,
             now,
             before,
             now / before,
             s.p99[Kind::TernNoProbe.index()],
             s.p99[Kind::TernAlwaysBackoff.index()],
-            s.p99[Kind::TernOneCopy.index()],
+            s.p99[Kind::TernTwoCopies.index()],
             s.p99[Kind::TernNoBreaker.index()]
         );
     }
@@ -462,9 +465,81 @@ fn main() {
             if v <= per100 { "MET" } else { "MISSED" }
         );
     }
+    if let Some((p50, p99)) = connect {
+        println!(
+            "  time to connect at 20% loss (sealed, validation on; simulator): p50 <= 3 x RTT: {:.2} x RTT -> {}; \
+             p99 <= 1.5 s: {:.0} ms -> {}",
+            p50 / RTT_MS,
+            if p50 <= 3.0 * RTT_MS { "MET" } else { "MISSED" },
+            p99,
+            if p99 <= 1500.0 { "MET" } else { "MISSED" }
+        );
+    }
     println!();
     println!(
         "wall time {:.1} s (a note only: every figure above is virtual time)",
         wall.elapsed().as_secs_f64()
     );
+}
+
+/// Time to connect under loss (issue 14, item 8), Tern's login retry
+/// against a fixed 2 s retry (MobileIMSDK's re-login interval). Returns
+/// Tern's (p50, p99) in ms at 20 % loss.
+fn connect_times(seed: u64, n: u64) -> Option<(f64, f64)> {
+    println!("== Time to connect (real ClientConn + Broker, sealed, address validation on) ==");
+    println!(
+        "  {n} logins per row, one at a time, each a new device; RTT {RTT_MS} ms, jitter +-{} ms, random loss each way; \
+         from connect to LoggedIn",
+        JITTER.as_millis()
+    );
+    let retries = [
+        logins::Retry {
+            name: "Tern (500 ms x2, <= 8 s)",
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(8),
+        },
+        logins::Retry {
+            name: "fixed 2 s retry",
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(2),
+        },
+    ];
+    println!(
+        "  {:<30} {:>6} {:>8} {:>8} {:>8} {:>10} {:>12}",
+        "login retry", "loss", "p50 ms", "p90 ms", "p99 ms", "p50 RTTs", "not in 60 s"
+    );
+    let mut at20 = None;
+    for (li, loss) in [0.0, 0.10, 0.20].into_iter().enumerate() {
+        let imp = Impairment {
+            loss,
+            delay: ONE_WAY,
+            jitter: JITTER,
+            ..Impairment::default()
+        };
+        for (ri, r) in retries.iter().enumerate() {
+            let (t, failed) = logins::run(
+                mix(&[seed, 7, li as u64]),
+                n,
+                &imp,
+                *r,
+                Duration::from_secs(60),
+            );
+            let (p50, p90, p99) = (pct_ms(&t, 50.0), pct_ms(&t, 90.0), pct_ms(&t, 99.0));
+            println!(
+                "  {:<30} {:>5.0}% {:>8.1} {:>8.1} {:>8.1} {:>10.2} {:>12}",
+                r.name,
+                loss * 100.0,
+                p50,
+                p90,
+                p99,
+                p50 / RTT_MS,
+                failed
+            );
+            if ri == 0 && loss == 0.20 {
+                at20 = Some((p50, p99));
+            }
+        }
+    }
+    println!();
+    at20
 }
