@@ -415,7 +415,7 @@ fn main() {
     }
     println!();
 
-    let connect = connect_times(a.seed, if a.quick { 100 } else { 500 });
+    let connect = logins::report(a.seed, if a.quick { 100 } else { 500 });
 
     println!("== Targets ==");
     let ten = summaries
@@ -480,66 +480,4 @@ fn main() {
         "wall time {:.1} s (a note only: every figure above is virtual time)",
         wall.elapsed().as_secs_f64()
     );
-}
-
-/// Time to connect under loss (issue 14, item 8), Tern's login retry
-/// against a fixed 2 s retry (MobileIMSDK's re-login interval). Returns
-/// Tern's (p50, p99) in ms at 20 % loss.
-fn connect_times(seed: u64, n: u64) -> Option<(f64, f64)> {
-    println!("== Time to connect (real ClientConn + Broker, sealed, address validation on) ==");
-    println!(
-        "  {n} logins per row, one at a time, each a new device; RTT {RTT_MS} ms, jitter +-{} ms, random loss each way; \
-         from connect to LoggedIn",
-        JITTER.as_millis()
-    );
-    let retries = [
-        logins::Retry {
-            name: "Tern (500 ms x2, <= 8 s)",
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(8),
-        },
-        logins::Retry {
-            name: "fixed 2 s retry",
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(2),
-        },
-    ];
-    println!(
-        "  {:<30} {:>6} {:>8} {:>8} {:>8} {:>10} {:>12}",
-        "login retry", "loss", "p50 ms", "p90 ms", "p99 ms", "p50 RTTs", "not in 60 s"
-    );
-    let mut at20 = None;
-    for (li, loss) in [0.0, 0.10, 0.20].into_iter().enumerate() {
-        let imp = Impairment {
-            loss,
-            delay: ONE_WAY,
-            jitter: JITTER,
-            ..Impairment::default()
-        };
-        for (ri, r) in retries.iter().enumerate() {
-            let (t, failed) = logins::run(
-                mix(&[seed, 7, li as u64]),
-                n,
-                &imp,
-                *r,
-                Duration::from_secs(60),
-            );
-            let (p50, p90, p99) = (pct_ms(&t, 50.0), pct_ms(&t, 90.0), pct_ms(&t, 99.0));
-            println!(
-                "  {:<30} {:>5.0}% {:>8.1} {:>8.1} {:>8.1} {:>10.2} {:>12}",
-                r.name,
-                loss * 100.0,
-                p50,
-                p90,
-                p99,
-                p50 / RTT_MS,
-                failed
-            );
-            if ri == 0 && loss == 0.20 {
-                at20 = Some((p50, p99));
-            }
-        }
-    }
-    println!();
-    at20
 }
