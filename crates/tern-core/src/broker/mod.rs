@@ -37,6 +37,7 @@ mod commit;
 mod config;
 mod downlink;
 mod events;
+mod footprint;
 mod intake;
 mod lifecycle;
 mod login;
@@ -53,6 +54,7 @@ mod users;
 pub use commit::Commit;
 pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use footprint::Footprint;
 pub use peer::{Peer, Transport};
 pub use stats::BrokerStats;
 
