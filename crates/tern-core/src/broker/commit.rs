@@ -4,10 +4,12 @@
 //! uplink ACKs released, entries pushed. A failed commit rolls back every
 //! in-memory assumption.
 
+use super::session::Out;
 use super::users::Dev;
 use super::{Broker, BrokerEvent};
 use crate::store::{DeviceState, Store, StoredEntry, WriteBatch, WriteOp};
 use crate::time::Time;
+use crate::wire::{ErrorCode, ErrorFrame, Frame};
 
 /// A write batch handed to the driver, to commit durably.
 #[derive(Debug)]
@@ -158,9 +160,11 @@ impl<S: Store> Broker<S> {
     }
 
     /// A commit failed: forget every in-memory assumption and reload from the
-    /// store. Senders retransmit whatever was not acknowledged.
+    /// store. Senders retransmit whatever was not acknowledged; sessions
+    /// whose operations were dropped are told why (ERROR 12, transient).
     pub(super) fn roll_back(&mut self) {
         self.staged = Staged::default();
+        let dropped = self.sessions_with_unstored_uplink();
         let live: Vec<(u64, u64, u32)> = self
             .sessions
             .values()
@@ -183,6 +187,31 @@ impl<S: Store> Broker<S> {
                 s.uplink.reset(applied);
             }
         }
+        for sid in dropped {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.out.push_back(Out::Frame(Frame::Error(ErrorFrame {
+                    code: ErrorCode::StorageFailure as u64,
+                    frame_type: 0,
+                    seq: 0,
+                    reason: "server storage unavailable; resend later".into(),
+                })));
+                self.touch(sid);
+            }
+        }
+    }
+
+    /// Sessions with uplink operations processed but not yet durable.
+    fn sessions_with_unstored_uplink(&self) -> Vec<u64> {
+        self.sessions
+            .values()
+            .filter(|s| {
+                self.users
+                    .get(&s.user)
+                    .and_then(|u| u.devices.get(&s.device))
+                    .is_some_and(|d| d.staged.applied > d.durable.applied)
+            })
+            .map(|s| s.id)
+            .collect()
     }
 
     pub(super) fn mark_user_dirty(&mut self, user: u64) {
