@@ -105,6 +105,9 @@ pub async fn recv(
             Some(Event::Disconnected) => {
                 let _ = writeln!(status, "connection lost; logging in again");
             }
+            Some(Event::StorageUnavailable { .. }) => {
+                let _ = writeln!(status, "server storage unavailable, retrying");
+            }
             Some(Event::Notify { .. }) | Some(Event::PageEnd { .. }) => {}
             None => {
                 break Err(CliError::Stopped(

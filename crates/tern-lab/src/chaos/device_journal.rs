@@ -169,7 +169,10 @@ impl DeviceTask {
                     pull_mode,
                 });
             }
-            Event::Disconnected | Event::Notify { .. } | Event::PageEnd { .. } => {}
+            Event::Disconnected
+            | Event::Notify { .. }
+            | Event::PageEnd { .. }
+            | Event::StorageUnavailable { .. } => {}
         }
     }
 }
