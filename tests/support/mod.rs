@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod common;
+pub mod loopfs;
 pub mod process;
 
 // Not every test uses every helper.
