@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 mod common;
+pub mod faultfs;
 pub mod loopfs;
 pub mod process;
+pub mod streams;
 
 // Not every test uses every helper.
 #[allow(unused_imports)]
