@@ -29,14 +29,21 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod history_rows;
+mod history_store;
 mod ops;
 mod outbox;
 mod queue;
+mod state;
 mod transport;
 
+pub use changes::Change;
+pub use conversations::StoredList;
+pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
 pub use outbox::OutboxError;
 pub use tern_core::client::{ConvList, Held, HistoryPage};
 pub use tern_core::seal::PublicKey as SealKey;
@@ -185,6 +192,18 @@ pub enum Event {
     },
 }
 
+/// Where [`Client::history`] pages came from, since the client started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Pages served from the local history, without asking the server.
+    pub pages_local: u64,
+    /// Pages the server sent (requests, the missing ranges of a request,
+    /// and short gaps filled by the client itself).
+    pub pages_fetched: u64,
+    /// Records in those pages.
+    pub records_fetched: u64,
+}
+
 /// Errors of the client library.
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -230,7 +249,13 @@ pub(crate) enum Command {
     Release(u64),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
-    List(u64, u8, oneshot::Sender<Result<ConvList, ClientError>>),
+    List(
+        driver_convs::Since,
+        u8,
+        oneshot::Sender<Result<ConvList, ClientError>>,
+    ),
+    LocalList(oneshot::Sender<(Vec<ListItem>, u64)>),
+    HistoryStats(oneshot::Sender<HistoryStats>),
     History(
         ConvRef,
         u64,

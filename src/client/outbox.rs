@@ -4,9 +4,10 @@
 //! sequence, so the server recognises what it had already stored.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use rocksdb::{Options, WriteOptions, DB};
+use rocksdb::{WriteOptions, DB};
 use tern_core::client::Outgoing;
 use tern_core::wire::{encode_to_bytes, Frame, Reader};
 
@@ -23,7 +24,7 @@ pub enum OutboxError {
 
 /// Durable outbox and checkpoint.
 pub struct Outbox {
-    db: DB,
+    db: Arc<DB>,
 }
 
 const CHECKPOINT: &[u8] = b"\xffcheckpoint";
@@ -100,11 +101,14 @@ fn decode(raw: &[u8]) -> Option<(u64, Outgoing)> {
 impl Outbox {
     /// Opens (or creates) the state under `dir`.
     pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
-        let mut o = Options::default();
-        o.create_if_missing(true);
         Ok(Outbox {
-            db: DB::open(&o, dir)?,
+            db: super::state::open(dir)?,
         })
+    }
+
+    /// The database, shared with the local history.
+    pub(super) fn db(&self) -> Arc<DB> {
+        self.db.clone()
     }
 
     /// Every stored operation, oldest first.
@@ -112,7 +116,8 @@ impl Outbox {
         let mut out = Vec::new();
         for item in self.db.iterator(rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
-            if k.as_ref() == CHECKPOINT {
+            // Operation rows have 8-byte keys; the checkpoint a longer one.
+            if k.len() != 8 {
                 continue;
             }
             let key = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| OutboxError::Corrupt)?);
