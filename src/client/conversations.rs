@@ -14,9 +14,20 @@ use tokio::sync::oneshot;
 
 use super::driver_convs::Since;
 use super::{
-    Client, ClientError, Command, ConvList, ConvRef, DeleteScope, Held, HistoryPage, HistoryStats,
-    ListItem, Sent,
+    Client, ClientError, Command, ConvList, ConvRef, DeleteScope, Held, HistoryPage, ListItem, Sent,
 };
+
+/// Where [`Client::history`] pages came from, since the client started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Pages served from the local history, without asking the server.
+    pub pages_local: u64,
+    /// Pages the server sent (requests, the missing ranges of a request,
+    /// and short gaps filled by the client itself).
+    pub pages_fetched: u64,
+    /// Records in those pages.
+    pub records_fetched: u64,
+}
 
 /// The conversation list as this device last stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
