@@ -205,7 +205,35 @@ fn conv_op(rng: &mut SmallRng, user: u64) -> WriteOp {
     }
 }
 
+/// Every storage timeline, walked `step` at a time as the retention walk
+/// does; sorted, since each store walks in its own key order.
+fn walk_convs<S: Store>(store: &S, step: usize) -> Vec<(ConvKey, ConvMeta)> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let got = store.convs_after(cursor.as_ref(), step).unwrap();
+        let full = got.len() == step;
+        cursor = got.last().map(|m| m.0);
+        all.extend(got);
+        if !full {
+            break;
+        }
+    }
+    all.sort_by_key(|m| m.0);
+    all
+}
+
 fn assert_same_convs(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx: &str) {
+    assert_eq!(
+        walk_convs(mem, 2),
+        walk_convs(rocks, 2),
+        "{ctx}: convs_after"
+    );
+    assert_eq!(
+        walk_convs(rocks, 1),
+        walk_convs(rocks, 1000),
+        "{ctx}: walk step"
+    );
     for conv in CONVS {
         assert_eq!(
             mem.conv_meta(&conv).unwrap(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tern::cli;
+use tern::client::ServerTrust;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +26,9 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Conn {
-    /// Server: udp://HOST:PORT or HOST:PORT (port 7400 if omitted).
+    /// Server: udp://HOST:PORT or HOST:PORT (raw UDP, port 7400 if
+    /// omitted), or quic://HOST:PORT (QUIC, port 7401 if omitted; needs
+    /// --quic-fingerprint or --quic-ca).
     #[arg(long, env = "TERN_SERVER")]
     server: String,
     /// Login token, hex, as printed by `ternd token`.
@@ -39,12 +42,32 @@ struct Conn {
     /// authenticated. Servers require it unless `[seal] policy` says otherwise.
     #[arg(long, env = "TERN_SEAL_KEY")]
     seal_key: Option<String>,
+    /// QUIC: the SHA-256 fingerprint of the server's certificate, as `ternd
+    /// serve` prints it (`quic certificate sha256 HEX`); only that
+    /// certificate is accepted.
+    #[arg(long, env = "TERN_QUIC_FINGERPRINT", value_name = "HEX")]
+    quic_fingerprint: Option<String>,
+    /// QUIC: a PEM file of trusted certificates (a CA, or the server's own
+    /// certificate); the chain and the server name are verified.
+    #[arg(
+        long,
+        env = "TERN_QUIC_CA",
+        value_name = "FILE",
+        conflicts_with = "quic_fingerprint"
+    )]
+    quic_ca: Option<PathBuf>,
 }
 
 impl Conn {
     fn connection(self) -> anyhow::Result<cli::Connection> {
+        let quic_trust = match (self.quic_fingerprint, self.quic_ca) {
+            (Some(fp), _) => Some(ServerTrust::fingerprint(&fp).context("--quic-fingerprint")?),
+            (None, Some(ca)) => Some(ServerTrust::CaFile(ca)),
+            (None, None) => None,
+        };
         Ok(cli::Connection {
-            server: cli::parse_server(&self.server)?,
+            server: cli::parse_server_addr(&self.server)?,
+            quic_trust,
             token: cli::parse_token(&self.token)?,
             seal_key: self
                 .seal_key

@@ -54,13 +54,13 @@ pub async fn pull(
     out: &mut dyn Write,
     status: &mut dyn Write,
 ) -> Result<PullOutcome, CliError> {
-    let server = o.conn.server;
+    let server = o.conn.server.clone();
     // Without --all nothing is consumed: entries pushed at login stay unreleased.
     let mut client = o.conn.connect(!o.all, false, o.timeout).await?;
     let mut outcome = PullOutcome::default();
     let (convs, end) = match tokio::time::timeout(o.timeout, client.summary()).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(client_error(e, server)),
+        Ok(Err(e)) => return Err(client_error(e, &server)),
         Err(_) => {
             client.close().await;
             return Err(CliError::Timeout(format!(

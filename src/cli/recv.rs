@@ -43,7 +43,7 @@ pub async fn recv(
     out: &mut dyn Write,
     status: &mut dyn Write,
 ) -> Result<RecvOutcome, CliError> {
-    let server = o.conn.server;
+    let server = o.conn.server.clone();
     let mut client = o.conn.connect(true, true, o.connect_timeout).await?;
     let deadline = o
         .timeout
@@ -100,7 +100,7 @@ pub async fn recv(
             }) => {
                 let _ = writeln!(
                     status,
-                    "connected to udp://{server} as user {user} device {device}: {} entries waiting{}",
+                    "connected to {server} as user {user} device {device}: {} entries waiting{}",
                     head.saturating_sub(checkpoint),
                     if pull_mode { " (pulling in pages)" } else { "" }
                 );

@@ -63,6 +63,13 @@ impl Store for GateStore {
     fn conv_meta(&self, c: &ConvKey) -> Result<Option<tern_core::store::ConvMeta>, Injected> {
         Ok(self.inner.conv_meta(c).unwrap())
     }
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, tern_core::store::ConvMeta)>, Injected> {
+        Ok(self.inner.convs_after(after, max).unwrap())
+    }
     fn read_conv(&self, c: &ConvKey, before: u64, max: usize) -> Result<Vec<ConvRecord>, Injected> {
         Ok(self.inner.read_conv(c, before, max).unwrap())
     }

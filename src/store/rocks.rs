@@ -301,6 +301,14 @@ impl Store for RocksStore {
         self.get_decoded(CF_CONV_META, &conv.to_bytes(), cv::decode_conv_meta)
     }
 
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, StoreError> {
+        self.read_conv_metas(after, max)
+    }
+
     fn read_conv(
         &self,
         conv: &ConvKey,

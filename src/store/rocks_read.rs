@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use rocksdb::ReadOptions;
 use tern_core::conv::{ConvKey, CONV_KEY_LEN};
-use tern_core::store::{ConvRecord, DeviceState, StoredEntry, SyncItem, UserConv};
+use tern_core::store::{ConvMeta, ConvRecord, DeviceState, StoredEntry, SyncItem, UserConv};
 
-use super::conv_values::{self as cv, CF_CONV, CF_CONV_LIST, CF_HIDDEN, CF_USER_CONV};
+use super::conv_values::{
+    self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
+};
 use super::entry_values::decode_entry;
 use super::keys::{self, CF_DEVICE, CF_INBOX};
 use super::rocks::{RocksStore, StoreError};
@@ -150,6 +152,41 @@ impl RocksStore {
         }
         it.status()?;
         out.reverse();
+        Ok(out)
+    }
+
+    pub(super) fn read_conv_metas(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, StoreError> {
+        let mut it = self.raw().raw_iterator_cf(self.cf(CF_CONV_META)?);
+        match after {
+            Some(k) => {
+                let k = k.to_bytes();
+                it.seek(k);
+                if it.key() == Some(&k[..]) {
+                    it.next();
+                }
+            }
+            None => it.seek_to_first(),
+        }
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((k, v)) = it.item() else { break };
+            let key = ConvKey::from_bytes(k).ok_or_else(|| {
+                corrupt(CF_CONV_META, k)(DecodeError::BadKeyLength {
+                    expected: CONV_KEY_LEN,
+                    have: k.len(),
+                })
+            })?;
+            out.push((
+                key,
+                cv::decode_conv_meta(v).map_err(corrupt(CF_CONV_META, k))?,
+            ));
+            it.next();
+        }
+        it.status()?;
         Ok(out)
     }
 

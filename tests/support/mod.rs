@@ -4,6 +4,7 @@
 
 mod common;
 pub mod process;
+pub mod raw_client;
 
 // Not every test uses every helper.
 #[allow(unused_imports)]
@@ -31,9 +32,12 @@ pub struct Daemon {
     server: ServerTask,
 }
 
+/// Raw UDP only (QUIC would take the next port on a restart at a fixed
+/// address); `support/transport.rs` serves QUIC.
 pub fn config(dir: &std::path::Path) -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.quic.listen = tern::config::QuicListen::Off;
     cfg.server.data_dir = dir.to_path_buf();
     cfg
 }

@@ -164,6 +164,7 @@ impl<S: Store> Broker<S> {
             Ok(()) => {
                 self.stats.commits += 1;
                 self.on_durable(now, done);
+                self.evict_conv_caches();
             }
             Err(error) => {
                 self.stats.commit_failures += 1;

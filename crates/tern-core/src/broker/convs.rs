@@ -16,6 +16,8 @@ pub(crate) struct ConvCache {
     pub meta: ConvMeta,
     /// Staged for the next batch.
     pub dirty: bool,
+    /// When history retention last looked at it.
+    pub swept_at: Option<crate::time::Time>,
 }
 
 /// One user's state in one conversation.
@@ -72,6 +74,7 @@ impl<S: Store> Broker<S> {
                 ConvCache {
                     meta: meta.unwrap_or_default(),
                     dirty: false,
+                    swept_at: None,
                 },
             );
         }
@@ -114,8 +117,30 @@ impl<S: Store> Broker<S> {
         error
     }
 
+    /// Drops clean cache entries once the caches outgrow
+    /// `conv_cache_entries`: the store has them, and a long-running broker
+    /// touches every conversation eventually (the retention walk does).
+    /// Only with no batch in flight: then a clean entry's view is the
+    /// store's, and loading it again gives the same.
+    pub(super) fn evict_conv_caches(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let max = self.cfg.conv_cache_entries;
+        if self.convs.timelines.len() > max {
+            self.convs.timelines.retain(|_, t| t.dirty);
+        }
+        if self.convs.user_convs.len() > max {
+            self.convs.user_convs.retain(|_, s| s.dirty);
+        }
+    }
+
     /// Stages a record (new, or a recall marker replacing one).
     pub(super) fn stage_record(&mut self, conv: ConvKey, record: ConvRecord) {
+        let trimmed = self.convs.timelines.get(&conv).map(|t| t.meta.trimmed);
+        if trimmed.is_some_and(|t| record.conv_seq <= t) {
+            return; // past history retention: a marker would outlive it
+        }
         self.convs
             .pending
             .insert((conv, record.conv_seq), record.clone());

@@ -7,13 +7,14 @@ use super::session::Out;
 use super::Broker;
 use crate::conv::ConvKey;
 use crate::store::Store;
+use crate::time::Time;
 use crate::wire::{ty, ConvKind, ErrorCode, Frame, HistoryEnd, HistoryRequest, Record, RecordBody};
 
 /// Most records in one history page (`HISTORY_MAX`).
 pub const HISTORY_MAX: u64 = 64;
 
 impl<S: Store> Broker<S> {
-    pub(super) fn on_history(&mut self, sid: u64, req: HistoryRequest) {
+    pub(super) fn on_history(&mut self, now: Time, sid: u64, req: HistoryRequest) {
         let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
             return;
         };
@@ -21,7 +22,10 @@ impl<S: Store> Broker<S> {
             self.queue_error(sid, ErrorCode::NoSuchConversation, ty::HISTORY);
             return;
         }
-        match self.history_page(user, &req) {
+        let key = ConvKey::of(user, req.conv);
+        self.sweep_history(now, key);
+        let cutoff = self.history_cutoff(now).unwrap_or(0);
+        match self.history_page(user, &req, cutoff) {
             Ok(frames) => {
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.out.extend(frames.into_iter().map(Out::Frame));
@@ -36,7 +40,14 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    fn history_page(&self, user: u64, req: &HistoryRequest) -> Result<Vec<Frame>, String> {
+    /// The page `req` asks for; records older than `cutoff` (wall ms) are
+    /// past retention and answered as trimmed, deleted or not yet.
+    fn history_page(
+        &self,
+        user: u64,
+        req: &HistoryRequest,
+        cutoff: u64,
+    ) -> Result<Vec<Frame>, String> {
         let store = &*self.store;
         let err = |e: S::Error| e.to_string();
         let key = ConvKey::of(user, req.conv);
@@ -45,7 +56,7 @@ impl<S: Store> Broker<S> {
             .user_conv(user, &key)
             .map_err(err)?
             .unwrap_or_default();
-        let floor = meta.trimmed.max(state.cleared_to);
+        let mut floor = meta.trimmed.max(state.cleared_to);
         let top = meta.head.saturating_add(1);
         let before = if req.before == 0 {
             top
@@ -53,12 +64,11 @@ impl<S: Store> Broker<S> {
             req.before.min(top)
         };
         let max = req.max.clamp(1, HISTORY_MAX) as usize;
-        let mut records: Vec<_> = store
-            .read_conv(&key, before, max)
-            .map_err(err)?
-            .into_iter()
-            .filter(|r| r.conv_seq > floor)
-            .collect();
+        let mut records = store.read_conv(&key, before, max).map_err(err)?;
+        if let Some(aged) = records.iter().rev().find(|r| r.time_ms < cutoff) {
+            floor = floor.max(aged.conv_seq);
+        }
+        records.retain(|r| r.conv_seq > floor);
         // The page covers down to its oldest record when it is full, and
         // down to the floor when the timeline ran out first.
         let low = match records.first() {
@@ -87,6 +97,7 @@ impl<S: Store> Broker<S> {
                     }
                 };
                 Frame::Record(Record {
+                    request_id: req.request_id,
                     conv,
                     conv_seq: r.conv_seq,
                     topic: r.topic,

@@ -19,6 +19,12 @@ impl<S: Store> Broker<S> {
     pub fn handle_datagram(&mut self, now: Time, from: impl Into<Peer>, data: Bytes) {
         let from = from.into();
         self.stats.datagrams_in += 1;
+        if data.len() > crate::wire::limits::MAX_RECV_DATAGRAM {
+            // Dropped unread, unanswered (proto-spec/packet.md, "Decoding"):
+            // a driver's buffer may have cut it, so not even its size is known.
+            self.stats.malformed += 1;
+            return;
+        }
         self.last_now = now;
         // Stateless answers speak the version they answer, when we speak it.
         self.in_version = data
@@ -245,7 +251,7 @@ impl<S: Store> Broker<S> {
             Frame::Retract(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Delete(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::List(r) => self.on_list(now, sid, r),
-            Frame::History(r) => self.on_history(sid, r),
+            Frame::History(r) => self.on_history(now, sid, r),
             Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),
             Frame::Pull(p) => self.on_pull(now, sid, p.request_id, p.after, p.max_entries),
             Frame::SummaryRequest(r) => self.on_summary_request(sid, r),

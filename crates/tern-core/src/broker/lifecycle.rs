@@ -61,6 +61,7 @@ impl<S: Store> Broker<S> {
             peer: from,
             highest_pn: 0,
             next_pn: 1,
+            opened: now,
             last_heard: now,
             uplink: Receiver::new(self.cfg.uplink.clone(), start.applied),
             acks: AckCoalescer::new(&self.cfg.uplink),

@@ -71,6 +71,7 @@ impl<S: Store> Broker<S> {
                 }
             }
             let item = Frame::ListItem(ListItem {
+                request_id: req.request_id,
                 conv: uc.key.view(user),
                 version: s.version,
                 hidden: s.hidden(),

@@ -44,6 +44,7 @@ mod convs;
 mod downlink;
 mod events;
 mod history;
+mod history_trim;
 mod intake;
 mod lifecycle;
 mod list;
@@ -114,6 +115,8 @@ pub struct Broker<S: Store> {
     last_now: Time,
     /// Protocol version of the datagram being handled (stateless answers).
     in_version: u8,
+    /// The history retention walk over every conversation.
+    history_walk: history_trim::HistoryWalk,
 }
 
 impl<S: Store> Broker<S> {
@@ -137,6 +140,7 @@ impl<S: Store> Broker<S> {
             cfg.max_sources,
         );
         Broker {
+            history_walk: history_trim::HistoryWalk::new(cfg.history_retention),
             admission,
             cfg,
             store,
@@ -203,7 +207,11 @@ impl<S: Store> Broker<S> {
 
     /// When [`Broker::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let session = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (session, self.history_walk.at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Next datagram to send, and the peer to send it to over its transport.

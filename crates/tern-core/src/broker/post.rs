@@ -41,6 +41,7 @@ impl<S: Store> Broker<S> {
             Some(true) => {}
         }
         let key = ConvKey::of(op.user, conv);
+        self.sweep_history(now, key);
         let Ok(t) = self.timeline_mut(key) else {
             return Applied::Retry;
         };

@@ -58,6 +58,9 @@ pub(crate) struct Session {
     pub peer: Peer,
     pub highest_pn: u64,
     pub next_pn: u64,
+    /// When the session was opened: a login whose cookie was issued later
+    /// cannot be a late copy of the one that opened it.
+    pub opened: Time,
     pub last_heard: Time,
     pub uplink: Receiver<Frame>,
     pub acks: AckCoalescer,

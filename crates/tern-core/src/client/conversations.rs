@@ -182,9 +182,17 @@ impl Conversations {
         })
     }
 
+    /// An item of the list answer under way; one of an earlier answer (a
+    /// late datagram) or a second copy (a duplicated one) is dropped.
     pub fn on_list_item(&mut self, item: ListItem) {
-        if let Some(f) = &mut self.list {
-            f.got.push(item);
+        if let Some(f) = self
+            .list
+            .as_mut()
+            .filter(|f| f.request_id == item.request_id)
+        {
+            if !f.got.iter().any(|i| i.conv == item.conv) {
+                f.got.push(item);
+            }
         }
     }
 
@@ -236,9 +244,18 @@ impl Conversations {
         out
     }
 
+    /// A record of the history page under way, in place; one of an
+    /// earlier answer (a late datagram) or a second copy (a duplicated one)
+    /// is dropped.
     pub fn on_record(&mut self, r: Record) {
-        if let Some(f) = self.history.get_mut(&r.conv) {
-            f.got.push(r);
+        if let Some(f) = self
+            .history
+            .get_mut(&r.conv)
+            .filter(|f| f.request_id == r.request_id)
+        {
+            if let Err(at) = f.got.binary_search_by_key(&r.conv_seq, |x| x.conv_seq) {
+                f.got.insert(at, r);
+            }
         }
     }
 

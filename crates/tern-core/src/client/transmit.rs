@@ -71,6 +71,9 @@ impl ClientConn {
                     pb.pad_to(MIN_HANDSHAKE_PACKET);
                 } else {
                     pb.push(&Frame::Login(login)).ok()?;
+                    // However short the token, the RETRY or ERROR answering
+                    // it fits in what we send.
+                    pb.pad_to(crate::wire::limits::MIN_LOGIN_DATAGRAM);
                     self.login_point = point;
                 }
                 self.last_sent = now;

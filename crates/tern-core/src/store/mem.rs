@@ -17,7 +17,7 @@ struct Inner {
     meta: HashMap<u64, InboxMeta>,
     devices: BTreeMap<(u64, u32), DeviceState>,
     inbox: BTreeMap<(u64, u64), StoredEntry>,
-    conv_meta: HashMap<ConvKey, ConvMeta>,
+    conv_meta: BTreeMap<ConvKey, ConvMeta>,
     records: BTreeMap<(ConvKey, u64), ConvRecord>,
     user_conv: BTreeMap<(u64, ConvKey), ConvState>,
     list: BTreeMap<(u64, u64), ConvKey>,
@@ -101,6 +101,21 @@ impl Store for MemStore {
 
     fn conv_meta(&self, conv: &ConvKey) -> Result<Option<ConvMeta>, Infallible> {
         Ok(self.lock().conv_meta.get(conv).copied())
+    }
+
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, Infallible> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let g = self.lock();
+        let from = after.map_or(Unbounded, |k| Excluded(*k));
+        Ok(g.conv_meta
+            .range((from, Unbounded))
+            .take(max)
+            .map(|(k, m)| (*k, *m))
+            .collect())
     }
 
     fn read_conv(

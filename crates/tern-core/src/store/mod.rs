@@ -172,6 +172,14 @@ pub trait Store: Send + Sync + 'static {
     /// Metadata of `conv`'s storage timeline, if it has one.
     fn conv_meta(&self, conv: &ConvKey) -> Result<Option<ConvMeta>, Self::Error>;
 
+    /// Up to `max` storage timelines whose key follows `after` (`None`: from
+    /// the first), in the store's key order: the history retention walk.
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, Self::Error>;
+
     /// The newest `max` records of `conv` with `conv_seq < before` (`before`
     /// 0: no bound), ascending.
     fn read_conv(

@@ -46,7 +46,8 @@ impl ListItem {
     }
 
     pub(super) fn encoded_len(&self) -> usize {
-        self.conv.encoded_len()
+        v(self.request_id)
+            + self.conv.encoded_len()
             + v(self.version)
             + 1
             + v(self.last_seq)
@@ -59,6 +60,7 @@ impl ListItem {
     }
 
     pub(super) fn encode(&self, out: &mut impl BufMut) {
+        put(out, self.request_id);
         self.conv.encode(out);
         put(out, self.version);
         let mut flags = 0;
@@ -84,6 +86,7 @@ impl ListItem {
     }
 
     pub(super) fn decode(r: &mut Reader) -> Result<ListItem, DecodeError> {
+        let request_id = r.varint()?;
         let conv = ConvRef::decode(r)?;
         let version = r.varint()?;
         let flags = r.u8()?;
@@ -107,6 +110,7 @@ impl ListItem {
             None
         };
         Ok(ListItem {
+            request_id,
             conv,
             version,
             hidden: flags & LIST_HIDDEN != 0,
@@ -188,7 +192,8 @@ impl Record {
     }
 
     pub(super) fn encoded_len(&self) -> usize {
-        self.conv.encoded_len()
+        v(self.request_id)
+            + self.conv.encoded_len()
             + v(self.conv_seq)
             + v(self.topic)
             + v(self.from_user)
@@ -203,6 +208,7 @@ impl Record {
     }
 
     pub(super) fn encode(&self, out: &mut impl BufMut) {
+        put(out, self.request_id);
         self.conv.encode(out);
         for x in [
             self.conv_seq,
@@ -228,6 +234,7 @@ impl Record {
     }
 
     pub(super) fn decode(r: &mut Reader) -> Result<Record, DecodeError> {
+        let request_id = r.varint()?;
         let conv = ConvRef::decode(r)?;
         let conv_seq = r.nonzero("conv_seq")?;
         let topic = r.varint()?;
@@ -250,6 +257,7 @@ impl Record {
             }
         };
         Ok(Record {
+            request_id,
             conv,
             conv_seq,
             topic,

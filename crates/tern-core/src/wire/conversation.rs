@@ -322,6 +322,10 @@ pub struct ListPreview {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ListItem {
+    /// The LIST answered (an item from an earlier answer, duplicated or
+    /// late on the network, is told apart).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub request_id: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// List version of its last change.
@@ -413,6 +417,9 @@ pub enum RecordBody {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Record {
+    /// The HISTORY answered (a record from an earlier answer is told apart).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub request_id: u64,
     /// The conversation.
     pub conv: ConvRef,
     /// The record's number.
