@@ -25,7 +25,7 @@ use support::process::{self, RealDaemon};
 use support::streams::{
     alive, check_exactly_once, connect, counter, metrics_addr, stream, until, Progress, RECEIVER,
 };
-use tern::client::{Deliver, Event};
+use tern::client::{Entry, Event};
 
 const SENDERS: [u64; 3] = [1, 2, 3];
 /// The image: large enough that freeing the filler leaves more than
@@ -61,7 +61,7 @@ async fn a_full_disk_acknowledges_nothing_and_the_daemon_resumes_once_space_is_f
     let metrics = metrics_addr(&log);
 
     // The receiver records everything it is handed.
-    let seen: Arc<Mutex<Vec<Deliver>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Entry>>> = Arc::default();
     let mut receiver = connect(&daemon, tokens[&RECEIVER].clone()).await;
     let rx_task = {
         let seen = seen.clone();

@@ -22,7 +22,7 @@ use support::faultfs::FaultFs;
 use support::loopfs::skip;
 use support::process::{self, RealDaemon};
 use support::streams::{alive, check_exactly_once, connect, stream, until, Progress, RECEIVER};
-use tern::client::{Deliver, Event};
+use tern::client::{Entry, Event};
 
 const SENDERS: [u64; 2] = [1, 2];
 
@@ -43,7 +43,7 @@ async fn an_fsync_error_stops_the_daemon_and_a_restart_loses_nothing_acknowledge
         RealDaemon::spawn(&data, "127.0.0.1:0".parse().unwrap(), &[], &log).expect("ternd starts");
     let (addr, pid) = (daemon.addr, daemon.pid());
 
-    let seen: Arc<Mutex<Vec<Deliver>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Entry>>> = Arc::default();
     let mut receiver = connect(&daemon, tokens[&RECEIVER].clone()).await;
     let rx_task = {
         let seen = seen.clone();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::process::RealDaemon;
-use tern::client::{Client, ClientOptions, Deliver, EntryBody};
+use tern::client::{Client, ClientOptions, Entry, SyncBody};
 
 /// The receiver of every message.
 pub const RECEIVER: u64 = 100;
@@ -25,7 +25,7 @@ pub fn message(user: u64, i: u64) -> bytes::Bytes {
     s.into_bytes().into()
 }
 
-pub fn sender_and_index(d: &Deliver) -> (u64, u64) {
+pub fn sender_and_index(d: &Entry) -> (u64, u64) {
     let p = super::payload_of(d);
     let s = std::str::from_utf8(&p).expect("utf-8 payload");
     let mut parts = s.trim_start_matches('u').split(':');
@@ -138,10 +138,10 @@ pub async fn until(what: &str, secs: u64, log: &Path, mut cond: impl FnMut() -> 
 /// The receiver's inbox is dense and in order, and holds every
 /// acknowledged message of each sender exactly once, in the sender's order
 /// (and nothing beyond what each sender had acknowledged).
-pub fn check_exactly_once(seen: &[Deliver], acked: &HashMap<u64, Vec<u64>>) {
+pub fn check_exactly_once(seen: &[Entry], acked: &HashMap<u64, Vec<u64>>) {
     let mut next: HashMap<u64, u64> = HashMap::new();
     for (k, e) in seen.iter().enumerate() {
-        assert!(matches!(e.body, EntryBody::Message { .. }));
+        assert!(matches!(e.body, SyncBody::Message { .. }));
         assert_eq!(e.seq, k as u64 + 1, "dense, ordered inbox");
         let (from, i) = sender_and_index(e);
         let n = next.entry(from).or_insert(0);

@@ -30,6 +30,9 @@ pub struct Pair {
     /// While set, every commit fails (a full or failing disk): nothing is
     /// applied and the broker is told so.
     pub fail_commits: bool,
+    /// Every datagram a client sent, with the address it came from, in
+    /// order: tests replay them late.
+    pub sent: Vec<(SocketAddr, Bytes)>,
     cfg: BrokerConfig,
 }
 
@@ -44,6 +47,7 @@ impl Pair {
             clients: Vec::new(),
             now: Time::ZERO,
             fail_commits: false,
+            sent: Vec::new(),
             cfg,
         }
     }
@@ -114,6 +118,7 @@ impl Pair {
         for (addr, c) in &mut self.clients {
             c.handle_timeout(self.now);
             while let Some(d) = c.poll_transmit(self.now) {
+                self.sent.push((*addr, d.clone()));
                 self.broker.handle_datagram(self.now, *addr, d);
                 moved = true;
             }
