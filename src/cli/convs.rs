@@ -57,7 +57,7 @@ pub async fn convs(
     out: &mut dyn Write,
 ) -> Result<ConvsOutcome, CliError> {
     let timeout: Duration = a.timeout.into();
-    let server = conn.server;
+    let server = conn.server.clone();
     let client = conn.connect(true, false, timeout).await?;
     let fetched = tokio::time::timeout(timeout, async {
         match a.since {
@@ -77,7 +77,7 @@ pub async fn convs(
     .await;
     client.close().await;
     let (list_version, total_unread, pages, items) = match fetched {
-        Ok(r) => r.map_err(|e| client_error(e, server))?,
+        Ok(r) => r.map_err(|e| client_error(e, &server))?,
         Err(_) => {
             return Err(CliError::Timeout(format!(
                 "no conversation list within {}",

@@ -50,7 +50,7 @@ pub async fn history(
     status: &mut dyn Write,
 ) -> Result<HistoryOutcome, CliError> {
     let timeout: Duration = a.timeout.into();
-    let server = conn.server;
+    let server = conn.server.clone();
     let client = conn.connect(true, false, timeout).await?;
     let got = tokio::time::timeout(timeout, async {
         let before = client.history_stats().await?;
@@ -62,7 +62,7 @@ pub async fn history(
     .await;
     client.close().await;
     let (page, held, fetched) = match got {
-        Ok(r) => r.map_err(|e| client_error(e, server))?,
+        Ok(r) => r.map_err(|e| client_error(e, &server))?,
         Err(_) => {
             return Err(CliError::Timeout(format!(
                 "no history page within {}",

@@ -46,7 +46,7 @@ impl std::fmt::Display for ReadOutcome {
 /// message at or below `up_to` (found in the history, local if held).
 pub async fn read(conn: Connection, a: ReadArgs) -> Result<ReadOutcome, CliError> {
     let timeout: Duration = a.timeout.into();
-    let server = conn.server;
+    let server = conn.server.clone();
     let client = conn.connect(true, false, timeout).await?;
     let me = client.identity().0;
     let done = tokio::time::timeout(timeout, async {
@@ -69,7 +69,7 @@ pub async fn read(conn: Connection, a: ReadArgs) -> Result<ReadOutcome, CliError
     .await;
     client.close().await;
     match done {
-        Ok(r) => r.map_err(|e| client_error(e, server)),
+        Ok(r) => r.map_err(|e| client_error(e, &server)),
         Err(_) => Err(CliError::Timeout(format!(
             "no ACK within {}: the read position may or may not have moved",
             humantime::format_duration(timeout)

@@ -92,7 +92,12 @@ impl Driver {
     }
 
     /// A whole list arrived: stored first, then handed out.
-    pub(super) fn on_list(&mut self, now: Time, list: ConvList) {
+    pub(super) fn on_list(&mut self, now: Time, mut list: ConvList) {
+        // Request ids are a wire detail: the same item compares equal
+        // however it was fetched.
+        for i in &mut list.items {
+            i.request_id = 0;
+        }
         let Some(f) = self.conv_waiters.list.take() else {
             return;
         };
@@ -208,7 +213,9 @@ impl Driver {
                         let job = self.conv_waiters.jobs.get_mut(&conv).unwrap().pop_front();
                         let job = job.expect("head exists");
                         let local = self.history.page(conv, job.before, job.max);
-                        let _ = job.waiter.send(Ok(local.ok().flatten().unwrap_or(page)));
+                        let _ = job
+                            .waiter
+                            .send(Ok(local.ok().flatten().unwrap_or_else(|| plain(page))));
                     }
                     Some(false) | None => {}
                 }
@@ -252,4 +259,14 @@ impl Driver {
             }
         }
     }
+}
+
+/// A server page as the library hands it out: without request ids (a wire
+/// detail), like a page of the local history.
+fn plain(mut page: HistoryPage) -> HistoryPage {
+    page.end.request_id = 0;
+    for r in &mut page.records {
+        r.request_id = 0;
+    }
+    page
 }

@@ -306,6 +306,7 @@ mod tests {
     fn rows_round_trip_and_garbage_is_refused() {
         let conv = ConvRef::direct(7);
         let r = Record {
+            request_id: 0,
             conv,
             conv_seq: 3,
             topic: 1,

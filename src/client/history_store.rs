@@ -216,7 +216,9 @@ impl HistoryStore {
 
     /// Puts `r` unless what is stored already wins: hidden beats
     /// everything, a recall marker beats a message.
-    fn put_record(&self, r: Record, batch: &mut Batch) -> Result<(), OutboxError> {
+    /// Stored without the request id it arrived under (a wire detail).
+    fn put_record(&self, mut r: Record, batch: &mut Batch) -> Result<(), OutboxError> {
+        r.request_id = 0;
         let keep = match self.rows.get(r.conv, r.conv_seq)? {
             Some(Slot::Hidden) => true,
             Some(Slot::Record(old)) => {
@@ -243,6 +245,7 @@ impl HistoryStore {
                     return Ok(());
                 }
                 let r = Record {
+                    request_id: 0,
                     conv,
                     conv_seq: e.conv_seq,
                     topic: e.topic,
@@ -345,9 +348,13 @@ impl HistoryStore {
             let mut held = self.held.get(&conv).cloned().unwrap_or_default();
             Self::clear(&mut held, conv, item.cleared_to, &mut batch);
             held.last_seq = held.last_seq.max(item.last_seq);
+            let item = ListItem {
+                request_id: 0,
+                ..item.clone()
+            };
             batch.push(Op::Item(item.clone()));
             helds.push((conv, held));
-            items.push(item.clone());
+            items.push(item);
         }
         let advance = since <= self.list_version && list.list_version > self.list_version;
         if advance {

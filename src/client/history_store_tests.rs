@@ -41,6 +41,7 @@ fn with_body(conv_seq: u64, body: SyncBody) -> Entry {
 
 fn record(conv_seq: u64) -> Record {
     Record {
+        request_id: 7,
         conv: conv(),
         conv_seq,
         topic: 0,
@@ -131,6 +132,10 @@ fn pages_fill_holes_hide_what_they_leave_out_and_serve_windows() {
     assert_eq!(seqs(&s, 1, 10), vec![6, 7, 9, 10]);
     let p = s.page(conv(), 0, 5).unwrap().expect("6..=10 held");
     assert_eq!(p.records.len(), 4);
+    assert!(
+        p.records.iter().all(|r| r.request_id == 0),
+        "stored without"
+    );
     assert_eq!((p.end.low, p.end.high), (6, 10));
     assert!(s.page(conv(), 7, 5).unwrap().is_none(), "1..=5 not held");
     assert_eq!(s.window(conv(), 7, 5), Some((2, 6)));
@@ -145,6 +150,7 @@ fn the_state_folder_keeps_records_held_ranges_and_the_list() {
             s.apply_entry(&msg(i, i)).unwrap();
         }
         let item = ListItem {
+            request_id: 3,
             conv: conv(),
             version: 9,
             hidden: false,
