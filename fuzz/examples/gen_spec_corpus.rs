@@ -26,7 +26,8 @@ fn main() -> std::io::Result<()> {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
     let mut dict = String::from(
-        "# Tern wire protocol v1: words from proto-spec/test-vectors.md and sealed.md\n\
+        "# Tern wire protocol (versions 1 and 2): words from proto-spec/test-vectors.md,\n\
+         # test-vectors-v2.md and sealed.md\n\
          # (header prefixes, session ids, whole frames). Written by\n\
          # `cargo run --example gen_spec_corpus`; libFuzzer -dict= and AFL++ -x read it.\n",
     );

@@ -7,7 +7,11 @@
 use tern_core::wire::{encode_to_bytes, Packet};
 
 /// The spec files holding vectors, relative to the repository root.
-pub const SPEC_FILES: [&str; 2] = ["proto-spec/test-vectors.md", "proto-spec/sealed.md"];
+pub const SPEC_FILES: [&str; 3] = [
+    "proto-spec/test-vectors.md",
+    "proto-spec/test-vectors-v2.md",
+    "proto-spec/sealed.md",
+];
 
 /// Longest dictionary entry libFuzzer accepts.
 pub const MAX_DICT_WORD: usize = 64;

@@ -292,6 +292,7 @@ impl World {
                     cookie.as_deref(),
                     self.client_time_ms,
                     &login,
+                    tern_core::wire::VERSION,
                 ) else {
                     return;
                 };

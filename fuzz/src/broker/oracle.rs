@@ -12,7 +12,7 @@
 //! HANDSHAKE_REPLY open sessions, KICK and UNKNOWN_SESSION close them.
 
 use bytes::Bytes;
-use tern_core::wire::{encode_to_bytes, ErrorCode, Frame, Header, Packet, FLAG_SEALED};
+use tern_core::wire::{ErrorCode, Frame, Header, Packet, FLAG_SEALED};
 
 use super::peer::{Pending, Session};
 use super::World;
@@ -97,10 +97,13 @@ impl World {
                     let Some(&(user, _)) = self.owners.get(&sid) else {
                         continue;
                     };
-                    let frame = encode_to_bytes(&Frame::Deliver(d.clone()));
+                    let stored = self
+                        .durable
+                        .get(user, d.seq)
+                        .map(|e| (e.topic, e.from_user, e.from_device, e.from_seq, e.time_ms));
                     assert_eq!(
-                        self.durable.get(user, d.seq),
-                        Some(&frame),
+                        stored,
+                        Some((d.conv, d.from_user, d.from_device, d.from_seq, d.time_ms)),
                         "delivered entry {} of user {user} is not the committed one",
                         d.seq
                     );

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tern_core::broker::Peer;
 use tern_core::seal::{Channel, Initiator, SEAL_OVERHEAD};
 use tern_core::wire::limits::MAX_DATAGRAM;
-use tern_core::wire::{Frame, Header, PacketBuilder, TRAILER};
+use tern_core::wire::{Frame, Header, PacketBuilder, TRAILER, VERSION};
 
 use super::input::PEERS;
 
@@ -89,6 +89,7 @@ impl PeerState {
     /// peer has one and `with_cookie`), padded to `pad_to` bytes.
     pub fn prelogin(&mut self, frames: &[Frame], with_cookie: bool, pad_to: usize) -> Bytes {
         let header = Header {
+            version: VERSION,
             session_id: 0,
             packet_number: self.pn(),
         };
@@ -110,6 +111,7 @@ impl PeerState {
     pub fn session_packet(&mut self, frames: &[Frame], channel: Option<&Channel>) -> Option<Bytes> {
         let sid = self.session.as_ref()?.sid;
         let header = Header {
+            version: VERSION,
             session_id: sid,
             packet_number: self.pn(),
         };
@@ -135,6 +137,7 @@ impl PeerState {
     pub fn mutated_packet(&mut self, body: &[u8], channel: Option<&Channel>) -> Option<Bytes> {
         let sid = self.session.as_ref()?.sid;
         let header = Header {
+            version: VERSION,
             session_id: sid,
             packet_number: self.pn(),
         };

@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
-use tern_core::store::{DeviceState, InboxMeta, MemStore, Store, StoredEntry, WriteBatch, WriteOp};
+use tern_core::conv::{ConvKey, ConvState};
+use tern_core::store::{
+    ConvMeta, ConvRecord, DeviceState, InboxMeta, MemStore, Store, StoredEntry, SyncEntry,
+    UserConv, WriteBatch, WriteOp,
+};
 
 /// The injected read failure.
 #[derive(Debug)]
@@ -77,6 +80,62 @@ impl Store for FlakyStore {
         Ok(e)
     }
 
+    fn conv_meta(&self, conv: &ConvKey) -> Result<Option<ConvMeta>, ReadFailed> {
+        self.check()?;
+        let Ok(m) = self.mem.conv_meta(conv);
+        Ok(m)
+    }
+
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, ReadFailed> {
+        self.check()?;
+        let Ok(c) = self.mem.convs_after(after, max);
+        Ok(c)
+    }
+
+    fn read_conv(
+        &self,
+        conv: &ConvKey,
+        before: u64,
+        max: usize,
+    ) -> Result<Vec<ConvRecord>, ReadFailed> {
+        self.check()?;
+        let Ok(r) = self.mem.read_conv(conv, before, max);
+        Ok(r)
+    }
+
+    fn user_conv(&self, user: u64, conv: &ConvKey) -> Result<Option<ConvState>, ReadFailed> {
+        self.check()?;
+        let Ok(c) = self.mem.user_conv(user, conv);
+        Ok(c)
+    }
+
+    fn user_convs_since(
+        &self,
+        user: u64,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<UserConv>, ReadFailed> {
+        self.check()?;
+        let Ok(c) = self.mem.user_convs_since(user, since, max);
+        Ok(c)
+    }
+
+    fn hidden(
+        &self,
+        user: u64,
+        conv: &ConvKey,
+        low: u64,
+        high: u64,
+    ) -> Result<Vec<u64>, ReadFailed> {
+        self.check()?;
+        let Ok(h) = self.mem.hidden(user, conv, low, high);
+        Ok(h)
+    }
+
     /// Applies the batch. The target calls this itself, as a driver would,
     /// only for batches it decided to make durable.
     fn commit(&self, batch: &WriteBatch) -> Result<(), ReadFailed> {
@@ -85,12 +144,12 @@ impl Store for FlakyStore {
     }
 }
 
-/// Every inbox entry ever made durable, by (user, seq), as encoded. Trims do
+/// Every inbox entry ever made durable, by (user, seq). Trims do
 /// not remove them: an entry delivered from a cache after its trim was
 /// still durable once.
 #[derive(Default)]
 pub struct Durable {
-    entries: HashMap<(u64, u64), Bytes>,
+    entries: HashMap<(u64, u64), SyncEntry>,
 }
 
 impl Durable {
@@ -98,13 +157,13 @@ impl Durable {
     pub fn record(&mut self, batch: &WriteBatch) {
         for op in &batch.ops {
             if let WriteOp::Append { user, entry } = op {
-                self.entries.insert((*user, entry.seq), entry.frame.clone());
+                self.entries.insert((*user, entry.seq), entry.entry.clone());
             }
         }
     }
 
-    /// The DELIVER frame durable for `user` at `seq`, if any.
-    pub fn get(&self, user: u64, seq: u64) -> Option<&Bytes> {
+    /// The entry durable for `user` at `seq`, if any.
+    pub fn get(&self, user: u64, seq: u64) -> Option<&SyncEntry> {
         self.entries.get(&(user, seq))
     }
 }
