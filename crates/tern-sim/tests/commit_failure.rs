@@ -66,3 +66,31 @@ fn failed_commits_acknowledge_nothing_and_the_retries_count_once() {
         "each delivered once, in order"
     );
 }
+
+/// A version 1 device whose login was in a batch that failed to commit is
+/// still known as version 1 afterwards: its own sends never put entries
+/// only version 2 knows (own copies) in its timeline. Found by the
+/// broker_sessions fuzz target.
+#[test]
+fn a_version_1_login_lost_with_a_failed_commit_keeps_version_2_entries_out() {
+    let mut p = Pair::new(BrokerConfig::default());
+    p.fail_commits = true;
+    let sender = p.connect(1, 1, |_| {});
+    let receiver = p.connect(2, 1, |_| {});
+    p.settle();
+    p.fail_commits = false;
+    p.settle();
+
+    p.send(sender, 2, 2);
+    let after = p.settle();
+    assert_eq!(stored(&after[sender]), vec![1, 2]);
+    let own_copies = after[sender]
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Entry(d) if d.from_user == 1))
+        .count();
+    assert_eq!(
+        own_copies, 0,
+        "a version 1 device gets no copy of its own messages"
+    );
+    assert_eq!(entries(&after[receiver]), vec![1, 2]);
+}
