@@ -6,8 +6,8 @@ mod common;
 pub mod faultfs;
 pub mod loopfs;
 pub mod process;
-pub mod streams;
 pub mod raw_client;
+pub mod streams;
 
 // Not every test uses every helper.
 #[allow(unused_imports)]
