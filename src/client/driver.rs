@@ -221,6 +221,20 @@ impl Driver {
                 }
                 let _ = w.send(r);
             }
+            Command::SubmitKeyed(op, tag, reply) => {
+                self.ops.submit_keyed(&mut self.conn, now, op, tag, reply)
+            }
+            Command::KeyedRecords(w) => {
+                let _ = w.send(self.ops.keyed_records());
+            }
+            Command::KeyedOutcomes(w) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.ops.keyed_tx = Some(tx);
+                let _ = w.send(rx);
+            }
+            Command::ForgetKeyed(ids, w) => {
+                let _ = w.send(self.ops.forget_keyed(&ids));
+            }
             Command::Close(w) => {
                 // What the application took counts: the ACK goes out
                 // ahead of the LOGOUT.

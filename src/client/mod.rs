@@ -30,11 +30,15 @@
 //! ```
 
 mod driver;
+mod handle;
+mod keyed;
 mod ops;
 mod outbox;
 mod queue;
 mod transport;
 
+pub use handle::{ClientHandle, Outgoing};
+pub use keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled, MAX_TAG};
 pub use outbox::OutboxError;
 pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
@@ -46,7 +50,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_core::client::Outgoing;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -200,6 +203,9 @@ pub enum ClientError {
     /// server certificate does not match the pin or the CA file).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// A keyed operation's tag is longer than [`MAX_TAG`].
+    #[error("tag of {0} bytes is longer than {MAX_TAG}")]
+    TagTooLong(usize),
 }
 
 pub(crate) enum Command {
@@ -210,6 +216,10 @@ pub(crate) enum Command {
     Release(u64),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
+    SubmitKeyed(Outgoing, Bytes, oneshot::Sender<Result<u64, ClientError>>),
+    KeyedRecords(oneshot::Sender<Result<Vec<KeyedRecord>, ClientError>>),
+    KeyedOutcomes(oneshot::Sender<mpsc::UnboundedReceiver<KeyedOutcome>>),
+    ForgetKeyed(Vec<u64>, oneshot::Sender<Result<(), ClientError>>),
 }
 
 /// A connected client. Dropping it stops the background task.
@@ -241,6 +251,14 @@ impl Client {
     /// This client's (user, device).
     pub fn identity(&self) -> (u64, u32) {
         (self.user, self.device)
+    }
+
+    /// A handle other tasks send and release through while this one
+    /// receives.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            cmds: self.cmds.clone(),
+        }
     }
 
     async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
