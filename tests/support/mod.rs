@@ -4,6 +4,7 @@
 
 mod common;
 pub mod process;
+pub mod sidecar;
 
 // Not every test uses every helper.
 #[allow(unused_imports)]

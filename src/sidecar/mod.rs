@@ -1,0 +1,279 @@
+//! `tern sidecar`: a local Tern client with an HTTP API, so that an app in
+//! any language gets exactly-once, in-order, durable messaging without a
+//! native SDK (`docs/sidecar.md`, `src/sidecar/openapi.json`).
+//!
+//! A thin layer over the client library ([`crate::client`]):
+//! - sending: every operation is a *keyed* operation of the library's
+//!   durable outbox, its tag holding the idempotency key (`records.rs`), so
+//!   "accepted" (202) and "in the outbox" are one synced write;
+//! - receiving: the library runs with `manual_release`; entries wait in
+//!   `events.rs` until the app acknowledges them, and only then is the
+//!   server told (`stream.rs` serves them as SSE and WebSocket);
+//! - `routes.rs`: the endpoints; `serve.rs`: Unix socket or loopback TCP
+//!   with a bearer token; `metrics.rs`: `/metrics`; `args.rs`: the CLI.
+
+mod api;
+mod args;
+mod events;
+mod metrics;
+mod records;
+mod routes;
+mod serve;
+mod stream;
+
+pub use args::{main, SidecarArgs};
+pub use serve::Listen;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::client::{Client, ClientError, ClientHandle, ClientOptions, Event};
+use events::EventBuffer;
+use metrics::Counters;
+use records::Records;
+
+/// How the sidecar runs.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    /// How to reach and log in to `ternd` (`state_dir` is required).
+    pub client: ClientOptions,
+    /// Where the local API listens.
+    pub listen: Listen,
+    /// Settled operations are remembered (idempotency keys included) this
+    /// long...
+    pub keep_for: Duration,
+    /// ...and at most this many.
+    pub keep_max: usize,
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, Error)]
+pub enum SidecarError {
+    /// No state folder: the outbox and checkpoint must be durable.
+    #[error("a state folder is required (--state-dir)")]
+    NoStateDir,
+    /// The client library failed (connecting, the durable state).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The listener could not be set up.
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        /// Where.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A command-line argument does not parse.
+    #[error("{arg}: {reason}")]
+    BadArgument {
+        /// The argument.
+        arg: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bearer token file could not be read or created.
+    #[error("token file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Connection state for `GET /v1/status`.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    /// Logged in now.
+    pub connected: bool,
+    /// Logins so far.
+    pub logins: u64,
+    /// The last thing that went wrong, if any.
+    pub last_error: Option<String>,
+}
+
+/// What every handler shares.
+pub struct Shared {
+    handle: ClientHandle,
+    records: Mutex<Records>,
+    /// Serialises accepting requests that carry an idempotency key, so two
+    /// concurrent requests with one key cannot both be new.
+    keyed_gate: tokio::sync::Mutex<()>,
+    events: EventBuffer,
+    link: Mutex<Link>,
+    counters: Counters,
+    user: u64,
+    device: u32,
+    server: String,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_error(&self, e: impl std::fmt::Display) {
+        self.link().last_error = Some(e.to_string());
+    }
+}
+
+/// A sidecar with its client connected and its listener bound.
+pub struct Sidecar {
+    shared: Arc<Shared>,
+    client: Client,
+    listener: serve::Bound,
+    cfg: SidecarConfig,
+    stop: watch::Sender<bool>,
+}
+
+impl Sidecar {
+    /// Opens the durable state, logs in (waiting up to the client's connect
+    /// timeout) and binds the local API.
+    pub async fn start(mut cfg: SidecarConfig) -> Result<Sidecar, SidecarError> {
+        if cfg.client.state_dir.is_none() {
+            return Err(SidecarError::NoStateDir);
+        }
+        cfg.client.manual_release = true;
+        let server = cfg.client.server_addr().to_string();
+        let client = Client::connect(cfg.client.clone()).await?;
+        let (user, device) = client.identity();
+        let handle = client.handle();
+        let listener = serve::bind(&cfg.listen).await?;
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            records: Mutex::new(Records::default()),
+            keyed_gate: tokio::sync::Mutex::new(()),
+            events: EventBuffer::default(),
+            link: Mutex::new(Link::default()),
+            counters: Counters::default(),
+            handle,
+            user,
+            device,
+            server,
+            shutdown,
+        });
+        Ok(Sidecar {
+            shared,
+            client,
+            listener,
+            cfg,
+            stop,
+        })
+    }
+
+    /// Where the API listens (`unix:PATH` or `http://ADDR`).
+    pub fn endpoint(&self) -> String {
+        self.listener.describe()
+    }
+
+    /// Serves until `shutdown` completes, then closes the streams and logs
+    /// out (what the app acknowledged is released first).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), SidecarError> {
+        let Sidecar {
+            shared,
+            client,
+            listener,
+            cfg,
+            stop,
+        } = self;
+        // Outcomes first, then the records: an outcome in both is applied
+        // twice, harmlessly; one in neither cannot happen.
+        let mut outcomes = shared.handle.keyed_outcomes().await?;
+        let restored = Records::restore(shared.handle.keyed_records().await?);
+        *shared.records() = restored;
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while let Some(o) = outcomes.recv().await {
+                s.counters.settled(&o.settled);
+                s.records().settle(o.id, o.settled);
+            }
+        });
+        tokio::spawn(expiry(shared.clone(), cfg.keep_for, cfg.keep_max));
+        let receiver = tokio::spawn(receive(shared.clone(), client));
+        let app = routes::router(shared.clone());
+        let served = serve::serve(listener, app, cfg.listen.token().cloned(), async move {
+            shutdown.await;
+            let _ = stop.send(true);
+            shared.events.wake_all();
+        })
+        .await;
+        if let Ok(client) = receiver.await {
+            client.close().await;
+        }
+        served
+    }
+}
+
+/// Runs a sidecar until `shutdown`: the embeddable entry point.
+pub async fn run(
+    cfg: SidecarConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), SidecarError> {
+    Sidecar::start(cfg).await?.run(shutdown).await
+}
+
+/// Moves the library's events into the buffer until shutdown; gives the
+/// client back to be closed.
+async fn receive(shared: Arc<Shared>, mut client: Client) -> Client {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let ev = tokio::select! {
+            ev = client.recv() => ev,
+            _ = stop.wait_for(|s| *s) => return client,
+        };
+        match ev {
+            Some(Event::Entry(d)) => shared.events.push(d, shared.device),
+            Some(Event::Connected { checkpoint, .. }) => {
+                shared.events.start_at(checkpoint);
+                let mut l = shared.link();
+                l.connected = true;
+                l.logins += 1;
+            }
+            Some(Event::Disconnected) => {
+                let mut l = shared.link();
+                l.connected = false;
+                l.last_error = Some("session lost; logging in again".into());
+            }
+            Some(Event::Notify { .. }) | Some(Event::PageEnd { .. }) => {}
+            None => {
+                {
+                    let mut l = shared.link();
+                    l.connected = false;
+                    l.last_error = Some("the client stopped (session closed by the server)".into());
+                }
+                let _ = stop.wait_for(|s| *s).await;
+                return client;
+            }
+        }
+    }
+}
+
+/// Forgets settled operations past the keeping window, once a minute.
+async fn expiry(shared: Arc<Shared>, keep_for: Duration, keep_max: usize) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let cutoff = metrics::now_ms().saturating_sub(keep_for.as_millis() as u64);
+        let gone = shared.records().expire(cutoff, keep_max);
+        if !gone.is_empty() {
+            if let Err(e) = shared.handle.forget_keyed(gone).await {
+                shared.note_error(format!("forgetting settled operations: {e}"));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
