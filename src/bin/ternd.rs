@@ -145,6 +145,10 @@ fn main() -> anyhow::Result<()> {
                     // before the address line, which scripts wait for.
                     println!("seal key {k}");
                 }
+                if let Some(addr) = server.api_addr() {
+                    // Before the UDP line, which launchers wait for last.
+                    println!("listening on api http://{addr}");
+                }
                 println!("listening on udp://{}", server.local_addr());
                 if let (Some(addr), Some(fp)) = (server.quic_addr(), server.quic_fingerprint()) {
                     // Clients pin this (or trust the certificate file).

@@ -16,6 +16,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// A JSON request body of type `T`.
 pub struct JsonBody<T>(pub T);
 
+/// A JSON request body of type `T`, or `T::default()` for an empty body.
+pub struct MaybeJson<T>(pub T);
+
 /// A query string of type `T` (absent means empty).
 pub struct QueryArgs<T>(pub T);
 
@@ -99,6 +102,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::field("body", "a JSON object is required"));
         }
         decode_json(&bytes).map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, MAX_BODY).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(T::default()));
+        }
+        decode_json(&bytes).map(MaybeJson)
     }
 }
 

@@ -15,4 +15,4 @@ pub mod extract;
 pub mod prom;
 
 pub use error::ApiError;
-pub use extract::{JsonBody, PathU64, QueryArgs, MAX_BODY};
+pub use extract::{JsonBody, MaybeJson, PathU64, QueryArgs, MAX_BODY};

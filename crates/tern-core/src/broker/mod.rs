@@ -26,7 +26,10 @@
 //! - `pull.rs`, `summary.rs`: paged pulls and counters-first summaries;
 //! - `retention.rs`: checkpoints, trims and the retention sweep;
 //! - `commit.rs`: staged writes, the batch in flight, durability, roll-back;
-//! - `timers.rs`: touched sessions flushed into datagrams, timers fired.
+//! - `timers.rs`: touched sessions flushed into datagrams, timers fired;
+//! - `service.rs`: operations of a session-less service device (the
+//!   server API's messages), through the same uplink path;
+//! - `inspect.rs`: presence, inbox and checkpoints for the server API, kicks.
 //!
 //! State lives in `session.rs` (one device connection), `users.rs` (the
 //! per-user cache) and `admission.rs` (cookies and rate limits); the types a
@@ -37,12 +40,14 @@ mod commit;
 mod config;
 mod downlink;
 mod events;
+mod inspect;
 mod intake;
 mod lifecycle;
 mod login;
 mod peer;
 mod pull;
 mod retention;
+mod service;
 mod session;
 mod stats;
 mod summary;
@@ -53,7 +58,9 @@ mod users;
 pub use commit::Commit;
 pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use inspect::{DeviceView, UserView};
 pub use peer::{Peer, Transport};
+pub use service::{ServiceError, ServiceOutcome, ServicePosition};
 pub use stats::BrokerStats;
 
 use std::cmp::Reverse;
