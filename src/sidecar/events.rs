@@ -34,6 +34,10 @@ struct Inner {
     acked: u64,
     /// Highest position received.
     last: u64,
+    /// Inbox head the server reported at the last login: positions up to
+    /// here exist even if not received yet (after a sidecar restart, an
+    /// app may acknowledge what it processed before, ahead of redelivery).
+    head: u64,
     /// Inbox resets seen.
     resets: u64,
     /// Highest sequence of this device's own messages a receipt said was
@@ -88,9 +92,11 @@ impl EventBuffer {
         self.changed.send_replace(inner.version);
     }
 
-    /// The first login said delivery resumes after `checkpoint`.
-    pub fn start_at(&self, checkpoint: u64) {
+    /// A login said delivery resumes after `checkpoint`, the inbox head
+    /// being `head`.
+    pub fn start_at(&self, checkpoint: u64, head: u64) {
         let mut i = self.lock();
+        i.head = i.head.max(head);
         if i.last == 0 && i.entries.is_empty() {
             i.acked = i.acked.max(checkpoint);
             i.last = i.last.max(checkpoint);
@@ -99,13 +105,16 @@ impl EventBuffer {
     }
 
     /// An entry from the library, in order. `device` is this sidecar's.
-    pub fn push(&self, d: Deliver, device: u32) {
+    /// Returns true when the app has acknowledged it already (ahead of its
+    /// redelivery): the caller releases it at once and no stream sees it.
+    pub fn push(&self, d: Deliver, device: u32) -> bool {
         let mut i = self.lock();
         if d.seq <= i.last {
             // The library never hands an entry twice within one inbox, so
             // sequences going back mean a new inbox (store reset).
             i.entries.clear();
             i.acked = d.seq - 1;
+            i.head = 0;
             i.resets += 1;
         }
         if let EntryBody::Receipt {
@@ -119,17 +128,24 @@ impl EventBuffer {
             }
         }
         i.last = d.seq;
+        i.head = i.head.max(d.seq);
         i.received += 1;
-        i.entries.push_back(d);
+        let acked = d.seq <= i.acked;
+        if !acked {
+            i.entries.push_back(d);
+        }
         self.bump(&mut i);
+        acked
     }
 
     /// The app acknowledged everything up to `up_to`. Returns the new
     /// acknowledged position, or `None` if nothing moved.
     pub fn ack(&self, up_to: u64) -> Result<Option<u64>, AckError> {
         let mut i = self.lock();
-        if up_to > i.last {
-            return Err(AckError::Beyond { last: i.last });
+        if up_to > i.last.max(i.head) {
+            return Err(AckError::Beyond {
+                last: i.last.max(i.head),
+            });
         }
         if up_to <= i.acked {
             return Ok(None);
@@ -220,7 +236,7 @@ mod tests {
     #[test]
     fn unacknowledged_entries_come_again_acknowledged_ones_never() {
         let b = EventBuffer::default();
-        b.start_at(10);
+        b.start_at(10, 15);
         for s in 11..=15 {
             b.push(entry(s), 1);
         }
@@ -236,6 +252,20 @@ mod tests {
         let seqs: Vec<u64> = b.after(0, 10).0.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![13, 14, 15]);
         assert_eq!(b.positions().buffered, 3);
+    }
+
+    #[test]
+    fn an_acknowledgement_ahead_of_redelivery_releases_on_arrival() {
+        let b = EventBuffer::default();
+        // Restarted: the server says 5 entries exist, none received yet.
+        b.start_at(2, 5);
+        assert_eq!(b.ack(4), Ok(Some(4)));
+        assert_eq!(b.ack(6), Err(AckError::Beyond { last: 5 }));
+        assert!(b.push(entry(3), 1), "acknowledged before it came");
+        assert!(b.push(entry(4), 1));
+        assert!(!b.push(entry(5), 1));
+        let seqs: Vec<u64> = b.after(0, 10).0.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![5]);
     }
 
     #[test]

@@ -234,9 +234,17 @@ async fn receive(shared: Arc<Shared>, mut client: Client) -> Client {
             _ = stop.wait_for(|s| *s) => return client,
         };
         match ev {
-            Some(Event::Entry(d)) => shared.events.push(d, shared.device),
-            Some(Event::Connected { checkpoint, .. }) => {
-                shared.events.start_at(checkpoint);
+            Some(Event::Entry(d)) => {
+                let seq = d.seq;
+                if shared.events.push(d, shared.device) {
+                    // Acknowledged by the app before it came again.
+                    let _ = client.release(seq).await;
+                }
+            }
+            Some(Event::Connected {
+                checkpoint, head, ..
+            }) => {
+                shared.events.start_at(checkpoint, head);
                 let mut l = shared.link();
                 l.connected = true;
                 l.logins += 1;
