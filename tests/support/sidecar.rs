@@ -58,7 +58,12 @@ impl Lab {
     }
 
     pub fn config(&self, user: u64, device: u32, name: &str) -> SidecarConfig {
-        let token = hex::encode(process::token(&self.data_dir(), user, device));
+        self.config_in(&self.data_dir(), user, device, name)
+    }
+
+    /// As [`Lab::config`] for a daemon whose data folder is `data_dir`.
+    pub fn config_in(&self, data_dir: &Path, user: u64, device: u32, name: &str) -> SidecarConfig {
+        let token = hex::encode(process::token(data_dir, user, device));
         SidecarConfig::new(
             env!("CARGO_BIN_EXE_tern"),
             self.addr,
@@ -72,6 +77,13 @@ impl Lab {
     /// A sidecar for (user, device) on a Unix socket, state in `name`.
     pub fn sidecar(&self, user: u64, device: u32, name: &str) -> Sidecar {
         self.config(user, device, name)
+            .start()
+            .unwrap_or_else(|e| panic!("sidecar {name} starts: {e}"))
+    }
+
+    /// As [`Lab::sidecar`] for a daemon whose data folder is `data_dir`.
+    pub fn sidecar_in(&self, data_dir: &Path, user: u64, device: u32, name: &str) -> Sidecar {
+        self.config_in(data_dir, user, device, name)
             .start()
             .unwrap_or_else(|e| panic!("sidecar {name} starts: {e}"))
     }
