@@ -111,7 +111,7 @@ fn an_idempotency_key_never_sends_twice_across_restarts() {
     assert_eq!(again2["status"], "stored");
     // The same key with another request is refused, naming the field.
     let clash = send(&mut a, 2, "pay 99", Some("order-1"), "queued");
-    assert_eq!(clash.status, 422);
+    assert_eq!(clash.status, 409);
     assert_eq!(clash.json()["field"], "idempotency_key");
     // The record is still there after the restart.
     let id = first["id"].as_u64().unwrap();

@@ -13,6 +13,18 @@ use super::ApiError;
 /// Largest request body either API reads, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// For `#[serde(default, deserialize_with = "present")]` on an optional
+/// field: absent is `None`, but an explicit `null` is refused like any
+/// other wrong type (the documents say these fields are strings or
+/// integers, never null).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// A JSON request body of type `T`.
 pub struct JsonBody<T>(pub T);
 

@@ -36,10 +36,13 @@ pub struct SendReq {
     #[serde(rename = "type", default)]
     pub msg_type: u64,
     /// The payload as text...
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     pub text: Option<String>,
     /// ...or as base64 bytes (exactly one of the two).
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     pub payload_b64: Option<String>,
     /// Sends at most once per key, across restarts.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     pub idempotency_key: Option<String>,
 }
 
@@ -56,6 +59,7 @@ pub struct ReadReq {
     /// That device's sequence of the last message read.
     pub target_seq: u64,
     /// As for messages.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     pub idempotency_key: Option<String>,
 }
 
@@ -70,6 +74,7 @@ pub struct RecallReq {
     /// Its sequence (`seq` of `GET /v1/messages/{id}`).
     pub target_seq: u64,
     /// As for messages.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     pub idempotency_key: Option<String>,
 }
 

@@ -112,7 +112,7 @@ async fn accept(s: &Shared, a: Accepted) -> Result<(Record, bool), ApiError> {
                     "idempotency_key",
                     "this key was used for a different request",
                 )
-                .with_status(StatusCode::UNPROCESSABLE_ENTITY))
+                .with_status(StatusCode::CONFLICT))
             }
         }
     }
@@ -145,7 +145,7 @@ fn answer(s: &Shared, r: &Record, duplicate: bool) -> Response {
     let view = OpView::of(r, s.events.delivered_up_to(), duplicate);
     let code = match view.status {
         "queued" => StatusCode::ACCEPTED,
-        "rejected" => StatusCode::UNPROCESSABLE_ENTITY,
+        "rejected" => StatusCode::CONFLICT,
         _ => StatusCode::OK,
     };
     (code, Json(view)).into_response()
@@ -181,7 +181,7 @@ async fn operation(s: Arc<Shared>, a: Accepted, q: WaitQuery) -> Result<Response
     }
     let view = OpView::of(&current(&s), delivered, dup);
     let code = if view.status == "rejected" {
-        StatusCode::UNPROCESSABLE_ENTITY
+        StatusCode::CONFLICT
     } else {
         StatusCode::OK
     };
@@ -214,6 +214,9 @@ async fn recall(
 }
 
 async fn message(State(s): St, PathU64(id): PathU64) -> Result<Response, ApiError> {
+    if id > super::api::MAX_ID {
+        return Err(ApiError::field("id", "beyond the protocol's 62-bit ids"));
+    }
     let rec = s.records().get(id).cloned();
     match rec {
         Some(r) => Ok(answer_get(&s, &r)),
@@ -229,6 +232,12 @@ fn answer_get(s: &Shared, r: &Record) -> Response {
 }
 
 async fn ack(State(s): St, JsonBody(req): JsonBody<AckReq>) -> Result<Response, ApiError> {
+    if req.up_to > super::api::MAX_ID {
+        return Err(ApiError::field(
+            "up_to",
+            "beyond the protocol's 62-bit positions",
+        ));
+    }
     ack_up_to(&s, req.up_to).await?;
     Ok(Json(json!({"acked": s.events.acked()})).into_response())
 }

@@ -22,7 +22,7 @@ use futures_util::stream::Stream;
 use serde::Deserialize;
 use tern_core::wire::Deliver;
 
-use super::api::EventView;
+use super::api::{EventView, MAX_ID};
 use super::{routes, Shared};
 use crate::http::{ApiError, QueryArgs};
 
@@ -112,17 +112,41 @@ impl Cursor {
 }
 
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    match headers.get("last-event-id") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u64>())
-            .transpose()
-            .map_err(|_| ApiError::field("last-event-id", "not a non-negative integer")),
+    let mut values = headers.get_all("last-event-id").iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::field(
+            "last-event-id",
+            format!("must be one integer from 0 to {MAX_ID}"),
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
     }
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|v| *v <= MAX_ID)
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+/// Checks the query's numbers against their documented ranges.
+fn check(q: &StreamQuery) -> Result<(), ApiError> {
+    for (name, v) in [("after", q.after), ("limit", q.limit)] {
+        if v.is_some_and(|v| v > MAX_ID) {
+            return Err(ApiError::field(name, format!("must be at most {MAX_ID}")));
+        }
+    }
+    if q.idle_ms.is_some_and(|v| v > 86_400_000) {
+        return Err(ApiError::field(
+            "idle_ms",
+            "must be at most 86400000 (a day)",
+        ));
+    }
+    Ok(())
 }
 
 fn sse_event(item: Item) -> Event {
@@ -147,6 +171,7 @@ pub async fn sse(
     headers: HeaderMap,
     QueryArgs(q): QueryArgs<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    check(&q)?;
     let after = last_event_id(&headers)?.or(q.after);
     let cursor = Cursor::new(s, after, &q);
     let stream = futures_util::stream::unfold(cursor, |mut c| async move {
@@ -170,6 +195,7 @@ pub async fn websocket(
             format!("a WebSocket upgrade is required: {}", e.body_text()),
         )
     })?;
+    check(&q)?;
     let after = last_event_id(&headers)?.or(q.after);
     let cursor = Cursor::new(s.clone(), after, &q);
     Ok(upgrade

@@ -140,8 +140,11 @@ struct MessageReq {
     conv: u64,
     #[serde(rename = "type", default)]
     msg_type: u64,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     payload_b64: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     idempotency_key: Option<String>,
 }
 
@@ -208,7 +211,7 @@ fn check_message(r: MessageReq, max_payload: usize) -> Result<Post, ApiError> {
 }
 
 /// `POST /v1/messages`: 200 once durable, 202 if durability takes longer
-/// than the wait (the message is logged and will be stored), 422 if the
+/// than the wait (the message is logged and will be stored), 409 if the
 /// broker refused it.
 async fn messages(
     State(s): St,
@@ -230,7 +233,7 @@ async fn messages(
                 "idempotency_key",
                 "this key was used for a different request",
             )
-            .with_status(StatusCode::UNPROCESSABLE_ENTITY))
+            .with_status(StatusCode::CONFLICT))
         }
         Posted::Logged {
             seq,
@@ -258,7 +261,7 @@ async fn messages(
             Json(with("stored", json!({"receiver_online": receiver_online}))).into_response()
         }
         Ok(Ok(ServiceOutcome::Rejected { code })) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             Json(with(
                 "rejected",
                 json!({"code": code, "error": crate::cli::error_code_name(code)}),
@@ -308,6 +311,7 @@ async fn presence(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct KickReq {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     device: Option<u32>,
     #[serde(default)]
     reconnect: bool,
