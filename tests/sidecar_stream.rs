@@ -127,3 +127,95 @@ fn an_app_that_never_reads_holds_the_flow_back_with_bounded_memory() {
         .collect();
     assert_eq!(seen, (0..N).collect::<Vec<_>>());
 }
+
+/// The next text message of a WebSocket, as JSON.
+async fn next<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).unwrap(),
+        other => panic!("no message: {other:?}"),
+    }
+}
+
+#[test]
+fn websocket_streams_and_takes_acknowledgements() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let lab = Lab::start();
+    let alice = lab.sidecar(1, 1, "alice");
+    let bob = lab
+        .config(2, 1, "bob")
+        .tcp("127.0.0.1:0".parse().unwrap())
+        .start()
+        .unwrap();
+    let mut a = alice.client();
+    for i in 0..5 {
+        assert_eq!(
+            send(&mut a, 2, &format!("w{i}"), None, "queued").status,
+            202
+        );
+    }
+    let tern_lab::http::Endpoint::Tcp(addr) = bob.endpoint().clone() else {
+        panic!("bob listens on TCP");
+    };
+    let bearer = bob.bearer().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connect = |after: Option<u64>| {
+        let mut req = format!(
+            "ws://{addr}/v1/events/ws{}",
+            after.map_or(String::new(), |a| format!("?after={a}"))
+        )
+        .into_client_request()
+        .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    rt.block_on(async {
+        let (mut ws, _) = connect(None).await.expect("upgrade");
+        let mut texts = Vec::new();
+        for _ in 0..3 {
+            let v = next(&mut ws).await;
+            texts.push(v["text"].as_str().unwrap().to_string());
+        }
+        assert_eq!(texts, vec!["w0", "w1", "w2"]);
+        ws.send(Message::Text(r#"{"ack": 2}"#.into()))
+            .await
+            .unwrap();
+        // Events already in flight may come before the answer.
+        loop {
+            let v = next(&mut ws).await;
+            if v.get("acked").is_some() {
+                assert_eq!(v["acked"], 2);
+                break;
+            }
+        }
+        drop(ws);
+        // A new socket starts after what was acknowledged.
+        let (mut ws, _) = connect(None).await.expect("upgrade");
+        assert_eq!(next(&mut ws).await["text"], "w2");
+        ws.send(Message::Text(r#"{"ack": 99}"#.into()))
+            .await
+            .unwrap();
+        loop {
+            let v = next(&mut ws).await;
+            if v.get("error").is_some() {
+                assert_eq!(v["field"], "ack");
+                break;
+            }
+        }
+    });
+    // Without an upgrade the endpoint answers a JSON error.
+    let mut b = bob.client();
+    let r = b.get("/v1/events/ws").unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].is_string());
+}

@@ -77,6 +77,14 @@ impl ClientHandle {
             .map_err(|_| ClientError::Stopped)
     }
 
+    /// Marks entries up to `seq` processed and resolves once the checkpoint
+    /// covering them is saved durably (at once without a state folder):
+    /// after that, no restart delivers them again. An entry not received
+    /// yet is covered once it arrives and is released.
+    pub async fn release_durable(&self, seq: u64) -> Result<(), ClientError> {
+        self.ask(|tx| Command::ReleaseDurable(seq, tx)).await
+    }
+
     /// Resolves once a DELIVERED (or READ) receipt for `seq` of this device
     /// arrived (see `Client::wait_delivered`).
     pub async fn wait_delivered(&self, seq: u64) -> Result<(), ClientError> {

@@ -214,6 +214,7 @@ pub(crate) enum Command {
     Summary(oneshot::Sender<(Vec<Summary>, SummaryEnd)>),
     Pull,
     Release(u64),
+    ReleaseDurable(u64, oneshot::Sender<()>),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
     SubmitKeyed(Outgoing, Bytes, oneshot::Sender<Result<u64, ClientError>>),

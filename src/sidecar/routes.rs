@@ -248,7 +248,15 @@ pub(super) async fn ack_up_to(s: &Shared, up_to: u64) -> Result<(), ApiError> {
     match s.events.ack(up_to) {
         Ok(Some(n)) => {
             s.counters.acked(n);
-            s.handle.release(n).await.map_err(client_error)
+            // Answered once the checkpoint is durable: a sidecar killed
+            // after this answer does not deliver these events again. (An
+            // acknowledgement ahead of redelivery after a restart is made
+            // durable when the entries arrive; it is not waited for long.)
+            let durable = s.handle.release_durable(n);
+            match tokio::time::timeout(Duration::from_secs(2), durable).await {
+                Ok(r) => r.map_err(client_error),
+                Err(_) => Ok(()),
+            }
         }
         Ok(None) => Ok(()),
         Err(AckError::Beyond { last }) => Err(ApiError::field(
