@@ -43,7 +43,18 @@ fn sidecar_sigkilled_with_messages_in_its_outbox_sends_them_all_once() {
         assert_eq!(r.json()["status"], "queued");
     }
     assert_eq!(a.get("/v1/status").unwrap().json()["outbox_depth"], 20);
-    // ...and the sidecar dies with them there.
+    // ...and the sidecar dies with them there. It comes back while the
+    // server is still away, and takes more.
+    alice.kill().unwrap();
+    alice.restart().unwrap();
+    let mut a = alice.client();
+    assert_eq!(a.get("/v1/status").unwrap().json()["outbox_depth"], 20);
+    for i in 20..25 {
+        assert_eq!(
+            send(&mut a, 2, &format!("q{i}"), None, "queued").status,
+            202
+        );
+    }
     alice.kill().unwrap();
     lab.restart_daemon();
     alice.restart().unwrap();
@@ -67,8 +78,8 @@ fn sidecar_sigkilled_with_messages_in_its_outbox_sends_them_all_once() {
     wait_status(&mut a, "the outbox drains", 30, |s| s["outbox_depth"] == 0);
 
     let mut b = bob.client();
-    let got = receive_all(&mut b, 20 + accepted);
-    let mut want: Vec<String> = (0..20).map(|i| format!("q{i}")).collect();
+    let got = receive_all(&mut b, 25 + accepted);
+    let mut want: Vec<String> = (0..25).map(|i| format!("q{i}")).collect();
     want.extend((0..accepted).map(|i| format!("k{i}")));
     assert_eq!(got, want, "every accepted message, once, in order");
 }

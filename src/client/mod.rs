@@ -249,6 +249,21 @@ impl Client {
         })
     }
 
+    /// Starts without waiting for the first login, so that an application
+    /// can queue operations while the server is unreachable: they are
+    /// stored (with a state folder) and sent once logged in. [`Event::Connected`]
+    /// says who logged in ([`Client::identity`] stays `(0, 0)`); a refused
+    /// login stops the client ([`Client::recv`] returns `None`).
+    pub async fn start(opts: ClientOptions) -> Result<Client, ClientError> {
+        let (cmds, events, _ready) = driver::spawn(opts).await?;
+        Ok(Client {
+            cmds,
+            events,
+            user: 0,
+            device: 0,
+        })
+    }
+
     /// This client's (user, device).
     pub fn identity(&self) -> (u64, u32) {
         (self.user, self.device)

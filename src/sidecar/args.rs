@@ -45,8 +45,9 @@ pub struct SidecarArgs {
     /// At most this many settled operations are remembered.
     #[arg(long, default_value_t = 100_000)]
     pub keep_max: usize,
-    /// How long to wait for the first login.
-    #[arg(long, default_value = "30s")]
+    /// How long to wait for the first login before serving anyway
+    /// (operations queue in the outbox until the server answers).
+    #[arg(long, default_value = "10s")]
     pub connect_timeout: humantime::Duration,
 }
 

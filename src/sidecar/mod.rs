@@ -67,6 +67,11 @@ pub enum SidecarError {
         /// Why.
         source: std::io::Error,
     },
+    /// The server refused the login.
+    #[error(
+        "the server refused the login: a bad or expired --token, or sealing required (--seal-key)"
+    )]
+    LoginRefused,
     /// A command-line argument does not parse.
     #[error("{arg}: {reason}")]
     BadArgument {
@@ -106,8 +111,8 @@ pub struct Shared {
     events: EventBuffer,
     link: Mutex<Link>,
     counters: Counters,
-    user: u64,
-    device: u32,
+    /// (user, device), known from the first login on.
+    identity: Mutex<Option<(u64, u32)>>,
     server: String,
     shutdown: watch::Receiver<bool>,
 }
@@ -124,6 +129,19 @@ impl Shared {
     fn note_error(&self, e: impl std::fmt::Display) {
         self.link().last_error = Some(e.to_string());
     }
+
+    fn identity(&self) -> Option<(u64, u32)> {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A login: who, and where delivery resumes.
+    fn logged_in(&self, user: u64, device: u32, checkpoint: u64, head: u64) {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some((user, device));
+        self.events.start_at(checkpoint, head);
+        let mut l = self.link();
+        l.connected = true;
+        l.logins += 1;
+    }
 }
 
 /// A sidecar with its client connected and its listener bound.
@@ -136,16 +154,18 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Opens the durable state, logs in (waiting up to the client's connect
-    /// timeout) and binds the local API.
+    /// Opens the durable state, binds the local API and logs in, waiting
+    /// up to the client's connect timeout for the first login. If the
+    /// server does not answer by then it starts anyway: operations are
+    /// accepted into the outbox and sent once it does. A refused login
+    /// (bad or expired token) is an error.
     pub async fn start(mut cfg: SidecarConfig) -> Result<Sidecar, SidecarError> {
         if cfg.client.state_dir.is_none() {
             return Err(SidecarError::NoStateDir);
         }
         cfg.client.manual_release = true;
         let server = cfg.client.server_addr().to_string();
-        let client = Client::connect(cfg.client.clone()).await?;
-        let (user, device) = client.identity();
+        let mut client = Client::start(cfg.client.clone()).await?;
         let handle = client.handle();
         let listener = serve::bind(&cfg.listen).await?;
         let (stop, shutdown) = watch::channel(false);
@@ -155,12 +175,36 @@ impl Sidecar {
             events: EventBuffer::default(),
             link: Mutex::new(Link::default()),
             counters: Counters::default(),
+            identity: Mutex::new(None),
             handle,
-            user,
-            device,
             server,
             shutdown,
         });
+        // The first login, or the reason there is none.
+        let deadline = tokio::time::Instant::now() + cfg.client.connect_timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, client.recv()).await {
+                Ok(Some(Event::Connected {
+                    user,
+                    device,
+                    checkpoint,
+                    head,
+                    ..
+                })) => {
+                    shared.logged_in(user, device, checkpoint, head);
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(SidecarError::LoginRefused);
+                }
+                Err(_) => {
+                    tracing::warn!(server = %shared.server, "no login yet; serving, and sending once the server answers");
+                    shared.note_error("not logged in yet: the server has not answered");
+                    break;
+                }
+            }
+        }
         Ok(Sidecar {
             shared,
             client,
@@ -236,19 +280,19 @@ async fn receive(shared: Arc<Shared>, mut client: Client) -> Client {
         match ev {
             Some(Event::Entry(d)) => {
                 let seq = d.seq;
-                if shared.events.push(d, shared.device) {
+                let device = shared.identity().map_or(0, |(_, d)| d);
+                if shared.events.push(d, device) {
                     // Acknowledged by the app before it came again.
                     let _ = client.release(seq).await;
                 }
             }
             Some(Event::Connected {
-                checkpoint, head, ..
-            }) => {
-                shared.events.start_at(checkpoint, head);
-                let mut l = shared.link();
-                l.connected = true;
-                l.logins += 1;
-            }
+                user,
+                device,
+                checkpoint,
+                head,
+                ..
+            }) => shared.logged_in(user, device, checkpoint, head),
             Some(Event::Disconnected) => {
                 let mut l = shared.link();
                 l.connected = false;

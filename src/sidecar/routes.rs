@@ -63,9 +63,13 @@ async fn status(State(s): St) -> Json<serde_json::Value> {
     let link = s.link().clone();
     let p = s.events.positions();
     let outbox = s.records().pending();
+    let (user, device) = match s.identity() {
+        Some((u, d)) => (json!(u), json!(d)),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    };
     Json(json!({
-        "user": s.user,
-        "device": s.device,
+        "user": user,
+        "device": device,
         "server": s.server,
         "connected": link.connected,
         "logins": link.logins,
@@ -141,12 +145,13 @@ async fn accept(s: &Shared, a: Accepted) -> Result<(Record, bool), ApiError> {
     Ok((rec, false))
 }
 
+/// 202 (what was asked for is "in the outbox", or a wait ran out; the body
+/// says where it stands, possibly further), or 409 if the server refused it.
 fn answer(s: &Shared, r: &Record, duplicate: bool) -> Response {
     let view = OpView::of(r, s.events.delivered_up_to(), duplicate);
     let code = match view.status {
-        "queued" => StatusCode::ACCEPTED,
         "rejected" => StatusCode::CONFLICT,
-        _ => StatusCode::OK,
+        _ => StatusCode::ACCEPTED,
     };
     (code, Json(view)).into_response()
 }

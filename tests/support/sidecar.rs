@@ -71,6 +71,7 @@ impl Lab {
             self.dir.path().join(name),
         )
         .seal_key(self.seal_key)
+        .connect_timeout(Duration::from_secs(2))
         .log_file(self.dir.path().join(format!("{name}.log")))
     }
 

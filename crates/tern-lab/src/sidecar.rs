@@ -24,6 +24,7 @@ pub struct SidecarConfig {
     state_dir: PathBuf,
     tcp: Option<SocketAddr>,
     log: Option<PathBuf>,
+    connect_timeout: Option<Duration>,
 }
 
 impl SidecarConfig {
@@ -43,6 +44,7 @@ impl SidecarConfig {
             state_dir: state_dir.into(),
             tcp: None,
             log: None,
+            connect_timeout: None,
         }
     }
 
@@ -56,6 +58,12 @@ impl SidecarConfig {
     /// Unix socket.
     pub fn tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(addr);
+        self
+    }
+
+    /// How long it waits for its first login before serving anyway.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = Some(t);
         self
     }
 
@@ -80,6 +88,10 @@ impl SidecarConfig {
         }
         if let Some(a) = self.tcp {
             cmd.arg("--listen").arg(a.to_string());
+        }
+        if let Some(t) = self.connect_timeout {
+            cmd.arg("--connect-timeout")
+                .arg(format!("{}ms", t.as_millis()));
         }
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("TERN_") {
