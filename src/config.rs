@@ -1,5 +1,13 @@
 //! The daemon's configuration: a TOML file, overridden by `TERN_*`
 //! environment variables, validated as a whole before anything starts.
+//! The `[quic]` section is in `quic.rs`.
+
+mod quic;
+
+pub use quic::{QuicListen, QuicSection};
+
+mod retention;
+pub use retention::HistoryRetention;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +33,7 @@ pub struct Config {
     pub auth: AuthSection,
     /// Prometheus metrics.
     pub metrics: MetricsSection,
-    /// The QUIC transport (off unless `listen` is set).
+    /// The QUIC transport (on by default, next to raw UDP).
     pub quic: QuicSection,
     /// Sealed (encrypted, authenticated) raw UDP.
     pub seal: SealSection,
@@ -93,6 +101,9 @@ pub struct ServerSection {
     /// How long inbox entries are kept when some device never reads them.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// How long conversation history is kept: "forever" or a duration, not
+    /// shorter than `retention`.
+    pub history_retention: HistoryRetention,
 }
 
 /// `[timers]`
@@ -126,6 +137,10 @@ pub struct LimitsSection {
     pub prelogin_rate: f64,
     /// Datagrams per second accepted on one session.
     pub session_rate: f64,
+    /// Stateless ERROR answers (to junk, unknown sessions, refused logins)
+    /// sent per second, at most, in total; the rest are dropped silently so
+    /// that a flood of junk does not turn the server into a reflector.
+    pub stateless_reply_rate: f64,
 }
 
 /// `[auth]`
@@ -145,23 +160,6 @@ pub struct AuthSection {
 pub struct MetricsSection {
     /// TCP address of the Prometheus endpoint (`GET /metrics`); unset: off.
     pub listen: Option<SocketAddr>,
-}
-
-/// `[quic]`: Tern over QUIC DATAGRAM frames (see `proto-spec/quic.md`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QuicSection {
-    /// UDP address QUIC listens on (ALPN `tern/1`); port 0 picks a free
-    /// port. Unset: QUIC is off (the default). `127.0.0.1:7401` is the
-    /// conventional choice next to the raw UDP port 7400.
-    pub listen: Option<SocketAddr>,
-    /// PEM certificate chain, end-entity certificate first. Empty (with
-    /// `key_file` empty too): a self-signed certificate is generated once
-    /// and kept in `<data_dir>/quic-cert.pem`; its SHA-256 fingerprint is
-    /// printed at start so that clients can pin it.
-    pub cert_file: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`.
-    pub key_file: PathBuf,
 }
 
 impl Default for Config {
@@ -185,6 +183,7 @@ impl Default for ServerSection {
             listen: "127.0.0.1:7400".parse().expect("valid literal"),
             data_dir: PathBuf::from("tern-data"),
             retention: Duration::from_secs(30 * 24 * 3600),
+            history_retention: HistoryRetention::Forever,
         }
     }
 }
@@ -208,6 +207,7 @@ impl Default for LimitsSection {
             validate_addresses: true,
             prelogin_rate: 5_000.0,
             session_rate: 50_000.0,
+            stateless_reply_rate: 10_000.0,
         }
     }
 }
@@ -297,10 +297,10 @@ impl Config {
             "# ternd configuration. Every key can be overridden by an environment\n\
              # variable TERN_<SECTION>_<KEY>, e.g. TERN_SERVER_LISTEN=0.0.0.0:7400.\n\
              # Durations take units: 15s, 2m, 30days.\n\n{body}\n\
-             # QUIC is off while [quic] listen is unset. To serve QUIC too:\n\
-             #   [quic]\n\
-             #   listen = \"127.0.0.1:7401\"\n\
-             # (or TERN_QUIC_LISTEN=127.0.0.1:7401, or ternd serve --quic ADDR).\n"
+             # [quic] listen: \"next\" (the [server] listen address with the next\n\
+             # port), \"off\", or an address (also TERN_QUIC_LISTEN, ternd serve --quic).\n\
+             # [seal] policy: \"required\", \"optional\" or \"off\" (raw UDP in the clear:\n\
+             # no seal key, so `ternd seal-key` fails and clients pass no --seal-key).\n"
         )
     }
 
@@ -337,6 +337,11 @@ impl Config {
             |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
         );
         over!("TERN_SERVER_RETENTION", self.server.retention, duration);
+        over!(
+            "TERN_SERVER_HISTORY_RETENTION",
+            self.server.history_retention,
+            parse
+        );
         over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
         over!(
             "TERN_TIMERS_IDLE_TIMEOUT",
@@ -362,6 +367,11 @@ impl Config {
             parse
         );
         over!("TERN_LIMITS_SESSION_RATE", self.limits.session_rate, parse);
+        over!(
+            "TERN_LIMITS_STATELESS_REPLY_RATE",
+            self.limits.stateless_reply_rate,
+            parse
+        );
         over!("TERN_SEAL_POLICY", self.seal.policy, parse);
         over!(
             "TERN_SEAL_KEY_FILE",
@@ -382,7 +392,7 @@ impl Config {
             }
         };
         over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
-        over!("TERN_QUIC_LISTEN", self.quic.listen, optional);
+        over!("TERN_QUIC_LISTEN", self.quic.listen, parse);
         self.api.apply_env(&get)?;
         over!(
             "TERN_QUIC_CERT_FILE",
@@ -411,6 +421,15 @@ impl Config {
         }
         if self.server.retention < Duration::from_secs(60) {
             return bad("server", "retention", "must be at least 1 minute");
+        }
+        if let HistoryRetention::For(d) = self.server.history_retention {
+            if d < self.server.retention {
+                return bad(
+                    "server",
+                    "history_retention",
+                    "must be \"forever\" or at least `retention`: history outlives the sync timelines",
+                );
+            }
         }
         if self.timers.heartbeat < Duration::from_secs(1) {
             return bad("timers", "heartbeat", "must be at least 1s");
@@ -441,6 +460,13 @@ impl Config {
         if !(self.limits.session_rate >= 10.0) {
             return bad("limits", "session_rate", "must be at least 10 per second");
         }
+        if !(self.limits.stateless_reply_rate >= 1.0) {
+            return bad(
+                "limits",
+                "stateless_reply_rate",
+                "must be at least 1 per second",
+            );
+        }
         for s in &self.auth.previous_secrets {
             if hex::decode(s).map_or(true, |b| b.len() < 16) {
                 return bad(
@@ -458,16 +484,29 @@ impl Config {
                 "cert_file and key_file must be set together (or both left empty for a generated certificate)",
             );
         }
-        if let Some(q) = self.quic.listen {
-            if q.port() != 0 && q == self.server.listen {
+        match self.quic_listen() {
+            None if self.quic.listen == QuicListen::Next => {
+                return bad(
+                    "quic",
+                    "listen",
+                    "\"next\" needs a [server] listen port below 65535",
+                );
+            }
+            Some(q) if q.port() != 0 && q == self.server.listen => {
                 return bad(
                     "quic",
                     "listen",
                     "must differ from [server] listen (QUIC needs its own UDP port)",
                 );
             }
+            _ => {}
         }
         Ok(())
+    }
+
+    /// The address QUIC listens on, `None` when it is off.
+    pub fn quic_listen(&self) -> Option<SocketAddr> {
+        self.quic.listen.resolve(self.server.listen)
     }
 
     /// The QUIC certificate and key files in effect: the configured ones, or
@@ -508,69 +547,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_round_trips_through_toml() {
-        let text = Config::default_toml();
-        let parsed: Config = toml::from_str(&text).unwrap();
-        assert_eq!(parsed, Config::default());
-        parsed.validate().unwrap();
-    }
-
-    #[test]
-    fn env_overrides_and_typed_errors() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "TERN_SERVER_LISTEN" => Some("127.0.0.1:0".into()),
-            "TERN_TIMERS_HEARTBEAT" => Some("5s".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(c.server.listen.port(), 0);
-        assert_eq!(c.timers.heartbeat, Duration::from_secs(5));
-        let err = c.apply_env(|k| (k == "TERN_LIMITS_MAX_SESSIONS").then(|| "many".into()));
-        assert!(matches!(err, Err(ConfigError::Env { .. })));
-    }
-
-    #[test]
-    fn quic_section_env_and_validation() {
-        let mut c = Config::default();
-        assert_eq!(c.quic.listen, None, "QUIC is off by default");
-        c.apply_env(|k| match k {
-            "TERN_QUIC_LISTEN" => Some("127.0.0.1:7401".into()),
-            "TERN_QUIC_CERT_FILE" => Some("/etc/tern/cert.pem".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(c.quic.listen, Some("127.0.0.1:7401".parse().unwrap()));
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("key_file"), "{e}");
-        c.quic.key_file = "/etc/tern/key.pem".into();
-        c.validate().unwrap();
-        assert_eq!(c.quic_cert_paths().1, PathBuf::from("/etc/tern/key.pem"));
-        c.quic.listen = Some(c.server.listen);
-        assert!(c.validate().unwrap_err().to_string().contains("listen"));
-        c.apply_env(|k| (k == "TERN_QUIC_LISTEN").then(String::new))
-            .unwrap();
-        assert_eq!(c.quic.listen, None);
-        let parsed: Config =
-            toml::from_str("[quic]\nlisten = \"[::1]:0\"\n").expect("quic section parses");
-        assert_eq!(parsed.quic.listen, Some("[::1]:0".parse().unwrap()));
-        assert_eq!(
-            parsed.quic_cert_paths().0,
-            PathBuf::from("tern-data/quic-cert.pem")
-        );
-    }
-
-    #[test]
-    fn validation_names_the_key() {
-        let mut c = Config::default();
-        c.timers.idle_timeout = Duration::from_secs(1);
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("idle_timeout"), "{e}");
-        let unknown = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
-        assert!(unknown.is_err());
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tern::client::{EntryBody, Event};
+use tern::client::{Event, SyncBody};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -53,7 +53,7 @@ async fn rebound_client_keeps_its_session_and_keeps_receiving() {
         while got < 10 {
             let e = wait_for(&mut bob, 5, &mut seen, |e| {
                 matches!(e, Event::Entry(m)
-                    if m.from_user == ALICE && matches!(m.body, EntryBody::Message { .. }))
+                    if m.from_user == ALICE && matches!(m.body, SyncBody::Message { .. }))
             })
             .await;
             if let Event::Entry(m) = e {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use support::*;
-use tern::client::{Client, Deliver, Event};
+use tern::client::{Client, Entry, Event};
 
 const BOB: u64 = 2;
 const SENDERS: [u64; 2] = [1, 3];
@@ -28,7 +28,7 @@ async fn trickle(c: Client, from: u64, range: std::ops::Range<u64>) -> (Client, 
 
 /// Checks the entries a device received: inbox sequences 1, 2, 3… with no
 /// gap and no repeat, and each sender's messages exactly once and in order.
-fn check_timeline(entries: &[Deliver], per_sender: u64) {
+fn check_timeline(entries: &[Entry], per_sender: u64) {
     let mut next_index: HashMap<u64, u64> = HashMap::new();
     let mut last_from_seq: HashMap<u64, u64> = HashMap::new();
     for (i, m) in entries.iter().enumerate() {
@@ -169,7 +169,7 @@ async fn repeated_logins_during_traffic_lose_and_repeat_nothing() {
         .collect();
 
     let want = total * SENDERS.len() as u64;
-    let mut entries: Vec<Deliver> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     let mut logins = 0;
     while (entries.len() as u64) < want {

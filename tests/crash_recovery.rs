@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::process::{self, RealDaemon};
 use support::{tagged, untag};
-use tern::client::{Client, ClientOptions, Deliver, EntryBody, Event};
+use tern::client::{Client, ClientOptions, Entry, Event, SyncBody};
 
 const RECEIVER: u64 = 100;
 const SENDERS: [u64; 3] = [1, 2, 3];
@@ -30,7 +30,7 @@ const ENV: &[(&str, &str)] = &[
 
 #[derive(Default)]
 struct Seen {
-    entries: Vec<Deliver>,
+    entries: Vec<Entry>,
     connects: usize,
     disconnects: usize,
 }
@@ -153,7 +153,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
             .unwrap()
             .entries
             .iter()
-            .filter(|e| matches!(e.body, EntryBody::Message { .. }))
+            .filter(|e| matches!(e.body, SyncBody::Message { .. }))
             .count();
         if n >= want {
             break;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::process::{self, RealDaemon};
 use support::*;
-use tern::client::{Client, ClientOptions, Deliver, EntryBody, Event};
+use tern::client::{Client, ClientOptions, Entry, Event, SyncBody};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -31,10 +31,10 @@ async fn stream(c: Client, acked: Arc<Mutex<Vec<u64>>>, stop: Arc<AtomicBool>) -
 }
 
 /// Checks that `msgs` are exactly alice's messages 0..n, in order, once.
-fn exactly(msgs: &[Deliver], n: u64, what: &str) {
+fn exactly(msgs: &[Entry], n: u64, what: &str) {
     let idx: Vec<u64> = msgs
         .iter()
-        .filter(|m| matches!(m.body, EntryBody::Message { .. }))
+        .filter(|m| matches!(m.body, SyncBody::Message { .. }))
         .map(|m| {
             let (from, i) = untag(&payload_of(m));
             assert_eq!(from, ALICE);
@@ -49,7 +49,7 @@ fn exactly(msgs: &[Deliver], n: u64, what: &str) {
 async fn until(
     c: &mut Client,
     secs: u64,
-    into: &mut Vec<Deliver>,
+    into: &mut Vec<Entry>,
     what: &str,
     pred: impl Fn(&Event) -> bool,
 ) {
@@ -77,7 +77,7 @@ async fn graceful_stop_drains_and_clients_reconnect_after_restart() {
     let sender = tokio::spawn(stream(alice, acked.clone(), stop.clone()));
 
     // Traffic flows; bob reads it live.
-    let mut got: Vec<Deliver> = Vec::new();
+    let mut got: Vec<Entry> = Vec::new();
     while got.len() < 20 {
         got.push(next_message(&mut bob, 5).await);
     }

@@ -14,7 +14,7 @@ const ALICE: u64 = 1;
 const BOB: u64 = 2;
 
 /// Collects `n` message entries from `c` (skipping other events).
-async fn messages(c: &mut Client, n: usize) -> Vec<tern::client::Deliver> {
+async fn messages(c: &mut Client, n: usize) -> Vec<tern::client::Entry> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         out.push(next_message(c, 10).await);

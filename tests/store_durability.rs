@@ -25,6 +25,25 @@ use tern::store::{
     DeviceState, GroupCommitter, InboxMeta, MemStore, RocksOptions, RocksStore, Store, StoredEntry,
     WriteBatch, WriteOp,
 };
+use tern_core::conv::{ConvKey, ConvState};
+use tern_core::store::{ConvMeta, ConvRecord, SyncEntry, SyncItem};
+
+const CONVS: [ConvKey; 3] = [
+    ConvKey::Direct { lo: 1, hi: 2 },
+    ConvKey::Direct {
+        lo: 0,
+        hi: u64::MAX,
+    },
+    ConvKey::Group(7),
+];
+
+/// The payload of an entry written with `StoredEntry::inline`.
+fn payload_of(e: &StoredEntry) -> Bytes {
+    match &e.entry.item {
+        SyncItem::Message(r) => r.payload.clone(),
+        other => panic!("not a message: {other:?}"),
+    }
+}
 
 // ---------------------------------------------------------------------------
 // (a) Equivalence with MemStore
@@ -59,20 +78,24 @@ fn pick_user(rng: &mut SmallRng) -> u64 {
 fn random_op(rng: &mut SmallRng) -> WriteOp {
     let user = pick_user(rng);
     match rng.gen_range(0..10) {
-        0..=4 => {
+        0..=2 => {
             let len = rng.gen_range(0..48);
             let frame: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
             WriteOp::Append {
                 user,
-                entry: StoredEntry::new(pick_seq(rng), Bytes::from(frame)),
+                entry: StoredEntry::inline(pick_seq(rng), user, Bytes::from(frame)),
             }
         }
+        3 | 4 => conv_op(rng, user),
         5 => WriteOp::Meta {
             user,
             meta: InboxMeta {
                 epoch: rng.gen(),
                 head: pick_seq(rng),
                 trimmed: pick_seq(rng),
+                list_version: pick_seq(rng),
+                total_unread: rng.gen(),
+                last_private: pick_seq(rng),
             },
         },
         6 | 7 => {
@@ -85,6 +108,7 @@ fn random_op(rng: &mut SmallRng) -> WriteOp {
                     applied: pick_seq(rng),
                     rejected: (0..n).map(|_| (pick_seq(rng), rng.gen())).collect(),
                     last_login_ms: rng.gen(),
+                    version: rng.gen_range(1..=2),
                 },
             }
         }
@@ -96,6 +120,161 @@ fn random_op(rng: &mut SmallRng) -> WriteOp {
                 _ => rng.gen_range(1..=40),
             },
         },
+    }
+}
+
+fn record(rng: &mut SmallRng, conv_seq: u64) -> ConvRecord {
+    let len = rng.gen_range(0..48);
+    let recalled = rng.gen_bool(0.2);
+    ConvRecord {
+        conv_seq,
+        from_user: pick_user(rng),
+        from_device: rng.gen(),
+        from_seq: pick_seq(rng),
+        time_ms: rng.gen(),
+        topic: rng.gen(),
+        msg_type: rng.gen(),
+        payload: if recalled {
+            Bytes::new()
+        } else {
+            (0..len).map(|_| rng.gen::<u8>()).collect::<Vec<_>>().into()
+        },
+        recalled,
+    }
+}
+
+/// A write of the conversation column families, or an inbox entry that
+/// names a record.
+fn conv_op(rng: &mut SmallRng, user: u64) -> WriteOp {
+    let conv = CONVS[rng.gen_range(0..CONVS.len())];
+    let conv_seq = pick_seq(rng).max(1);
+    match rng.gen_range(0..7) {
+        0 | 1 => WriteOp::PutRecord {
+            conv,
+            record: record(rng, conv_seq),
+        },
+        2 => WriteOp::ConvMeta {
+            conv,
+            meta: ConvMeta {
+                head: pick_seq(rng),
+                trimmed: pick_seq(rng),
+            },
+        },
+        3 => WriteOp::TrimConv {
+            conv,
+            up_to: pick_seq(rng),
+        },
+        4 => WriteOp::UserConv {
+            user,
+            conv,
+            state: ConvState {
+                version: rng.gen_range(1..=30),
+                last_seq: pick_seq(rng),
+                read_seq: pick_seq(rng),
+                unread: rng.gen(),
+                cleared_to: pick_seq(rng),
+            },
+            prev_version: rng.gen_range(0..=30),
+        },
+        5 => WriteOp::Hide {
+            user,
+            conv,
+            conv_seq,
+        },
+        _ => {
+            // The entry's fields are its record's, as the broker writes them.
+            let r = record(rng, conv_seq);
+            WriteOp::Append {
+                user,
+                entry: StoredEntry {
+                    seq: pick_seq(rng),
+                    entry: SyncEntry {
+                        conv,
+                        conv_seq,
+                        topic: r.topic,
+                        from_user: r.from_user,
+                        from_device: r.from_device,
+                        from_seq: r.from_seq,
+                        time_ms: r.time_ms,
+                        shared: rng.gen(),
+                        item: SyncItem::Message(Arc::new(r)),
+                    },
+                },
+            }
+        }
+    }
+}
+
+/// Every storage timeline, walked `step` at a time as the retention walk
+/// does; sorted, since each store walks in its own key order.
+fn walk_convs<S: Store>(store: &S, step: usize) -> Vec<(ConvKey, ConvMeta)> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let got = store.convs_after(cursor.as_ref(), step).unwrap();
+        let full = got.len() == step;
+        cursor = got.last().map(|m| m.0);
+        all.extend(got);
+        if !full {
+            break;
+        }
+    }
+    all.sort_by_key(|m| m.0);
+    all
+}
+
+fn assert_same_convs(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx: &str) {
+    assert_eq!(
+        walk_convs(mem, 2),
+        walk_convs(rocks, 2),
+        "{ctx}: convs_after"
+    );
+    assert_eq!(
+        walk_convs(rocks, 1),
+        walk_convs(rocks, 1000),
+        "{ctx}: walk step"
+    );
+    for conv in CONVS {
+        assert_eq!(
+            mem.conv_meta(&conv).unwrap(),
+            rocks.conv_meta(&conv).unwrap(),
+            "{ctx}: conv_meta({conv:?})"
+        );
+        for (before, max) in [
+            (0, 100),
+            (0, 1),
+            (5, 3),
+            (u64::MAX, 4),
+            (pick_seq(rng), rng.gen_range(0..6)),
+        ] {
+            assert_eq!(
+                mem.read_conv(&conv, before, max).unwrap(),
+                rocks.read_conv(&conv, before, max).unwrap(),
+                "{ctx}: read_conv({conv:?}, {before}, {max})"
+            );
+        }
+        for user in USERS {
+            assert_eq!(
+                mem.user_conv(user, &conv).unwrap(),
+                rocks.user_conv(user, &conv).unwrap(),
+                "{ctx}: user_conv({user}, {conv:?})"
+            );
+            let (low, high) = (pick_seq(rng), pick_seq(rng));
+            assert_eq!(
+                mem.hidden(user, &conv, low, high).unwrap(),
+                rocks.hidden(user, &conv, low, high).unwrap(),
+                "{ctx}: hidden({user}, {conv:?}, {low}, {high})"
+            );
+        }
+    }
+    for user in USERS {
+        for (since, max) in [(0, 100), (0, 1), (10, 5), (u64::MAX, 3)] {
+            assert_eq!(
+                mem.user_convs_since(user, since, max).unwrap(),
+                rocks.user_convs_since(user, since, max).unwrap(),
+                "{ctx}: user_convs_since({user}, {since}, {max})"
+            );
+        }
     }
 }
 
@@ -138,6 +317,7 @@ fn assert_same(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx: &str
             );
         }
     }
+    assert_same_convs(mem, rocks, rng, ctx);
 }
 
 /// Runs `f(seed)` for each seed, printing the seed if it fails. The seeds
@@ -243,12 +423,16 @@ fn reopen_keeps_committed_data() {
         epoch: 99,
         head: 10,
         trimmed: 4,
+        list_version: 3,
+        total_unread: 2,
+        last_private: 1,
     };
     let dev = DeviceState {
         checkpoint: 8,
         applied: 3,
         rejected: vec![(2, 17)],
         last_login_ms: 1_234,
+        version: 2,
     };
     {
         let store = Arc::new(RocksStore::open(&path, small_opts()).unwrap());
@@ -256,7 +440,7 @@ fn reopen_keeps_committed_data() {
         let mut ops: Vec<WriteOp> = (1..=10)
             .map(|seq| WriteOp::Append {
                 user: 5,
-                entry: StoredEntry::new(seq, Bytes::from(format!("frame {seq}"))),
+                entry: StoredEntry::inline(seq, 5, Bytes::from(format!("frame {seq}"))),
             })
             .collect();
         ops.push(WriteOp::Trim { user: 5, up_to: 4 });
@@ -281,7 +465,7 @@ fn reopen_keeps_committed_data() {
         entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (5..=10).collect::<Vec<_>>()
     );
-    assert_eq!(entries[0].frame, Bytes::from("frame 5"));
+    assert_eq!(payload_of(&entries[0]), Bytes::from("frame 5"));
 }
 
 // ---------------------------------------------------------------------------
@@ -307,6 +491,7 @@ fn device_state(n: u64) -> DeviceState {
         applied: n + 1,
         rejected: vec![(n, n ^ 0xff)],
         last_login_ms: n * 3,
+        version: 2,
     }
 }
 
@@ -315,6 +500,7 @@ fn meta_of(n: u64) -> InboxMeta {
         epoch: n,
         head: n * 2,
         trimmed: n / 2,
+        ..InboxMeta::default()
     }
 }
 
@@ -324,15 +510,15 @@ fn crash_batch(n: u64) -> WriteBatch {
         ops: vec![
             WriteOp::Append {
                 user: 1,
-                entry: StoredEntry::new(n, Bytes::from(format!("{n}:1"))),
+                entry: StoredEntry::inline(n, 1, Bytes::from(format!("{n}:1"))),
             },
             WriteOp::Append {
                 user: 2,
-                entry: StoredEntry::new(n, Bytes::from(format!("{n}:2"))),
+                entry: StoredEntry::inline(n, 2, Bytes::from(format!("{n}:2"))),
             },
             WriteOp::Append {
                 user: 3,
-                entry: StoredEntry::new(n, big_frame(n)),
+                entry: StoredEntry::inline(n, 3, big_frame(n)),
             },
             WriteOp::Device {
                 user: DEVICE_USER,
@@ -470,7 +656,7 @@ fn verify_after_crash(store: &RocksStore, reported: &BTreeSet<u64>) -> BTreeSet<
             .unwrap()
             .into_iter()
             .find(|e| e.seq == n)
-            .map(|e| e.frame)
+            .map(|e| payload_of(&e))
     };
 
     let mut present = BTreeSet::new();

@@ -6,123 +6,26 @@
 //! moves; nothing is acted on, and legitimate clients keep working.
 //!
 //! The attacker's own client is the sans-IO `ClientConn` over a plain UDP
-//! socket, so the test can keep, replay and alter the exact datagrams a real
-//! client sends.
+//! socket (`support/raw_client.rs`), so the test can keep, replay and alter
+//! the exact datagrams a real client sends.
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use support::raw_client::{unix_ms, RawClient};
 use support::*;
 use tern::server::Snapshot;
 use tern_core::auth::{Claims, TokenKeys};
-use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
-use tern_core::seal::{PublicKey, StaticKey};
-use tern_core::time::Time;
+use tern_core::client::{ClientEvent, Outgoing};
+use tern_core::seal::StaticKey;
 use tern_core::wire::{ErrorCode, Frame, Header, Login, Packet};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
 const MALLORY: u64 = 66;
-
-/// A sans-IO client on a real socket, recording every datagram it sends.
-struct RawClient {
-    sock: UdpSocket,
-    server: SocketAddr,
-    conn: ClientConn,
-    start: Instant,
-    sent: Vec<Bytes>,
-    events: Vec<ClientEvent>,
-}
-
-impl RawClient {
-    fn new(server: SocketAddr, token: Vec<u8>, key: Option<PublicKey>, seed: u64) -> RawClient {
-        let mut cfg = ClientConfig::new(token.into());
-        cfg.server_key = key;
-        cfg.wall_origin_ms = unix_ms();
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(10)))
-            .unwrap();
-        RawClient {
-            sock,
-            server,
-            conn: ClientConn::new(cfg, Time::ZERO, seed),
-            start: Instant::now(),
-            sent: Vec::new(),
-            events: Vec::new(),
-        }
-    }
-
-    fn now(&self) -> Time {
-        Time::ZERO + self.start.elapsed()
-    }
-
-    /// Runs the connection for up to `limit`, or until `done` holds.
-    fn run_until(&mut self, limit: Duration, done: impl Fn(&RawClient) -> bool) -> bool {
-        let end = Instant::now() + limit;
-        let mut buf = [0u8; 2048];
-        while Instant::now() < end {
-            let now = self.now();
-            self.conn.handle_timeout(now);
-            while let Some(d) = self.conn.poll_transmit(now) {
-                self.sock.send_to(&d, self.server).unwrap();
-                self.sent.push(d);
-            }
-            while let Some(e) = self.conn.poll_event() {
-                self.events.push(e);
-            }
-            if done(self) {
-                return true;
-            }
-            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
-                self.conn
-                    .handle_datagram(self.now(), Bytes::copy_from_slice(&buf[..n]));
-            }
-        }
-        false
-    }
-
-    fn logged_in(&mut self) -> bool {
-        self.run_until(Duration::from_secs(10), |c| c.conn.is_active())
-    }
-
-    /// Sends raw bytes from this client's socket.
-    fn inject(&self, bytes: &[u8]) {
-        self.sock.send_to(bytes, self.server).unwrap();
-    }
-
-    /// The sealed datagrams sent so far (flags byte 0x01).
-    fn sealed_sent(&self) -> Vec<Bytes> {
-        self.sent
-            .iter()
-            .filter(|d| d.get(1) == Some(&0x01))
-            .cloned()
-            .collect()
-    }
-
-    /// The last datagram carrying a HANDSHAKE frame.
-    fn last_handshake(&self) -> Bytes {
-        self.sent
-            .iter()
-            .rev()
-            .find(|d| {
-                Packet::decode((*d).clone())
-                    .map(|p| p.frames.iter().any(|f| matches!(f, Frame::Handshake(_))))
-                    .unwrap_or(false)
-            })
-            .cloned()
-            .expect("a handshake was sent")
-    }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn secret_keys(d: &Daemon) -> TokenKeys {
     let hex_secret = std::fs::read_to_string(d.cfg.secret_path()).unwrap();
@@ -267,6 +170,7 @@ async fn tampered_replayed_and_truncated_sealed_packets_are_dropped_and_counted(
         header: Header {
             session_id: sid,
             packet_number: 1_000,
+            version: tern_core::wire::VERSION,
         },
         frames: vec![Frame::Logout],
     }
@@ -525,6 +429,7 @@ async fn a_flood_is_rate_limited_and_legitimate_clients_keep_working() {
             header: Header {
                 session_id: 0,
                 packet_number: 1,
+                version: tern_core::wire::VERSION,
             },
             frames: vec![Frame::Login(Login {
                 token: Bytes::from_static(b"junk"),

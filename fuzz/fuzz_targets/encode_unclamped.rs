@@ -34,6 +34,7 @@ fuzz_target!(|input: Input| {
     let header = Header {
         session_id: 1,
         packet_number: 1,
+        version: tern_core::wire::VERSION,
     };
     let mut b = PacketBuilder::new(header, MAX_RECV_DATAGRAM);
     let mut all = BytesMut::new();

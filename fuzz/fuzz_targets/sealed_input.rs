@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let header = Header {
         session_id: 0x0102_0304_0506_0708,
         packet_number: 1 + data.first().copied().unwrap_or(0) as u64,
+        version: tern_core::wire::VERSION,
     };
     let mut clear = BytesMut::new();
     header.encode(&mut clear);
@@ -53,13 +54,13 @@ fuzz_target!(|data: &[u8]| {
     // 3. As handshake messages.
     let server = StaticKey::from_secret([9; 32]);
     let mut e = Entropy::from_test_seed(1);
-    assert!(Responder::accept(&mut e, &server, None, data).is_err());
+    assert!(Responder::accept(&mut e, &server, None, data, 1).is_err());
     let login = Login {
         token: Bytes::from_static(b"t"),
         epoch: 0,
         checkpoint: 0,
     };
-    if let Ok((init, _)) = Initiator::start(&mut e, &server.public(), None, 1, &login) {
+    if let Ok((init, _)) = Initiator::start(&mut e, &server.public(), None, 1, &login, 1) {
         assert!(init.finish(data).is_err());
     }
 });

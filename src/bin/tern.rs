@@ -1,5 +1,6 @@
 //! `tern`: the Tern client command line. Thin: parses arguments and calls
-//! [`tern::cli`] (send, recv, pull). Benchmarks are `tern-bench`, in the lab.
+//! [`tern::cli`] (send, recv, pull; convs, history, read). Benchmarks are
+//! `tern-bench`, in the lab.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tern::cli;
+use tern::client::ServerTrust;
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +26,9 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Conn {
-    /// Server: udp://HOST:PORT or HOST:PORT (port 7400 if omitted).
+    /// Server: udp://HOST:PORT or HOST:PORT (raw UDP, port 7400 if
+    /// omitted), or quic://HOST:PORT (QUIC, port 7401 if omitted; needs
+    /// --quic-fingerprint or --quic-ca).
     #[arg(long, env = "TERN_SERVER")]
     server: String,
     /// Login token, hex, as printed by `ternd token`.
@@ -38,12 +42,32 @@ struct Conn {
     /// authenticated. Servers require it unless `[seal] policy` says otherwise.
     #[arg(long, env = "TERN_SEAL_KEY")]
     seal_key: Option<String>,
+    /// QUIC: the SHA-256 fingerprint of the server's certificate, as `ternd
+    /// serve` prints it (`quic certificate sha256 HEX`); only that
+    /// certificate is accepted.
+    #[arg(long, env = "TERN_QUIC_FINGERPRINT", value_name = "HEX")]
+    quic_fingerprint: Option<String>,
+    /// QUIC: a PEM file of trusted certificates (a CA, or the server's own
+    /// certificate); the chain and the server name are verified.
+    #[arg(
+        long,
+        env = "TERN_QUIC_CA",
+        value_name = "FILE",
+        conflicts_with = "quic_fingerprint"
+    )]
+    quic_ca: Option<PathBuf>,
 }
 
 impl Conn {
     fn connection(self) -> anyhow::Result<cli::Connection> {
+        let quic_trust = match (self.quic_fingerprint, self.quic_ca) {
+            (Some(fp), _) => Some(ServerTrust::fingerprint(&fp).context("--quic-fingerprint")?),
+            (None, Some(ca)) => Some(ServerTrust::CaFile(ca)),
+            (None, None) => None,
+        };
         Ok(cli::Connection {
-            server: cli::parse_server(&self.server)?,
+            server: cli::parse_server_addr(&self.server)?,
+            quic_trust,
             token: cli::parse_token(&self.token)?,
             seal_key: self
                 .seal_key
@@ -91,7 +115,7 @@ enum Command {
     Recv {
         #[command(flatten)]
         conn: Conn,
-        /// Exit 0 after this many messages (receipts and recalls count only with --all).
+        /// Exit 0 after this many messages from other users (receipts and recalls count only with --all; this user's own copies never count).
         #[arg(long)]
         count: Option<u64>,
         /// Count receipts and recalls toward --count too.
@@ -130,6 +154,31 @@ enum Command {
         /// Limit for each step.
         #[arg(long, default_value = "10s")]
         timeout: humantime::Duration,
+    },
+    /// The conversation list: unread count, read position, newest message
+    /// and hidden flag of each conversation, newest change first.
+    Convs {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::ConvsArgs,
+    },
+    /// A page of a conversation's history, oldest first; with --state-dir
+    /// served from the local history when it holds the page. The span,
+    /// where it came from and what is held go to stderr.
+    History {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::HistoryArgs,
+    },
+    /// Mark a conversation read up to a record, on every device of this
+    /// user (with a READ receipt to the other user of a direct one).
+    Read {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::ReadArgs,
     },
 }
 
@@ -234,7 +283,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Convs { conn, args } => run_convs(conn, args),
+        Command::History { conn, args } => run_history(conn, args),
+        Command::Read { conn, args } => run_read(conn, args),
     }
+}
+
+/// `tern convs`: the list to stdout.
+fn run_convs(conn: Conn, args: cli::ConvsArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    runtime()?.block_on(cli::convs(conn.connection()?, args, &mut out))?;
+    Ok(())
+}
+
+/// `tern history`: records to stdout, the status line to stderr.
+fn run_history(conn: Conn, args: cli::HistoryArgs) -> anyhow::Result<()> {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    runtime()?.block_on(cli::history(conn.connection()?, args, &mut out, &mut err))?;
+    Ok(())
+}
+
+/// `tern read`: `stored seq=N` once the server stored it.
+fn run_read(conn: Conn, args: cli::ReadArgs) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        runtime()?.block_on(cli::read(conn.connection()?, args))?
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

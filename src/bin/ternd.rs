@@ -1,10 +1,11 @@
 //! `ternd`: the Tern daemon. Thin: parses arguments and calls the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tern::config::Config;
+use tern::server::{banner, Server};
 
 #[derive(Parser)]
 #[command(name = "ternd", version, about = "Tern reliable-messaging daemon")]
@@ -17,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve clients over UDP (and QUIC with --quic) until SIGINT or SIGTERM.
+    /// Serve clients over raw UDP and QUIC until SIGINT or SIGTERM; prints
+    /// the addresses, the keys clients pin, and `tern` commands that work.
     Serve {
         /// TOML config file (see `ternd generate-config`).
         #[arg(short, long)]
@@ -31,10 +33,11 @@ enum Command {
         /// Prometheus endpoint address; overrides the config.
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
-        /// Also serve QUIC on this UDP address (port 0 picks one), e.g.
-        /// 127.0.0.1:7401; overrides `[quic] listen`.
-        #[arg(long, value_name = "ADDR")]
-        quic: Option<std::net::SocketAddr>,
+        /// Where QUIC listens: `next` (the UDP address with the next port,
+        /// the default), `off`, or an address (port 0 picks one); overrides
+        /// `[quic] listen`.
+        #[arg(long, value_name = "ADDR|next|off")]
+        quic: Option<tern::config::QuicListen>,
     },
     /// Issue a login token signed with the data folder's secret.
     Token {
@@ -64,8 +67,52 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Print the SHA-256 fingerprint of the QUIC certificate, which QUIC
+    /// clients pin (`tern --quic-fingerprint`); a generated certificate is
+    /// created on first use.
+    QuicFingerprint {
+        /// TOML config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Data folder holding the generated certificate; overrides the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the default configuration as TOML.
     GenerateConfig,
+}
+
+/// What `ternd serve` tells its user: the daemon as it runs, and how to
+/// run `tern` and `ternd token` against it (next to this executable).
+fn started(server: &Server, cfg: &Config, config: Option<&Path>) -> banner::Started {
+    let exe = std::env::current_exe().ok();
+    let beside = |name: &str| {
+        exe.as_deref()
+            .and_then(Path::parent)
+            .map(|d| d.join(name))
+            .filter(|p| p.is_file())
+            .map_or_else(|| name.to_string(), |p| p.display().to_string())
+    };
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut token_command = format!(
+        "{} token --data-dir {}",
+        banner::sh_word(&beside("ternd")),
+        banner::sh_word(&absolute(&cfg.server.data_dir).display().to_string())
+    );
+    if let Some(c) = config {
+        token_command += &format!(
+            " --config {}",
+            banner::sh_word(&absolute(c).display().to_string())
+        );
+    }
+    banner::Started {
+        udp: server.local_addr(),
+        quic: server.quic_addr().zip(server.quic_fingerprint()),
+        seal_key: server.seal_key(),
+        api: server.api_addr(),
+        token_command,
+        tern: banner::sh_word(&beside("tern")),
+    }
 }
 
 fn load(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -111,8 +158,17 @@ fn main() -> anyhow::Result<()> {
             let cfg = load(config, data_dir)?;
             match tern::server::load_seal_key(&cfg)? {
                 Some(k) => println!("{}", k.public()),
-                None => anyhow::bail!("[seal] policy is off: there is no seal key"),
+                None => anyhow::bail!(
+                    "[seal] policy is \"off\": raw UDP sessions are not sealed, so there is no \
+                     seal key; clients connect without --seal-key (set policy = \"optional\" or \
+                     \"required\" to seal)"
+                ),
             }
+            Ok(())
+        }
+        Command::QuicFingerprint { config, data_dir } => {
+            let cfg = load(config, data_dir)?;
+            println!("{}", tern::server::quic_fingerprint(&cfg)?);
             Ok(())
         }
         Command::Serve {
@@ -122,15 +178,15 @@ fn main() -> anyhow::Result<()> {
             metrics,
             quic,
         } => {
-            let mut cfg = load(config, data_dir)?;
+            let mut cfg = load(config.clone(), data_dir)?;
             if let Some(l) = listen {
                 cfg.server.listen = l;
             }
             if metrics.is_some() {
                 cfg.metrics.listen = metrics;
             }
-            if quic.is_some() {
-                cfg.quic.listen = quic;
+            if let Some(q) = quic {
+                cfg.quic.listen = q;
             }
             cfg.validate()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -138,22 +194,11 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             rt.block_on(async move {
-                let server = tern::server::Server::bind(cfg).await?;
-                // Printed on stdout too, so scripts and tests can read the port.
-                if let Some(k) = server.seal_key() {
-                    // Clients pin this to seal their raw-UDP sessions. Printed
-                    // before the address line, which scripts wait for.
-                    println!("seal key {k}");
-                }
-                if let Some(addr) = server.api_addr() {
-                    // Before the UDP line, which launchers wait for last.
-                    println!("listening on api http://{addr}");
-                }
-                println!("listening on udp://{}", server.local_addr());
-                if let (Some(addr), Some(fp)) = (server.quic_addr(), server.quic_fingerprint()) {
-                    // Clients pin this (or trust the certificate file).
-                    println!("listening on quic://{addr}");
-                    println!("quic certificate sha256 {fp}");
+                let server = tern::server::Server::bind(cfg.clone()).await?;
+                // On stdout, so scripts and tests can read the addresses
+                // and keys (see tern::server::banner).
+                for line in banner::lines(&started(&server, &cfg, config.as_deref())) {
+                    println!("{line}");
                 }
                 tracing::info!(
                     addr = %server.local_addr(),

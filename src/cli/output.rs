@@ -4,15 +4,21 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+use tern_core::wire::{DeleteScope, Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
 
-/// One inbox entry as printed by `tern recv --json`.
+/// One sync-timeline entry as printed by `tern recv --json`.
 #[derive(Debug, Serialize)]
 pub struct EntryJson<'a> {
-    /// Inbox sequence.
+    /// Sync-timeline sequence.
     pub seq: u64,
-    /// Conversation.
-    pub conv: u64,
+    /// Conversation, as this user names it: `d:USER`, `g:GROUP`, `s:ID`.
+    pub conv: String,
+    /// The record in the conversation's history the entry is about (absent:
+    /// none, e.g. from a version 1 server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conv_seq: Option<u64>,
+    /// The application's tag (version 1's conversation number).
+    pub topic: u64,
     /// User that caused the entry.
     pub from_user: u64,
     /// Their device.
@@ -21,7 +27,8 @@ pub struct EntryJson<'a> {
     pub from_seq: u64,
     /// Server time stored, ms since the Unix epoch.
     pub time_ms: u64,
-    /// "message", "receipt" or "recall".
+    /// "message", "receipt", "recall", "read" (the read position from
+    /// another device of this user) or "deleted".
     pub kind: &'static str,
     /// Application message type (messages).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,12 +49,22 @@ pub struct EntryJson<'a> {
     /// That device's uplink sequence of the target message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_seq: Option<u64>,
+    /// "conversation" or "message" (deletions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
 }
 
 fn status_name(status: &ReceiptStatus) -> &'static str {
     match status {
         ReceiptStatus::Delivered => "delivered",
         ReceiptStatus::Read => "read",
+    }
+}
+
+fn scope_name(scope: DeleteScope) -> &'static str {
+    match scope {
+        DeleteScope::Conversation => "conversation",
+        DeleteScope::Message => "message",
     }
 }
 
@@ -61,10 +78,12 @@ fn quoted(payload: &[u8]) -> String {
 
 impl<'a> EntryJson<'a> {
     /// The JSON view of `d`.
-    pub fn new(d: &'a Deliver) -> Self {
+    pub fn new(d: &'a Entry) -> Self {
         let mut j = EntryJson {
             seq: d.seq,
-            conv: d.conv,
+            conv: d.conv.to_string(),
+            conv_seq: (d.conv_seq != 0).then_some(d.conv_seq),
+            topic: d.topic,
             from_user: d.from_user,
             from_device: d.from_device,
             from_seq: d.from_seq,
@@ -76,16 +95,17 @@ impl<'a> EntryJson<'a> {
             status: None,
             target_device: None,
             target_seq: None,
+            scope: None,
         };
         match &d.body {
-            EntryBody::Message { msg_type, payload } => {
+            SyncBody::Message { msg_type, payload } => {
                 j.msg_type = Some(*msg_type);
                 match std::str::from_utf8(payload) {
                     Ok(t) => j.text = Some(t),
                     Err(_) => j.payload_hex = Some(hex::encode(payload)),
                 }
             }
-            EntryBody::Receipt {
+            SyncBody::Receipt {
                 status,
                 target_device,
                 target_seq,
@@ -95,7 +115,7 @@ impl<'a> EntryJson<'a> {
                 j.target_device = Some(*target_device);
                 j.target_seq = Some(*target_seq);
             }
-            EntryBody::Recall {
+            SyncBody::Recall {
                 target_device,
                 target_seq,
             } => {
@@ -103,41 +123,58 @@ impl<'a> EntryJson<'a> {
                 j.target_device = Some(*target_device);
                 j.target_seq = Some(*target_seq);
             }
+            SyncBody::Read => j.kind = "read",
+            SyncBody::Deleted { scope } => {
+                j.kind = "deleted";
+                j.scope = Some(scope_name(*scope));
+            }
         }
         j
     }
 }
 
 /// One line for an entry: JSON, or a short human form.
-pub fn entry_line(d: &Deliver, json: bool) -> String {
+pub fn entry_line(d: &Entry, json: bool) -> String {
     if json {
         return serde_json::to_string(&EntryJson::new(d)).expect("plain data serialises");
     }
     let from = format!("{}/{}", d.from_user, d.from_device);
+    let at = match d.conv_seq {
+        0 => d.conv.to_string(),
+        n => format!("{}#{n}", d.conv),
+    };
     match &d.body {
-        EntryBody::Message { msg_type, payload } => format!(
-            "#{} conv {} from {from} (msg {}, type {msg_type}): {}",
+        SyncBody::Message { msg_type, payload } => format!(
+            "#{} {at} from {from} (msg {}, type {msg_type}): {}",
             d.seq,
-            d.conv,
             d.from_seq,
             quoted(payload)
         ),
-        EntryBody::Receipt {
+        SyncBody::Receipt {
             status,
             target_device,
             target_seq,
         } => format!(
-            "#{} conv {} receipt from {from}: {} up to your device {target_device} msg {target_seq}",
+            "#{} {at} receipt from {from}: {} up to your device {target_device} msg {target_seq}",
             d.seq,
-            d.conv,
             status_name(status)
         ),
-        EntryBody::Recall {
+        SyncBody::Recall {
             target_device,
             target_seq,
         } => format!(
-            "#{} conv {} recall from {from}: message {target_seq} of device {target_device}",
-            d.seq, d.conv
+            "#{} {at} recall from {from}: message {target_seq} of device {target_device}",
+            d.seq
+        ),
+        SyncBody::Read => format!(
+            "#{} {at} read up to here on device {}",
+            d.seq, d.from_device
+        ),
+        SyncBody::Deleted { scope } => format!(
+            "#{} {at} {} deleted on device {}",
+            d.seq,
+            scope_name(*scope),
+            d.from_device
         ),
     }
 }

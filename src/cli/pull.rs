@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use tern_core::wire::EntryBody;
+use tern_core::wire::SyncBody;
 
 use super::output::{entry_line, summary_lines};
 use super::{client_error, CliError, Connection};
@@ -54,13 +54,13 @@ pub async fn pull(
     out: &mut dyn Write,
     status: &mut dyn Write,
 ) -> Result<PullOutcome, CliError> {
-    let server = o.conn.server;
+    let server = o.conn.server.clone();
     // Without --all nothing is consumed: entries pushed at login stay unreleased.
     let mut client = o.conn.connect(!o.all, false, o.timeout).await?;
     let mut outcome = PullOutcome::default();
     let (convs, end) = match tokio::time::timeout(o.timeout, client.summary()).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(client_error(e, server)),
+        Ok(Err(e)) => return Err(client_error(e, &server)),
         Err(_) => {
             client.close().await;
             return Err(CliError::Timeout(format!(
@@ -98,9 +98,10 @@ pub async fn pull(
                 highest = highest.max(d.seq);
                 outcome.entries += 1;
                 match d.body {
-                    EntryBody::Message { .. } => outcome.messages += 1,
-                    EntryBody::Receipt { .. } => outcome.receipts += 1,
-                    EntryBody::Recall { .. } => outcome.recalls += 1,
+                    SyncBody::Message { .. } => outcome.messages += 1,
+                    SyncBody::Receipt { .. } => outcome.receipts += 1,
+                    SyncBody::Recall { .. } => outcome.recalls += 1,
+                    SyncBody::Read | SyncBody::Deleted { .. } => {}
                 }
                 if o.print {
                     writeln!(out, "{}", entry_line(&d, o.json))?;

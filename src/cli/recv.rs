@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use tern_core::wire::EntryBody;
+use tern_core::wire::SyncBody;
 
 use super::output::entry_line;
 use super::{CliError, Connection};
@@ -43,7 +43,7 @@ pub async fn recv(
     out: &mut dyn Write,
     status: &mut dyn Write,
 ) -> Result<RecvOutcome, CliError> {
-    let server = o.conn.server;
+    let server = o.conn.server.clone();
     let mut client = o.conn.connect(true, true, o.connect_timeout).await?;
     let deadline = o
         .timeout
@@ -84,7 +84,10 @@ pub async fn recv(
                     break Err(CliError::Stopped("the client stopped".into()));
                 }
                 done.printed += 1;
-                if o.all || matches!(d.body, EntryBody::Message { .. }) {
+                // What counts is what others did: not this user's own copies
+                // and read positions, which its other devices sync.
+                let from_others = d.from_user != client.identity().0;
+                if from_others && (o.all || matches!(d.body, SyncBody::Message { .. })) {
                     done.counted += 1;
                 }
             }
@@ -97,13 +100,16 @@ pub async fn recv(
             }) => {
                 let _ = writeln!(
                     status,
-                    "connected to udp://{server} as user {user} device {device}: {} entries waiting{}",
+                    "connected to {server} as user {user} device {device}: {} entries waiting{}",
                     head.saturating_sub(checkpoint),
                     if pull_mode { " (pulling in pages)" } else { "" }
                 );
             }
             Some(Event::Disconnected) => {
                 let _ = writeln!(status, "connection lost; logging in again");
+            }
+            Some(Event::Downgraded) => {
+                let _ = writeln!(status, "the server speaks only protocol version 1");
             }
             Some(Event::Notify { .. }) | Some(Event::PageEnd { .. }) => {}
             None => {

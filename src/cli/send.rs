@@ -59,7 +59,7 @@ impl std::fmt::Display for SendOutcome {
 /// sending never consumes messages waiting for this device.
 pub async fn send(o: SendOpts) -> Result<SendOutcome, CliError> {
     let deadline = Instant::now() + o.timeout;
-    let server = o.conn.server;
+    let server = o.conn.server.clone();
     let client = o.conn.connect(true, false, o.timeout).await?;
     let (user, device) = client.identity();
     tracing::debug!(user, device, "logged in");
@@ -70,7 +70,7 @@ pub async fn send(o: SendOpts) -> Result<SendOutcome, CliError> {
     )
     .await
     {
-        Ok(r) => r.map_err(|e| client_error(e, server))?,
+        Ok(r) => r.map_err(|e| client_error(e, &server))?,
         Err(_) => {
             client.close().await;
             return Err(CliError::Timeout(format!(

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tern_core::client::Outgoing;
 
 use crate::client::outbox::Outbox;
-use crate::client::{Client, ClientOptions, EntryBody, Event};
+use crate::client::{Client, ClientOptions, Event, SyncBody};
 
 /// An operation stored before any login (no sequence yet, e.g. by a
 /// client that crashed before its first login) gets its sequence at the
@@ -57,7 +57,7 @@ async fn operation_without_a_sequence_is_stored_with_it_before_it_is_sent() {
         }
     };
     assert_eq!((m.from_user, m.from_seq), (1, 1));
-    assert!(matches!(m.body, EntryBody::Message { ref payload, .. } if payload == "early"));
+    assert!(matches!(m.body, SyncBody::Message { ref payload, .. } if payload == "early"));
     // Whether or not its ACK came back before closing, the outbox has
     // it under the sequence the server stored it with...
     alice.close().await;

@@ -17,6 +17,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Conversations (protocol version 2, `proto-spec/conversations.md`): a
+//! history per conversation, the conversation list, read positions on
+//! every device. The client keeps a local history (see
+//! [`HistoryStore`]): pages it holds are served without the network, and
+//! only missing ranges are fetched.
+//!
+//! ```no_run
+//! # async fn demo(mut client: tern::client::Client) -> Result<(), tern::client::ClientError> {
+//! use tern::client::{Change, ConvRef, Event};
+//! let bob = ConvRef::direct(2);
+//! client.post(bob, 0, 0, "hi".into()).await?;
+//! let changed = client.sync_conversations(32).await?; // since the saved list version
+//! for item in client.stored_conversations().await?.items {
+//!     println!("{}: {} unread", item.conv, item.unread);
+//! }
+//! let page = client.history(bob, 0, 50).await?; // newest 50, oldest first
+//! if let Some(oldest) = page.records.first() {
+//!     let _older = client.history(bob, oldest.conv_seq, 50).await?;
+//! }
+//! println!("missing: {:?}", client.missing(bob).await?);
+//! client.mark_read(bob, page.end.high, None).await?;
+//! while let Some(Event::Entry(e)) = client.recv().await {
+//!     if let Change::Read { conv, up_to, elsewhere: true, .. } = Change::of(&e, client.identity()) {
+//!         println!("{conv} read up to #{up_to} on another device");
+//!     }
+//! }
+//! # let _ = changed; Ok(()) }
+//! ```
+//!
 //! Over QUIC (`proto-spec/quic.md`), with the certificate fingerprint
 //! `ternd` prints at start:
 //!
@@ -29,19 +58,32 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
+mod conversations;
 mod driver;
+mod driver_convs;
 mod handle;
+mod history_rows;
+mod history_store;
 mod keyed;
 mod ops;
 mod outbox;
 mod queue;
+mod state;
 mod transport;
 
+pub use changes::Change;
+pub use conversations::{HistoryStats, StoredList};
 pub use handle::{ClientHandle, Outgoing};
+pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
 pub use keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled, MAX_TAG};
 pub use outbox::OutboxError;
+pub use tern_core::client::{ConvList, Held, HistoryPage};
 pub use tern_core::seal::PublicKey as SealKey;
-pub use tern_core::wire::{Deliver, EntryBody, ReceiptStatus, Summary, SummaryEnd};
+pub use tern_core::wire::{
+    ConvKind, ConvRef, DeleteScope, Entry, ListItem, ReceiptStatus, Record, RecordBody, Summary,
+    SummaryEnd, SyncBody,
+};
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
 use std::net::SocketAddr;
@@ -70,7 +112,11 @@ pub struct ClientOptions {
     pub seal_key: Option<SealKey>,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
-    /// Folder for the durable outbox and checkpoint; `None`: memory only.
+    /// Folder for the durable outbox, checkpoint and local history
+    /// (records, held ranges, the conversation list: [`HistoryStore`]);
+    /// `None`: memory only (the local history then keeps at most
+    /// [`MEMORY_RECORDS_PER_CONV`] records of [`MEMORY_CONVS`]
+    /// conversations).
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
     /// entry; otherwise an entry is released once [`Client::recv`] has
@@ -83,6 +129,10 @@ pub struct ClientOptions {
     pub auto_pull: bool,
     /// How long [`Client::connect`] waits for the first login.
     pub connect_timeout: Duration,
+    /// Protocol version to log in with: 2 (conversations, history, the
+    /// list; the default) or 1. A version 2 client falls back to 1 by
+    /// itself against a server that speaks only 1 ([`Event::Downgraded`]).
+    pub version: u8,
 }
 
 impl ClientOptions {
@@ -99,6 +149,7 @@ impl ClientOptions {
             manual_release: false,
             auto_pull: true,
             connect_timeout: Duration::from_secs(10),
+            version: tern_core::wire::VERSION_2,
         }
     }
 
@@ -141,8 +192,13 @@ pub struct Sent {
 /// Things the application receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// An inbox entry (message, receipt or recall), exactly once, in order.
-    Entry(Deliver),
+    /// A sync-timeline entry (a message, receipt, recall, or, with
+    /// protocol version 2, a read position or deletion from another device
+    /// of this user), exactly once, in order.
+    Entry(Entry),
+    /// The server speaks only protocol version 1: the client logged in with
+    /// it; conversations, history and the list are unavailable.
+    Downgraded,
     /// Logged in (again); `pull_mode` means a large backlog is being pulled.
     Connected {
         /// User.
@@ -206,6 +262,10 @@ pub enum ClientError {
     /// A keyed operation's tag is longer than [`MAX_TAG`].
     #[error("tag of {0} bytes is longer than {MAX_TAG}")]
     TagTooLong(usize),
+    /// The server speaks only protocol version 1: no conversations,
+    /// history or list.
+    #[error("the server speaks only protocol version 1 (no conversations)")]
+    NotSupported,
 }
 
 pub(crate) enum Command {
@@ -221,6 +281,20 @@ pub(crate) enum Command {
     KeyedRecords(oneshot::Sender<Result<Vec<KeyedRecord>, ClientError>>),
     KeyedOutcomes(oneshot::Sender<mpsc::UnboundedReceiver<KeyedOutcome>>),
     ForgetKeyed(Vec<u64>, oneshot::Sender<Result<(), ClientError>>),
+    List(
+        driver_convs::Since,
+        u8,
+        oneshot::Sender<Result<ConvList, ClientError>>,
+    ),
+    LocalList(oneshot::Sender<(Vec<ListItem>, u64)>),
+    HistoryStats(oneshot::Sender<HistoryStats>),
+    History(
+        ConvRef,
+        u64,
+        u64,
+        oneshot::Sender<Result<HistoryPage, ClientError>>,
+    ),
+    Held(ConvRef, oneshot::Sender<Option<Held>>),
 }
 
 /// A connected client. Dropping it stops the background task.
@@ -277,7 +351,7 @@ impl Client {
         }
     }
 
-    async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
+    pub(crate) async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .send(Command::Submit(op, tx))

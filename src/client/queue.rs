@@ -170,17 +170,19 @@ impl EventQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Deliver, EntryBody};
+    use crate::client::{ConvRef, Entry, SyncBody};
 
     fn entry(seq: u64) -> Event {
-        Event::Entry(Deliver {
+        Event::Entry(Entry {
             seq,
+            conv: ConvRef::direct(1),
+            conv_seq: seq,
+            topic: 1,
             from_user: 1,
             from_device: 1,
             from_seq: seq,
-            conv: 1,
             time_ms: 0,
-            body: EntryBody::Message {
+            body: SyncBody::Message {
                 msg_type: 0,
                 payload: bytes::Bytes::new(),
             },

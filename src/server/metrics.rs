@@ -98,6 +98,11 @@ impl Metrics {
         );
         counter("pulled_total", "Entries sent in pull pages.", b.pulled);
         counter(
+            "history_trimmed_total",
+            "Trims of a conversation history past its retention.",
+            b.history_trimmed,
+        );
+        counter(
             "rate_limited_total",
             "Datagrams dropped by a per-source or per-session rate limit.",
             b.rate_limited,

@@ -1,13 +1,14 @@
 //! `ternd`: a thin async driver around the core's [`Broker`].
 //!
-//! One task owns the broker, the UDP socket and (with `[quic] listen`) the
-//! QUIC bridge (`quic.rs`, `proto-spec/quic.md`). It feeds datagrams and
+//! One task owns the broker, the UDP socket and (unless `[quic] listen` is
+//! off) the QUIC bridge (`quic.rs`, `proto-spec/quic.md`). It feeds datagrams and
 //! timeouts in, hands write batches to the [`GroupCommitter`] (one fsync per
 //! batch; the broker keeps staging while a batch is out, which is what groups
 //! commits), reports their completion back, and sends what the broker
 //! produces. Nothing is acknowledged before its batch is durable.
 
 pub mod api;
+pub mod banner;
 mod broker_loop;
 mod metrics;
 mod quic;
@@ -99,12 +100,14 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         max_sessions: cfg.limits.max_sessions,
         page_entries: cfg.limits.page_entries,
         retention: cfg.server.retention,
+        history_retention: cfg.server.history_retention.as_duration(),
         validate_addresses: cfg.limits.validate_addresses,
         prelogin_rate: cfg.limits.prelogin_rate,
         prelogin_burst: cfg.limits.prelogin_rate * 2.0,
         session_rate: cfg.limits.session_rate,
         session_burst: cfg.limits.session_rate * 2.0,
-        max_datagram: if cfg.quic.listen.is_some() {
+        stateless_reply_rate: cfg.limits.stateless_reply_rate,
+        max_datagram: if cfg.quic_listen().is_some() {
             tern_core::wire::limits::MAX_DATAGRAM.min(crate::transport::quic::MAX_PACKET)
         } else {
             tern_core::wire::limits::MAX_DATAGRAM
@@ -138,7 +141,7 @@ impl Server {
                 source,
             }
         })?;
-        let quic = match cfg.quic.listen {
+        let quic = match cfg.quic_listen() {
             Some(addr) => Some(quic::QuicServer::bind(&cfg, addr).map_err(ServerError::Quic)?),
             None => None,
         };
@@ -269,6 +272,19 @@ impl Server {
         }
         r
     }
+}
+
+/// The SHA-256 fingerprint (hex) of the QUIC certificate `cfg` names, or
+/// of the one generated in its data folder (created now if there is none
+/// yet, as `ternd serve` would): what QUIC clients pin.
+pub fn quic_fingerprint(cfg: &Config) -> Result<String, ServerError> {
+    std::fs::create_dir_all(&cfg.server.data_dir).map_err(|e| StoreError::Io {
+        path: cfg.server.data_dir.clone(),
+        source: e,
+    })?;
+    quic::load_identity(cfg)
+        .map(|id| id.fingerprint())
+        .map_err(ServerError::Quic)
 }
 
 /// Runs a daemon with `cfg` until `shutdown` completes: the embeddable entry point.

@@ -81,7 +81,7 @@ fn generate(cfg: &Config, cert_path: &Path, key_path: &Path) -> Result<(), Strin
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    if let Some(l) = cfg.quic.listen {
+    if let Some(l) = cfg.quic_listen() {
         if !l.ip().is_unspecified() && !l.ip().is_loopback() {
             names.push(l.ip().to_string());
         }

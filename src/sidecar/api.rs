@@ -5,7 +5,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, ReceiptStatus};
+use tern_core::wire::{encode_to_bytes, DeleteScope, Entry, ReceiptStatus, SyncBody};
 
 use super::records::{Kind, Record};
 use crate::client::{KeyedState, Outgoing, Settled};
@@ -279,15 +279,23 @@ impl OpView {
     }
 }
 
-/// One event of `GET /v1/events`: an inbox entry at its position.
+/// One event of `GET /v1/events`: a sync-timeline entry at its position.
 #[derive(Debug, Serialize)]
 pub struct EventView {
     /// Position: acknowledge up to here with `POST /v1/events/ack`.
     pub id: u64,
-    /// `message`, `receipt` or `recall`.
+    /// `message`, `receipt`, `recall`, `read` (this user's read position
+    /// moved, on any of its devices) or `deleted` (this user deleted, for
+    /// itself).
     pub kind: &'static str,
-    /// Conversation.
+    /// The application's conversation tag (`conv` of `POST /v1/messages`).
     pub conv: u64,
+    /// The conversation as the receiving user names it: `d:USER` (direct),
+    /// `g:ID` (group) or `s:ID` (system).
+    pub conversation: String,
+    /// The record in the conversation's history the entry is about (0:
+    /// none, e.g. from a version 1 sender).
+    pub conv_seq: u64,
     /// Who caused it.
     pub from_user: u64,
     /// Their device.
@@ -314,15 +322,20 @@ pub struct EventView {
     /// Receipts and recalls: its sequence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_seq: Option<u64>,
+    /// Deletions: `conversation` (up to `conv_seq`) or `message` (that one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
 }
 
 impl EventView {
     /// The view of an inbox entry.
-    pub fn of(d: &Deliver) -> EventView {
+    pub fn of(d: &Entry) -> EventView {
         let mut v = EventView {
             id: d.seq,
             kind: "message",
-            conv: d.conv,
+            conv: d.topic,
+            conversation: d.conv.to_string(),
+            conv_seq: d.conv_seq,
             from_user: d.from_user,
             from_device: d.from_device,
             from_seq: d.from_seq,
@@ -333,14 +346,15 @@ impl EventView {
             status: None,
             target_device: None,
             target_seq: None,
+            scope: None,
         };
         match &d.body {
-            EntryBody::Message { msg_type, payload } => {
+            SyncBody::Message { msg_type, payload } => {
                 v.msg_type = Some(*msg_type);
                 v.text = std::str::from_utf8(payload).ok().map(str::to_string);
                 v.payload_b64 = Some(base64::engine::general_purpose::STANDARD.encode(payload));
             }
-            EntryBody::Receipt {
+            SyncBody::Receipt {
                 status,
                 target_device,
                 target_seq,
@@ -353,13 +367,21 @@ impl EventView {
                 v.target_device = Some(*target_device);
                 v.target_seq = Some(*target_seq);
             }
-            EntryBody::Recall {
+            SyncBody::Recall {
                 target_device,
                 target_seq,
             } => {
                 v.kind = "recall";
                 v.target_device = Some(*target_device);
                 v.target_seq = Some(*target_seq);
+            }
+            SyncBody::Read => v.kind = "read",
+            SyncBody::Deleted { scope } => {
+                v.kind = "deleted";
+                v.scope = Some(match scope {
+                    DeleteScope::Conversation => "conversation",
+                    DeleteScope::Message => "message",
+                });
             }
         }
         v

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use tern_core::wire::{Deliver, EntryBody, ReceiptStatus};
+use tern_core::wire::{Entry, ReceiptStatus, SyncBody};
 use tokio::sync::watch;
 
 /// The unacknowledged entries and the stream positions.
@@ -29,7 +29,7 @@ pub struct EventBuffer {
 
 #[derive(Default)]
 struct Inner {
-    entries: VecDeque<Deliver>,
+    entries: VecDeque<Entry>,
     /// Everything up to here is acknowledged by the app.
     acked: u64,
     /// Highest position received.
@@ -107,7 +107,7 @@ impl EventBuffer {
     /// An entry from the library, in order. `device` is this sidecar's.
     /// Returns true when the app has acknowledged it already (ahead of its
     /// redelivery): the caller releases it at once and no stream sees it.
-    pub fn push(&self, d: Deliver, device: u32) -> bool {
+    pub fn push(&self, d: Entry, device: u32) -> bool {
         let mut i = self.lock();
         if d.seq <= i.last {
             // The library never hands an entry twice within one inbox, so
@@ -117,7 +117,7 @@ impl EventBuffer {
             i.head = 0;
             i.resets += 1;
         }
-        if let EntryBody::Receipt {
+        if let SyncBody::Receipt {
             status: ReceiptStatus::Delivered | ReceiptStatus::Read,
             target_device,
             target_seq,
@@ -160,7 +160,7 @@ impl EventBuffer {
 
     /// Up to `max` entries after `cursor` (or after the acknowledged
     /// position, whichever is later), and the reset count they belong to.
-    pub fn after(&self, cursor: u64, max: usize) -> (Vec<Deliver>, u64) {
+    pub fn after(&self, cursor: u64, max: usize) -> (Vec<Entry>, u64) {
         let i = self.lock();
         let from = cursor.max(i.acked);
         let out = i
@@ -218,15 +218,17 @@ impl EventBuffer {
 mod tests {
     use super::*;
 
-    fn entry(seq: u64) -> Deliver {
-        Deliver {
+    fn entry(seq: u64) -> Entry {
+        Entry {
             seq,
-            conv: 1,
+            conv: tern_core::wire::ConvRef::direct(1),
+            conv_seq: seq,
+            topic: 1,
             from_user: 1,
             from_device: 1,
             from_seq: seq,
             time_ms: 0,
-            body: EntryBody::Message {
+            body: SyncBody::Message {
                 msg_type: 0,
                 payload: bytes::Bytes::new(),
             },
@@ -282,7 +284,7 @@ mod tests {
     fn receipts_for_this_device_move_delivered() {
         let b = EventBuffer::default();
         let mut r = entry(1);
-        r.body = EntryBody::Receipt {
+        r.body = SyncBody::Receipt {
             status: ReceiptStatus::Delivered,
             target_device: 3,
             target_seq: 9,

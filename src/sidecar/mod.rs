@@ -298,6 +298,12 @@ async fn receive(shared: Arc<Shared>, mut client: Client) -> Client {
                 l.connected = false;
                 l.last_error = Some("session lost; logging in again".into());
             }
+            Some(Event::Downgraded) => {
+                shared.link().last_error = Some(
+                    "the server speaks only protocol version 1 (no conversations or history)"
+                        .into(),
+                );
+            }
             Some(Event::Notify { .. }) | Some(Event::PageEnd { .. }) => {}
             None => {
                 {

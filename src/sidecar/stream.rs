@@ -20,7 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
 use serde::Deserialize;
-use tern_core::wire::Deliver;
+use tern_core::wire::Entry;
 
 use super::api::{EventView, MAX_ID};
 use super::{routes, Shared};
@@ -49,12 +49,12 @@ struct Cursor {
     changes: tokio::sync::watch::Receiver<u64>,
     left: u64,
     idle: Option<Duration>,
-    pending: std::collections::VecDeque<Deliver>,
+    pending: std::collections::VecDeque<Entry>,
 }
 
 /// What a cursor yields.
 enum Item {
-    Entry(Deliver),
+    Entry(Entry),
     /// The inbox started again: positions restart after `from`.
     Reset {
         from: u64,

@@ -5,13 +5,14 @@ use super::*;
 use std::sync::{Condvar, Mutex};
 
 use bytes::Bytes;
-use tern_core::store::{MemStore, StoredEntry, WriteOp};
+use tern_core::conv::{ConvKey, ConvState};
+use tern_core::store::{ConvRecord, MemStore, StoredEntry, UserConv, WriteOp};
 
 fn append(user: u64, seq: u64) -> WriteBatch {
     WriteBatch {
         ops: vec![WriteOp::Append {
             user,
-            entry: StoredEntry::new(seq, Bytes::from(format!("{user}/{seq}"))),
+            entry: StoredEntry::inline(seq, user, Bytes::from(format!("{user}/{seq}"))),
         }],
     }
 }
@@ -58,6 +59,33 @@ impl Store for GateStore {
     }
     fn read_inbox(&self, user: u64, after: u64, max: usize) -> Result<Vec<StoredEntry>, Injected> {
         Ok(self.inner.read_inbox(user, after, max).unwrap())
+    }
+    fn conv_meta(&self, c: &ConvKey) -> Result<Option<tern_core::store::ConvMeta>, Injected> {
+        Ok(self.inner.conv_meta(c).unwrap())
+    }
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, tern_core::store::ConvMeta)>, Injected> {
+        Ok(self.inner.convs_after(after, max).unwrap())
+    }
+    fn read_conv(&self, c: &ConvKey, before: u64, max: usize) -> Result<Vec<ConvRecord>, Injected> {
+        Ok(self.inner.read_conv(c, before, max).unwrap())
+    }
+    fn user_conv(&self, user: u64, c: &ConvKey) -> Result<Option<ConvState>, Injected> {
+        Ok(self.inner.user_conv(user, c).unwrap())
+    }
+    fn user_convs_since(
+        &self,
+        user: u64,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<UserConv>, Injected> {
+        Ok(self.inner.user_convs_since(user, since, max).unwrap())
+    }
+    fn hidden(&self, user: u64, c: &ConvKey, low: u64, high: u64) -> Result<Vec<u64>, Injected> {
+        Ok(self.inner.hidden(user, c, low, high).unwrap())
     }
     fn commit(&self, batch: &WriteBatch) -> Result<(), Injected> {
         self.entered.fetch_add(1, Ordering::SeqCst);

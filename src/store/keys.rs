@@ -6,7 +6,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | [`CF_INBOX`] | `user: u64 BE ++ seq: u64 BE` (16 bytes) | the entry's frame, raw (its `EntryMeta` is decoded from it on read) |
+//! | [`CF_INBOX`] | `user: u64 BE ++ seq: u64 BE` (16 bytes) | an entry (`entry_values.rs`) |
 //! | [`CF_META`] | `user: u64 BE` (8 bytes) | [`encode_meta`] |
 //! | [`CF_DEVICE`] | `user: u64 BE ++ device: u32 BE` (12 bytes) | [`encode_device`] |
 //!
@@ -21,10 +21,16 @@
 //! returns a [`DecodeError`] on truncated, oversized or unknown input.
 //!
 //! ```text
-//! InboxMeta   v1: 0x01 | epoch u64 | head u64 | trimmed u64                 (25 bytes)
-//! DeviceState v1: 0x01 | checkpoint u64 | applied u64 | last_login_ms u64
-//!                      | n u32 | n × (seq u64, code u64)                     (29 + 16n bytes)
+//! InboxMeta   v2: 0x02 | epoch u64 | head u64 | trimmed u64 | list_version u64
+//!                      | total_unread u64 | last_private u64                 (49 bytes)
+//! DeviceState v2: 0x02 | checkpoint u64 | applied u64 | last_login_ms u64
+//!                      | version u8 | n u32 | n × (seq u64, code u64)        (30 + 16n bytes)
 //! ```
+//!
+//! Format 1 values (written before conversations) still decode: a v1
+//! InboxMeta has the first three fields, a v1 DeviceState no `version` (its
+//! device last logged in with protocol version 1). Inbox entries are in
+//! `entry_values.rs`, conversations in `conv_values.rs`.
 
 use tern_core::store::{DeviceState, InboxMeta};
 
@@ -34,8 +40,18 @@ pub const CF_INBOX: &str = "inbox";
 pub const CF_META: &str = "meta";
 /// Column family of device states.
 pub const CF_DEVICE: &str = "device";
-/// Every column family the store uses (besides RocksDB's mandatory "default").
-pub const COLUMN_FAMILIES: [&str; 3] = [CF_INBOX, CF_META, CF_DEVICE];
+/// Every column family the store uses (besides RocksDB's mandatory
+/// "default", which holds the format marker).
+pub const COLUMN_FAMILIES: [&str; 8] = [
+    CF_INBOX,
+    CF_META,
+    CF_DEVICE,
+    super::conv_values::CF_CONV,
+    super::conv_values::CF_CONV_META,
+    super::conv_values::CF_USER_CONV,
+    super::conv_values::CF_CONV_LIST,
+    super::conv_values::CF_HIDDEN,
+];
 
 /// Length of an inbox key.
 pub const INBOX_KEY_LEN: usize = 16;
@@ -45,13 +61,13 @@ pub const META_KEY_LEN: usize = 8;
 pub const DEVICE_KEY_LEN: usize = 12;
 
 /// Current version of the [`InboxMeta`] value format.
-pub const META_VERSION: u8 = 1;
+pub const META_VERSION: u8 = 2;
 /// Current version of the [`DeviceState`] value format.
-pub const DEVICE_VERSION: u8 = 1;
-/// Encoded length of an [`InboxMeta`] (v1).
-pub const META_VALUE_LEN: usize = 1 + 3 * 8;
-/// Encoded length of a [`DeviceState`] without its rejected list (v1).
-pub const DEVICE_VALUE_FIXED_LEN: usize = 1 + 3 * 8 + 4;
+pub const DEVICE_VERSION: u8 = 2;
+/// Encoded length of an [`InboxMeta`] (v2).
+pub const META_VALUE_LEN: usize = 1 + 6 * 8;
+/// Encoded length of a [`DeviceState`] without its rejected list (v2).
+pub const DEVICE_VALUE_FIXED_LEN: usize = 1 + 3 * 8 + 1 + 4;
 
 /// Most `rejected` entries accepted when decoding a [`DeviceState`].
 ///
@@ -59,38 +75,8 @@ pub const DEVICE_VALUE_FIXED_LEN: usize = 1 + 3 * 8 + 4;
 /// bound only stops a corrupt length field from causing a huge allocation.
 pub const MAX_REJECTED: usize = 4096;
 
-/// Why a stored key or value could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The value is empty (no version byte).
-    #[error("empty value")]
-    Empty,
-    /// The version byte is not one this build understands.
-    #[error("unknown format version {0}")]
-    UnknownVersion(u8),
-    /// Fewer bytes than the format requires.
-    #[error("truncated: need {need} bytes, have {have}")]
-    Truncated {
-        /// Bytes required.
-        need: usize,
-        /// Bytes present.
-        have: usize,
-    },
-    /// More bytes than the format describes.
-    #[error("{0} trailing bytes")]
-    TrailingBytes(usize),
-    /// The rejected list claims more entries than [`MAX_REJECTED`].
-    #[error("rejected list too long: {0} entries")]
-    TooManyRejected(u64),
-    /// A key has the wrong length for its column family.
-    #[error("bad key length {have}, expected {expected}")]
-    BadKeyLength {
-        /// Length expected.
-        expected: usize,
-        /// Length found.
-        have: usize,
-    },
-}
+pub use super::value::DecodeError;
+use super::value::ValueReader;
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -170,29 +156,44 @@ pub fn user_prefix_end(user: u64) -> Option<[u8; 8]> {
 // Values
 // ---------------------------------------------------------------------------
 
-/// Encodes an [`InboxMeta`] (current version).
+/// Encodes an [`InboxMeta`] (current version, 2).
 pub fn encode_meta(meta: &InboxMeta) -> [u8; META_VALUE_LEN] {
     let mut v = [0u8; META_VALUE_LEN];
     v[0] = META_VERSION;
-    v[1..9].copy_from_slice(&meta.epoch.to_be_bytes());
-    v[9..17].copy_from_slice(&meta.head.to_be_bytes());
-    v[17..25].copy_from_slice(&meta.trimmed.to_be_bytes());
+    let fields = [
+        meta.epoch,
+        meta.head,
+        meta.trimmed,
+        meta.list_version,
+        meta.total_unread,
+        meta.last_private,
+    ];
+    for (i, x) in fields.into_iter().enumerate() {
+        v[1 + 8 * i..9 + 8 * i].copy_from_slice(&x.to_be_bytes());
+    }
     v
 }
 
-/// Decodes an [`InboxMeta`].
+/// Decodes an [`InboxMeta`] of format 1 (written before conversations:
+/// no list, nothing private) or 2.
 pub fn decode_meta(bytes: &[u8]) -> Result<InboxMeta, DecodeError> {
-    let mut r = Reader::versioned(bytes, META_VERSION)?;
-    let meta = InboxMeta {
+    let (mut r, version) = ValueReader::versions(bytes, &[1, META_VERSION])?;
+    let mut meta = InboxMeta {
         epoch: r.u64()?,
         head: r.u64()?,
         trimmed: r.u64()?,
+        ..InboxMeta::default()
     };
+    if version == META_VERSION {
+        meta.list_version = r.u64()?;
+        meta.total_unread = r.u64()?;
+        meta.last_private = r.u64()?;
+    }
     r.finish()?;
     Ok(meta)
 }
 
-/// Encodes a [`DeviceState`] (current version).
+/// Encodes a [`DeviceState`] (current version, 2).
 ///
 /// The list is written in full; [`decode_device`] refuses lists longer than
 /// [`MAX_REJECTED`], so the broker must keep it bounded (it does).
@@ -202,6 +203,7 @@ pub fn encode_device(state: &DeviceState) -> Vec<u8> {
     v.extend_from_slice(&state.checkpoint.to_be_bytes());
     v.extend_from_slice(&state.applied.to_be_bytes());
     v.extend_from_slice(&state.last_login_ms.to_be_bytes());
+    v.push(state.version);
     // A u32 count: a longer list could never be decoded anyway.
     let n = u32::try_from(state.rejected.len()).unwrap_or(u32::MAX);
     v.extend_from_slice(&n.to_be_bytes());
@@ -212,12 +214,18 @@ pub fn encode_device(state: &DeviceState) -> Vec<u8> {
     v
 }
 
-/// Decodes a [`DeviceState`].
+/// Decodes a [`DeviceState`] of format 1 (a device that last logged in
+/// before conversations existed, so with protocol version 1) or 2.
 pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, DecodeError> {
-    let mut r = Reader::versioned(bytes, DEVICE_VERSION)?;
+    let (mut r, format) = ValueReader::versions(bytes, &[1, DEVICE_VERSION])?;
     let checkpoint = r.u64()?;
     let applied = r.u64()?;
     let last_login_ms = r.u64()?;
+    let version = if format == 1 {
+        tern_core::wire::VERSION
+    } else {
+        r.u8()?
+    };
     let n = r.u32()?;
     if n as usize > MAX_REJECTED {
         return Err(DecodeError::TooManyRejected(u64::from(n)));
@@ -235,58 +243,8 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, DecodeError> {
         applied,
         rejected,
         last_login_ms,
+        version,
     })
-}
-
-/// A bounds-checked cursor over a value.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn versioned(bytes: &'a [u8], version: u8) -> Result<Self, DecodeError> {
-        match bytes.first() {
-            None => Err(DecodeError::Empty),
-            Some(&v) if v == version => Ok(Reader { bytes, pos: 1 }),
-            Some(&v) => Err(DecodeError::UnknownVersion(v)),
-        }
-    }
-
-    fn need(&self, n: usize) -> Result<(), DecodeError> {
-        let have = self.bytes.len() - self.pos;
-        if have < n {
-            Err(DecodeError::Truncated {
-                need: self.pos + n,
-                have: self.bytes.len(),
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        self.need(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.bytes[self.pos..self.pos + N]);
-        self.pos += N;
-        Ok(out)
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        self.take::<8>().map(u64::from_be_bytes)
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.take::<4>().map(u32::from_be_bytes)
-    }
-
-    fn finish(self) -> Result<(), DecodeError> {
-        match self.bytes.len() - self.pos {
-            0 => Ok(()),
-            n => Err(DecodeError::TrailingBytes(n)),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -348,18 +306,41 @@ mod tests {
             epoch: 0xdead_beef_0000_0001,
             head: u64::MAX,
             trimmed: 3,
+            list_version: 4,
+            total_unread: 5,
+            last_private: 6,
         };
         assert_eq!(decode_meta(&encode_meta(&m)), Ok(m));
         assert_eq!(decode_meta(&[]), Err(DecodeError::Empty));
-        assert_eq!(decode_meta(&[2; 25]), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(decode_meta(&[3; 49]), Err(DecodeError::UnknownVersion(3)));
         let enc = encode_meta(&m);
         assert!(matches!(
-            decode_meta(&enc[..24]),
+            decode_meta(&enc[..48]),
             Err(DecodeError::Truncated { .. })
         ));
         let mut long = enc.to_vec();
         long.push(0);
         assert_eq!(decode_meta(&long), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn format_1_values_written_before_conversations_still_decode() {
+        let mut v1 = vec![1u8];
+        for x in [7u64, 12, 2] {
+            v1.extend_from_slice(&x.to_be_bytes());
+        }
+        let m = decode_meta(&v1).expect("format 1 meta");
+        assert_eq!((m.epoch, m.head, m.trimmed, m.list_version), (7, 12, 2, 0));
+        let mut d1 = vec![1u8];
+        for x in [10u64, 4, 1_700_000_000_000] {
+            d1.extend_from_slice(&x.to_be_bytes());
+        }
+        d1.extend_from_slice(&1u32.to_be_bytes());
+        d1.extend_from_slice(&3u64.to_be_bytes());
+        d1.extend_from_slice(&7u64.to_be_bytes());
+        let d = decode_device(&d1).expect("format 1 device");
+        assert_eq!((d.checkpoint, d.applied, d.version), (10, 4, 1));
+        assert_eq!(d.rejected, vec![(3, 7)]);
     }
 
     #[test]
@@ -369,6 +350,7 @@ mod tests {
             applied: 9,
             rejected: vec![(7, 3), (u64::MAX, 0)],
             last_login_ms: 1_700_000_000_000,
+            version: 2,
         };
         let enc = encode_device(&s);
         assert_eq!(enc.len(), DEVICE_VALUE_FIXED_LEN + 32);
@@ -388,7 +370,7 @@ mod tests {
     #[test]
     fn device_rejected_list_is_bounded() {
         let mut enc = encode_device(&DeviceState::default());
-        enc[25..29].copy_from_slice(&u32::MAX.to_be_bytes());
+        enc[26..30].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
             decode_device(&enc),
             Err(DecodeError::TooManyRejected(u64::from(u32::MAX)))

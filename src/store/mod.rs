@@ -8,11 +8,18 @@
 //!   thread that merges whatever is queued into a single commit, so one
 //!   fsync covers many batches.
 //! - [`keys`] documents and implements the on-disk layout: column families,
-//!   big-endian keys, versioned value encodings.
+//!   big-endian keys, versioned value encodings ([`entry_values`] for inbox
+//!   entries, [`conv_values`] for conversations); [`format`] checks the data
+//!   folder's format and upgrades older ones.
 
+pub mod conv_values;
+pub mod entry_values;
+pub mod format;
 pub mod group_commit;
 pub mod keys;
 pub mod rocks;
+mod rocks_read;
+pub mod value;
 
 pub use group_commit::{
     Closed, CommitError, CommitHandle, CommitResult, Completion, GroupCommitConfig,

@@ -16,13 +16,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, ReadOptions,
     WriteOptions, DB,
 };
-use tern_core::store::{DeviceState, InboxMeta, Store, StoredEntry, WriteBatch, WriteOp};
+use tern_core::conv::{ConvKey, ConvState};
+use tern_core::store::{
+    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, UserConv, WriteBatch, WriteOp,
+};
 
+use super::conv_values::{
+    self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
+};
+use super::entry_values::encode_entry;
+use super::format::{self, Opened};
 use super::keys::{self, DecodeError, CF_DEVICE, CF_INBOX, CF_META, COLUMN_FAMILIES};
 
 /// Errors of the RocksDB store.
@@ -45,6 +52,20 @@ pub enum StoreError {
     /// A column family is missing from an opened database.
     #[error("column family {0:?} is missing")]
     MissingColumnFamily(&'static str),
+    /// The data folder was written by a newer ternd.
+    #[error(
+        "the data folder was written by a newer ternd (store format {found}); this ternd \
+         reads formats up to {supported}: run the newer ternd, or restore a backup"
+    )]
+    NewerFormat {
+        /// Format found.
+        found: u32,
+        /// Newest format this build reads.
+        supported: u32,
+    },
+    /// The format marker is not 4 bytes.
+    #[error("the store's format marker is corrupt")]
+    BadFormatMarker,
     /// The database directory could not be created.
     #[error("creating {path}: {source}")]
     Io {
@@ -98,6 +119,7 @@ pub struct RocksStore {
     path: PathBuf,
     sync_writes: bool,
     commits: AtomicU64,
+    opened: Opened,
     // The block cache is shared by every column family's table options; keep
     // a handle so its lifetime plainly covers the database's.
     _cache: Cache,
@@ -175,20 +197,29 @@ impl RocksStore {
             cf(CF_INBOX, options.write_buffer_size, false),
             cf(CF_META, small, true),
             cf(CF_DEVICE, small, false),
+            // The storage timelines hold every message: the inbox's size.
+            cf(CF_CONV, options.write_buffer_size, false),
+            cf(CF_CONV_META, small, true),
+            cf(CF_USER_CONV, small, true),
+            cf(CF_CONV_LIST, small, false),
+            cf(CF_HIDDEN, small, false),
         ];
 
+        let existed = format::existed(&path);
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
         for name in COLUMN_FAMILIES {
             if db.cf_handle(name).is_none() {
                 return Err(StoreError::MissingColumnFamily(name));
             }
         }
-        tracing::info!(path = %path.display(), "opened RocksDB store");
+        let opened = format::check_and_upgrade(&db, existed)?;
+        tracing::info!(path = %path.display(), ?opened, "opened RocksDB store");
         Ok(RocksStore {
             db,
             path,
             sync_writes: options.sync_writes,
             commits: AtomicU64::new(0),
+            opened,
             _cache: cache,
         })
     }
@@ -196,6 +227,11 @@ impl RocksStore {
     /// Opens the store with [`RocksOptions::default`].
     pub fn open_default(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open(path, RocksOptions::default())
+    }
+
+    /// Whether opening created, found or upgraded the data folder.
+    pub fn opened(&self) -> Opened {
+        self.opened
     }
 
     /// The database directory.
@@ -223,7 +259,7 @@ impl RocksStore {
         &self.db
     }
 
-    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+    pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
         self.db
             .cf_handle(name)
             .ok_or(StoreError::MissingColumnFamily(name))
@@ -232,7 +268,7 @@ impl RocksStore {
     /// Read options for a scan over `user`'s keys: bounded above by the next
     /// user's prefix, so RocksDB stops at the end of the range instead of
     /// stepping over later keys (and tombstones).
-    fn prefix_read_opts(user: u64) -> ReadOptions {
+    pub(super) fn prefix_read_opts(user: u64) -> ReadOptions {
         let mut ro = ReadOptions::default();
         if let Some(end) = keys::user_prefix_end(user) {
             ro.set_iterate_upper_bound(end.to_vec());
@@ -245,42 +281,11 @@ impl Store for RocksStore {
     type Error = StoreError;
 
     fn inbox_meta(&self, user: u64) -> Result<Option<InboxMeta>, StoreError> {
-        let key = keys::meta_key(user);
-        match self.db.get_pinned_cf(self.cf(CF_META)?, key)? {
-            None => Ok(None),
-            Some(v) => keys::decode_meta(&v)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt {
-                    cf: CF_META,
-                    key: key.to_vec(),
-                    source,
-                }),
-        }
+        self.get_decoded(CF_META, &keys::meta_key(user), keys::decode_meta)
     }
 
     fn devices(&self, user: u64) -> Result<Vec<(u32, DeviceState)>, StoreError> {
-        let prefix = keys::user_prefix(user);
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(CF_DEVICE)?, Self::prefix_read_opts(user));
-        it.seek(prefix);
-        let mut out = Vec::new();
-        while let Some((k, v)) = it.item() {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let corrupt = |source| StoreError::Corrupt {
-                cf: CF_DEVICE,
-                key: k.to_vec(),
-                source,
-            };
-            let (_, device) = keys::decode_device_key(k).map_err(corrupt)?;
-            let state = keys::decode_device(v).map_err(corrupt)?;
-            out.push((device, state));
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
+        self.read_devices(user)
     }
 
     fn read_inbox(
@@ -289,34 +294,55 @@ impl Store for RocksStore {
         after: u64,
         max: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        let Some(start) = after.checked_add(1) else {
-            return Ok(Vec::new());
-        };
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let prefix = keys::user_prefix(user);
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(CF_INBOX)?, Self::prefix_read_opts(user));
-        it.seek(keys::inbox_key(user, start));
-        let mut out = Vec::with_capacity(max.min(256));
-        while out.len() < max {
-            let Some((k, v)) = it.item() else { break };
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let (_, seq) = keys::decode_inbox_key(k).map_err(|source| StoreError::Corrupt {
-                cf: CF_INBOX,
-                key: k.to_vec(),
-                source,
-            })?;
-            // Only the frame is stored: its meta is decoded here, once.
-            out.push(StoredEntry::new(seq, Bytes::copy_from_slice(v)));
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
+        self.read_entries(user, after, max)
+    }
+
+    fn conv_meta(&self, conv: &ConvKey) -> Result<Option<ConvMeta>, StoreError> {
+        self.get_decoded(CF_CONV_META, &conv.to_bytes(), cv::decode_conv_meta)
+    }
+
+    fn convs_after(
+        &self,
+        after: Option<&ConvKey>,
+        max: usize,
+    ) -> Result<Vec<(ConvKey, ConvMeta)>, StoreError> {
+        self.read_conv_metas(after, max)
+    }
+
+    fn read_conv(
+        &self,
+        conv: &ConvKey,
+        before: u64,
+        max: usize,
+    ) -> Result<Vec<ConvRecord>, StoreError> {
+        self.read_records(conv, before, max)
+    }
+
+    fn user_conv(&self, user: u64, conv: &ConvKey) -> Result<Option<ConvState>, StoreError> {
+        self.get_decoded(
+            CF_USER_CONV,
+            &cv::user_conv_key(user, conv),
+            cv::decode_conv_state,
+        )
+    }
+
+    fn user_convs_since(
+        &self,
+        user: u64,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<UserConv>, StoreError> {
+        self.read_list(user, since, max)
+    }
+
+    fn hidden(
+        &self,
+        user: u64,
+        conv: &ConvKey,
+        low: u64,
+        high: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.read_hidden(user, conv, low, high)
     }
 
     fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
@@ -333,7 +359,11 @@ impl Store for RocksStore {
                     wb.put_cf(meta, keys::meta_key(*user), keys::encode_meta(m));
                 }
                 WriteOp::Append { user, entry } => {
-                    wb.put_cf(inbox, keys::inbox_key(*user, entry.seq), &entry.frame);
+                    wb.put_cf(
+                        inbox,
+                        keys::inbox_key(*user, entry.seq),
+                        encode_entry(&entry.entry),
+                    );
                 }
                 WriteOp::Device {
                     user,
@@ -353,6 +383,55 @@ impl Store for RocksStore {
                         inbox,
                         keys::inbox_key(*user, 0).to_vec(),
                         keys::inbox_range_end(*user, *up_to),
+                    );
+                }
+                WriteOp::PutRecord { conv, record } => {
+                    wb.put_cf(
+                        self.cf(CF_CONV)?,
+                        cv::record_key(conv, record.conv_seq),
+                        cv::encode_record(record),
+                    );
+                }
+                WriteOp::ConvMeta { conv, meta: m } => {
+                    wb.put_cf(
+                        self.cf(CF_CONV_META)?,
+                        conv.to_bytes(),
+                        cv::encode_conv_meta(m),
+                    );
+                }
+                WriteOp::TrimConv { conv, up_to } => {
+                    wb.delete_range_cf(
+                        self.cf(CF_CONV)?,
+                        cv::record_key(conv, 0).to_vec(),
+                        cv::record_range_end(conv, *up_to),
+                    );
+                }
+                WriteOp::UserConv {
+                    user,
+                    conv,
+                    state,
+                    prev_version,
+                } => {
+                    let list = self.cf(CF_CONV_LIST)?;
+                    if *prev_version != 0 {
+                        wb.delete_cf(list, cv::list_key(*user, *prev_version));
+                    }
+                    wb.put_cf(list, cv::list_key(*user, state.version), conv.to_bytes());
+                    wb.put_cf(
+                        self.cf(CF_USER_CONV)?,
+                        cv::user_conv_key(*user, conv),
+                        cv::encode_conv_state(state),
+                    );
+                }
+                WriteOp::Hide {
+                    user,
+                    conv,
+                    conv_seq,
+                } => {
+                    wb.put_cf(
+                        self.cf(CF_HIDDEN)?,
+                        cv::hidden_key(*user, conv, *conv_seq),
+                        [],
                     );
                 }
             }

@@ -2,8 +2,10 @@
 
 use super::*;
 
+use bytes::Bytes;
+
 fn entry(seq: u64, s: &str) -> StoredEntry {
-    StoredEntry::new(seq, Bytes::copy_from_slice(s.as_bytes()))
+    StoredEntry::inline(seq, 1, Bytes::copy_from_slice(s.as_bytes()))
 }
 
 fn append(user: u64, seq: u64) -> WriteOp {
@@ -31,13 +33,14 @@ fn basic_roundtrip_and_bounds() {
     let meta = InboxMeta {
         epoch: 42,
         head: 3,
-        trimmed: 0,
+        ..InboxMeta::default()
     };
     let dev = DeviceState {
         checkpoint: 1,
         applied: 2,
         rejected: vec![(2, 9)],
         last_login_ms: 5,
+        version: 2,
     };
     let mut ops = vec![WriteOp::Meta { user: 1, meta }];
     for u in [0, 1, 2, u64::MAX] {
@@ -175,46 +178,66 @@ fn corrupt_values_are_typed_errors() {
 }
 
 #[test]
-fn entries_read_back_carry_the_meta_of_their_frame() {
-    use tern_core::store::{EntryMeta, Origin};
-    use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
-    let deliver = Deliver {
-        seq: 1,
-        conv: 4,
+fn message_entries_read_back_with_their_record_as_it_is_now() {
+    use std::sync::Arc;
+    use tern_core::conv::ConvKey;
+    use tern_core::store::{ConvRecord, SyncEntry, SyncItem};
+    let conv = ConvKey::Direct { lo: 1, hi: 2 };
+    let record = ConvRecord {
+        conv_seq: 1,
         from_user: 2,
         from_device: 3,
         from_seq: 9,
         time_ms: 1_700_000_000_000,
-        body: EntryBody::Message {
-            msg_type: 0,
-            payload: Bytes::from_static(b"hi"),
-        },
+        topic: 4,
+        msg_type: 0,
+        payload: Bytes::from_static(b"hi"),
+        recalled: false,
     };
     let written = StoredEntry {
         seq: 1,
-        frame: encode_to_bytes(&Frame::Deliver(deliver.clone())),
-        meta: EntryMeta::of_deliver(&deliver),
+        entry: SyncEntry {
+            conv,
+            conv_seq: 1,
+            topic: 4,
+            from_user: 2,
+            from_device: 3,
+            from_seq: 9,
+            time_ms: 1_700_000_000_000,
+            shared: true,
+            item: SyncItem::Message(Arc::new(record.clone())),
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     let s = RocksStore::open_default(dir.path()).unwrap();
     s.commit(&WriteBatch {
-        ops: vec![WriteOp::Append {
-            user: 1,
-            entry: written.clone(),
+        ops: vec![
+            WriteOp::PutRecord {
+                conv,
+                record: record.clone(),
+            },
+            WriteOp::Append {
+                user: 1,
+                entry: written.clone(),
+            },
+        ],
+    })
+    .unwrap();
+    assert_eq!(s.read_inbox(1, 0, 10).unwrap(), vec![written.clone()]);
+    // A recall reaches the entry: it names the record, it does not copy it.
+    s.commit(&WriteBatch {
+        ops: vec![WriteOp::PutRecord {
+            conv,
+            record: record.recalled(),
         }],
     })
     .unwrap();
     let read = s.read_inbox(1, 0, 10).unwrap();
-    assert_eq!(read, vec![written]);
-    assert_eq!(
-        read[0].meta.origin,
-        Some(Origin {
-            conv: 4,
-            from_user: 2,
-            from_device: 3,
-            from_seq: 9
-        })
-    );
+    let SyncItem::Message(r) = &read[0].entry.item else {
+        panic!("a message");
+    };
+    assert!(r.recalled && r.payload.is_empty());
+    assert_eq!(read[0].entry.origin().map(|o| o.from_seq), Some(9));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tern::client::{Client, Deliver, EntryBody, Event};
+use tern::client::{Client, Entry, Event, SyncBody};
 use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
 
@@ -47,7 +47,7 @@ impl ServerTask {
 }
 
 /// Next inbox entry within `secs`, skipping other events.
-pub async fn next_entry(c: &mut Client, secs: u64) -> Deliver {
+pub async fn next_entry(c: &mut Client, secs: u64) -> Entry {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         match tokio::time::timeout_at(deadline, c.recv()).await {
@@ -59,19 +59,21 @@ pub async fn next_entry(c: &mut Client, secs: u64) -> Deliver {
     }
 }
 
-/// Next message entry (skipping receipts and other events).
-pub async fn next_message(c: &mut Client, secs: u64) -> Deliver {
+/// Next message received from another user (skipping receipts, other
+/// events, and this user's own copies, which its devices sync).
+pub async fn next_message(c: &mut Client, secs: u64) -> Entry {
+    let me = c.identity().0;
     loop {
         let d = next_entry(c, secs).await;
-        if matches!(d.body, EntryBody::Message { .. }) {
+        if matches!(d.body, SyncBody::Message { .. }) && d.from_user != me {
             return d;
         }
     }
 }
 
-pub fn payload_of(d: &Deliver) -> Vec<u8> {
+pub fn payload_of(d: &Entry) -> Vec<u8> {
     match &d.body {
-        EntryBody::Message { payload, .. } => payload.to_vec(),
+        SyncBody::Message { payload, .. } => payload.to_vec(),
         other => panic!("not a message: {other:?}"),
     }
 }
@@ -131,7 +133,7 @@ pub async fn pushed_and_receipted(alice: &mut Client, bob: &mut Client) -> u64 {
     let m = next_message(bob, 5).await;
     assert_eq!(payload_of(&m), b"hi bob");
     assert_eq!(
-        (m.from_user, m.from_device, m.from_seq, m.conv),
+        (m.from_user, m.from_device, m.from_seq, m.topic),
         (1, 1, sent.seq, 12)
     );
     tokio::time::timeout(Duration::from_secs(5), alice.wait_delivered(sent.seq))
@@ -143,7 +145,7 @@ pub async fn pushed_and_receipted(alice: &mut Client, bob: &mut Client) -> u64 {
     bob.read_up_to(12, 1, 1, sent.seq).await.unwrap();
     let read = loop {
         let e = next_entry(alice, 5).await;
-        if let EntryBody::Receipt {
+        if let SyncBody::Receipt {
             status: tern::client::ReceiptStatus::Read,
             target_seq,
             ..

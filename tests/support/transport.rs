@@ -22,7 +22,7 @@ use common::ServerTask;
 pub use common::{join_all, next_entry, next_message, payload_of, pushed_and_receipted};
 pub use tern::client::Transport;
 use tern::client::{Client, ClientOptions, Event, Sent, ServerTrust};
-use tern::config::Config;
+use tern::config::{Config, QuicListen};
 
 /// Generates `mod $body { udp, quic }` tests calling `$body(Transport::…)`.
 macro_rules! over_both_transports {
@@ -67,7 +67,7 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::default();
         cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.quic.listen = Some("127.0.0.1:0".parse().unwrap());
+        cfg.quic.listen = QuicListen::At("127.0.0.1:0".parse().unwrap());
         cfg.server.data_dir = dir.path().to_path_buf();
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
@@ -82,7 +82,7 @@ impl Net {
         quic: SocketAddr,
     ) -> Net {
         cfg.server.listen = udp;
-        cfg.quic.listen = Some(quic);
+        cfg.quic.listen = QuicListen::At(quic);
         Self::serve(dir, cfg).await
     }
 

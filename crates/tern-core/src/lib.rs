@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod broker;
 pub mod client;
+pub mod conv;
 pub mod reliability;
 pub mod seal;
 pub mod store;

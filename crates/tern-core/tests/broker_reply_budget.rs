@@ -1,5 +1,6 @@
 //! A flood of junk is not reflected: the broker answers bad datagrams with
-//! stateless ERRORs only within a global budget, and counts the rest.
+//! stateless ERRORs only within a global budget, and counts the rest; a
+//! datagram over the receive limit is not answered at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,4 +61,29 @@ fn within_the_budget_every_bad_datagram_is_answered() {
     }
     assert_eq!(answers(&mut b), 500);
     assert_eq!(b.stats().replies_suppressed, 0);
+}
+
+#[test]
+fn a_datagram_over_the_receive_limit_is_dropped_unread() {
+    use tern_core::wire::limits::MAX_RECV_DATAGRAM;
+    let mut b = broker(10_000.0);
+    let from: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let sized = |len: usize| {
+        let mut v = junk(0).to_vec();
+        v.resize(len, 0xee);
+        Bytes::from(v)
+    };
+    b.handle_datagram(Time::ZERO, from, sized(MAX_RECV_DATAGRAM + 1));
+    assert_eq!(
+        answers(&mut b),
+        0,
+        "no ERROR naming a length it may not know"
+    );
+    assert_eq!(b.stats().malformed, 1, "counted");
+    b.handle_datagram(Time::ZERO, from, sized(MAX_RECV_DATAGRAM));
+    assert_eq!(
+        answers(&mut b),
+        1,
+        "the largest accepted size is read and answered"
+    );
 }

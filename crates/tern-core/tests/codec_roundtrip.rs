@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use tern_core::wire::limits::*;
 use tern_core::wire::varint::MAX;
 use tern_core::wire::{
-    Ack, DecodeError, Deliver, EntryBody, Frame, Header, Packet, PacketBuilder, Reader, Send,
-    FLAG_SEALED, TRAILER, VERSION,
+    Ack, DecodeError, Deliver, EncodeError, EntryBody, Frame, Header, Packet, PacketBuilder,
+    Reader, Send, FLAG_SEALED, TRAILER,
 };
 
 #[path = "common/proptest_seed.rs"]
@@ -120,7 +120,13 @@ fn merge_padding(frames: Vec<Frame>) -> Vec<Frame> {
 fn any_packet() -> impl Strategy<Value = Packet> {
     (header(), vec(frame(), 0..6)).prop_map(|(header, frames)| Packet {
         header,
-        frames: merge_padding(frames),
+        // Frames of a later version than the header's are not this packet's.
+        frames: merge_padding(
+            frames
+                .into_iter()
+                .filter(|f| f.min_version() <= header.version)
+                .collect(),
+        ),
     })
 }
 
@@ -160,7 +166,7 @@ fn datagram(header: Header, body: &[u8]) -> Bytes {
 /// trailer does not match, by the order of packet.md "Decoding": version,
 /// then the sealed flag, then the trailer.
 fn damage_verdict(datagram: &[u8]) -> DecodeError {
-    if datagram[0] != VERSION {
+    if !tern_core::wire::is_supported_version(datagram[0]) {
         DecodeError::UnsupportedVersion(datagram[0])
     } else if datagram[1] == FLAG_SEALED {
         DecodeError::Sealed
@@ -172,6 +178,7 @@ fn damage_verdict(datagram: &[u8]) -> DecodeError {
 const H: Header = Header {
     session_id: 0x3f8e_2c91_d4a7_b615,
     packet_number: 1,
+    version: tern_core::wire::VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -233,6 +240,7 @@ proptest! {
                     prop_assert_eq!(before - b.remaining(), f.encoded_len());
                     pushed.push(f);
                 }
+                Err(EncodeError::WrongVersion { .. }) => prop_assert!(f.min_version() > h.version),
                 Err(_) => prop_assert!(f.encoded_len() > before),
             }
         }
@@ -322,6 +330,8 @@ proptest! {
         // counts against the local limit of 65,536 rejects, not the global one.
         f in frame().prop_filter("not padding", |f| !matches!(f, Frame::Padding(_))),
     ) {
+        // A frame travels in a packet of a version that defines it.
+        let h = Header { version: h.version.max(f.min_version()), ..h };
         let p = Packet { header: h, frames: vec![f] };
         let full = p.encode();
         prop_assert!(full.len() <= MAX_RECV_DATAGRAM);
@@ -382,7 +392,7 @@ proptest! {
             raw[i] = value;
             // Damage in transit is caught by the trailer, unless it hits one
             // of the two bytes read before the trailer (packet.md
-            // "Decoding"): a version other than 1, or flags of exactly 0x01,
+            // "Decoding"): a version this side does not speak, or flags of exactly 0x01,
             // which mark a sealed packet (a tag, no trailer).
             if changed && crc32fast::hash(&raw[..body.len()]) != crc32fast::hash(&full[..body.len()]) {
                 prop_assert_eq!(Packet::decode(Bytes::from(raw.clone())), Err(damage_verdict(&raw)));
@@ -521,8 +531,8 @@ fn version_then_sealed_flag_then_trailer() {
             Err(DecodeError::Sealed)
         );
         assert_eq!(
-            Packet::decode(with_byte(0, 2, fix)),
-            Err(DecodeError::UnsupportedVersion(2))
+            Packet::decode(with_byte(0, 3, fix)),
+            Err(DecodeError::UnsupportedVersion(3))
         );
     }
     assert_eq!(
@@ -552,6 +562,7 @@ fn a_bit_flip_that_sets_the_sealed_flag_is_sealed_not_checksum() {
         header: Header {
             session_id: 0,
             packet_number: 1,
+            version: tern_core::wire::VERSION,
         },
         frames: vec![],
     }
@@ -593,6 +604,7 @@ fn largest_frames_fit_in_a_datagram() {
     let header = Header {
         session_id: u64::MAX,
         packet_number: MAX,
+        version: tern_core::wire::VERSION,
     };
     let payload = Bytes::from(vec![0u8; MAX_PAYLOAD]);
     let send = Frame::Send(Send {

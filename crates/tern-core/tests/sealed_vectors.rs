@@ -40,6 +40,7 @@ fn clear_packet() -> Bytes {
         Header {
             session_id: 0x3f8e_2c91_d4a7_b615,
             packet_number: 7,
+            version: tern_core::wire::VERSION,
         },
         1200,
     );

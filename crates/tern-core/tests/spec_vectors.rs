@@ -1,37 +1,22 @@
-//! Checks `proto-spec/test-vectors.md` against the codec.
-//!
-//! Every `### name` heading in that file is followed by a ```hex block holding a
-//! whole datagram. This test knows, for each name, what the datagram must mean:
-//! a valid packet (decode gives exactly that packet, and encoding it gives back
-//! exactly those bytes), a packet sent with non-minimal varints (decodes, and
-//! re-encodes to the minimal form), or an invalid datagram (decode fails with
-//! exactly that error). A vector present on one side only fails the test.
+//! Checks `proto-spec/test-vectors.md` (protocol version 1) against the
+//! codec, with the harness in `common/vectors.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+#[path = "spec_vectors/bounds.rs"]
+mod bounds;
+#[path = "common/vectors.rs"]
+mod vectors;
 
 use bytes::Bytes;
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EntryBody, ErrorFrame, Frame, Header, Login, LoginOk, Packet,
     PageEnd, Preview, Pull, Read, Recall, ReceiptStatus, Send, Summary, SummaryEnd, SummaryRequest,
 };
+use vectors::{unhex, Expect};
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../proto-spec/test-vectors.md"
 );
-
-/// What a vector must decode to.
-enum Expect {
-    /// Decodes to this packet, which encodes back to the same bytes.
-    Valid(Packet),
-    /// Decodes to this packet; encoding it gives the minimal form `canonical`.
-    NonCanonical {
-        packet: Packet,
-        canonical: &'static str,
-    },
-    /// Decoding fails with this error.
-    Invalid(DecodeError),
-}
 
 // Values shared by the vectors (see the "Cast" section of test-vectors.md).
 const SESSION: u64 = 0x3f8e_2c91_d4a7_b615;
@@ -52,6 +37,7 @@ fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
         header: Header {
             session_id,
             packet_number,
+            version: tern_core::wire::VERSION,
         },
         frames,
     }
@@ -115,7 +101,7 @@ fn too_long(field: &'static str, len: u64, max: usize) -> Expect {
 
 /// Every vector the markdown must hold, by name.
 fn vectors() -> Vec<(&'static str, Expect)> {
-    vec![
+    let mut all = vec![
         (
             "login",
             valid(
@@ -459,7 +445,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                     code: 2,
                     frame_type: 0,
                     seq: 0,
-                    reason: "unsupported protocol version 2".into(),
+                    reason: "unsupported protocol version 3".into(),
                 })],
             ),
         ),
@@ -508,7 +494,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "short_varint",
             invalid(DecodeError::Incomplete { needed: 3 }),
         ),
-        ("bad_version", invalid(DecodeError::UnsupportedVersion(2))),
+        ("bad_version", invalid(DecodeError::UnsupportedVersion(3))),
         ("nonzero_flags", bad_value("flags")),
         ("sealed_flags", invalid(DecodeError::Sealed)),
         ("damaged_flags_sealed", invalid(DecodeError::Sealed)),
@@ -526,156 +512,12 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "valid_frame_then_unknown",
             invalid(DecodeError::UnknownFrame(0x09)),
         ),
-        ("oversize_payload", too_long("payload", 1025, 1024)),
-        ("oversize_token", too_long("token", 513, 512)),
-        (
-            "huge_extension_length",
-            too_long("extension", (1 << 62) - 1, 1024),
-        ),
-        ("too_many_ack_ranges", too_long("ack ranges", 33, 32)),
-        ("ack_ranges_touching", bad_value("ack gap")),
-        ("ack_range_overflow", bad_value("ack gap")),
-        ("too_many_previews", too_long("previews", 9, 8)),
-        ("zero_seq", bad_value("seq")),
-        ("zero_target_seq", bad_value("target_seq")),
-        ("zero_next_send_seq", bad_value("next_send_seq")),
-        ("device_over_u32", bad_value("device")),
-        ("bad_ack_flags", bad_value("ack flags")),
-        ("bad_end_flag", bad_value("end")),
-        ("bad_entry_kind", bad_value("entry kind")),
-        ("bad_receipt_status", bad_value("status")),
-        (
-            "bad_utf8_reason",
-            invalid(DecodeError::InvalidUtf8 { field: "reason" }),
-        ),
-    ]
-}
-
-/// Decodes hex, ignoring ASCII whitespace. Panics on anything else.
-fn unhex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits in {s:?}");
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).expect("ascii");
-            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("bad hex digits {pair:?}"))
-        })
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Reads every `### name` heading and the ```hex block that follows it.
-fn parse_vectors(markdown: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut name: Option<String> = None;
-    let mut block: Option<String> = None;
-    for (i, line) in markdown.lines().enumerate() {
-        let line_no = i + 1;
-        if let Some(body) = block.as_mut() {
-            if line.trim() == "```" {
-                let name = name
-                    .take()
-                    .unwrap_or_else(|| panic!("line {line_no}: hex block without a ### heading"));
-                let bytes = unhex(body);
-                assert!(
-                    out.insert(name.clone(), bytes).is_none(),
-                    "vector {name} appears twice"
-                );
-                block = None;
-            } else {
-                body.push_str(line);
-                body.push('\n');
-            }
-        } else if let Some(heading) = line.strip_prefix("### ") {
-            assert!(
-                name.is_none(),
-                "line {line_no}: vector {:?} has no hex block",
-                name.unwrap()
-            );
-            name = Some(heading.trim().to_string());
-        } else if line.trim() == "```hex" {
-            block = Some(String::new());
-        } else if line.starts_with("## ") || line.starts_with("# ") {
-            assert!(
-                name.is_none(),
-                "line {line_no}: vector {:?} has no hex block",
-                name.unwrap()
-            );
-        }
-    }
-    assert!(block.is_none(), "unterminated hex block at end of file");
-    assert!(
-        name.is_none(),
-        "vector {:?} has no hex block",
-        name.unwrap()
-    );
-    out
-}
-
-fn check(name: &str, bytes: &[u8], expect: &Expect) {
-    let decoded = Packet::decode(Bytes::copy_from_slice(bytes));
-    match expect {
-        Expect::Valid(packet) => {
-            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
-            assert_eq!(hex(&packet.encode()), hex(bytes), "{name}: encode");
-        }
-        Expect::NonCanonical { packet, canonical } => {
-            assert_eq!(decoded.as_ref(), Ok(packet), "{name}: decode");
-            let canonical = unhex(canonical);
-            assert_ne!(canonical, bytes, "{name}: the vector is canonical");
-            assert_eq!(hex(&packet.encode()), hex(&canonical), "{name}: encode");
-        }
-        Expect::Invalid(err) => {
-            assert_eq!(decoded.as_ref(), Err(err), "{name}: decode");
-        }
-    }
+    ];
+    all.extend(bounds::vectors());
+    all
 }
 
 #[test]
 fn spec_vectors_match_the_codec() {
-    let markdown = std::fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
-    let found = parse_vectors(&markdown);
-    let expected = vectors();
-
-    let mut names = BTreeSet::new();
-    let mut missing = Vec::new();
-    for (name, expect) in &expected {
-        assert!(names.insert(*name), "the test lists {name} twice");
-        match found.get(*name) {
-            Some(bytes) => check(name, bytes, expect),
-            None => {
-                // Print the encoding so that a new vector can be pasted in.
-                let shown = match expect {
-                    Expect::Valid(p) | Expect::NonCanonical { packet: p, .. } => hex(&p.encode()),
-                    Expect::Invalid(_) => "(hand-made bytes)".to_string(),
-                };
-                missing.push(format!("{name}: {shown}"));
-            }
-        }
-    }
-    let unchecked: Vec<&String> = found
-        .keys()
-        .filter(|n| !names.contains(n.as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "vectors missing from test-vectors.md:\n{}",
-        missing.join("\n")
-    );
-    assert!(
-        unchecked.is_empty(),
-        "vectors in test-vectors.md that this test does not check: {unchecked:?}"
-    );
-}
-
-#[test]
-fn parser_rejects_a_heading_without_hex() {
-    let md = "### a\n```hex\n01\n```\n### b\ntext\n### c\n```hex\n02\n```\n";
-    assert!(std::panic::catch_unwind(|| parse_vectors(md)).is_err());
-    let ok = parse_vectors("# t\n### a\nsome text\n```hex\n01 02\n03\n```\n");
-    assert_eq!(ok.get("a"), Some(&vec![1, 2, 3]));
+    vectors::check_file(SPEC, vectors());
 }

@@ -1,13 +1,14 @@
 //! The one launcher of the real `ternd` binary, for the chaos run, the
 //! benchmarks, the peer bench and the integration tests.
 //!
-//! [`TerndConfig`] says how: `ternd serve --listen ADDR [--quic ADDR]
-//! --data-dir DIR` plus extra arguments and environment, optionally behind
+//! [`TerndConfig`] says how: `ternd serve --listen ADDR --quic ADDR|off
+//! --data-dir DIR` (QUIC off unless asked for, or left to the daemon's own
+//! configuration) plus extra arguments and environment, optionally behind
 //! a command prefix (the peer bench runs it in a network namespace with
 //! `ip netns exec NS`), stderr to a log file. [`Ternd`] is the running
 //! daemon: the UDP address (and QUIC address, certificate fingerprint and
-//! seal key) read from the lines `ternd serve` prints, SIGKILL, SIGTERM and
-//! a restart on the same data folder and ports.
+//! seal key) read from the lines `ternd serve` prints, any later line it
+//! prints, SIGKILL, SIGTERM and a restart on the same data folder and ports.
 //!
 //! The `TERN_*` variables of the calling process are not passed on: a
 //! launched daemon is configured only by its data folder and what the
@@ -20,6 +21,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use tern::client::SealKey;
+use tern::config::QuicListen;
 use thiserror::Error;
 
 use crate::process::{next_to_exe, ChildProcess, OnDrop, ProcessError, Stderr};
@@ -61,7 +63,8 @@ pub struct TerndConfig {
     binary: PathBuf,
     data_dir: PathBuf,
     listen: SocketAddr,
-    quic: Option<SocketAddr>,
+    /// `--quic` (`None`: not passed, the daemon's configuration decides).
+    quic: Option<QuicListen>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     prefix: Vec<OsString>,
@@ -71,14 +74,14 @@ pub struct TerndConfig {
 }
 
 impl TerndConfig {
-    /// `binary serve --listen 127.0.0.1:0 --data-dir data_dir`, stderr
-    /// discarded, 30 s to come up, SIGKILLed when dropped.
+    /// `binary serve --listen 127.0.0.1:0 --quic off --data-dir data_dir`,
+    /// stderr discarded, 30 s to come up, SIGKILLed when dropped.
     pub fn new(binary: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> TerndConfig {
         TerndConfig {
             binary: binary.into(),
             data_dir: data_dir.into(),
             listen: "127.0.0.1:0".parse().expect("literal"),
-            quic: None,
+            quic: Some(QuicListen::Off),
             args: Vec::new(),
             env: Vec::new(),
             prefix: Vec::new(),
@@ -94,10 +97,16 @@ impl TerndConfig {
         self
     }
 
-    /// Also serve QUIC here (port 0 picks one); then the launcher waits for
-    /// the QUIC address and certificate fingerprint too.
+    /// Also serve QUIC here (port 0 picks one).
     pub fn quic(mut self, addr: SocketAddr) -> Self {
-        self.quic = Some(addr);
+        self.quic = Some(QuicListen::At(addr));
+        self
+    }
+
+    /// Leaves QUIC to the daemon's own configuration (its environment and
+    /// defaults: on, next to raw UDP), as `scripts/serve.sh` starts it.
+    pub fn quic_as_configured(mut self) -> Self {
+        self.quic = None;
         self
     }
 
@@ -198,7 +207,11 @@ impl TerndConfig {
         loop {
             match self.clone().start() {
                 Ok(mut d) => {
-                    for (asked, got) in [(Some(self.listen), Some(d.addr)), (self.quic, d.quic)] {
+                    let quic = match self.quic {
+                        Some(QuicListen::At(a)) => Some(a),
+                        _ => None,
+                    };
+                    for (asked, got) in [(Some(self.listen), Some(d.addr)), (quic, d.quic)] {
                         if let (Some(asked), Some(got)) = (asked, got) {
                             if asked.port() != 0 && got != asked {
                                 let _ = d.kill();
@@ -234,6 +247,7 @@ struct Printed {
     udp: Option<SocketAddr>,
     quic: Option<SocketAddr>,
     fingerprint: Option<String>,
+    quic_off: bool,
 }
 
 fn parse_addr(a: &str) -> Result<SocketAddr, TerndError> {
@@ -242,10 +256,9 @@ fn parse_addr(a: &str) -> Result<SocketAddr, TerndError> {
 
 impl Ternd {
     /// Reads the start lines: `seal key K` (first, when sealing is on),
-    /// `listening on udp://A`, then with QUIC `listening on quic://A` and
-    /// `quic certificate sha256 FP`.
+    /// `listening on udp://A`, then `listening on quic://A` and `quic
+    /// certificate sha256 FP`, or `quic off`.
     fn read_addresses(&mut self) -> Result<(), TerndError> {
-        let want_quic = self.config.quic.is_some();
         let timeout = self.config.ready_timeout;
         let process = self.process.as_mut().ok_or(TerndError::NotRunning)?;
         let mut p = Printed::default();
@@ -266,8 +279,10 @@ impl Ternd {
                 });
             } else if let Some(f) = line.strip_prefix("quic certificate sha256 ") {
                 p.fingerprint = Some(f.to_string());
+            } else if line.starts_with("quic off") {
+                p.quic_off = true;
             }
-            let done = p.udp.is_some() && (!want_quic || p.fingerprint.is_some());
+            let done = p.udp.is_some() && (p.quic_off || p.fingerprint.is_some());
             done.then(|| Ok(std::mem::take(&mut p)))
         })??;
         self.addr = printed.udp.expect("waited for");
@@ -281,6 +296,19 @@ impl Ternd {
     /// The server API's address (`[api] listen`), when enabled.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api
+    }
+
+    /// Reads what it prints after its start lines until `ready` returns a
+    /// value (it sees every line), for at most `timeout`; `what` names the
+    /// awaited output in the error. On failure the process is SIGKILLed.
+    pub fn wait_for_line<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        ready: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, TerndError> {
+        let process = self.process.as_mut().ok_or(TerndError::NotRunning)?;
+        Ok(process.wait_for(what, timeout, ready)?)
     }
 
     /// The raw UDP address clients send to.

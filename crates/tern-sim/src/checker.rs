@@ -12,6 +12,10 @@
 //!   released, and the server never holds a checkpoint past the one the
 //!   device persisted (else the server may delete entries a restarted
 //!   device still needs).
+//!
+//! With own copies (protocol version 2), a message also reaches every
+//! device of its sender's user, the sending one included, under the same
+//! rules.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,7 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::world::SimReport;
 use tern_core::client::Checkpoint;
 use tern_core::time::Time;
-use tern_core::wire::{Deliver, EntryBody};
+use tern_core::wire::{Entry, SyncBody};
 
 /// (user, device) of a sender or a receiving device.
 pub type Dev = (u64, u32);
@@ -45,9 +49,19 @@ struct Inbox {
     order: HashMap<Dev, Vec<(u64, u32)>>,
 }
 
+/// Whether `me` is meant to get a message `from` sent (`s`).
+fn meant_for(own_copies: bool, s: &Sent, from: Dev, me: Dev) -> bool {
+    s.to == me.0 || (own_copies && from.0 == me.0)
+}
+
 /// Collects what senders and receivers saw.
 #[derive(Default)]
 pub struct Checker {
+    /// Messages also reach their sender's devices (version 2).
+    own_copies: bool,
+    /// Devices added after the messages were sent: what they get of them
+    /// (the backlog not yet trimmed) is checked for order, not counted.
+    late: HashSet<Dev>,
     sent: HashMap<Msg, Sent>,
     /// Stored reports in the current life of each sender.
     stored_life: HashSet<Msg>,
@@ -62,6 +76,15 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A checker; `own_copies` when messages also reach every device of
+    /// their sender's user (version 2).
+    pub fn new(own_copies: bool) -> Self {
+        Checker {
+            own_copies,
+            ..Checker::default()
+        }
+    }
+
     /// The payload that identifies message `n` of a device.
     pub fn payload(user: u64, device: u32, n: u32) -> Bytes {
         let mut b = BytesMut::with_capacity(16);
@@ -122,13 +145,19 @@ impl Checker {
     }
 
     /// The server refused message `n` of `from`.
-    pub fn on_rejected(&mut self, from: Dev, n: u32, code: u64) {
-        self.violations
-            .push(format!("{from:?} message {n} rejected with code {code}"));
+    pub fn on_rejected(&mut self, from: Dev, n: Option<u32>, code: u64) {
+        self.violations.push(format!(
+            "{from:?} operation {n:?} (a message if numbered) rejected with code {code}"
+        ));
+    }
+
+    /// Whether `me` is meant to get message `n` of `from`.
+    fn meant_for(&self, s: &Sent, from: Dev, me: Dev) -> bool {
+        meant_for(self.own_copies, s, from, me)
     }
 
     /// An inbox entry was handed to the application of `me`.
-    pub fn on_entry(&mut self, now: Time, me: Dev, d: &Deliver) {
+    pub fn on_entry(&mut self, now: Time, me: Dev, d: &Entry) {
         let inbox = self.inboxes.entry(me).or_default();
         if d.seq != inbox.last + 1 {
             self.violations.push(format!(
@@ -137,7 +166,7 @@ impl Checker {
             ));
         }
         inbox.last = inbox.last.max(d.seq);
-        let EntryBody::Message { payload, .. } = &d.body else {
+        let SyncBody::Message { payload, .. } = &d.body else {
             return;
         };
         let Some((u, dv, n)) = Self::parse(payload) else {
@@ -160,7 +189,9 @@ impl Checker {
             ));
             return;
         }
-        self.delivered += 1;
+        if !self.late.contains(&me) {
+            self.delivered += 1;
+        }
         let order = inbox.order.entry(from).or_default();
         if let Some(&(_, last)) = order.last().filter(|(_, last)| *last > n) {
             self.violations
@@ -176,16 +207,32 @@ impl Checker {
             None => {
                 self.first_seq.insert((me, (from, n)), d.seq);
                 if let Some(s) = self.sent.get(&(from, n)) {
-                    if s.to != me.0 {
+                    if !self.meant_for(s, from, me) {
                         self.violations.push(format!(
                             "{me:?} got message {n} of {from:?} meant for {}",
                             s.to
                         ));
                     }
-                    self.latencies
-                        .push(now.saturating_since(s.at).as_micros() as u64);
+                    if s.to == me.0 {
+                        self.latencies
+                            .push(now.saturating_since(s.at).as_micros() as u64);
+                    }
                 }
             }
+        }
+    }
+
+    /// `me` joins after the messages were sent.
+    pub fn add_late(&mut self, me: Dev) {
+        self.late.insert(me);
+    }
+
+    /// `me` logged in for the first time; its timeline starts after
+    /// `checkpoint` (a device added late gets no entries from before).
+    pub fn on_first_login(&mut self, me: Dev, checkpoint: u64) {
+        let inbox = self.inboxes.entry(me).or_default();
+        if inbox.last == 0 {
+            inbox.last = checkpoint;
         }
     }
 
@@ -224,7 +271,8 @@ impl Checker {
     /// stored and every receiving device has every message.
     pub fn all_delivered(&self, devices_per_user: u64) -> bool {
         let n = self.sent.len() as u64;
-        self.stored_count == n && self.delivered == n * devices_per_user
+        let users = if self.own_copies { 2 } else { 1 };
+        self.stored_count == n && self.delivered == n * devices_per_user * users
     }
 
     /// Final check over all devices; fills the report.
@@ -235,7 +283,10 @@ impl Checker {
                     "message {n} of {from:?} never acknowledged as stored"
                 ));
             }
-            for dev in devices.iter().filter(|(u, _)| *u == s.to) {
+            for dev in devices
+                .iter()
+                .filter(|d| meant_for(self.own_copies, s, *from, **d))
+            {
                 let got = self
                     .inboxes
                     .get(dev)

@@ -19,20 +19,23 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::audit::Audit;
 use crate::checker::{Checker, Dev};
+use crate::conv_view::{Mark, Views};
 use crate::impairment::Link;
 use tern_core::client::{
-    Checkpoint, ClientConfig, ClientConn, ClientEvent, OpId, Outgoing, Release,
+    Checkpoint, ClientConfig, ClientConn, ClientEvent, Held, OpId, Outgoing, Release,
 };
 use tern_core::time::Time;
+use tern_core::wire::{ConvRef, Entry};
 
 /// One operation in the durable outbox.
 struct Row {
     /// Uplink sequence it is stored under (0: none yet).
     seq: u64,
     op: Outgoing,
-    /// The checker's message counter.
-    n: u32,
+    /// The checker's message counter (none: not a message).
+    n: Option<u32>,
 }
 
 /// What survives a crash: the state folder.
@@ -42,6 +45,11 @@ struct Durable {
     /// By key, in submission order.
     outbox: BTreeMap<u64, Row>,
     next_key: u64,
+    /// The conversations the application read (version 2).
+    views: Views,
+    /// The ranges of each conversation the connection held at the last
+    /// checkpoint write, saved with it as the library does.
+    held: Vec<(ConvRef, Held)>,
 }
 
 /// One run of the application and its connection; lost at a crash.
@@ -50,13 +58,14 @@ struct Process {
     /// Outbox key of each operation the connection holds.
     ops: HashMap<OpId, u64>,
     /// Entries handed up that the application has not read yet.
-    unread: VecDeque<u64>,
+    unread: VecDeque<Entry>,
     /// When the application reads them.
     read_at: Option<Time>,
     /// Highest entry read (and so released).
     read: u64,
-    /// A checkpoint write under way, and when it is on disk.
-    writing: Option<(Checkpoint, Time)>,
+    /// A checkpoint write under way (with the held ranges), and when it
+    /// is on disk.
+    writing: Option<(Checkpoint, Vec<(ConvRef, Held)>, Time)>,
 }
 
 /// What one wake-up of a device produced.
@@ -95,6 +104,10 @@ pub struct SimClient {
     durable: Durable,
     process: Option<Process>,
     trace: bool,
+    /// Version 2: the application marks what it read as read.
+    pub(crate) marks: bool,
+    /// The end-of-run audit of a conversations run.
+    pub(crate) audit: Audit,
 }
 
 impl SimClient {
@@ -130,6 +143,8 @@ impl SimClient {
             durable: Durable::default(),
             process: None,
             trace: std::env::var_os("TERN_SIM_TRACE").is_some(),
+            marks: false,
+            audit: Audit::default(),
         };
         c.start(now, addr);
         c
@@ -146,6 +161,7 @@ impl SimClient {
         cfg.persist = true;
         cfg.epoch = self.durable.checkpoint.epoch;
         cfg.checkpoint = self.durable.checkpoint.seq;
+        cfg.held = self.durable.held.clone();
         let mut ops = HashMap::new();
         for (i, (key, row)) in self.durable.outbox.iter().enumerate() {
             cfg.resume.push((row.seq, row.op.clone()));
@@ -183,9 +199,15 @@ impl SimClient {
         }
     }
 
-    /// The application submits message `n`: stored in the outbox (under
-    /// the sequence it gets at once, if any) before the connection has it.
-    pub fn submit(&mut self, now: Time, op: Outgoing, n: u32) -> bool {
+    /// What the application read of its conversations.
+    pub fn views(&self) -> &Views {
+        &self.durable.views
+    }
+
+    /// The application submits message `n` (none: another operation):
+    /// stored in the outbox (under the sequence it gets at once, if any)
+    /// before the connection has it.
+    pub fn submit(&mut self, now: Time, op: Outgoing, n: Option<u32>) -> bool {
         let Some(p) = &mut self.process else {
             return false;
         };
@@ -212,6 +234,7 @@ impl SimClient {
                     && p.unread.is_empty()
                     && p.writing.is_none()
             })
+            && !self.audit.running()
     }
 
     /// When this device must next be woken.
@@ -222,10 +245,14 @@ impl SimClient {
         let Some(p) = &self.process else {
             return self.restart_at;
         };
-        [p.conn.poll_timeout(), p.read_at, p.writing.map(|(_, t)| t)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            p.conn.poll_timeout(),
+            p.read_at,
+            p.writing.as_ref().map(|w| w.2),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// One wake-up, as the driver's loop does it.
@@ -242,7 +269,15 @@ impl SimClient {
             }
             let row = |op: &OpId| p.ops.get(op).copied();
             match ev {
-                ClientEvent::LoggedIn { .. } => woken.logged_in = true,
+                ClientEvent::LoggedIn { checkpoint, .. } => {
+                    woken.logged_in = true;
+                    if self.durable.checkpoint.epoch == 0 {
+                        // A new device starts at the timeline's head: what
+                        // came before it is not its to read.
+                        p.read = p.read.max(checkpoint);
+                        checker.on_first_login(dev, checkpoint);
+                    }
+                }
                 ClientEvent::SendFailed { .. } => woken.send_failures += 1,
                 ClientEvent::Sequenced { op, seq }
                 | ClientEvent::Resequenced { op, new: seq, .. } => {
@@ -251,8 +286,9 @@ impl SimClient {
                     }
                 }
                 ClientEvent::Stored { op, seq, .. } => {
-                    if let Some(r) = row(&op).and_then(|k| self.durable.outbox.remove(&k)) {
-                        checker.on_stored(dev, r.n, seq);
+                    let r = row(&op).and_then(|k| self.durable.outbox.remove(&k));
+                    if let Some(n) = r.and_then(|r| r.n) {
+                        checker.on_stored(dev, n, seq);
                     }
                     p.ops.remove(&op);
                 }
@@ -262,9 +298,11 @@ impl SimClient {
                     }
                     p.ops.remove(&op);
                 }
+                ClientEvent::ConvList(list) => self.audit.on_list(list),
+                ClientEvent::History(page) => self.audit.on_page(&page),
                 ClientEvent::Entry(d) => {
                     checker.on_entry(now, dev, &d);
-                    p.unread.push_back(d.seq);
+                    p.unread.push_back(d);
                     if p.read_at.is_none() {
                         let delay = self.read_delay.mul_f64(self.rng.gen_range(0.0..1.0));
                         p.read_at = Some(now + delay);
@@ -274,14 +312,29 @@ impl SimClient {
             }
         }
         // The application reads some of what it was handed (the rest a bit
-        // later), and releases what it read.
+        // later), keeps it, and releases what it read; now and then it
+        // marks a conversation read.
+        let mut marks = Vec::new();
         if p.read_at.is_some_and(|t| t <= now) {
             p.read_at = None;
             let k = self.rng.gen_range(1..=p.unread.len().max(1));
-            if let Some(&last) = p.unread.get(k - 1) {
-                p.read = last;
+            let read: Vec<Entry> = p.unread.drain(..k.min(p.unread.len())).collect();
+            if let Some(last) = read.last() {
+                p.read = last.seq;
             }
-            p.unread.drain(..k.min(p.unread.len()));
+            let views = &mut self.durable.views;
+            let mut convs: Vec<ConvRef> = read.iter().map(|e| e.conv).collect();
+            convs.dedup();
+            for conv in convs {
+                if self.marks && self.rng.gen_bool(0.3) {
+                    marks.extend(views.mark_for(self.user, &read, conv));
+                }
+            }
+            for e in &read {
+                if let Some(v) = views.apply(self.user, e) {
+                    checker.violation(format!("{dev:?}: {v}"));
+                }
+            }
             if !p.unread.is_empty() {
                 let delay = self.read_delay.mul_f64(self.rng.gen_range(0.0..1.0));
                 p.read_at = Some(now + delay);
@@ -293,12 +346,14 @@ impl SimClient {
         if p.writing.is_none() {
             if let Some(cp) = p.conn.poll_persist() {
                 checker.on_persist(dev, cp, p.read);
-                p.writing = Some((cp, now + self.write_latency));
+                let held = p.conn.all_held().map(|(c, h)| (*c, h.clone())).collect();
+                p.writing = Some((cp, held, now + self.write_latency));
             }
         }
-        if let Some((cp, _)) = p.writing.filter(|(_, done)| *done <= now) {
-            p.writing = None;
+        if p.writing.as_ref().is_some_and(|w| w.2 <= now) {
+            let (cp, held, _) = p.writing.take().expect("checked above");
             self.durable.checkpoint = cp;
+            self.durable.held = held;
             p.conn.persisted(now, cp);
         }
         if !sequences_stored(p, &self.durable) {
@@ -306,10 +361,31 @@ impl SimClient {
                 "{dev:?}: an operation would be sent before its sequence is stored"
             ));
         }
+        self.audit.drive(now, &mut p.conn);
+        for m in marks {
+            self.mark_read(now, m);
+        }
+        let Some(p) = &mut self.process else {
+            return woken;
+        };
         while let Some(d) = p.conn.poll_transmit(now) {
             woken.out.push(d);
         }
         woken
+    }
+
+    /// The application marks a conversation read: the device's view moves
+    /// at once, the operation goes through the durable outbox.
+    fn mark_read(&mut self, now: Time, m: Mark) {
+        let op = Outgoing::MarkRead {
+            conv: m.conv,
+            up_to: m.up_to,
+            receipt_device: m.receipt_device,
+            receipt_seq: m.receipt_seq,
+        };
+        if self.submit(now, op, None) {
+            self.durable.views.mark(m.conv, m.up_to);
+        }
     }
 }
 

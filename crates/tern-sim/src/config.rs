@@ -47,6 +47,13 @@ pub struct SimConfig {
     pub broker: BrokerConfig,
     /// Virtual time allowed after the window for everything to settle.
     pub settle: Duration,
+    /// Protocol version 2: messages are posted into direct conversations,
+    /// reach every device of both users, applications mark what they read,
+    /// and the run ends with the audit of histories and lists (`audit.rs`).
+    pub conversations: bool,
+    /// Devices that join after the window (conversations runs): they hold
+    /// no sync history and must page through all of it.
+    pub late_devices: u32,
 }
 
 impl SimConfig {
@@ -69,7 +76,16 @@ impl SimConfig {
             write_latency: Duration::ZERO,
             broker: BrokerConfig::default(),
             settle: Duration::from_secs(600),
+            conversations: false,
+            late_devices: 0,
         }
+    }
+
+    /// The same in protocol version 2, with one late device.
+    pub fn conversations(mut self) -> Self {
+        self.conversations = true;
+        self.late_devices = 1;
+        self
     }
 
     /// The same, with sealing required: every session is opened by a Noise

@@ -108,6 +108,7 @@ pub fn packet(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Vec<u8
         header: Header {
             session_id,
             packet_number,
+            version: tern_core::wire::VERSION,
         },
         frames,
     }
@@ -172,8 +173,9 @@ pub fn forbidden_headers() -> Vec<Named> {
     ]
 }
 
-/// Version bytes other than 1 (0 is version negotiation).
-pub const OTHER_VERSIONS: [u8; 5] = [0, 2, 3, 0x7f, 0xff];
+/// Version bytes no server speaks (it speaks 1 and 2; 0 is version
+/// negotiation).
+pub const OTHER_VERSIONS: [u8; 5] = [0, 3, 4, 0x7f, 0xff];
 
 /// `len` bytes starting with version byte `v`, random after it.
 pub fn other_version(v: u8, len: usize, rng: &mut impl RngCore) -> Vec<u8> {
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(back.header.session_id, 7);
         assert_eq!(with_trailer(p[..p.len() - 4].to_vec()), p, "same trailer");
         assert!(Packet::decode(Bytes::from(with_bad_trailer(&p))).is_err());
-        assert!(Packet::decode(Bytes::from(with_version(&p, 2))).is_err());
+        assert!(Packet::decode(Bytes::from(with_version(&p, 3))).is_err());
         assert_eq!(header_bytes(7, 3), p[..11].to_vec());
         for h in forbidden_headers() {
             assert!(Packet::decode(Bytes::from(h.bytes)).is_err(), "{}", h.name);

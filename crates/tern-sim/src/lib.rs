@@ -10,14 +10,21 @@
 //! - `client`: a device: its durable state, and the process driving its
 //!   `ClientConn` exactly as the client library's driver does.
 //! - `checker`: the exactly-once, in-order invariants checked on every run.
+//! - `conv_view`, `audit`: in version 2 runs, what each device's application
+//!   holds of its conversations, and the end-of-run agreement of every
+//!   device with every other and with the server's history and list.
+//! - `seeds`: a scenario over many seeds, failing seeds printed with their replay.
 //! - `pair`: a broker and clients on a perfect link, moved by hand (unit-style tests).
 
+mod audit;
 mod checker;
 mod client;
 mod config;
+mod conv_view;
 pub mod hostile;
 pub mod impairment;
 pub mod pair;
+pub mod seeds;
 pub mod world;
 
 pub use world::{run, SimConfig, SimReport};

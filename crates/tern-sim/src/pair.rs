@@ -27,6 +27,9 @@ pub struct Pair {
     pub clients: Vec<(SocketAddr, ClientConn)>,
     /// Virtual time.
     pub now: Time,
+    /// Every datagram a client sent, with the address it came from, in
+    /// order: tests replay them late.
+    pub sent: Vec<(SocketAddr, Bytes)>,
     cfg: BrokerConfig,
 }
 
@@ -40,6 +43,7 @@ impl Pair {
             store,
             clients: Vec::new(),
             now: Time::ZERO,
+            sent: Vec::new(),
             cfg,
         }
     }
@@ -110,6 +114,7 @@ impl Pair {
         for (addr, c) in &mut self.clients {
             c.handle_timeout(self.now);
             while let Some(d) = c.poll_transmit(self.now) {
+                self.sent.push((*addr, d.clone()));
                 self.broker.handle_datagram(self.now, *addr, d);
                 moved = true;
             }

@@ -56,6 +56,10 @@ struct World<'a> {
     report: SimReport,
     heal_applied: bool,
     registered: usize,
+    /// Devices added after the window (conversations runs).
+    late: usize,
+    /// The end-of-run audit was started (conversations runs).
+    audited: bool,
     /// `TERN_SIM_TRACE` set: print every client event.
     trace: bool,
 }
@@ -94,9 +98,11 @@ impl<'a> World<'a> {
             next_port: 20000,
             crash_at,
             client_crash_at,
-            checker: Checker::default(),
+            checker: Checker::new(cfg.conversations),
             heal_applied: false,
             registered: 0,
+            late: 0,
+            audited: false,
             trace: std::env::var_os("TERN_SIM_TRACE").is_some(),
             report: SimReport {
                 seed: cfg.seed,
@@ -120,6 +126,9 @@ impl<'a> World<'a> {
             expires: u64::MAX,
         });
         let mut ccfg = ClientConfig::new(token.into());
+        if self.cfg.conversations {
+            ccfg.version = tern_core::wire::VERSION_2;
+        }
         ccfg.server_key = self.cfg.broker.seal_key.as_ref().map(|k| k.public());
         ccfg.wall_origin_ms = 1_700_000_000_000;
         let addr = self.fresh_addr();
@@ -142,6 +151,7 @@ impl<'a> World<'a> {
             self.now,
         );
         c.to_send = self.cfg.messages_per_device;
+        c.marks = self.cfg.conversations;
         self.clients.push(c);
     }
 
@@ -172,7 +182,7 @@ impl<'a> World<'a> {
                 self.cfg.seed
             );
             self.step();
-            if self.healed() && self.quiescent() {
+            if self.healed() && self.quiescent() && !self.next_phase() {
                 break;
             }
             let Some(next) = self.next_time() else { break };
@@ -184,6 +194,33 @@ impl<'a> World<'a> {
         }
         self.report.steps = steps;
         self.finish()
+    }
+
+    /// Once everything is delivered in a conversations run: late devices
+    /// join, then every device audits. False when there is nothing left.
+    fn next_phase(&mut self) -> bool {
+        if !self.cfg.conversations {
+            return false;
+        }
+        if self.late == 0 && self.cfg.late_devices > 0 {
+            for k in 0..self.cfg.late_devices {
+                let user = u64::from(k) % self.cfg.users + 1;
+                let device = self.cfg.devices + 1 + k;
+                self.checker.add_late((user, device));
+                self.add_client(user, device);
+                self.clients.last_mut().expect("just added").to_send = 0;
+            }
+            self.late = self.cfg.late_devices as usize;
+            return true;
+        }
+        if !self.audited {
+            self.audited = true;
+            for c in &mut self.clients {
+                c.audit.start();
+            }
+            return true;
+        }
+        false
     }
 
     fn quiescent(&self) -> bool {
@@ -411,13 +448,22 @@ impl<'a> World<'a> {
         c.next_send = now + gap.mul_f64(self.rng.gen_range(0.5..1.5));
         let conv = c.user.min(to) * 1_000_000 + c.user.max(to);
         let payload = Checker::payload(c.user, c.device, n);
-        let op = Outgoing::Send {
-            to,
-            conv,
-            msg_type: 0,
-            payload,
+        let op = if self.cfg.conversations {
+            Outgoing::Post {
+                conv: tern_core::wire::ConvRef::direct(to),
+                topic: conv,
+                msg_type: 0,
+                payload,
+            }
+        } else {
+            Outgoing::Send {
+                to,
+                conv,
+                msg_type: 0,
+                payload,
+            }
         };
-        if c.submit(now, op, n) {
+        if c.submit(now, op, Some(n)) {
             self.report.submitted += 1;
             let dev = (c.user, c.device);
             self.checker.on_submit(now, dev, to, n);
@@ -433,8 +479,27 @@ impl<'a> World<'a> {
 
     fn finish(mut self) -> SimReport {
         self.report.end = self.now.saturating_since(Time::ZERO);
-        let devices: Vec<(u64, u32)> = self.clients.iter().map(|c| (c.user, c.device)).collect();
+        let on_time = self.clients.len() - self.late;
+        let devices: Vec<(u64, u32)> = self.clients[..on_time]
+            .iter()
+            .map(|c| (c.user, c.device))
+            .collect();
         self.checker.verify(&devices, &mut self.report);
+        if self.cfg.conversations {
+            let audited: Vec<_> = self
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| crate::audit::Audited {
+                    dev: (c.user, c.device),
+                    late: i >= on_time,
+                    views: c.views(),
+                    audit: &c.audit,
+                })
+                .collect();
+            let found = crate::audit::check(&audited);
+            self.report.violations.extend(found.into_iter().take(12));
+        }
         let expected =
             self.cfg.users * u64::from(self.cfg.devices) * u64::from(self.cfg.messages_per_device);
         if self.report.submitted != expected {

@@ -11,57 +11,12 @@
 
 use std::time::Duration;
 
-use tern_sim::impairment::{GilbertElliott, Impairment};
-use tern_sim::{run, SimConfig, SimReport};
-
-fn seeds(default: u64) -> Vec<u64> {
-    if let Ok(s) = std::env::var("TERN_SIM_SEED") {
-        return vec![s.parse().expect("TERN_SIM_SEED must be a number")];
-    }
-    let n = std::env::var("TERN_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    (1..=n).collect()
-}
+use tern_sim::impairment::GilbertElliott;
+use tern_sim::seeds::lossy;
+use tern_sim::{SimConfig, SimReport};
 
 fn check_all(name: &str, default_seeds: u64, make: impl Fn(u64) -> SimConfig) -> Vec<SimReport> {
-    let mut failed = Vec::new();
-    let mut reports = Vec::new();
-    for seed in seeds(default_seeds) {
-        let cfg = make(seed);
-        let report = run(&cfg);
-        if std::env::var_os("TERN_SIM_STATS").is_some() {
-            eprintln!(
-                "{name} seed {seed}: virtual {:?}, {} steps, {} datagrams, {} client restarts, {} entries handed again",
-                report.end, report.steps, report.datagrams, report.client_restarts, report.rehanded
-            );
-        }
-        if !report.violations.is_empty() {
-            eprintln!(
-                "FAILED scenario {name} seed {seed} (replay: TERN_SIM_SEED={seed} cargo test -p tern-sim --test sim_exactly_once {name}): {:#?}",
-                report.violations
-            );
-            failed.push(seed);
-        }
-        reports.push(report);
-    }
-    assert!(
-        failed.is_empty(),
-        "scenario {name}: failing seeds {failed:?}"
-    );
-    reports
-}
-
-fn lossy(loss: f64, dup: f64, reorder: f64) -> Impairment {
-    Impairment {
-        loss,
-        dup,
-        reorder,
-        delay: Duration::from_millis(40),
-        jitter: Duration::from_millis(15),
-        ..Impairment::default()
-    }
+    tern_sim::seeds::check_all("sim_exactly_once", name, default_seeds, make)
 }
 
 #[test]

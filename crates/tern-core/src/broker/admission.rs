@@ -15,8 +15,8 @@ use sha2::Sha256;
 use super::{Peer, Transport};
 use crate::time::Time;
 
-/// Seconds a cookie stays valid (it is accepted in its period and the next).
-const COOKIE_PERIOD_SECS: u64 = 30;
+/// How long a cookie is accepted after it was issued, in microseconds.
+const COOKIE_LIFETIME_US: u64 = 60_000_000;
 /// Bytes of MAC kept in a cookie.
 const COOKIE_MAC: usize = 16;
 
@@ -89,9 +89,9 @@ impl Admission {
             .take(now, rate, burst)
     }
 
-    fn mac(&self, period: u64, addr: SocketAddr) -> [u8; COOKIE_MAC] {
+    fn mac(&self, issued_us: u64, addr: SocketAddr) -> [u8; COOKIE_MAC] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any key length");
-        m.update(&period.to_be_bytes());
+        m.update(&issued_us.to_be_bytes());
         match addr.ip() {
             IpAddr::V4(ip) => m.update(&ip.octets()),
             IpAddr::V6(ip) => m.update(&ip.octets()),
@@ -103,31 +103,33 @@ impl Admission {
         out
     }
 
-    /// A cookie binding `addr` to the current period.
-    pub fn cookie(&self, wall_secs: u64, addr: SocketAddr) -> Bytes {
-        let period = wall_secs / COOKIE_PERIOD_SECS;
+    /// A cookie binding `addr` to the time it is issued, `wall_us` (Unix
+    /// microseconds): the time in clear, then a MAC over it and the address.
+    pub fn cookie(&self, wall_us: u64, addr: SocketAddr) -> Bytes {
         let mut v = Vec::with_capacity(8 + COOKIE_MAC);
-        v.extend_from_slice(&period.to_be_bytes());
-        v.extend_from_slice(&self.mac(period, addr));
+        v.extend_from_slice(&wall_us.to_be_bytes());
+        v.extend_from_slice(&self.mac(wall_us, addr));
         Bytes::from(v)
     }
 
-    /// True when `cookie` was issued by us to `addr` in this period or the last.
-    pub fn check(&self, wall_secs: u64, addr: SocketAddr, cookie: &[u8]) -> bool {
+    /// When `cookie` was issued, if we issued it to `addr` within the last
+    /// [`COOKIE_LIFETIME_US`] before `wall_us`. The issue time also tells
+    /// whether the cookie is younger than a session (`login.rs`).
+    pub fn issued(&self, wall_us: u64, addr: SocketAddr, cookie: &[u8]) -> Option<u64> {
         if cookie.len() != 8 + COOKIE_MAC {
-            return false;
+            return None;
         }
-        let period = u64::from_be_bytes(cookie[..8].try_into().unwrap_or([0; 8]));
-        let now = wall_secs / COOKIE_PERIOD_SECS;
-        if period > now || now - period > 1 {
-            return false;
+        let issued = u64::from_be_bytes(cookie[..8].try_into().unwrap_or([0; 8]));
+        if issued > wall_us || wall_us - issued > COOKIE_LIFETIME_US {
+            return None;
         }
         // Constant-time comparison of the MAC.
-        let want = self.mac(period, addr);
-        want.iter()
+        let want = self.mac(issued, addr);
+        let diff = want
+            .iter()
             .zip(&cookie[8..])
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (diff == 0).then_some(issued)
     }
 }
 
@@ -147,21 +149,28 @@ mod tests {
     #[test]
     fn cookie_is_bound_to_address_and_time() {
         let a = Admission::new([7; 32], 10.0, 10.0, 10);
-        let c = a.cookie(1000, addr(1));
-        assert!(a.check(1000, addr(1), &c));
-        assert!(
-            a.check(1000 + COOKIE_PERIOD_SECS, addr(1), &c),
-            "valid in the next period"
+        let t = 1_700_000_000_000_000;
+        let c = a.cookie(t, addr(1));
+        assert_eq!(a.issued(t, addr(1), &c), Some(t));
+        assert_eq!(
+            a.issued(t + COOKIE_LIFETIME_US, addr(1), &c),
+            Some(t),
+            "valid for its whole lifetime"
         );
-        assert!(
-            !a.check(1000 + 3 * COOKIE_PERIOD_SECS, addr(1), &c),
-            "expired"
-        );
-        assert!(!a.check(1000, addr(2), &c), "another port");
+        assert_eq!(a.issued(t + COOKIE_LIFETIME_US + 1, addr(1), &c), None);
+        assert_eq!(a.issued(t - 1, addr(1), &c), None, "issued in the future");
+        assert_eq!(a.issued(t, addr(2), &c), None, "another port");
         let mut forged = c.to_vec();
         forged[12] ^= 1;
-        assert!(!a.check(1000, addr(1), &forged));
-        assert!(!a.check(1000, addr(1), &c[..10]));
+        assert_eq!(a.issued(t, addr(1), &forged), None);
+        let mut moved = c.to_vec();
+        moved[7] ^= 1;
+        assert_eq!(
+            a.issued(t, addr(1), &moved),
+            None,
+            "the time is under the MAC"
+        );
+        assert_eq!(a.issued(t, addr(1), &c[..10]), None);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! uplink ACKs released, entries pushed. A failed commit rolls back every
 //! in-memory assumption.
 
+use super::convs::StagedConvs;
 use super::users::Dev;
 use super::{Broker, BrokerEvent};
-use crate::store::{DeviceState, Store, StoredEntry, WriteBatch, WriteOp};
+use crate::conv::ConvKey;
+use crate::store::{ConvRecord, DeviceState, Store, StoredEntry, WriteBatch, WriteOp};
 use crate::time::Time;
 
 /// A write batch handed to the driver, to commit durably.
@@ -25,6 +27,7 @@ pub(super) struct Staged {
     pub trims: Vec<(u64, u64)>,
     pub dirty_users: Vec<u64>,
     pub dirty_devices: Vec<(u64, u32)>,
+    pub convs: StagedConvs,
 }
 
 impl Staged {
@@ -33,6 +36,7 @@ impl Staged {
             && self.trims.is_empty()
             && self.dirty_users.is_empty()
             && self.dirty_devices.is_empty()
+            && self.convs.is_empty()
     }
 }
 
@@ -41,6 +45,7 @@ pub(super) struct InFlight {
     id: u64,
     appends: Vec<(u64, StoredEntry)>,
     devices: Vec<(u64, u32, DeviceState)>,
+    records: Vec<(ConvKey, ConvRecord)>,
 }
 
 impl<S: Store> Broker<S> {
@@ -93,14 +98,61 @@ impl<S: Store> Broker<S> {
                 up_to: *up_to,
             });
         }
+        self.batch_convs(&staged.convs, &mut batch);
         let id = self.next_commit;
         self.next_commit += 1;
         self.in_flight = Some(InFlight {
             id,
             appends: staged.appends,
             devices,
+            records: staged.convs.records,
         });
         Some(Commit { id, batch })
+    }
+
+    /// The conversation writes of a batch: records, timeline metadata, user
+    /// states (moving their list-index rows), hidden records, trims.
+    fn batch_convs(&mut self, staged: &StagedConvs, batch: &mut WriteBatch) {
+        for (conv, record) in &staged.records {
+            batch.ops.push(WriteOp::PutRecord {
+                conv: *conv,
+                record: record.clone(),
+            });
+        }
+        for conv in &staged.dirty_timelines {
+            if let Some(t) = self.convs.timelines.get_mut(conv) {
+                t.dirty = false;
+                batch.ops.push(WriteOp::ConvMeta {
+                    conv: *conv,
+                    meta: t.meta,
+                });
+            }
+        }
+        for (user, conv) in &staged.dirty_user_convs {
+            if let Some(slot) = self.convs.user_convs.get_mut(&(*user, *conv)) {
+                slot.dirty = false;
+                batch.ops.push(WriteOp::UserConv {
+                    user: *user,
+                    conv: *conv,
+                    state: slot.state,
+                    prev_version: slot.written_version,
+                });
+                slot.written_version = slot.state.version;
+            }
+        }
+        for (user, conv, conv_seq) in &staged.hides {
+            batch.ops.push(WriteOp::Hide {
+                user: *user,
+                conv: *conv,
+                conv_seq: *conv_seq,
+            });
+        }
+        for (conv, up_to) in &staged.trims {
+            batch.ops.push(WriteOp::TrimConv {
+                conv: *conv,
+                up_to: *up_to,
+            });
+        }
     }
 
     /// The driver's report on a batch from [`Broker::poll_commit`].
@@ -112,6 +164,7 @@ impl<S: Store> Broker<S> {
             Ok(()) => {
                 self.stats.commits += 1;
                 self.on_durable(now, done);
+                self.evict_conv_caches();
             }
             Err(error) => {
                 self.stats.commit_failures += 1;
@@ -123,6 +176,14 @@ impl<S: Store> Broker<S> {
     }
 
     pub(super) fn on_durable(&mut self, now: Time, done: InFlight) {
+        // Durable records are the store's now, unless a newer version of
+        // one (a recall) is still staged.
+        for (conv, record) in &done.records {
+            let key = (*conv, record.conv_seq);
+            if self.convs.pending.get(&key) == Some(record) {
+                self.convs.pending.remove(&key);
+            }
+        }
         for (user, device, state) in done.devices {
             let Some(d) = self
                 .users
@@ -161,6 +222,7 @@ impl<S: Store> Broker<S> {
     /// store. Senders retransmit whatever was not acknowledged.
     pub(super) fn roll_back(&mut self) {
         self.staged = Staged::default();
+        self.convs = Default::default();
         let live: Vec<(u64, u64, u32)> = self
             .sessions
             .values()

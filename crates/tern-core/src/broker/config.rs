@@ -33,6 +33,13 @@ pub struct BrokerConfig {
     pub uplink: ReceiverConfig,
     /// Entries older than this are deleted even if a device never read them.
     pub retention: Duration,
+    /// Records of a conversation's history older than this are deleted
+    /// (`None`: kept forever). Never shorter than `retention`: a sync entry
+    /// outlives the record it names only as a marker.
+    pub history_retention: Option<Duration>,
+    /// Conversation timelines (and user states) cached, at most, before
+    /// the clean ones are dropped after a commit.
+    pub conv_cache_entries: usize,
     /// Answer a LOGIN from an unproven address with RETRY (a stateless
     /// cookie) instead of creating a session: no state and no amplification
     /// for spoofed sources, at the cost of one round trip per login.
@@ -86,6 +93,8 @@ impl Default for BrokerConfig {
             downlink: SenderConfig::default(),
             uplink: ReceiverConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            history_retention: None,
+            conv_cache_entries: 65_536,
             validate_addresses: true,
             prelogin_rate: 5_000.0,
             prelogin_burst: 10_000.0,

@@ -5,9 +5,9 @@
 use super::session::{DownItem, Downlink};
 use super::{Broker, BrokerEvent};
 use crate::reliability::SenderEvent;
-use crate::store::{Origin, Store, StoredEntry};
+use crate::store::{Origin, Store, StoredEntry, SyncEntry, SyncItem};
 use crate::time::Time;
-use crate::wire::{Ack, EntryBody, ReceiptStatus};
+use crate::wire::{Ack, ReceiptStatus};
 
 impl<S: Store> Broker<S> {
     /// A committed entry for a session's user: push it if the session pushes.
@@ -19,8 +19,8 @@ impl<S: Store> Broker<S> {
             Downlink::Push(sender) => {
                 if sender.next_seq() == entry.seq && !sender.is_full() {
                     let item = DownItem {
-                        frame: entry.frame.clone(),
-                        origin: entry.meta.origin,
+                        frame: super::render::render(entry, s.user, s.version),
+                        origin: entry.entry.origin(),
                     };
                     let _ = sender.push(now, item);
                 }
@@ -60,6 +60,7 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        let (owner, version) = (s.user, s.version);
         let Downlink::Push(sender) = &mut s.down else {
             return;
         };
@@ -68,8 +69,8 @@ impl<S: Store> Broker<S> {
                 break;
             }
             let item = DownItem {
-                frame: e.frame,
-                origin: e.meta.origin,
+                frame: super::render::render(&e, owner, version),
+                origin: e.entry.origin(),
             };
             if sender.push(now, item).is_err() {
                 break;
@@ -175,12 +176,22 @@ impl<S: Store> Broker<S> {
                 continue;
             }
             *done = o.from_seq;
-            let body = EntryBody::Receipt {
-                status: ReceiptStatus::Delivered,
-                target_device: o.from_device,
-                target_seq: o.from_seq,
+            let entry = SyncEntry {
+                conv: o.conv,
+                conv_seq: o.conv_seq,
+                topic: o.topic,
+                from_user: user,
+                from_device: device,
+                from_seq: 0,
+                time_ms: self.wall_ms(now),
+                shared: true,
+                item: SyncItem::Receipt {
+                    status: ReceiptStatus::Delivered,
+                    target_device: o.from_device,
+                    target_seq: o.from_seq,
+                },
             };
-            self.append(now, o.from_user, o.conv, user, device, 0, body);
+            self.append(now, o.from_user, entry);
         }
     }
 }

@@ -19,10 +19,24 @@ impl<S: Store> Broker<S> {
     pub fn handle_datagram(&mut self, now: Time, from: impl Into<Peer>, data: Bytes) {
         let from = from.into();
         self.stats.datagrams_in += 1;
+        if data.len() > crate::wire::limits::MAX_RECV_DATAGRAM {
+            // Dropped unread, unanswered (proto-spec/packet.md, "Decoding"):
+            // a driver's buffer may have cut it, so not even its size is known.
+            self.stats.malformed += 1;
+            return;
+        }
         self.last_now = now;
+        // Stateless answers speak the version they answer, when we speak it.
+        self.in_version = data
+            .first()
+            .copied()
+            .filter(|v| crate::wire::is_supported_version(*v))
+            .unwrap_or(crate::wire::VERSION);
         let len = data.len();
         if data.get(1) == Some(&crate::wire::FLAG_SEALED)
-            && data.first() == Some(&crate::wire::VERSION)
+            && data
+                .first()
+                .is_some_and(|v| crate::wire::is_supported_version(*v))
             && len <= crate::wire::limits::MAX_RECV_DATAGRAM
         {
             self.handle_sealed(now, from, data);
@@ -176,6 +190,7 @@ impl<S: Store> Broker<S> {
         let header = Header {
             session_id: sid,
             packet_number: 1,
+            version: self.in_version,
         };
         let base = header.len()
             + 1
@@ -231,6 +246,12 @@ impl<S: Store> Broker<S> {
             Frame::Send(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Read(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Recall(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Post(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::MarkRead(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Retract(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Delete(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::List(r) => self.on_list(now, sid, r),
+            Frame::History(r) => self.on_history(now, sid, r),
             Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),
             Frame::Pull(p) => self.on_pull(now, sid, p.request_id, p.after, p.max_entries),
             Frame::SummaryRequest(r) => self.on_summary_request(sid, r),

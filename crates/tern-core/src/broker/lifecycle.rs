@@ -36,7 +36,9 @@ impl<S: Store> Broker<S> {
         }
         let epoch_seed: u64 = self.rng.gen_range(1..=crate::wire::varint::MAX);
         let sid = self.new_id();
-        let Some(start) = self.attach_device(now, sid, user, device, &a.login, epoch_seed) else {
+        let Some(start) =
+            self.attach_device(now, sid, user, device, &a.login, a.version, epoch_seed)
+        else {
             self.reply_error(
                 from,
                 0,
@@ -59,6 +61,7 @@ impl<S: Store> Broker<S> {
             peer: from,
             highest_pn: 0,
             next_pn: 1,
+            opened: now,
             last_heard: now,
             uplink: Receiver::new(self.cfg.uplink.clone(), start.applied),
             acks: AckCoalescer::new(&self.cfg.uplink),
@@ -69,6 +72,7 @@ impl<S: Store> Broker<S> {
             last_page: Vec::new(),
             scheduled: None,
             login_pn: a.pn,
+            version: a.version,
             bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
             seal: None,
         };
@@ -96,6 +100,7 @@ impl<S: Store> Broker<S> {
         user: u64,
         device: u32,
         login: &Login,
+        version: u8,
         epoch_seed: u64,
     ) -> Option<Start> {
         let wall = self.wall_ms(now);
@@ -108,8 +113,7 @@ impl<S: Store> Broker<S> {
             u.exists = true;
             u.meta = InboxMeta {
                 epoch: epoch_seed,
-                head: 0,
-                trimmed: 0,
+                ..InboxMeta::default()
             };
         }
         let (epoch, trimmed, committed_head) = (u.meta.epoch, u.meta.trimmed, u.committed_head);
@@ -118,12 +122,19 @@ impl<S: Store> Broker<S> {
         } else {
             0
         };
-        let checkpoint = client_cp.max(trimmed);
+        let mut checkpoint = client_cp.max(trimmed);
+        if version == crate::wire::VERSION {
+            // A version 1 device cannot skip entries only version 2 knows:
+            // it never resumes below the last of them (none are appended
+            // once it is registered).
+            checkpoint = checkpoint.max(u.meta.last_private);
+        }
         let dev = u
             .devices
             .entry(device)
             .or_insert_with(|| Dev::new(DeviceState::default()));
         dev.staged.last_login_ms = wall;
+        dev.staged.version = version;
         dev.staged.checkpoint = checkpoint;
         let applied = dev.staged.applied;
         dev.session = Some(sid);
@@ -134,7 +145,7 @@ impl<S: Store> Broker<S> {
         Some(Start {
             checkpoint,
             applied,
-            backlog: committed_head - checkpoint,
+            backlog: committed_head.saturating_sub(checkpoint),
         })
     }
 
@@ -201,6 +212,7 @@ impl<S: Store> Broker<S> {
             Header {
                 session_id: sid,
                 packet_number: 1,
+                version: crate::wire::VERSION,
             }
             .len()
                 + crate::wire::TRAILER
@@ -240,6 +252,7 @@ impl<S: Store> Broker<S> {
         let header = Header {
             session_id: sid,
             packet_number: s.next_pn,
+            version: s.version,
         };
         s.next_pn += 1;
         let mut pb =

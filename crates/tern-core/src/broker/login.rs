@@ -15,10 +15,23 @@ use crate::wire::{ty, ErrorCode, Frame, Header, Login, Packet, PacketBuilder};
 
 /// What a pre-login packet asks for.
 struct Request {
-    /// Its packet number: a late copy of a clear LOGIN is told by it.
+    /// Its packet number: a newer clear LOGIN is told by it.
     pn: u64,
+    /// Its protocol version: the session speaks it.
+    version: u8,
     login: Option<Login>,
     handshake: Option<Bytes>,
+    cookie: Option<Bytes>,
+}
+
+/// Where and how a login arrived: what tells a repeat from a new login.
+struct Arrival {
+    from: Peer,
+    /// Size of its datagram: no answer before a session may be larger.
+    len: usize,
+    /// Its packet number.
+    pn: u64,
+    /// The cookie it echoed, if any.
     cookie: Option<Bytes>,
 }
 
@@ -26,6 +39,8 @@ struct Request {
 pub(super) struct Admitted {
     /// Packet number of the LOGIN.
     pub pn: u64,
+    /// Protocol version of the LOGIN.
+    pub version: u8,
     /// The LOGIN, clear or opened from the handshake.
     pub login: Login,
     /// User the token names.
@@ -49,7 +64,13 @@ impl<S: Store> Broker<S> {
         if !self.address_proven(now, from, len, req.cookie.as_ref()) {
             return;
         }
-        let pn = req.pn;
+        let (pn, version) = (req.pn, req.version);
+        let arrival = Arrival {
+            from,
+            len,
+            pn,
+            cookie: req.cookie.clone(),
+        };
         let Some((login, sealed)) = self.open_request(req) else {
             return;
         };
@@ -57,14 +78,15 @@ impl<S: Store> Broker<S> {
             return;
         };
         let repeat = match &sealed {
-            Some((_, hello)) => self.is_repeated_handshake(user, device, hello),
-            None => self.is_repeated_login(now, from, pn, user, device),
+            Some((_, hello)) => self.is_repeated_handshake(now, &arrival, user, device, hello),
+            None => self.is_repeated_login(now, &arrival, user, device),
         };
         if repeat || !self.has_room_for(from, len, user, device) {
             return;
         }
         let admitted = Admitted {
             pn,
+            version,
             login,
             user,
             device,
@@ -79,6 +101,7 @@ impl<S: Store> Broker<S> {
     fn read_request(&mut self, from: Peer, packet: Packet, len: usize) -> Option<Request> {
         let mut req = Request {
             pn: packet.header.packet_number,
+            version: packet.header.version,
             login: None,
             handshake: None,
             cookie: None,
@@ -143,27 +166,48 @@ impl<S: Store> Broker<S> {
         if !self.cfg.validate_addresses || from.is_quic() {
             return true;
         }
-        let wall_secs = self.wall_ms(now) / 1000;
-        if cookie.is_some_and(|c| self.admission.check(wall_secs, from.addr, c)) {
+        let wall_us = self.wall_us(now);
+        if cookie.is_some_and(|c| self.admission.issued(wall_us, from.addr, c).is_some()) {
             return true;
         }
         if cookie.is_some() {
             self.stats.bad_cookies += 1;
         }
+        self.send_retry(now, from, len);
+        false
+    }
+
+    /// Answers with RETRY and a cookie issued now, never larger than the
+    /// `len` bytes that asked; no state is kept.
+    fn send_retry(&mut self, now: Time, from: Peer, len: usize) {
+        let cookie = self.admission.cookie(self.wall_us(now), from.addr);
         let header = Header {
             session_id: 0,
             packet_number: 1,
+            version: self.in_version,
         };
         let mut pb = PacketBuilder::new(header, len);
-        if pb
-            .push(&Frame::Retry(self.admission.cookie(wall_secs, from.addr)))
-            .is_ok()
-        {
+        if pb.push(&Frame::Retry(cookie)).is_ok() {
             self.stats.retries_sent += 1;
             self.stats.datagrams_out += 1;
             self.transmits.push_back((from, pb.finish()));
         }
-        false
+    }
+
+    /// Unix time in microseconds at `now`: what cookies carry.
+    fn wall_us(&self, now: Time) -> u64 {
+        self.wall_origin_ms * 1000 + now.as_micros()
+    }
+
+    /// Whether the login echoed a cookie we issued to its source after the
+    /// session was opened: then it cannot be a late copy of a LOGIN or
+    /// HANDSHAKE sent before that session existed.
+    fn cookie_after(&self, now: Time, a: &Arrival, opened: Time) -> bool {
+        let opened_us = self.wall_us(opened);
+        a.cookie
+            .as_ref()
+            .and_then(|c| self.admission.issued(self.wall_us(now), a.from.addr, c))
+            .is_some_and(|issued| issued > opened_us)
     }
 
     /// The LOGIN itself, or opened from the handshake's message 1 (one
@@ -174,7 +218,13 @@ impl<S: Store> Broker<S> {
         }
         let msg1 = req.handshake?;
         let key = self.cfg.seal_key.as_ref()?;
-        match Responder::accept(&mut self.entropy, key, req.cookie.as_deref(), &msg1) {
+        match Responder::accept(
+            &mut self.entropy,
+            key,
+            req.cookie.as_deref(),
+            &msg1,
+            req.version,
+        ) {
             Ok((responder, hello)) => Some((hello.login.clone(), Some((responder, hello)))),
             Err(_) => {
                 self.stats.handshake_failed += 1;
@@ -207,13 +257,28 @@ impl<S: Store> Broker<S> {
 
     /// A sealed login is identified by the client's ephemeral key, and only
     /// a newer handshake replaces the device's live sealed session: a
-    /// retransmitted message 1 gets the kept answer again, an older one is a
-    /// replay.
-    fn is_repeated_handshake(&mut self, user: u64, device: u32, hello: &Hello) -> bool {
+    /// retransmitted message 1 gets the kept answer again (dropped once the
+    /// client has sent sealed packets), an older one is a replay. An older
+    /// one bound to a cookie issued after the session opened is not a
+    /// recording (a client whose clock went back): it is a new login. A
+    /// replay is answered with a fresh RETRY, which a client that is still
+    /// logging in follows, and a client in its session ignores.
+    fn is_repeated_handshake(
+        &mut self,
+        now: Time,
+        a: &Arrival,
+        user: u64,
+        device: u32,
+        hello: &Hello,
+    ) -> bool {
         let Some(sid) = self.device_session(user, device) else {
             return false;
         };
-        let Some(seal) = self.sessions.get_mut(&sid).and_then(|s| s.seal.as_mut()) else {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        let opened = s.opened;
+        let Some(seal) = s.seal.as_mut() else {
             return false;
         };
         if seal.ephemeral == hello.ephemeral {
@@ -223,34 +288,34 @@ impl<S: Store> Broker<S> {
             }
             return true;
         }
-        if hello.client_time_ms <= seal.client_time_ms {
+        if hello.client_time_ms <= seal.client_time_ms && !self.cookie_after(now, a, opened) {
             self.stats.handshake_replayed += 1;
+            self.send_retry(now, a.from, a.len);
             return true;
         }
         false
     }
 
-    /// Clients number packets monotonically for their whole life, across
-    /// sessions. So from the address of the device's live clear session:
-    /// - before the session heard anything else, a LOGIN is a retransmission
+    /// A clear LOGIN from the peer of the device's live clear session:
+    /// - before the session heard anything else, it is a retransmission
     ///   (LOGIN_OK lost or late): it is answered again;
-    /// - after, a LOGIN numbered below what the session has seen is a late
-    ///   or duplicated copy and must not replace the session it created.
-    fn is_repeated_login(
-        &mut self,
-        now: Time,
-        from: Peer,
-        pn: u64,
-        user: u64,
-        device: u32,
-    ) -> bool {
+    /// - numbered above everything the session has seen (clients number
+    ///   their packets once for their whole life, `proto-spec/packet.md`),
+    ///   or echoing a cookie issued after the session opened, it is a new
+    ///   login;
+    /// - otherwise it may be a late copy of the LOGIN that opened the
+    ///   session (which must not replace it) or a new login from a client
+    ///   whose numbers restarted (which must not wait for the session to
+    ///   idle out). A RETRY tells them apart: a client in its session
+    ///   ignores it, a client logging in echoes the fresh cookie at once.
+    fn is_repeated_login(&mut self, now: Time, a: &Arrival, user: u64, device: u32) -> bool {
         let Some(sid) = self.device_session(user, device) else {
             return false;
         };
         let Some(s) = self
             .sessions
             .get(&sid)
-            .filter(|s| s.peer == from && s.seal.is_none())
+            .filter(|s| s.peer == a.from && s.seal.is_none())
         else {
             return false;
         };
@@ -259,7 +324,11 @@ impl<S: Store> Broker<S> {
             self.touch(sid);
             return true;
         }
-        pn <= s.highest_pn.max(s.login_pn)
+        if a.pn > s.highest_pn.max(s.login_pn) || self.cookie_after(now, a, s.opened) {
+            return false;
+        }
+        self.send_retry(now, a.from, a.len);
+        true
     }
 
     /// A new device needs a free session slot; a device that is logged in

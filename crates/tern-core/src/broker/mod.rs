@@ -19,8 +19,12 @@
 //! - `login.rs`: a LOGIN or HANDSHAKE before any session: seal policy, RETRY
 //!   cookie, handshake, token, repeats and replays;
 //! - `lifecycle.rs`: sessions opened (LOGIN_OK) and closed (KICK);
-//! - `uplink.rs`: SEND, READ and RECALL in order, exactly once; refusals;
-//!   inbox appends; the uplink ACKs that release them once durable;
+//! - `uplink.rs`: uplink operations in order, exactly once; refusals; sync
+//!   timeline appends; the uplink ACKs that release them once durable;
+//! - `post.rs`, `read_state.rs`, `recall.rs`: messages into conversations
+//!   (store first, then sync), read positions and deletions, recalls;
+//! - `list.rs`, `history.rs`: the conversation list and history pages;
+//! - `render.rs`: entries as DELIVER (version 1) or ENTRY (version 2);
 //! - `downlink.rs`: committed entries pushed and refilled, downlink ACKs,
 //!   DELIVERED receipts;
 //! - `pull.rs`, `summary.rs`: paged pulls and counters-first summaries;
@@ -32,20 +36,30 @@
 //! - `inspect.rs`: presence, inbox and checkpoints for the server API, kicks.
 //!
 //! State lives in `session.rs` (one device connection), `users.rs` (the
-//! per-user cache) and `admission.rs` (cookies and rate limits); the types a
+//! per-user cache), `convs.rs` and `records.rs` (conversations) and
+//! `admission.rs` (cookies and rate limits); the types a
 //! driver sees in `config.rs`, `peer.rs`, `stats.rs` and `events.rs`.
 
 mod admission;
 mod commit;
 mod config;
+mod convs;
 mod downlink;
 mod events;
 mod inspect;
+mod history;
+mod history_trim;
 mod intake;
 mod lifecycle;
+mod list;
 mod login;
 mod peer;
+mod post;
 mod pull;
+mod read_state;
+mod recall;
+mod records;
+mod render;
 mod retention;
 mod service;
 mod session;
@@ -58,8 +72,11 @@ mod users;
 pub use commit::Commit;
 pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use history::HISTORY_MAX;
 pub use inspect::{DeviceView, UserView};
+pub use list::{LIST_BUDGET, LIST_MAX_ITEMS};
 pub use peer::{Peer, Transport};
+pub use records::RECALL_SCAN;
 pub use service::{ServiceError, ServiceOutcome, ServicePosition};
 pub use stats::BrokerStats;
 
@@ -87,6 +104,8 @@ pub struct Broker<S: Store> {
     sessions: HashMap<u64, Session>,
     users: HashMap<u64, UserCache>,
     staged: Staged,
+    /// Conversation caches: storage timelines, user states, pending records.
+    convs: convs::Convs,
     in_flight: Option<InFlight>,
     next_commit: u64,
     transmits: VecDeque<(Peer, Bytes)>,
@@ -101,6 +120,10 @@ pub struct Broker<S: Store> {
     replies: admission::Bucket,
     /// Time of the datagram being handled (for the reply budget).
     last_now: Time,
+    /// Protocol version of the datagram being handled (stateless answers).
+    in_version: u8,
+    /// The history retention walk over every conversation.
+    history_walk: history_trim::HistoryWalk,
 }
 
 impl<S: Store> Broker<S> {
@@ -124,6 +147,7 @@ impl<S: Store> Broker<S> {
             cfg.max_sources,
         );
         Broker {
+            history_walk: history_trim::HistoryWalk::new(cfg.history_retention),
             admission,
             cfg,
             store,
@@ -132,6 +156,7 @@ impl<S: Store> Broker<S> {
             sessions: HashMap::new(),
             users: HashMap::new(),
             staged: Staged::default(),
+            convs: convs::Convs::default(),
             in_flight: None,
             next_commit: 1,
             transmits: VecDeque::new(),
@@ -143,6 +168,7 @@ impl<S: Store> Broker<S> {
             entropy,
             replies: admission::Bucket::full(cfg_reply_rate, Time::ZERO),
             last_now: Time::ZERO,
+            in_version: crate::wire::VERSION,
         }
     }
 
@@ -188,7 +214,11 @@ impl<S: Store> Broker<S> {
 
     /// When [`Broker::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let session = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (session, self.history_walk.at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Next datagram to send, and the peer to send it to over its transport.

@@ -18,7 +18,12 @@ impl<S: Store> Broker<S> {
             return;
         };
         let head = u.committed_head;
-        let after = after.min(head).max(u.meta.trimmed.min(head));
+        let mut floor = u.meta.trimmed;
+        if s.version == crate::wire::VERSION {
+            // Nothing only version 2 knows below it (see `lifecycle.rs`).
+            floor = floor.max(u.meta.last_private);
+        }
+        let after = after.min(head).max(floor.min(head));
         // Pulling past a page acknowledges it.
         let page: Vec<_> = s
             .last_page
@@ -46,10 +51,11 @@ impl<S: Store> Broker<S> {
         let mut last = after;
         for e in entries.into_iter().take_while(|e| e.seq <= head) {
             last = e.seq;
-            if let Some(o) = e.meta.origin {
+            if let Some(o) = e.entry.origin() {
                 s.last_page.push((e.seq, o));
             }
-            s.out.push_back(Out::Raw(e.frame));
+            s.out
+                .push_back(Out::Raw(super::render::render(&e, s.user, s.version)));
             self.stats.pulled += 1;
         }
         let end = last >= head;

@@ -36,7 +36,7 @@ impl<S: Store> Broker<S> {
                 break;
             }
             for e in entries.iter().take_while(|e| e.seq <= head) {
-                if e.meta.time_ms >= cutoff {
+                if e.entry.time_ms >= cutoff {
                     break 'scan;
                 }
                 up_to = Some(e.seq);

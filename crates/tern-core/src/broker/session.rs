@@ -58,6 +58,9 @@ pub(crate) struct Session {
     pub peer: Peer,
     pub highest_pn: u64,
     pub next_pn: u64,
+    /// When the session was opened: a login whose cookie was issued later
+    /// cannot be a late copy of the one that opened it.
+    pub opened: Time,
     pub last_heard: Time,
     pub uplink: Receiver<Frame>,
     pub acks: AckCoalescer,
@@ -72,6 +75,8 @@ pub(crate) struct Session {
     pub scheduled: Option<Time>,
     /// Packet number of the LOGIN that opened the session.
     pub login_pn: u64,
+    /// Protocol version of the session (that of its LOGIN).
+    pub version: u8,
     /// Rate limit of this session's datagrams.
     pub bucket: super::admission::Bucket,
     /// Keys and handshake state when the session is sealed.
@@ -106,6 +111,7 @@ impl Session {
         let h = Header {
             session_id: self.id,
             packet_number: self.next_pn,
+            version: self.version,
         };
         self.next_pn += 1;
         h
@@ -176,6 +182,7 @@ impl Session {
                             Header {
                                 session_id: self.id,
                                 packet_number: self.next_pn,
+                                version: self.version,
                             },
                             max,
                         ),

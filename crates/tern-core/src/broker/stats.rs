@@ -58,4 +58,6 @@ pub struct BrokerStats {
     /// Stateless ERROR answers not sent because the global budget
     /// (`stateless_reply_rate`) was spent: a flood is not reflected.
     pub replies_suppressed: u64,
+    /// Trims of a conversation's history past its retention.
+    pub history_trimmed: u64,
 }

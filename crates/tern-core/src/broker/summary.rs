@@ -6,11 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::session::Out;
 use super::{Broker, BrokerEvent};
-use crate::store::Store;
+use crate::store::{Store, SyncItem};
 use crate::wire::limits::MAX_PREVIEW;
-use crate::wire::{
-    EntryBody, ErrorCode, Frame, Preview, Reader, Summary, SummaryEnd, SummaryRequest,
-};
+use crate::wire::{ErrorCode, Frame, Preview, Summary, SummaryEnd, SummaryRequest};
 
 #[derive(Default)]
 struct Acc {
@@ -64,32 +62,27 @@ impl<S: Store> Broker<S> {
                 }
                 after = e.seq;
                 scanned += 1;
-                if e.meta.origin.is_none() {
-                    continue; // not a message: nothing to count, no need to decode
-                }
-                let Ok(Frame::Deliver(d)) = Frame::decode(&mut Reader::new(e.frame)) else {
+                // Messages addressed to the user count (not its own copies).
+                let (SyncItem::Message(r), true) = (&e.entry.item, e.entry.shared) else {
                     continue;
                 };
-                let EntryBody::Message { msg_type, payload } = d.body else {
-                    continue;
-                };
-                let acc = convs.entry(d.conv).or_default();
+                let acc = convs.entry(e.entry.topic).or_default();
                 if acc.unread == 0 {
-                    acc.first_seq = d.seq;
-                    acc.first_time = d.time_ms;
+                    acc.first_seq = e.seq;
+                    acc.first_time = e.entry.time_ms;
                 }
                 acc.unread += 1;
-                acc.last_seq = d.seq;
+                acc.last_seq = e.seq;
                 if keep > 0 {
                     if acc.previews.len() == keep {
                         acc.previews.pop_front();
                     }
                     acc.previews.push_back(Preview {
-                        seq: d.seq,
-                        from_user: d.from_user,
-                        time_ms: d.time_ms,
-                        msg_type,
-                        head: payload.slice(..payload.len().min(MAX_PREVIEW)),
+                        seq: e.seq,
+                        from_user: e.entry.from_user,
+                        time_ms: e.entry.time_ms,
+                        msg_type: r.msg_type,
+                        head: r.payload.slice(..r.payload.len().min(MAX_PREVIEW)),
                     });
                 }
             }

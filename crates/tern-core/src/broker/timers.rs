@@ -66,6 +66,7 @@ impl<S: Store> Broker<S> {
             }
             self.touch(sid);
         }
+        self.walk_history(now);
         self.flush_touched(now);
     }
 }

@@ -1,15 +1,38 @@
-//! The uplink (client → server): SEND, READ and RECALL processed in
-//! order and exactly once, refusals remembered, entries appended to the
-//! receiver's inbox, and the ACKs that release operations once durable.
+//! The uplink (client → server): operations processed in order and exactly
+//! once, each handed to its flow (`post.rs`, `read_state.rs`, `recall.rs`),
+//! refusals remembered, entries appended to sync timelines, and the ACKs
+//! that release operations once durable.
 
 use super::session::Out;
 use super::Broker;
 use crate::reliability::Arrival;
-use crate::store::{EntryMeta, Store, StoredEntry};
+use crate::store::{Store, StoredEntry, SyncEntry};
 use crate::time::Time;
-use crate::wire::{
-    encode_to_bytes, Deliver, EntryBody, ErrorCode, ErrorFrame, Frame, Header, ReceiptStatus,
-};
+use crate::wire::{ConvRef, ErrorCode, ErrorFrame, Frame, Header};
+
+/// The uplink operation being applied.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Op {
+    /// Its user.
+    pub user: u64,
+    /// Its device.
+    pub device: u32,
+    /// Its uplink sequence.
+    pub seq: u64,
+}
+
+/// What applying an uplink operation came to.
+pub(super) enum Applied {
+    /// Carried out; `online`: the user it addressed had a device online.
+    Done {
+        /// For the ACK's `receiver_online` hint.
+        online: bool,
+    },
+    /// Refused for good, with this code.
+    Refused(ErrorCode),
+    /// Not applied now (the store could not be read); the retransmit retries.
+    Retry,
+}
 
 impl<S: Store> Broker<S> {
     pub(super) fn on_uplink(&mut self, now: Time, sid: u64, seq: u64, frame: Frame) {
@@ -48,70 +71,52 @@ impl<S: Store> Broker<S> {
         seq: u64,
         frame: Frame,
     ) {
-        let (target, conv, body, from_seq) = match &frame {
-            Frame::Send(f) => {
-                if f.payload.len() > self.cfg.max_payload {
-                    return self.reject(sid, user, device, seq, ErrorCode::PayloadTooLarge);
-                }
-                (
-                    f.to,
-                    f.conv,
-                    EntryBody::Message {
-                        msg_type: f.msg_type,
-                        payload: f.payload.clone(),
-                    },
-                    f.seq,
-                )
-            }
-            Frame::Read(f) => (
-                f.peer,
+        let op = Op { user, device, seq };
+        let outcome = match frame {
+            Frame::Send(f) => self.post(
+                now,
+                op,
+                ConvRef::direct(f.to),
                 f.conv,
-                EntryBody::Receipt {
-                    status: ReceiptStatus::Read,
-                    target_device: f.target_device,
-                    target_seq: f.target_seq,
-                },
-                f.seq,
+                f.msg_type,
+                f.payload,
             ),
-            Frame::Recall(f) => {
-                if f.target_seq >= f.seq {
-                    return self.reject(sid, user, device, seq, ErrorCode::NoSuchMessage);
-                }
-                (
-                    f.to,
-                    f.conv,
-                    EntryBody::Recall {
-                        target_device: device,
-                        target_seq: f.target_seq,
-                    },
-                    f.seq,
-                )
-            }
+            Frame::Post(f) => self.post(now, op, f.conv, f.topic, f.msg_type, f.payload),
+            Frame::Read(f) => self.read_v1(now, op, f),
+            Frame::MarkRead(f) => self.mark_read(now, op, f),
+            Frame::Recall(f) => self.recall_v1(now, op, f),
+            Frame::Retract(f) => self.retract(now, op, f.conv, f.target),
+            Frame::Delete(f) => self.delete_for_me(now, op, f),
             _ => return,
         };
-        let known = match self.user_mut(target) {
-            Ok(u) => u.exists || !u.devices.is_empty(),
-            Err(_) => {
-                // Cannot tell now: forget the operation so its retransmit is retried.
+        match outcome {
+            Applied::Done { online } => {
+                if let Some(d) = self
+                    .users
+                    .get_mut(&user)
+                    .and_then(|u| u.devices.get_mut(&device))
+                {
+                    d.staged.applied = seq;
+                    d.log_release(seq, online);
+                }
+                self.mark_device_dirty(user, device);
+            }
+            Applied::Refused(code) => self.reject(sid, user, device, seq, code),
+            Applied::Retry => {
+                // The store could not be read: forget the operation, so that
+                // its retransmit is applied later.
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.uplink.reset(seq - 1);
                 }
-                return;
             }
-        };
-        if !known && !self.cfg.accept_unknown_recipients {
-            return self.reject(sid, user, device, seq, ErrorCode::UnknownRecipient);
         }
-        let online = self.append(now, target, conv, user, device, from_seq, body);
-        if let Some(d) = self
-            .users
-            .get_mut(&user)
-            .and_then(|u| u.devices.get_mut(&device))
-        {
-            d.staged.applied = seq;
-            d.log_release(seq, online);
-        }
-        self.mark_device_dirty(user, device);
+    }
+
+    /// Whether `user` may be written to: it exists, or unknown recipients
+    /// are accepted (`None`: the store could not tell).
+    pub(super) fn may_address(&mut self, user: u64) -> Option<bool> {
+        let u = self.user_mut(user).ok()?;
+        Some(u.exists || !u.devices.is_empty() || self.cfg.accept_unknown_recipients)
     }
 
     pub(super) fn reject(&mut self, sid: u64, user: u64, device: u32, seq: u64, code: ErrorCode) {
@@ -135,50 +140,23 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// Stages an inbox entry for `to`; returns whether `to` has a device online.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn append(
-        &mut self,
-        now: Time,
-        to: u64,
-        conv: u64,
-        from_user: u64,
-        from_device: u32,
-        from_seq: u64,
-        body: EntryBody,
-    ) -> bool {
-        let wall = self.wall_ms(now);
-        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
+    /// Stages entry `entry` at the end of `to`'s sync timeline; returns
+    /// whether `to` has a device online.
+    pub(super) fn append(&mut self, now: Time, to: u64, entry: SyncEntry) -> bool {
         if self.user_mut(to).is_ok() {
             self.retention_sweep(now, to);
         }
-        let Ok(u) = self.user_mut(to) else {
+        let Ok(u) = self.inbox_mut(to) else {
             return false;
         };
-        if !u.exists {
-            u.exists = true;
-            u.meta.epoch = epoch_seed;
-        }
         u.meta.head += 1;
         let seq = u.meta.head;
+        if !entry.shared {
+            u.meta.last_private = seq;
+        }
         let online = u.online();
-        let deliver = Deliver {
-            seq,
-            conv,
-            from_user,
-            from_device,
-            from_seq,
-            time_ms: wall,
-            body,
-        };
-        let meta = EntryMeta::of_deliver(&deliver);
-        let frame = encode_to_bytes(&Frame::Deliver(deliver));
-        // What the store's read path will decode from the frame: MemStore
-        // keeps `meta` as given, RocksStore decodes it, and both must agree.
-        debug_assert_eq!(meta, EntryMeta::of_frame(&frame));
         self.mark_user_dirty(to);
-        let entry = StoredEntry { seq, frame, meta };
-        self.staged.appends.push((to, entry));
+        self.staged.appends.push((to, StoredEntry { seq, entry }));
         online
     }
 
@@ -221,6 +199,7 @@ impl<S: Store> Broker<S> {
             Header {
                 session_id: 0,
                 packet_number: u64::from(u32::MAX),
+                version: crate::wire::VERSION,
             }
             .len()
                 + crate::wire::TRAILER

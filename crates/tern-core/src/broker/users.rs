@@ -103,6 +103,14 @@ impl UserCache {
         self.devices.values().filter_map(|d| d.session)
     }
 
+    /// Some registered device last logged in with protocol version 1: the
+    /// user's timeline then gets only the entries version 1 knows.
+    pub fn has_v1_device(&self) -> bool {
+        self.devices
+            .values()
+            .any(|d| d.staged.version == crate::wire::VERSION)
+    }
+
     /// Lowest checkpoint over every registered device (what may be trimmed).
     pub fn min_checkpoint(&self) -> u64 {
         self.devices
@@ -114,6 +122,17 @@ impl UserCache {
 }
 
 impl<S: Store> Broker<S> {
+    /// `user`'s cache with its inbox created (a random epoch) if it had none.
+    pub(super) fn inbox_mut(&mut self, user: u64) -> Result<&mut UserCache, String> {
+        let epoch_seed: u64 = rand::Rng::gen_range(&mut self.rng, 1..=crate::wire::varint::MAX);
+        let u = self.user_mut(user)?;
+        if !u.exists {
+            u.exists = true;
+            u.meta.epoch = epoch_seed;
+        }
+        Ok(u)
+    }
+
     pub(super) fn user_mut(&mut self, user: u64) -> Result<&mut UserCache, String> {
         if !self.users.contains_key(&user) {
             match UserCache::load(&*self.store, user) {

@@ -117,6 +117,13 @@ pub struct ClientConfig {
     /// `None` derives them from the connection's seed: reproducible, for
     /// tests and the simulator only.
     pub entropy: Option<[u8; 32]>,
+    /// Protocol version to log in with: `wire::VERSION` (1) or
+    /// `wire::VERSION_2` (conversations, `proto-spec/conversations.md`). A
+    /// version 2 connection falls back to 1 if the server speaks only that.
+    pub version: u8,
+    /// What the device held of each conversation when it last ran (from
+    /// its state folder): gaps are found against it.
+    pub held: Vec<(crate::wire::ConvRef, super::Held)>,
 }
 
 impl ClientConfig {
@@ -140,6 +147,8 @@ impl ClientConfig {
             server_key: None,
             wall_origin_ms: 0,
             entropy: None,
+            version: crate::wire::VERSION,
+            held: Vec::new(),
         }
     }
 }

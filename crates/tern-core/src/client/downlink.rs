@@ -4,22 +4,45 @@
 
 use crate::reliability::Arrival;
 use crate::time::Time;
-use crate::wire::{Ack, Deliver, Frame, PageEnd, Pull};
+use crate::wire::{Ack, DeleteScope, Entry, Frame, PageEnd, Pull, SyncBody};
 
 use super::{ClientConn, ClientEvent};
 
 impl ClientConn {
-    pub(super) fn on_deliver(&mut self, now: Time, d: Deliver) {
-        let arrival = self.downlink.on_receive(d.seq, d);
+    pub(super) fn on_entry(&mut self, now: Time, e: Entry) {
+        let arrival = self.downlink.on_receive(e.seq, e);
         self.acks.on_ack_eliciting(now, arrival != Arrival::InOrder);
-        while let Some((seq, d)) = self.downlink.poll_deliver() {
+        while let Some((seq, e)) = self.downlink.poll_deliver() {
             // Below `handed`: handed before a re-login, not again.
             if self.delivery.hand(seq) {
-                self.events.push_back(ClientEvent::Entry(d));
+                self.track_conversation(now, &e);
+                self.events.push_back(ClientEvent::Entry(e));
             }
         }
         // The ACK is owed already; only note how far it now goes.
         self.acked = self.acked.max(self.ack_point());
+    }
+
+    /// Keeps the held ranges up to date with an entry handed up, and fills
+    /// a short gap it reveals next to what the device held.
+    fn track_conversation(&mut self, now: Time, e: &Entry) {
+        match e.body {
+            SyncBody::Message { .. } => {
+                if let Some((low, high)) = self.convs.on_message(e.conv, e.conv_seq) {
+                    let id = self.request_id();
+                    if let Some(req) =
+                        self.convs
+                            .start_history(now, id, e.conv, high + 1, high - low + 1, true)
+                    {
+                        self.control.push_back(Frame::History(req));
+                    }
+                }
+            }
+            SyncBody::Deleted {
+                scope: DeleteScope::Conversation,
+            } => self.convs.on_floor(e.conv, e.conv_seq),
+            _ => {}
+        }
     }
 
     /// What the server may be told is processed: released, saved and

@@ -1,7 +1,7 @@
 //! What a client connection reports to the application.
 
-use super::Summaries;
-use crate::wire::{Deliver, ErrorFrame, PageEnd};
+use super::{ConvList, HistoryPage, Summaries};
+use crate::wire::{Entry, ErrorFrame, PageEnd};
 
 /// A client-local handle for a submitted operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,10 +88,24 @@ pub enum ClientEvent {
         /// Its uplink sequence.
         seq: u64,
     },
-    /// An inbox entry, in order, never twice in the life of this
+    /// A sync-timeline entry, in order, never twice in the life of this
     /// connection (re-logins included), nor at or below the checkpoint it
-    /// started from.
-    Entry(Deliver),
+    /// started from. A version 1 session's DELIVER comes as the entry it is
+    /// (`Entry::from_v1`).
+    Entry(Entry),
+    /// The answer to [`ClientConn::request_list`], every page collected.
+    ///
+    /// [`ClientConn::request_list`]: super::ClientConn::request_list
+    ConvList(ConvList),
+    /// A history page: asked for with [`ClientConn::request_history`], or
+    /// fetched by the connection to fill a gap next to a live message.
+    ///
+    /// [`ClientConn::request_history`]: super::ClientConn::request_history
+    History(HistoryPage),
+    /// The server speaks only protocol version 1: the connection logs in
+    /// with it; conversations, history and the list are unavailable, and
+    /// version 2 operations not yet sent were refused.
+    Downgraded,
     /// A pull page ended.
     PageEnd(PageEnd),
     /// The answer to [`ClientConn::request_summary`], every page collected.

@@ -20,6 +20,7 @@
 //! switch): the session is found by its id, not by address.
 
 mod config;
+mod conversations;
 mod delivery;
 mod downlink;
 mod events;
@@ -30,6 +31,7 @@ mod transmit;
 mod uplink;
 
 pub use config::{ClientConfig, Release, ReleaseBatch};
+pub use conversations::{ConvList, Held, HistoryPage, AUTO_FILL, HISTORY_PAGE, LIST_PAGE};
 pub use delivery::Checkpoint;
 pub use events::{ClientEvent, OpId};
 pub use outgoing::Outgoing;
@@ -42,8 +44,9 @@ use bytes::Bytes;
 
 use crate::reliability::{AckCoalescer, QueueFull, Receiver, Sender, SenderEvent};
 use crate::time::Time;
-use crate::wire::{Deliver, Frame};
+use crate::wire::{ConvRef, Entry, Frame};
 
+use conversations::Conversations;
 use delivery::Delivery;
 use summary::SummaryPaging;
 
@@ -68,7 +71,14 @@ pub struct ClientConn {
     waiting: VecDeque<(OpId, Outgoing)>,
     uplink: Option<Sender<(OpId, Outgoing)>>,
     rejected: HashMap<u64, u64>,
-    downlink: Receiver<Deliver>,
+    downlink: Receiver<Entry>,
+    /// Protocol version logged in with: the configured one, or 1 once the
+    /// server said it speaks only that.
+    version: u8,
+    /// The user and device, once logged in (for version 1 no-ops).
+    me: (u64, u32),
+    /// Conversation list, history pages, held ranges.
+    convs: Conversations,
     /// Handed, released and saved points; survives sessions.
     delivery: Delivery,
     /// Where this session's downlink started (the server's checkpoint).
@@ -142,6 +152,9 @@ impl ClientConn {
             uplink: None,
             rejected: HashMap::new(),
             downlink: Receiver::new(cfg.downlink.clone(), cfg.checkpoint),
+            version: cfg.version,
+            me: (0, 0),
+            convs: Conversations::restore(std::mem::take(&mut cfg.held)),
             delivery: Delivery::new(cfg.release, cfg.persist, start),
             base: cfg.checkpoint,
             acked: cfg.checkpoint,
@@ -217,8 +230,54 @@ impl ClientConn {
     }
 
     /// Downlink counters.
-    pub fn downlink(&self) -> &Receiver<Deliver> {
+    pub fn downlink(&self) -> &Receiver<Entry> {
         &self.downlink
+    }
+
+    /// The protocol version logged in with (1 after a downgrade).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// What this device holds of `conv`'s storage timeline.
+    pub fn held(&self, conv: &ConvRef) -> Option<&Held> {
+        self.convs.held(conv)
+    }
+
+    /// Every conversation this device holds something of.
+    pub fn all_held(&self) -> impl Iterator<Item = (&ConvRef, &Held)> {
+        self.convs.all_held()
+    }
+
+    /// Asks for the conversations changed since list version `since`, every
+    /// page; the answer comes as one [`ClientEvent::ConvList`]. A fetch
+    /// under way answers this request too. False in a version 1 session.
+    pub fn request_list(&mut self, now: Time, since: u64, preview_len: u8) -> bool {
+        if self.version == crate::wire::VERSION {
+            return false;
+        }
+        let id = self.request_id();
+        if let Some(req) = self.convs.start_list(now, id, since, preview_len) {
+            self.control.push_back(Frame::List(req));
+        }
+        true
+    }
+
+    /// Asks for the newest `max` records of `conv` below `before` (0: the
+    /// newest), answered as a [`ClientEvent::History`]. False in a version
+    /// 1 session, or while a page of `conv` is under way.
+    pub fn request_history(&mut self, now: Time, conv: ConvRef, before: u64, max: u64) -> bool {
+        if self.version == crate::wire::VERSION {
+            return false;
+        }
+        let id = self.request_id();
+        match self.convs.start_history(now, id, conv, before, max, false) {
+            Some(req) => {
+                self.control.push_back(Frame::History(req));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Queues an uplink operation. It is sent once logged in and retried
@@ -386,6 +445,7 @@ impl ClientConn {
         if let Some(cursor) = self.summaries.resend_cursor(now, Some(rto)) {
             self.ask_summary_page(now, cursor);
         }
+        self.resend_conv_requests(now, Some(rto));
         if now.saturating_since(self.last_sent) >= self.heartbeat {
             self.queue_heartbeat();
         }
@@ -404,6 +464,7 @@ impl ClientConn {
                     self.acks.poll_timeout(),
                     self.pull.map(|(_, _, at)| at + rto * 2),
                     self.summaries.deadline(rto),
+                    self.convs.deadline(rto),
                 ]
                 .into_iter()
                 .flatten()
@@ -418,6 +479,18 @@ impl ClientConn {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Sends conversation requests again: overdue ones, or all after a
+    /// re-login (`rto` None).
+    fn resend_conv_requests(&mut self, now: Time, rto: Option<Duration>) {
+        let mut next = self.next_request;
+        let frames = self.convs.resend(now, rto, || {
+            next += 1;
+            next - 1
+        });
+        self.next_request = next;
+        self.control.extend(frames);
     }
 
     /// Next event for the application.

@@ -112,7 +112,22 @@ impl ClientConn {
                 }
             }
             Frame::Ack(ack) => self.on_ack(now, ack),
-            Frame::Deliver(d) if self.state == State::Active => self.on_deliver(now, d),
+            Frame::Deliver(d) if self.state == State::Active => {
+                self.on_entry(now, crate::wire::Entry::from_v1(d))
+            }
+            Frame::Entry(e) if self.state == State::Active => self.on_entry(now, e),
+            Frame::ListItem(item) => self.convs.on_list_item(item),
+            Frame::ListEnd(end) => {
+                let id = self.request_id();
+                let out = self.convs.on_list_end(now, end, id);
+                self.take_conv_output(out);
+            }
+            Frame::Record(r) => self.convs.on_record(r),
+            Frame::HistoryEnd(end) => {
+                let id = self.request_id();
+                let out = self.convs.on_history_end(now, end, id);
+                self.take_conv_output(out);
+            }
             Frame::PageEnd(p) => self.on_page_end(now, p),
             Frame::Summary(s) => self.summaries.on_summary(s),
             Frame::SummaryEnd(end) => match self.summaries.on_end(end) {
@@ -160,6 +175,7 @@ impl ClientConn {
         };
         self.state = State::Active;
         self.session_id = sid;
+        self.me = (ok.user, ok.device);
         // Packet numbers keep counting across sessions: the server tells a
         // late copy of this LOGIN from a new one by them.
         self.heartbeat = Duration::from_millis(ok.heartbeat_ms.max(1000));
@@ -178,10 +194,11 @@ impl ClientConn {
         self.base = ok.checkpoint;
         self.acked = ok.checkpoint;
         self.downlink.reset(ok.checkpoint);
-        // The server forgot the summary request of the lost session.
+        // The server forgot the requests of the lost session.
         if let Some(cursor) = self.summaries.resend_cursor(now, None) {
             self.ask_summary_page(now, cursor);
         }
+        self.resend_conv_requests(now, None);
         let pull_mode = ok.head.saturating_sub(ok.checkpoint) > PUSH_BACKLOG_LIMIT;
         self.events.push_back(ClientEvent::LoggedIn {
             user: ok.user,
@@ -203,6 +220,14 @@ impl ClientConn {
             return;
         }
         match code {
+            // A version 1 server: log in with version 1 (no answer to a
+            // version 2 datagram means anything else).
+            Some(ErrorCode::UnsupportedVersion)
+                if matches!(self.state, State::LoggingIn { .. })
+                    && self.version != crate::wire::VERSION =>
+            {
+                self.downgrade(now)
+            }
             Some(ErrorCode::UnknownSession)
                 if self.state == State::Active
                     && (sid == 0 || (self.is_sealed() && sid == self.session_id)) =>
@@ -226,5 +251,42 @@ impl ClientConn {
             }
             _ => self.events.push_back(ClientEvent::ServerError(e)),
         }
+    }
+
+    /// Requests and results of the conversation machine.
+    fn take_conv_output(&mut self, out: super::conversations::Output) {
+        self.control.extend(out.requests);
+        if let Some(list) = out.list {
+            self.events.push_back(ClientEvent::ConvList(list));
+        }
+        for page in out.pages {
+            self.events.push_back(ClientEvent::History(page));
+        }
+    }
+
+    /// The server speaks only version 1: log in again with it. Version 2
+    /// operations not yet numbered are refused (a numbered one travels as
+    /// its version 1 equivalent or a no-op, see `Outgoing::frame_for`).
+    fn downgrade(&mut self, now: Time) {
+        self.version = crate::wire::VERSION;
+        self.initiator = None;
+        self.cookie = None;
+        self.state = State::LoggingIn {
+            next: now,
+            interval: self.cfg.login_initial,
+        };
+        let waiting = std::mem::take(&mut self.waiting);
+        for (op, o) in waiting {
+            if o.in_version_1() {
+                self.waiting.push_back((op, o));
+            } else {
+                self.events.push_back(ClientEvent::Rejected {
+                    op,
+                    seq: 0,
+                    code: ErrorCode::NotAllowed as u64,
+                });
+            }
+        }
+        self.events.push_back(ClientEvent::Downgraded);
     }
 }

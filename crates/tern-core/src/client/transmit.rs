@@ -21,6 +21,7 @@ impl ClientConn {
         let h = Header {
             session_id: self.session_id,
             packet_number: self.next_pn,
+            version: self.version,
         };
         self.next_pn += 1;
         h
@@ -60,6 +61,7 @@ impl ClientConn {
                             cookie,
                             time,
                             &login,
+                            self.version,
                         );
                         self.initiator = started.ok();
                         self.login_point = point;
@@ -69,6 +71,9 @@ impl ClientConn {
                     pb.pad_to(MIN_HANDSHAKE_PACKET);
                 } else {
                     pb.push(&Frame::Login(login)).ok()?;
+                    // However short the token, the RETRY or ERROR answering
+                    // it fits in what we send.
+                    pb.pad_to(crate::wire::limits::MIN_LOGIN_DATAGRAM);
                     self.login_point = point;
                 }
                 self.last_sent = now;
@@ -98,15 +103,19 @@ impl ClientConn {
             }
         }
         while let Some(f) = self.control.front() {
-            if pb.push(f).is_err() {
-                break;
+            match pb.push(f) {
+                Ok(()) => {}
+                // A request of a version this session does not speak.
+                Err(crate::wire::EncodeError::WrongVersion { .. }) => {}
+                Err(_) => break,
             }
             self.control.pop_front();
         }
+        let (version, me) = (self.version, self.me);
         if let Some(s) = &mut self.uplink {
             // Only take an operation off the queue when it fits.
             while let Some((seq, (_, op))) = s.peek_transmit() {
-                let frame = op.frame(seq);
+                let frame = op.frame_for(seq, version, me);
                 if frame.encoded_len() > pb.remaining() && !pb.is_empty() {
                     break;
                 }

@@ -107,10 +107,16 @@ impl ClientConn {
             &ack.ranges,
             Duration::from_micros(ack.delay_us),
         );
+        let v1 = self.version == crate::wire::VERSION;
         while let Some(ev) = s.poll_event() {
             match ev {
-                SenderEvent::Acked { seq, item: (op, _) } => {
-                    let ev = match self.rejected.remove(&seq) {
+                SenderEvent::Acked { seq, item: (op, o) } => {
+                    let refused = self.rejected.remove(&seq).or_else(|| {
+                        // Sent as a version 1 no-op: not carried out.
+                        (v1 && !o.in_version_1())
+                            .then_some(crate::wire::ErrorCode::NotAllowed as u64)
+                    });
+                    let ev = match refused {
                         Some(code) => ClientEvent::Rejected { op, seq, code },
                         None => ClientEvent::Stored {
                             op,

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use super::replay::{Replay, ReplayWindow};
 use super::TAG_LEN;
-use crate::wire::{DecodeError, Frame, Header, Packet, Reader, TRAILER};
+use crate::wire::{DecodeError, Header, Packet, Reader, TRAILER};
 
 /// Why a sealed packet was dropped. Every case is counted, none is acted on.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -130,10 +130,8 @@ impl Channel {
             .map_err(|_| OpenError::Tag)?;
         self.window.accept(header.packet_number);
         let mut r = Reader::new(Bytes::from(body));
-        let mut frames = Vec::new();
-        while !r.is_empty() {
-            frames.push(Frame::decode(&mut r).map_err(OpenError::Frames)?);
-        }
+        let frames =
+            crate::wire::decode_frames(&mut r, header.version).map_err(OpenError::Frames)?;
         Ok(Packet { header, frames })
     }
 }
@@ -141,7 +139,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::PacketBuilder;
+    use crate::wire::{Frame, PacketBuilder};
 
     fn pair() -> (Channel, Channel) {
         (
@@ -155,6 +153,7 @@ mod tests {
             Header {
                 session_id: 9,
                 packet_number: pn,
+                version: crate::wire::VERSION,
             },
             1200,
         );

@@ -45,6 +45,8 @@ pub enum HandshakeError {
 /// The client side, between sending message 1 and receiving message 2.
 pub struct Initiator {
     hs: Box<HandshakeState>,
+    /// Protocol version of the login (decodes the answer's frames).
+    version: u8,
 }
 
 /// What the client said in message 1.
@@ -73,8 +75,15 @@ pub struct Welcome {
     pub frames: Vec<Frame>,
 }
 
-fn prologue(cookie: Option<&[u8]>) -> Vec<u8> {
+/// The prologue of protocol `version`: `tern/1 sealed-udp` (or `tern/2 …`),
+/// then the cookie. Binding the version means an on-path attacker cannot
+/// rewrite a HANDSHAKE packet's version byte without the handshake failing.
+fn prologue(version: u8, cookie: Option<&[u8]>) -> Vec<u8> {
     let mut p = PROLOGUE.to_vec();
+    if version != crate::wire::VERSION {
+        // "tern/1 sealed-udp" → "tern/2 sealed-udp"
+        p[5] = b'0' + version;
+    }
     p.extend_from_slice(cookie.unwrap_or_default());
     p
 }
@@ -97,6 +106,7 @@ impl Initiator {
         cookie: Option<&[u8]>,
         client_time_ms: u64,
         login: &Login,
+        version: u8,
     ) -> Result<(Initiator, Bytes), HandshakeError> {
         let mut payload = BytesMut::new();
         payload.put_u64(client_time_ms);
@@ -104,7 +114,7 @@ impl Initiator {
         if payload.len() > MAX_PAYLOAD {
             return Err(HandshakeError::TooLarge(payload.len()));
         }
-        let prologue = prologue(cookie);
+        let prologue = prologue(version, cookie);
         let mut hs = builder(entropy)
             .prologue(&prologue)
             .and_then(|b| b.remote_public_key(&server.0))
@@ -115,7 +125,13 @@ impl Initiator {
             .write_message(&payload, &mut msg)
             .map_err(|_| HandshakeError::Decrypt)?;
         msg.truncate(n);
-        Ok((Initiator { hs: Box::new(hs) }, Bytes::from(msg)))
+        Ok((
+            Initiator {
+                hs: Box::new(hs),
+                version,
+            },
+            Bytes::from(msg),
+        ))
     }
 
     /// Reads message 2: the server's welcome and the session's keys.
@@ -131,10 +147,7 @@ impl Initiator {
         payload.truncate(n);
         let mut r = Reader::new(Bytes::from(payload));
         let session_id = r.u64()?;
-        let mut frames = Vec::new();
-        while !r.is_empty() {
-            frames.push(Frame::decode(&mut r)?);
-        }
+        let frames = crate::wire::decode_frames(&mut r, self.version)?;
         let (i2r, r2i) = self.hs.dangerously_get_raw_split();
         Ok((Welcome { session_id, frames }, Channel::new(i2r, r2i)))
     }
@@ -148,11 +161,12 @@ impl Responder {
         key: &StaticKey,
         cookie: Option<&[u8]>,
         msg1: &[u8],
+        version: u8,
     ) -> Result<(Responder, Hello), HandshakeError> {
         if msg1.len() < KEY_LEN + TAG_LEN + 8 {
             return Err(HandshakeError::TooShort);
         }
-        let prologue = prologue(cookie);
+        let prologue = prologue(version, cookie);
         let mut hs = builder(entropy)
             .prologue(&prologue)
             .and_then(|b| b.local_private_key(key.secret()))
@@ -251,8 +265,8 @@ mod tests {
         let server = StaticKey::from_secret([1; 32]);
         let (mut ce, mut se) = (Entropy::from_test_seed(1), Entropy::from_test_seed(2));
         let (init, m1) =
-            Initiator::start(&mut ce, &server.public(), Some(b"cookie"), 77, &login()).unwrap();
-        let (resp, hello) = Responder::accept(&mut se, &server, Some(b"cookie"), &m1).unwrap();
+            Initiator::start(&mut ce, &server.public(), Some(b"cookie"), 77, &login(), 1).unwrap();
+        let (resp, hello) = Responder::accept(&mut se, &server, Some(b"cookie"), &m1, 1).unwrap();
         assert_eq!(hello.login, login());
         assert_eq!(hello.client_time_ms, 77);
         assert_eq!(&hello.ephemeral[..], &m1[..32]);
@@ -272,6 +286,7 @@ mod tests {
             Header {
                 session_id: 42,
                 packet_number: 1,
+                version: crate::wire::VERSION,
             },
             1200,
         );
@@ -290,9 +305,10 @@ mod tests {
         let server = StaticKey::from_secret([1; 32]);
         let other = StaticKey::from_secret([2; 32]);
         let mut e = Entropy::from_test_seed(3);
-        let (_, m1) = Initiator::start(&mut e, &server.public(), Some(b"c1"), 1, &login()).unwrap();
+        let (_, m1) =
+            Initiator::start(&mut e, &server.public(), Some(b"c1"), 1, &login(), 1).unwrap();
         let refused = |k: &StaticKey, c: Option<&[u8]>, m: &[u8]| {
-            Responder::accept(&mut Entropy::from_test_seed(4), k, c, m).err()
+            Responder::accept(&mut Entropy::from_test_seed(4), k, c, m, 1).err()
         };
         assert_eq!(
             refused(&other, Some(b"c1"), &m1),
@@ -321,12 +337,12 @@ mod tests {
         let server = StaticKey::from_secret([1; 32]);
         let imposter = StaticKey::from_secret([9; 32]);
         let mut e = Entropy::from_test_seed(5);
-        let (init, m1) = Initiator::start(&mut e, &server.public(), None, 1, &login()).unwrap();
+        let (init, m1) = Initiator::start(&mut e, &server.public(), None, 1, &login(), 1).unwrap();
         // The imposter cannot even read message 1; a reply built for a
         // different handshake does not verify either.
-        assert!(Responder::accept(&mut e, &imposter, None, &m1).is_err());
-        let (_, m1b) = Initiator::start(&mut e, &imposter.public(), None, 1, &login()).unwrap();
-        let (resp, _) = Responder::accept(&mut e, &imposter, None, &m1b).unwrap();
+        assert!(Responder::accept(&mut e, &imposter, None, &m1, 1).is_err());
+        let (_, m1b) = Initiator::start(&mut e, &imposter.public(), None, 1, &login(), 1).unwrap();
+        let (resp, _) = Responder::accept(&mut e, &imposter, None, &m1b, 1).unwrap();
         let (m2, _) = resp.reply(1, &crate::wire::encode_to_bytes(&ok())).unwrap();
         assert_eq!(init.finish(&m2).err(), Some(HandshakeError::Decrypt));
     }

@@ -1,81 +1,96 @@
-//! One inbox entry as stored, and what the broker needs to know about it
-//! without decoding its frame again.
+//! One entry of a user's sync timeline (the inbox), as the broker and the
+//! store hold it, and how it is shown to a session of either protocol
+//! version.
+//!
+//! A message entry does not carry the message: it names the record in the
+//! conversation's storage timeline (`conv`, `conv_seq`), and the store's read
+//! path attaches that record. So a message is stored once however many
+//! timelines list it, and a recall reaches every copy at once. Entries
+//! written before version 2 (a raw DELIVER frame) are read as entries of the
+//! direct conversation with their sender, with `conv_seq` 0 and the message
+//! inline.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::wire::{Deliver, EntryBody, Frame, Reader};
+use super::conv::ConvRecord;
+use crate::conv::ConvKey;
+use crate::wire::{
+    ConvRef, DeleteScope, Deliver, Entry, EntryBody, Frame, Reader, ReceiptStatus, SyncBody,
+};
 
-/// One stored inbox entry.
+/// One stored sync-timeline entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {
-    /// Its sequence in the inbox.
+    /// Its sequence in the user's sync timeline.
     pub seq: u64,
-    /// The encoded DELIVER frame (type byte included), ready to send. This
-    /// is all that is written to disk.
-    pub frame: Bytes,
-    /// Fields of `frame` the broker acts on, decoded once: at append time
-    /// for new entries, by the store's read path for stored ones.
-    pub meta: EntryMeta,
+    /// What it is.
+    pub entry: SyncEntry,
 }
 
-impl StoredEntry {
-    /// An entry read back from storage: its [`EntryMeta`] is decoded from
-    /// `frame`, once, here.
-    pub fn new(seq: u64, frame: Bytes) -> StoredEntry {
-        let meta = EntryMeta::of_frame(&frame);
-        StoredEntry { seq, frame, meta }
-    }
-}
-
-/// What the broker needs from a stored entry's DELIVER frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryMeta {
-    /// The message id, for DELIVERED receipts; `None` when the entry is not
-    /// a message (a receipt, a recall).
-    pub origin: Option<Origin>,
-    /// When the entry was stored (server wall clock, ms since the Unix
-    /// epoch), for the retention sweep.
+/// The content of a sync-timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncEntry {
+    /// The conversation it belongs to.
+    pub conv: ConvKey,
+    /// The record it is about (0: none, or an entry from before version 2).
+    pub conv_seq: u64,
+    /// Version 1's `conv` of the message (the application's tag).
+    pub topic: u64,
+    /// User whose action created it.
+    pub from_user: u64,
+    /// That user's device.
+    pub from_device: u32,
+    /// That device's uplink sequence (0 for server-made entries).
+    pub from_seq: u64,
+    /// Server wall clock when stored, ms since the Unix epoch.
     pub time_ms: u64,
+    /// Version 1 devices see it (a message, receipt or recall addressed to
+    /// the user by someone); otherwise only version 2 devices do (own
+    /// copies, read positions, deletions).
+    pub shared: bool,
+    /// What kind of entry, with its fields.
+    pub item: SyncItem,
 }
 
-impl EntryMeta {
-    /// For a frame that is not a DELIVER (the broker never stores one): no
-    /// receipts, and a time no retention cutoff passes, so the retention
-    /// sweep stops there.
-    pub const UNDECODABLE: EntryMeta = EntryMeta {
-        origin: None,
-        time_ms: u64::MAX,
-    };
-
-    /// The meta of a DELIVER the broker is about to encode.
-    pub fn of_deliver(d: &Deliver) -> EntryMeta {
-        let origin = matches!(d.body, EntryBody::Message { .. }).then_some(Origin {
-            conv: d.conv,
-            from_user: d.from_user,
-            from_device: d.from_device,
-            from_seq: d.from_seq,
-        });
-        EntryMeta {
-            origin,
-            time_ms: d.time_ms,
-        }
-    }
-
-    /// Decodes an encoded DELIVER frame; [`EntryMeta::UNDECODABLE`] if it
-    /// is not one.
-    pub fn of_frame(frame: &Bytes) -> EntryMeta {
-        match Frame::decode(&mut Reader::new(frame.clone())) {
-            Ok(Frame::Deliver(d)) => EntryMeta::of_deliver(&d),
-            _ => EntryMeta::UNDECODABLE,
-        }
-    }
+/// The kinds of sync-timeline entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncItem {
+    /// A message; the store attaches its record when reading (a recalled
+    /// one has no payload).
+    Message(Arc<ConvRecord>),
+    /// A DELIVERED or READ receipt about messages the user sent.
+    Receipt {
+        /// DELIVERED or READ.
+        status: ReceiptStatus,
+        /// The user's device that sent them.
+        target_device: u32,
+        /// Its uplink sequence: every message up to it.
+        target_seq: u64,
+    },
+    /// A message was recalled; its record is `conv_seq`.
+    Recall {
+        /// The recalled message's device.
+        target_device: u32,
+        /// Its uplink sequence.
+        target_seq: u64,
+    },
+    /// The user's read position in `conv` is now `conv_seq`.
+    Read,
+    /// The user deleted, for itself, up to or exactly `conv_seq`.
+    Deleted(DeleteScope),
 }
 
-/// The id of a delivered message (with its conversation), for receipts.
+/// The id of a delivered message, for DELIVERED receipts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
-    /// Conversation.
-    pub conv: u64,
+    /// Version 1 conversation tag of the message.
+    pub topic: u64,
+    /// Its conversation.
+    pub conv: ConvKey,
+    /// Its record (0 for messages from before version 2).
+    pub conv_seq: u64,
     /// Sending user.
     pub from_user: u64,
     /// Sending device.
@@ -84,67 +99,248 @@ pub struct Origin {
     pub from_seq: u64,
 }
 
+impl StoredEntry {
+    /// Entry `seq`: a message from `from_user` carrying `payload` inline,
+    /// outside any storage timeline (`conv_seq` 0), like the entries stored
+    /// before conversations. For tools and tests that need distinct
+    /// entries.
+    pub fn inline(seq: u64, from_user: u64, payload: Bytes) -> StoredEntry {
+        let conv = ConvKey::Direct {
+            lo: from_user,
+            hi: from_user,
+        };
+        StoredEntry {
+            seq,
+            entry: SyncEntry {
+                conv,
+                conv_seq: 0,
+                topic: 0,
+                from_user,
+                from_device: 1,
+                from_seq: seq,
+                time_ms: 0,
+                shared: true,
+                item: SyncItem::Message(Arc::new(ConvRecord {
+                    conv_seq: 0,
+                    from_user,
+                    from_device: 1,
+                    from_seq: seq,
+                    time_ms: 0,
+                    topic: 0,
+                    msg_type: 0,
+                    payload,
+                    recalled: false,
+                })),
+            },
+        }
+    }
+}
+
+impl SyncEntry {
+    /// The message id, when this entry is a message.
+    pub fn origin(&self) -> Option<Origin> {
+        matches!(self.item, SyncItem::Message(_)).then_some(Origin {
+            topic: self.topic,
+            conv: self.conv,
+            conv_seq: self.conv_seq,
+            from_user: self.from_user,
+            from_device: self.from_device,
+            from_seq: self.from_seq,
+        })
+    }
+
+    /// A version 1 DELIVER frame of it as entry `seq`, or `None` for the
+    /// kinds version 1 does not have.
+    pub fn to_deliver(&self, seq: u64) -> Option<Deliver> {
+        let body = match &self.item {
+            SyncItem::Message(r) => EntryBody::Message {
+                msg_type: r.msg_type,
+                payload: r.payload.clone(),
+            },
+            SyncItem::Receipt {
+                status,
+                target_device,
+                target_seq,
+            } => EntryBody::Receipt {
+                status: *status,
+                target_device: *target_device,
+                target_seq: *target_seq,
+            },
+            SyncItem::Recall {
+                target_device,
+                target_seq,
+            } => EntryBody::Recall {
+                target_device: *target_device,
+                target_seq: *target_seq,
+            },
+            SyncItem::Read | SyncItem::Deleted(_) => return None,
+        };
+        Some(Deliver {
+            seq,
+            conv: self.topic,
+            from_user: self.from_user,
+            from_device: self.from_device,
+            from_seq: self.from_seq,
+            time_ms: self.time_ms,
+            body,
+        })
+    }
+
+    /// A version 2 ENTRY frame of it as entry `seq` of `owner`'s timeline.
+    pub fn to_entry(&self, seq: u64, owner: u64) -> Entry {
+        let body = match &self.item {
+            SyncItem::Message(r) => SyncBody::Message {
+                msg_type: r.msg_type,
+                payload: r.payload.clone(),
+            },
+            SyncItem::Receipt {
+                status,
+                target_device,
+                target_seq,
+            } => SyncBody::Receipt {
+                status: *status,
+                target_device: *target_device,
+                target_seq: *target_seq,
+            },
+            SyncItem::Recall {
+                target_device,
+                target_seq,
+            } => SyncBody::Recall {
+                target_device: *target_device,
+                target_seq: *target_seq,
+            },
+            SyncItem::Read => SyncBody::Read,
+            SyncItem::Deleted(scope) => SyncBody::Deleted { scope: *scope },
+        };
+        Entry {
+            seq,
+            conv: self.conv.view(owner),
+            conv_seq: self.conv_seq,
+            topic: self.topic,
+            from_user: self.from_user,
+            from_device: self.from_device,
+            from_seq: self.from_seq,
+            time_ms: self.time_ms,
+            body,
+        }
+    }
+
+    /// Reads an entry stored before version 2 (a raw DELIVER frame) in
+    /// `owner`'s timeline: it belongs to the direct conversation with its
+    /// sender and carries its message inline. `None` if it is not one.
+    pub fn from_legacy_frame(owner: u64, frame: &Bytes) -> Option<SyncEntry> {
+        let Ok(Frame::Deliver(d)) = Frame::decode(&mut Reader::new(frame.clone())) else {
+            return None;
+        };
+        let item = match d.body {
+            EntryBody::Message { msg_type, payload } => SyncItem::Message(Arc::new(ConvRecord {
+                conv_seq: 0,
+                from_user: d.from_user,
+                from_device: d.from_device,
+                from_seq: d.from_seq,
+                time_ms: d.time_ms,
+                topic: d.conv,
+                msg_type,
+                payload,
+                recalled: false,
+            })),
+            EntryBody::Receipt {
+                status,
+                target_device,
+                target_seq,
+            } => SyncItem::Receipt {
+                status,
+                target_device,
+                target_seq,
+            },
+            EntryBody::Recall {
+                target_device,
+                target_seq,
+            } => SyncItem::Recall {
+                target_device,
+                target_seq,
+            },
+        };
+        Some(SyncEntry {
+            conv: ConvKey::of(owner, ConvRef::direct(d.from_user)),
+            conv_seq: 0,
+            topic: d.conv,
+            from_user: d.from_user,
+            from_device: d.from_device,
+            from_seq: d.from_seq,
+            time_ms: d.time_ms,
+            shared: true,
+            item,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{encode_to_bytes, ReceiptStatus};
+    use crate::wire::{encode_to_bytes, ConvKind};
 
-    fn deliver(body: EntryBody) -> Deliver {
-        Deliver {
+    fn record() -> Arc<ConvRecord> {
+        Arc::new(ConvRecord {
+            conv_seq: 4,
+            from_user: 1,
+            from_device: 2,
+            from_seq: 7,
+            time_ms: 1_700_000_000_123,
+            topic: 9,
+            msg_type: 1,
+            payload: Bytes::from_static(b"hi"),
+            recalled: false,
+        })
+    }
+
+    fn entry(item: SyncItem, shared: bool) -> SyncEntry {
+        SyncEntry {
+            conv: ConvKey::Direct { lo: 1, hi: 5 },
+            conv_seq: 4,
+            topic: 9,
+            from_user: 1,
+            from_device: 2,
+            from_seq: 7,
+            time_ms: 1_700_000_000_123,
+            shared,
+            item,
+        }
+    }
+
+    #[test]
+    fn each_user_sees_the_conversation_by_the_other_user() {
+        let e = entry(SyncItem::Message(record()), true);
+        assert_eq!(e.to_entry(3, 5).conv, ConvRef::direct(1));
+        assert_eq!(e.to_entry(3, 1).conv, ConvRef::direct(5));
+        assert_eq!(e.to_entry(3, 5).conv.kind, ConvKind::Direct);
+        let d = e.to_deliver(3).expect("a message is version 1");
+        assert_eq!((d.seq, d.conv, d.from_seq), (3, 9, 7));
+        assert!(entry(SyncItem::Read, false).to_deliver(3).is_none());
+        assert!(entry(SyncItem::Deleted(DeleteScope::Message), false)
+            .to_deliver(3)
+            .is_none());
+    }
+
+    #[test]
+    fn a_legacy_frame_reads_as_a_direct_conversation_entry() {
+        let d = Deliver {
             seq: 3,
             conv: 9,
             from_user: 1,
             from_device: 2,
             from_seq: 7,
             time_ms: 1_700_000_000_123,
-            body,
-        }
-    }
-
-    #[test]
-    fn decoding_the_frame_gives_what_the_append_recorded() {
-        let bodies = [
-            EntryBody::Message {
+            body: EntryBody::Message {
                 msg_type: 1,
                 payload: Bytes::from_static(b"hi"),
             },
-            EntryBody::Receipt {
-                status: ReceiptStatus::Delivered,
-                target_device: 2,
-                target_seq: 5,
-            },
-            EntryBody::Recall {
-                target_device: 2,
-                target_seq: 5,
-            },
-        ];
-        for body in bodies {
-            let d = deliver(body);
-            let frame = encode_to_bytes(&Frame::Deliver(d.clone()));
-            assert_eq!(EntryMeta::of_frame(&frame), EntryMeta::of_deliver(&d));
-            assert_eq!(StoredEntry::new(3, frame).meta, EntryMeta::of_deliver(&d));
-        }
-        let message = EntryMeta::of_deliver(&deliver(EntryBody::Message {
-            msg_type: 1,
-            payload: Bytes::new(),
-        }));
-        assert_eq!(
-            message.origin,
-            Some(Origin {
-                conv: 9,
-                from_user: 1,
-                from_device: 2,
-                from_seq: 7
-            })
-        );
-        assert_eq!(message.time_ms, 1_700_000_000_123);
-    }
-
-    #[test]
-    fn a_frame_that_is_no_deliver_has_no_origin_and_never_expires() {
-        for junk in [&b""[..], b"frame 5", &[0xff; 40]] {
-            let meta = EntryMeta::of_frame(&Bytes::copy_from_slice(junk));
-            assert_eq!(meta, EntryMeta::UNDECODABLE);
-        }
+        };
+        let frame = encode_to_bytes(&Frame::Deliver(d.clone()));
+        let e = SyncEntry::from_legacy_frame(5, &frame).expect("a DELIVER");
+        assert_eq!(e.to_deliver(3), Some(d), "version 1 sees it unchanged");
+        assert_eq!(e.conv, ConvKey::Direct { lo: 1, hi: 5 });
+        assert_eq!(e.origin().map(|o| o.from_seq), Some(7));
+        assert!(SyncEntry::from_legacy_frame(5, &Bytes::from_static(b"junk")).is_none());
     }
 }

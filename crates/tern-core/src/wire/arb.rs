@@ -53,6 +53,11 @@ pub fn varint(u: &mut Unstructured) -> Result<u64> {
     u.int_in_range(lo..=hi)
 }
 
+/// A protocol version this implementation speaks.
+pub fn version(u: &mut Unstructured) -> Result<u8> {
+    Ok(*u.choose(&[super::VERSION, super::VERSION_2])?)
+}
+
 /// A varint the decoder requires to be non-zero (sequences, packet numbers).
 pub fn seq(u: &mut Unstructured) -> Result<u64> {
     Ok(varint(u)?.max(1))
@@ -156,7 +161,7 @@ impl<'a> Arbitrary<'a> for Packet {
                 break;
             }
             let f = Frame::arbitrary(u)?;
-            if len + f.encoded_len() > MAX_DATAGRAM {
+            if len + f.encoded_len() > MAX_DATAGRAM || f.min_version() > header.version {
                 continue;
             }
             len += f.encoded_len();

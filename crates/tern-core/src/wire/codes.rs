@@ -50,6 +50,34 @@ pub mod ty {
     pub const ERROR: u8 = 0x31;
     /// Client → server: end the session.
     pub const LOGOUT: u8 = 0x32;
+    /// Version 2, client → server: a message into a conversation.
+    pub const POST: u8 = 0x15;
+    /// Version 2, client → server: move the user's read position.
+    pub const MARK_READ: u8 = 0x16;
+    /// Version 2, client → server: recall a message by `conv_seq`.
+    pub const RETRACT: u8 = 0x17;
+    /// Version 2, client → server: delete a message or conversation for me.
+    pub const DELETE: u8 = 0x18;
+    /// Version 2, server → client: one sync-timeline entry.
+    pub const ENTRY: u8 = 0x19;
+    /// Version 2, client → server: conversations changed since a version.
+    pub const LIST: u8 = 0x26;
+    /// Version 2, server → client: one conversation of the list.
+    pub const LIST_ITEM: u8 = 0x27;
+    /// Version 2, server → client: closes a list answer.
+    pub const LIST_END: u8 = 0x28;
+    /// Version 2, client → server: a page of a conversation's history.
+    pub const HISTORY: u8 = 0x29;
+    /// Version 2, server → client: one record of a history page.
+    pub const RECORD: u8 = 0x2a;
+    /// Version 2, server → client: closes a history page.
+    pub const HISTORY_END: u8 = 0x2b;
+
+    /// Whether type `t` exists only in protocol version 2.
+    pub fn is_v2_only(t: u8) -> bool {
+        matches!(t, POST..=ENTRY | LIST..=HISTORY_END)
+    }
+
     /// First skippable extension type (length-prefixed, ignored when unknown).
     pub const EXTENSION_FIRST: u8 = 0x40;
     /// Last skippable extension type.
@@ -123,6 +151,9 @@ pub enum ErrorCode {
     /// This server requires raw-UDP sessions to be sealed: log in with a
     /// HANDSHAKE under the server's key instead of a clear LOGIN.
     SealRequired = 15,
+    /// Version 2: a conversation reference the server does not know or the
+    /// user may not use (`proto-spec/conversations.md`).
+    NoSuchConversation = 16,
 }
 
 impl ErrorCode {
@@ -145,6 +176,7 @@ impl ErrorCode {
             13 => NotAllowed,
             14 => NoSuchMessage,
             15 => SealRequired,
+            16 => NoSuchConversation,
             _ => return None,
         })
     }

@@ -81,4 +81,12 @@ pub enum EncodeError {
         /// The protocol bound.
         max: usize,
     },
+    /// The frame does not exist in the packet's protocol version.
+    #[error("frame needs protocol version {needed}, the packet is version {version}")]
+    WrongVersion {
+        /// Version that defines the frame.
+        needed: u8,
+        /// Version of the packet.
+        version: u8,
+    },
 }

@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 
+use super::conversation::*;
+
 #[cfg(feature = "arbitrary")]
 use super::{arb, limits::*};
 
@@ -396,6 +398,28 @@ pub enum Frame {
     Error(ErrorFrame),
     /// The client ends its session.
     Logout,
+    /// Version 2: see [`Post`].
+    Post(Post),
+    /// Version 2: see [`MarkRead`].
+    MarkRead(MarkRead),
+    /// Version 2: see [`Retract`].
+    Retract(Retract),
+    /// Version 2: see [`Delete`].
+    Delete(Delete),
+    /// Version 2: see [`Entry`].
+    Entry(Entry),
+    /// Version 2: see [`ListRequest`].
+    List(ListRequest),
+    /// Version 2: see [`ListItem`].
+    ListItem(ListItem),
+    /// Version 2: see [`ListEnd`].
+    ListEnd(ListEnd),
+    /// Version 2: see [`HistoryRequest`].
+    History(HistoryRequest),
+    /// Version 2: see [`Record`].
+    Record(Record),
+    /// Version 2: see [`HistoryEnd`].
+    HistoryEnd(HistoryEnd),
     /// A skippable frame of type 0x40..=0x7f this implementation does not know.
     Extension {
         /// Its type byte.
@@ -405,4 +429,24 @@ pub enum Frame {
         #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_EXTENSION>))]
         body: Bytes,
     },
+}
+
+impl Frame {
+    /// The lowest protocol version that defines this frame.
+    pub fn min_version(&self) -> u8 {
+        match self {
+            Frame::Post(_)
+            | Frame::MarkRead(_)
+            | Frame::Retract(_)
+            | Frame::Delete(_)
+            | Frame::Entry(_)
+            | Frame::List(_)
+            | Frame::ListItem(_)
+            | Frame::ListEnd(_)
+            | Frame::History(_)
+            | Frame::Record(_)
+            | Frame::HistoryEnd(_) => super::VERSION_2,
+            _ => super::VERSION,
+        }
+    }
 }

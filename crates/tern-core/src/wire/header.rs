@@ -4,7 +4,7 @@
 //!  0        1        2                                  10
 //! +--------+--------+----------------------------------+----------------+
 //! |version | flags  | session id (u64, big-endian)      | packet number  |
-//! | (=1)   | (=0)   | 0 before login                    | (varint, >= 1) |
+//! | (1, 2) | (=0)   | 0 before login                    | (varint, >= 1) |
 //! +--------+--------+----------------------------------+----------------+
 //! ```
 //! Frames follow the header until the datagram ends.
@@ -15,8 +15,16 @@ use super::error::DecodeError;
 use super::reader::Reader;
 use super::varint;
 
-/// The only protocol version this implementation speaks.
+/// Protocol version 1 (`proto-spec/`): the inbox, v1 frames.
 pub const VERSION: u8 = 1;
+/// Protocol version 2 (`proto-spec/conversations.md`): version 1 plus
+/// conversations, history and the conversation list.
+pub const VERSION_2: u8 = 2;
+
+/// Whether this implementation speaks protocol version `v`.
+pub fn is_supported_version(v: u8) -> bool {
+    v == VERSION || v == VERSION_2
+}
 /// Version value used by version-negotiation packets.
 pub const VERSION_NEGOTIATION: u8 = 0;
 /// Flags value of a sealed packet (encrypted frames, AEAD tag instead of
@@ -35,6 +43,10 @@ pub struct Header {
     /// session from 1, a client numbers for its whole life (across sessions).
     #[cfg_attr(feature = "arbitrary", arbitrary(with = super::arb::seq))]
     pub packet_number: u64,
+    /// Protocol version of the packet: [`VERSION`] or [`VERSION_2`]; a
+    /// session keeps the version of the LOGIN that opened it.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = super::arb::version))]
+    pub version: u8,
 }
 
 impl Header {
@@ -50,7 +62,7 @@ impl Header {
 
     /// Appends the header.
     pub fn encode(&self, out: &mut impl BufMut) {
-        out.put_u8(VERSION);
+        out.put_u8(self.version);
         out.put_u8(0);
         out.put_u64(self.session_id);
         varint::put(out, self.packet_number);
@@ -76,7 +88,7 @@ impl Header {
 
     fn decode_flags(r: &mut Reader, want: u8) -> Result<Header, DecodeError> {
         let version = r.u8()?;
-        if version != VERSION {
+        if !is_supported_version(version) {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         if r.u8()? != want {
@@ -87,6 +99,7 @@ impl Header {
         Ok(Header {
             session_id,
             packet_number,
+            version,
         })
     }
 }

@@ -6,6 +6,11 @@
 pub const MAX_DATAGRAM: usize = 1200;
 /// Largest datagram an endpoint accepts. Bigger ones are dropped unread.
 pub const MAX_RECV_DATAGRAM: usize = 1500;
+/// Smallest datagram carrying a clear LOGIN, padding and trailer included.
+/// Every answer a server may send before it has proof of the client's
+/// address fits in it: the largest, a RETRY with a [`MAX_COOKIE`]-byte
+/// cookie, is 82 bytes (an ERROR, its reason cut to 60 bytes, at most 80).
+pub const MIN_LOGIN_DATAGRAM: usize = 96;
 /// Largest application payload of one message.
 pub const MAX_PAYLOAD: usize = 1024;
 /// Largest login token.

@@ -37,7 +37,7 @@ impl Packet {
         }
         // The version comes first: another version need not carry our trailer.
         if let Some(&v) = datagram.first() {
-            if v != super::header::VERSION {
+            if !super::header::is_supported_version(v) {
                 return Err(DecodeError::UnsupportedVersion(v));
             }
         }
@@ -60,10 +60,7 @@ impl Packet {
         }
         let mut r = Reader::new(datagram.slice(..body_len));
         let header = Header::decode(&mut r)?;
-        let mut frames = Vec::new();
-        while !r.is_empty() {
-            frames.push(Frame::decode(&mut r)?);
-        }
+        let frames = decode_frames(&mut r, header.version)?;
         Ok(Packet { header, frames })
     }
 
@@ -80,8 +77,23 @@ impl Packet {
     }
 }
 
+/// Decodes the frames of a packet of protocol `version` up to the end of
+/// `r`. A frame type that version does not define is `UnknownFrame`, even
+/// if a later version defines it.
+pub fn decode_frames(r: &mut Reader, version: u8) -> Result<Vec<Frame>, DecodeError> {
+    let mut frames = Vec::new();
+    while let Some(t) = r.peek_u8() {
+        if version < super::VERSION_2 && super::ty::is_v2_only(t) {
+            return Err(DecodeError::UnknownFrame(t));
+        }
+        frames.push(Frame::decode(r)?);
+    }
+    Ok(frames)
+}
+
 /// Fills one datagram with frames up to a size limit.
 pub struct PacketBuilder {
+    version: u8,
     buf: BytesMut,
     header_len: usize,
     limit: usize,
@@ -93,6 +105,7 @@ impl PacketBuilder {
         let mut buf = BytesMut::with_capacity(limit);
         header.encode(&mut buf);
         PacketBuilder {
+            version: header.version,
             header_len: buf.len(),
             buf,
             limit,
@@ -112,6 +125,12 @@ impl PacketBuilder {
     /// Appends `frame` if it fits and is valid.
     pub fn push(&mut self, frame: &Frame) -> Result<(), EncodeError> {
         frame.validate()?;
+        if frame.min_version() > self.version {
+            return Err(EncodeError::WrongVersion {
+                needed: frame.min_version(),
+                version: self.version,
+            });
+        }
         let needed = frame.encoded_len();
         if needed > self.remaining() {
             return Err(EncodeError::NoRoom {

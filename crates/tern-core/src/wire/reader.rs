@@ -67,6 +67,15 @@ impl Reader {
         }
     }
 
+    /// A `flag` byte: 0 or 1, anything else is invalid.
+    pub fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::InvalidValue { field }),
+        }
+    }
+
     /// A varint that must fit in a u32 (device ids and similar).
     pub fn varint_u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         u32::try_from(self.varint()?).map_err(|_| DecodeError::InvalidValue { field })

@@ -197,10 +197,10 @@ pub fn run(opts: &BacklogOpts) -> Result<()> {
 }
 
 /// What getting a complete summary cost.
-struct SummaryCost {
+pub(super) struct SummaryCost {
     login_round_trips: u64,
     summary_round_trips: u64,
-    bytes: u64,
+    pub(super) bytes: u64,
     login_bytes: u64,
     datagrams_out: u64,
     datagrams_in: u64,
@@ -214,7 +214,7 @@ struct SummaryCost {
 
 /// Logs the device in on a fresh socket and asks for its summary until
 /// complete, counting every datagram and byte both ways.
-fn summary_phase(
+pub(super) fn summary_phase(
     target: &Target,
     receiver: u64,
     page: u64,
@@ -280,7 +280,7 @@ fn summary_phase(
     Ok((fleet, cost))
 }
 
-fn print_summary(label: &str, c: &SummaryCost) {
+pub(super) fn print_summary(label: &str, c: &SummaryCost) {
     let rts = c.login_round_trips + c.summary_round_trips;
     let datagrams = c.datagrams_in + c.datagrams_out;
     println!(

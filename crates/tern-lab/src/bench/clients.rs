@@ -21,7 +21,7 @@ use super::columns::Column;
 use super::daemon::Daemon;
 use super::util::{histogram, token};
 use super::{BenchError, Result};
-use tern::client::{Client, ClientError, EntryBody, Event, Sent};
+use tern::client::{Client, ClientError, Event, Sent, SyncBody};
 
 /// The load generator's runtime: two worker threads named `load-rt`.
 pub fn load_runtime() -> Result<tokio::runtime::Runtime> {
@@ -193,9 +193,7 @@ impl Sender {
         let c = Arc::get_mut(&mut self.client).expect("no send in flight");
         while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, c.recv()).await {
             match ev {
-                Event::Entry(d) if matches!(d.body, EntryBody::Receipt { .. }) => {
-                    self.receipts += 1
-                }
+                Event::Entry(d) if matches!(d.body, SyncBody::Receipt { .. }) => self.receipts += 1,
                 Event::Disconnected => self.disconnects += 1,
                 _ => {}
             }
@@ -255,7 +253,7 @@ async fn receive(
         let step = (tokio::time::Instant::now() + Duration::from_millis(50)).min(deadline);
         match tokio::time::timeout_at(step, client.recv()).await {
             Ok(Some(Event::Entry(d))) => {
-                if let EntryBody::Message { payload, .. } = &d.body {
+                if let SyncBody::Message { payload, .. } = &d.body {
                     let now = since(epoch);
                     if payload.len() >= 8 {
                         let ts = u64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));

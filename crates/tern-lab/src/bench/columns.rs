@@ -41,7 +41,7 @@ fn udp_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {
 }
 
 fn quic_daemon(cfg: &mut Config) {
-    cfg.quic.listen = Some("127.0.0.1:0".parse().expect("literal"));
+    cfg.quic.listen = tern::config::QuicListen::At("127.0.0.1:0".parse().expect("literal"));
 }
 
 fn quic_client(d: &Daemon, token: Vec<u8>) -> Result<ClientOptions> {

@@ -44,8 +44,9 @@ struct Ready {
 }
 
 impl Daemon {
-    /// Starts a daemon with its data under `dir`; `tweak` adjusts the config
-    /// (for instance `cfg.quic.listen = Some("127.0.0.1:0".parse()?)`).
+    /// Starts a daemon with its data under `dir`, raw UDP only; `tweak`
+    /// adjusts the config (for instance `cfg.quic.listen =
+    /// QuicListen::At("127.0.0.1:0".parse()?)`).
     pub fn start(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Result<Daemon> {
         let mut cfg = Config::default();
         cfg.server.listen = "127.0.0.1:0".parse().expect("literal");
@@ -53,6 +54,9 @@ impl Daemon {
         // These benches measure clear raw UDP (and QUIC) unless the tweak
         // asks for sealing: clients may seal, but need not.
         cfg.seal.policy = tern::config::SealPolicyName::Optional;
+        // QUIC only where a bench asks for it: it lowers the packet size
+        // for every peer (proto-spec/quic.md, "Sizes").
+        cfg.quic.listen = tern::config::QuicListen::Off;
         tweak(&mut cfg);
         cfg.validate()
             .map_err(|e| BenchError::Failed(format!("config: {e}")))?;

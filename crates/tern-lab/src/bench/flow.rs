@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tern_core::auth::TokenKeys;
 use tern_core::client::{ClientEvent, Outgoing};
-use tern_core::wire::EntryBody;
+use tern_core::wire::SyncBody;
 
 pub use super::fleet::{client_socket, Fleet, WireStats};
 use super::util::{
@@ -227,7 +227,7 @@ fn sender_loop(
                     }
                 }
                 ClientEvent::Entry(d) => {
-                    if matches!(d.body, EntryBody::Receipt { .. }) {
+                    if matches!(d.body, SyncBody::Receipt { .. }) {
                         receipts += 1;
                     }
                 }
@@ -271,7 +271,7 @@ fn receiver_loop(
         for (_, ev) in events.drain(..) {
             match ev {
                 ClientEvent::Entry(d) => {
-                    if let EntryBody::Message { payload, .. } = &d.body {
+                    if let SyncBody::Message { payload, .. } = &d.body {
                         delivered += 1;
                         if payload.len() >= 8 {
                             let ts = u64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));

@@ -33,6 +33,7 @@ fn login_packet(token: Vec<u8>, cookie: Option<&Bytes>) -> Bytes {
         Header {
             session_id: 0,
             packet_number: 1,
+            version: tern_core::wire::VERSION,
         },
         MAX_DATAGRAM,
     );

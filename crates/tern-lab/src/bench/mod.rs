@@ -7,6 +7,9 @@
 //! - [`sessions`]: daemon RSS per idle logged-in session vs a minimal session table.
 //! - [`backlog`]: bytes and round trips to a complete conversation summary,
 //!   and paged-pull rate vs raw RocksDB iteration.
+//! - [`convs`]: conversations at scale: storage per message, the version 2
+//!   list after a day offline vs the version 1 summary, history pages vs a
+//!   raw RocksDB range read.
 //!
 //! - [`transports`]: raw UDP vs QUIC, throughput and latency, same run.
 //! - [`flood`]: legitimate latency under a garbage flood, vs without it.
@@ -22,6 +25,7 @@ pub mod amplification;
 pub mod backlog;
 pub mod clients;
 pub mod columns;
+pub mod convs;
 pub mod daemon;
 pub mod fleet;
 pub mod flood;

@@ -95,6 +95,7 @@ pub fn session_sink(secret_file: &Path) -> Result<()> {
                 Header {
                     session_id: sid,
                     packet_number: pn,
+                    version: tern_core::wire::VERSION,
                 },
                 MAX_DATAGRAM,
             );
@@ -121,6 +122,7 @@ pub fn session_sink(secret_file: &Path) -> Result<()> {
                         Header {
                             session_id: p.header.session_id,
                             packet_number: pn,
+                            version: tern_core::wire::VERSION,
                         },
                         MAX_DATAGRAM,
                     );

@@ -143,6 +143,31 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Conversations at scale: storage per message, the conversation list
+    /// after a day offline (vs the version 1 summary), history pages (vs a
+    /// raw RocksDB range read).
+    Convs {
+        /// Users writing to the device, one direct conversation each.
+        #[arg(long, default_value_t = 500)]
+        convs: usize,
+        /// Messages in each conversation.
+        #[arg(long, default_value_t = 60)]
+        per_conv: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// History pages read.
+        #[arg(long, default_value_t = 2000)]
+        reads: usize,
+        /// Records per history page.
+        #[arg(long, default_value_t = 50)]
+        page: u64,
+        /// Time limit of each phase.
+        #[arg(long, default_value = "120s")]
+        max_time: humantime::Duration,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
     /// Transport security cost: raw UDP (plaintext) vs QUIC, throughput
     /// and latency at a fixed rate, in the same run.
     Transports {
@@ -287,6 +312,24 @@ fn run(b: Command) -> anyhow::Result<()> {
             convs,
             senders,
             payload: payload.max(16),
+            page,
+            max_time: d(max_time),
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::Convs {
+            convs,
+            per_conv,
+            payload,
+            reads,
+            page,
+            max_time,
+            scratch,
+        } => bench::convs::run(&bench::convs::ConvsOpts {
+            convs,
+            per_conv,
+            payload: payload.max(16),
+            reads,
             page,
             max_time: d(max_time),
             dir: scratch.dir,

@@ -254,6 +254,15 @@ impl Checker {
                         e.seq
                     )
                 }),
+                EntryKind::Sync if e.from_user != user => {
+                    self.report.violation(Kind::Bogus, || {
+                        format!(
+                            "device {user}/{device} got entry #{} as its own user's from user {}",
+                            e.seq, e.from_user
+                        )
+                    })
+                }
+                EntryKind::Sync => {}
             }
         }
         self.devs.insert(me, st);

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng;
-use tern::client::{Client, ClientError, EntryBody, Event, ReceiptStatus, Sent};
+use tern::client::{Client, ClientError, Event, ReceiptStatus, Sent, SyncBody};
 
 use super::batch::Op;
 use super::device::DeviceTask;
@@ -92,21 +92,34 @@ impl DeviceTask {
         let t_us = self.shared.clock.us();
         match ev {
             Event::Entry(d) => {
+                // Entries this user's own devices caused (own copies, read
+                // positions, deletions) are multi-device sync, not
+                // deliveries.
+                let own = d.from_user == self.user
+                    && matches!(
+                        d.body,
+                        SyncBody::Message { .. } | SyncBody::Read | SyncBody::Deleted { .. }
+                    );
                 let mut rec = EntryRecord {
                     t_us,
                     seq: d.seq,
-                    conv: d.conv,
+                    conv: d.topic,
                     from_user: d.from_user,
                     from_device: d.from_device,
                     from_seq: d.from_seq,
-                    kind: EntryKind::Message,
+                    kind: if own {
+                        EntryKind::Sync
+                    } else {
+                        EntryKind::Message
+                    },
                     payload: None,
                     status: None,
                     target_device: None,
                     target_seq: None,
                 };
                 match &d.body {
-                    EntryBody::Message { payload, .. } => {
+                    _ if own => {}
+                    SyncBody::Message { payload, .. } => {
                         let text = String::from_utf8_lossy(payload).into_owned();
                         if let Some(id) = parse_payload(&text) {
                             self.shared
@@ -120,14 +133,14 @@ impl DeviceTask {
                             && self.pending_reads.len() < 4
                         {
                             self.pending_reads.push((
-                                d.conv,
+                                d.topic,
                                 d.from_user,
                                 d.from_device,
                                 d.from_seq,
                             ));
                         }
                     }
-                    EntryBody::Receipt {
+                    SyncBody::Receipt {
                         status,
                         target_device,
                         target_seq,
@@ -143,7 +156,7 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
-                    EntryBody::Recall {
+                    SyncBody::Recall {
                         target_device,
                         target_seq,
                     } => {
@@ -151,6 +164,8 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
+                    // Only this user's devices cause these (above).
+                    SyncBody::Read | SyncBody::Deleted { .. } => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));
                 self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
@@ -169,7 +184,10 @@ impl DeviceTask {
                     pull_mode,
                 });
             }
-            Event::Disconnected | Event::Notify { .. } | Event::PageEnd { .. } => {}
+            Event::Disconnected
+            | Event::Notify { .. }
+            | Event::PageEnd { .. }
+            | Event::Downgraded => {}
         }
     }
 }

@@ -138,6 +138,10 @@ pub enum EntryKind {
     Receipt,
     /// A recall.
     Recall,
+    /// An entry this user's own devices caused (its own copy of a message
+    /// it sent, a read position, a deletion): multi-device sync, not a
+    /// delivery.
+    Sync,
 }
 
 /// One inbox entry as handed to the application.

@@ -15,6 +15,7 @@ fn sample(session_id: u64, packet_number: u64, frames: Vec<Frame>) -> Packet {
         header: Header {
             session_id,
             packet_number,
+            version: tern_core::wire::VERSION,
         },
         frames,
     }

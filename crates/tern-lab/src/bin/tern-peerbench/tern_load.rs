@@ -12,7 +12,7 @@ use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use tern_core::auth::TokenKeys;
 use tern_core::client::{ClientEvent, Outgoing};
-use tern_core::wire::EntryBody;
+use tern_core::wire::SyncBody;
 use tern_lab::bench::flow::{run_flow, Fleet, FlowReport, FlowSpec};
 use tern_lab::bench::util::token;
 
@@ -118,7 +118,7 @@ pub fn offline(
             .map_err(|e| anyhow!("{e}"))?;
         for (_, ev) in events.drain(..) {
             if let ClientEvent::Entry(e) = ev {
-                if matches!(e.body, EntryBody::Message { .. }) {
+                if matches!(e.body, SyncBody::Message { .. }) {
                     got += 1;
                 }
             }
@@ -235,7 +235,7 @@ pub fn latency(
         for (_, ev) in events.drain(..) {
             match ev {
                 ClientEvent::Entry(e) => {
-                    if let EntryBody::Message { payload, .. } = &e.body {
+                    if let SyncBody::Message { payload, .. } = &e.body {
                         if got.arrive(now_us, payload) {
                             delivered += 1;
                         }

@@ -15,7 +15,7 @@ use tern_core::broker::{Broker, BrokerConfig, Commit};
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
 use tern_core::store::{MemStore, Store};
 use tern_core::time::Time;
-use tern_core::wire::{EntryBody, Frame, Packet};
+use tern_core::wire::{Frame, Packet, SyncBody};
 use tern_sim::impairment::{Impairment, Link};
 
 use crate::net::mix;
@@ -54,9 +54,9 @@ impl DirCount {
                     self.send_frames += 1;
                     others += 1
                 }
-                Frame::Deliver(d) => {
+                Frame::Entry(d) => {
                     match d.body {
-                        EntryBody::Message { .. } => self.deliver_messages += 1,
+                        SyncBody::Message { .. } => self.deliver_messages += 1,
                         _ => self.deliver_receipts += 1,
                     }
                     others += 1
@@ -209,7 +209,7 @@ pub fn run(
                     ClientEvent::LoggedIn { .. } => c.logged_in = true,
                     ClientEvent::Stored { .. } if i == A => stored += 1,
                     ClientEvent::Entry(d)
-                        if i == B && matches!(d.body, EntryBody::Message { .. }) =>
+                        if i == B && matches!(d.body, SyncBody::Message { .. }) =>
                     {
                         delivered += 1
                     }

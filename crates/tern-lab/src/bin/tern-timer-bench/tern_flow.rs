@@ -102,6 +102,7 @@ impl TernFlow {
         let h = Header {
             session_id,
             packet_number: *pn,
+            version: tern_core::wire::VERSION,
         };
         *pn += 1;
         h

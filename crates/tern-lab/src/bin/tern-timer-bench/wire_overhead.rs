@@ -83,6 +83,7 @@ fn send_case(title: &str, seq: u64, to: u64, conv: u64) -> usize {
     let h = Header {
         session_id: 0x5EED_0F7E_2A11_0001,
         packet_number: 1000,
+        version: tern_core::wire::VERSION,
     };
     let f = Frame::Send(Send {
         seq,
@@ -127,6 +128,7 @@ pub fn run() -> Overheads {
     let h = Header {
         session_id: 0x5EED_0F7E_2A11_0002,
         packet_number: 1000,
+        version: tern_core::wire::VERSION,
     };
     let time_ms = 1_700_000_000_000u64;
     let d = Deliver {

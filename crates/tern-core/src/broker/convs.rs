@@ -1,0 +1,187 @@
+//! What the broker caches and stages for conversations: each storage
+//! timeline's head, and each user's state in each conversation. Both are
+//! loaded from the store on first use and staged like the inbox: the
+//! staged view moves as operations are applied, the store's view once the
+//! batch is durable.
+
+use std::collections::HashMap;
+
+use super::{Broker, BrokerEvent};
+use crate::conv::{ConvKey, ConvState};
+use crate::store::{ConvMeta, ConvRecord, Store};
+
+/// One storage timeline, as the broker sees it.
+pub(crate) struct ConvCache {
+    /// Staged view: `head` includes records not yet durable.
+    pub meta: ConvMeta,
+    /// Staged for the next batch.
+    pub dirty: bool,
+    /// When history retention last looked at it.
+    pub swept_at: Option<crate::time::Time>,
+}
+
+/// One user's state in one conversation.
+pub(crate) struct UserConvSlot {
+    /// Staged view.
+    pub state: ConvState,
+    /// Version of the state the store holds once every batch handed out so
+    /// far is committed: the list-index row the next write replaces.
+    pub written_version: u64,
+    /// Staged for the next batch.
+    pub dirty: bool,
+}
+
+/// Conversation caches of the broker.
+#[derive(Default)]
+pub(crate) struct Convs {
+    pub timelines: HashMap<ConvKey, ConvCache>,
+    pub user_convs: HashMap<(u64, ConvKey), UserConvSlot>,
+    /// Records staged or in flight, newest version of each.
+    pub pending: super::records::Pending,
+}
+
+/// Conversation writes staged since the last batch was handed out.
+#[derive(Default)]
+pub(crate) struct StagedConvs {
+    /// Records to store (new ones, and recall markers overwriting old ones).
+    pub records: Vec<(ConvKey, ConvRecord)>,
+    pub dirty_timelines: Vec<ConvKey>,
+    pub dirty_user_convs: Vec<(u64, ConvKey)>,
+    pub hides: Vec<(u64, ConvKey, u64)>,
+    pub trims: Vec<(ConvKey, u64)>,
+}
+
+impl StagedConvs {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.dirty_timelines.is_empty()
+            && self.dirty_user_convs.is_empty()
+            && self.hides.is_empty()
+            && self.trims.is_empty()
+    }
+}
+
+impl<S: Store> Broker<S> {
+    /// The storage timeline of `conv`, loaded on first use.
+    pub(super) fn timeline_mut(&mut self, conv: ConvKey) -> Result<&mut ConvCache, String> {
+        if !self.convs.timelines.contains_key(&conv) {
+            let meta = self
+                .store
+                .conv_meta(&conv)
+                .map_err(|e| self.read_failed(e))?;
+            self.convs.timelines.insert(
+                conv,
+                ConvCache {
+                    meta: meta.unwrap_or_default(),
+                    dirty: false,
+                    swept_at: None,
+                },
+            );
+        }
+        Ok(self.convs.timelines.get_mut(&conv).expect("inserted above"))
+    }
+
+    /// `user`'s state in `conv`, loaded on first use.
+    pub(super) fn user_conv_mut(
+        &mut self,
+        user: u64,
+        conv: ConvKey,
+    ) -> Result<&mut UserConvSlot, String> {
+        if !self.convs.user_convs.contains_key(&(user, conv)) {
+            let state = self
+                .store
+                .user_conv(user, &conv)
+                .map_err(|e| self.read_failed(e))?;
+            let state = state.unwrap_or_default();
+            self.convs.user_convs.insert(
+                (user, conv),
+                UserConvSlot {
+                    written_version: state.version,
+                    state,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(self
+            .convs
+            .user_convs
+            .get_mut(&(user, conv))
+            .expect("inserted above"))
+    }
+
+    fn read_failed(&mut self, e: impl std::fmt::Display) -> String {
+        let error = e.to_string();
+        self.events.push_back(BrokerEvent::StoreReadFailed {
+            error: error.clone(),
+        });
+        error
+    }
+
+    /// Drops clean cache entries once the caches outgrow
+    /// `conv_cache_entries`: the store has them, and a long-running broker
+    /// touches every conversation eventually (the retention walk does).
+    /// Only with no batch in flight: then a clean entry's view is the
+    /// store's, and loading it again gives the same.
+    pub(super) fn evict_conv_caches(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let max = self.cfg.conv_cache_entries;
+        if self.convs.timelines.len() > max {
+            self.convs.timelines.retain(|_, t| t.dirty);
+        }
+        if self.convs.user_convs.len() > max {
+            self.convs.user_convs.retain(|_, s| s.dirty);
+        }
+    }
+
+    /// Stages a record (new, or a recall marker replacing one).
+    pub(super) fn stage_record(&mut self, conv: ConvKey, record: ConvRecord) {
+        let trimmed = self.convs.timelines.get(&conv).map(|t| t.meta.trimmed);
+        if trimmed.is_some_and(|t| record.conv_seq <= t) {
+            return; // past history retention: a marker would outlive it
+        }
+        self.convs
+            .pending
+            .insert((conv, record.conv_seq), record.clone());
+        self.staged.convs.records.push((conv, record));
+    }
+
+    /// Marks `conv`'s metadata for the next batch.
+    pub(super) fn mark_timeline_dirty(&mut self, conv: ConvKey) {
+        if let Some(t) = self.convs.timelines.get_mut(&conv) {
+            if !t.dirty {
+                t.dirty = true;
+                self.staged.convs.dirty_timelines.push(conv);
+            }
+        }
+    }
+
+    /// Applies `change` to `user`'s state in `conv`; if it reports a change,
+    /// the state takes the user's next list version and is staged. Returns
+    /// whether it changed.
+    pub(super) fn update_user_conv(
+        &mut self,
+        user: u64,
+        conv: ConvKey,
+        change: impl FnOnce(&mut ConvState) -> bool,
+    ) -> Result<bool, String> {
+        let before = self.user_conv_mut(user, conv)?.state;
+        let mut after = before;
+        if !change(&mut after) {
+            return Ok(false);
+        }
+        let u = self.inbox_mut(user)?;
+        u.meta.list_version += 1;
+        after.version = u.meta.list_version;
+        u.meta.total_unread = (u.meta.total_unread + after.unread).saturating_sub(before.unread);
+        self.mark_user_dirty(user);
+        let slot = self.user_conv_mut(user, conv)?;
+        slot.state = after;
+        if !slot.dirty {
+            slot.dirty = true;
+            self.staged.convs.dirty_user_convs.push((user, conv));
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,128 @@
+//! A message into a conversation (POST, and version 1's SEND, which posts to
+//! the direct conversation with `to`): store first, then sync (seed 003).
+//! The record takes the conversation's next `conv_seq` in its storage
+//! timeline; every participant's sync timeline gets an entry naming it (the
+//! sender's own devices too, unless a version 1 device of the sender could
+//! not skip it); every participant's conversation state moves. All of it
+//! goes into the same batch, so it is durable together or not at all.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::uplink::{Applied, Op};
+use super::Broker;
+use crate::conv::ConvKey;
+use crate::store::{ConvRecord, Store, SyncEntry, SyncItem};
+use crate::time::Time;
+use crate::wire::{ConvKind, ConvRef, ErrorCode};
+
+impl<S: Store> Broker<S> {
+    /// Applies a POST (or SEND) of `op` into `conv` as its user names it.
+    pub(super) fn post(
+        &mut self,
+        now: Time,
+        op: Op,
+        conv: ConvRef,
+        topic: u64,
+        msg_type: u64,
+        payload: Bytes,
+    ) -> Applied {
+        if payload.len() > self.cfg.max_payload {
+            return Applied::Refused(ErrorCode::PayloadTooLarge);
+        }
+        if conv.kind != ConvKind::Direct {
+            return Applied::Refused(ErrorCode::NoSuchConversation);
+        }
+        let peer = conv.id;
+        match self.may_address(peer) {
+            None => return Applied::Retry,
+            Some(false) => return Applied::Refused(ErrorCode::UnknownRecipient),
+            Some(true) => {}
+        }
+        let key = ConvKey::of(op.user, conv);
+        self.sweep_history(now, key);
+        let Ok(t) = self.timeline_mut(key) else {
+            return Applied::Retry;
+        };
+        t.meta.head += 1;
+        let conv_seq = t.meta.head;
+        self.mark_timeline_dirty(key);
+        let record = ConvRecord {
+            conv_seq,
+            from_user: op.user,
+            from_device: op.device,
+            from_seq: op.seq,
+            time_ms: self.wall_ms(now),
+            topic,
+            msg_type,
+            payload,
+            recalled: false,
+        };
+        self.stage_record(key, record.clone());
+        let online = self.deliver_record(now, key, Arc::new(record));
+        Applied::Done { online }
+    }
+
+    /// Lists a stored record in the sync timelines of its conversation's
+    /// users and moves their conversation states. Returns whether the
+    /// record's other participant has a device online.
+    pub(super) fn deliver_record(
+        &mut self,
+        now: Time,
+        key: ConvKey,
+        record: Arc<ConvRecord>,
+    ) -> bool {
+        let (from, conv_seq) = (record.from_user, record.conv_seq);
+        let entry = |shared| SyncEntry {
+            conv: key,
+            conv_seq,
+            topic: record.topic,
+            from_user: from,
+            from_device: record.from_device,
+            from_seq: record.from_seq,
+            time_ms: record.time_ms,
+            shared,
+            item: SyncItem::Message(record.clone()),
+        };
+        let mut online = false;
+        for user in participants(key) {
+            let own = user == from;
+            if own && self.others_of(key, from) {
+                // The sender's copy, for its other devices (and the sending
+                // one, which learns the conv_seq from it).
+                if self.may_write_private(user) {
+                    self.append(now, user, entry(false));
+                }
+            } else {
+                online |= self.append(now, user, entry(true));
+            }
+            let _ = self.update_user_conv(user, key, |s| {
+                s.on_message(conv_seq, own);
+                true
+            });
+        }
+        online
+    }
+
+    /// Whether `key` has participants other than `user` (notes to self do
+    /// not: their one entry is the message itself).
+    fn others_of(&self, key: ConvKey, user: u64) -> bool {
+        participants(key).into_iter().any(|u| u != user)
+    }
+
+    /// Whether entries only version 2 knows may go to `user`'s timeline:
+    /// not while a version 1 device of the user is registered.
+    pub(super) fn may_write_private(&mut self, user: u64) -> bool {
+        self.user_mut(user).is_ok_and(|u| !u.has_v1_device())
+    }
+}
+
+/// The users of a conversation (groups land with the groups issue).
+pub(super) fn participants(key: ConvKey) -> Vec<u64> {
+    match key {
+        ConvKey::Direct { lo, hi } if lo == hi => vec![lo],
+        ConvKey::Direct { lo, hi } => vec![lo, hi],
+        ConvKey::Group(_) | ConvKey::System(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,116 @@
+//! Recall for everyone: the record becomes a recall marker in the storage
+//! timeline (its place, sender and time stay; its content is gone for good),
+//! and a recall entry goes to every participant's sync timeline, so that it
+//! takes effect at once on every device (seed 004). Version 1's RECALL names
+//! the message by its id; version 2's RETRACT by its `conv_seq`.
+
+use super::post::participants;
+use super::uplink::{Applied, Op};
+use super::Broker;
+use crate::conv::ConvKey;
+use crate::store::{ConvRecord, Store, SyncEntry, SyncItem};
+use crate::time::Time;
+use crate::wire::{ConvKind, ConvRef, ErrorCode, Recall};
+
+impl<S: Store> Broker<S> {
+    /// Version 1 RECALL of a message this device sent to `f.to`.
+    pub(super) fn recall_v1(&mut self, now: Time, op: Op, f: Recall) -> Applied {
+        if f.target_seq >= f.seq {
+            return Applied::Refused(ErrorCode::NoSuchMessage);
+        }
+        match self.may_address(f.to) {
+            None => return Applied::Retry,
+            Some(false) => return Applied::Refused(ErrorCode::UnknownRecipient),
+            Some(true) => {}
+        }
+        let key = ConvKey::of(op.user, ConvRef::direct(f.to));
+        let Ok(found) = self.find_message(key, op.user, op.device, f.target_seq) else {
+            return Applied::Retry;
+        };
+        match found {
+            Some(record) if !record.recalled => Applied::Done {
+                online: self.recall_record(now, op, key, record),
+            },
+            // Not among the newest records (or recalled already): as in
+            // version 1, the recall goes to the receiver's timeline only.
+            _ => {
+                let entry = SyncEntry {
+                    conv: key,
+                    conv_seq: found.map_or(0, |r| r.conv_seq),
+                    topic: f.conv,
+                    from_user: op.user,
+                    from_device: op.device,
+                    from_seq: op.seq,
+                    time_ms: self.wall_ms(now),
+                    shared: true,
+                    item: SyncItem::Recall {
+                        target_device: op.device,
+                        target_seq: f.target_seq,
+                    },
+                };
+                Applied::Done {
+                    online: self.append(now, f.to, entry),
+                }
+            }
+        }
+    }
+
+    /// Version 2 RETRACT of record `target` of `conv`: any device of the
+    /// sender may recall the sender's message.
+    pub(super) fn retract(&mut self, now: Time, op: Op, conv: ConvRef, target: u64) -> Applied {
+        if conv.kind != ConvKind::Direct {
+            return Applied::Refused(ErrorCode::NoSuchConversation);
+        }
+        let key = ConvKey::of(op.user, conv);
+        match self.record_at(key, target) {
+            Err(_) => Applied::Retry,
+            Ok(Some(r)) if r.from_user == op.user && !r.recalled => Applied::Done {
+                online: self.recall_record(now, op, key, r),
+            },
+            Ok(_) => Applied::Refused(ErrorCode::NoSuchMessage),
+        }
+    }
+
+    /// Replaces `record` by its recall marker and tells every participant.
+    /// Returns whether another participant has a device online.
+    fn recall_record(&mut self, now: Time, op: Op, key: ConvKey, record: ConvRecord) -> bool {
+        let marker = record.recalled();
+        self.stage_record(key, marker);
+        let time_ms = self.wall_ms(now);
+        let entry = |shared| SyncEntry {
+            conv: key,
+            conv_seq: record.conv_seq,
+            topic: record.topic,
+            from_user: op.user,
+            from_device: op.device,
+            from_seq: op.seq,
+            time_ms,
+            shared,
+            item: SyncItem::Recall {
+                target_device: record.from_device,
+                target_seq: record.from_seq,
+            },
+        };
+        let mut online = false;
+        for user in participants(key) {
+            // The marker changes every participant's preview, and a recalled
+            // message no longer counts as unread.
+            let _ = self.update_user_conv(user, key, |s| {
+                if user != record.from_user && record.conv_seq > s.read_seq {
+                    s.unread = s.unread.saturating_sub(1);
+                }
+                true
+            });
+            if user == op.user && participants(key).len() > 1 {
+                if self.may_write_private(user) {
+                    let e = entry(false);
+                    self.append(now, user, e);
+                }
+            } else {
+                let e = entry(true);
+                online |= self.append(now, user, e);
+            }
+        }
+        online
+    }
+}

@@ -1,0 +1,207 @@
+//! The end of a conversations run (protocol version 2): once everything is
+//! delivered and the network healed, every device asks the server for its
+//! user's conversation list and pages through each conversation's whole
+//! history, as a new device scrolling up would. Then every device of a user
+//! must agree with every other on each history (same records, same order)
+//! and on the list (last record, read position, unread count); and each
+//! device that lived through the run must hold, from its own sync timeline,
+//! exactly that history and the read position the list shows, so that the
+//! unread counter it computes is the server's.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use tern_core::client::{ClientConn, ConvList, HistoryPage};
+use tern_core::time::Time;
+use tern_core::wire::{ConvRef, RecordBody};
+
+use crate::checker::Dev;
+use crate::conv_view::Views;
+
+/// Records asked per history page.
+const PAGE: u64 = 64;
+
+/// One device's audit: its requests and the answers.
+#[derive(Debug, Default)]
+pub struct Audit {
+    started: bool,
+    list_asked: bool,
+    /// The list, every page.
+    pub list: Option<ConvList>,
+    /// Each conversation's history: `conv_seq` → (sender, payload, recalled).
+    pub history: BTreeMap<ConvRef, BTreeMap<u64, (u64, Bytes)>>,
+    /// Conversations still to page through, and the page under way.
+    todo: Vec<(ConvRef, u64)>,
+    asked: Option<(ConvRef, u64)>,
+    pub done: bool,
+}
+
+impl Audit {
+    /// Starts the audit (at the device's next wake-up).
+    pub fn start(&mut self) {
+        self.started = true;
+    }
+
+    /// Whether it is under way and not finished.
+    pub fn running(&self) -> bool {
+        self.started && !self.done
+    }
+
+    /// Sends the next request the audit needs, if the connection takes it.
+    pub fn drive(&mut self, now: Time, conn: &mut ClientConn) {
+        if !self.running() {
+            return;
+        }
+        if !self.list_asked {
+            self.list_asked = conn.request_list(now, 0, 0);
+            return;
+        }
+        if self.list.is_none() || self.asked.is_some() {
+            return;
+        }
+        match self.todo.last().copied() {
+            Some((conv, before)) => {
+                if conn.request_history(now, conv, before, PAGE) {
+                    self.asked = Some((conv, before));
+                }
+            }
+            None => self.done = true,
+        }
+    }
+
+    /// The list arrived: every conversation in it is paged through.
+    pub fn on_list(&mut self, list: ConvList) {
+        if !self.running() || self.list.is_some() {
+            return;
+        }
+        self.todo = list.items.iter().rev().map(|i| (i.conv, 0)).collect();
+        self.list = Some(list);
+    }
+
+    /// A history page arrived: kept, and the page before it asked next
+    /// unless it reached the floor.
+    pub fn on_page(&mut self, page: &HistoryPage) {
+        if page.gap_fill || self.asked.map(|a| a.0) != Some(page.conv) {
+            return;
+        }
+        self.asked = None;
+        let h = self.history.entry(page.conv).or_default();
+        for r in &page.records {
+            let payload = match &r.body {
+                RecordBody::Message { payload, .. } => payload.clone(),
+                RecordBody::Recalled { .. } => Bytes::new(),
+            };
+            h.insert(r.conv_seq, (r.from_user, payload));
+        }
+        let Some(top) = self.todo.last_mut() else {
+            return;
+        };
+        if page.end.low <= page.end.floor + 1 {
+            self.todo.pop();
+        } else {
+            top.1 = page.end.low;
+        }
+    }
+}
+
+/// One device, as the audit compares it.
+pub struct Audited<'a> {
+    pub dev: Dev,
+    /// Joined after the run: it holds no sync history, only what it paged.
+    pub late: bool,
+    pub views: &'a Views,
+    pub audit: &'a Audit,
+}
+
+/// Disagreements between the devices of each user, and between each
+/// device and what it holds.
+pub fn check(devices: &[Audited<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut first_of_user: BTreeMap<u64, &Audited<'_>> = BTreeMap::new();
+    for d in devices {
+        let Some(list) = &d.audit.list else {
+            out.push(format!("{:?} never got its conversation list", d.dev));
+            continue;
+        };
+        if !d.audit.done {
+            out.push(format!("{:?} did not finish paging its history", d.dev));
+            continue;
+        }
+        let first = *first_of_user.entry(d.dev.0).or_insert(d);
+        if first.dev != d.dev {
+            out.extend(agree(first, d));
+        }
+        if d.late {
+            continue;
+        }
+        let user = d.dev.0;
+        for item in &list.items {
+            let held = d.views.convs.get(&item.conv);
+            let history = d.audit.history.get(&item.conv);
+            let held_msgs = held.map(|v| &v.msgs);
+            if held_msgs != history {
+                out.push(format!(
+                    "{:?} holds {} records of {:?} from its sync timeline, history has {}",
+                    d.dev,
+                    held_msgs.map_or(0, |m| m.len()),
+                    item.conv,
+                    history.map_or(0, |h| h.len())
+                ));
+            }
+            let read = held.map_or(0, |v| v.read);
+            let unread = d.views.unread(user, &item.conv);
+            if (read, unread) != (item.read_seq, item.unread) {
+                out.push(format!(
+                    "{:?} in {:?}: read position {read} and {unread} unread on the device, {} and {} on the server",
+                    d.dev, item.conv, item.read_seq, item.unread
+                ));
+            }
+        }
+        for conv in d.views.convs.keys() {
+            if !list.items.iter().any(|i| i.conv == *conv) {
+                out.push(format!("{:?} holds {conv:?}, not in its list", d.dev));
+            }
+        }
+    }
+    out
+}
+
+/// Two devices of one user see the same list and the same histories.
+fn agree(a: &Audited<'_>, b: &Audited<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let (la, lb) = (a.audit.list.as_ref(), b.audit.list.as_ref());
+    let key = |l: Option<&ConvList>| -> Vec<(ConvRef, u64, u64, u64)> {
+        let mut v: Vec<_> = l
+            .map(|l| &l.items[..])
+            .unwrap_or_default()
+            .iter()
+            .map(|i| (i.conv, i.last_seq, i.read_seq, i.unread))
+            .collect();
+        v.sort();
+        v
+    };
+    if key(la) != key(lb) {
+        out.push(format!(
+            "{:?} and {:?} disagree on the list: {:?} vs {:?}",
+            a.dev,
+            b.dev,
+            key(la),
+            key(lb)
+        ));
+    }
+    for (conv, h) in &a.audit.history {
+        let other = b.audit.history.get(conv);
+        if other != Some(h) {
+            let seqs =
+                |h: &BTreeMap<u64, (u64, Bytes)>| -> Vec<u64> { h.keys().copied().collect() };
+            out.push(format!(
+                "{:?} and {:?} disagree on the history of {conv:?}: records {:?} vs {:?}",
+                a.dev,
+                b.dev,
+                seqs(h),
+                other.map(seqs)
+            ));
+        }
+    }
+    out
+}
