@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release};
 use tern_core::time::Time;
-use tern_core::wire::{Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
+use tern_core::wire::{Entry, ErrorCode, ReceiptStatus, Summary, SummaryEnd, SyncBody};
 use tokio::sync::{mpsc, oneshot};
 
 use super::history_store::HistoryStore;
@@ -422,6 +422,10 @@ impl Driver {
                     if self.conn.is_closed() {
                         self.ops.fail_all(|| ClientError::Closed(code));
                     }
+                }
+                ClientEvent::ServerError(e) if e.code == ErrorCode::StorageFailure as u64 => {
+                    tracing::warn!(reason = %e.reason, "server storage unavailable, retrying");
+                    self.emit(Event::StorageUnavailable { reason: e.reason });
                 }
                 ClientEvent::ServerError(e) => {
                     tracing::warn!(code = e.code, reason = %e.reason, "server error");

@@ -219,6 +219,15 @@ pub enum Event {
         /// Inbox head.
         head: u64,
     },
+    /// The server could not store this client's operations: its disk is
+    /// full or failing (ERROR 12, StorageFailure). Nothing is lost: pending
+    /// sends stay queued and are resent until the server stores them, and
+    /// their `send` futures keep waiting. Shown to a user as "server storage
+    /// unavailable, retrying".
+    StorageUnavailable {
+        /// The server's words, if any.
+        reason: String,
+    },
     /// A pull page ended; `end` means the backlog is drained.
     PageEnd {
         /// Highest sequence in the page.

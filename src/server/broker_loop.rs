@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::api::bridge::{Bridge, Live, Request};
 use super::metrics::{Metrics, Snapshot};
 use super::quic::QuicIo;
+use super::storage::{Fault, Health, Verdict};
 use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
 
@@ -70,7 +71,7 @@ impl Clock {
     }
 }
 
-type Done = (u64, Result<(), String>);
+type Done = (u64, Result<(), Fault>);
 
 /// Next request of the server API (never, without it).
 async fn api_request(bridge: &mut Option<Bridge>) -> Option<Request> {
@@ -96,13 +97,13 @@ fn start_commit(
                 if let Some(l) = live {
                     l.latency.record(started.elapsed());
                 }
-                let _ = tx.send((id, r.map_err(|e| e.to_string())));
+                let _ = tx.send((id, r.map_err(|e| Fault::of(&e))));
             }),
         );
         if submitted.is_err() {
             // The commit thread is gone: report the batch failed so the broker
             // rolls back and nothing staged is ever acknowledged.
-            let _ = done.send((id, Err("commit thread stopped".to_string())));
+            let _ = done.send((id, Err(Fault::committer_stopped())));
         }
     }
 }
@@ -170,8 +171,10 @@ pub async fn serve(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut buf = vec![0u8; MAX_RECV_DATAGRAM + 1];
     let mut publish_at = Instant::now();
+    let mut health = Health::default();
     tokio::pin!(shutdown);
-    loop {
+    // `Some(reason)`: the store failed for good and the daemon stops.
+    let failed = loop {
         // Wake at least once a second, so the published counters stay fresh
         // while the daemon is idle.
         let publish_due = tokio::time::Instant::from_std(publish_at + Duration::from_secs(1));
@@ -182,8 +185,15 @@ pub async fn serve(
         );
         tokio::select! {
             biased;
-            _ = &mut shutdown => break,
-            Some((id, result)) = done_rx.recv() => broker.handle_committed(clock.now(), id, result),
+            _ = &mut shutdown => break None,
+            Some((id, result)) = done_rx.recv() => {
+                let verdict = health.on_commit(result.as_ref().map(|_| ()));
+                let result = result.map_err(|f| f.text().to_string());
+                broker.handle_committed(clock.now(), id, result);
+                if let Verdict::Stop(reason) = verdict {
+                    break Some(reason);
+                }
+            }
             r = io.udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     let now = clock.now();
@@ -224,8 +234,16 @@ pub async fn serve(
                 sessions: broker.session_count(),
             });
         }
+    };
+    if failed.is_none() {
+        drain(&clock, &mut broker, &committer, &done_tx, &mut done_rx, &io).await;
+    } else {
+        // Nothing more can be made durable: send what is owed (ERROR 12
+        // for the rolled-back operations) and tell every client to go.
+        flush(&mut broker, &io).await;
+        broker.shutdown();
+        flush(&mut broker, &io).await;
     }
-    drain(&clock, &mut broker, &committer, &done_tx, &mut done_rx, &io).await;
     if let Some(q) = io.quic.take() {
         q.close().await;
     }
@@ -240,7 +258,10 @@ pub async fn serve(
         batches = stats.batches,
         "ternd stopped"
     );
-    Ok(())
+    match failed {
+        Some(reason) => Err(ServerError::Storage(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Commits what is staged, lets the owed ACKs go out, then tells every
@@ -260,7 +281,9 @@ async fn drain(
             break;
         }
         match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some((id, r))) => broker.handle_committed(clock.now(), id, r),
+            Ok(Some((id, r))) => {
+                broker.handle_committed(clock.now(), id, r.map_err(|f| f.text().to_string()))
+            }
             _ => break,
         }
     }

@@ -13,6 +13,7 @@ mod broker_loop;
 mod metrics;
 mod quic;
 mod secret;
+mod storage;
 mod udp;
 
 pub use metrics::{Metrics, Snapshot};
@@ -65,6 +66,11 @@ pub enum ServerError {
     /// QUIC could not be set up (certificate, key or endpoint).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// The store failed a commit in a way it cannot recover from while
+    /// open (an fsync or write error): restart the daemon. Nothing
+    /// acknowledged was lost.
+    #[error("the store failed and refuses writes until it is reopened: {0}; restart ternd")]
+    Storage(String),
     /// The server API listener could not be bound.
     #[error("cannot bind the server API listener {addr}: {source}")]
     Api {

@@ -298,6 +298,11 @@ async fn receive(shared: Arc<Shared>, mut client: Client) -> Client {
                 l.connected = false;
                 l.last_error = Some("session lost; logging in again".into());
             }
+            Some(Event::StorageUnavailable { reason }) => {
+                shared.link().last_error = Some(format!(
+                    "server storage unavailable, the outbox is resent: {reason}"
+                ));
+            }
             Some(Event::Downgraded) => {
                 shared.link().last_error = Some(
                     "the server speaks only protocol version 1 (no conversations or history)"

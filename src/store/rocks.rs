@@ -171,6 +171,13 @@ impl RocksStore {
         db_opts.set_max_total_wal_size((options.write_buffer_size as u64).saturating_mul(4));
         // Keep the informational LOG files few.
         db_opts.set_keep_log_file_num(4);
+        // RocksDB's own LOG (in the data folder) records fatal errors only.
+        // Debian's librocksdb is built with assertions on: once a LOG write
+        // fails on a full disk, the next LOG line aborts the whole process
+        // (WritableFileWriter asserts on its earlier error), so a full disk
+        // would crash the daemon instead of refusing writes until space is
+        // freed. The daemon logs every storage failure itself.
+        db_opts.set_log_level(rocksdb::LogLevel::Fatal);
 
         let cf = |name: &str, write_buffer: usize, point_lookups: bool| {
             let mut table = BlockBasedOptions::default();

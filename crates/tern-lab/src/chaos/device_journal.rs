@@ -187,6 +187,7 @@ impl DeviceTask {
             Event::Disconnected
             | Event::Notify { .. }
             | Event::PageEnd { .. }
+            | Event::StorageUnavailable { .. }
             | Event::Downgraded => {}
         }
     }
