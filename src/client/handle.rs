@@ -10,8 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use tern_core::client::Outgoing;
 
+use super::driver_convs::Since;
 use super::keyed::{KeyedOutcome, KeyedRecord, MAX_TAG};
 use super::{ClientError, Command, Sent};
+use super::{ConvList, ConvRef, HistoryPage, StoredList};
 
 /// Sends commands to a client's task; cheap to clone.
 #[derive(Clone)]
@@ -102,6 +104,42 @@ impl ClientHandle {
             .send(Command::Pull)
             .await
             .map_err(|_| ClientError::Stopped)
+    }
+
+    /// As [`Client::conversations`](super::Client::conversations).
+    pub async fn conversations(
+        &self,
+        since: u64,
+        preview_len: u8,
+    ) -> Result<ConvList, ClientError> {
+        self.ask(|tx| Command::List(Since::Given(since), preview_len, tx))
+            .await?
+    }
+
+    /// As [`Client::sync_conversations`](super::Client::sync_conversations).
+    pub async fn sync_conversations(&self, preview_len: u8) -> Result<ConvList, ClientError> {
+        self.ask(|tx| Command::List(Since::Saved, preview_len, tx))
+            .await?
+    }
+
+    /// As [`Client::stored_conversations`](super::Client::stored_conversations).
+    pub async fn stored_conversations(&self) -> Result<StoredList, ClientError> {
+        let (items, list_version) = self.ask(Command::LocalList).await?;
+        Ok(StoredList {
+            items,
+            list_version,
+        })
+    }
+
+    /// As [`Client::history`](super::Client::history).
+    pub async fn history(
+        &self,
+        conv: ConvRef,
+        before: u64,
+        max: u64,
+    ) -> Result<HistoryPage, ClientError> {
+        self.ask(|tx| Command::History(conv, before, max, tx))
+            .await?
     }
 
     /// Whether the client's task still runs.

@@ -110,14 +110,14 @@ pub struct WaitQuery {
     pub timeout_ms: Option<u64>,
 }
 
-fn id_field(name: &str, v: u64) -> Result<u64, ApiError> {
+pub(super) fn id_field(name: &str, v: u64) -> Result<u64, ApiError> {
     if v > MAX_ID {
         return Err(ApiError::field(name, format!("must be at most {MAX_ID}")));
     }
     Ok(v)
 }
 
-fn check_key(k: &Option<String>) -> Result<(), ApiError> {
+pub(super) fn check_key(k: &Option<String>) -> Result<(), ApiError> {
     if let Some(k) = k {
         if k.is_empty() || k.chars().count() > MAX_KEY {
             return Err(ApiError::field(
@@ -141,7 +141,7 @@ pub struct Accepted {
     pub digest: String,
 }
 
-fn accepted(op: Outgoing, kind: Kind, key: Option<String>) -> Accepted {
+pub(super) fn accepted(op: Outgoing, kind: Kind, key: Option<String>) -> Accepted {
     let digest = hex::encode(Sha256::digest(encode_to_bytes(&op.frame(1))));
     Accepted {
         op,
@@ -151,34 +151,42 @@ fn accepted(op: Outgoing, kind: Kind, key: Option<String>) -> Accepted {
     }
 }
 
+/// The payload of a message request: `text`, or `payload_b64` decoded;
+/// exactly one, at most `max_payload` bytes.
+pub(super) fn payload(
+    text: Option<String>,
+    payload_b64: Option<String>,
+    msg_type: u64,
+    max_payload: usize,
+) -> Result<Bytes, ApiError> {
+    let payload: Bytes = match (text, payload_b64) {
+        (Some(t), None) => t.into_bytes().into(),
+        (None, Some(b)) => LENIENT
+            .decode(b.as_bytes())
+            .map_err(|e| ApiError::field("payload_b64", format!("not base64: {e}")))?
+            .into(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "text",
+                "give text or payload_b64, not both",
+            ))
+        }
+        (None, None) => return Err(ApiError::field("text", "give text or payload_b64")),
+    };
+    if payload.len() > max_payload {
+        let f = if msg_type == 0 { "text" } else { "payload_b64" };
+        return Err(ApiError::field(
+            f,
+            format!("payload of {} bytes is over {max_payload}", payload.len()),
+        ));
+    }
+    Ok(payload)
+}
+
 impl SendReq {
     /// Checks every field; `max_payload` is the protocol's limit.
     pub fn check(self, max_payload: usize) -> Result<Accepted, ApiError> {
-        let payload: Bytes = match (self.text, self.payload_b64) {
-            (Some(t), None) => t.into_bytes().into(),
-            (None, Some(b)) => LENIENT
-                .decode(b.as_bytes())
-                .map_err(|e| ApiError::field("payload_b64", format!("not base64: {e}")))?
-                .into(),
-            (Some(_), Some(_)) => {
-                return Err(ApiError::field(
-                    "text",
-                    "give text or payload_b64, not both",
-                ))
-            }
-            (None, None) => return Err(ApiError::field("text", "give text or payload_b64")),
-        };
-        if payload.len() > max_payload {
-            let f = if self.msg_type == 0 {
-                "text"
-            } else {
-                "payload_b64"
-            };
-            return Err(ApiError::field(
-                f,
-                format!("payload of {} bytes is over {max_payload}", payload.len()),
-            ));
-        }
+        let payload = payload(self.text, self.payload_b64, self.msg_type, max_payload)?;
         check_key(&self.idempotency_key)?;
         let op = Outgoing::Send {
             to: id_field("to", self.to)?,
@@ -225,7 +233,7 @@ impl RecallReq {
 pub struct OpView {
     /// Its id in this sidecar.
     pub id: u64,
-    /// `message`, `read` or `recall`.
+    /// `message`, `read`, `recall`, `post` or `mark`.
     pub kind: Kind,
     /// `queued`, `stored`, `delivered` or `rejected`.
     pub status: &'static str,

@@ -14,6 +14,7 @@
 
 mod api;
 mod args;
+mod convs;
 mod events;
 mod metrics;
 mod records;

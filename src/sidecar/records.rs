@@ -26,6 +26,10 @@ pub enum Kind {
     Read,
     /// `POST /v1/recall`.
     Recall,
+    /// `POST /v1/conversations/{conv}/messages`.
+    Post,
+    /// `POST /v1/conversations/{conv}/read`.
+    Mark,
 }
 
 /// The tag stored with each operation (short JSON keys: it is on disk once

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::api::{Accepted, AckReq, OpView, ReadReq, RecallReq, SendReq, Wait, WaitQuery};
 use super::events::AckError;
 use super::records::{Kind, Known, Record, Tag};
-use super::{metrics, stream, Shared};
+use super::{convs, metrics, stream, Shared};
 use crate::client::{ClientError, KeyedState, Settled};
 use crate::http::error::{no_route, wrong_method};
 use crate::http::{ApiError, JsonBody, PathU64, QueryArgs};
@@ -42,6 +42,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/events/ack", post(ack))
         .route("/v1/summary", get(summary))
         .route("/v1/pull", post(pull))
+        .route("/v1/conversations", get(convs::list))
+        .route("/v1/conversations/{conv}/history", get(convs::history))
+        .route(
+            "/v1/conversations/{conv}/messages",
+            post(convs::post_message),
+        )
+        .route("/v1/conversations/{conv}/read", post(convs::mark_read))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
@@ -84,7 +91,7 @@ async fn status(State(s): St) -> Json<serde_json::Value> {
     }))
 }
 
-fn client_error(e: ClientError) -> ApiError {
+pub(super) fn client_error(e: ClientError) -> ApiError {
     match e {
         ClientError::QueueFull => ApiError::unavailable(
             "the outbox is full (4096 operations waiting for the server); retry with the same idempotency key",
@@ -158,7 +165,11 @@ fn answer(s: &Shared, r: &Record, duplicate: bool) -> Response {
 
 /// Accepts, then waits as asked (never failing a request whose operation
 /// is durably queued: a wait that runs out answers 202 with the state).
-async fn operation(s: Arc<Shared>, a: Accepted, q: WaitQuery) -> Result<Response, ApiError> {
+pub(super) async fn operation(
+    s: Arc<Shared>,
+    a: Accepted,
+    q: WaitQuery,
+) -> Result<Response, ApiError> {
     let limit = match q.timeout_ms {
         Some(ms) if ms > MAX_WAIT.as_millis() as u64 => {
             return Err(ApiError::field("timeout_ms", "must be at most 120000"))
