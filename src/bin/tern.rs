@@ -132,6 +132,11 @@ enum Command {
         #[arg(long, default_value = "10s")]
         connect_timeout: humantime::Duration,
     },
+    /// Run a local client with an HTTP API (Unix socket or loopback TCP)
+    /// for apps in any language: durable outbox with idempotency keys,
+    /// events as SSE or WebSocket released on acknowledgement
+    /// (docs/sidecar.md).
+    Sidecar(tern::sidecar::SidecarArgs),
     /// Print the conversation summary (counters first); with --all, then
     /// pull and consume the whole backlog page by page.
     Pull {
@@ -190,6 +195,7 @@ fn d(h: humantime::Duration) -> Duration {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Sidecar(args) => Ok(tern::sidecar::main(args)?),
         Command::Send {
             conn,
             to,

@@ -40,6 +40,9 @@ pub(super) struct Driver {
     delivery_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
     summary_waiters: Vec<SummaryWaiter>,
     manual_release: bool,
+    /// Checkpoint last saved durably, and who waits for it to pass a point.
+    saved_up_to: u64,
+    release_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
     stop: bool,
     close_waiter: Option<oneshot::Sender<()>>,
 }
@@ -104,6 +107,8 @@ pub(super) async fn spawn(
         delivery_waiters: BTreeMap::new(),
         summary_waiters: Vec::new(),
         manual_release: opts.manual_release,
+        saved_up_to: restored.checkpoint.seq,
+        release_waiters: BTreeMap::new(),
         stop: false,
         close_waiter: None,
     };
@@ -179,7 +184,17 @@ impl Driver {
         }
         if let Some(cp) = self.conn.poll_persist() {
             match self.ops.save_checkpoint(cp) {
-                Ok(()) => self.conn.persisted(now, cp),
+                Ok(()) => {
+                    self.conn.persisted(now, cp);
+                    self.saved_up_to = cp.seq;
+                    let rest = self.release_waiters.split_off(&(cp.seq + 1));
+                    for w in std::mem::replace(&mut self.release_waiters, rest)
+                        .into_values()
+                        .flatten()
+                    {
+                        let _ = w.send(());
+                    }
+                }
                 // Not acknowledged either; tried again at the next wake-up.
                 Err(e) => tracing::error!(error = %e, "cannot save the checkpoint"),
             }
@@ -225,6 +240,14 @@ impl Driver {
             }
             Command::Pull => self.conn.start_pull(now),
             Command::Release(seq) => self.conn.release(now, seq),
+            Command::ReleaseDurable(seq, w) => {
+                self.conn.release(now, seq);
+                if !self.ops.is_durable() || seq <= self.saved_up_to {
+                    let _ = w.send(());
+                } else {
+                    self.release_waiters.entry(seq).or_default().push(w);
+                }
+            }
             Command::Rebind(w) => {
                 let r = self.link.rebind().await;
                 if r.is_ok() {
@@ -233,6 +256,20 @@ impl Driver {
                     self.conn.ping(now);
                 }
                 let _ = w.send(r);
+            }
+            Command::SubmitKeyed(op, tag, reply) => {
+                self.ops.submit_keyed(&mut self.conn, now, op, tag, reply)
+            }
+            Command::KeyedRecords(w) => {
+                let _ = w.send(self.ops.keyed_records());
+            }
+            Command::KeyedOutcomes(w) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.ops.keyed_tx = Some(tx);
+                let _ = w.send(rx);
+            }
+            Command::ForgetKeyed(ids, w) => {
+                let _ = w.send(self.ops.forget_keyed(&ids));
             }
             Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
             Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),

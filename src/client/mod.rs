@@ -62,8 +62,10 @@ mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod handle;
 mod history_rows;
 mod history_store;
+mod keyed;
 mod ops;
 mod outbox;
 mod queue;
@@ -72,7 +74,9 @@ mod transport;
 
 pub use changes::Change;
 pub use conversations::{HistoryStats, StoredList};
+pub use handle::{ClientHandle, Outgoing};
 pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
+pub use keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled, MAX_TAG};
 pub use outbox::OutboxError;
 pub use tern_core::client::{ConvList, Held, HistoryPage};
 pub use tern_core::seal::PublicKey as SealKey;
@@ -88,7 +92,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_core::client::Outgoing;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -265,6 +268,9 @@ pub enum ClientError {
     /// server certificate does not match the pin or the CA file).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// A keyed operation's tag is longer than [`MAX_TAG`].
+    #[error("tag of {0} bytes is longer than {MAX_TAG}")]
+    TagTooLong(usize),
     /// The server speaks only protocol version 1: no conversations,
     /// history or list.
     #[error("the server speaks only protocol version 1 (no conversations)")]
@@ -277,8 +283,13 @@ pub(crate) enum Command {
     Summary(oneshot::Sender<(Vec<Summary>, SummaryEnd)>),
     Pull,
     Release(u64),
+    ReleaseDurable(u64, oneshot::Sender<()>),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
+    SubmitKeyed(Outgoing, Bytes, oneshot::Sender<Result<u64, ClientError>>),
+    KeyedRecords(oneshot::Sender<Result<Vec<KeyedRecord>, ClientError>>),
+    KeyedOutcomes(oneshot::Sender<mpsc::UnboundedReceiver<KeyedOutcome>>),
+    ForgetKeyed(Vec<u64>, oneshot::Sender<Result<(), ClientError>>),
     List(
         driver_convs::Since,
         u8,
@@ -321,9 +332,32 @@ impl Client {
         })
     }
 
+    /// Starts without waiting for the first login, so that an application
+    /// can queue operations while the server is unreachable: they are
+    /// stored (with a state folder) and sent once logged in. [`Event::Connected`]
+    /// says who logged in ([`Client::identity`] stays `(0, 0)`); a refused
+    /// login stops the client ([`Client::recv`] returns `None`).
+    pub async fn start(opts: ClientOptions) -> Result<Client, ClientError> {
+        let (cmds, events, _ready) = driver::spawn(opts).await?;
+        Ok(Client {
+            cmds,
+            events,
+            user: 0,
+            device: 0,
+        })
+    }
+
     /// This client's (user, device).
     pub fn identity(&self) -> (u64, u32) {
         (self.user, self.device)
+    }
+
+    /// A handle other tasks send and release through while this one
+    /// receives.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            cmds: self.cmds.clone(),
+        }
     }
 
     pub(crate) async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {

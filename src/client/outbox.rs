@@ -24,12 +24,12 @@ pub enum OutboxError {
 
 /// Durable outbox and checkpoint.
 pub struct Outbox {
-    db: Arc<DB>,
+    pub(super) db: Arc<DB>,
 }
 
 const CHECKPOINT: &[u8] = b"\xffcheckpoint";
 
-fn sync() -> WriteOptions {
+pub(super) fn sync() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
     w
@@ -45,7 +45,7 @@ pub struct Row {
     pub op: Outgoing,
 }
 
-fn encode(seq: u64, op: &Outgoing) -> Vec<u8> {
+pub(super) fn encode_row(seq: u64, op: &Outgoing) -> Vec<u8> {
     let mut v = seq.to_be_bytes().to_vec();
     v.extend_from_slice(&encode_to_bytes(&op.frame(seq.max(1))));
     v
@@ -116,7 +116,8 @@ impl Outbox {
         let mut out = Vec::new();
         for item in self.db.iterator(rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
-            // Operation rows have 8-byte keys; the checkpoint a longer one.
+            // Operation rows have 8-byte keys; the checkpoint and the
+            // keyed records (`keyed.rs`) have longer ones.
             if k.len() != 8 {
                 continue;
             }
@@ -131,7 +132,7 @@ impl Outbox {
     pub fn put(&self, key: u64, seq: u64, op: &Outgoing) -> Result<(), OutboxError> {
         Ok(self
             .db
-            .put_opt(key.to_be_bytes(), encode(seq, op), &sync())?)
+            .put_opt(key.to_be_bytes(), encode_row(seq, op), &sync())?)
     }
 
     /// Forgets an operation the server has settled.

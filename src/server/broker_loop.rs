@@ -16,6 +16,7 @@ use tern_core::wire::limits::MAX_RECV_DATAGRAM;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::api::bridge::{Bridge, Live, Request};
 use super::metrics::{Metrics, Snapshot};
 use super::quic::QuicIo;
 use super::storage::{Fault, Health, Verdict};
@@ -72,17 +73,30 @@ impl Clock {
 
 type Done = (u64, Result<(), Fault>);
 
+/// Next request of the server API (never, without it).
+async fn api_request(bridge: &mut Option<Bridge>) -> Option<Request> {
+    match bridge {
+        Some(b) => b.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn start_commit(
     broker: &mut Broker<RocksStore>,
     committer: &GroupCommitter<RocksStore>,
     done: &mpsc::UnboundedSender<Done>,
+    live: Option<&Arc<Live>>,
 ) {
     if let Some(c) = broker.poll_commit() {
         let tx = done.clone();
         let id = c.id;
+        let (started, live) = (Instant::now(), live.cloned());
         let submitted = committer.submit_with(
             c.batch,
             Box::new(move |r| {
+                if let Some(l) = live {
+                    l.latency.record(started.elapsed());
+                }
                 let _ = tx.send((id, r.map_err(|e| Fault::of(&e))));
             }),
         );
@@ -149,9 +163,11 @@ pub async fn serve(
     mut broker: Broker<RocksStore>,
     committer: GroupCommitter<RocksStore>,
     metrics: Metrics,
+    mut bridge: Option<Bridge>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let clock = Clock(Instant::now());
+    let live = bridge.as_ref().map(|b| b.live().clone());
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut buf = vec![0u8; MAX_RECV_DATAGRAM + 1];
     let mut publish_at = Instant::now();
@@ -188,6 +204,11 @@ pub async fn serve(
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(e) => return Err(ServerError::Socket(e)),
             },
+            Some(req) = api_request(&mut bridge) => {
+                if let Some(b) = bridge.as_mut() {
+                    b.handle(&mut broker, clock.now(), req);
+                }
+            }
             Some((from, data)) = quic_recv(&mut io.quic) => {
                 let now = clock.now();
                 broker.handle_datagram(now, from, data);
@@ -197,10 +218,16 @@ pub async fn serve(
         }
         let now = clock.now();
         broker.handle_timeout(now);
-        start_commit(&mut broker, &committer, &done_tx);
+        if let Some(b) = bridge.as_mut() {
+            b.tick(&mut broker, now);
+        }
+        start_commit(&mut broker, &committer, &done_tx, live.as_ref());
         flush(&mut broker, &io).await;
         if publish_at.elapsed() >= Duration::from_secs(1) {
             publish_at = Instant::now();
+            if let Some(b) = bridge.as_mut() {
+                b.count_retransmits(&broker);
+            }
             metrics.publish(Snapshot {
                 broker: broker.stats().clone(),
                 commits: committer.stats(),
@@ -249,7 +276,7 @@ async fn drain(
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        start_commit(broker, committer, done_tx);
+        start_commit(broker, committer, done_tx, None);
         if !broker.commit_in_flight() {
             break;
         }

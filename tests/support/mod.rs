@@ -7,6 +7,7 @@ pub mod faultfs;
 pub mod loopfs;
 pub mod process;
 pub mod raw_client;
+pub mod sidecar;
 pub mod streams;
 
 // Not every test uses every helper.

@@ -30,7 +30,10 @@
 //! - `pull.rs`, `summary.rs`: paged pulls and counters-first summaries;
 //! - `retention.rs`: checkpoints, trims and the retention sweep;
 //! - `commit.rs`: staged writes, the batch in flight, durability, roll-back;
-//! - `timers.rs`: touched sessions flushed into datagrams, timers fired.
+//! - `timers.rs`: touched sessions flushed into datagrams, timers fired;
+//! - `service.rs`: operations of a session-less service device (the
+//!   server API's messages), through the same uplink path;
+//! - `inspect.rs`: presence, inbox and checkpoints for the server API, kicks.
 //!
 //! State lives in `session.rs` (one device connection), `users.rs` (the
 //! per-user cache), `convs.rs` and `records.rs` (conversations) and
@@ -46,6 +49,7 @@ mod events;
 mod footprint;
 mod history;
 mod history_trim;
+mod inspect;
 mod intake;
 mod lifecycle;
 mod list;
@@ -58,6 +62,7 @@ mod recall;
 mod records;
 mod render;
 mod retention;
+mod service;
 mod session;
 mod stats;
 mod summary;
@@ -70,9 +75,11 @@ pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
 pub use footprint::Footprint;
 pub use history::HISTORY_MAX;
+pub use inspect::{DeviceView, UserView};
 pub use list::{LIST_BUDGET, LIST_MAX_ITEMS};
 pub use peer::{Peer, Transport};
 pub use records::RECALL_SCAN;
+pub use service::{ServiceError, ServiceOutcome, ServicePosition};
 pub use stats::BrokerStats;
 
 use std::cmp::Reverse;
