@@ -12,7 +12,6 @@ use bytes::Bytes;
 use tern_core::client::Outgoing;
 use tokio::sync::oneshot;
 
-use super::driver_convs::Since;
 use super::{
     Client, ClientError, Command, ConvList, ConvRef, DeleteScope, Held, HistoryPage, ListItem, Sent,
 };
@@ -133,8 +132,7 @@ impl Client {
         since: u64,
         preview_len: u8,
     ) -> Result<ConvList, ClientError> {
-        self.ask(|tx| Command::List(Since::Given(since), preview_len, tx))
-            .await?
+        self.handle().conversations(since, preview_len).await
     }
 
     /// The conversations changed since the list version this device saved
@@ -146,18 +144,13 @@ impl Client {
     ///
     /// [`Change::changes_list`]: super::Change::changes_list
     pub async fn sync_conversations(&self, preview_len: u8) -> Result<ConvList, ClientError> {
-        self.ask(|tx| Command::List(Since::Saved, preview_len, tx))
-            .await?
+        self.handle().sync_conversations(preview_len).await
     }
 
     /// The conversation list as stored by the last list fetch, with its
     /// version; no network.
     pub async fn stored_conversations(&self) -> Result<StoredList, ClientError> {
-        let (items, list_version) = self.ask(Command::LocalList).await?;
-        Ok(StoredList {
-            items,
-            list_version,
-        })
+        self.handle().stored_conversations().await
     }
 
     /// The newest `max` (1 … 64) records of `conv` below `before` (0: the
@@ -175,8 +168,7 @@ impl Client {
         before: u64,
         max: u64,
     ) -> Result<HistoryPage, ClientError> {
-        self.ask(|tx| Command::History(conv, before, max, tx))
-            .await?
+        self.handle().history(conv, before, max).await
     }
 
     /// What this device holds of `conv`'s storage timeline: the ranges its
