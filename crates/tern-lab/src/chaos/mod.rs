@@ -22,7 +22,11 @@
 
 mod batch;
 pub mod checker;
+mod conv_check;
+pub mod conv_journal;
+mod conv_rules;
 mod device;
+mod device_conv;
 mod device_journal;
 mod faults;
 pub mod journal;
@@ -31,6 +35,7 @@ mod proxy_thread;
 mod receipts;
 mod report;
 pub mod scenario;
+mod settle;
 mod shared;
 
 use std::time::Duration;
@@ -91,6 +96,13 @@ pub struct Params {
     pub read_prob: f64,
     /// Probability per batch that a device moves to a new local port.
     pub client_rebind_prob: f64,
+    /// Probability that a received message moves the user's read position
+    /// to it (`mark_read`, from that device; the others follow).
+    pub mark_read_prob: f64,
+    /// A brand-new device of user 1 joins at this fraction of the traffic
+    /// phase and pages every conversation's whole history (history
+    /// roaming); `None`: no late device.
+    pub late_device_at: Option<f64>,
     /// Daemon heartbeat (`TERN_TIMERS_HEARTBEAT`).
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
@@ -127,6 +139,8 @@ impl Params {
             window: 8,
             read_prob: 0.05,
             client_rebind_prob: 0.01,
+            mark_read_prob: 0.1,
+            late_device_at: Some(0.75),
             heartbeat: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
             ternd_log: "warn".into(),
@@ -179,7 +193,12 @@ impl Params {
         if self.online_min > self.online_max || self.offline_min > self.offline_max {
             return Err("online/offline ranges: min above max".into());
         }
-        if !(0.0..=1.0).contains(&self.read_prob) || !(0.0..=1.0).contains(&self.client_rebind_prob)
+        if !(0.0..=1.0).contains(&self.read_prob)
+            || !(0.0..=1.0).contains(&self.client_rebind_prob)
+            || !(0.0..=1.0).contains(&self.mark_read_prob)
+            || self
+                .late_device_at
+                .is_some_and(|f| !(0.0..=1.0).contains(&f))
         {
             return Err("probabilities must be in 0..=1".into());
         }
