@@ -129,6 +129,7 @@ pub fn check_dir(dir: &Path) -> Result<Report, String> {
     c.conv.finish(
         &all_devices_of,
         meta.conv_checks,
+        &c.late,
         &c.acks,
         &c.submits,
         &mut c.report,

@@ -19,11 +19,11 @@
 //!
 //! The per-view rules are in [`super::conv_rules`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::checker::{Ack, Dev};
 use super::conv_rules::{check_view, Ctx};
-use super::journal::{parse_payload, EntryKind, HistRec, ListRec, MsgId, RecvRecord, ViewWhat};
+use super::journal::{EntryKind, HistRec, ListRec, MsgId, RecvRecord, ViewWhat};
 use super::report::{Kind, Report};
 
 /// One complete set of views: the list and each conversation's history.
@@ -55,6 +55,11 @@ pub(super) struct DeviceViews {
     pub(super) live: Vec<Live>,
     /// Highest read position handed live per conversation.
     pub(super) reads_seen: BTreeMap<String, u64>,
+    /// Read entries handed: inbox sequence → (conversation, position,
+    /// device that set it).
+    reads: BTreeMap<u64, (String, u64, u32)>,
+    /// Checkpoint of the first login (a late device is owed entries past it).
+    first_checkpoint: Option<u64>,
     pub(super) downgraded: bool,
 }
 
@@ -108,10 +113,15 @@ impl DeviceViews {
                     } else if e.sync.as_deref() == Some("read") {
                         let m = dv.reads_seen.entry(cref.clone()).or_default();
                         *m = (*m).max(conv_seq);
+                        dv.reads
+                            .insert(e.seq, (cref.clone(), conv_seq, e.from_device));
                     }
                 }
                 RecvRecord::Downgraded { .. } => dv.downgraded = true,
-                RecvRecord::Connected { .. } | RecvRecord::Offline { .. } => {}
+                RecvRecord::Connected { checkpoint, .. } => {
+                    dv.first_checkpoint.get_or_insert(*checkpoint);
+                }
+                RecvRecord::Offline { .. } => {}
             }
         }
         dv
@@ -163,6 +173,7 @@ impl ConvCheck {
         &self,
         devices_of: &BTreeMap<u64, Vec<u32>>,
         required: bool,
+        late: &HashSet<Dev>,
         acks: &HashMap<MsgId, Ack>,
         submits: &HashMap<MsgId, (u64, u64)>,
         report: &mut Report,
@@ -227,6 +238,47 @@ impl ConvCheck {
             }
         }
         self.acked_in_history(&reference, acks, report);
+        self.reads_everywhere(devices_of, late, report);
+    }
+
+    /// A read position handed to one device of a user reaches every other
+    /// (a late one: those past its first checkpoint).
+    fn reads_everywhere(
+        &self,
+        devices_of: &BTreeMap<u64, Vec<u32>>,
+        late: &HashSet<Dev>,
+        report: &mut Report,
+    ) {
+        for (&user, devs) in devices_of {
+            let mut all: BTreeMap<u64, (u32, &(String, u64, u32))> = BTreeMap::new();
+            for &d in devs {
+                for (seq, r) in self
+                    .devices
+                    .get(&(user, d))
+                    .into_iter()
+                    .flat_map(|dv| &dv.reads)
+                {
+                    all.entry(*seq).or_insert((d, r));
+                }
+            }
+            for &d in devs {
+                let Some(dv) = self.devices.get(&(user, d)) else {
+                    continue;
+                };
+                let from = if late.contains(&(user, d)) {
+                    dv.first_checkpoint.unwrap_or(u64::MAX)
+                } else {
+                    0
+                };
+                for (seq, (by, (conv, up_to, set_on))) in all.range(from + 1..) {
+                    if !dv.reads.contains_key(seq) {
+                        report.violation(Kind::Diverged, || {
+                            format!("device {user}/{d} was never handed read position {conv} #{up_to} (set on device {set_on}, entry #{seq}, handed to device {by})")
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Every ACKed message is in both sides' history.
@@ -236,20 +288,18 @@ impl ConvCheck {
         acks: &HashMap<MsgId, Ack>,
         report: &mut Report,
     ) {
-        let mut held: HashMap<(u64, String), Vec<MsgId>> = HashMap::new();
+        // By sender and sender sequence, so that a recall marker counts
+        // (that a payload matches its sequence is checked per view).
+        let mut held: HashMap<(u64, String), HashSet<(u64, u32, u64)>> = HashMap::new();
         for (&user, (_, view)) in reference {
             for (conv, recs) in &view.hist {
                 let ids = recs
                     .iter()
-                    .filter_map(|r| r.payload.as_deref().and_then(parse_payload))
+                    .map(|r| (r.from_user, r.from_device, r.from_seq))
                     .collect();
                 held.insert((user, conv.clone()), ids);
             }
         }
-        let held: HashMap<_, std::collections::HashSet<MsgId>> = held
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().collect()))
-            .collect();
         let mut acks: Vec<_> = acks.iter().collect();
         acks.sort_unstable_by_key(|(id, _)| **id);
         for (id, a) in acks {
@@ -259,7 +309,7 @@ impl ConvCheck {
                 };
                 if !held
                     .get(&(user, conv.clone()))
-                    .is_some_and(|s| s.contains(id))
+                    .is_some_and(|s| s.contains(&(id.0, id.1, a.seq)))
                 {
                     report.violation(Kind::History, || {
                         format!(

@@ -42,6 +42,13 @@ pub(super) struct DeviceTask {
     pub(super) late: bool,
     /// The last settling round whose views this device journaled.
     pub(super) viewed_round: u32,
+    /// Newest `conv_seq` handed per conversation, of the other users'
+    /// messages.
+    pub(super) newest: std::collections::HashMap<ConvRef, u64>,
+    /// Highest inbox (sync timeline) sequence handed.
+    pub(super) last_inbox: u64,
+    /// The read position set once the traffic is over (device 1 only).
+    pub(super) heal_marked: bool,
     /// Highest inbox sequence journaled and not yet released.
     pub(super) to_release: Option<u64>,
     /// The quota is submitted and settled (counted once).
@@ -205,6 +212,11 @@ impl DeviceTask {
                         .insert((self.user, self.device), (round, digest));
                     continue;
                 }
+            }
+            if ph == Phase::Heal && !self.heal_marked {
+                self.heal_marked = true;
+                self.heal_mark(client).await;
+                continue;
             }
             let traffic = ph == Phase::Traffic;
             if traffic && life_end.is_some_and(|t| Instant::now() >= t) {

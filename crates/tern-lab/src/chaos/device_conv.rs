@@ -61,6 +61,28 @@ async fn page_all(client: &Client, conv: ConvRef) -> Result<Paged, String> {
 }
 
 impl DeviceTask {
+    /// Once the traffic is over, device 1 of each user reads its busiest
+    /// conversation up to the newest message it was handed, so that a read
+    /// position surely moves late and every other device of the user must
+    /// follow (the list's unread count and a read entry).
+    pub(super) async fn heal_mark(&mut self, client: &Client) {
+        if self.late || self.device != 1 {
+            return;
+        }
+        let Some((&conv, &up_to)) = self.newest.iter().max_by_key(|(c, s)| (**s, **c)) else {
+            return;
+        };
+        let res =
+            tokio::time::timeout(Duration::from_secs(20), client.mark_read(conv, up_to, None))
+                .await;
+        match res {
+            Ok(r) => self.settled(super::batch::Op::Mark { conv, up_to }, r),
+            Err(_) => {
+                tracing::warn!(user = self.user, %conv, up_to, "read position after traffic not acknowledged within 20 s")
+            }
+        }
+    }
+
     /// A late device: waits until its moment in the traffic phase (or the
     /// traffic's end). Returns false if the run stopped first.
     pub(super) async fn wait_to_join(&self, phase: &mut watch::Receiver<Phase>) -> bool {
@@ -119,6 +141,9 @@ impl DeviceTask {
         round: u32,
     ) -> Result<(u32, u64), (u32, String)> {
         let mut hasher = DefaultHasher::new();
+        // Every device of a user shares one sync timeline: settled, they
+        // were all handed the same entries.
+        self.last_inbox.hash(&mut hasher);
         client
             .sync_conversations(0)
             .await

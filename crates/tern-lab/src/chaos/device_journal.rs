@@ -156,6 +156,8 @@ impl DeviceTask {
                                 .on_seen((self.user, self.device), id);
                         }
                         rec.payload = Some(text);
+                        let newest = self.newest.entry(d.conv).or_default();
+                        *newest = (*newest).max(d.conv_seq);
                         if !self.late
                             && d.conv_seq > 0
                             && self.rng.gen_bool(self.shared.params.mark_read_prob)
@@ -202,6 +204,7 @@ impl DeviceTask {
                     SyncBody::Read | SyncBody::Deleted { .. } => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));
+                self.last_inbox = self.last_inbox.max(d.seq);
                 self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
             }
             Event::Connected {
