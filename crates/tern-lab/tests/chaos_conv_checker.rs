@@ -231,6 +231,23 @@ fn a_read_position_not_handed_to_another_device_fails() {
 }
 
 #[test]
+fn a_device_handed_fewer_sync_entries_fails() {
+    let mut run = clean();
+    // Device 1/2 was handed neither message #3 nor the read position #4
+    // before its final view.
+    views_of(&mut run, (1, 2)).retain(|l| l["seq"] != 3 && l["seq"] != 4);
+    let r = check(&run);
+    assert_fails(&r, Kind::Diverged, &[Kind::Lost]);
+    assert!(
+        r.example_lines()
+            .iter()
+            .any(|l| l.contains("up to #4 and #2")),
+        "{:#?}",
+        r.example_lines()
+    );
+}
+
+#[test]
 fn a_late_device_holding_less_fails() {
     let mut run = clean();
     let h = final_history(&mut run, (1, 3));

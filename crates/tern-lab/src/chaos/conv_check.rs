@@ -31,6 +31,8 @@ use super::report::{Kind, Report};
 pub(super) struct View {
     pub(super) list: BTreeMap<String, ListRec>,
     pub(super) hist: BTreeMap<String, Vec<HistRec>>,
+    /// Highest sync-timeline entry handed when the view was complete.
+    pub(super) inbox: u64,
 }
 
 /// A message entry a device was handed live, with its record number.
@@ -68,6 +70,7 @@ impl DeviceViews {
     pub(super) fn of(records: &[RecvRecord]) -> DeviceViews {
         let mut dv = DeviceViews::default();
         let mut open: HashMap<(ViewWhat, u32), View> = HashMap::new();
+        let mut handed = 0u64;
         for r in records {
             match r {
                 RecvRecord::List(l) => {
@@ -83,7 +86,8 @@ impl DeviceViews {
                     v.hist.insert(h.conv.clone(), h.records.clone());
                 }
                 RecvRecord::ViewEnd(end) => {
-                    let v = open.remove(&(end.what, end.round)).unwrap_or_default();
+                    let mut v = open.remove(&(end.what, end.round)).unwrap_or_default();
+                    v.inbox = handed;
                     match (end.what, &end.error) {
                         (ViewWhat::Roam, None) => dv.roam = Some(Ok(v)),
                         (ViewWhat::Roam, Some(e)) => dv.roam = Some(Err(e.clone())),
@@ -96,6 +100,7 @@ impl DeviceViews {
                     }
                 }
                 RecvRecord::Entry(e) => {
+                    handed = handed.max(e.seq);
                     let (Some(cref), Some(conv_seq)) = (&e.cref, e.conv_seq) else {
                         continue;
                     };
@@ -330,6 +335,12 @@ fn compare(
     (device, round, view): (u32, u32, &View),
     report: &mut Report,
 ) {
+    if rv.inbox != view.inbox {
+        let (a, b) = (rv.inbox, view.inbox);
+        report.violation(Kind::Diverged, || {
+            format!("devices {user}/{rd} and {user}/{device} (round {round}) had been handed their sync timeline up to #{a} and #{b} when they took their final views")
+        });
+    }
     let convs = |v: &View| v.list.keys().cloned().collect::<Vec<_>>();
     if convs(rv) != convs(view) {
         let (a, b) = (convs(rv), convs(view));
