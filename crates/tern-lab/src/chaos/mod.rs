@@ -8,15 +8,20 @@
 //! jitter, proxy rebinds, devices going offline (gracefully or abruptly,
 //! with sends in flight) and coming back with their durable state, and the
 //! daemon SIGKILLed and restarted on the same data folder and port.
+//! Devices post into direct conversations and move read positions; a
+//! brand-new device joins late and pages every history (roaming); after
+//! healing, every device journals its conversation list and histories
+//! until a user's devices agree (settling).
 //! Everything the applications saw is written to append-only journals
-//! ([`journal`]); afterwards [`checker::check_dir`] reads only those
-//! journals and counts lost ACKed messages, duplicates, order violations and
-//! wrong receipts.
+//! ([`journal`], [`conv_journal`]); afterwards [`checker::check_dir`] reads
+//! only those journals and counts lost ACKed messages, duplicates, order
+//! violations, wrong receipts, and devices that disagree on a history, the
+//! list or their sync timeline.
 //!
-//! Inside: the phases of a run (`scenario`), one device's life (`device`,
-//! `batch`, `device_journal`), the injected faults (`faults`), what the
-//! tasks share (`shared`), the result (`outcome`); the checker (`checker`,
-//! `receipts`, `report`).
+//! Inside: the phases of a run (`scenario`, `settle`), one device's life
+//! (`device`, `batch`, `device_journal`, `device_conv`), the injected faults
+//! (`faults`), what the tasks share (`shared`), the result (`outcome`); the
+//! checker (`checker`, `receipts`, `conv_check`, `conv_rules`, `report`).
 //!
 //! `docs/chaos.md` is the guide.
 
@@ -117,7 +122,8 @@ pub struct Params {
 
 impl Params {
     /// About two minutes with a debug build on two cores: 6 users × 2
-    /// devices, 2,500 messages over 50 s, 3 SIGKILLs.
+    /// devices and a late third device of user 1, 2,500 messages over 50 s,
+    /// 3 SIGKILLs.
     pub fn short() -> Params {
         Params {
             users: 6,
@@ -140,7 +146,7 @@ impl Params {
             read_prob: 0.05,
             client_rebind_prob: 0.01,
             mark_read_prob: 0.1,
-            late_device_at: Some(0.75),
+            late_device_at: Some(0.6),
             heartbeat: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
             ternd_log: "warn".into(),
