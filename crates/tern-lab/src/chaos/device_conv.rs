@@ -19,9 +19,9 @@ use super::shared::Phase;
 const PAGE: u64 = 64;
 /// Pages per conversation at most (a bound, far above any run's history).
 const MAX_PAGES: u32 = 20_000;
-/// Longest a set of views may take (the network is lossy, the daemon may
-/// be restarting under a roaming device).
-const VIEWS_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest one list fetch or history page may take (the network is lossy,
+/// the daemon may be restarting under a roaming device).
+const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One conversation's history, paged.
 struct Paged {
@@ -38,9 +38,11 @@ async fn page_all(client: &Client, conv: ConvRef) -> Result<Paged, String> {
         if pages >= MAX_PAGES {
             return Err(format!("{conv}: more than {MAX_PAGES} pages"));
         }
-        let page = client
-            .history(conv, before, PAGE)
+        let page = tokio::time::timeout(CALL_TIMEOUT, client.history(conv, before, PAGE))
             .await
+            .map_err(|_| {
+                format!("history {conv} before {before}: no page within {CALL_TIMEOUT:?}")
+            })?
             .map_err(|e| format!("history {conv} before {before}: {e}"))?;
         pages += 1;
         let floor = page.end.floor;
@@ -114,11 +116,9 @@ impl DeviceTask {
         what: ViewWhat,
         round: u32,
     ) -> Option<u64> {
-        let res = tokio::time::timeout(VIEWS_TIMEOUT, self.views_inner(client, what, round)).await;
-        let (convs, error, digest) = match res {
-            Ok(Ok((convs, digest))) => (convs, None, Some(digest)),
-            Ok(Err((convs, e))) => (convs, Some(e), None),
-            Err(_) => (0, Some(format!("not done within {VIEWS_TIMEOUT:?}")), None),
+        let (convs, error, digest) = match self.views_inner(client, what, round).await {
+            Ok((convs, digest)) => (convs, None, Some(digest)),
+            Err((convs, e)) => (convs, Some(e), None),
         };
         if let Some(e) = &error {
             tracing::warn!(user = self.user, device = self.device, ?what, round, error = %e, "conversation views failed");
@@ -144,9 +144,9 @@ impl DeviceTask {
         // Every device of a user shares one sync timeline: settled, they
         // were all handed the same entries.
         self.last_inbox.hash(&mut hasher);
-        client
-            .sync_conversations(0)
+        tokio::time::timeout(CALL_TIMEOUT, client.sync_conversations(0))
             .await
+            .map_err(|_| (0, format!("list: no answer within {CALL_TIMEOUT:?}")))?
             .map_err(|e| (0, format!("list: {e}")))?;
         let stored = client
             .stored_conversations()

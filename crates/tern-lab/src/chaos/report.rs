@@ -128,7 +128,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked={} delivered={} receipts={} devices={} views={} history={} roamed={}",
+            "{} acked={} delivered={} receipts={} devices={} views={} records={} roamed={}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.acked,
             self.deliveries,

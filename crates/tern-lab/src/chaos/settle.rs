@@ -16,7 +16,7 @@ use super::shared::{Phase, Shared};
 /// Rounds of views at most.
 pub(super) const MAX_ROUNDS: u32 = 4;
 /// Longest wait for every device to journal one round.
-const ROUND_TIMEOUT: Duration = Duration::from_secs(120);
+const ROUND_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Settling rounds run, and whether the devices of every user agreed.
 #[derive(Debug, Clone, Copy, Default)]
