@@ -141,6 +141,9 @@ pub(super) struct ConvCheck {
     pub(super) marks: Vec<(u64, u32, String, u64)>,
 }
 
+/// A message by sender user, device and uplink sequence.
+type SenderSeq = (u64, u32, u64);
+
 /// The first difference between two histories, described.
 fn first_difference(a: &[HistRec], b: &[HistRec]) -> Option<String> {
     for (x, y) in a.iter().zip(b) {
@@ -295,7 +298,7 @@ impl ConvCheck {
     ) {
         // By sender and sender sequence, so that a recall marker counts
         // (that a payload matches its sequence is checked per view).
-        let mut held: HashMap<(u64, String), HashSet<(u64, u32, u64)>> = HashMap::new();
+        let mut held: HashMap<(u64, String), HashSet<SenderSeq>> = HashMap::new();
         for (&user, (_, view)) in reference {
             for (conv, recs) in &view.hist {
                 let ids = recs

@@ -72,6 +72,10 @@ pub(super) struct Counters {
     pub(super) quotas_done: AtomicU64,
 }
 
+/// A device's last settling round and the digest of its views (`None`:
+/// they failed).
+pub(super) type ViewReport = (u32, Option<u64>);
+
 pub(super) struct Shared {
     pub(super) params: Params,
     pub(super) clock: Clock,
@@ -86,7 +90,7 @@ pub(super) struct Shared {
     /// Per device, the last settling round it journaled and a digest of
     /// what it saw (`None`: the views failed), so the run knows when the
     /// devices agree; the verdict still comes from the journals alone.
-    pub(super) views: Mutex<HashMap<(u64, u32), (u32, Option<u64>)>>,
+    pub(super) views: Mutex<HashMap<(u64, u32), ViewReport>>,
 }
 
 impl Shared {
