@@ -357,6 +357,8 @@ impl Driver {
                 }
                 ClientEvent::ConvList(list) => self.on_list(list),
                 ClientEvent::History(page) => self.on_history(page),
+                // The library asks for no member pages yet.
+                ClientEvent::Members(_) => {}
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

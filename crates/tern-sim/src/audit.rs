@@ -89,7 +89,7 @@ impl Audit {
         for r in &page.records {
             let payload = match &r.body {
                 RecordBody::Message { payload, .. } => payload.clone(),
-                RecordBody::Recalled { .. } => Bytes::new(),
+                RecordBody::Recalled { .. } | RecordBody::Member(_) => Bytes::new(),
             };
             h.insert(r.conv_seq, (r.from_user, payload));
         }

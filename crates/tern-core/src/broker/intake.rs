@@ -250,6 +250,8 @@ impl<S: Store> Broker<S> {
             Frame::MarkRead(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Retract(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Delete(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::GroupOp(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
+            Frame::Members(r) => self.on_members(now, sid, r),
             Frame::List(r) => self.on_list(now, sid, r),
             Frame::History(r) => self.on_history(now, sid, r),
             Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),

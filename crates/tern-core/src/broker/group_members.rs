@@ -1,0 +1,90 @@
+//! The paged member list of a group (MEMBERS): current members by
+//! ascending user id, from committed rows only, bounded per answer both in
+//! members sent and in rows read (former members are skipped, not sent).
+
+use super::session::Out;
+use super::Broker;
+use crate::store::Store;
+use crate::time::Time;
+use crate::wire::{ty, ErrorCode, Frame, Member, MembersEnd, MembersRequest};
+
+/// Most members in one answer (`MEMBERS_MAX`): 64 MEMBER frames of at most
+/// 20 bytes fit two datagrams.
+pub const MEMBERS_MAX: u64 = 64;
+
+/// Most rows read for one answer; past it the answer ends incomplete.
+const MEMBERS_SCAN: usize = 1024;
+
+impl<S: Store> Broker<S> {
+    pub(super) fn on_members(&mut self, _now: Time, sid: u64, req: MembersRequest) {
+        let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
+            return;
+        };
+        let member = self
+            .group_mut(req.group)
+            .map(|g| (g.current(user).is_some(), g.members().count() as u64));
+        let frames = match member {
+            Err(e) => Err(e),
+            Ok((false, _)) => {
+                self.queue_error(sid, ErrorCode::NoSuchConversation, ty::MEMBERS);
+                return;
+            }
+            Ok((true, count)) => self.members_page(&req, count),
+        };
+        match frames {
+            Ok(frames) => {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.out.extend(frames.into_iter().map(Out::Frame));
+                }
+                self.touch(sid);
+            }
+            Err(e) => {
+                self.events
+                    .push_back(super::BrokerEvent::StoreReadFailed { error: e });
+                self.queue_error(sid, ErrorCode::StorageFailure, ty::MEMBERS);
+            }
+        }
+    }
+
+    fn members_page(&self, req: &MembersRequest, members: u64) -> Result<Vec<Frame>, String> {
+        let max = req.max.clamp(1, MEMBERS_MAX) as usize;
+        let rows = self
+            .store
+            .group_members(req.group, req.after, MEMBERS_SCAN)
+            .map_err(|e| e.to_string())?;
+        let scanned_all = rows.len() < MEMBERS_SCAN;
+        let last_seq = self
+            .store
+            .conv_meta(&crate::conv::ConvKey::Group(req.group))
+            .map_err(|e| e.to_string())?
+            .map_or(0, |m| m.head);
+        let mut frames = Vec::new();
+        let (mut next_after, mut complete) = (req.after, scanned_all);
+        for (user, m) in rows {
+            if frames.len() == max {
+                complete = false;
+                break;
+            }
+            next_after = user;
+            if m.current() {
+                frames.push(Frame::Member(Member {
+                    request_id: req.request_id,
+                    user,
+                    role: m.role,
+                    since: m.joined,
+                }));
+            }
+        }
+        let count = frames.len() as u64;
+        frames.push(Frame::MembersEnd(MembersEnd {
+            request_id: req.request_id,
+            group: req.group,
+            count,
+            next_after,
+            complete,
+            members,
+            last_seq,
+        }));
+        Ok(frames)
+    }
+}
