@@ -8,13 +8,19 @@
 //!
 //! - [`args`]: server addresses and tokens as typed on the command line.
 //! - [`output`]: how entries and summaries are printed (text or JSON).
-//! - [`send`], [`recv`], [`pull`]: the three commands.
+//! - [`send`], [`recv`], [`pull`]: the inbox commands.
+//! - [`convs`], [`history`], [`read`]: conversations (protocol version 2):
+//!   the list, history pages, the read position; [`conv_output`] prints them.
 //! - [`logging`]: `-v` counting into a log level, for every binary.
 
 pub mod args;
+pub mod conv_output;
+pub mod convs;
+pub mod history;
 pub mod logging;
 pub mod output;
 pub mod pull;
+pub mod read;
 pub mod recv;
 pub mod send;
 
@@ -27,9 +33,12 @@ use thiserror::Error;
 use crate::client::{Client, ClientError, ClientOptions, ServerAddr, ServerTrust, Transport};
 
 pub use args::{parse_server, parse_server_addr, parse_token, DEFAULT_PORT, DEFAULT_QUIC_PORT};
+pub use convs::{convs, ConvsArgs, ConvsOutcome};
+pub use history::{history, HistoryArgs, HistoryOutcome};
 pub use logging::{init_logging, Verbosity};
 pub use output::{entry_line, EntryJson};
 pub use pull::{pull, PullOpts, PullOutcome};
+pub use read::{read, ReadArgs, ReadOutcome};
 pub use recv::{recv, RecvOpts, RecvOutcome};
 pub use send::{send, SendOpts, SendOutcome};
 

@@ -15,6 +15,7 @@ use tern_core::time::Time;
 use tern_core::wire::{Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
 use tokio::sync::{mpsc, oneshot};
 
+use super::history_store::HistoryStore;
 use super::ops::Ops;
 use super::queue::EventQueue;
 use super::transport::{Link, Recv};
@@ -26,6 +27,8 @@ type SummaryWaiter = oneshot::Sender<(Vec<Summary>, SummaryEnd)>;
 pub(super) struct Driver {
     pub(super) conn: ClientConn,
     pub(super) conv_waiters: super::driver_convs::ConvWaiters,
+    /// The local history: records, held ranges, the list.
+    pub(super) history: HistoryStore,
     link: Link,
     start: Instant,
     ops: Ops,
@@ -70,12 +73,18 @@ pub(super) async fn spawn(
     opts: ClientOptions,
 ) -> Result<(mpsc::Sender<Command>, Arc<EventQueue>, Ready), ClientError> {
     let restored = Ops::restore(opts.state_dir.as_deref())?;
+    let history = match restored.ops.state_db() {
+        Some(db) => HistoryStore::in_db(db)?,
+        None => HistoryStore::memory(),
+    };
     let link = Link::open(&opts).await?;
     let mut cfg = core_config(&opts, restored.ops.is_durable());
     cfg.max_datagram = link.max_packet();
     cfg.epoch = restored.checkpoint.epoch;
     cfg.checkpoint = restored.checkpoint.seq;
     cfg.resume = restored.resume;
+    // Gaps are found against what the state folder holds.
+    cfg.held = history.all_held();
     let start = Instant::now();
     let conn = ClientConn::new(cfg, Time::ZERO, rand::random());
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -84,6 +93,7 @@ pub(super) async fn spawn(
     let driver = Driver {
         conn,
         conv_waiters: Default::default(),
+        history,
         link,
         start,
         ops: restored.ops,
@@ -227,7 +237,13 @@ impl Driver {
             Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
             Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),
             Command::Held(conv, w) => {
-                let _ = w.send(self.conn.held(&conv).cloned());
+                let _ = w.send(self.held_view(conv));
+            }
+            Command::LocalList(w) => {
+                let _ = w.send((self.history.list(), self.history.list_version()));
+            }
+            Command::HistoryStats(w) => {
+                let _ = w.send(self.conv_waiters.stats);
             }
             Command::Close(w) => {
                 // What the application took counts: the ACK goes out
@@ -239,6 +255,19 @@ impl Driver {
                 self.stop = true;
             }
         }
+    }
+
+    /// What this device holds of `conv`: the records its local history
+    /// stores, with the newest record and floor anything told it of.
+    fn held_view(&self, conv: tern_core::wire::ConvRef) -> Option<tern_core::client::Held> {
+        let mut h = self.history.held(&conv).cloned();
+        if let Some(c) = self.conn.held(&conv) {
+            let h = h.get_or_insert_with(Default::default);
+            h.last_seq = h.last_seq.max(c.last_seq);
+            h.floor = h.floor.max(c.floor);
+            h.ranges.remove_through(h.floor);
+        }
+        h
     }
 
     /// A DELIVERED or READ receipt for a message of this device resolves
@@ -335,6 +364,11 @@ impl Driver {
                 }
                 ClientEvent::Entry(d) => {
                     self.on_receipt(&d);
+                    // Stored before the application is told; a failure
+                    // stores nothing and claims nothing held.
+                    if let Err(e) = self.history.apply_entry(&d) {
+                        tracing::error!(error = %e, "cannot store an entry in the local history");
+                    }
                     self.emit(Event::Entry(d));
                 }
                 ClientEvent::PageEnd(p) => self.emit(Event::PageEnd {
@@ -353,10 +387,11 @@ impl Driver {
                     }
                 }
                 ClientEvent::ServerError(e) => {
-                    tracing::warn!(code = e.code, reason = %e.reason, "server error")
+                    tracing::warn!(code = e.code, reason = %e.reason, "server error");
+                    self.on_request_refused(self.now(), &e);
                 }
-                ClientEvent::ConvList(list) => self.on_list(list),
-                ClientEvent::History(page) => self.on_history(page),
+                ClientEvent::ConvList(list) => self.on_list(self.now(), list),
+                ClientEvent::History(page) => self.on_history(self.now(), page),
                 // The library asks for no member pages yet.
                 ClientEvent::Members(_) => {}
                 ClientEvent::Downgraded => {

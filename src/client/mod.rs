@@ -17,6 +17,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Conversations (protocol version 2, `proto-spec/conversations.md`): a
+//! history per conversation, the conversation list, read positions on
+//! every device. The client keeps a local history (see
+//! [`HistoryStore`]): pages it holds are served without the network, and
+//! only missing ranges are fetched.
+//!
+//! ```no_run
+//! # async fn demo(mut client: tern::client::Client) -> Result<(), tern::client::ClientError> {
+//! use tern::client::{Change, ConvRef, Event};
+//! let bob = ConvRef::direct(2);
+//! client.post(bob, 0, 0, "hi".into()).await?;
+//! let changed = client.sync_conversations(32).await?; // since the saved list version
+//! for item in client.stored_conversations().await?.items {
+//!     println!("{}: {} unread", item.conv, item.unread);
+//! }
+//! let page = client.history(bob, 0, 50).await?; // newest 50, oldest first
+//! if let Some(oldest) = page.records.first() {
+//!     let _older = client.history(bob, oldest.conv_seq, 50).await?;
+//! }
+//! println!("missing: {:?}", client.missing(bob).await?);
+//! client.mark_read(bob, page.end.high, None).await?;
+//! while let Some(Event::Entry(e)) = client.recv().await {
+//!     if let Change::Read { conv, up_to, elsewhere: true, .. } = Change::of(&e, client.identity()) {
+//!         println!("{conv} read up to #{up_to} on another device");
+//!     }
+//! }
+//! # let _ = changed; Ok(()) }
+//! ```
+//!
 //! Over QUIC (`proto-spec/quic.md`), with the certificate fingerprint
 //! `ternd` prints at start:
 //!
@@ -29,14 +58,21 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod history_rows;
+mod history_store;
 mod ops;
 mod outbox;
 mod queue;
+mod state;
 mod transport;
 
+pub use changes::Change;
+pub use conversations::{HistoryStats, StoredList};
+pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
 pub use outbox::OutboxError;
 pub use tern_core::client::{ConvList, Held, HistoryPage};
 pub use tern_core::seal::PublicKey as SealKey;
@@ -73,7 +109,11 @@ pub struct ClientOptions {
     pub seal_key: Option<SealKey>,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
-    /// Folder for the durable outbox and checkpoint; `None`: memory only.
+    /// Folder for the durable outbox, checkpoint and local history
+    /// (records, held ranges, the conversation list: [`HistoryStore`]);
+    /// `None`: memory only (the local history then keeps at most
+    /// [`MEMORY_RECORDS_PER_CONV`] records of [`MEMORY_CONVS`]
+    /// conversations).
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
     /// entry; otherwise an entry is released once [`Client::recv`] has
@@ -230,7 +270,13 @@ pub(crate) enum Command {
     Release(u64),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
-    List(u64, u8, oneshot::Sender<Result<ConvList, ClientError>>),
+    List(
+        driver_convs::Since,
+        u8,
+        oneshot::Sender<Result<ConvList, ClientError>>,
+    ),
+    LocalList(oneshot::Sender<(Vec<ListItem>, u64)>),
+    HistoryStats(oneshot::Sender<HistoryStats>),
     History(
         ConvRef,
         u64,

@@ -184,4 +184,10 @@ impl Ops {
                 .iter()
                 .all(|(op, p)| s.get(p.seq).is_some_and(|(id, _)| id == op))
     }
+
+    /// The state folder's database, shared with the local history (`None`:
+    /// memory only).
+    pub(super) fn state_db(&self) -> Option<std::sync::Arc<rocksdb::DB>> {
+        self.outbox.as_ref().map(|o| o.db())
+    }
 }
