@@ -62,6 +62,8 @@ mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod driver_groups;
+mod groups;
 mod history_rows;
 mod history_store;
 mod ops;
@@ -72,13 +74,14 @@ mod transport;
 
 pub use changes::Change;
 pub use conversations::{HistoryStats, StoredList};
+pub use groups::{group, CREATED_WAIT, MEMBERS_TRIES, MEMBERS_WAIT};
 pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
 pub use outbox::OutboxError;
-pub use tern_core::client::{ConvList, Held, HistoryPage};
+pub use tern_core::client::{ConvList, Held, HistoryPage, MembersPage};
 pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{
-    ConvKind, ConvRef, DeleteScope, Entry, ListItem, ReceiptStatus, Record, RecordBody, Summary,
-    SummaryEnd, SyncBody,
+    ConvKind, ConvRef, DeleteScope, Entry, GroupAction, GroupEvent, GroupEventKind, GroupRole,
+    ListItem, Member, ReceiptStatus, Record, RecordBody, Summary, SummaryEnd, SyncBody,
 };
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
@@ -260,6 +263,9 @@ pub enum ClientError {
     /// history or list.
     #[error("the server speaks only protocol version 1 (no conversations)")]
     NotSupported,
+    /// An answer the client waits for did not come (see the method).
+    #[error("no answer: {0}")]
+    NoAnswer(&'static str),
 }
 
 pub(crate) enum Command {
@@ -284,6 +290,13 @@ pub(crate) enum Command {
         oneshot::Sender<Result<HistoryPage, ClientError>>,
     ),
     Held(ConvRef, oneshot::Sender<Option<Held>>),
+    GroupCreated(u64, oneshot::Sender<u64>),
+    Members(
+        u64,
+        u64,
+        u64,
+        oneshot::Sender<Result<tern_core::client::MembersPage, ClientError>>,
+    ),
 }
 
 /// A connected client. Dropping it stops the background task.
