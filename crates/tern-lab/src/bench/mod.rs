@@ -10,6 +10,8 @@
 //! - [`convs`]: conversations at scale: storage per message, the version 2
 //!   list after a day offline vs the version 1 summary, history pages vs a
 //!   raw RocksDB range read.
+//! - [`group_cost`]: store operations and bytes per group message under
+//!   write fan-out, by group size, vs one direct message.
 //!
 //! - [`transports`]: raw UDP vs QUIC, throughput and latency, same run.
 //! - [`flood`]: legitimate latency under a garbage flood, vs without it.
@@ -31,6 +33,7 @@ pub mod fleet;
 pub mod flood;
 pub mod flooder;
 pub mod flow;
+pub mod group_cost;
 pub mod logins;
 pub mod relay;
 pub mod session_sink;

@@ -143,6 +143,19 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Store operations and key+value bytes per group message under write
+    /// fan-out, by group size, vs one direct message (deterministic).
+    GroupCost {
+        /// Group sizes (members, the sender included).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
+        sizes: Vec<usize>,
+        /// Messages posted per case.
+        #[arg(long, default_value_t = 50)]
+        messages: u64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
     /// Conversations at scale: storage per message, the conversation list
     /// after a day offline (vs the version 1 summary), history pages (vs a
     /// raw RocksDB range read).
@@ -316,6 +329,15 @@ fn run(b: Command) -> anyhow::Result<()> {
             max_time: d(max_time),
             dir: scratch.dir,
             keep: scratch.keep,
+        })?,
+        Command::GroupCost {
+            sizes,
+            messages,
+            payload,
+        } => bench::group_cost::run(&bench::group_cost::GroupCostOpts {
+            sizes,
+            messages,
+            payload,
         })?,
         Command::Convs {
             convs,
