@@ -398,6 +398,8 @@ impl Driver {
                 ClientEvent::ConvList(list) => self.on_list(self.now(), list),
                 ClientEvent::History(page) => self.on_history(self.now(), page),
                 ClientEvent::Members(page) => self.on_members(page),
+                // The library asks for no read counts yet.
+                ClientEvent::ReadCounts(_) => {}
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

@@ -7,8 +7,8 @@ mod vectors;
 
 use tern_core::wire::{
     ConvKind, ConvRef, DecodeError, Entry, Frame, GroupAction, GroupEvent, GroupEventKind, GroupOp,
-    GroupRole, Header, Member, MembersEnd, MembersRequest, Packet, Record, RecordBody, SyncBody,
-    VERSION_2,
+    GroupRole, Header, Member, MembersEnd, MembersRequest, Packet, ReadCounts, ReadCountsRequest,
+    Record, RecordBody, SyncBody, VERSION_2,
 };
 use vectors::Expect;
 
@@ -168,6 +168,31 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                         last_seq: 15,
                     }),
                 ],
+            ),
+        ),
+        (
+            "read_counts_request",
+            valid(
+                34,
+                vec![Frame::ReadCountsRequest(ReadCountsRequest {
+                    request_id: 11,
+                    group: GROUP,
+                    low: 4,
+                    count: 3,
+                })],
+            ),
+        ),
+        (
+            "read_counts_answer",
+            valid(
+                10,
+                vec![Frame::ReadCounts(ReadCounts {
+                    request_id: 11,
+                    group: GROUP,
+                    low: 4,
+                    members: 3,
+                    read_by: vec![2, 1, 0],
+                })],
             ),
         ),
         (

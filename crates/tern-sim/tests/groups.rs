@@ -345,3 +345,80 @@ fn the_group_survives_a_broker_crash_exactly_once() {
         assert_eq!(s, vec![(5, "two".to_string())], "client {i}: no duplicate");
     }
 }
+
+fn read_counts(p: &mut Pair, client: usize, g: u64, low: u64, count: u8) -> (u64, Vec<u64>) {
+    assert!(p.clients[client].1.request_read_counts(g, low, count));
+    let ev = p.settle();
+    ev[client]
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::ReadCounts(c) => Some((c.members, c.read_by.clone())),
+            _ => None,
+        })
+        .expect("the counts arrive")
+}
+
+fn mark(p: &mut Pair, client: usize, g: u64, up_to: u64) {
+    let op = Outgoing::MarkRead {
+        conv: group(g),
+        up_to,
+        receipt_device: 0,
+        receipt_seq: 0,
+    };
+    submit(p, client, op);
+}
+
+#[test]
+fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
+    let (mut p, [a1, a2, b, c], g) = three_members();
+    post(&mut p, a1, g, "m4");
+    post(&mut p, a1, g, "m5");
+    post(&mut p, a1, g, "m6");
+    p.settle();
+    // Nobody but Alice read them; her own messages do not count her.
+    assert_eq!(read_counts(&mut p, b, g, 4, 3), (3, vec![0, 0, 0]));
+    mark(&mut p, b, g, 5);
+    p.settle();
+    assert_eq!(read_counts(&mut p, a2, g, 4, 3), (3, vec![1, 1, 0]));
+    // Carol reads everything; Bob's read position only moves forward.
+    mark(&mut p, c, g, 6);
+    mark(&mut p, b, g, 4);
+    p.settle();
+    assert_eq!(read_counts(&mut p, a1, g, 4, 3), (3, vec![2, 2, 1]));
+    // Alice reading Bob's message counts her once, from either device.
+    post(&mut p, b, g, "m7");
+    p.settle();
+    mark(&mut p, a1, g, 7);
+    mark(&mut p, a2, g, 7);
+    p.settle();
+    assert_eq!(read_counts(&mut p, b, g, 7, 64), (3, vec![1]));
+    // Bob wrote m7, so he has read what came before it. A removed member
+    // no longer counts; a non-member may not ask.
+    assert_eq!(read_counts(&mut p, a1, g, 4, 3), (3, vec![2, 2, 2]));
+    group_op(&mut p, a1, g, GroupAction::Remove, &[CAROL]);
+    p.settle();
+    assert_eq!(read_counts(&mut p, a1, g, 4, 3), (2, vec![1, 1, 1]));
+    assert!(p.clients[c].1.request_read_counts(g, 4, 3));
+    let ev = p.settle();
+    assert!(ev[c].iter().any(|e| matches!(
+        e,
+        ClientEvent::ServerError(err) if err.code == ErrorCode::NoSuchConversation as u64
+    )));
+}
+
+#[test]
+fn read_counts_come_back_after_a_broker_restart() {
+    let (mut p, [a1, a2, b, c], g) = three_members();
+    post(&mut p, a1, g, "m4");
+    p.settle();
+    mark(&mut p, b, g, 4);
+    mark(&mut p, c, g, 4);
+    p.settle();
+    p.restart_broker();
+    for i in [a1, a2, b, c] {
+        let now = p.now;
+        p.clients[i].1.ping(now);
+    }
+    p.settle();
+    assert_eq!(read_counts(&mut p, a1, g, 4, 1), (3, vec![2]));
+}

@@ -184,6 +184,14 @@ impl<S: Store> Broker<S> {
         after.version = u.meta.list_version;
         u.meta.total_unread = (u.meta.total_unread + after.unread).saturating_sub(before.unread);
         self.mark_user_dirty(user);
+        if let (ConvKey::Group(g), true) = (conv, after.read_seq != before.read_seq) {
+            // "Read by N": the member's cursor moves, O(log records).
+            if let Some(c) = self.convs.groups.get_mut(&g) {
+                if c.reads.cursor(user).is_some() {
+                    c.reads.set(user, after.read_seq);
+                }
+            }
+        }
         let slot = self.user_conv_mut(user, conv)?;
         slot.state = after;
         if !slot.dirty {

@@ -1,12 +1,16 @@
-//! The paged member list of a group (MEMBERS): current members by
+//! Group queries: the paged member list (MEMBERS: current members by
 //! ascending user id, from committed rows only, bounded per answer both in
-//! members sent and in rows read (former members are skipped, not sent).
+//! members sent and in rows read; former members are skipped, not sent),
+//! and read counts of records (READ_COUNTS).
 
 use super::session::Out;
 use super::Broker;
 use crate::store::Store;
 use crate::time::Time;
-use crate::wire::{ty, ErrorCode, Frame, Member, MembersEnd, MembersRequest};
+use crate::wire::{
+    ty, ErrorCode, Frame, Member, MembersEnd, MembersRequest, ReadCounts, ReadCountsRequest,
+    READ_COUNTS_MAX,
+};
 
 /// Most members in one answer (`MEMBERS_MAX`): 64 MEMBER frames of at most
 /// 20 bytes fit two datagrams.
@@ -86,5 +90,67 @@ impl<S: Store> Broker<S> {
             last_seq,
         }));
         Ok(frames)
+    }
+}
+
+impl<S: Store> Broker<S> {
+    /// READ_COUNTS: for each record asked about, the current members other
+    /// than its author whose read position is at or past it. O(log records)
+    /// per record, whatever the member count.
+    pub(super) fn on_read_counts(&mut self, sid: u64, req: ReadCountsRequest) {
+        let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
+            return;
+        };
+        let key = crate::conv::ConvKey::Group(req.group);
+        let member = self.group_mut(req.group).map(|g| g.current(user).is_some());
+        match member {
+            Ok(true) => {}
+            Ok(false) => {
+                self.queue_error(sid, ErrorCode::NoSuchConversation, ty::READ_COUNTS);
+                return;
+            }
+            Err(_) => {
+                self.queue_error(sid, ErrorCode::StorageFailure, ty::READ_COUNTS);
+                return;
+            }
+        }
+        let head = match self.timeline_mut(key) {
+            Ok(t) => t.meta.head,
+            Err(_) => {
+                self.queue_error(sid, ErrorCode::StorageFailure, ty::READ_COUNTS);
+                return;
+            }
+        };
+        let n = u64::from(req.count).clamp(1, READ_COUNTS_MAX as u64);
+        let high = req.low.saturating_add(n - 1).min(head);
+        let records = match self.records_between(key, req.low.saturating_sub(1), high) {
+            Ok(r) => r,
+            Err(_) => {
+                self.queue_error(sid, ErrorCode::StorageFailure, ty::READ_COUNTS);
+                return;
+            }
+        };
+        let Some(g) = self.convs.groups.get(&req.group) else {
+            return;
+        };
+        let read_by = records
+            .iter()
+            .map(|r| {
+                let all = g.reads.at_or_past(r.conv_seq);
+                let author = g.reads.cursor(r.from_user).is_some_and(|c| c >= r.conv_seq);
+                all.saturating_sub(u64::from(author))
+            })
+            .collect();
+        let frame = Frame::ReadCounts(ReadCounts {
+            request_id: req.request_id,
+            group: req.group,
+            low: req.low,
+            members: g.reads.members() as u64,
+            read_by,
+        });
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.out.push_back(Out::Frame(frame));
+        }
+        self.touch(sid);
     }
 }

@@ -18,7 +18,7 @@ use rand::Rng;
 
 use super::uplink::{Applied, Op};
 use super::Broker;
-use crate::conv::ConvKey;
+use crate::conv::{ConvKey, ReadCounts};
 use crate::store::{ConvRecord, GroupMember, Store, SyncEntry};
 use crate::time::Time;
 use crate::wire::{ErrorCode, GroupAction, GroupEvent, GroupEventKind, GroupOp, GroupRole};
@@ -33,6 +33,8 @@ pub(crate) struct GroupCache {
     pub rows: BTreeMap<u64, GroupMember>,
     /// Rows staged for the next batch.
     pub dirty: Vec<u64>,
+    /// Current members' read positions, for "read by N" (staged view).
+    pub reads: ReadCounts,
 }
 
 impl GroupCache {
@@ -69,6 +71,14 @@ impl<S: Store> Broker<S> {
                 if !full {
                     break;
                 }
+            }
+            // Read positions of the current members: one state each, once
+            // per load (the load reads every row anyway).
+            let key = ConvKey::Group(group);
+            let members: Vec<u64> = cache.members().collect();
+            for user in members {
+                let read = self.user_conv_mut(user, key)?.state.read_seq;
+                cache.reads.set(user, read);
             }
             self.convs.groups.insert(group, cache);
         }
@@ -298,6 +308,8 @@ impl<S: Store> Broker<S> {
                         left: 0,
                     })
                 })?;
+                let read = self.user_conv_mut(user, key)?.state.read_seq;
+                self.group_mut(group)?.reads.set(user, read);
             }
             GroupEventKind::RoleChanged => {
                 self.set_member(group, user, |m| {
@@ -315,6 +327,7 @@ impl<S: Store> Broker<S> {
                     m.left = conv_seq;
                 }
             })?;
+            self.group_mut(group)?.reads.remove(user);
         }
         Ok(online)
     }

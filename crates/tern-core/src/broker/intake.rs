@@ -252,6 +252,7 @@ impl<S: Store> Broker<S> {
             Frame::Delete(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::GroupOp(ref f) => self.on_uplink(now, sid, f.seq, frame.clone()),
             Frame::Members(r) => self.on_members(now, sid, r),
+            Frame::ReadCountsRequest(r) => self.on_read_counts(sid, r),
             Frame::List(r) => self.on_list(now, sid, r),
             Frame::History(r) => self.on_history(now, sid, r),
             Frame::Ack(ack) => self.on_downlink_ack(now, sid, ack),

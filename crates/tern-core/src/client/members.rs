@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::time::Time;
-use crate::wire::{Frame, Member, MembersEnd, MembersRequest};
+use crate::wire::{Frame, Member, MembersEnd, MembersRequest, ReadCountsRequest};
 
 use super::{ClientConn, ClientEvent};
 
@@ -50,6 +50,24 @@ impl ClientConn {
             got: BTreeMap::new(),
         };
         self.control.push_back(Frame::Members(req));
+        true
+    }
+
+    /// Asks how many members read each of `count` (at most 64) records of
+    /// `group` from `low`, answered as a [`ClientEvent::ReadCounts`] (one
+    /// datagram; lost, the application asks again). False in a version 1
+    /// session.
+    pub fn request_read_counts(&mut self, group: u64, low: u64, count: u8) -> bool {
+        if self.version == crate::wire::VERSION || low == 0 {
+            return false;
+        }
+        let req = ReadCountsRequest {
+            request_id: self.request_id(),
+            group,
+            low,
+            count,
+        };
+        self.control.push_back(Frame::ReadCountsRequest(req));
         true
     }
 

@@ -80,10 +80,14 @@ pub mod ty {
     pub const MEMBER: u8 = 0x2d;
     /// Version 2, server → client: closes a members answer.
     pub const MEMBERS_END: u8 = 0x2e;
+    /// Version 2, client → server: read counts of group records.
+    pub const READ_COUNTS: u8 = 0x2f;
+    /// Version 2, server → client: read counts of group records.
+    pub const READ_COUNTS_ANSWER: u8 = 0x33;
 
     /// Whether type `t` exists only in protocol version 2.
     pub fn is_v2_only(t: u8) -> bool {
-        matches!(t, POST..=GROUP_OP | LIST..=MEMBERS_END)
+        matches!(t, POST..=GROUP_OP | LIST..=READ_COUNTS | READ_COUNTS_ANSWER)
     }
 
     /// First skippable extension type (length-prefixed, ignored when unknown).

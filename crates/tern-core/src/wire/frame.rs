@@ -429,6 +429,10 @@ pub enum Frame {
     Member(Member),
     /// Version 2: see [`MembersEnd`].
     MembersEnd(MembersEnd),
+    /// Version 2: see [`ReadCountsRequest`].
+    ReadCountsRequest(ReadCountsRequest),
+    /// Version 2: see [`ReadCounts`].
+    ReadCounts(ReadCounts),
     /// A skippable frame of type 0x40..=0x7f this implementation does not know.
     Extension {
         /// Its type byte.
@@ -458,7 +462,9 @@ impl Frame {
             | Frame::GroupOp(_)
             | Frame::Members(_)
             | Frame::Member(_)
-            | Frame::MembersEnd(_) => super::VERSION_2,
+            | Frame::MembersEnd(_)
+            | Frame::ReadCountsRequest(_)
+            | Frame::ReadCounts(_) => super::VERSION_2,
             _ => super::VERSION,
         }
     }

@@ -51,6 +51,7 @@ impl Frame {
             Frame::ListItem(i) => i.validate(),
             Frame::Record(r) => r.validate(),
             Frame::GroupOp(g) => g.validate(),
+            Frame::ReadCounts(c) => c.validate(),
             _ => Ok(()),
         }
     }
@@ -159,6 +160,8 @@ impl Frame {
             Frame::Members(f) => f.encoded_len(),
             Frame::Member(f) => f.encoded_len(),
             Frame::MembersEnd(f) => f.encoded_len(),
+            Frame::ReadCountsRequest(f) => f.encoded_len(),
+            Frame::ReadCounts(f) => f.encoded_len(),
         }
     }
 
@@ -409,6 +412,14 @@ impl Frame {
             }
             Frame::MembersEnd(f) => {
                 out.put_u8(ty::MEMBERS_END);
+                f.encode(out);
+            }
+            Frame::ReadCountsRequest(f) => {
+                out.put_u8(ty::READ_COUNTS);
+                f.encode(out);
+            }
+            Frame::ReadCounts(f) => {
+                out.put_u8(ty::READ_COUNTS_ANSWER);
                 f.encode(out);
             }
             Frame::Extension { ty, body } => {

@@ -116,6 +116,8 @@ impl Frame {
             ty::MEMBERS => Frame::Members(MembersRequest::decode(r)?),
             ty::MEMBER => Frame::Member(Member::decode(r)?),
             ty::MEMBERS_END => Frame::MembersEnd(MembersEnd::decode(r)?),
+            ty::READ_COUNTS => Frame::ReadCountsRequest(ReadCountsRequest::decode(r)?),
+            ty::READ_COUNTS_ANSWER => Frame::ReadCounts(ReadCounts::decode(r)?),
             ty::EXTENSION_FIRST..=ty::EXTENSION_LAST => Frame::Extension {
                 ty: t,
                 body: r.bytes("extension", MAX_EXTENSION)?,

@@ -129,6 +129,49 @@ pub struct GroupEvent {
     pub role: GroupRole,
 }
 
+/// Most records one READ_COUNTS asks about (`READ_COUNTS_MAX`).
+pub const READ_COUNTS_MAX: usize = 64;
+
+/// Client → server: how many members read each of some records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ReadCountsRequest {
+    /// Echoed in the answer.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub request_id: u64,
+    /// The group.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub group: u64,
+    /// The first record asked about (`conv_seq`).
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::seq))]
+    pub low: u64,
+    /// Records asked about, from `low` (clamped to 1 … 64).
+    pub count: u8,
+}
+
+/// Server → client: read counts of consecutive records of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ReadCounts {
+    /// The READ_COUNTS answered.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub request_id: u64,
+    /// The group.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub group: u64,
+    /// The record of the first count.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub low: u64,
+    /// Current members of the group.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub members: u64,
+    /// For records `low, low + 1, …`: current members other than the
+    /// record's author whose read position is at or past it; at most
+    /// [`READ_COUNTS_MAX`].
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::read_counts))]
+    pub read_by: Vec<u64>,
+}
+
 /// Client → server: a page of a group's current members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

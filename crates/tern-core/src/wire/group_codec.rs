@@ -132,6 +132,79 @@ impl GroupOp {
     }
 }
 
+impl ReadCountsRequest {
+    pub(super) fn encoded_len(&self) -> usize {
+        v(self.request_id) + v(self.group) + v(self.low) + 1
+    }
+
+    pub(super) fn encode(&self, out: &mut impl BufMut) {
+        for x in [self.request_id, self.group, self.low] {
+            put(out, x);
+        }
+        out.put_u8(self.count);
+    }
+
+    pub(super) fn decode(r: &mut Reader) -> Result<ReadCountsRequest, DecodeError> {
+        Ok(ReadCountsRequest {
+            request_id: r.varint()?,
+            group: r.varint()?,
+            low: r.nonzero("low")?,
+            count: r.u8()?,
+        })
+    }
+}
+
+impl ReadCounts {
+    pub(super) fn validate(&self) -> Result<(), EncodeError> {
+        check("read_by", self.read_by.len(), READ_COUNTS_MAX)
+    }
+
+    pub(super) fn encoded_len(&self) -> usize {
+        v(self.request_id)
+            + v(self.group)
+            + v(self.low)
+            + v(self.members)
+            + 1
+            + self.read_by.iter().map(|x| v(*x)).sum::<usize>()
+    }
+
+    pub(super) fn encode(&self, out: &mut impl BufMut) {
+        for x in [self.request_id, self.group, self.low, self.members] {
+            put(out, x);
+        }
+        out.put_u8(self.read_by.len().min(u8::MAX.into()) as u8);
+        for x in &self.read_by {
+            put(out, *x);
+        }
+    }
+
+    pub(super) fn decode(r: &mut Reader) -> Result<ReadCounts, DecodeError> {
+        let request_id = r.varint()?;
+        let group = r.varint()?;
+        let low = r.varint()?;
+        let members = r.varint()?;
+        let n = r.u8()?;
+        if usize::from(n) > READ_COUNTS_MAX {
+            return Err(DecodeError::TooLong {
+                field: "read_by",
+                len: n.into(),
+                max: READ_COUNTS_MAX,
+            });
+        }
+        let mut read_by = Vec::with_capacity(n.into());
+        for _ in 0..n {
+            read_by.push(r.varint()?);
+        }
+        Ok(ReadCounts {
+            request_id,
+            group,
+            low,
+            members,
+            read_by,
+        })
+    }
+}
+
 impl MembersRequest {
     pub(super) fn encoded_len(&self) -> usize {
         v(self.request_id) + v(self.group) + v(self.after) + v(self.max)
