@@ -308,6 +308,7 @@ impl SimClient {
                 }
                 ClientEvent::ConvList(list) => self.audit.on_list(list),
                 ClientEvent::History(page) => self.audit.on_page(&page),
+                ClientEvent::ReadCounts(c) => self.audit.on_counts(&c),
                 ClientEvent::Entry(d) => {
                     checker.on_entry(now, dev, &d);
                     p.unread.push_back(d);

@@ -240,6 +240,58 @@ fn stretches(records: &[ConvRecord]) -> (BTreeMap<u64, Vec<(u64, u64)>>, Vec<Str
     (out, bad)
 }
 
+/// The read counts the owner's device got at the end of the run against
+/// the truth: for each record, the current members other than its author
+/// whose durable read position is at or past it.
+pub fn verify_counts(store: &MemStore, audit: &crate::audit::Audit) -> Vec<String> {
+    let Some((id, head)) = audit.count_group else {
+        return Vec::new();
+    };
+    let key = ConvKey::Group(id);
+    let records = all_records(store, key);
+    let mut members = BTreeSet::new();
+    for e in records.iter().filter_map(|r| r.event) {
+        if e.kind.ends_membership() {
+            members.remove(&e.user);
+        } else {
+            members.insert(e.user);
+        }
+    }
+    let current: Vec<u64> = members.into_iter().collect();
+    let read = |u: u64| {
+        store
+            .user_conv(u, &key)
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.read_seq)
+    };
+    let mut out = Vec::new();
+    if audit.counts.len() as u64 != head {
+        out.push(format!(
+            "the owner got read counts of {} of the group's {head} records",
+            audit.counts.len()
+        ));
+    }
+    for r in &records {
+        let want = current
+            .iter()
+            .filter(|u| **u != r.from_user && read(**u) >= r.conv_seq)
+            .count() as u64;
+        let want = (current.len() as u64, want);
+        match audit.counts.get(&r.conv_seq) {
+            Some(got) if *got == want => {}
+            got => out.push(format!(
+                "record {}: read counts (members, read by) {got:?}, the members' read positions say {want:?}",
+                r.conv_seq
+            )),
+        }
+        if out.len() >= 8 {
+            break;
+        }
+    }
+    out
+}
+
 /// Whether `e` is a group entry.
 pub fn is_group(e: &Entry) -> bool {
     e.conv.kind == ConvKind::Group

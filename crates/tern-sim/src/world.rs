@@ -223,7 +223,19 @@ impl<'a> World<'a> {
         }
         if !self.audited {
             self.audited = true;
+            let group = self.checker.group.id.map(|g| {
+                let head = self
+                    .store
+                    .conv_meta(&tern_core::conv::ConvKey::Group(g))
+                    .ok()
+                    .flatten()
+                    .map_or(0, |m| m.head);
+                (g, head)
+            });
             for c in &mut self.clients {
+                if self.cfg.groups && c.user == 1 && c.device == 1 {
+                    c.audit.count_group = group;
+                }
                 c.audit.start();
             }
             return true;
@@ -552,6 +564,10 @@ impl<'a> World<'a> {
         if self.cfg.groups {
             let found = group.verify(&self.store, &devices);
             self.report.violations.extend(found);
+            if let Some(owner) = self.clients.iter().find(|c| c.user == 1 && c.device == 1) {
+                let found = crate::group_check::verify_counts(&self.store, &owner.audit);
+                self.report.violations.extend(found);
+            }
         }
         if self.cfg.conversations {
             let audited: Vec<_> = self

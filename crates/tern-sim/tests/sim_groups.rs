@@ -8,7 +8,9 @@
 //! acknowledged post is stored once, every refused one not at all, and
 //! only members' posts are stored. The conversation audit then has every
 //! device agree with the server's history and list of the group, and a
-//! device that joins late pages through its user's stretch.
+//! device that joins late pages through its user's stretch; and the read
+//! counts the owner's device gets for every record equal the number of
+//! current members, its author aside, whose read position passed it.
 //!
 //! Seeds as in `sim_exactly_once` (`TERN_SIM_SEEDS`, `TERN_SIM_SEED`,
 //! `TERN_SIM_TRACE`).
