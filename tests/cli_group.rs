@@ -102,6 +102,15 @@ fn create_send_members_remove_leave_and_history() {
     let members = ok(tern(&d, dir, 1, "group", &["members", &g, "--json"]));
     assert_eq!(members.lines().count(), 2, "{members}");
 
+    // Bob's post (record 5) read by nobody yet; Alice reads it.
+    let reads = ok(tern(&d, dir, 2, "group", &["reads", &g, "5"]));
+    assert_eq!(reads.trim(), "#5 read by 0 of 1", "{reads}");
+    ok(tern(&d, dir, 1, "read", &[&format!("g:{g}"), "5"]));
+    let reads = ok(tern(&d, dir, 2, "group", &["reads", &g, "5"]));
+    assert_eq!(reads.trim(), "#5 read by 1 of 1", "{reads}");
+    let readers = ok(tern(&d, dir, 2, "group", &["readers", &g, "5"]));
+    assert_eq!(readers.trim(), "1 owner");
+
     let conv = format!("g:{g}");
     let hist = ok(tern(&d, dir, 2, "history", &[&conv, "--json"]));
     let kinds: Vec<serde_json::Value> = hist

@@ -1,5 +1,6 @@
 //! `tern group`: create a group, add and remove members, leave, list the
-//! members, and post into a group (`proto-spec/groups.md`). Each command
+//! members, post into a group, and see who read what
+//! (`proto-spec/groups.md`). Each command
 //! logs in, does one thing, and exits once the server stored it.
 
 use std::io::Write;
@@ -52,6 +53,25 @@ pub enum GroupCmd {
         #[arg(long)]
         json: bool,
     },
+    /// "Read by N of M" for records of the group: one `#SEQ read by N of M`
+    /// line each (M: the members besides the record's author).
+    Reads {
+        /// The group id.
+        group: u64,
+        /// The first record (conv_seq).
+        low: u64,
+        /// Records, at most 64.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+        count: u8,
+    },
+    /// Who read a record: the members besides its author whose read
+    /// position passed it, one `USER ROLE` per line, every page.
+    Readers {
+        /// The group id.
+        group: u64,
+        /// The record (conv_seq).
+        conv_seq: u64,
+    },
     /// Post a message into the group; prints `stored seq=N`.
     Send {
         /// The group id.
@@ -101,6 +121,30 @@ async fn run(client: &Client, cmd: GroupCmd, out: &mut impl Write) -> Result<(),
                 .await?
                 .seq,
         ),
+        GroupCmd::Reads { group, low, count } => {
+            let c = client.read_counts(group, low, count).await?;
+            for (i, n) in c.read_by.iter().enumerate() {
+                // Everyone but the author could have read it.
+                let of = c.members.saturating_sub(1);
+                writeln!(out, "#{} read by {n} of {of}", c.low + i as u64)
+                    .map_err(ClientError::Io)?;
+            }
+            return Ok(());
+        }
+        GroupCmd::Readers { group, conv_seq } => {
+            let mut after = 0;
+            for _ in 0..MAX_PAGES {
+                let page = client.readers(group, conv_seq, after, 64).await?;
+                for m in &page.members {
+                    writeln!(out, "{} {}", m.user, role_name(m.role)).map_err(ClientError::Io)?;
+                }
+                if page.end.complete {
+                    break;
+                }
+                after = page.end.next_after;
+            }
+            return Ok(());
+        }
         GroupCmd::Members { group, json } => {
             let mut after = 0;
             for _ in 0..MAX_PAGES {

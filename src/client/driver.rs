@@ -239,7 +239,10 @@ impl Driver {
             Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
             Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),
             Command::GroupCreated(seq, w) => self.ask_created(seq, w),
-            Command::Members(group, after, max, w) => self.ask_members(now, group, after, max, w),
+            Command::Members(group, after, max, read_at, w) => {
+                self.ask_members(now, (group, after, max, read_at), w)
+            }
+            Command::ReadCounts(group, low, count, w) => self.ask_read_counts(group, low, count, w),
             Command::Held(conv, w) => {
                 let _ = w.send(self.held_view(conv));
             }
@@ -398,8 +401,7 @@ impl Driver {
                 ClientEvent::ConvList(list) => self.on_list(self.now(), list),
                 ClientEvent::History(page) => self.on_history(self.now(), page),
                 ClientEvent::Members(page) => self.on_members(page),
-                // The library asks for no read counts yet.
-                ClientEvent::ReadCounts(_) => {}
+                ClientEvent::ReadCounts(c) => self.on_read_counts(c),
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

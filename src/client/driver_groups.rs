@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tern_core::client::MembersPage;
 use tern_core::time::Time;
-use tern_core::wire::{ConvKind, Entry, GroupEventKind, SyncBody};
+use tern_core::wire::{ConvKind, Entry, GroupEventKind, ReadCounts, SyncBody};
 use tokio::sync::oneshot;
 
 use super::driver::Driver;
@@ -23,6 +23,8 @@ pub(super) struct GroupWaiters {
     create_waiters: HashMap<u64, Vec<oneshot::Sender<u64>>>,
     /// The member page under way (the core keeps one).
     members: Option<Waiter<MembersPage>>,
+    /// Read counts asked for, by request id.
+    counts: Option<(u64, Waiter<ReadCounts>)>,
 }
 
 impl Driver {
@@ -61,21 +63,53 @@ impl Driver {
         }
     }
 
+    /// A page of members (`read_at` 0), or of those who read record
+    /// `read_at`.
     pub(super) fn ask_members(
         &mut self,
         now: Time,
-        group: u64,
-        after: u64,
-        max: u64,
+        (group, after, max, read_at): (u64, u64, u64, u64),
         w: Waiter<MembersPage>,
     ) {
-        if !self.conn.request_members(now, group, after, max) {
+        let asked = match read_at {
+            0 => self.conn.request_members(now, group, after, max),
+            s => self.conn.request_readers(now, group, s, after, max),
+        };
+        if !asked {
             let _ = w.send(Err(ClientError::NotSupported));
             return;
         }
         // The new request replaces one under way; its waiter gets this
         // answer's fate (nothing: the caller asks again).
         self.group_waiters.members = Some(w);
+    }
+
+    pub(super) fn ask_read_counts(
+        &mut self,
+        group: u64,
+        low: u64,
+        count: u8,
+        w: Waiter<ReadCounts>,
+    ) {
+        match self.conn.request_read_counts(group, low, count) {
+            Some(id) => self.group_waiters.counts = Some((id, w)),
+            None => {
+                let _ = w.send(Err(ClientError::NotSupported));
+            }
+        }
+    }
+
+    pub(super) fn on_read_counts(&mut self, c: ReadCounts) {
+        if self
+            .group_waiters
+            .counts
+            .as_ref()
+            .is_some_and(|(id, _)| *id == c.request_id)
+        {
+            if let Some((_, w)) = self.group_waiters.counts.take() {
+                let _ = w.send(Ok(c));
+            }
+        }
     }
 
     pub(super) fn on_members(&mut self, page: MembersPage) {

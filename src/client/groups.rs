@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use tern_core::client::{MembersPage, Outgoing};
-use tern_core::wire::{ConvKind, ConvRef, GroupAction};
+use tern_core::wire::{ConvKind, ConvRef, GroupAction, ReadCounts};
 
 use super::{Client, ClientError, Command, Sent};
 
@@ -104,10 +104,72 @@ impl Client {
         after: u64,
         max: u64,
     ) -> Result<MembersPage, ClientError> {
+        self.member_page(group, after, max, 0).await
+    }
+
+    /// Who read record `conv_seq` of `group`: up to `max` (at most 64)
+    /// current members other than its author, with a user id above
+    /// `after`, whose read position is at or past it. Page on as with
+    /// [`Client::members`].
+    pub async fn readers(
+        &self,
+        group: u64,
+        conv_seq: u64,
+        after: u64,
+        max: u64,
+    ) -> Result<MembersPage, ClientError> {
+        if conv_seq == 0 {
+            return Ok(MembersPage {
+                group,
+                members: Vec::new(),
+                end: tern_core::wire::MembersEnd {
+                    request_id: 0,
+                    group,
+                    count: 0,
+                    next_after: after,
+                    complete: true,
+                    members: 0,
+                    last_seq: 0,
+                },
+            });
+        }
+        self.member_page(group, after, max, conv_seq).await
+    }
+
+    /// "Read by N of M" for `count` (at most 64) records of `group` from
+    /// `low`: for each, the current members other than its author whose
+    /// read position is at or past it; `members` is M.
+    pub async fn read_counts(
+        &self,
+        group: u64,
+        low: u64,
+        count: u8,
+    ) -> Result<ReadCounts, ClientError> {
         for _ in 0..MEMBERS_TRIES {
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.cmds
-                .send(Command::Members(group, after, max, tx))
+                .send(Command::ReadCounts(group, low, count, tx))
+                .await
+                .map_err(|_| ClientError::Stopped)?;
+            match tokio::time::timeout(MEMBERS_WAIT, rx).await {
+                Ok(Ok(answer)) => return answer,
+                Ok(Err(_)) | Err(_) => continue,
+            }
+        }
+        Err(ClientError::NoAnswer("the read counts"))
+    }
+
+    async fn member_page(
+        &self,
+        group: u64,
+        after: u64,
+        max: u64,
+        read_at: u64,
+    ) -> Result<MembersPage, ClientError> {
+        for _ in 0..MEMBERS_TRIES {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.cmds
+                .send(Command::Members(group, after, max, read_at, tx))
                 .await
                 .map_err(|_| ClientError::Stopped)?;
             match tokio::time::timeout(MEMBERS_WAIT, rx).await {

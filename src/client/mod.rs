@@ -81,7 +81,7 @@ pub use tern_core::client::{ConvList, Held, HistoryPage, MembersPage};
 pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{
     ConvKind, ConvRef, DeleteScope, Entry, GroupAction, GroupEvent, GroupEventKind, GroupRole,
-    ListItem, Member, ReceiptStatus, Record, RecordBody, Summary, SummaryEnd, SyncBody,
+    ListItem, Member, ReadCounts, ReceiptStatus, Record, RecordBody, Summary, SummaryEnd, SyncBody,
 };
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
@@ -291,11 +291,20 @@ pub(crate) enum Command {
     ),
     Held(ConvRef, oneshot::Sender<Option<Held>>),
     GroupCreated(u64, oneshot::Sender<u64>),
+    /// Group, after, max, read_at (0: all members), waiter.
     Members(
         u64,
         u64,
         u64,
+        u64,
         oneshot::Sender<Result<tern_core::client::MembersPage, ClientError>>,
+    ),
+    /// Group, low, count, waiter.
+    ReadCounts(
+        u64,
+        u64,
+        u8,
+        oneshot::Sender<Result<tern_core::wire::ReadCounts, ClientError>>,
     ),
 }
 

@@ -138,6 +138,20 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                     group: GROUP,
                     after: 0,
                     max: 64,
+                    read_at: 0,
+                })],
+            ),
+        ),
+        (
+            "readers_page",
+            valid(
+                35,
+                vec![Frame::Members(MembersRequest {
+                    request_id: 12,
+                    group: GROUP,
+                    after: 0,
+                    max: 64,
+                    read_at: 4,
                 })],
             ),
         ),

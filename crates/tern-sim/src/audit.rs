@@ -92,7 +92,11 @@ impl Audit {
         let overdue = self
             .count_asked
             .is_none_or(|at| now.saturating_since(at) > std::time::Duration::from_secs(2));
-        if overdue && conn.request_read_counts(group, self.count_next, 64) {
+        if overdue
+            && conn
+                .request_read_counts(group, self.count_next, 64)
+                .is_some()
+        {
             self.count_asked = Some(now);
         }
     }

@@ -347,7 +347,10 @@ fn the_group_survives_a_broker_crash_exactly_once() {
 }
 
 fn read_counts(p: &mut Pair, client: usize, g: u64, low: u64, count: u8) -> (u64, Vec<u64>) {
-    assert!(p.clients[client].1.request_read_counts(g, low, count));
+    assert!(p.clients[client]
+        .1
+        .request_read_counts(g, low, count)
+        .is_some());
     let ev = p.settle();
     ev[client]
         .iter()
@@ -398,7 +401,7 @@ fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
     group_op(&mut p, a1, g, GroupAction::Remove, &[CAROL]);
     p.settle();
     assert_eq!(read_counts(&mut p, a1, g, 4, 3), (2, vec![1, 1, 1]));
-    assert!(p.clients[c].1.request_read_counts(g, 4, 3));
+    assert!(p.clients[c].1.request_read_counts(g, 4, 3).is_some());
     let ev = p.settle();
     assert!(ev[c].iter().any(|e| matches!(
         e,
@@ -421,4 +424,36 @@ fn read_counts_come_back_after_a_broker_restart() {
     }
     p.settle();
     assert_eq!(read_counts(&mut p, a1, g, 4, 1), (3, vec![2]));
+}
+
+#[test]
+fn who_read_a_message_is_paged_without_its_author() {
+    let (mut p, [a1, _a2, b, c], g) = three_members();
+    post(&mut p, b, g, "m4");
+    p.settle();
+    mark(&mut p, c, g, 4);
+    mark(&mut p, a1, g, 3);
+    p.settle();
+    let readers = |p: &mut Pair, conv_seq: u64| {
+        let now = p.now;
+        assert!(p.clients[a1].1.request_readers(now, g, conv_seq, 0, 64));
+        let ev = p.settle();
+        ev[a1]
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::Members(m) => Some(m.members.iter().map(|m| m.user).collect()),
+                _ => None,
+            })
+            .expect("a page arrives")
+    };
+    let got: Vec<u64> = readers(&mut p, 4);
+    assert_eq!(got, vec![CAROL], "Bob wrote it, Alice has not read it");
+    let got: Vec<u64> = readers(&mut p, 3);
+    assert_eq!(
+        got,
+        vec![BOB, CAROL],
+        "record 3 (Carol added) is Alice's own; Bob wrote after it"
+    );
+    let got: Vec<u64> = readers(&mut p, 99);
+    assert!(got.is_empty(), "no such record: nobody read it");
 }

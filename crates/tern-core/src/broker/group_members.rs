@@ -33,7 +33,20 @@ impl<S: Store> Broker<S> {
                 self.queue_error(sid, ErrorCode::NoSuchConversation, ty::MEMBERS);
                 return;
             }
-            Ok((true, count)) => self.members_page(&req, count),
+            Ok((true, count)) => {
+                // "Who read it": the author of the record, to leave out.
+                let key = crate::conv::ConvKey::Group(req.group);
+                match req.read_at {
+                    0 => self.members_page(&req, count, None),
+                    s => match self.record_at(key, s) {
+                        Ok(r) => {
+                            let author = r.map(|r| r.from_user);
+                            self.members_page(&req, count, Some(author))
+                        }
+                        Err(e) => Err(e),
+                    },
+                }
+            }
         };
         match frames {
             Ok(frames) => {
@@ -50,7 +63,26 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    fn members_page(&self, req: &MembersRequest, members: u64) -> Result<Vec<Frame>, String> {
+    /// A page of members; with `readers` (the `read_at` record's author,
+    /// if the record exists) only those who read it.
+    fn members_page(
+        &self,
+        req: &MembersRequest,
+        members: u64,
+        readers: Option<Option<u64>>,
+    ) -> Result<Vec<Frame>, String> {
+        let reads = self.convs.groups.get(&req.group).map(|g| &g.reads);
+        let read_it = |user: u64| match readers {
+            None => true,
+            // No such record: nobody read it.
+            Some(None) => false,
+            Some(Some(author)) => {
+                user != author
+                    && reads
+                        .and_then(|r| r.cursor(user))
+                        .is_some_and(|c| c >= req.read_at)
+            }
+        };
         let max = req.max.clamp(1, MEMBERS_MAX) as usize;
         let rows = self
             .store
@@ -70,7 +102,7 @@ impl<S: Store> Broker<S> {
                 break;
             }
             next_after = user;
-            if m.current() {
+            if m.current() && read_it(user) {
                 frames.push(Frame::Member(Member {
                     request_id: req.request_id,
                     user,

@@ -35,7 +35,34 @@ impl ClientConn {
     /// Asks for up to `max` current members of `group` with a user id above
     /// `after`, answered as a [`ClientEvent::Members`]. Replaces a request
     /// under way. False in a version 1 session.
-    pub fn request_members(&mut self, _now: Time, group: u64, after: u64, max: u64) -> bool {
+    pub fn request_members(&mut self, now: Time, group: u64, after: u64, max: u64) -> bool {
+        self.request_member_page(now, group, after, max, 0)
+    }
+
+    /// Asks who read record `conv_seq` of `group`: up to `max` current
+    /// members other than its author, with a user id above `after`, whose
+    /// read position is at or past it; answered as a
+    /// [`ClientEvent::Members`]. Replaces a request under way. False in a
+    /// version 1 session.
+    pub fn request_readers(
+        &mut self,
+        now: Time,
+        group: u64,
+        conv_seq: u64,
+        after: u64,
+        max: u64,
+    ) -> bool {
+        conv_seq != 0 && self.request_member_page(now, group, after, max, conv_seq)
+    }
+
+    fn request_member_page(
+        &mut self,
+        _now: Time,
+        group: u64,
+        after: u64,
+        max: u64,
+        read_at: u64,
+    ) -> bool {
         if self.version == crate::wire::VERSION {
             return false;
         }
@@ -44,6 +71,7 @@ impl ClientConn {
             group,
             after,
             max,
+            read_at,
         };
         self.members = MembersFetch {
             req: Some(req.clone()),
@@ -54,12 +82,12 @@ impl ClientConn {
     }
 
     /// Asks how many members read each of `count` (at most 64) records of
-    /// `group` from `low`, answered as a [`ClientEvent::ReadCounts`] (one
-    /// datagram; lost, the application asks again). False in a version 1
-    /// session.
-    pub fn request_read_counts(&mut self, group: u64, low: u64, count: u8) -> bool {
+    /// `group` from `low`, answered as a [`ClientEvent::ReadCounts`] with
+    /// the returned request id (one datagram; lost, the application asks
+    /// again). `None` in a version 1 session or for `low` 0.
+    pub fn request_read_counts(&mut self, group: u64, low: u64, count: u8) -> Option<u64> {
         if self.version == crate::wire::VERSION || low == 0 {
-            return false;
+            return None;
         }
         let req = ReadCountsRequest {
             request_id: self.request_id(),
@@ -67,8 +95,9 @@ impl ClientConn {
             low,
             count,
         };
+        let id = req.request_id;
         self.control.push_back(Frame::ReadCountsRequest(req));
-        true
+        Some(id)
     }
 
     pub(super) fn on_member(&mut self, m: Member) {
@@ -91,7 +120,7 @@ impl ClientConn {
         }
         if (self.members.got.len() as u64) < end.count {
             // A MEMBER frame was lost: the same page again.
-            self.request_members(now, req.group, req.after, req.max);
+            self.request_member_page(now, req.group, req.after, req.max, req.read_at);
             return;
         }
         let fetch = std::mem::take(&mut self.members);

@@ -188,6 +188,11 @@ pub struct MembersRequest {
     /// Most members wanted (clamped to 1 … `MEMBERS_MAX`).
     #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
     pub max: u64,
+    /// 0: every current member. Otherwise "who read it": only the current
+    /// members other than the author of record `read_at` whose read
+    /// position is at or past it.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
+    pub read_at: u64,
 }
 
 /// Server → client: one member of a MEMBERS answer.

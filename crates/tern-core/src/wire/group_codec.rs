@@ -207,11 +207,17 @@ impl ReadCounts {
 
 impl MembersRequest {
     pub(super) fn encoded_len(&self) -> usize {
-        v(self.request_id) + v(self.group) + v(self.after) + v(self.max)
+        v(self.request_id) + v(self.group) + v(self.after) + v(self.max) + v(self.read_at)
     }
 
     pub(super) fn encode(&self, out: &mut impl BufMut) {
-        for x in [self.request_id, self.group, self.after, self.max] {
+        for x in [
+            self.request_id,
+            self.group,
+            self.after,
+            self.max,
+            self.read_at,
+        ] {
             put(out, x);
         }
     }
@@ -222,6 +228,7 @@ impl MembersRequest {
             group: r.varint()?,
             after: r.varint()?,
             max: r.varint()?,
+            read_at: r.varint()?,
         })
     }
 }
