@@ -200,12 +200,15 @@ impl GroupCheck {
     }
 }
 
+/// Each user's membership stretches `(from, to)`, by user.
+type Stretches = BTreeMap<u64, Vec<(u64, u64)>>;
+
 /// Each user's membership stretches `(from, to)` of `records` (a group's
 /// whole timeline, ascending), read from its events, with what contradicts
 /// them (a message by a non-member, a removal of a non-member).
-fn stretches(records: &[ConvRecord]) -> (BTreeMap<u64, Vec<(u64, u64)>>, Vec<String>) {
+fn stretches(records: &[ConvRecord]) -> (Stretches, Vec<String>) {
     let head = records.last().map_or(0, |r| r.conv_seq);
-    let mut out: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut out: Stretches = BTreeMap::new();
     let mut open: BTreeMap<u64, u64> = BTreeMap::new();
     let mut bad = Vec::new();
     for r in records {

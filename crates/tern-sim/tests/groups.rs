@@ -143,7 +143,7 @@ fn three_members() -> (Pair, [usize; 4], u64) {
     let g = created.conv.id;
     assert!(g != 0 && g < 1 << 62, "a server-assigned 62-bit id");
     // Each member sees the group from the record that made it one.
-    let all = vec![
+    let all = [
         (1, "+1".to_string()),
         (2, "+2".to_string()),
         (3, "+3".to_string()),

@@ -54,7 +54,7 @@ pub fn run(o: &ReadCountsOpts) -> Result<()> {
         let c = &mut plain[user as usize];
         *c = (*c).max(pos);
         plain_moves += t.elapsed();
-        if (i as u64 + 1) % o.query_every.max(1) == 0 {
+        if (i as u64 + 1).is_multiple_of(o.query_every.max(1)) {
             let low = queries[qi];
             qi += 1;
             let t = Instant::now();
@@ -82,7 +82,7 @@ pub fn run(o: &ReadCountsOpts) -> Result<()> {
             tree.set(user, pos);
         }
         tree_moves += t.elapsed();
-        if (i as u64 + 1) % o.query_every.max(1) == 0 {
+        if (i as u64 + 1).is_multiple_of(o.query_every.max(1)) {
             let low = queries[qi];
             qi += 1;
             let t = Instant::now();
