@@ -17,7 +17,8 @@ use tern::store::{
     WriteBatch, WriteOp,
 };
 use tern_core::conv::{ConvKey, ConvState};
-use tern_core::store::{ConvMeta, ConvRecord, SyncEntry, SyncItem};
+use tern_core::store::{ConvMeta, ConvRecord, GroupMember, SyncEntry, SyncItem};
+use tern_core::wire::{GroupEvent, GroupEventKind, GroupRole};
 
 const CONVS: [ConvKey; 3] = [
     ConvKey::Direct { lo: 1, hi: 2 },
@@ -41,6 +42,9 @@ fn payload_of(e: &StoredEntry) -> Bytes {
 // ---------------------------------------------------------------------------
 
 const USERS: [u64; 5] = [0, 1, 2, u64::MAX - 1, u64::MAX];
+/// Groups whose membership rows are written (`u64::MAX` borders the key
+/// space).
+const GROUPS: [u64; 3] = [7, 8, u64::MAX];
 /// Read too, never written.
 const UNTOUCHED_USER: u64 = 3;
 const DEVICES: [u32; 4] = [0, 1, 7, u32::MAX];
@@ -117,6 +121,25 @@ fn random_op(rng: &mut SmallRng) -> WriteOp {
 fn record(rng: &mut SmallRng, conv_seq: u64) -> ConvRecord {
     let len = rng.gen_range(0..48);
     let recalled = rng.gen_bool(0.2);
+    if rng.gen_bool(0.15) {
+        // A membership event, as the broker writes it.
+        return ConvRecord {
+            conv_seq,
+            from_user: pick_user(rng),
+            from_device: rng.gen(),
+            from_seq: pick_seq(rng),
+            time_ms: rng.gen(),
+            topic: rng.gen(),
+            msg_type: 0,
+            payload: Bytes::new(),
+            recalled,
+            event: Some(GroupEvent {
+                kind: GroupEventKind::from_u8(rng.gen_range(1..=5)).expect("1..=5"),
+                user: pick_user(rng),
+                role: GroupRole::from_u8(rng.gen_range(1..=3)).expect("1..=3"),
+            }),
+        };
+    }
     ConvRecord {
         conv_seq,
         from_user: pick_user(rng),
@@ -131,6 +154,7 @@ fn record(rng: &mut SmallRng, conv_seq: u64) -> ConvRecord {
             (0..len).map(|_| rng.gen::<u8>()).collect::<Vec<_>>().into()
         },
         recalled,
+        event: None,
     }
 }
 
@@ -139,7 +163,16 @@ fn record(rng: &mut SmallRng, conv_seq: u64) -> ConvRecord {
 fn conv_op(rng: &mut SmallRng, user: u64) -> WriteOp {
     let conv = CONVS[rng.gen_range(0..CONVS.len())];
     let conv_seq = pick_seq(rng).max(1);
-    match rng.gen_range(0..7) {
+    match rng.gen_range(0..8) {
+        7 => WriteOp::GroupMember {
+            group: GROUPS[rng.gen_range(0..GROUPS.len())],
+            user,
+            member: GroupMember {
+                role: GroupRole::from_u8(rng.gen_range(1..=3)).expect("1..=3"),
+                joined: pick_seq(rng),
+                left: pick_seq(rng),
+            },
+        },
         0 | 1 => WriteOp::PutRecord {
             conv,
             record: record(rng, conv_seq),
@@ -255,6 +288,15 @@ fn assert_same_convs(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx
                 mem.hidden(user, &conv, low, high).unwrap(),
                 rocks.hidden(user, &conv, low, high).unwrap(),
                 "{ctx}: hidden({user}, {conv:?}, {low}, {high})"
+            );
+        }
+    }
+    for group in GROUPS {
+        for (after, max) in [(0, 100), (0, 1), (1, 2), (u64::MAX - 1, 5), (u64::MAX, 5)] {
+            assert_eq!(
+                mem.group_members(group, after, max).unwrap(),
+                rocks.group_members(group, after, max).unwrap(),
+                "{ctx}: group_members({group}, {after}, {max})"
             );
         }
     }

@@ -180,6 +180,13 @@ enum Command {
         #[command(flatten)]
         args: cli::ReadArgs,
     },
+    /// Groups: create, add, remove, leave, members, send.
+    Group {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::GroupArgs,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -286,6 +293,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convs { conn, args } => run_convs(conn, args),
         Command::History { conn, args } => run_history(conn, args),
         Command::Read { conn, args } => run_read(conn, args),
+        Command::Group { conn, args } => {
+            let mut out = std::io::stdout().lock();
+            runtime()?.block_on(cli::group_cmd(conn.connection()?, args, &mut out))?;
+            Ok(())
+        }
     }
 }
 

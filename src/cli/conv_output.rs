@@ -136,7 +136,8 @@ pub struct RecordJson<'a> {
     pub from_seq: u64,
     /// Server time stored, ms since the Unix epoch.
     pub time_ms: u64,
-    /// "message" or "recalled" (a recall marker: no content).
+    /// "message", "recalled" (a recall marker: no content) or "member" (a
+    /// group membership event).
     pub kind: &'static str,
     /// Application message type.
     pub msg_type: u64,
@@ -146,6 +147,16 @@ pub struct RecordJson<'a> {
     /// Payload in hex, when it is not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_hex: Option<String>,
+    /// Membership events ("member" records): "created", "added",
+    /// "removed", "left" or "role".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
+    /// The user the event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<u64>,
+    /// Its role: "member", "admin" or "owner".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
 }
 
 impl<'a> RecordJson<'a> {
@@ -156,6 +167,11 @@ impl<'a> RecordJson<'a> {
                 ("message", *msg_type, text_or_hex(payload))
             }
             RecordBody::Recalled { msg_type } => ("recalled", *msg_type, (None, None)),
+            RecordBody::Member(_) => ("member", 0, (None, None)),
+        };
+        let event = match &r.body {
+            RecordBody::Member(e) => Some(e),
+            _ => None,
         };
         RecordJson {
             conv: r.conv.to_string(),
@@ -169,6 +185,9 @@ impl<'a> RecordJson<'a> {
             msg_type,
             text,
             payload_hex,
+            event: event.map(|e| super::output::event_name(e.kind)),
+            user: event.map(|e| e.user),
+            role: event.map(|e| super::output::role_name(e.role)),
         }
     }
 }
@@ -188,6 +207,12 @@ pub fn record_line(r: &Record, json: bool) -> String {
         RecordBody::Recalled { msg_type } => {
             format!("{head} (msg {}, type {msg_type}): recalled", r.from_seq)
         }
+        RecordBody::Member(e) => format!(
+            "{head}: member {}: user {} ({})",
+            super::output::event_name(e.kind),
+            e.user,
+            super::output::role_name(e.role)
+        ),
     }
 }
 

@@ -27,6 +27,7 @@
 use bytes::Bytes;
 
 use super::{ConvRef, DeleteScope, Entry, ReceiptStatus, SyncBody};
+use tern_core::wire::GroupEvent;
 
 /// What one sync-timeline entry changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,18 @@ pub enum Change<'a> {
         /// Deleted on another device of this user.
         elsewhere: bool,
     },
+    /// A group's membership changed (`proto-spec/groups.md`): record
+    /// `conv_seq` of the group says who joined, left or changed role.
+    Member {
+        /// The group.
+        conv: ConvRef,
+        /// The record.
+        conv_seq: u64,
+        /// The user whose operation caused it.
+        by: u64,
+        /// What happened, to whom.
+        event: GroupEvent,
+    },
 }
 
 impl<'a> Change<'a> {
@@ -133,6 +146,12 @@ impl<'a> Change<'a> {
                 device: e.from_device,
                 elsewhere,
             },
+            SyncBody::Member(event) => Change::Member {
+                conv,
+                conv_seq: e.conv_seq,
+                by: e.from_user,
+                event: *event,
+            },
         }
     }
 
@@ -143,7 +162,8 @@ impl<'a> Change<'a> {
             | Change::Receipt { conv, .. }
             | Change::Recalled { conv, .. }
             | Change::Read { conv, .. }
-            | Change::Deleted { conv, .. } => *conv,
+            | Change::Deleted { conv, .. }
+            | Change::Member { conv, .. } => *conv,
         }
     }
 

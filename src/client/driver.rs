@@ -27,6 +27,7 @@ type SummaryWaiter = oneshot::Sender<(Vec<Summary>, SummaryEnd)>;
 pub(super) struct Driver {
     pub(super) conn: ClientConn,
     pub(super) conv_waiters: super::driver_convs::ConvWaiters,
+    pub(super) group_waiters: super::driver_groups::GroupWaiters,
     /// The local history: records, held ranges, the list.
     pub(super) history: HistoryStore,
     link: Link,
@@ -35,7 +36,7 @@ pub(super) struct Driver {
     /// Events for the application; queueing never waits.
     events: Arc<EventQueue>,
     ready: Option<oneshot::Sender<Result<(u64, u32), ClientError>>>,
-    device: u32,
+    pub(super) device: u32,
     delivered_up_to: u64,
     delivery_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
     summary_waiters: Vec<SummaryWaiter>,
@@ -96,6 +97,7 @@ pub(super) async fn spawn(
     let driver = Driver {
         conn,
         conv_waiters: Default::default(),
+        group_waiters: Default::default(),
         history,
         link,
         start,
@@ -273,6 +275,11 @@ impl Driver {
             }
             Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
             Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),
+            Command::GroupCreated(seq, w) => self.ask_created(seq, w),
+            Command::Members(group, after, max, read_at, w) => {
+                self.ask_members(now, (group, after, max, read_at), w)
+            }
+            Command::ReadCounts(group, low, count, w) => self.ask_read_counts(group, low, count, w),
             Command::Held(conv, w) => {
                 let _ = w.send(self.held_view(conv));
             }
@@ -406,6 +413,7 @@ impl Driver {
                     if let Err(e) = self.history.apply_entry(&d) {
                         tracing::error!(error = %e, "cannot store an entry in the local history");
                     }
+                    self.on_group_entry(&d);
                     self.emit(Event::Entry(d));
                 }
                 ClientEvent::PageEnd(p) => self.emit(Event::PageEnd {
@@ -433,6 +441,8 @@ impl Driver {
                 }
                 ClientEvent::ConvList(list) => self.on_list(self.now(), list),
                 ClientEvent::History(page) => self.on_history(self.now(), page),
+                ClientEvent::Members(page) => self.on_members(page),
+                ClientEvent::ReadCounts(c) => self.on_read_counts(c),
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

@@ -239,8 +239,16 @@ impl HistoryStore {
         let conv = e.conv;
         let mut held = self.held.get(&conv).cloned().unwrap_or_default();
         let mut batch = Batch::new();
+        let body = match &e.body {
+            SyncBody::Message { msg_type, payload } => Some(RecordBody::Message {
+                msg_type: *msg_type,
+                payload: payload.clone(),
+            }),
+            SyncBody::Member(event) => Some(RecordBody::Member(*event)),
+            _ => None,
+        };
         match &e.body {
-            SyncBody::Message { msg_type, payload } => {
+            SyncBody::Message { .. } | SyncBody::Member(_) => {
                 if e.conv_seq == 0 || e.conv_seq <= held.floor {
                     return Ok(());
                 }
@@ -253,10 +261,7 @@ impl HistoryStore {
                     from_device: e.from_device,
                     from_seq: e.from_seq,
                     time_ms: e.time_ms,
-                    body: RecordBody::Message {
-                        msg_type: *msg_type,
-                        payload: payload.clone(),
-                    },
+                    body: body.unwrap_or(RecordBody::Recalled { msg_type: 0 }),
                 };
                 self.put_record(r, &mut batch)?;
                 held.ranges.insert(e.conv_seq, e.conv_seq);

@@ -62,6 +62,8 @@ mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod driver_groups;
+mod groups;
 mod handle;
 mod history_rows;
 mod history_store;
@@ -74,15 +76,16 @@ mod transport;
 
 pub use changes::Change;
 pub use conversations::{HistoryStats, StoredList};
+pub use groups::{group, CREATED_WAIT, MEMBERS_TRIES, MEMBERS_WAIT};
 pub use handle::{ClientHandle, Outgoing};
 pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
 pub use keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled, MAX_TAG};
 pub use outbox::OutboxError;
-pub use tern_core::client::{ConvList, Held, HistoryPage};
+pub use tern_core::client::{ConvList, Held, HistoryPage, MembersPage};
 pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{
-    ConvKind, ConvRef, DeleteScope, Entry, ListItem, ReceiptStatus, Record, RecordBody, Summary,
-    SummaryEnd, SyncBody,
+    ConvKind, ConvRef, DeleteScope, Entry, GroupAction, GroupEvent, GroupEventKind, GroupRole,
+    ListItem, Member, ReadCounts, ReceiptStatus, Record, RecordBody, Summary, SummaryEnd, SyncBody,
 };
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
@@ -275,6 +278,9 @@ pub enum ClientError {
     /// history or list.
     #[error("the server speaks only protocol version 1 (no conversations)")]
     NotSupported,
+    /// An answer the client waits for did not come (see the method).
+    #[error("no answer: {0}")]
+    NoAnswer(&'static str),
 }
 
 pub(crate) enum Command {
@@ -304,6 +310,22 @@ pub(crate) enum Command {
         oneshot::Sender<Result<HistoryPage, ClientError>>,
     ),
     Held(ConvRef, oneshot::Sender<Option<Held>>),
+    GroupCreated(u64, oneshot::Sender<u64>),
+    /// Group, after, max, read_at (0: all members), waiter.
+    Members(
+        u64,
+        u64,
+        u64,
+        u64,
+        oneshot::Sender<Result<tern_core::client::MembersPage, ClientError>>,
+    ),
+    /// Group, low, count, waiter.
+    ReadCounts(
+        u64,
+        u64,
+        u8,
+        oneshot::Sender<Result<tern_core::wire::ReadCounts, ClientError>>,
+    ),
 }
 
 /// A connected client. Dropping it stops the background task.

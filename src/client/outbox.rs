@@ -93,6 +93,11 @@ fn decode(raw: &[u8]) -> Option<(u64, Outgoing)> {
             scope: d.scope,
             target: d.target,
         },
+        Frame::GroupOp(g) => Outgoing::Group {
+            group: g.group,
+            action: g.action,
+            users: g.users,
+        },
         _ => return None,
     };
     Some((seq, op))

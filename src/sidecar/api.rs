@@ -5,7 +5,10 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tern_core::wire::{encode_to_bytes, DeleteScope, Entry, ReceiptStatus, SyncBody};
+use tern_core::wire::{
+    encode_to_bytes, DeleteScope, Entry, GroupEvent, GroupEventKind, GroupRole, ReceiptStatus,
+    SyncBody,
+};
 
 use super::records::{Kind, Record};
 use crate::client::{KeyedState, Outgoing, Settled};
@@ -333,6 +336,43 @@ pub struct EventView {
     /// Deletions: `conversation` (up to `conv_seq`) or `message` (that one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'static str>,
+    /// Group membership changes (kind `member`): what happened, to whom,
+    /// and their role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberView>,
+}
+
+/// A group membership change, as events and history records show it.
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    /// `created`, `added`, `removed`, `left` or `role_changed`.
+    pub event: &'static str,
+    /// The member it is about.
+    pub user: u64,
+    /// `owner`, `admin` or `member` (after the change; the role they had
+    /// when removed or leaving).
+    pub role: &'static str,
+}
+
+impl MemberView {
+    /// The view of `e`.
+    pub fn of(e: &GroupEvent) -> MemberView {
+        MemberView {
+            event: match e.kind {
+                GroupEventKind::Created => "created",
+                GroupEventKind::Added => "added",
+                GroupEventKind::Removed => "removed",
+                GroupEventKind::Left => "left",
+                GroupEventKind::RoleChanged => "role_changed",
+            },
+            user: e.user,
+            role: match e.role {
+                GroupRole::Owner => "owner",
+                GroupRole::Admin => "admin",
+                GroupRole::Member => "member",
+            },
+        }
+    }
 }
 
 impl EventView {
@@ -355,6 +395,7 @@ impl EventView {
             target_device: None,
             target_seq: None,
             scope: None,
+            member: None,
         };
         match &d.body {
             SyncBody::Message { msg_type, payload } => {
@@ -384,6 +425,10 @@ impl EventView {
                 v.target_seq = Some(*target_seq);
             }
             SyncBody::Read => v.kind = "read",
+            SyncBody::Member(e) => {
+                v.kind = "member";
+                v.member = Some(MemberView::of(e));
+            }
             SyncBody::Deleted { scope } => {
                 v.kind = "deleted";
                 v.scope = Some(match scope {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tern_core::wire::{ConvRef, ListItem, Record, RecordBody};
 
-use super::api::{accepted, check_key, id_field, payload, WaitQuery};
+use super::api::{accepted, check_key, id_field, payload, MemberView, WaitQuery};
 use super::records::Kind;
 use super::routes::{client_error, operation};
 use super::Shared;
@@ -187,6 +187,10 @@ fn record_view(r: &Record) -> Value {
         RecordBody::Recalled { msg_type } => {
             v["kind"] = json!("recalled");
             v["type"] = json!(msg_type);
+        }
+        RecordBody::Member(e) => {
+            v["kind"] = json!("member");
+            v["member"] = json!(MemberView::of(e));
         }
     }
     v

@@ -22,7 +22,8 @@ use rocksdb::{
 };
 use tern_core::conv::{ConvKey, ConvState};
 use tern_core::store::{
-    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, UserConv, WriteBatch, WriteOp,
+    ConvMeta, ConvRecord, DeviceState, GroupMember, InboxMeta, Store, StoredEntry, UserConv,
+    WriteBatch, WriteOp,
 };
 
 use super::conv_values::{
@@ -30,6 +31,7 @@ use super::conv_values::{
 };
 use super::entry_values::encode_entry;
 use super::format::{self, Opened};
+use super::group_values as gv;
 use super::keys::{self, DecodeError, CF_DEVICE, CF_INBOX, CF_META, COLUMN_FAMILIES};
 
 /// Errors of the RocksDB store.
@@ -210,6 +212,7 @@ impl RocksStore {
             cf(CF_USER_CONV, small, true),
             cf(CF_CONV_LIST, small, false),
             cf(CF_HIDDEN, small, false),
+            cf(gv::CF_GROUP_MEMBER, small, false),
         ];
 
         let existed = format::existed(&path);
@@ -352,6 +355,15 @@ impl Store for RocksStore {
         self.read_hidden(user, conv, low, high)
     }
 
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, GroupMember)>, StoreError> {
+        self.read_group_members(group, after, max)
+    }
+
     fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let inbox = self.cf(CF_INBOX)?;
         let meta = self.cf(CF_META)?;
@@ -439,6 +451,17 @@ impl Store for RocksStore {
                         self.cf(CF_HIDDEN)?,
                         cv::hidden_key(*user, conv, *conv_seq),
                         [],
+                    );
+                }
+                WriteOp::GroupMember {
+                    group,
+                    user,
+                    member,
+                } => {
+                    wb.put_cf(
+                        self.cf(gv::CF_GROUP_MEMBER)?,
+                        gv::member_key(*group, *user),
+                        gv::encode_member(member),
                     );
                 }
             }

@@ -155,6 +155,18 @@ impl<S: Store> Broker<S> {
                 up_to: *up_to,
             });
         }
+        for (group, user) in &staged.members {
+            if let Some(g) = self.convs.groups.get_mut(group) {
+                g.dirty.retain(|u| u != user);
+                if let Some(member) = g.rows.get(user) {
+                    batch.ops.push(WriteOp::GroupMember {
+                        group: *group,
+                        user: *user,
+                        member: *member,
+                    });
+                }
+            }
+        }
     }
 
     /// The driver's report on a batch from [`Broker::poll_commit`].

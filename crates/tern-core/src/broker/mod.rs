@@ -23,6 +23,8 @@
 //!   timeline appends; the uplink ACKs that release them once durable;
 //! - `post.rs`, `read_state.rs`, `recall.rs`: messages into conversations
 //!   (store first, then sync), read positions and deletions, recalls;
+//! - `groups.rs`, `group_members.rs`: group membership operations and
+//!   write fan-out to members, and the paged member list;
 //! - `list.rs`, `history.rs`: the conversation list and history pages;
 //! - `render.rs`: entries as DELIVER (version 1) or ENTRY (version 2);
 //! - `downlink.rs`: committed entries pushed and refilled, downlink ACKs,
@@ -47,6 +49,8 @@ mod convs;
 mod downlink;
 mod events;
 mod footprint;
+mod group_members;
+mod groups;
 mod history;
 mod history_trim;
 mod inspect;

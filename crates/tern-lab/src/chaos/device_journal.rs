@@ -200,8 +200,9 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
-                    // Only this user's devices cause these (above).
-                    SyncBody::Read | SyncBody::Deleted { .. } => {}
+                    // Only this user's devices cause these (above); the
+                    // chaos run's users join no group.
+                    SyncBody::Read | SyncBody::Deleted { .. } | SyncBody::Member(_) => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));
                 self.last_inbox = self.last_inbox.max(d.seq);
