@@ -7,9 +7,10 @@
 use tern_core::wire::{encode_to_bytes, Packet};
 
 /// The spec files holding vectors, relative to the repository root.
-pub const SPEC_FILES: [&str; 3] = [
+pub const SPEC_FILES: [&str; 4] = [
     "proto-spec/test-vectors.md",
     "proto-spec/test-vectors-v2.md",
+    "proto-spec/test-vectors-groups.md",
     "proto-spec/sealed.md",
 ];
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tern_core::conv::{ConvKey, ConvState};
 use tern_core::store::{
-    ConvMeta, ConvRecord, DeviceState, InboxMeta, MemStore, Store, StoredEntry, SyncEntry,
+    ConvMeta, ConvRecord, DeviceState, GroupMember, InboxMeta, MemStore, Store, StoredEntry, SyncEntry,
     UserConv, WriteBatch, WriteOp,
 };
 
@@ -134,6 +134,17 @@ impl Store for FlakyStore {
         self.check()?;
         let Ok(h) = self.mem.hidden(user, conv, low, high);
         Ok(h)
+    }
+
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, GroupMember)>, ReadFailed> {
+        self.check()?;
+        let Ok(m) = self.mem.group_members(group, after, max);
+        Ok(m)
     }
 
     /// Applies the batch. The target calls this itself, as a driver would,
