@@ -7,6 +7,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -80,23 +82,36 @@ fn service_messages_are_stored_exactly_once_across_a_sigkill() {
 
     // A backend posts a stream of messages, each with its key; the daemon
     // is SIGKILLed in the middle.
+    // The kill lands once 50 were answered, whatever the machine's speed:
+    // the backend would go on to 5,000, so it is always mid-stream.
+    const MAX: usize = 5000;
     let addr = d.api_addr().unwrap();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let seen = progress.clone();
     let poster = std::thread::spawn(move || {
         let mut c =
             HttpClient::new(Endpoint::Tcp(addr), Some(KEY.into())).timeout(Duration::from_secs(5));
         let mut answered = BTreeMap::new();
-        for i in 0..400 {
-            let body = json!({"to": 7, "conv": 1, "text": format!("n{i:03}"), "idempotency_key": format!("k{i}")});
+        for i in 0..MAX {
+            let body = json!({"to": 7, "conv": 1, "text": format!("n{i:04}"), "idempotency_key": format!("k{i}")});
             match c.post("/v1/messages", &body) {
                 Ok(r) => {
                     answered.insert(i, r.status);
+                    seen.store(answered.len(), Ordering::Relaxed);
                 }
                 Err(_) => break,
             }
         }
         answered
     });
-    std::thread::sleep(Duration::from_millis(400));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress.load(Ordering::Relaxed) < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend's first 50 posts were not answered within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     d.kill().unwrap();
     let answered = poster.join().unwrap();
     assert!(
@@ -104,7 +119,10 @@ fn service_messages_are_stored_exactly_once_across_a_sigkill() {
         "{answered:?}"
     );
     let n = answered.len();
-    assert!(n > 0 && n < 400, "the kill came mid-stream ({n} answered)");
+    assert!(
+        n >= 50 && n < MAX,
+        "the kill came mid-stream ({n} answered)"
+    );
     d.restart(Duration::from_secs(10)).unwrap();
     let mut a2 = api(&d);
     wait_ready(&mut a2);
@@ -113,7 +131,7 @@ fn service_messages_are_stored_exactly_once_across_a_sigkill() {
     // had an answer for send nothing again.
     let mut dups = 0;
     for i in 0..n + 20 {
-        let body = json!({"to": 7, "conv": 1, "text": format!("n{i:03}"), "idempotency_key": format!("k{i}")});
+        let body = json!({"to": 7, "conv": 1, "text": format!("n{i:04}"), "idempotency_key": format!("k{i}")});
         let r = a2.post("/v1/messages", &body).unwrap();
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         if r.json()["duplicate"] == true {
@@ -128,7 +146,7 @@ fn service_messages_are_stored_exactly_once_across_a_sigkill() {
     let bob = receiver(&d, &mut a2, dir.path(), 7);
     let mut b = bob.client();
     let got = drain_texts(&mut b, Duration::from_secs(3));
-    let want: Vec<String> = (0..n + 20).map(|i| format!("n{i:03}")).collect();
+    let want: Vec<String> = (0..n + 20).map(|i| format!("n{i:04}")).collect();
     assert_eq!(got, want, "each message once, in order");
     let inbox = a2.get("/v1/users/7/inbox").unwrap().json();
     assert_eq!(inbox["head"].as_u64(), Some((n + 20) as u64));
