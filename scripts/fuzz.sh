@@ -53,10 +53,18 @@ for t in $TARGETS; do
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     dirs=("$corpus")
     [ -d "fuzz/seeds/$t" ] && dirs+=("fuzz/seeds/$t")
+    # The spec's test vectors as raw datagrams, and the dictionary made from
+    # them, for the targets that read datagram bytes.
+    extra=()
+    case "$t" in
+        decode_packet|sealed_input) dirs+=("fuzz/seeds/datagrams"); extra+=("-dict=fuzz/tern.dict") ;;
+        broker_sessions) extra+=("-dict=fuzz/tern.dict") ;;
+    esac
     log="$LOGDIR/$t.log"
     echo "== $t: ${SECS}s (corpus: ${dirs[*]})"
     set +e
     cargo fuzz run -s "$SANITIZER" "$t" "${dirs[@]}" -- \
+        "${extra[@]}" \
         -max_total_time="$SECS" \
         -rss_limit_mb="$RSS_LIMIT_MB" \
         -timeout="$TIMEOUT" \

@@ -16,6 +16,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod api;
+pub use api::ApiSection;
+
 /// Everything `ternd serve` can be configured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +37,8 @@ pub struct Config {
     pub quic: QuicSection,
     /// Sealed (encrypted, authenticated) raw UDP.
     pub seal: SealSection,
+    /// The HTTP server API and status page (off unless `listen` is set).
+    pub api: ApiSection,
 }
 
 /// `[seal]`: encryption of raw-UDP sessions (see `proto-spec/sealed.md`).
@@ -167,6 +172,7 @@ impl Default for Config {
             metrics: MetricsSection::default(),
             quic: QuicSection::default(),
             seal: SealSection::default(),
+            api: ApiSection::default(),
         }
     }
 }
@@ -387,6 +393,7 @@ impl Config {
         };
         over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
         over!("TERN_QUIC_LISTEN", self.quic.listen, parse);
+        self.api.apply_env(&get)?;
         over!(
             "TERN_QUIC_CERT_FILE",
             self.quic.cert_file,
@@ -469,6 +476,7 @@ impl Config {
                 );
             }
         }
+        self.api.validate()?;
         if self.quic.cert_file.as_os_str().is_empty() != self.quic.key_file.as_os_str().is_empty() {
             return bad(
                 "quic",

@@ -8,10 +8,16 @@
 //!   and an independent statement of what `validate()` must accept.
 //! - [`samples`]: hand-built valid packets, used as seeds for `decode_packet`.
 //! - [`normalize`]: the canonical form of a frame list as a decoder returns it.
+//! - [`broker`]: the world of the `broker_sessions` target (a broker, its
+//!   store, peers playing clients, and the invariants checked after every step).
+//! - [`spec_vectors`]: the spec's test vectors, for the raw-datagram seed
+//!   corpus and the dictionary.
 
 use tern_core::wire::Frame;
 
+pub mod broker;
 pub mod samples;
+pub mod spec_vectors;
 pub mod unchecked;
 
 /// The frame list a decoder returns for `frames` encoded back to back:

@@ -1,5 +1,6 @@
 //! `tern`: the Tern client command line. Thin: parses arguments and calls
-//! [`tern::cli`] (send, recv, pull). Benchmarks are `tern-bench`, in the lab.
+//! [`tern::cli`] (send, recv, pull; convs, history, read). Benchmarks are
+//! `tern-bench`, in the lab.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,6 +132,11 @@ enum Command {
         #[arg(long, default_value = "10s")]
         connect_timeout: humantime::Duration,
     },
+    /// Run a local client with an HTTP API (Unix socket or loopback TCP)
+    /// for apps in any language: durable outbox with idempotency keys,
+    /// events as SSE or WebSocket released on acknowledgement
+    /// (docs/sidecar.md).
+    Sidecar(tern::sidecar::SidecarArgs),
     /// Print the conversation summary (counters first); with --all, then
     /// pull and consume the whole backlog page by page.
     Pull {
@@ -149,6 +155,38 @@ enum Command {
         #[arg(long, default_value = "10s")]
         timeout: humantime::Duration,
     },
+    /// The conversation list: unread count, read position, newest message
+    /// and hidden flag of each conversation, newest change first.
+    Convs {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::ConvsArgs,
+    },
+    /// A page of a conversation's history, oldest first; with --state-dir
+    /// served from the local history when it holds the page. The span,
+    /// where it came from and what is held go to stderr.
+    History {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::HistoryArgs,
+    },
+    /// Mark a conversation read up to a record, on every device of this
+    /// user (with a READ receipt to the other user of a direct one).
+    Read {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::ReadArgs,
+    },
+    /// Groups: create, add, remove, leave, members, send.
+    Group {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: cli::GroupArgs,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -164,6 +202,7 @@ fn d(h: humantime::Duration) -> Duration {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Sidecar(args) => Ok(tern::sidecar::main(args)?),
         Command::Send {
             conn,
             to,
@@ -251,7 +290,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Convs { conn, args } => run_convs(conn, args),
+        Command::History { conn, args } => run_history(conn, args),
+        Command::Read { conn, args } => run_read(conn, args),
+        Command::Group { conn, args } => {
+            let mut out = std::io::stdout().lock();
+            runtime()?.block_on(cli::group_cmd(conn.connection()?, args, &mut out))?;
+            Ok(())
+        }
     }
+}
+
+/// `tern convs`: the list to stdout.
+fn run_convs(conn: Conn, args: cli::ConvsArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    runtime()?.block_on(cli::convs(conn.connection()?, args, &mut out))?;
+    Ok(())
+}
+
+/// `tern history`: records to stdout, the status line to stderr.
+fn run_history(conn: Conn, args: cli::HistoryArgs) -> anyhow::Result<()> {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    runtime()?.block_on(cli::history(conn.connection()?, args, &mut out, &mut err))?;
+    Ok(())
+}
+
+/// `tern read`: `stored seq=N` once the server stored it.
+fn run_read(conn: Conn, args: cli::ReadArgs) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        runtime()?.block_on(cli::read(conn.connection()?, args))?
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -109,6 +109,7 @@ fn started(server: &Server, cfg: &Config, config: Option<&Path>) -> banner::Star
         udp: server.local_addr(),
         quic: server.quic_addr().zip(server.quic_fingerprint()),
         seal_key: server.seal_key(),
+        api: server.api_addr(),
         token_command,
         tern: banner::sh_word(&beside("tern")),
     }

@@ -8,13 +8,21 @@
 //!
 //! - [`args`]: server addresses and tokens as typed on the command line.
 //! - [`output`]: how entries and summaries are printed (text or JSON).
-//! - [`send`], [`recv`], [`pull`]: the three commands.
+//! - [`send`], [`recv`], [`pull`]: the inbox commands.
+//! - [`convs`], [`history`], [`read`]: conversations (protocol version 2):
+//!   the list, history pages, the read position; [`conv_output`] prints them.
+//! - [`group`]: groups (create, add, remove, leave, members, send).
 //! - [`logging`]: `-v` counting into a log level, for every binary.
 
 pub mod args;
+pub mod conv_output;
+pub mod convs;
+pub mod group;
+pub mod history;
 pub mod logging;
 pub mod output;
 pub mod pull;
+pub mod read;
 pub mod recv;
 pub mod send;
 
@@ -27,9 +35,13 @@ use thiserror::Error;
 use crate::client::{Client, ClientError, ClientOptions, ServerAddr, ServerTrust, Transport};
 
 pub use args::{parse_server, parse_server_addr, parse_token, DEFAULT_PORT, DEFAULT_QUIC_PORT};
+pub use convs::{convs, ConvsArgs, ConvsOutcome};
+pub use group::{group_cmd, GroupArgs, GroupCmd};
+pub use history::{history, HistoryArgs, HistoryOutcome};
 pub use logging::{init_logging, Verbosity};
 pub use output::{entry_line, EntryJson};
 pub use pull::{pull, PullOpts, PullOutcome};
+pub use read::{read, ReadArgs, ReadOutcome};
 pub use recv::{recv, RecvOpts, RecvOutcome};
 pub use send::{send, SendOpts, SendOutcome};
 
@@ -128,6 +140,9 @@ pub fn error_code_name(code: u64) -> String {
         Some(ErrorCode::StorageFailure) => "storage failure",
         Some(ErrorCode::NotAllowed) => "not allowed",
         Some(ErrorCode::NoSuchMessage) => "no such message",
+        Some(ErrorCode::NoSuchConversation) => "no such conversation (or not a member)",
+        Some(ErrorCode::NotPermitted) => "not permitted by your role in the group",
+        Some(ErrorCode::GroupFull) => "the group is full",
         Some(ErrorCode::SeqOutOfWindow) => "sequence out of window",
         Some(ErrorCode::SealRequired) => {
             "the server requires sealed sessions: pass --seal-key (see `ternd seal-key`)"

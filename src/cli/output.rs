@@ -4,7 +4,9 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tern_core::wire::{DeleteScope, Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
+use tern_core::wire::{
+    DeleteScope, Entry, GroupEventKind, GroupRole, ReceiptStatus, Summary, SummaryEnd, SyncBody,
+};
 
 /// One sync-timeline entry as printed by `tern recv --json`.
 #[derive(Debug, Serialize)]
@@ -52,6 +54,36 @@ pub struct EntryJson<'a> {
     /// "conversation" or "message" (deletions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'static str>,
+    /// "created", "added", "removed", "left" or "role" (group membership
+    /// events; `kind` is "member").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
+    /// The user the membership event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<u64>,
+    /// "member", "admin" or "owner": that user's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+}
+
+/// The name of a membership event.
+pub fn event_name(kind: GroupEventKind) -> &'static str {
+    match kind {
+        GroupEventKind::Created => "created",
+        GroupEventKind::Added => "added",
+        GroupEventKind::Removed => "removed",
+        GroupEventKind::Left => "left",
+        GroupEventKind::RoleChanged => "role",
+    }
+}
+
+/// The name of a group role.
+pub fn role_name(role: GroupRole) -> &'static str {
+    match role {
+        GroupRole::Member => "member",
+        GroupRole::Admin => "admin",
+        GroupRole::Owner => "owner",
+    }
 }
 
 fn status_name(status: &ReceiptStatus) -> &'static str {
@@ -96,6 +128,9 @@ impl<'a> EntryJson<'a> {
             target_device: None,
             target_seq: None,
             scope: None,
+            event: None,
+            user: None,
+            role: None,
         };
         match &d.body {
             SyncBody::Message { msg_type, payload } => {
@@ -127,6 +162,12 @@ impl<'a> EntryJson<'a> {
             SyncBody::Deleted { scope } => {
                 j.kind = "deleted";
                 j.scope = Some(scope_name(*scope));
+            }
+            SyncBody::Member(e) => {
+                j.kind = "member";
+                j.event = Some(event_name(e.kind));
+                j.user = Some(e.user);
+                j.role = Some(role_name(e.role));
             }
         }
         j
@@ -175,6 +216,13 @@ pub fn entry_line(d: &Entry, json: bool) -> String {
             d.seq,
             scope_name(*scope),
             d.from_device
+        ),
+        SyncBody::Member(e) => format!(
+            "#{} {at} member {}: user {} ({}), by {from}",
+            d.seq,
+            event_name(e.kind),
+            e.user,
+            role_name(e.role)
         ),
     }
 }

@@ -101,7 +101,7 @@ pub async fn pull(
                     SyncBody::Message { .. } => outcome.messages += 1,
                     SyncBody::Receipt { .. } => outcome.receipts += 1,
                     SyncBody::Recall { .. } => outcome.recalls += 1,
-                    SyncBody::Read | SyncBody::Deleted { .. } => {}
+                    SyncBody::Read | SyncBody::Deleted { .. } | SyncBody::Member(_) => {}
                 }
                 if o.print {
                     writeln!(out, "{}", entry_line(&d, o.json))?;

@@ -108,6 +108,9 @@ pub async fn recv(
             Some(Event::Disconnected) => {
                 let _ = writeln!(status, "connection lost; logging in again");
             }
+            Some(Event::StorageUnavailable { .. }) => {
+                let _ = writeln!(status, "server storage unavailable, retrying");
+            }
             Some(Event::Downgraded) => {
                 let _ = writeln!(status, "the server speaks only protocol version 1");
             }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Release};
 use tern_core::time::Time;
-use tern_core::wire::{Entry, ReceiptStatus, Summary, SummaryEnd, SyncBody};
+use tern_core::wire::{Entry, ErrorCode, ReceiptStatus, Summary, SummaryEnd, SyncBody};
 use tokio::sync::{mpsc, oneshot};
 
+use super::history_store::HistoryStore;
 use super::ops::Ops;
 use super::queue::EventQueue;
 use super::transport::{Link, Recv};
@@ -26,17 +27,23 @@ type SummaryWaiter = oneshot::Sender<(Vec<Summary>, SummaryEnd)>;
 pub(super) struct Driver {
     pub(super) conn: ClientConn,
     pub(super) conv_waiters: super::driver_convs::ConvWaiters,
+    pub(super) group_waiters: super::driver_groups::GroupWaiters,
+    /// The local history: records, held ranges, the list.
+    pub(super) history: HistoryStore,
     link: Link,
     start: Instant,
     ops: Ops,
     /// Events for the application; queueing never waits.
     events: Arc<EventQueue>,
     ready: Option<oneshot::Sender<Result<(u64, u32), ClientError>>>,
-    device: u32,
+    pub(super) device: u32,
     delivered_up_to: u64,
     delivery_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
     summary_waiters: Vec<SummaryWaiter>,
     manual_release: bool,
+    /// Checkpoint last saved durably, and who waits for it to pass a point.
+    saved_up_to: u64,
+    release_waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
     stop: bool,
     close_waiter: Option<oneshot::Sender<()>>,
 }
@@ -70,12 +77,18 @@ pub(super) async fn spawn(
     opts: ClientOptions,
 ) -> Result<(mpsc::Sender<Command>, Arc<EventQueue>, Ready), ClientError> {
     let restored = Ops::restore(opts.state_dir.as_deref())?;
+    let history = match restored.ops.state_db() {
+        Some(db) => HistoryStore::in_db(db)?,
+        None => HistoryStore::memory(),
+    };
     let link = Link::open(&opts).await?;
     let mut cfg = core_config(&opts, restored.ops.is_durable());
     cfg.max_datagram = link.max_packet();
     cfg.epoch = restored.checkpoint.epoch;
     cfg.checkpoint = restored.checkpoint.seq;
     cfg.resume = restored.resume;
+    // Gaps are found against what the state folder holds.
+    cfg.held = history.all_held();
     let start = Instant::now();
     let conn = ClientConn::new(cfg, Time::ZERO, rand::random());
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -84,6 +97,8 @@ pub(super) async fn spawn(
     let driver = Driver {
         conn,
         conv_waiters: Default::default(),
+        group_waiters: Default::default(),
+        history,
         link,
         start,
         ops: restored.ops,
@@ -94,6 +109,8 @@ pub(super) async fn spawn(
         delivery_waiters: BTreeMap::new(),
         summary_waiters: Vec::new(),
         manual_release: opts.manual_release,
+        saved_up_to: restored.checkpoint.seq,
+        release_waiters: BTreeMap::new(),
         stop: false,
         close_waiter: None,
     };
@@ -169,7 +186,17 @@ impl Driver {
         }
         if let Some(cp) = self.conn.poll_persist() {
             match self.ops.save_checkpoint(cp) {
-                Ok(()) => self.conn.persisted(now, cp),
+                Ok(()) => {
+                    self.conn.persisted(now, cp);
+                    self.saved_up_to = cp.seq;
+                    let rest = self.release_waiters.split_off(&(cp.seq + 1));
+                    for w in std::mem::replace(&mut self.release_waiters, rest)
+                        .into_values()
+                        .flatten()
+                    {
+                        let _ = w.send(());
+                    }
+                }
                 // Not acknowledged either; tried again at the next wake-up.
                 Err(e) => tracing::error!(error = %e, "cannot save the checkpoint"),
             }
@@ -215,6 +242,14 @@ impl Driver {
             }
             Command::Pull => self.conn.start_pull(now),
             Command::Release(seq) => self.conn.release(now, seq),
+            Command::ReleaseDurable(seq, w) => {
+                self.conn.release(now, seq);
+                if !self.ops.is_durable() || seq <= self.saved_up_to {
+                    let _ = w.send(());
+                } else {
+                    self.release_waiters.entry(seq).or_default().push(w);
+                }
+            }
             Command::Rebind(w) => {
                 let r = self.link.rebind().await;
                 if r.is_ok() {
@@ -224,10 +259,35 @@ impl Driver {
                 }
                 let _ = w.send(r);
             }
+            Command::SubmitKeyed(op, tag, reply) => {
+                self.ops.submit_keyed(&mut self.conn, now, op, tag, reply)
+            }
+            Command::KeyedRecords(w) => {
+                let _ = w.send(self.ops.keyed_records());
+            }
+            Command::KeyedOutcomes(w) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.ops.keyed_tx = Some(tx);
+                let _ = w.send(rx);
+            }
+            Command::ForgetKeyed(ids, w) => {
+                let _ = w.send(self.ops.forget_keyed(&ids));
+            }
             Command::List(since, preview, w) => self.ask_list(now, since, preview, w),
             Command::History(conv, before, max, w) => self.ask_history(now, conv, before, max, w),
+            Command::GroupCreated(seq, w) => self.ask_created(seq, w),
+            Command::Members(group, after, max, read_at, w) => {
+                self.ask_members(now, (group, after, max, read_at), w)
+            }
+            Command::ReadCounts(group, low, count, w) => self.ask_read_counts(group, low, count, w),
             Command::Held(conv, w) => {
-                let _ = w.send(self.conn.held(&conv).cloned());
+                let _ = w.send(self.held_view(conv));
+            }
+            Command::LocalList(w) => {
+                let _ = w.send((self.history.list(), self.history.list_version()));
+            }
+            Command::HistoryStats(w) => {
+                let _ = w.send(self.conv_waiters.stats);
             }
             Command::Close(w) => {
                 // What the application took counts: the ACK goes out
@@ -239,6 +299,19 @@ impl Driver {
                 self.stop = true;
             }
         }
+    }
+
+    /// What this device holds of `conv`: the records its local history
+    /// stores, with the newest record and floor anything told it of.
+    fn held_view(&self, conv: tern_core::wire::ConvRef) -> Option<tern_core::client::Held> {
+        let mut h = self.history.held(&conv).cloned();
+        if let Some(c) = self.conn.held(&conv) {
+            let h = h.get_or_insert_with(Default::default);
+            h.last_seq = h.last_seq.max(c.last_seq);
+            h.floor = h.floor.max(c.floor);
+            h.ranges.remove_through(h.floor);
+        }
+        h
     }
 
     /// A DELIVERED or READ receipt for a message of this device resolves
@@ -335,6 +408,12 @@ impl Driver {
                 }
                 ClientEvent::Entry(d) => {
                     self.on_receipt(&d);
+                    // Stored before the application is told; a failure
+                    // stores nothing and claims nothing held.
+                    if let Err(e) = self.history.apply_entry(&d) {
+                        tracing::error!(error = %e, "cannot store an entry in the local history");
+                    }
+                    self.on_group_entry(&d);
                     self.emit(Event::Entry(d));
                 }
                 ClientEvent::PageEnd(p) => self.emit(Event::PageEnd {
@@ -352,11 +431,18 @@ impl Driver {
                         self.ops.fail_all(|| ClientError::Closed(code));
                     }
                 }
-                ClientEvent::ServerError(e) => {
-                    tracing::warn!(code = e.code, reason = %e.reason, "server error")
+                ClientEvent::ServerError(e) if e.code == ErrorCode::StorageFailure as u64 => {
+                    tracing::warn!(reason = %e.reason, "server storage unavailable, retrying");
+                    self.emit(Event::StorageUnavailable { reason: e.reason });
                 }
-                ClientEvent::ConvList(list) => self.on_list(list),
-                ClientEvent::History(page) => self.on_history(page),
+                ClientEvent::ServerError(e) => {
+                    tracing::warn!(code = e.code, reason = %e.reason, "server error");
+                    self.on_request_refused(self.now(), &e);
+                }
+                ClientEvent::ConvList(list) => self.on_list(self.now(), list),
+                ClientEvent::History(page) => self.on_history(self.now(), page),
+                ClientEvent::Members(page) => self.on_members(page),
+                ClientEvent::ReadCounts(c) => self.on_read_counts(c),
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

@@ -17,6 +17,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Conversations (protocol version 2, `proto-spec/conversations.md`): a
+//! history per conversation, the conversation list, read positions on
+//! every device. The client keeps a local history (see
+//! [`HistoryStore`]): pages it holds are served without the network, and
+//! only missing ranges are fetched.
+//!
+//! ```no_run
+//! # async fn demo(mut client: tern::client::Client) -> Result<(), tern::client::ClientError> {
+//! use tern::client::{Change, ConvRef, Event};
+//! let bob = ConvRef::direct(2);
+//! client.post(bob, 0, 0, "hi".into()).await?;
+//! let changed = client.sync_conversations(32).await?; // since the saved list version
+//! for item in client.stored_conversations().await?.items {
+//!     println!("{}: {} unread", item.conv, item.unread);
+//! }
+//! let page = client.history(bob, 0, 50).await?; // newest 50, oldest first
+//! if let Some(oldest) = page.records.first() {
+//!     let _older = client.history(bob, oldest.conv_seq, 50).await?;
+//! }
+//! println!("missing: {:?}", client.missing(bob).await?);
+//! client.mark_read(bob, page.end.high, None).await?;
+//! while let Some(Event::Entry(e)) = client.recv().await {
+//!     if let Change::Read { conv, up_to, elsewhere: true, .. } = Change::of(&e, client.identity()) {
+//!         println!("{conv} read up to #{up_to} on another device");
+//!     }
+//! }
+//! # let _ = changed; Ok(()) }
+//! ```
+//!
 //! Over QUIC (`proto-spec/quic.md`), with the certificate fingerprint
 //! `ternd` prints at start:
 //!
@@ -29,20 +58,34 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
 mod conversations;
 mod driver;
 mod driver_convs;
+mod driver_groups;
+mod groups;
+mod handle;
+mod history_rows;
+mod history_store;
+mod keyed;
 mod ops;
 mod outbox;
 mod queue;
+mod state;
 mod transport;
 
+pub use changes::Change;
+pub use conversations::{HistoryStats, StoredList};
+pub use groups::{group, CREATED_WAIT, MEMBERS_TRIES, MEMBERS_WAIT};
+pub use handle::{ClientHandle, Outgoing};
+pub use history_store::{HistoryStore, MEMORY_CONVS, MEMORY_RECORDS_PER_CONV};
+pub use keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled, MAX_TAG};
 pub use outbox::OutboxError;
-pub use tern_core::client::{ConvList, Held, HistoryPage};
+pub use tern_core::client::{ConvList, Held, HistoryPage, MembersPage};
 pub use tern_core::seal::PublicKey as SealKey;
 pub use tern_core::wire::{
-    ConvKind, ConvRef, DeleteScope, Entry, ListItem, ReceiptStatus, Record, RecordBody, Summary,
-    SummaryEnd, SyncBody,
+    ConvKind, ConvRef, DeleteScope, Entry, GroupAction, GroupEvent, GroupEventKind, GroupRole,
+    ListItem, Member, ReadCounts, ReceiptStatus, Record, RecordBody, Summary, SummaryEnd, SyncBody,
 };
 pub use transport::{AddrParseError, QuicOptions, ServerAddr, ServerTrust, Transport};
 
@@ -52,7 +95,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_core::client::Outgoing;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -73,7 +115,11 @@ pub struct ClientOptions {
     pub seal_key: Option<SealKey>,
     /// Login token (raw bytes; `ternd token` prints them as hex).
     pub token: Vec<u8>,
-    /// Folder for the durable outbox and checkpoint; `None`: memory only.
+    /// Folder for the durable outbox, checkpoint and local history
+    /// (records, held ranges, the conversation list: [`HistoryStore`]);
+    /// `None`: memory only (the local history then keeps at most
+    /// [`MEMORY_RECORDS_PER_CONV`] records of [`MEMORY_CONVS`]
+    /// conversations).
     pub state_dir: Option<PathBuf>,
     /// The application calls [`Client::release`] after processing each
     /// entry; otherwise an entry is released once [`Client::recv`] has
@@ -176,6 +222,15 @@ pub enum Event {
         /// Inbox head.
         head: u64,
     },
+    /// The server could not store this client's operations: its disk is
+    /// full or failing (ERROR 12, StorageFailure). Nothing is lost: pending
+    /// sends stay queued and are resent until the server stores them, and
+    /// their `send` futures keep waiting. Shown to a user as "server storage
+    /// unavailable, retrying".
+    StorageUnavailable {
+        /// The server's words, if any.
+        reason: String,
+    },
     /// A pull page ended; `end` means the backlog is drained.
     PageEnd {
         /// Highest sequence in the page.
@@ -216,10 +271,16 @@ pub enum ClientError {
     /// server certificate does not match the pin or the CA file).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// A keyed operation's tag is longer than [`MAX_TAG`].
+    #[error("tag of {0} bytes is longer than {MAX_TAG}")]
+    TagTooLong(usize),
     /// The server speaks only protocol version 1: no conversations,
     /// history or list.
     #[error("the server speaks only protocol version 1 (no conversations)")]
     NotSupported,
+    /// An answer the client waits for did not come (see the method).
+    #[error("no answer: {0}")]
+    NoAnswer(&'static str),
 }
 
 pub(crate) enum Command {
@@ -228,9 +289,20 @@ pub(crate) enum Command {
     Summary(oneshot::Sender<(Vec<Summary>, SummaryEnd)>),
     Pull,
     Release(u64),
+    ReleaseDurable(u64, oneshot::Sender<()>),
     Rebind(oneshot::Sender<std::io::Result<SocketAddr>>),
     Close(oneshot::Sender<()>),
-    List(u64, u8, oneshot::Sender<Result<ConvList, ClientError>>),
+    SubmitKeyed(Outgoing, Bytes, oneshot::Sender<Result<u64, ClientError>>),
+    KeyedRecords(oneshot::Sender<Result<Vec<KeyedRecord>, ClientError>>),
+    KeyedOutcomes(oneshot::Sender<mpsc::UnboundedReceiver<KeyedOutcome>>),
+    ForgetKeyed(Vec<u64>, oneshot::Sender<Result<(), ClientError>>),
+    List(
+        driver_convs::Since,
+        u8,
+        oneshot::Sender<Result<ConvList, ClientError>>,
+    ),
+    LocalList(oneshot::Sender<(Vec<ListItem>, u64)>),
+    HistoryStats(oneshot::Sender<HistoryStats>),
     History(
         ConvRef,
         u64,
@@ -238,6 +310,22 @@ pub(crate) enum Command {
         oneshot::Sender<Result<HistoryPage, ClientError>>,
     ),
     Held(ConvRef, oneshot::Sender<Option<Held>>),
+    GroupCreated(u64, oneshot::Sender<u64>),
+    /// Group, after, max, read_at (0: all members), waiter.
+    Members(
+        u64,
+        u64,
+        u64,
+        u64,
+        oneshot::Sender<Result<tern_core::client::MembersPage, ClientError>>,
+    ),
+    /// Group, low, count, waiter.
+    ReadCounts(
+        u64,
+        u64,
+        u8,
+        oneshot::Sender<Result<tern_core::wire::ReadCounts, ClientError>>,
+    ),
 }
 
 /// A connected client. Dropping it stops the background task.
@@ -266,9 +354,32 @@ impl Client {
         })
     }
 
+    /// Starts without waiting for the first login, so that an application
+    /// can queue operations while the server is unreachable: they are
+    /// stored (with a state folder) and sent once logged in. [`Event::Connected`]
+    /// says who logged in ([`Client::identity`] stays `(0, 0)`); a refused
+    /// login stops the client ([`Client::recv`] returns `None`).
+    pub async fn start(opts: ClientOptions) -> Result<Client, ClientError> {
+        let (cmds, events, _ready) = driver::spawn(opts).await?;
+        Ok(Client {
+            cmds,
+            events,
+            user: 0,
+            device: 0,
+        })
+    }
+
     /// This client's (user, device).
     pub fn identity(&self) -> (u64, u32) {
         (self.user, self.device)
+    }
+
+    /// A handle other tasks send and release through while this one
+    /// receives.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            cmds: self.cmds.clone(),
+        }
     }
 
     pub(crate) async fn submit(&self, op: Outgoing) -> Result<Sent, ClientError> {

@@ -10,10 +10,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bytes::Bytes;
+
 use tern_core::client::{Checkpoint, ClientConn, OpId, Outgoing};
 use tern_core::time::Time;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
+use super::keyed::{KeyedOutcome, KeyedRecord, KeyedState, Settled};
 use super::outbox::Outbox;
 use super::{ClientError, Sent};
 
@@ -26,12 +29,16 @@ struct Pending {
     seq: u64,
     op: Outgoing,
     waiter: Option<Waiter>,
+    /// The application's record of a keyed operation (`keyed.rs`).
+    tag: Option<Bytes>,
 }
 
 pub(super) struct Ops {
     outbox: Option<Outbox>,
     pending: HashMap<OpId, Pending>,
     next_key: u64,
+    /// Where settled keyed operations are reported, once asked for.
+    pub(super) keyed_tx: Option<mpsc::UnboundedSender<KeyedOutcome>>,
 }
 
 /// What a client starts from: its operations and the saved checkpoint.
@@ -49,6 +56,7 @@ impl Ops {
             outbox: None,
             pending: HashMap::new(),
             next_key: 1,
+            keyed_tx: None,
         };
         let Some(dir) = dir else {
             return Ok(Restored {
@@ -59,6 +67,10 @@ impl Ops {
         };
         let outbox = Outbox::open(dir)?;
         let (epoch, seq) = outbox.checkpoint()?;
+        let mut tags: HashMap<u64, Bytes> = outbox.tags()?.into_iter().collect();
+        for (key, _, _) in outbox.settled()? {
+            ops.next_key = ops.next_key.max(key + 1);
+        }
         let mut resume = Vec::new();
         for (i, row) in outbox.rows()?.into_iter().enumerate() {
             ops.next_key = ops.next_key.max(row.key + 1);
@@ -69,6 +81,7 @@ impl Ops {
                     seq: row.seq,
                     op: row.op.clone(),
                     waiter: None,
+                    tag: tags.remove(&row.key),
                 },
             );
             resume.push((row.seq, row.op));
@@ -95,35 +108,83 @@ impl Ops {
         op: Outgoing,
         waiter: Waiter,
     ) {
+        match self.store_and_queue(conn, now, op, None) {
+            Ok(p) => {
+                self.insert(p, Some(waiter), None);
+            }
+            Err(e) => {
+                let _ = waiter.send(Err(e));
+            }
+        }
+    }
+
+    /// As [`Ops::submit`] for a keyed operation: `tag` is stored with it in
+    /// the same write; the answer is its key once stored and queued.
+    pub(super) fn submit_keyed(
+        &mut self,
+        conn: &mut ClientConn,
+        now: Time,
+        op: Outgoing,
+        tag: Bytes,
+        reply: oneshot::Sender<Result<u64, ClientError>>,
+    ) {
+        let r = self
+            .store_and_queue(conn, now, op, Some(&tag))
+            .map(|p| self.insert(p, None, Some(tag)));
+        let _ = reply.send(r);
+    }
+
+    /// Stores the operation (under the sequence it gets at once, if any,
+    /// with its tag if keyed), then queues it in `conn`.
+    fn store_and_queue(
+        &mut self,
+        conn: &mut ClientConn,
+        now: Time,
+        op: Outgoing,
+        tag: Option<&Bytes>,
+    ) -> Result<(OpId, u64, u64, Outgoing), ClientError> {
         let key = self.next_key;
         let seq = conn.next_seq();
         if let Some(o) = &self.outbox {
-            if let Err(e) = o.put(key, seq, &op) {
-                let _ = waiter.send(Err(e.into()));
-                return;
+            match tag {
+                Some(t) => o.put_keyed(key, seq, &op, t)?,
+                None => o.put(key, seq, &op)?,
             }
         }
         match conn.submit(now, op.clone()) {
             Ok(id) => {
                 self.next_key += 1;
-                let waiter = Some(waiter);
-                self.pending.insert(
-                    id,
-                    Pending {
-                        key,
-                        seq,
-                        op,
-                        waiter,
-                    },
-                );
+                Ok((id, key, seq, op))
             }
             Err(_) => {
                 if let Some(o) = &self.outbox {
-                    let _ = o.remove(key);
+                    let _ = match tag {
+                        Some(_) => o.remove_keyed(key),
+                        None => o.remove(key),
+                    };
                 }
-                let _ = waiter.send(Err(ClientError::QueueFull));
+                Err(ClientError::QueueFull)
             }
         }
+    }
+
+    fn insert(
+        &mut self,
+        (id, key, seq, op): (OpId, u64, u64, Outgoing),
+        waiter: Option<Waiter>,
+        tag: Option<Bytes>,
+    ) -> u64 {
+        self.pending.insert(
+            id,
+            Pending {
+                key,
+                seq,
+                op,
+                waiter,
+                tag,
+            },
+        );
+        key
     }
 
     /// An operation got its sequence (at a login) or a new one (the server
@@ -133,6 +194,7 @@ impl Ops {
             return;
         };
         if let Some(o) = &self.outbox {
+            // The tag row is keyed by `p.key` and stays as it is.
             if let Err(e) = o.put(p.key, seq, &p.op) {
                 tracing::error!(error = %e, "cannot update the outbox");
                 return;
@@ -144,7 +206,9 @@ impl Ops {
     /// The server stored or refused the operation: forget it.
     pub(super) fn settle(&mut self, op: OpId, result: Result<Sent, ClientError>) {
         if let Some(p) = self.pending.remove(&op) {
-            if let Some(o) = &self.outbox {
+            if let Some(tag) = &p.tag {
+                self.settle_keyed(&p, tag, &result);
+            } else if let Some(o) = &self.outbox {
                 if let Err(e) = o.remove(p.key) {
                     tracing::error!(error = %e, "cannot update the outbox");
                 }
@@ -152,6 +216,71 @@ impl Ops {
             if let Some(w) = p.waiter {
                 let _ = w.send(result);
             }
+        }
+    }
+
+    /// A keyed operation settled: its row becomes a settled row (one
+    /// write), then the application is told.
+    fn settle_keyed(&self, p: &Pending, tag: &Bytes, result: &Result<Sent, ClientError>) {
+        let settled = match result {
+            Ok(s) => Settled::Stored {
+                seq: s.seq,
+                receiver_online: s.receiver_online,
+            },
+            Err(ClientError::Rejected(code)) => Settled::Rejected {
+                seq: p.seq,
+                code: *code,
+            },
+            Err(_) => return,
+        };
+        if let Some(o) = &self.outbox {
+            if let Err(e) = o.settle_keyed(p.key, &settled, tag) {
+                // The row stays pending: a restart replays it under its
+                // sequence and the server answers again.
+                tracing::error!(error = %e, "cannot update the outbox");
+                return;
+            }
+        }
+        if let Some(tx) = &self.keyed_tx {
+            let _ = tx.send(KeyedOutcome {
+                id: p.key,
+                tag: tag.clone(),
+                settled,
+            });
+        }
+    }
+
+    /// Every keyed operation: pending ones, then settled rows not forgotten.
+    pub(super) fn keyed_records(&self) -> Result<Vec<KeyedRecord>, ClientError> {
+        let mut out: Vec<KeyedRecord> = self
+            .pending
+            .values()
+            .filter_map(|p| {
+                Some(KeyedRecord {
+                    id: p.key,
+                    tag: p.tag.clone()?,
+                    state: KeyedState::Pending { seq: p.seq },
+                })
+            })
+            .collect();
+        if let Some(o) = &self.outbox {
+            for (id, s, tag) in o.settled()? {
+                out.push(KeyedRecord {
+                    id,
+                    tag,
+                    state: KeyedState::Settled(s),
+                });
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    /// Drops settled rows the application no longer needs.
+    pub(super) fn forget_keyed(&self, ids: &[u64]) -> Result<(), ClientError> {
+        match &self.outbox {
+            Some(o) => Ok(o.forget_settled(ids)?),
+            None => Ok(()),
         }
     }
 
@@ -183,5 +312,11 @@ impl Ops {
                 .pending
                 .iter()
                 .all(|(op, p)| s.get(p.seq).is_some_and(|(id, _)| id == op))
+    }
+
+    /// The state folder's database, shared with the local history (`None`:
+    /// memory only).
+    pub(super) fn state_db(&self) -> Option<std::sync::Arc<rocksdb::DB>> {
+        self.outbox.as_ref().map(|o| o.db())
     }
 }

@@ -4,9 +4,10 @@
 //! sequence, so the server recognises what it had already stored.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use rocksdb::{Options, WriteOptions, DB};
+use rocksdb::{WriteOptions, DB};
 use tern_core::client::Outgoing;
 use tern_core::wire::{encode_to_bytes, Frame, Reader};
 
@@ -23,12 +24,12 @@ pub enum OutboxError {
 
 /// Durable outbox and checkpoint.
 pub struct Outbox {
-    db: DB,
+    pub(super) db: Arc<DB>,
 }
 
 const CHECKPOINT: &[u8] = b"\xffcheckpoint";
 
-fn sync() -> WriteOptions {
+pub(super) fn sync() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
     w
@@ -44,7 +45,7 @@ pub struct Row {
     pub op: Outgoing,
 }
 
-fn encode(seq: u64, op: &Outgoing) -> Vec<u8> {
+pub(super) fn encode_row(seq: u64, op: &Outgoing) -> Vec<u8> {
     let mut v = seq.to_be_bytes().to_vec();
     v.extend_from_slice(&encode_to_bytes(&op.frame(seq.max(1))));
     v
@@ -71,6 +72,32 @@ fn decode(raw: &[u8]) -> Option<(u64, Outgoing)> {
             conv: r.conv,
             target_seq: r.target_seq,
         },
+        Frame::Post(p) => Outgoing::Post {
+            conv: p.conv,
+            topic: p.topic,
+            msg_type: p.msg_type,
+            payload: p.payload,
+        },
+        Frame::MarkRead(m) => Outgoing::MarkRead {
+            conv: m.conv,
+            up_to: m.up_to,
+            receipt_device: m.receipt_device,
+            receipt_seq: m.receipt_seq,
+        },
+        Frame::Retract(r) => Outgoing::Retract {
+            conv: r.conv,
+            target: r.target,
+        },
+        Frame::Delete(d) => Outgoing::Delete {
+            conv: d.conv,
+            scope: d.scope,
+            target: d.target,
+        },
+        Frame::GroupOp(g) => Outgoing::Group {
+            group: g.group,
+            action: g.action,
+            users: g.users,
+        },
         _ => return None,
     };
     Some((seq, op))
@@ -79,11 +106,14 @@ fn decode(raw: &[u8]) -> Option<(u64, Outgoing)> {
 impl Outbox {
     /// Opens (or creates) the state under `dir`.
     pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
-        let mut o = Options::default();
-        o.create_if_missing(true);
         Ok(Outbox {
-            db: DB::open(&o, dir)?,
+            db: super::state::open(dir)?,
         })
+    }
+
+    /// The database, shared with the local history.
+    pub(super) fn db(&self) -> Arc<DB> {
+        self.db.clone()
     }
 
     /// Every stored operation, oldest first.
@@ -91,7 +121,9 @@ impl Outbox {
         let mut out = Vec::new();
         for item in self.db.iterator(rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
-            if k.as_ref() == CHECKPOINT {
+            // Operation rows have 8-byte keys; the checkpoint and the
+            // keyed records (`keyed.rs`) have longer ones.
+            if k.len() != 8 {
                 continue;
             }
             let key = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| OutboxError::Corrupt)?);
@@ -105,7 +137,7 @@ impl Outbox {
     pub fn put(&self, key: u64, seq: u64, op: &Outgoing) -> Result<(), OutboxError> {
         Ok(self
             .db
-            .put_opt(key.to_be_bytes(), encode(seq, op), &sync())?)
+            .put_opt(key.to_be_bytes(), encode_row(seq, op), &sync())?)
     }
 
     /// Forgets an operation the server has settled.
@@ -130,5 +162,69 @@ impl Outbox {
         let mut v = epoch.to_be_bytes().to_vec();
         v.extend_from_slice(&seq.to_be_bytes());
         Ok(self.db.put_opt(CHECKPOINT, v, &sync())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_core::wire::{ConvRef, DeleteScope};
+
+    /// Every operation a client can queue comes back from the state folder
+    /// as it went in: a restart replays version 2 operations too.
+    #[test]
+    fn every_operation_survives_a_restart() {
+        let conv = ConvRef::direct(2);
+        let ops = vec![
+            Outgoing::Send {
+                to: 2,
+                conv: 7,
+                msg_type: 1,
+                payload: Bytes::from_static(b"a"),
+            },
+            Outgoing::Read {
+                conv: 7,
+                peer: 2,
+                target_device: 1,
+                target_seq: 3,
+            },
+            Outgoing::Recall {
+                to: 2,
+                conv: 7,
+                target_seq: 1,
+            },
+            Outgoing::Post {
+                conv,
+                topic: 4,
+                msg_type: 0,
+                payload: Bytes::from_static(b"b"),
+            },
+            Outgoing::MarkRead {
+                conv,
+                up_to: 9,
+                receipt_device: 1,
+                receipt_seq: 8,
+            },
+            Outgoing::Retract { conv, target: 5 },
+            Outgoing::Delete {
+                conv,
+                scope: DeleteScope::Conversation,
+                target: 0,
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let o = Outbox::open(dir.path()).unwrap();
+            for (i, op) in ops.iter().enumerate() {
+                o.put(i as u64 + 1, i as u64 * 10, op).unwrap();
+            }
+            o.set_checkpoint(3, 4).unwrap();
+        }
+        let o = Outbox::open(dir.path()).unwrap();
+        let rows = o.rows().unwrap();
+        let back: Vec<_> = rows.iter().map(|r| r.op.clone()).collect();
+        assert_eq!(back, ops);
+        assert_eq!(rows[4].seq, 40);
+        assert_eq!(o.checkpoint().unwrap(), (3, 4));
     }
 }

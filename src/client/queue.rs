@@ -48,6 +48,17 @@ impl State {
     }
 
     fn push(&mut self, e: Event) {
+        // One storage notice per run of status events is enough: a
+        // send-only application that never reads must not grow the queue.
+        if matches!(e, Event::StorageUnavailable { .. })
+            && self
+                .events
+                .iter()
+                .skip(self.status_run())
+                .any(|(_, q)| matches!(q, Event::StorageUnavailable { .. }))
+        {
+            return;
+        }
         match (&e, self.events.back_mut()) {
             (Event::Notify { head }, Some((_, Event::Notify { head: queued }))) => {
                 *queued = (*queued).max(*head);
@@ -240,6 +251,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn storage_notices_nobody_reads_stay_bounded() {
+        let q = EventQueue::new(0);
+        let notice = || Event::StorageUnavailable {
+            reason: "disk full".into(),
+        };
+        for _ in 0..1_000 {
+            q.push(notice());
+        }
+        q.push(entry(1));
+        for _ in 0..1_000 {
+            q.push(notice());
+        }
+        assert_eq!(drain(&q).await, vec![notice(), entry(1), notice()]);
     }
 
     #[tokio::test]

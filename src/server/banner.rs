@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! seal key tern-x25519:…            (or: seal off …)
+//! listening on api http://127.0.0.1:…   (only when [api] listen is set)
 //! listening on udp://127.0.0.1:7400
 //! listening on quic://127.0.0.1:7401 (or: quic off …)
 //! quic certificate sha256 …
@@ -30,6 +31,8 @@ pub struct Started {
     pub quic: Option<(SocketAddr, String)>,
     /// The key raw-UDP clients seal with (`None`: `[seal] policy = "off"`).
     pub seal_key: Option<PublicKey>,
+    /// Where the server API listens (`None`: `[api]` off).
+    pub api: Option<SocketAddr>,
     /// How to run `ternd token` for this daemon, e.g. `/bin/ternd token
     /// --data-dir /var/lib/tern` (already quoted for the shell).
     pub token_command: String,
@@ -65,6 +68,10 @@ pub fn lines(s: &Started) -> Vec<String> {
         Some(k) => out.push(format!("seal key {k}")),
         None => out
             .push("seal off: raw UDP sessions are not encrypted ([seal] policy = \"off\")".into()),
+    }
+    if let Some(addr) = s.api {
+        // Before the UDP line: launchers stop reading after the QUIC lines.
+        out.push(format!("listening on api http://{addr}"));
     }
     out.push(format!("listening on udp://{}", s.udp));
     match &s.quic {
@@ -118,6 +125,7 @@ mod tests {
             udp: "0.0.0.0:7400".parse().unwrap(),
             quic: quic.then(|| ("[::]:7401".parse().unwrap(), "ab".repeat(32))),
             seal_key: seal.then(|| tern_core::seal::StaticKey::from_secret([1; 32]).public()),
+            api: None,
             token_command: "/x/ternd token --data-dir '/d d'".into(),
             tern: "/x/tern".into(),
         }

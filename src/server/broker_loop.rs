@@ -16,8 +16,10 @@ use tern_core::wire::limits::MAX_RECV_DATAGRAM;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::api::bridge::{Bridge, Live, Request};
 use super::metrics::{Metrics, Snapshot};
 use super::quic::QuicIo;
+use super::storage::{Fault, Health, Verdict};
 use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
 
@@ -69,26 +71,39 @@ impl Clock {
     }
 }
 
-type Done = (u64, Result<(), String>);
+type Done = (u64, Result<(), Fault>);
+
+/// Next request of the server API (never, without it).
+async fn api_request(bridge: &mut Option<Bridge>) -> Option<Request> {
+    match bridge {
+        Some(b) => b.next().await,
+        None => std::future::pending().await,
+    }
+}
 
 fn start_commit(
     broker: &mut Broker<RocksStore>,
     committer: &GroupCommitter<RocksStore>,
     done: &mpsc::UnboundedSender<Done>,
+    live: Option<&Arc<Live>>,
 ) {
     if let Some(c) = broker.poll_commit() {
         let tx = done.clone();
         let id = c.id;
+        let (started, live) = (Instant::now(), live.cloned());
         let submitted = committer.submit_with(
             c.batch,
             Box::new(move |r| {
-                let _ = tx.send((id, r.map_err(|e| e.to_string())));
+                if let Some(l) = live {
+                    l.latency.record(started.elapsed());
+                }
+                let _ = tx.send((id, r.map_err(|e| Fault::of(&e))));
             }),
         );
         if submitted.is_err() {
             // The commit thread is gone: report the batch failed so the broker
             // rolls back and nothing staged is ever acknowledged.
-            let _ = done.send((id, Err("commit thread stopped".to_string())));
+            let _ = done.send((id, Err(Fault::committer_stopped())));
         }
     }
 }
@@ -148,14 +163,18 @@ pub async fn serve(
     mut broker: Broker<RocksStore>,
     committer: GroupCommitter<RocksStore>,
     metrics: Metrics,
+    mut bridge: Option<Bridge>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let clock = Clock(Instant::now());
+    let live = bridge.as_ref().map(|b| b.live().clone());
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut buf = vec![0u8; MAX_RECV_DATAGRAM + 1];
     let mut publish_at = Instant::now();
+    let mut health = Health::default();
     tokio::pin!(shutdown);
-    loop {
+    // `Some(reason)`: the store failed for good and the daemon stops.
+    let failed = loop {
         // Wake at least once a second, so the published counters stay fresh
         // while the daemon is idle.
         let publish_due = tokio::time::Instant::from_std(publish_at + Duration::from_secs(1));
@@ -166,8 +185,15 @@ pub async fn serve(
         );
         tokio::select! {
             biased;
-            _ = &mut shutdown => break,
-            Some((id, result)) = done_rx.recv() => broker.handle_committed(clock.now(), id, result),
+            _ = &mut shutdown => break None,
+            Some((id, result)) = done_rx.recv() => {
+                let verdict = health.on_commit(result.as_ref().map(|_| ()));
+                let result = result.map_err(|f| f.text().to_string());
+                broker.handle_committed(clock.now(), id, result);
+                if let Verdict::Stop(reason) = verdict {
+                    break Some(reason);
+                }
+            }
             r = io.udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     let now = clock.now();
@@ -178,6 +204,11 @@ pub async fn serve(
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(e) => return Err(ServerError::Socket(e)),
             },
+            Some(req) = api_request(&mut bridge) => {
+                if let Some(b) = bridge.as_mut() {
+                    b.handle(&mut broker, clock.now(), req);
+                }
+            }
             Some((from, data)) = quic_recv(&mut io.quic) => {
                 let now = clock.now();
                 broker.handle_datagram(now, from, data);
@@ -187,18 +218,32 @@ pub async fn serve(
         }
         let now = clock.now();
         broker.handle_timeout(now);
-        start_commit(&mut broker, &committer, &done_tx);
+        if let Some(b) = bridge.as_mut() {
+            b.tick(&mut broker, now);
+        }
+        start_commit(&mut broker, &committer, &done_tx, live.as_ref());
         flush(&mut broker, &io).await;
         if publish_at.elapsed() >= Duration::from_secs(1) {
             publish_at = Instant::now();
+            if let Some(b) = bridge.as_mut() {
+                b.count_retransmits(&broker);
+            }
             metrics.publish(Snapshot {
                 broker: broker.stats().clone(),
                 commits: committer.stats(),
                 sessions: broker.session_count(),
             });
         }
+    };
+    if failed.is_none() {
+        drain(&clock, &mut broker, &committer, &done_tx, &mut done_rx, &io).await;
+    } else {
+        // Nothing more can be made durable: send what is owed (ERROR 12
+        // for the rolled-back operations) and tell every client to go.
+        flush(&mut broker, &io).await;
+        broker.shutdown();
+        flush(&mut broker, &io).await;
     }
-    drain(&clock, &mut broker, &committer, &done_tx, &mut done_rx, &io).await;
     if let Some(q) = io.quic.take() {
         q.close().await;
     }
@@ -213,7 +258,10 @@ pub async fn serve(
         batches = stats.batches,
         "ternd stopped"
     );
-    Ok(())
+    match failed {
+        Some(reason) => Err(ServerError::Storage(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Commits what is staged, lets the owed ACKs go out, then tells every
@@ -228,12 +276,14 @@ async fn drain(
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        start_commit(broker, committer, done_tx);
+        start_commit(broker, committer, done_tx, None);
         if !broker.commit_in_flight() {
             break;
         }
         match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some((id, r))) => broker.handle_committed(clock.now(), id, r),
+            Ok(Some((id, r))) => {
+                broker.handle_committed(clock.now(), id, r.map_err(|f| f.text().to_string()))
+            }
             _ => break,
         }
     }

@@ -7,11 +7,13 @@
 //! commits), reports their completion back, and sends what the broker
 //! produces. Nothing is acknowledged before its batch is durable.
 
+pub mod api;
 pub mod banner;
 mod broker_loop;
 mod metrics;
 mod quic;
 mod secret;
+mod storage;
 mod udp;
 
 pub use metrics::{Metrics, Snapshot};
@@ -64,6 +66,19 @@ pub enum ServerError {
     /// QUIC could not be set up (certificate, key or endpoint).
     #[error("QUIC: {0}")]
     Quic(String),
+    /// The store failed a commit in a way it cannot recover from while
+    /// open (an fsync or write error): restart the daemon. Nothing
+    /// acknowledged was lost.
+    #[error("the store failed and refuses writes until it is reopened: {0}; restart ternd")]
+    Storage(String),
+    /// The server API listener could not be bound.
+    #[error("cannot bind the server API listener {addr}: {source}")]
+    Api {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 /// A bound, ready daemon. [`Server::run`] serves until shutdown.
@@ -75,6 +90,8 @@ pub struct Server {
     metrics_listener: Option<tokio::net::TcpListener>,
     quic: Option<quic::QuicServer>,
     seal_public: Option<tern_core::seal::PublicKey>,
+    /// The server API listener (`[api] listen`) and the config it serves.
+    api: Option<(api::ApiListener, Config)>,
 }
 
 /// The broker settings a config implies. With QUIC enabled, the largest
@@ -142,6 +159,15 @@ impl Server {
             ),
             None => None,
         };
+        let api = match cfg.api.listen {
+            Some(addr) => Some((
+                api::ApiListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Api { addr, source })?,
+                cfg.clone(),
+            )),
+            None => None,
+        };
         let wall_origin_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -167,7 +193,13 @@ impl Server {
             metrics_listener,
             quic,
             seal_public,
+            api,
         })
+    }
+
+    /// The server API's address, if enabled.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().and_then(|(l, _)| l.local_addr())
     }
 
     /// The public key clients pin to seal raw-UDP sessions (`None` when the
@@ -217,7 +249,34 @@ impl Server {
             udp: self.socket,
             quic: self.quic.map(|q| q.start()),
         };
-        broker_loop::serve(io, self.broker, self.committer, self.metrics, shutdown).await
+        let (bridge, api_task) = match self.api {
+            Some((listener, cfg)) => {
+                let (bridge, handle, live) =
+                    api::bridge::bridge(cfg.api.service_user, cfg.api.service_device);
+                let task = tokio::spawn(api::serve(
+                    listener,
+                    cfg,
+                    handle,
+                    live,
+                    self.metrics.clone(),
+                ));
+                (Some(bridge), Some(task))
+            }
+            None => (None, None),
+        };
+        let r = broker_loop::serve(
+            io,
+            self.broker,
+            self.committer,
+            self.metrics,
+            bridge,
+            shutdown,
+        )
+        .await;
+        if let Some(t) = api_task {
+            t.abort();
+        }
+        r
     }
 }
 

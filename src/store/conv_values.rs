@@ -15,9 +15,11 @@
 //!
 //! ```text
 //! ConvMeta   v1: 0x01 | head u64 | trimmed u64                                  (17 bytes)
-//! ConvRecord v1: 0x01 | flags u8 (bit 0 recalled) | from_user u64 | from_device u32
+//! ConvRecord v1: 0x01 | flags u8 (bit 0 recalled, bit 1 group event)
+//!                     | from_user u64 | from_device u32
 //!                     | from_seq u64 | time_ms u64 | topic u64 | msg_type u64
 //!                     | payload_len u32 | payload                                (50 + n bytes)
+//!                     [bit 1: | event kind u8 | user u64 | role u8]              (+10 bytes)
 //! ConvState  v1: 0x01 | version u64 | last_seq u64 | read_seq u64 | unread u64
 //!                     | cleared_to u64                                           (41 bytes)
 //! ```
@@ -26,6 +28,7 @@ use bytes::Bytes;
 use tern_core::conv::{ConvKey, ConvState, CONV_KEY_LEN};
 use tern_core::store::{ConvMeta, ConvRecord};
 use tern_core::wire::limits::MAX_PAYLOAD;
+use tern_core::wire::{GroupEvent, GroupEventKind, GroupRole};
 
 use super::value::{DecodeError, ValueReader};
 
@@ -117,7 +120,7 @@ pub fn decode_conv_meta(bytes: &[u8]) -> Result<ConvMeta, DecodeError> {
 pub fn encode_record(rec: &ConvRecord) -> Vec<u8> {
     let mut v = Vec::with_capacity(50 + rec.payload.len());
     v.push(CONV_VERSION);
-    v.push(u8::from(rec.recalled));
+    v.push(u8::from(rec.recalled) | u8::from(rec.event.is_some()) << 1);
     v.extend_from_slice(&rec.from_user.to_be_bytes());
     v.extend_from_slice(&rec.from_device.to_be_bytes());
     for x in [rec.from_seq, rec.time_ms, rec.topic, rec.msg_type] {
@@ -126,6 +129,11 @@ pub fn encode_record(rec: &ConvRecord) -> Vec<u8> {
     let n = u32::try_from(rec.payload.len()).unwrap_or(u32::MAX);
     v.extend_from_slice(&n.to_be_bytes());
     v.extend_from_slice(&rec.payload);
+    if let Some(e) = rec.event {
+        v.push(e.kind as u8);
+        v.extend_from_slice(&e.user.to_be_bytes());
+        v.push(e.role as u8);
+    }
     v
 }
 
@@ -133,11 +141,11 @@ pub fn encode_record(rec: &ConvRecord) -> Vec<u8> {
 /// refused before anything is allocated for it.
 pub fn decode_record(conv_seq: u64, bytes: &[u8]) -> Result<ConvRecord, DecodeError> {
     let mut r = ValueReader::versioned(bytes, CONV_VERSION)?;
-    let recalled = match r.u8()? {
-        0 => false,
-        1 => true,
-        f => return Err(DecodeError::BadFlags(f)),
-    };
+    let flags = r.u8()?;
+    if flags & !0b11 != 0 {
+        return Err(DecodeError::BadFlags(flags));
+    }
+    let recalled = flags & 1 != 0;
     let from_user = r.u64()?;
     let from_device = r.u32()?;
     let (from_seq, time_ms, topic, msg_type) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
@@ -149,6 +157,22 @@ pub fn decode_record(conv_seq: u64, bytes: &[u8]) -> Result<ConvRecord, DecodeEr
         });
     }
     let payload = Bytes::copy_from_slice(r.bytes(n)?);
+    let event = if flags & 2 != 0 {
+        let kind = r.u8()?;
+        let kind = GroupEventKind::from_u8(kind).ok_or(DecodeError::UnknownKind {
+            what: "group event",
+            value: kind,
+        })?;
+        let user = r.u64()?;
+        let role = r.u8()?;
+        let role = GroupRole::from_u8(role).ok_or(DecodeError::UnknownKind {
+            what: "group role",
+            value: role,
+        })?;
+        Some(GroupEvent { kind, user, role })
+    } else {
+        None
+    };
     r.finish()?;
     Ok(ConvRecord {
         conv_seq,
@@ -160,6 +184,7 @@ pub fn decode_record(conv_seq: u64, bytes: &[u8]) -> Result<ConvRecord, DecodeEr
         msg_type,
         payload,
         recalled,
+        event,
     })
 }
 
@@ -209,12 +234,23 @@ mod tests {
                 Bytes::from_static(b"hi")
             },
             recalled,
+            event: None,
         }
     }
 
     #[test]
     fn values_round_trip() {
-        for rec in [record(false), record(true)] {
+        let event = ConvRecord {
+            msg_type: 0,
+            payload: Bytes::new(),
+            event: Some(GroupEvent {
+                kind: GroupEventKind::Added,
+                user: 77,
+                role: GroupRole::Admin,
+            }),
+            ..record(false)
+        };
+        for rec in [record(false), record(true), event] {
             assert_eq!(decode_record(9, &encode_record(&rec)), Ok(rec));
         }
         let m = ConvMeta {

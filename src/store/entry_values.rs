@@ -11,6 +11,9 @@
 //!   kind 2 recall:   target_device u32 | target_seq u64
 //!   kind 3 read:     (nothing)
 //!   kind 4 deleted:  scope u8
+//!   kind 6 group membership event (store format 3): event u8 | user u64
+//!                    | role u8 (the record holds it too; kept here so
+//!                    that an entry outliving its record still shows it)
 //! ```
 //!
 //! A message entry names its record instead of copying it: the read path
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_core::conv::{ConvKey, CONV_KEY_LEN};
 use tern_core::store::{ConvRecord, StoredEntry, SyncEntry, SyncItem};
-use tern_core::wire::{ty, DeleteScope, ReceiptStatus};
+use tern_core::wire::{ty, DeleteScope, GroupEvent, GroupEventKind, GroupRole, ReceiptStatus};
 
 use super::value::{DecodeError, ValueReader};
 
@@ -39,6 +42,7 @@ pub fn encode_entry(e: &SyncEntry) -> Vec<u8> {
     v.push(if e.shared { SHARED } else { 0 });
     let kind = match &e.item {
         SyncItem::Message(_) if e.conv_seq == 0 => 5,
+        SyncItem::Message(r) if r.event.is_some() => 6,
         SyncItem::Message(_) => 0,
         SyncItem::Receipt { .. } => 1,
         SyncItem::Recall { .. } => 2,
@@ -54,6 +58,13 @@ pub fn encode_entry(e: &SyncEntry) -> Vec<u8> {
     v.extend_from_slice(&e.from_seq.to_be_bytes());
     v.extend_from_slice(&e.time_ms.to_be_bytes());
     match &e.item {
+        SyncItem::Message(r) if e.conv_seq != 0 && r.event.is_some() => {
+            if let Some(ev) = r.event {
+                v.push(ev.kind as u8);
+                v.extend_from_slice(&ev.user.to_be_bytes());
+                v.push(ev.role as u8);
+            }
+        }
         SyncItem::Message(r) => {
             v.extend_from_slice(&r.msg_type.to_be_bytes());
             if e.conv_seq == 0 {
@@ -121,6 +132,7 @@ pub fn decode_entry(owner: u64, seq: u64, bytes: &[u8]) -> Result<StoredEntry, D
             msg_type: r.u64()?,
             payload: Bytes::new(),
             recalled: true,
+            event: None,
         })),
         1 => SyncItem::Receipt {
             status: match r.u8()? {
@@ -159,6 +171,32 @@ pub fn decode_entry(owner: u64, seq: u64, bytes: &[u8]) -> Result<StoredEntry, D
                 msg_type,
                 payload: Bytes::copy_from_slice(r.bytes(n)?),
                 recalled: false,
+                event: None,
+            }))
+        }
+        6 => {
+            let kind = r.u8()?;
+            let kind = GroupEventKind::from_u8(kind).ok_or(DecodeError::UnknownKind {
+                what: "group event",
+                value: kind,
+            })?;
+            let user = r.u64()?;
+            let role = r.u8()?;
+            let role = GroupRole::from_u8(role).ok_or(DecodeError::UnknownKind {
+                what: "group role",
+                value: role,
+            })?;
+            SyncItem::Message(Arc::new(ConvRecord {
+                conv_seq,
+                from_user,
+                from_device,
+                from_seq,
+                time_ms,
+                topic,
+                msg_type: 0,
+                payload: Bytes::new(),
+                recalled: true,
+                event: Some(GroupEvent { kind, user, role }),
             }))
         }
         3 => SyncItem::Read,
@@ -227,6 +265,7 @@ mod tests {
             msg_type: 5,
             payload: Bytes::from_static(b"not stored here"),
             recalled: false,
+            event: None,
         });
         let items = [
             SyncItem::Receipt {

@@ -6,15 +6,19 @@
 //! inbox entries, and this marker. Format 1 values stay readable as they are
 //! (every decoder accepts them), so the upgrade writes no data: it creates
 //! the new column families and stamps the marker, once, before anything
-//! else is written. A folder written by a newer ternd is refused with a
-//! clear error, never guessed at.
+//! else is written. Format 3 adds the group column family
+//! (`group_values.rs`) and a flag bit in records (group events); formats 1
+//! and 2 upgrade the same way, by creating the column family and stamping
+//! the marker, since nothing they hold changes meaning. A folder written by
+//! a newer ternd is refused with a clear error, never guessed at (so a
+//! format 2 ternd refuses a folder this build upgraded).
 
 use rocksdb::DB;
 
 use super::rocks::StoreError;
 
 /// The format this build writes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Key of the marker, in the default column family.
 const FORMAT_KEY: &[u8] = b"tern.format";
@@ -56,7 +60,7 @@ pub fn check_and_upgrade(db: &DB, existed: bool) -> Result<Opened, StoreError> {
     let opened = match found {
         0 => Opened::Created,
         FORMAT => return Ok(Opened::Current),
-        1 => Opened::Upgraded { from: 1 },
+        from @ (1 | 2) => Opened::Upgraded { from },
         newer => {
             return Err(StoreError::NewerFormat {
                 found: newer,

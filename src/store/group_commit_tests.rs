@@ -87,6 +87,14 @@ impl Store for GateStore {
     fn hidden(&self, user: u64, c: &ConvKey, low: u64, high: u64) -> Result<Vec<u64>, Injected> {
         Ok(self.inner.hidden(user, c, low, high).unwrap())
     }
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, tern_core::store::GroupMember)>, Injected> {
+        Ok(self.inner.group_members(group, after, max).unwrap())
+    }
     fn commit(&self, batch: &WriteBatch) -> Result<(), Injected> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         let mut g = self.open.lock().unwrap();

@@ -42,7 +42,7 @@ pub const CF_META: &str = "meta";
 pub const CF_DEVICE: &str = "device";
 /// Every column family the store uses (besides RocksDB's mandatory
 /// "default", which holds the format marker).
-pub const COLUMN_FAMILIES: [&str; 8] = [
+pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_INBOX,
     CF_META,
     CF_DEVICE,
@@ -51,6 +51,7 @@ pub const COLUMN_FAMILIES: [&str; 8] = [
     super::conv_values::CF_USER_CONV,
     super::conv_values::CF_CONV_LIST,
     super::conv_values::CF_HIDDEN,
+    super::group_values::CF_GROUP_MEMBER,
 ];
 
 /// Length of an inbox key.

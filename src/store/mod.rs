@@ -9,13 +9,15 @@
 //!   fsync covers many batches.
 //! - [`keys`] documents and implements the on-disk layout: column families,
 //!   big-endian keys, versioned value encodings ([`entry_values`] for inbox
-//!   entries, [`conv_values`] for conversations); [`format`] checks the data
+//!   entries, [`conv_values`] for conversations, [`group_values`] for group
+//!   membership); [`format`] checks the data
 //!   folder's format and upgrades older ones.
 
 pub mod conv_values;
 pub mod entry_values;
 pub mod format;
 pub mod group_commit;
+pub mod group_values;
 pub mod keys;
 pub mod rocks;
 mod rocks_read;

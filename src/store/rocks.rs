@@ -22,7 +22,8 @@ use rocksdb::{
 };
 use tern_core::conv::{ConvKey, ConvState};
 use tern_core::store::{
-    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, UserConv, WriteBatch, WriteOp,
+    ConvMeta, ConvRecord, DeviceState, GroupMember, InboxMeta, Store, StoredEntry, UserConv,
+    WriteBatch, WriteOp,
 };
 
 use super::conv_values::{
@@ -30,6 +31,7 @@ use super::conv_values::{
 };
 use super::entry_values::encode_entry;
 use super::format::{self, Opened};
+use super::group_values as gv;
 use super::keys::{self, DecodeError, CF_DEVICE, CF_INBOX, CF_META, COLUMN_FAMILIES};
 
 /// Errors of the RocksDB store.
@@ -171,6 +173,13 @@ impl RocksStore {
         db_opts.set_max_total_wal_size((options.write_buffer_size as u64).saturating_mul(4));
         // Keep the informational LOG files few.
         db_opts.set_keep_log_file_num(4);
+        // RocksDB's own LOG (in the data folder) records fatal errors only.
+        // Debian's librocksdb is built with assertions on: once a LOG write
+        // fails on a full disk, the next LOG line aborts the whole process
+        // (WritableFileWriter asserts on its earlier error), so a full disk
+        // would crash the daemon instead of refusing writes until space is
+        // freed. The daemon logs every storage failure itself.
+        db_opts.set_log_level(rocksdb::LogLevel::Fatal);
 
         let cf = |name: &str, write_buffer: usize, point_lookups: bool| {
             let mut table = BlockBasedOptions::default();
@@ -203,6 +212,7 @@ impl RocksStore {
             cf(CF_USER_CONV, small, true),
             cf(CF_CONV_LIST, small, false),
             cf(CF_HIDDEN, small, false),
+            cf(gv::CF_GROUP_MEMBER, small, false),
         ];
 
         let existed = format::existed(&path);
@@ -345,6 +355,15 @@ impl Store for RocksStore {
         self.read_hidden(user, conv, low, high)
     }
 
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, GroupMember)>, StoreError> {
+        self.read_group_members(group, after, max)
+    }
+
     fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let inbox = self.cf(CF_INBOX)?;
         let meta = self.cf(CF_META)?;
@@ -432,6 +451,17 @@ impl Store for RocksStore {
                         self.cf(CF_HIDDEN)?,
                         cv::hidden_key(*user, conv, *conv_seq),
                         [],
+                    );
+                }
+                WriteOp::GroupMember {
+                    group,
+                    user,
+                    member,
+                } => {
+                    wb.put_cf(
+                        self.cf(gv::CF_GROUP_MEMBER)?,
+                        gv::member_key(*group, *user),
+                        gv::encode_member(member),
                     );
                 }
             }

@@ -193,6 +193,7 @@ fn message_entries_read_back_with_their_record_as_it_is_now() {
         msg_type: 0,
         payload: Bytes::from_static(b"hi"),
         recalled: false,
+        event: None,
     };
     let written = StoredEntry {
         seq: 1,
@@ -252,4 +253,62 @@ fn reopen_keeps_data() {
     }
     let s = RocksStore::open_default(dir.path()).unwrap();
     assert_eq!(s.read_inbox(1, 0, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_format_2_folder_gains_the_group_column_family_and_keeps_its_data() {
+    // A format 2 folder: the column families of format 2, its marker, and
+    // a record, written with RocksDB directly.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let conv = ConvKey::Direct { lo: 1, hi: 2 };
+    let record = ConvRecord {
+        conv_seq: 1,
+        from_user: 1,
+        from_device: 1,
+        from_seq: 1,
+        time_ms: 5,
+        topic: 0,
+        msg_type: 0,
+        payload: Bytes::from_static(b"old"),
+        recalled: false,
+        event: None,
+    };
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let format_2: Vec<&str> = COLUMN_FAMILIES
+            .iter()
+            .copied()
+            .filter(|c| *c != super::super::group_values::CF_GROUP_MEMBER)
+            .collect();
+        assert_eq!(format_2.len(), 8);
+        let db = rocksdb::DB::open_cf(&o, &path, &format_2).unwrap();
+        db.put(b"tern.format", 2u32.to_be_bytes()).unwrap();
+        let cf = db.cf_handle(CF_CONV).unwrap();
+        db.put_cf(cf, cv::record_key(&conv, 1), cv::encode_record(&record))
+            .unwrap();
+    }
+    let s = RocksStore::open_default(&path).expect("a format 2 folder opens");
+    assert_eq!(s.opened(), Opened::Upgraded { from: 2 });
+    assert_eq!(s.read_conv(&conv, 0, 10).unwrap(), vec![record]);
+    let member = GroupMember {
+        role: tern_core::wire::GroupRole::Owner,
+        joined: 1,
+        left: 0,
+    };
+    s.commit(&WriteBatch {
+        ops: vec![WriteOp::GroupMember {
+            group: 9,
+            user: 1,
+            member,
+        }],
+    })
+    .unwrap();
+    assert_eq!(s.group_members(9, 0, 10).unwrap(), vec![(1, member)]);
+    drop(s);
+    let s = RocksStore::open_default(&path).unwrap();
+    assert_eq!(s.opened(), Opened::Current, "upgraded once");
+    assert_eq!(s.group_members(9, 0, 10).unwrap(), vec![(1, member)]);
 }

@@ -3,8 +3,12 @@
 #![allow(dead_code)]
 
 mod common;
+pub mod faultfs;
+pub mod loopfs;
 pub mod process;
 pub mod raw_client;
+pub mod sidecar;
+pub mod streams;
 
 // Not every test uses every helper.
 #[allow(unused_imports)]

@@ -13,11 +13,15 @@ use tern_core::wire::limits::*;
 use tern_core::wire::varint::MAX;
 use tern_core::wire::{
     Ack, DecodeError, Deliver, EncodeError, EntryBody, Frame, Header, Packet, PacketBuilder,
-    Reader, Send, FLAG_SEALED, TRAILER,
+    Reader, Send, TRAILER,
 };
 
 #[path = "common/proptest_seed.rs"]
 mod proptest_seed;
+
+#[path = "common/datagrams.rs"]
+mod datagrams;
+use datagrams::{damage_verdict, datagram, with_trailer, H};
 
 // ---------------------------------------------------------------------------
 // Allocation tracking: the largest single allocation made by this thread while
@@ -146,40 +150,6 @@ fn decode_frame(b: &[u8]) -> (Result<Frame, DecodeError>, usize) {
     let f = Frame::decode(&mut r);
     (f, r.remaining())
 }
-
-/// Appends the CRC-32 trailer to `body`.
-fn with_trailer(body: &[u8]) -> Bytes {
-    let mut out = body.to_vec();
-    out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
-    Bytes::from(out)
-}
-
-/// A clear datagram: `header`, then `body` as frame bytes, then a correct trailer.
-fn datagram(header: Header, body: &[u8]) -> Bytes {
-    let mut out = Vec::new();
-    header.encode(&mut out);
-    out.extend_from_slice(body);
-    with_trailer(&out)
-}
-
-/// What `Packet::decode` answers for a datagram of at least 4 bytes whose
-/// trailer does not match, by the order of packet.md "Decoding": version,
-/// then the sealed flag, then the trailer.
-fn damage_verdict(datagram: &[u8]) -> DecodeError {
-    if !tern_core::wire::is_supported_version(datagram[0]) {
-        DecodeError::UnsupportedVersion(datagram[0])
-    } else if datagram[1] == FLAG_SEALED {
-        DecodeError::Sealed
-    } else {
-        DecodeError::Checksum
-    }
-}
-
-const H: Header = Header {
-    session_id: 0x3f8e_2c91_d4a7_b615,
-    packet_number: 1,
-    version: tern_core::wire::VERSION,
-};
 
 // ---------------------------------------------------------------------------
 // Properties.
@@ -504,97 +474,6 @@ fn huge_counts_and_lengths_are_refused_without_allocating() {
             "body {body:02x?}: allocated {largest} bytes"
         );
     }
-}
-
-#[test]
-fn version_then_sealed_flag_then_trailer() {
-    // packet.md "Decoding": the version byte, then the sealed flag, are read
-    // before the trailer; any other flags value is judged with the header,
-    // after the trailer.
-    let clear = Packet {
-        header: H,
-        frames: vec![Frame::Heartbeat(5)],
-    }
-    .encode();
-    let with_byte = |i: usize, v: u8, fix_trailer: bool| {
-        let mut d = clear.to_vec();
-        d[i] = v;
-        if fix_trailer {
-            with_trailer(&d[..d.len() - TRAILER])
-        } else {
-            Bytes::from(d)
-        }
-    };
-    for fix in [false, true] {
-        assert_eq!(
-            Packet::decode(with_byte(1, FLAG_SEALED, fix)),
-            Err(DecodeError::Sealed)
-        );
-        assert_eq!(
-            Packet::decode(with_byte(0, 3, fix)),
-            Err(DecodeError::UnsupportedVersion(3))
-        );
-    }
-    assert_eq!(
-        Packet::decode(with_byte(1, 0x02, false)),
-        Err(DecodeError::Checksum)
-    );
-    assert_eq!(
-        Packet::decode(with_byte(1, 0x02, true)),
-        Err(DecodeError::InvalidValue { field: "flags" })
-    );
-    // The flag needs only byte 1: too short for a trailer, still sealed.
-    assert_eq!(
-        Packet::decode(Bytes::from_static(&[1, FLAG_SEALED])),
-        Err(DecodeError::Sealed)
-    );
-    assert_eq!(
-        Packet::decode(Bytes::from_static(&[1])),
-        Err(DecodeError::Incomplete { needed: 3 })
-    );
-}
-
-#[test]
-fn a_bit_flip_that_sets_the_sealed_flag_is_sealed_not_checksum() {
-    // The input that made `mutated_packets_never_panic` fail about one run in
-    // eight (issue 10, item 1): an empty packet whose flags byte became 0x01.
-    let mut d = Packet {
-        header: Header {
-            session_id: 0,
-            packet_number: 1,
-            version: tern_core::wire::VERSION,
-        },
-        frames: vec![],
-    }
-    .encode()
-    .to_vec();
-    d[1] = 1;
-    assert_eq!(damage_verdict(&d), DecodeError::Sealed);
-    assert_eq!(Packet::decode(Bytes::from(d)), Err(DecodeError::Sealed));
-}
-
-#[test]
-fn oversized_datagrams_are_refused_unread() {
-    let big = Bytes::from(vec![0u8; MAX_RECV_DATAGRAM + 1]);
-    assert_eq!(
-        Packet::decode(big),
-        Err(DecodeError::TooLong {
-            field: "datagram",
-            len: MAX_RECV_DATAGRAM as u64 + 1,
-            max: MAX_RECV_DATAGRAM,
-        })
-    );
-    // Exactly the limit is read: a header, padding, the trailer.
-    let pad = MAX_RECV_DATAGRAM - H.len() - TRAILER;
-    let ok = datagram(H, &vec![0u8; pad]);
-    assert_eq!(ok.len(), MAX_RECV_DATAGRAM);
-    assert_eq!(
-        Packet::decode(ok),
-        Ok(Packet {
-            header: H,
-            frames: vec![Frame::Padding(pad)],
-        })
-    );
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! - [`ternd`]: the one launcher of the real `ternd` process (chaos run,
 //!   benchmarks, peer bench, the root crate's integration tests), on
 //!   [`process`], the lab's child-process handling.
+//! - [`sidecar`]: the launcher of the real `tern sidecar` process, and
+//!   [`http`], a small blocking HTTP client of its API and `ternd`'s.
 //! - [`args`]: command-line value parsers the lab's binaries share.
 //!
 //! The binaries `tern-peerbench` (Tern against Mosquitto under kernel-level
@@ -19,8 +21,10 @@
 pub mod args;
 pub mod bench;
 pub mod chaos;
+pub mod http;
 pub mod process;
 pub mod proxy;
+pub mod sidecar;
 pub mod ternd;
 
 pub use proxy::{run_proxy, Proxy, ProxyConfig, ProxyControl, ProxyError, ProxyStats};

@@ -194,6 +194,7 @@ impl TerndConfig {
             quic: None,
             fingerprint: None,
             seal_key: None,
+            api: None,
         };
         d.read_addresses()?;
         Ok(d)
@@ -235,12 +236,14 @@ pub struct Ternd {
     quic: Option<SocketAddr>,
     fingerprint: Option<String>,
     seal_key: Option<SealKey>,
+    api: Option<SocketAddr>,
 }
 
 /// What `ternd serve` prints at start, so far.
 #[derive(Default)]
 struct Printed {
     seal_key: Option<SealKey>,
+    api: Option<SocketAddr>,
     udp: Option<SocketAddr>,
     quic: Option<SocketAddr>,
     fingerprint: Option<String>,
@@ -262,6 +265,8 @@ impl Ternd {
         let printed = process.wait_for("print its address", timeout, |line| {
             if let Some(k) = line.strip_prefix("seal key ") {
                 p.seal_key = k.parse().ok();
+            } else if let Some(a) = line.strip_prefix("listening on api http://") {
+                p.api = a.parse().ok();
             } else if let Some(a) = line.strip_prefix("listening on udp://") {
                 p.udp = Some(match parse_addr(a) {
                     Ok(a) => a,
@@ -284,7 +289,13 @@ impl Ternd {
         self.quic = printed.quic;
         self.fingerprint = printed.fingerprint;
         self.seal_key = printed.seal_key;
+        self.api = printed.api;
         Ok(())
+    }
+
+    /// The server API's address (`[api] listen`), when enabled.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api
     }
 
     /// Reads what it prints after its start lines until `ready` returns a
@@ -371,6 +382,10 @@ impl Ternd {
         let mut config = self.config.clone().listen(self.addr);
         if let Some(q) = self.quic {
             config = config.quic(q);
+        }
+        if let Some(a) = self.api {
+            // The API comes back on its port too.
+            config = config.env("TERN_API_LISTEN", a.to_string());
         }
         let d = config.start_retrying(within)?;
         *self = Ternd {

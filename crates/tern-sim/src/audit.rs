@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tern_core::client::{ClientConn, ConvList, HistoryPage};
 use tern_core::time::Time;
-use tern_core::wire::{ConvRef, RecordBody};
+use tern_core::wire::{ConvRef, ReadCounts, RecordBody};
 
 use crate::checker::Dev;
 use crate::conv_view::Views;
@@ -34,6 +34,14 @@ pub struct Audit {
     todo: Vec<(ConvRef, u64)>,
     asked: Option<(ConvRef, u64)>,
     pub done: bool,
+    /// Groups runs, the owner's device: read counts of the group's records
+    /// `1 ..= head` to ask for once the histories are paged.
+    pub count_group: Option<(u64, u64)>,
+    /// The next record to ask counts from, and when it was asked.
+    count_next: u64,
+    count_asked: Option<Time>,
+    /// Read counts per record: (members, read by).
+    pub counts: BTreeMap<u64, (u64, u64)>,
 }
 
 impl Audit {
@@ -65,8 +73,44 @@ impl Audit {
                     self.asked = Some((conv, before));
                 }
             }
-            None => self.done = true,
+            None => self.drive_counts(now, conn),
         }
+    }
+
+    /// Asks for the read counts of the group, 64 records at a time (again
+    /// when an answer is overdue: it is one datagram, and may be lost).
+    fn drive_counts(&mut self, now: Time, conn: &mut ClientConn) {
+        let Some((group, head)) = self.count_group else {
+            self.done = true;
+            return;
+        };
+        self.count_next = self.count_next.max(1);
+        if self.count_next > head {
+            self.done = true;
+            return;
+        }
+        let overdue = self
+            .count_asked
+            .is_none_or(|at| now.saturating_since(at) > std::time::Duration::from_secs(2));
+        if overdue
+            && conn
+                .request_read_counts(group, self.count_next, 64)
+                .is_some()
+        {
+            self.count_asked = Some(now);
+        }
+    }
+
+    /// Read counts arrived.
+    pub fn on_counts(&mut self, c: &ReadCounts) {
+        if !self.running() || c.low != self.count_next || self.count_asked.is_none() {
+            return;
+        }
+        for (i, n) in c.read_by.iter().enumerate() {
+            self.counts.insert(c.low + i as u64, (c.members, *n));
+        }
+        self.count_asked = None;
+        self.count_next = c.low + c.read_by.len().max(1) as u64;
     }
 
     /// The list arrived: every conversation in it is paged through.
@@ -89,7 +133,7 @@ impl Audit {
         for r in &page.records {
             let payload = match &r.body {
                 RecordBody::Message { payload, .. } => payload.clone(),
-                RecordBody::Recalled { .. } => Bytes::new(),
+                RecordBody::Recalled { .. } | RecordBody::Member(_) => Bytes::new(),
             };
             h.insert(r.conv_seq, (r.from_user, payload));
         }

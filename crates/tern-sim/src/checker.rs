@@ -73,6 +73,8 @@ pub struct Checker {
     rehanded: u64,
     violations: Vec<String>,
     latencies: Vec<u64>,
+    /// Group entries and posts (groups runs).
+    pub group: crate::group_check::GroupCheck,
 }
 
 impl Checker {
@@ -166,6 +168,10 @@ impl Checker {
             ));
         }
         inbox.last = inbox.last.max(d.seq);
+        if crate::group_check::is_group(d) {
+            self.group.on_entry(me, d);
+            return;
+        }
         let SyncBody::Message { payload, .. } = &d.body else {
             return;
         };
@@ -222,6 +228,11 @@ impl Checker {
         }
     }
 
+    /// The last inbox sequence handed to `me` in this life of its process.
+    pub fn last_handed(&self, me: Dev) -> u64 {
+        self.inboxes.get(&me).map_or(0, |i| i.last)
+    }
+
     /// `me` joins after the messages were sent.
     pub fn add_late(&mut self, me: Dev) {
         self.late.insert(me);
@@ -256,6 +267,7 @@ impl Checker {
             ));
         }
         self.stored_life.retain(|(from, _)| *from != me);
+        self.group.on_restart(me, durable);
         let inbox = self.inboxes.entry(me).or_default();
         // Handed but not saved as released: the new process gets them again.
         let before = inbox.seen.len();

@@ -287,19 +287,28 @@ impl SimClient {
                 }
                 ClientEvent::Stored { op, seq, .. } => {
                     let r = row(&op).and_then(|k| self.durable.outbox.remove(&k));
-                    if let Some(n) = r.and_then(|r| r.n) {
-                        checker.on_stored(dev, n, seq);
+                    match r {
+                        Some(Row { n: Some(n), op, .. }) if is_group_op(&op) => {
+                            checker.group.on_stored(dev, n)
+                        }
+                        Some(Row { n: Some(n), .. }) => checker.on_stored(dev, n, seq),
+                        _ => {}
                     }
                     p.ops.remove(&op);
                 }
                 ClientEvent::Rejected { op, code, .. } => {
                     if let Some(r) = row(&op).and_then(|k| self.durable.outbox.remove(&k)) {
-                        checker.on_rejected(dev, r.n, code);
+                        if is_group_op(&r.op) {
+                            checker.group.on_rejected(dev, r.n, code);
+                        } else {
+                            checker.on_rejected(dev, r.n, code);
+                        }
                     }
                     p.ops.remove(&op);
                 }
                 ClientEvent::ConvList(list) => self.audit.on_list(list),
                 ClientEvent::History(page) => self.audit.on_page(&page),
+                ClientEvent::ReadCounts(c) => self.audit.on_counts(&c),
                 ClientEvent::Entry(d) => {
                     checker.on_entry(now, dev, &d);
                     p.unread.push_back(d);
@@ -386,6 +395,16 @@ impl SimClient {
         if self.submit(now, op, None) {
             self.durable.views.mark(m.conv, m.up_to);
         }
+    }
+}
+
+/// Whether `op` is about a group (a post into one, or a membership
+/// operation): the group checker follows it.
+fn is_group_op(op: &Outgoing) -> bool {
+    match op {
+        Outgoing::Post { conv, .. } => conv.kind == tern_core::wire::ConvKind::Group,
+        Outgoing::Group { .. } => true,
+        _ => false,
     }
 }
 

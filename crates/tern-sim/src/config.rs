@@ -54,6 +54,14 @@ pub struct SimConfig {
     /// Devices that join after the window (conversations runs): they hold
     /// no sync history and must page through all of it.
     pub late_devices: u32,
+    /// Groups run (implies `conversations`): user 1 creates one group with
+    /// every user but the last two, every message is posted into it, and
+    /// `group_churn` times during the window the membership changes (a
+    /// spare user is added, a member is removed by the owner, or a member
+    /// leaves) while traffic goes on.
+    pub groups: bool,
+    /// Membership changes during the window (groups runs).
+    pub group_churn: u32,
 }
 
 impl SimConfig {
@@ -78,7 +86,18 @@ impl SimConfig {
             settle: Duration::from_secs(600),
             conversations: false,
             late_devices: 0,
+            groups: false,
+            group_churn: 0,
         }
+    }
+
+    /// The same with one group carrying all traffic and `churn` membership
+    /// changes during it.
+    pub fn groups(mut self, churn: u32) -> Self {
+        self = self.conversations();
+        self.groups = true;
+        self.group_churn = churn;
+        self
     }
 
     /// The same in protocol version 2, with one late device.

@@ -19,6 +19,9 @@ pub struct ConvView {
     pub msgs: BTreeMap<u64, (u64, Bytes)>,
     /// The user's read position.
     pub read: u64,
+    /// Which of `msgs` are group membership events (held like records,
+    /// never unread).
+    pub events: std::collections::BTreeSet<u64>,
 }
 
 /// A read position to report (MARK_READ), with the READ receipt for the
@@ -65,6 +68,12 @@ impl Views {
                 v.read = v.read.max(e.conv_seq);
                 None
             }
+            SyncBody::Member(_) => {
+                let v = self.convs.entry(e.conv).or_default();
+                v.events.insert(e.conv_seq);
+                v.msgs.insert(e.conv_seq, (e.from_user, Bytes::new()));
+                None
+            }
             _ => None,
         }
     }
@@ -80,7 +89,7 @@ impl Views {
         self.convs.get(conv).map_or(0, |v| {
             v.msgs
                 .range(v.read + 1..)
-                .filter(|(_, (from, _))| *from != user)
+                .filter(|(seq, (from, _))| *from != user && !v.events.contains(seq))
                 .count() as u64
         })
     }

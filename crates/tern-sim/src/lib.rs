@@ -10,6 +10,8 @@
 //! - `client`: a device: its durable state, and the process driving its
 //!   `ClientConn` exactly as the client library's driver does.
 //! - `checker`: the exactly-once, in-order invariants checked on every run.
+//! - `group_check`: in groups runs, every member device's records against
+//!   the group's timeline and the membership its events describe.
 //! - `conv_view`, `audit`: in version 2 runs, what each device's application
 //!   holds of its conversations, and the end-of-run agreement of every
 //!   device with every other and with the server's history and list.
@@ -21,10 +23,12 @@ mod checker;
 mod client;
 mod config;
 mod conv_view;
+mod group_check;
 pub mod hostile;
 pub mod impairment;
 pub mod pair;
 pub mod seeds;
 pub mod world;
+mod world_groups;
 
 pub use world::{run, SimConfig, SimReport};

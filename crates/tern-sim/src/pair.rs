@@ -27,6 +27,9 @@ pub struct Pair {
     pub clients: Vec<(SocketAddr, ClientConn)>,
     /// Virtual time.
     pub now: Time,
+    /// While set, every commit fails (a full or failing disk): nothing is
+    /// applied and the broker is told so.
+    pub fail_commits: bool,
     /// Every datagram a client sent, with the address it came from, in
     /// order: tests replay them late.
     pub sent: Vec<(SocketAddr, Bytes)>,
@@ -43,6 +46,7 @@ impl Pair {
             store,
             clients: Vec::new(),
             now: Time::ZERO,
+            fail_commits: false,
             sent: Vec::new(),
             cfg,
         }
@@ -121,7 +125,10 @@ impl Pair {
         }
         self.broker.handle_timeout(self.now);
         while let Some(c) = self.broker.poll_commit() {
-            let result = self.store.commit(&c.batch).map_err(|e| e.to_string());
+            let result = match self.fail_commits {
+                true => Err("No space left on device".to_string()),
+                false => self.store.commit(&c.batch).map_err(|e| e.to_string()),
+            };
             self.broker.handle_committed(self.now, c.id, result);
             moved = true;
         }

@@ -58,6 +58,8 @@ struct World<'a> {
     registered: usize,
     /// Devices added after the window (conversations runs).
     late: usize,
+    /// The group's script (groups runs).
+    group: crate::world_groups::GroupScript,
     /// The end-of-run audit was started (conversations runs).
     audited: bool,
     /// `TERN_SIM_TRACE` set: print every client event.
@@ -84,7 +86,13 @@ impl<'a> World<'a> {
             .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.02..1.0)))
             .collect();
         client_crash_at.sort();
+        // Drawn only in groups runs, so other runs keep their seeds' runs.
+        let mut churn_at: Vec<Time> = (0..if cfg.groups { cfg.group_churn } else { 0 })
+            .map(|_| Time::ZERO + cfg.send_window.mul_f64(rng.gen_range(0.1..0.9)))
+            .collect();
+        churn_at.sort();
         let mut w = World {
+            group: crate::world_groups::GroupScript::new(cfg.users, churn_at),
             cfg,
             now: Time::ZERO,
             store,
@@ -215,7 +223,19 @@ impl<'a> World<'a> {
         }
         if !self.audited {
             self.audited = true;
+            let group = self.checker.group.id.map(|g| {
+                let head = self
+                    .store
+                    .conv_meta(&tern_core::conv::ConvKey::Group(g))
+                    .ok()
+                    .flatten()
+                    .map_or(0, |m| m.head);
+                (g, head)
+            });
             for c in &mut self.clients {
+                if self.cfg.groups && c.user == 1 && c.device == 1 {
+                    c.audit.count_group = group;
+                }
                 c.audit.start();
             }
             return true;
@@ -229,6 +249,31 @@ impl<'a> World<'a> {
             && !self.broker.commit_in_flight()
             && self.clients.iter().all(SimClient::is_idle)
             && self.checker.all_delivered(u64::from(self.cfg.devices))
+            && (!self.cfg.groups || self.group_complete())
+    }
+
+    /// Groups runs: every on-time device was handed its whole sync
+    /// timeline (read positions included) and so its user's stretches of
+    /// the group, and every post settled. (The direct checker's count says
+    /// nothing here, and the broker may still owe a device an entry while
+    /// every link is quiet: a session it marked unreachable waits for the
+    /// device's next heartbeat.)
+    fn group_complete(&self) -> bool {
+        let on_time = self.clients.len() - self.late;
+        let devices: Vec<(u64, u32)> = self.clients[..on_time]
+            .iter()
+            .map(|c| (c.user, c.device))
+            .collect();
+        let caught_up = devices.iter().all(|&(user, device)| {
+            let head = self
+                .store
+                .inbox_meta(user)
+                .ok()
+                .flatten()
+                .map_or(0, |m| m.head);
+            self.checker.last_handed((user, device)) >= head
+        });
+        caught_up && self.checker.group.complete(&self.store, &devices)
     }
 
     fn next_time(&self) -> Option<Time> {
@@ -271,6 +316,14 @@ impl<'a> World<'a> {
         if self.crash_at.first().is_some_and(|t| *t <= now) {
             self.crash_at.remove(0);
             self.crash();
+        }
+        if let Some(g) = self.checker.group.id {
+            if self.group.churn_at.first().is_some_and(|t| *t <= now) {
+                self.group.churn_at.remove(0);
+                if let Some((i, op)) = self.group.churn(&mut self.rng, g, &self.clients) {
+                    self.clients[i].submit(now, op, None);
+                }
+            }
         }
         if self.client_crash_at.first().is_some_and(|t| *t <= now) {
             self.client_crash_at.remove(0);
@@ -401,13 +454,15 @@ impl<'a> World<'a> {
         // Devices register at their first login; the inbox is trimmed past
         // what every registered device has read, so a device that has never
         // logged in gets no history. Start sending once all have registered.
+        if self.cfg.groups && all_registered && !self.group.created && i == 0 {
+            self.group.create(&mut self.clients[0], now);
+        }
+        let c = &mut self.clients[i];
         let (due, left) = (c.next_send <= now && all_registered, c.to_send);
         if left > 0 && due && !self.healed() {
             self.send_one(i);
         } else if left > 0 && self.healed() && all_registered {
-            while self.clients[i].to_send > 0 {
-                self.send_one(i);
-            }
+            while self.clients[i].to_send > 0 && self.send_one(i) {}
         }
         let c = &mut self.clients[i];
         let woken = c.wake(now, &mut self.checker);
@@ -434,8 +489,16 @@ impl<'a> World<'a> {
         }
     }
 
-    fn send_one(&mut self, i: usize) {
+    /// Submits the next message of client `i`; false when it cannot yet (a
+    /// groups run before the group's id is known).
+    fn send_one(&mut self, i: usize) -> bool {
         let now = self.now;
+        let group = self.checker.group.id;
+        if self.cfg.groups && group.is_none() {
+            let c = &mut self.clients[i];
+            c.next_send = now + Duration::from_millis(100);
+            return false;
+        }
         let users = self.cfg.users;
         let mut to = self.rng.gen_range(1..=users);
         if to == self.clients[i].user && users > 1 {
@@ -448,7 +511,14 @@ impl<'a> World<'a> {
         c.next_send = now + gap.mul_f64(self.rng.gen_range(0.5..1.5));
         let conv = c.user.min(to) * 1_000_000 + c.user.max(to);
         let payload = Checker::payload(c.user, c.device, n);
-        let op = if self.cfg.conversations {
+        let op = if let Some(g) = group.filter(|_| self.cfg.groups) {
+            Outgoing::Post {
+                conv: crate::world_groups::conv(g),
+                topic: 0,
+                msg_type: 0,
+                payload,
+            }
+        } else if self.cfg.conversations {
             Outgoing::Post {
                 conv: tern_core::wire::ConvRef::direct(to),
                 topic: conv,
@@ -466,7 +536,11 @@ impl<'a> World<'a> {
         if c.submit(now, op, Some(n)) {
             self.report.submitted += 1;
             let dev = (c.user, c.device);
-            self.checker.on_submit(now, dev, to, n);
+            if self.cfg.groups {
+                self.checker.group.on_submit(dev, n);
+            } else {
+                self.checker.on_submit(now, dev, to, n);
+            }
         }
         if self.rng.gen_bool(self.cfg.address_change.clamp(0.0, 1.0)) {
             let old = self.clients[i].addr;
@@ -475,6 +549,7 @@ impl<'a> World<'a> {
             self.clients[i].addr = new;
             self.by_addr.insert(new, i);
         }
+        true
     }
 
     fn finish(mut self) -> SimReport {
@@ -484,7 +559,16 @@ impl<'a> World<'a> {
             .iter()
             .map(|c| (c.user, c.device))
             .collect();
+        let group = std::mem::take(&mut self.checker.group);
         self.checker.verify(&devices, &mut self.report);
+        if self.cfg.groups {
+            let found = group.verify(&self.store, &devices);
+            self.report.violations.extend(found);
+            if let Some(owner) = self.clients.iter().find(|c| c.user == 1 && c.device == 1) {
+                let found = crate::group_check::verify_counts(&self.store, &owner.audit);
+                self.report.violations.extend(found);
+            }
+        }
         if self.cfg.conversations {
             let audited: Vec<_> = self
                 .clients

@@ -93,6 +93,7 @@ fn record_texts(page: &HistoryPage) -> Vec<(u64, String)> {
                 (r.conv_seq, String::from_utf8_lossy(payload).into_owned())
             }
             RecordBody::Recalled { .. } => (r.conv_seq, "<recalled>".into()),
+            RecordBody::Member(e) => (r.conv_seq, format!("<member {e:?}>")),
         })
         .collect()
 }

@@ -70,6 +70,11 @@ impl Admission {
         }
     }
 
+    /// Source addresses with a bucket (at most `max_sources`).
+    pub fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+
     /// May a pre-login packet from `from` be looked at now?
     pub fn allow(&mut self, now: Time, from: &Peer) -> bool {
         let source = (from.transport, from.addr.ip());

@@ -5,11 +5,13 @@
 //! in-memory assumption.
 
 use super::convs::StagedConvs;
+use super::session::Out;
 use super::users::Dev;
 use super::{Broker, BrokerEvent};
 use crate::conv::ConvKey;
 use crate::store::{ConvRecord, DeviceState, Store, StoredEntry, WriteBatch, WriteOp};
 use crate::time::Time;
+use crate::wire::{ErrorCode, ErrorFrame, Frame, KickReason};
 
 /// A write batch handed to the driver, to commit durably.
 #[derive(Debug)]
@@ -153,6 +155,18 @@ impl<S: Store> Broker<S> {
                 up_to: *up_to,
             });
         }
+        for (group, user) in &staged.members {
+            if let Some(g) = self.convs.groups.get_mut(group) {
+                g.dirty.retain(|u| u != user);
+                if let Some(member) = g.rows.get(user) {
+                    batch.ops.push(WriteOp::GroupMember {
+                        group: *group,
+                        user: *user,
+                        member: *member,
+                    });
+                }
+            }
+        }
     }
 
     /// The driver's report on a batch from [`Broker::poll_commit`].
@@ -219,32 +233,84 @@ impl<S: Store> Broker<S> {
     }
 
     /// A commit failed: forget every in-memory assumption and reload from the
-    /// store. Senders retransmit whatever was not acknowledged.
+    /// store. Senders retransmit whatever was not acknowledged; sessions
+    /// whose operations were dropped are told why (ERROR 12, transient).
     pub(super) fn roll_back(&mut self) {
         self.staged = Staged::default();
+        let dropped = self.sessions_with_unstored_uplink();
         self.convs = Default::default();
-        let live: Vec<(u64, u64, u32)> = self
+        let live: Vec<(u64, u64, u32, u8)> = self
             .sessions
             .values()
-            .map(|s| (s.id, s.user, s.device))
+            .map(|s| (s.id, s.user, s.device, s.version))
             .collect();
         self.users.clear();
-        for (sid, user, device) in live {
+        let mut unloadable = Vec::new();
+        for (sid, user, device, version) in live {
             let applied = match self.user_mut(user) {
                 Ok(u) => {
+                    let last_private = u.meta.last_private;
                     let d = u
                         .devices
                         .entry(device)
                         .or_insert_with(|| Dev::new(DeviceState::default()));
                     d.session = Some(sid);
+                    // The login that registered this session's protocol
+                    // version may have been in the lost batch: without it
+                    // a version 1 session would look absent, and entries
+                    // only version 2 knows would be appended to its
+                    // timeline. Staged again in memory, it is written with
+                    // the device's next change (not at once: on a full
+                    // disk that would be a commit loop); a restart ends
+                    // the session anyway, and its next login registers it.
+                    if d.staged.version != version {
+                        d.staged.version = version;
+                        if version == crate::wire::VERSION {
+                            d.staged.checkpoint = d.staged.checkpoint.max(last_private);
+                        }
+                    }
                     d.durable.applied
                 }
-                Err(_) => 0,
+                Err(_) => {
+                    // Its user cannot be read back: the session could not
+                    // be attached again, so it ends and the device logs in
+                    // anew (KICK "shutdown": reconnect later).
+                    unloadable.push(sid);
+                    continue;
+                }
             };
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.uplink.reset(applied);
             }
         }
+        for sid in unloadable {
+            self.close_session(sid, KickReason::Shutdown, true);
+        }
+        for sid in dropped {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.out.push_back(Out::Frame(Frame::Error(ErrorFrame {
+                    code: ErrorCode::StorageFailure as u64,
+                    frame_type: 0,
+                    seq: 0,
+                    reason: "server storage unavailable; resend later".into(),
+                })));
+                self.touch(sid);
+            }
+        }
+    }
+
+    /// Sessions with uplink operations processed but not yet durable.
+    fn sessions_with_unstored_uplink(&self) -> Vec<u64> {
+        self.sessions
+            .values()
+            .filter(|s| {
+                self.users
+                    .get(&s.user)
+                    .and_then(|u| u.devices.get(&s.device))
+                    .is_some_and(|d| d.staged.applied > d.durable.applied)
+            })
+            .map(|s| s.id)
+            .collect()
     }
 
     pub(super) fn mark_user_dirty(&mut self, user: u64) {

@@ -40,6 +40,10 @@ pub struct BrokerConfig {
     /// Conversation timelines (and user states) cached, at most, before
     /// the clean ones are dropped after a commit.
     pub conv_cache_entries: usize,
+    /// Most members of one group (`proto-spec/groups.md`): the write
+    /// fan-out threshold. Until read fan-out lands, a group cannot grow past
+    /// it (an add or create beyond it is refused with `GroupFull`).
+    pub group_max_members: usize,
     /// Answer a LOGIN from an unproven address with RETRY (a stateless
     /// cookie) instead of creating a session: no state and no amplification
     /// for spoofed sources, at the cost of one round trip per login.
@@ -95,6 +99,7 @@ impl Default for BrokerConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: None,
             conv_cache_entries: 65_536,
+            group_max_members: 500,
             validate_addresses: true,
             prelogin_rate: 5_000.0,
             prelogin_burst: 10_000.0,

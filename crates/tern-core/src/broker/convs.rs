@@ -38,6 +38,8 @@ pub(crate) struct Convs {
     pub user_convs: HashMap<(u64, ConvKey), UserConvSlot>,
     /// Records staged or in flight, newest version of each.
     pub pending: super::records::Pending,
+    /// Groups' membership rows.
+    pub groups: HashMap<u64, super::groups::GroupCache>,
 }
 
 /// Conversation writes staged since the last batch was handed out.
@@ -49,6 +51,8 @@ pub(crate) struct StagedConvs {
     pub dirty_user_convs: Vec<(u64, ConvKey)>,
     pub hides: Vec<(u64, ConvKey, u64)>,
     pub trims: Vec<(ConvKey, u64)>,
+    /// Group membership rows: (group, user).
+    pub members: Vec<(u64, u64)>,
 }
 
 impl StagedConvs {
@@ -58,6 +62,7 @@ impl StagedConvs {
             && self.dirty_user_convs.is_empty()
             && self.hides.is_empty()
             && self.trims.is_empty()
+            && self.members.is_empty()
     }
 }
 
@@ -133,6 +138,9 @@ impl<S: Store> Broker<S> {
         if self.convs.user_convs.len() > max {
             self.convs.user_convs.retain(|_, s| s.dirty);
         }
+        if self.convs.groups.len() > max {
+            self.convs.groups.retain(|_, g| !g.dirty.is_empty());
+        }
     }
 
     /// Stages a record (new, or a recall marker replacing one).
@@ -176,6 +184,14 @@ impl<S: Store> Broker<S> {
         after.version = u.meta.list_version;
         u.meta.total_unread = (u.meta.total_unread + after.unread).saturating_sub(before.unread);
         self.mark_user_dirty(user);
+        if let (ConvKey::Group(g), true) = (conv, after.read_seq != before.read_seq) {
+            // "Read by N": the member's cursor moves, O(log records).
+            if let Some(c) = self.convs.groups.get_mut(&g) {
+                if c.reads.cursor(user).is_some() {
+                    c.reads.set(user, after.read_seq);
+                }
+            }
+        }
         let slot = self.user_conv_mut(user, conv)?;
         slot.state = after;
         if !slot.dirty {

@@ -155,7 +155,9 @@ impl<S: Store> Broker<S> {
         let (user, device) = (s.user, s.device);
         let mut best: Vec<Origin> = Vec::new();
         for (_, o) in released {
-            if o.from_user == user {
+            // Group messages get no DELIVERED receipts: one per member
+            // would cost the sender O(members) entries per message.
+            if o.from_user == user || matches!(o.conv, crate::conv::ConvKey::Group(_)) {
                 continue;
             }
             match best

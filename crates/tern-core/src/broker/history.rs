@@ -13,16 +13,19 @@ use crate::wire::{ty, ConvKind, ErrorCode, Frame, HistoryEnd, HistoryRequest, Re
 /// Most records in one history page (`HISTORY_MAX`).
 pub const HISTORY_MAX: u64 = 64;
 
+/// A group member whose row is not durable yet asked for history.
+const NOT_A_MEMBER: &str = "not a member of the group (yet)";
+
 impl<S: Store> Broker<S> {
     pub(super) fn on_history(&mut self, now: Time, sid: u64, req: HistoryRequest) {
         let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
             return;
         };
-        if req.conv.kind != ConvKind::Direct {
+        let key = ConvKey::of(user, req.conv);
+        if req.conv.kind != ConvKind::Direct && self.may_use(user, key, false) != Some(true) {
             self.queue_error(sid, ErrorCode::NoSuchConversation, ty::HISTORY);
             return;
         }
-        let key = ConvKey::of(user, req.conv);
         self.sweep_history(now, key);
         let cutoff = self.history_cutoff(now).unwrap_or(0);
         match self.history_page(user, &req, cutoff) {
@@ -31,6 +34,9 @@ impl<S: Store> Broker<S> {
                     s.out.extend(frames.into_iter().map(Out::Frame));
                 }
                 self.touch(sid);
+            }
+            Err(e) if e == NOT_A_MEMBER => {
+                self.queue_error(sid, ErrorCode::NoSuchConversation, ty::HISTORY);
             }
             Err(e) => {
                 self.events
@@ -57,7 +63,20 @@ impl<S: Store> Broker<S> {
             .map_err(err)?
             .unwrap_or_default();
         let mut floor = meta.trimmed.max(state.cleared_to);
-        let top = meta.head.saturating_add(1);
+        let mut top = meta.head.saturating_add(1);
+        if let ConvKey::Group(g) = key {
+            // A member sees the stretch of the timeline it was a member
+            // for: from the record that added it to the one that removed it.
+            let row = store
+                .group_members(g, user.saturating_sub(1), 1)
+                .map_err(err)?;
+            let Some((_, m)) = row.into_iter().find(|(u, _)| *u == user) else {
+                return Err(NOT_A_MEMBER.into());
+            };
+            let (low, high) = m.visible(meta.head);
+            floor = floor.max(low.saturating_sub(1));
+            top = top.min(high.saturating_add(1));
+        }
         let before = if req.before == 0 {
             top
         } else {
@@ -86,7 +105,9 @@ impl<S: Store> Broker<S> {
         let mut frames: Vec<Frame> = records
             .into_iter()
             .map(|r| {
-                let body = if r.recalled {
+                let body = if let Some(e) = r.event {
+                    RecordBody::Member(e)
+                } else if r.recalled {
                     RecordBody::Recalled {
                         msg_type: r.msg_type,
                     }

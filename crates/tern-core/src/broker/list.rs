@@ -60,7 +60,9 @@ impl<S: Store> Broker<S> {
                 let hidden = store
                     .hidden(user, &uc.key, s.last_seq, s.last_seq)
                     .map_err(err)?;
-                if let (Some(r), true) = (last.first(), hidden.is_empty()) {
+                // A membership event has no preview: the list shows messages.
+                let message = last.first().filter(|r| r.event.is_none());
+                if let (Some(r), true) = (message, hidden.is_empty()) {
                     preview = Some(ListPreview {
                         from_user: r.from_user,
                         age_s: wall.saturating_sub(r.time_ms) / 1000,

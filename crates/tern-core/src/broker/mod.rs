@@ -23,6 +23,8 @@
 //!   timeline appends; the uplink ACKs that release them once durable;
 //! - `post.rs`, `read_state.rs`, `recall.rs`: messages into conversations
 //!   (store first, then sync), read positions and deletions, recalls;
+//! - `groups.rs`, `group_members.rs`: group membership operations and
+//!   write fan-out to members, and the paged member list;
 //! - `list.rs`, `history.rs`: the conversation list and history pages;
 //! - `render.rs`: entries as DELIVER (version 1) or ENTRY (version 2);
 //! - `downlink.rs`: committed entries pushed and refilled, downlink ACKs,
@@ -30,7 +32,10 @@
 //! - `pull.rs`, `summary.rs`: paged pulls and counters-first summaries;
 //! - `retention.rs`: checkpoints, trims and the retention sweep;
 //! - `commit.rs`: staged writes, the batch in flight, durability, roll-back;
-//! - `timers.rs`: touched sessions flushed into datagrams, timers fired.
+//! - `timers.rs`: touched sessions flushed into datagrams, timers fired;
+//! - `service.rs`: operations of a session-less service device (the
+//!   server API's messages), through the same uplink path;
+//! - `inspect.rs`: presence, inbox and checkpoints for the server API, kicks.
 //!
 //! State lives in `session.rs` (one device connection), `users.rs` (the
 //! per-user cache), `convs.rs` and `records.rs` (conversations) and
@@ -43,8 +48,12 @@ mod config;
 mod convs;
 mod downlink;
 mod events;
+mod footprint;
+mod group_members;
+mod groups;
 mod history;
 mod history_trim;
+mod inspect;
 mod intake;
 mod lifecycle;
 mod list;
@@ -57,6 +66,7 @@ mod recall;
 mod records;
 mod render;
 mod retention;
+mod service;
 mod session;
 mod stats;
 mod summary;
@@ -67,10 +77,13 @@ mod users;
 pub use commit::Commit;
 pub use config::{BrokerConfig, SealPolicy};
 pub use events::BrokerEvent;
+pub use footprint::Footprint;
 pub use history::HISTORY_MAX;
+pub use inspect::{DeviceView, UserView};
 pub use list::{LIST_BUDGET, LIST_MAX_ITEMS};
 pub use peer::{Peer, Transport};
 pub use records::RECALL_SCAN;
+pub use service::{ServiceError, ServiceOutcome, ServicePosition};
 pub use stats::BrokerStats;
 
 use std::cmp::Reverse;

@@ -31,16 +31,19 @@ impl<S: Store> Broker<S> {
         if payload.len() > self.cfg.max_payload {
             return Applied::Refused(ErrorCode::PayloadTooLarge);
         }
-        if conv.kind != ConvKind::Direct {
-            return Applied::Refused(ErrorCode::NoSuchConversation);
-        }
-        let peer = conv.id;
-        match self.may_address(peer) {
-            None => return Applied::Retry,
-            Some(false) => return Applied::Refused(ErrorCode::UnknownRecipient),
-            Some(true) => {}
-        }
         let key = ConvKey::of(op.user, conv);
+        match conv.kind {
+            ConvKind::Direct => match self.may_address(conv.id) {
+                None => return Applied::Retry,
+                Some(false) => return Applied::Refused(ErrorCode::UnknownRecipient),
+                Some(true) => {}
+            },
+            ConvKind::Group | ConvKind::System => match self.may_use(op.user, key, true) {
+                None => return Applied::Retry,
+                Some(false) => return Applied::Refused(ErrorCode::NoSuchConversation),
+                Some(true) => {}
+            },
+        }
         self.sweep_history(now, key);
         let Ok(t) = self.timeline_mut(key) else {
             return Applied::Retry;
@@ -58,6 +61,7 @@ impl<S: Store> Broker<S> {
             msg_type,
             payload,
             recalled: false,
+            event: None,
         };
         self.stage_record(key, record.clone());
         let online = self.deliver_record(now, key, Arc::new(record));
@@ -65,8 +69,8 @@ impl<S: Store> Broker<S> {
     }
 
     /// Lists a stored record in the sync timelines of its conversation's
-    /// users and moves their conversation states. Returns whether the
-    /// record's other participant has a device online.
+    /// users (a group's current members) and moves their conversation
+    /// states. Returns whether another participant has a device online.
     pub(super) fn deliver_record(
         &mut self,
         now: Time,
@@ -85,10 +89,17 @@ impl<S: Store> Broker<S> {
             shared,
             item: SyncItem::Message(record.clone()),
         };
+        let group = matches!(key, ConvKey::Group(_));
         let mut online = false;
-        for user in participants(key) {
+        for user in self.participants_of(key) {
             let own = user == from;
-            if own && self.others_of(key, from) {
+            let event = record.event.is_some();
+            if group {
+                // Group entries only version 2 devices see, the sender's
+                // own copy included.
+                let o = self.append_group_entry(now, user, entry(false));
+                online |= o && !own;
+            } else if own && self.others_of(key, from) {
                 // The sender's copy, for its other devices (and the sending
                 // one, which learns the conv_seq from it).
                 if self.may_write_private(user) {
@@ -98,7 +109,11 @@ impl<S: Store> Broker<S> {
                 online |= self.append(now, user, entry(true));
             }
             let _ = self.update_user_conv(user, key, |s| {
-                s.on_message(conv_seq, own);
+                if event {
+                    s.on_event(conv_seq);
+                } else {
+                    s.on_message(conv_seq, own);
+                }
                 true
             });
         }
@@ -118,7 +133,8 @@ impl<S: Store> Broker<S> {
     }
 }
 
-/// The users of a conversation (groups land with the groups issue).
+/// The users of a direct conversation (a group's are its members:
+/// [`Broker::participants_of`]).
 pub(super) fn participants(key: ConvKey) -> Vec<u64> {
     match key {
         ConvKey::Direct { lo, hi } if lo == hi => vec![lo],

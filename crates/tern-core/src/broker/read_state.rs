@@ -45,15 +45,18 @@ impl<S: Store> Broker<S> {
 
     /// Version 2 MARK_READ.
     pub(super) fn mark_read(&mut self, now: Time, op: Op, f: MarkRead) -> Applied {
-        if f.conv.kind != ConvKind::Direct {
-            return Applied::Refused(ErrorCode::NoSuchConversation);
-        }
         let key = ConvKey::of(op.user, f.conv);
+        match self.may_use(op.user, key, false) {
+            None => return Applied::Retry,
+            Some(false) => return Applied::Refused(ErrorCode::NoSuchConversation),
+            Some(true) => {}
+        }
         let Ok(read_to) = self.move_read_position(now, op, key, f.up_to) else {
             return Applied::Retry;
         };
         let peer = f.conv.id;
-        if f.receipt_seq == 0 || peer == op.user {
+        // Groups send no READ receipts (`groups.md`).
+        if f.receipt_seq == 0 || peer == op.user || f.conv.kind != ConvKind::Direct {
             return Applied::Done { online: false };
         }
         match self.may_address(peer) {
@@ -68,10 +71,12 @@ impl<S: Store> Broker<S> {
 
     /// DELETE, for the deleting user only.
     pub(super) fn delete_for_me(&mut self, now: Time, op: Op, f: Delete) -> Applied {
-        if f.conv.kind != ConvKind::Direct {
-            return Applied::Refused(ErrorCode::NoSuchConversation);
-        }
         let key = ConvKey::of(op.user, f.conv);
+        match self.may_use(op.user, key, false) {
+            None => return Applied::Retry,
+            Some(false) => return Applied::Refused(ErrorCode::NoSuchConversation),
+            Some(true) => {}
+        }
         let user = op.user;
         let changed = match f.scope {
             DeleteScope::Conversation => self.update_user_conv(user, key, |s| {
@@ -87,8 +92,10 @@ impl<S: Store> Broker<S> {
                 };
                 self.staged.convs.hides.push((user, key, f.target));
                 self.update_user_conv(user, key, |s| {
-                    let unread =
-                        record.from_user != user && !record.recalled && f.target > s.read_seq;
+                    let unread = record.from_user != user
+                        && !record.recalled
+                        && record.event.is_none()
+                        && f.target > s.read_seq;
                     s.on_delete_message(unread);
                     true
                 })
@@ -145,7 +152,10 @@ impl<S: Store> Broker<S> {
         Ok(records
             .iter()
             .filter(|r| {
-                r.from_user != user && !r.recalled && hidden.binary_search(&r.conv_seq).is_err()
+                r.from_user != user
+                    && !r.recalled
+                    && r.event.is_none()
+                    && hidden.binary_search(&r.conv_seq).is_err()
             })
             .count() as u64)
     }

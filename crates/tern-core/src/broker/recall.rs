@@ -4,13 +4,12 @@
 //! takes effect at once on every device (seed 004). Version 1's RECALL names
 //! the message by its id; version 2's RETRACT by its `conv_seq`.
 
-use super::post::participants;
 use super::uplink::{Applied, Op};
 use super::Broker;
 use crate::conv::ConvKey;
 use crate::store::{ConvRecord, Store, SyncEntry, SyncItem};
 use crate::time::Time;
-use crate::wire::{ConvKind, ConvRef, ErrorCode, Recall};
+use crate::wire::{ConvRef, ErrorCode, Recall};
 
 impl<S: Store> Broker<S> {
     /// Version 1 RECALL of a message this device sent to `f.to`.
@@ -58,15 +57,19 @@ impl<S: Store> Broker<S> {
     /// Version 2 RETRACT of record `target` of `conv`: any device of the
     /// sender may recall the sender's message.
     pub(super) fn retract(&mut self, now: Time, op: Op, conv: ConvRef, target: u64) -> Applied {
-        if conv.kind != ConvKind::Direct {
-            return Applied::Refused(ErrorCode::NoSuchConversation);
-        }
         let key = ConvKey::of(op.user, conv);
+        match self.may_use(op.user, key, true) {
+            None => return Applied::Retry,
+            Some(false) => return Applied::Refused(ErrorCode::NoSuchConversation),
+            Some(true) => {}
+        }
         match self.record_at(key, target) {
             Err(_) => Applied::Retry,
-            Ok(Some(r)) if r.from_user == op.user && !r.recalled => Applied::Done {
-                online: self.recall_record(now, op, key, r),
-            },
+            Ok(Some(r)) if r.from_user == op.user && !r.recalled && r.event.is_none() => {
+                Applied::Done {
+                    online: self.recall_record(now, op, key, r),
+                }
+            }
             Ok(_) => Applied::Refused(ErrorCode::NoSuchMessage),
         }
     }
@@ -92,16 +95,29 @@ impl<S: Store> Broker<S> {
             },
         };
         let mut online = false;
-        for user in participants(key) {
+        let users = self.participants_of(key);
+        let group = match key {
+            ConvKey::Group(g) => self.convs.groups.get(&g).map(|c| c.rows.clone()),
+            _ => None,
+        };
+        for &user in &users {
+            // Whether the user's state counted the message: a group member
+            // added after it never saw it.
+            let saw = group.as_ref().map_or(true, |rows| {
+                rows.get(&user).is_some_and(|m| m.joined <= record.conv_seq)
+            });
             // The marker changes every participant's preview, and a recalled
             // message no longer counts as unread.
             let _ = self.update_user_conv(user, key, |s| {
-                if user != record.from_user && record.conv_seq > s.read_seq {
+                if saw && user != record.from_user && record.conv_seq > s.read_seq {
                     s.unread = s.unread.saturating_sub(1);
                 }
                 true
             });
-            if user == op.user && participants(key).len() > 1 {
+            if group.is_some() {
+                let o = self.append_group_entry(now, user, entry(false));
+                online |= o && user != op.user;
+            } else if user == op.user && users.len() > 1 {
                 if self.may_write_private(user) {
                     let e = entry(false);
                     self.append(now, user, e);

@@ -92,6 +92,7 @@ impl<S: Store> Broker<S> {
             Frame::Recall(f) => self.recall_v1(now, op, f),
             Frame::Retract(f) => self.retract(now, op, f.conv, f.target),
             Frame::Delete(f) => self.delete_for_me(now, op, f),
+            Frame::GroupOp(f) => self.group_op(now, op, f),
             _ => return,
         };
         match outcome {

@@ -30,7 +30,7 @@ impl ClientConn {
     /// a short gap it reveals next to what the device held.
     fn track_conversation(&mut self, now: Time, e: &Entry) {
         match e.body {
-            SyncBody::Message { .. } => {
+            SyncBody::Message { .. } | SyncBody::Member(_) => {
                 if let Some((low, high)) = self.convs.on_message(e.conv, e.conv_seq) {
                     let id = self.request_id();
                     if let Some(req) =

@@ -102,6 +102,16 @@ pub enum ClientEvent {
     ///
     /// [`ClientConn::request_history`]: super::ClientConn::request_history
     History(HistoryPage),
+    /// A page of a group's members, asked for with
+    /// [`ClientConn::request_members`].
+    ///
+    /// [`ClientConn::request_members`]: super::ClientConn::request_members
+    Members(super::MembersPage),
+    /// Read counts of group records, asked for with
+    /// [`ClientConn::request_read_counts`].
+    ///
+    /// [`ClientConn::request_read_counts`]: super::ClientConn::request_read_counts
+    ReadCounts(crate::wire::ReadCounts),
     /// The server speaks only protocol version 1: the connection logs in
     /// with it; conversations, history and the list are unavailable, and
     /// version 2 operations not yet sent were refused.

@@ -24,6 +24,7 @@ mod conversations;
 mod delivery;
 mod downlink;
 mod events;
+mod members;
 mod outgoing;
 mod receive;
 mod summary;
@@ -34,6 +35,7 @@ pub use config::{ClientConfig, Release, ReleaseBatch};
 pub use conversations::{ConvList, Held, HistoryPage, AUTO_FILL, HISTORY_PAGE, LIST_PAGE};
 pub use delivery::Checkpoint;
 pub use events::{ClientEvent, OpId};
+pub use members::MembersPage;
 pub use outgoing::Outgoing;
 pub use summary::{Summaries, MAX_SUMMARY_CONVS, SUMMARY_PAGE};
 
@@ -79,6 +81,8 @@ pub struct ClientConn {
     me: (u64, u32),
     /// Conversation list, history pages, held ranges.
     convs: Conversations,
+    /// The group members request under way.
+    members: members::MembersFetch,
     /// Handed, released and saved points; survives sessions.
     delivery: Delivery,
     /// Where this session's downlink started (the server's checkpoint).
@@ -155,6 +159,7 @@ impl ClientConn {
             version: cfg.version,
             me: (0, 0),
             convs: Conversations::restore(std::mem::take(&mut cfg.held)),
+            members: Default::default(),
             delivery: Delivery::new(cfg.release, cfg.persist, start),
             base: cfg.checkpoint,
             acked: cfg.checkpoint,

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 
 use crate::wire::{
-    ConvKind, ConvRef, Delete, DeleteScope, Frame, MarkRead, Post, Read, Recall, Retract, Send,
+    ConvKind, ConvRef, Delete, DeleteScope, Frame, GroupAction, GroupOp, MarkRead, Post, Read,
+    Recall, Retract, Send,
 };
 
 /// One uplink operation. It gets its sequence when queued after login, and
@@ -82,6 +83,17 @@ pub enum Outgoing {
         /// `conv_seq`.
         target: u64,
     },
+    /// A group membership operation (`groups.md`): create (group 0; the
+    /// new group's id comes back in the "created" entry naming this
+    /// operation), add, remove, leave, set roles.
+    Group {
+        /// The group (0 to create one).
+        group: u64,
+        /// What to do.
+        action: GroupAction,
+        /// The users it applies to, at most `GROUP_OP_MAX_USERS`.
+        users: Vec<u64>,
+    },
 }
 
 impl Outgoing {
@@ -95,7 +107,7 @@ impl Outgoing {
             Outgoing::MarkRead {
                 conv, receipt_seq, ..
             } => conv.kind == ConvKind::Direct && *receipt_seq != 0,
-            Outgoing::Retract { .. } | Outgoing::Delete { .. } => false,
+            Outgoing::Retract { .. } | Outgoing::Delete { .. } | Outgoing::Group { .. } => false,
         }
     }
 
@@ -141,7 +153,8 @@ impl Outgoing {
             Outgoing::Post { .. }
             | Outgoing::MarkRead { .. }
             | Outgoing::Retract { .. }
-            | Outgoing::Delete { .. } => noop,
+            | Outgoing::Delete { .. }
+            | Outgoing::Group { .. } => noop,
             v1 => v1.frame(seq),
         }
     }
@@ -218,6 +231,16 @@ impl Outgoing {
                 conv,
                 scope,
                 target,
+            }),
+            Outgoing::Group {
+                group,
+                action,
+                users,
+            } => Frame::GroupOp(GroupOp {
+                seq,
+                group,
+                action,
+                users,
             }),
         }
     }

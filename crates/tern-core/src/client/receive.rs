@@ -123,6 +123,9 @@ impl ClientConn {
                 self.take_conv_output(out);
             }
             Frame::Record(r) => self.convs.on_record(r),
+            Frame::Member(m) => self.on_member(m),
+            Frame::MembersEnd(end) => self.on_members_end(now, end),
+            Frame::ReadCounts(c) => self.events.push_back(ClientEvent::ReadCounts(c)),
             Frame::HistoryEnd(end) => {
                 let id = self.request_id();
                 let out = self.convs.on_history_end(now, end, id);

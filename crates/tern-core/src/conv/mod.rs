@@ -5,8 +5,10 @@
 
 mod key;
 mod ranges;
+mod read_counts;
 mod state;
 
 pub use key::{ConvKey, CONV_KEY_LEN};
 pub use ranges::RangeSet;
+pub use read_counts::ReadCounts;
 pub use state::ConvState;

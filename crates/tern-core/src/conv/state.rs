@@ -35,6 +35,12 @@ impl ConvState {
         }
     }
 
+    /// A group membership event `conv_seq` was stored: the newest record
+    /// moves, nothing becomes unread.
+    pub fn on_event(&mut self, conv_seq: u64) {
+        self.last_seq = self.last_seq.max(conv_seq);
+    }
+
     /// The read position moves to `up_to` (clamped to `last_seq`).
     /// `unread_after(s)` counts the unread messages past `s` (records from
     /// other users in `s+1 ..= last_seq` not deleted for the user); it is

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::conv::{ConvKey, ConvState};
+use crate::wire::GroupEvent;
 
 /// Metadata of one conversation's storage timeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +39,9 @@ pub struct ConvRecord {
     pub payload: Bytes,
     /// Recalled: a marker whose content is gone for good.
     pub recalled: bool,
+    /// A group membership event rather than a message (then `msg_type` is
+    /// 0 and `payload` empty).
+    pub event: Option<GroupEvent>,
 }
 
 impl ConvRecord {

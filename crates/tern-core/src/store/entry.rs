@@ -130,6 +130,7 @@ impl StoredEntry {
                     msg_type: 0,
                     payload,
                     recalled: false,
+                    event: None,
                 })),
             },
         }
@@ -153,6 +154,7 @@ impl SyncEntry {
     /// kinds version 1 does not have.
     pub fn to_deliver(&self, seq: u64) -> Option<Deliver> {
         let body = match &self.item {
+            SyncItem::Message(r) if r.event.is_some() => return None,
             SyncItem::Message(r) => EntryBody::Message {
                 msg_type: r.msg_type,
                 payload: r.payload.clone(),
@@ -189,9 +191,12 @@ impl SyncEntry {
     /// A version 2 ENTRY frame of it as entry `seq` of `owner`'s timeline.
     pub fn to_entry(&self, seq: u64, owner: u64) -> Entry {
         let body = match &self.item {
-            SyncItem::Message(r) => SyncBody::Message {
-                msg_type: r.msg_type,
-                payload: r.payload.clone(),
+            SyncItem::Message(r) => match r.event {
+                Some(e) => SyncBody::Member(e),
+                None => SyncBody::Message {
+                    msg_type: r.msg_type,
+                    payload: r.payload.clone(),
+                },
             },
             SyncItem::Receipt {
                 status,
@@ -243,6 +248,7 @@ impl SyncEntry {
                 msg_type,
                 payload,
                 recalled: false,
+                event: None,
             })),
             EntryBody::Receipt {
                 status,
@@ -291,6 +297,7 @@ mod tests {
             msg_type: 1,
             payload: Bytes::from_static(b"hi"),
             recalled: false,
+            event: None,
         })
     }
 

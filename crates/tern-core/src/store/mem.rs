@@ -7,8 +7,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    ConvMeta, ConvRecord, DeviceState, InboxMeta, Store, StoredEntry, SyncItem, UserConv,
-    WriteBatch, WriteOp,
+    ConvMeta, ConvRecord, DeviceState, GroupMember, InboxMeta, Store, StoredEntry, SyncItem,
+    UserConv, WriteBatch, WriteOp,
 };
 use crate::conv::{ConvKey, ConvState};
 
@@ -22,6 +22,7 @@ struct Inner {
     user_conv: BTreeMap<(u64, ConvKey), ConvState>,
     list: BTreeMap<(u64, u64), ConvKey>,
     hidden: BTreeSet<(u64, ConvKey, u64)>,
+    members: BTreeMap<(u64, u64), GroupMember>,
     commits: u64,
 }
 
@@ -183,6 +184,24 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, GroupMember)>, Infallible> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .lock()
+            .members
+            .range((group, start)..=(group, u64::MAX))
+            .take(max)
+            .map(|((_, u), m)| (*u, *m))
+            .collect())
+    }
+
     fn commit(&self, batch: &WriteBatch) -> Result<(), Infallible> {
         let mut g = self.lock();
         g.commits += 1;
@@ -245,6 +264,13 @@ impl Store for MemStore {
                     conv_seq,
                 } => {
                     g.hidden.insert((*user, *conv, *conv_seq));
+                }
+                WriteOp::GroupMember {
+                    group,
+                    user,
+                    member,
+                } => {
+                    g.members.insert((*group, *user), *member);
                 }
             }
         }

@@ -7,10 +7,12 @@
 
 mod conv;
 mod entry;
+mod group;
 mod mem;
 
 pub use conv::{ConvMeta, ConvRecord, UserConv};
 pub use entry::{Origin, StoredEntry, SyncEntry, SyncItem};
+pub use group::GroupMember;
 pub use mem::MemStore;
 
 use crate::conv::{ConvKey, ConvState};
@@ -117,6 +119,15 @@ pub enum WriteOp {
         /// The state's version before this write (0 if it had none).
         prev_version: u64,
     },
+    /// Create or overwrite `user`'s membership row of `group`.
+    GroupMember {
+        /// The group id.
+        group: u64,
+        /// The user.
+        user: u64,
+        /// The whole new row.
+        member: GroupMember,
+    },
     /// Record `conv_seq` of `conv` is deleted for `user` only.
     Hide {
         /// The user.
@@ -209,6 +220,15 @@ pub trait Store: Send + Sync + 'static {
         low: u64,
         high: u64,
     ) -> Result<Vec<u64>, Self::Error>;
+
+    /// Up to `max` membership rows of `group` (current and former members)
+    /// with a user id above `after`, by ascending user id.
+    fn group_members(
+        &self,
+        group: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, GroupMember)>, Self::Error>;
 
     /// Applies `batch` atomically and durably.
     fn commit(&self, batch: &WriteBatch) -> Result<(), Self::Error>;

@@ -103,6 +103,18 @@ pub fn previews(u: &mut Unstructured) -> Result<Vec<Preview>> {
     (0..n).map(|_| Preview::arbitrary(u)).collect()
 }
 
+/// At most `GROUP_OP_MAX_USERS` user ids.
+pub fn group_users(u: &mut Unstructured) -> Result<Vec<u64>> {
+    let n = u.int_in_range(0..=super::GROUP_OP_MAX_USERS)?;
+    (0..n).map(|_| varint(u)).collect()
+}
+
+/// At most `READ_COUNTS_MAX` counts.
+pub fn read_counts(u: &mut Unstructured) -> Result<Vec<u64>> {
+    let n = u.int_in_range(0..=super::READ_COUNTS_MAX)?;
+    (0..n).map(|_| varint(u)).collect()
+}
+
 /// A gap or length inside an ACK: mostly small (the interesting cases are
 /// touching and nearly touching ranges), sometimes any varint.
 fn ack_step(u: &mut Unstructured) -> Result<u64> {

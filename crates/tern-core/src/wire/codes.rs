@@ -60,6 +60,8 @@ pub mod ty {
     pub const DELETE: u8 = 0x18;
     /// Version 2, server → client: one sync-timeline entry.
     pub const ENTRY: u8 = 0x19;
+    /// Version 2, client → server: a group membership operation.
+    pub const GROUP_OP: u8 = 0x1a;
     /// Version 2, client → server: conversations changed since a version.
     pub const LIST: u8 = 0x26;
     /// Version 2, server → client: one conversation of the list.
@@ -72,10 +74,20 @@ pub mod ty {
     pub const RECORD: u8 = 0x2a;
     /// Version 2, server → client: closes a history page.
     pub const HISTORY_END: u8 = 0x2b;
+    /// Version 2, client → server: a page of a group's members.
+    pub const MEMBERS: u8 = 0x2c;
+    /// Version 2, server → client: one member of a group.
+    pub const MEMBER: u8 = 0x2d;
+    /// Version 2, server → client: closes a members answer.
+    pub const MEMBERS_END: u8 = 0x2e;
+    /// Version 2, client → server: read counts of group records.
+    pub const READ_COUNTS: u8 = 0x2f;
+    /// Version 2, server → client: read counts of group records.
+    pub const READ_COUNTS_ANSWER: u8 = 0x33;
 
     /// Whether type `t` exists only in protocol version 2.
     pub fn is_v2_only(t: u8) -> bool {
-        matches!(t, POST..=ENTRY | LIST..=HISTORY_END)
+        matches!(t, POST..=GROUP_OP | LIST..=READ_COUNTS | READ_COUNTS_ANSWER)
     }
 
     /// First skippable extension type (length-prefixed, ignored when unknown).
@@ -154,6 +166,11 @@ pub enum ErrorCode {
     /// Version 2: a conversation reference the server does not know or the
     /// user may not use (`proto-spec/conversations.md`).
     NoSuchConversation = 16,
+    /// Version 2: the user's role in the group does not allow the operation
+    /// (`proto-spec/groups.md`).
+    NotPermitted = 17,
+    /// Version 2: the group would have more members than the server allows.
+    GroupFull = 18,
 }
 
 impl ErrorCode {
@@ -177,6 +194,8 @@ impl ErrorCode {
             14 => NoSuchMessage,
             15 => SealRequired,
             16 => NoSuchConversation,
+            17 => NotPermitted,
+            18 => GroupFull,
             _ => return None,
         })
     }

@@ -195,6 +195,7 @@ impl Entry {
                 } => v((*target_device).into()) + v(*target_seq),
                 SyncBody::Read => 0,
                 SyncBody::Deleted { .. } => 1,
+                SyncBody::Member(e) => e.encoded_len(),
             }
     }
 
@@ -240,6 +241,10 @@ impl Entry {
                 out.put_u8(4);
                 out.put_u8(*scope as u8);
             }
+            SyncBody::Member(e) => {
+                out.put_u8(5);
+                e.encode(out);
+            }
         }
     }
 
@@ -268,6 +273,7 @@ impl Entry {
             },
             3 => SyncBody::Read,
             4 => SyncBody::Deleted { scope: scope(r)? },
+            5 => SyncBody::Member(super::GroupEvent::decode(r)?),
             _ => {
                 return Err(DecodeError::InvalidValue {
                     field: "entry kind",

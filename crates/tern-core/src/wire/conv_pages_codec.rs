@@ -187,7 +187,7 @@ impl Record {
     pub(super) fn validate(&self) -> Result<(), EncodeError> {
         match &self.body {
             RecordBody::Message { payload, .. } => check("payload", payload.len(), MAX_PAYLOAD),
-            RecordBody::Recalled { .. } => Ok(()),
+            RecordBody::Recalled { .. } | RecordBody::Member(_) => Ok(()),
         }
     }
 
@@ -204,6 +204,7 @@ impl Record {
             + match &self.body {
                 RecordBody::Message { msg_type, payload } => v(*msg_type) + bytes_len(payload),
                 RecordBody::Recalled { msg_type } => v(*msg_type),
+                RecordBody::Member(e) => e.encoded_len(),
             }
     }
 
@@ -230,6 +231,10 @@ impl Record {
                 out.put_u8(1);
                 put(out, *msg_type);
             }
+            RecordBody::Member(e) => {
+                out.put_u8(2);
+                e.encode(out);
+            }
         }
     }
 
@@ -250,6 +255,7 @@ impl Record {
             1 => RecordBody::Recalled {
                 msg_type: r.varint()?,
             },
+            2 => RecordBody::Member(super::GroupEvent::decode(r)?),
             _ => {
                 return Err(DecodeError::InvalidValue {
                     field: "record kind",

@@ -211,6 +211,8 @@ pub enum SyncBody {
         /// Conversation or message.
         scope: DeleteScope,
     },
+    /// A membership event of a group, record `conv_seq` (`groups.md`).
+    Member(super::GroupEvent),
 }
 
 /// Server → client, downlink: one sync-timeline entry (version 2 DELIVER).
@@ -411,6 +413,8 @@ pub enum RecordBody {
         #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::varint))]
         msg_type: u64,
     },
+    /// A membership event of a group (`groups.md`).
+    Member(super::GroupEvent),
 }
 
 /// Server → client: one record of a history page.

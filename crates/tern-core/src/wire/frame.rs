@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use super::conversation::*;
+use super::group::*;
 
 #[cfg(feature = "arbitrary")]
 use super::{arb, limits::*};
@@ -420,6 +421,18 @@ pub enum Frame {
     Record(Record),
     /// Version 2: see [`HistoryEnd`].
     HistoryEnd(HistoryEnd),
+    /// Version 2: see [`GroupOp`].
+    GroupOp(GroupOp),
+    /// Version 2: see [`MembersRequest`].
+    Members(MembersRequest),
+    /// Version 2: see [`Member`].
+    Member(Member),
+    /// Version 2: see [`MembersEnd`].
+    MembersEnd(MembersEnd),
+    /// Version 2: see [`ReadCountsRequest`].
+    ReadCountsRequest(ReadCountsRequest),
+    /// Version 2: see [`ReadCounts`].
+    ReadCounts(ReadCounts),
     /// A skippable frame of type 0x40..=0x7f this implementation does not know.
     Extension {
         /// Its type byte.
@@ -445,7 +458,13 @@ impl Frame {
             | Frame::ListEnd(_)
             | Frame::History(_)
             | Frame::Record(_)
-            | Frame::HistoryEnd(_) => super::VERSION_2,
+            | Frame::HistoryEnd(_)
+            | Frame::GroupOp(_)
+            | Frame::Members(_)
+            | Frame::Member(_)
+            | Frame::MembersEnd(_)
+            | Frame::ReadCountsRequest(_)
+            | Frame::ReadCounts(_) => super::VERSION_2,
             _ => super::VERSION,
         }
     }

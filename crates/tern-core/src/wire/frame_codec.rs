@@ -50,6 +50,8 @@ impl Frame {
             Frame::Entry(e) => e.validate(),
             Frame::ListItem(i) => i.validate(),
             Frame::Record(r) => r.validate(),
+            Frame::GroupOp(g) => g.validate(),
+            Frame::ReadCounts(c) => c.validate(),
             _ => Ok(()),
         }
     }
@@ -154,6 +156,12 @@ impl Frame {
             Frame::History(f) => f.encoded_len(),
             Frame::Record(f) => f.encoded_len(),
             Frame::HistoryEnd(f) => f.encoded_len(),
+            Frame::GroupOp(f) => f.encoded_len(),
+            Frame::Members(f) => f.encoded_len(),
+            Frame::Member(f) => f.encoded_len(),
+            Frame::MembersEnd(f) => f.encoded_len(),
+            Frame::ReadCountsRequest(f) => f.encoded_len(),
+            Frame::ReadCounts(f) => f.encoded_len(),
         }
     }
 
@@ -388,6 +396,30 @@ impl Frame {
             }
             Frame::HistoryEnd(f) => {
                 out.put_u8(ty::HISTORY_END);
+                f.encode(out);
+            }
+            Frame::GroupOp(f) => {
+                out.put_u8(ty::GROUP_OP);
+                f.encode(out);
+            }
+            Frame::Members(f) => {
+                out.put_u8(ty::MEMBERS);
+                f.encode(out);
+            }
+            Frame::Member(f) => {
+                out.put_u8(ty::MEMBER);
+                f.encode(out);
+            }
+            Frame::MembersEnd(f) => {
+                out.put_u8(ty::MEMBERS_END);
+                f.encode(out);
+            }
+            Frame::ReadCountsRequest(f) => {
+                out.put_u8(ty::READ_COUNTS);
+                f.encode(out);
+            }
+            Frame::ReadCounts(f) => {
+                out.put_u8(ty::READ_COUNTS_ANSWER);
                 f.encode(out);
             }
             Frame::Extension { ty, body } => {

@@ -6,6 +6,7 @@ use super::codes::ty;
 use super::conversation::*;
 use super::error::DecodeError;
 use super::frame::*;
+use super::group::*;
 use super::limits::*;
 use super::reader::Reader;
 use super::varint;
@@ -111,6 +112,12 @@ impl Frame {
             ty::HISTORY => Frame::History(HistoryRequest::decode(r)?),
             ty::RECORD => Frame::Record(Record::decode(r)?),
             ty::HISTORY_END => Frame::HistoryEnd(HistoryEnd::decode(r)?),
+            ty::GROUP_OP => Frame::GroupOp(GroupOp::decode(r)?),
+            ty::MEMBERS => Frame::Members(MembersRequest::decode(r)?),
+            ty::MEMBER => Frame::Member(Member::decode(r)?),
+            ty::MEMBERS_END => Frame::MembersEnd(MembersEnd::decode(r)?),
+            ty::READ_COUNTS => Frame::ReadCountsRequest(ReadCountsRequest::decode(r)?),
+            ty::READ_COUNTS_ANSWER => Frame::ReadCounts(ReadCounts::decode(r)?),
             ty::EXTENSION_FIRST..=ty::EXTENSION_LAST => Frame::Extension {
                 ty: t,
                 body: r.bytes("extension", MAX_EXTENSION)?,

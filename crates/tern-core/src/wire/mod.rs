@@ -14,6 +14,8 @@ mod fields;
 mod frame;
 mod frame_codec;
 mod frame_decode;
+mod group;
+mod group_codec;
 mod header;
 pub mod limits;
 mod packet;
@@ -25,6 +27,7 @@ pub use conversation::*;
 pub use error::{DecodeError, EncodeError};
 pub use frame::*;
 pub use frame_codec::encode_to_bytes;
+pub use group::*;
 pub use header::{
     is_supported_version, Header, FLAG_SEALED, VERSION, VERSION_2, VERSION_NEGOTIATION,
 };

@@ -10,6 +10,10 @@
 //! - [`convs`]: conversations at scale: storage per message, the version 2
 //!   list after a day offline vs the version 1 summary, history pages vs a
 //!   raw RocksDB range read.
+//! - [`group_cost`]: store operations and bytes per group message under
+//!   write fan-out, by group size, vs one direct message.
+//! - [`read_counts`]: "read by N" in a large group, the broker's Fenwick
+//!   tree vs a scan of every member's cursor.
 //!
 //! - [`transports`]: raw UDP vs QUIC, throughput and latency, same run.
 //! - [`flood`]: legitimate latency under a garbage flood, vs without it.
@@ -31,7 +35,9 @@ pub mod fleet;
 pub mod flood;
 pub mod flooder;
 pub mod flow;
+pub mod group_cost;
 pub mod logins;
+pub mod read_counts;
 pub mod relay;
 pub mod session_sink;
 pub mod sessions;

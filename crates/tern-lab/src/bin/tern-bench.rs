@@ -143,6 +143,38 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Store operations and key+value bytes per group message under write
+    /// fan-out, by group size, vs one direct message (deterministic).
+    GroupCost {
+        /// Group sizes (members, the sender included).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
+        sizes: Vec<usize>,
+        /// Messages posted per case.
+        #[arg(long, default_value_t = 50)]
+        messages: u64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// "Read by N" in a large group: the broker's Fenwick tree over read
+    /// cursors vs a scan of every cursor, same questions, same run.
+    ReadCounts {
+        /// Members of the group.
+        #[arg(long, default_value_t = 30_000)]
+        members: u64,
+        /// Records of its timeline.
+        #[arg(long, default_value_t = 20_000)]
+        records: u64,
+        /// Reads (cursor moves).
+        #[arg(long, default_value_t = 1_000_000)]
+        reads: u64,
+        /// A count of 64 records after this many reads.
+        #[arg(long, default_value_t = 1_000)]
+        query_every: u64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Conversations at scale: storage per message, the conversation list
     /// after a day offline (vs the version 1 summary), history pages (vs a
     /// raw RocksDB range read).
@@ -316,6 +348,28 @@ fn run(b: Command) -> anyhow::Result<()> {
             max_time: d(max_time),
             dir: scratch.dir,
             keep: scratch.keep,
+        })?,
+        Command::ReadCounts {
+            members,
+            records,
+            reads,
+            query_every,
+            seed,
+        } => bench::read_counts::run(&bench::read_counts::ReadCountsOpts {
+            members,
+            records,
+            reads,
+            query_every,
+            seed,
+        })?,
+        Command::GroupCost {
+            sizes,
+            messages,
+            payload,
+        } => bench::group_cost::run(&bench::group_cost::GroupCostOpts {
+            sizes,
+            messages,
+            payload,
         })?,
         Command::Convs {
             convs,

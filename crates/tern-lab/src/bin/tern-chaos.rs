@@ -104,6 +104,14 @@ struct RunArgs {
     /// Keep every device online.
     #[arg(long)]
     no_offline: bool,
+    /// Probability that a received message moves the read position to it
+    /// (`mark_read`; the user's other devices follow).
+    #[arg(long)]
+    mark_read_prob: Option<f64>,
+    /// When a brand-new device of user 1 joins and pages every history
+    /// (fraction of the traffic phase, 0..=1), or `off`.
+    #[arg(long, value_parser = late_arg)]
+    late_device_at: Option<LateAt>,
     /// Operations in flight per device.
     #[arg(long)]
     window: Option<usize>,
@@ -125,6 +133,19 @@ struct RunArgs {
     proxy_log: bool,
 }
 
+/// `--late-device-at`: a fraction, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct LateAt(Option<f64>);
+
+fn late_arg(s: &str) -> Result<LateAt, String> {
+    if s == "off" {
+        return Ok(LateAt(None));
+    }
+    s.parse::<f64>()
+        .map(|f| LateAt(Some(f)))
+        .map_err(|e| format!("{s:?}: {e} (a fraction of the traffic phase, or off)"))
+}
+
 impl RunArgs {
     fn params(&self) -> anyhow::Result<Params> {
         let mut p = match self.profile {
@@ -140,6 +161,12 @@ impl RunArgs {
         }
         if self.no_offline {
             p.offline = false;
+        }
+        if let Some(m) = self.mark_read_prob {
+            p.mark_read_prob = m;
+        }
+        if let Some(LateAt(at)) = self.late_device_at {
+            p.late_device_at = at;
         }
         p.ternd_log = self.ternd_log.clone();
         p.proxy_log = self.proxy_log;

@@ -1,5 +1,5 @@
-//! A device's operations in flight together (messages and READ receipts),
-//! yielding each result as it completes.
+//! A device's operations in flight together (messages, READ receipts and
+//! read positions), yielding each result as it completes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +19,10 @@ pub(super) enum Op {
         peer: u64,
         target_device: u32,
         target_seq: u64,
+    },
+    Mark {
+        conv: tern::client::ConvRef,
+        up_to: u64,
     },
 }
 

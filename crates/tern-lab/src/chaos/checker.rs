@@ -29,6 +29,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use super::conv_check::{ConvCheck, DeviceViews};
 use super::journal::{
     journal_dir, parse_payload, read_jsonl, recv_file, EntryKind, EntryRecord, Meta, MsgId,
     RecvRecord, SendRecord,
@@ -50,11 +51,12 @@ struct Seen {
     from_seq: u64,
 }
 
+/// An `ack` line: sender sequence, conversation (topic), receiver.
 #[derive(Debug, Clone, Copy)]
-struct Ack {
-    seq: u64,
-    conv: u64,
-    to: u64,
+pub(super) struct Ack {
+    pub(super) seq: u64,
+    pub(super) conv: u64,
+    pub(super) to: u64,
 }
 
 /// Content of an inbox entry, which every device of the user must agree on.
@@ -104,18 +106,34 @@ pub fn check_dir(dir: &Path) -> Result<Report, String> {
     .map_err(|e| format!("{}: {e}", meta_path.display()))?;
     let mut c = Checker::default();
     c.report.devices = meta.devices.len();
+    c.late = meta.late.iter().copied().collect();
     read_jsonl(&jdir.join("sends.jsonl"), |line, r: SendRecord| {
         c.on_send(line, r)
     })?;
+    let mut all_devices_of: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for &(user, device) in &meta.devices {
-        c.devices_of.entry(user).or_default().push(device);
+        all_devices_of.entry(user).or_default().push(device);
+        if !c.late.contains(&(user, device)) {
+            c.devices_of.entry(user).or_default().push(device);
+        }
     }
     for &(user, device) in &meta.devices {
         let path = jdir.join(recv_file(user, device));
         let mut records = Vec::new();
         read_jsonl(&path, |_, r: RecvRecord| records.push(r))?;
+        c.conv
+            .devices
+            .insert((user, device), DeviceViews::of(&records));
         c.on_device(user, device, records);
     }
+    c.conv.finish(
+        &all_devices_of,
+        meta.conv_checks,
+        &c.late,
+        &c.acks,
+        &c.submits,
+        &mut c.report,
+    );
     Ok(c.finish())
 }
 
@@ -134,6 +152,10 @@ struct Checker {
     receipts: HashMap<(u64, u64), Receipt>,
     /// Ids handed twice to some device (their sequence checks are moot).
     duplicated: HashSet<MsgId>,
+    /// Devices that joined late: owed nothing sent before.
+    late: HashSet<Dev>,
+    /// Conversation views and what they are checked against.
+    conv: ConvCheck,
 }
 
 impl Checker {
@@ -190,6 +212,13 @@ impl Checker {
                 }
             }
             SendRecord::Read { .. } => {}
+            SendRecord::MarkRead {
+                user,
+                device,
+                conv,
+                up_to,
+                ..
+            } => self.conv.marks.push((user, device, conv, up_to)),
         }
     }
 
@@ -197,7 +226,18 @@ impl Checker {
         let me = (user, device);
         let mut st = DevState::default();
         let mut handed: HashSet<u64> = HashSet::new();
-        let mut last_inbox = 0u64;
+        // A late device's timeline starts where its first login put it.
+        let mut last_inbox = if self.late.contains(&me) {
+            records
+                .iter()
+                .find_map(|r| match r {
+                    RecvRecord::Connected { checkpoint, .. } => Some(*checkpoint),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        } else {
+            0
+        };
         // (conv, from_user, from_device) → highest sender sequence handed.
         let mut last_from: HashMap<(u64, u64, u32), u64> = HashMap::new();
         for r in records {
@@ -434,7 +474,14 @@ impl Checker {
             if r.read {
                 self.report.read_receipts += 1;
             }
-            check_receipt(r, &self.known, &self.devs, &mut cache, &mut self.report);
+            check_receipt(
+                r,
+                &self.known,
+                &self.devs,
+                &self.late,
+                &mut cache,
+                &mut self.report,
+            );
         }
         self.report
     }

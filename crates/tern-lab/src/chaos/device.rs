@@ -15,9 +15,10 @@ use tokio::sync::{watch, Barrier};
 use tokio::time::Instant;
 
 use super::batch::{Batch, Op, OpFuture};
+use super::journal::ViewWhat;
 use super::journal::{payload, JsonlWriter, RecvRecord, SendRecord};
 use super::shared::{Phase, Shared};
-use tern::client::{Client, ClientError, ClientOptions};
+use tern::client::{Client, ClientError, ClientOptions, ConvRef};
 
 pub(super) struct DeviceTask {
     pub(super) shared: Arc<Shared>,
@@ -34,6 +35,20 @@ pub(super) struct DeviceTask {
     pub(super) next_n: u64,
     /// READ receipts owed: (conv, peer, target_device, target_seq).
     pub(super) pending_reads: Vec<(u64, u64, u32, u64)>,
+    /// Read positions to set (`mark_read`): (conversation, conv_seq).
+    pub(super) pending_marks: Vec<(ConvRef, u64)>,
+    /// A brand-new device joining late: sends nothing, never goes offline,
+    /// pages every history when it joins (roaming).
+    pub(super) late: bool,
+    /// The last settling round whose views this device journaled.
+    pub(super) viewed_round: u32,
+    /// Newest `conv_seq` handed per conversation, of the other users'
+    /// messages.
+    pub(super) newest: std::collections::HashMap<ConvRef, u64>,
+    /// Highest inbox (sync timeline) sequence handed.
+    pub(super) last_inbox: u64,
+    /// The read position set once the traffic is over (device 1 only).
+    pub(super) heal_marked: bool,
     /// Highest inbox sequence journaled and not yet released.
     pub(super) to_release: Option<u64>,
     /// The quota is submitted and settled (counted once).
@@ -93,8 +108,12 @@ impl DeviceTask {
     }
 
     pub(super) async fn run(mut self) -> Result<(), String> {
-        let mut first = true;
+        let mut first = !self.late;
         let mut phase = self.shared.phase.clone();
+        if self.late && !self.wait_to_join(&mut phase).await {
+            return Ok(());
+        }
+        let mut roam = self.late;
         loop {
             let mut client = match self.connect().await {
                 Ok(c) => c,
@@ -110,6 +129,11 @@ impl DeviceTask {
             if first {
                 first = false;
                 self.barrier.wait().await;
+            }
+            if roam {
+                roam = false;
+                self.drain(&mut client).await;
+                self.views(&client, ViewWhat::Roam, 0).await;
             }
             let end = self.life(&mut client, &mut phase).await;
             match end {
@@ -162,7 +186,7 @@ impl DeviceTask {
             .lock()
             .expect("start lock")
             .unwrap_or_else(Instant::now);
-        let life_end = if p.offline {
+        let life_end = if p.offline && !self.late {
             Some(Instant::now() + self.rng.gen_range(p.online_min..=p.online_max))
         } else {
             None
@@ -176,6 +200,23 @@ impl DeviceTask {
             let ph = *phase.borrow();
             if ph == Phase::Stop {
                 return LifeEnd::Stop;
+            }
+            if let Phase::Settle(round) = ph {
+                if round > self.viewed_round {
+                    self.viewed_round = round;
+                    let digest = self.views(client, ViewWhat::Final, round).await;
+                    self.shared
+                        .views
+                        .lock()
+                        .expect("views")
+                        .insert((self.user, self.device), (round, digest));
+                    continue;
+                }
+            }
+            if ph == Phase::Heal && !self.heal_marked {
+                self.heal_marked = true;
+                self.heal_mark(client).await;
+                continue;
             }
             let traffic = ph == Phase::Traffic;
             if traffic && life_end.is_some_and(|t| Instant::now() >= t) {
@@ -194,7 +235,7 @@ impl DeviceTask {
                 .saturating_sub(self.next_n)
                 .min(p.window as u64);
             if !traffic || room == 0 {
-                if traffic && self.next_n >= self.quota && !self.finished {
+                if traffic && self.next_n >= self.quota && !self.finished && !self.late {
                     self.finished = true;
                     self.shared
                         .counters
@@ -258,7 +299,8 @@ impl DeviceTask {
             });
             let body = Bytes::from(payload((self.user, self.device, n)));
             futs.push(Some(Box::pin(async move {
-                (Op::Msg { n, conv, to }, c.send(to, conv, 0, body).await)
+                let posted = c.post(ConvRef::direct(to), conv, 0, body).await;
+                (Op::Msg { n, conv, to }, posted)
             })));
         }
         self.shared
@@ -275,6 +317,14 @@ impl DeviceTask {
                         target_seq,
                     },
                     c.read_up_to(conv, peer, target_device, target_seq).await,
+                )
+            })));
+        }
+        for (conv, up_to) in self.pending_marks.drain(..) {
+            futs.push(Some(Box::pin(async move {
+                (
+                    Op::Mark { conv, up_to },
+                    c.mark_read(conv, up_to, None).await,
                 )
             })));
         }

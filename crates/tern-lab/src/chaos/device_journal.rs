@@ -56,6 +56,17 @@ impl DeviceTask {
                 });
                 self.shared.counters.reads.fetch_add(1, Ordering::Relaxed);
             }
+            (Op::Mark { conv, up_to }, Ok(sent)) => {
+                let _ = self.shared.sends.append(&SendRecord::MarkRead {
+                    t_us,
+                    user: self.user,
+                    device: self.device,
+                    conv: conv.to_string(),
+                    up_to,
+                    seq: sent.seq,
+                });
+                self.shared.counters.marks.fetch_add(1, Ordering::Relaxed);
+            }
             (_, Err(e)) => {
                 tracing::debug!(user = self.user, device = self.device, error = %e, "operation failed");
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -116,12 +127,28 @@ impl DeviceTask {
                     status: None,
                     target_device: None,
                     target_seq: None,
+                    cref: Some(d.conv.to_string()),
+                    conv_seq: Some(d.conv_seq),
+                    sync: None,
                 };
                 match &d.body {
-                    _ if own => {}
+                    _ if own => {
+                        rec.sync = Some(
+                            match &d.body {
+                                SyncBody::Message { payload, .. } => {
+                                    rec.payload =
+                                        Some(String::from_utf8_lossy(payload).into_owned());
+                                    "own"
+                                }
+                                SyncBody::Read => "read",
+                                _ => "deleted",
+                            }
+                            .into(),
+                        );
+                    }
                     SyncBody::Message { payload, .. } => {
                         let text = String::from_utf8_lossy(payload).into_owned();
-                        if let Some(id) = parse_payload(&text) {
+                        if let Some(id) = parse_payload(&text).filter(|_| !self.late) {
                             self.shared
                                 .tracker
                                 .lock()
@@ -129,6 +156,15 @@ impl DeviceTask {
                                 .on_seen((self.user, self.device), id);
                         }
                         rec.payload = Some(text);
+                        let newest = self.newest.entry(d.conv).or_default();
+                        *newest = (*newest).max(d.conv_seq);
+                        if !self.late
+                            && d.conv_seq > 0
+                            && self.rng.gen_bool(self.shared.params.mark_read_prob)
+                            && self.pending_marks.len() < 4
+                        {
+                            self.pending_marks.push((d.conv, d.conv_seq));
+                        }
                         if self.rng.gen_bool(self.shared.params.read_prob)
                             && self.pending_reads.len() < 4
                         {
@@ -164,10 +200,12 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
-                    // Only this user's devices cause these (above).
-                    SyncBody::Read | SyncBody::Deleted { .. } => {}
+                    // Only this user's devices cause these (above); the
+                    // chaos run's users join no group.
+                    SyncBody::Read | SyncBody::Deleted { .. } | SyncBody::Member(_) => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));
+                self.last_inbox = self.last_inbox.max(d.seq);
                 self.to_release = Some(self.to_release.map_or(d.seq, |s| s.max(d.seq)));
             }
             Event::Connected {
@@ -184,10 +222,13 @@ impl DeviceTask {
                     pull_mode,
                 });
             }
+            Event::Downgraded => {
+                let _ = self.journal.append(&RecvRecord::Downgraded { t_us });
+            }
             Event::Disconnected
             | Event::Notify { .. }
             | Event::PageEnd { .. }
-            | Event::Downgraded => {}
+            | Event::StorageUnavailable { .. } => {}
         }
     }
 }

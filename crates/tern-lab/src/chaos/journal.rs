@@ -24,6 +24,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::conv_journal::{HistRec, HistoryView, ListRec, ListView, ViewEnd, ViewWhat};
+
 /// A message's application-level identity: (sender user, sender device,
 /// per-device counter). Travels in the payload as `chaos:USER:DEVICE:N`.
 pub type MsgId = (u64, u32, u64);
@@ -67,6 +69,15 @@ pub struct Meta {
     /// The run's parameters, free-form, for the record.
     #[serde(default)]
     pub params: serde_json::Value,
+    /// Brand-new devices that joined late (also in `devices`): they page
+    /// the history (roaming) and are owed nothing sent before they joined.
+    #[serde(default)]
+    pub late: Vec<(u64, u32)>,
+    /// Every device journaled its list and histories after healing, so the
+    /// checker requires them and compares devices (false for journals
+    /// without conversation views).
+    #[serde(default)]
+    pub conv_checks: bool,
 }
 
 /// One line of `sends.jsonl`.
@@ -126,6 +137,21 @@ pub enum SendRecord {
         /// Uplink sequence of the READ.
         seq: u64,
     },
+    /// A read position (`mark_read`) the server acknowledged.
+    MarkRead {
+        /// Microseconds since the run started.
+        t_us: u64,
+        /// Reading user.
+        user: u64,
+        /// Reading device.
+        device: u32,
+        /// The conversation (`d:PEER`).
+        conv: String,
+        /// The read position asked for (`conv_seq`).
+        up_to: u64,
+        /// Uplink sequence of the MARK_READ.
+        seq: u64,
+    },
 }
 
 /// Kind of an inbox entry.
@@ -173,6 +199,16 @@ pub struct EntryRecord {
     /// Receipt or recall target sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_seq: Option<u64>,
+    /// The conversation as the receiving user names it (`d:PEER`; version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cref: Option<String>,
+    /// The record the entry is about (version 2; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_seq: Option<u64>,
+    /// For `sync` entries: `own` (a copy of a message this user sent),
+    /// `read` (a read position, `conv_seq`) or `deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<String>,
 }
 
 /// One line of a device's receive journal.
@@ -199,6 +235,17 @@ pub enum RecvRecord {
         /// `close` (logout) or `drop` (abrupt, possibly with sends in flight).
         how: String,
     },
+    /// The server spoke only protocol version 1 (no conversations).
+    Downgraded {
+        /// Microseconds since the run started.
+        t_us: u64,
+    },
+    /// The conversation list (see [`super::conv_journal`]).
+    List(ListView),
+    /// A conversation's whole history.
+    History(HistoryView),
+    /// A set of views is complete.
+    ViewEnd(ViewEnd),
 }
 
 /// One line of `events.jsonl`.
@@ -302,6 +349,9 @@ mod tests {
             status: None,
             target_device: None,
             target_seq: None,
+            cref: Some("d:2".into()),
+            conv_seq: Some(4),
+            sync: None,
         });
         let s = serde_json::to_string(&r).unwrap();
         assert!(s.starts_with("{\"ev\":\"entry\""), "{s}");

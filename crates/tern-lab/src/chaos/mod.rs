@@ -8,21 +8,30 @@
 //! jitter, proxy rebinds, devices going offline (gracefully or abruptly,
 //! with sends in flight) and coming back with their durable state, and the
 //! daemon SIGKILLed and restarted on the same data folder and port.
+//! Devices post into direct conversations and move read positions; a
+//! brand-new device joins late and pages every history (roaming); after
+//! healing, every device journals its conversation list and histories
+//! until a user's devices agree (settling).
 //! Everything the applications saw is written to append-only journals
-//! ([`journal`]); afterwards [`checker::check_dir`] reads only those
-//! journals and counts lost ACKed messages, duplicates, order violations and
-//! wrong receipts.
+//! ([`journal`], [`conv_journal`]); afterwards [`checker::check_dir`] reads
+//! only those journals and counts lost ACKed messages, duplicates, order
+//! violations, wrong receipts, and devices that disagree on a history, the
+//! list or their sync timeline.
 //!
-//! Inside: the phases of a run (`scenario`), one device's life (`device`,
-//! `batch`, `device_journal`), the injected faults (`faults`), what the
-//! tasks share (`shared`), the result (`outcome`); the checker (`checker`,
-//! `receipts`, `report`).
+//! Inside: the phases of a run (`scenario`, `settle`), one device's life
+//! (`device`, `batch`, `device_journal`, `device_conv`), the injected faults
+//! (`faults`), what the tasks share (`shared`), the result (`outcome`); the
+//! checker (`checker`, `receipts`, `conv_check`, `conv_rules`, `report`).
 //!
 //! `docs/chaos.md` is the guide.
 
 mod batch;
 pub mod checker;
+mod conv_check;
+pub mod conv_journal;
+mod conv_rules;
 mod device;
+mod device_conv;
 mod device_journal;
 mod faults;
 pub mod journal;
@@ -31,6 +40,7 @@ mod proxy_thread;
 mod receipts;
 mod report;
 pub mod scenario;
+mod settle;
 mod shared;
 
 use std::time::Duration;
@@ -91,6 +101,13 @@ pub struct Params {
     pub read_prob: f64,
     /// Probability per batch that a device moves to a new local port.
     pub client_rebind_prob: f64,
+    /// Probability that a received message moves the user's read position
+    /// to it (`mark_read`, from that device; the others follow).
+    pub mark_read_prob: f64,
+    /// A brand-new device of user 1 joins at this fraction of the traffic
+    /// phase and pages every conversation's whole history (history
+    /// roaming); `None`: no late device.
+    pub late_device_at: Option<f64>,
     /// Daemon heartbeat (`TERN_TIMERS_HEARTBEAT`).
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
@@ -105,7 +122,8 @@ pub struct Params {
 
 impl Params {
     /// About two minutes with a debug build on two cores: 6 users × 2
-    /// devices, 2,500 messages over 50 s, 3 SIGKILLs.
+    /// devices and a late third device of user 1, 2,500 messages over 50 s,
+    /// 3 SIGKILLs.
     pub fn short() -> Params {
         Params {
             users: 6,
@@ -127,6 +145,8 @@ impl Params {
             window: 8,
             read_prob: 0.05,
             client_rebind_prob: 0.01,
+            mark_read_prob: 0.1,
+            late_device_at: Some(0.6),
             heartbeat: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
             ternd_log: "warn".into(),
@@ -179,7 +199,12 @@ impl Params {
         if self.online_min > self.online_max || self.offline_min > self.offline_max {
             return Err("online/offline ranges: min above max".into());
         }
-        if !(0.0..=1.0).contains(&self.read_prob) || !(0.0..=1.0).contains(&self.client_rebind_prob)
+        if !(0.0..=1.0).contains(&self.read_prob)
+            || !(0.0..=1.0).contains(&self.client_rebind_prob)
+            || !(0.0..=1.0).contains(&self.mark_read_prob)
+            || self
+                .late_device_at
+                .is_some_and(|f| !(0.0..=1.0).contains(&f))
         {
             return Err("probabilities must be in 0..=1".into());
         }

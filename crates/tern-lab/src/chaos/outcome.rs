@@ -24,6 +24,16 @@ pub struct RunStats {
     pub failed: u64,
     /// READ receipts sent and acknowledged.
     pub reads: u64,
+    /// Read positions set (`mark_read`) and acknowledged.
+    pub marks: u64,
+    /// History pages the devices' views took (roaming and settling).
+    pub history_pages: u64,
+    /// Brand-new devices that joined late and roamed.
+    pub late_devices: u32,
+    /// Settling rounds of conversation views after the heal phase.
+    pub settle_rounds: u32,
+    /// The devices of every user reported the same views in the last round.
+    pub settled: bool,
     /// SIGKILLs of the daemon.
     pub kills: u32,
     /// Proxy rebinds (all clients moved each time).
@@ -66,7 +76,7 @@ impl RunOutcome {
         let p = &self.params;
         let s = &self.stats;
         format!(
-            "tern-chaos: {} | seed={} users={} devices/user={} convs/user={} submitted={} kills={} rebinds={} offline={}+{} client_rebinds={} logins={} unresolved={} abandoned={} loss_up={} loss_down={} dup={} traffic={:.1}s healed_in={} total={:.1}s dir={}",
+            "tern-chaos: {} | seed={} users={} devices/user={} convs/user={} submitted={} kills={} rebinds={} offline={}+{} client_rebinds={} logins={} marks={} late={} history_pages={} settle_rounds={}{} unresolved={} abandoned={} loss_up={} loss_down={} dup={} traffic={:.1}s healed_in={} total={:.1}s dir={}",
             self.report,
             p.seed,
             p.users,
@@ -79,6 +89,11 @@ impl RunOutcome {
             s.offline_drop,
             s.client_rebinds,
             s.logins,
+            s.marks,
+            s.late_devices,
+            s.history_pages,
+            s.settle_rounds,
+            if s.settled { "" } else { "(unsettled)" },
             s.unresolved,
             s.abandoned,
             s.proxy.up.dropped(),

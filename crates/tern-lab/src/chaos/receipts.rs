@@ -2,9 +2,11 @@
 //! exists, and every message it covers (the named one and every earlier one
 //! from the same device to the same user; READ: in the same conversation)
 //! must have been handed to the acknowledging device before the receipt
-//! reached the sender's device.
+//! reached the sender's device. A device that joined late is owed nothing
+//! stored before it registered: its receipts cover the sender device's
+//! messages from the first one it was handed (its gaps are checked apart).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::checker::{Dev, DevState, Known};
 use super::report::{Kind, Report};
@@ -33,6 +35,7 @@ pub(super) fn check_receipt(
     r: &Receipt,
     known: &Known,
     devs: &HashMap<Dev, DevState>,
+    late: &HashSet<Dev>,
     cache: &mut PrefixCache,
     report: &mut Report,
 ) {
@@ -61,14 +64,25 @@ pub(super) fn check_receipt(
     let conv = r.read.then_some(r.conv);
     let key = ((b, bd), a, d, conv);
     let (seqs, prefix) = &*cache.entry(key).or_insert_with(|| {
+        let by_seq = devs.get(&(b, bd)).map(|st| &st.by_seq);
+        let first = if late.contains(&(b, bd)) {
+            by_seq
+                .into_iter()
+                .flatten()
+                .filter(|((u, dv, _), _)| (*u, *dv) == (a, d))
+                .map(|((_, _, s), _)| *s)
+                .min()
+                .unwrap_or(q)
+        } else {
+            0
+        };
         let seqs: Vec<u64> = known
             .get(&(a, d, b))
             .into_iter()
             .flatten()
-            .filter(|(_, c)| conv.is_none_or(|cv| cv == **c))
+            .filter(|(s, c)| **s >= first && conv.is_none_or(|cv| cv == **c))
             .map(|(s, _)| *s)
             .collect();
-        let by_seq = devs.get(&(b, bd)).map(|st| &st.by_seq);
         let mut max = 0u64;
         let prefix: Vec<u64> = seqs
             .iter()

@@ -19,17 +19,24 @@ pub enum Kind {
     Gap,
     /// Impossible data.
     Bogus,
+    /// Devices of one user (or the two users of a conversation) disagree
+    /// on a history or the conversation list.
+    Diverged,
+    /// A history or list contradicts what was sent, ACKed, handed or read.
+    History,
 }
 
 impl Kind {
     /// All categories, in report order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Lost,
         Kind::Duplicate,
         Kind::Order,
         Kind::BadReceipt,
         Kind::Gap,
         Kind::Bogus,
+        Kind::Diverged,
+        Kind::History,
     ];
 
     /// Short name used in the summary line.
@@ -41,6 +48,8 @@ impl Kind {
             Kind::BadReceipt => "bad_receipts",
             Kind::Gap => "gaps",
             Kind::Bogus => "bogus",
+            Kind::Diverged => "diverged",
+            Kind::History => "history",
         }
     }
 }
@@ -66,6 +75,12 @@ pub struct Report {
     pub receipts: u64,
     /// Of which READ.
     pub read_receipts: u64,
+    /// Devices whose final conversation views were checked.
+    pub views: u64,
+    /// Records in the checked histories (one device per user).
+    pub history_records: u64,
+    /// Records late devices paged when they joined (history roaming).
+    pub roam_records: u64,
     /// Violation counts.
     pub counts: BTreeMap<Kind, u64>,
     /// Up to [`EXAMPLES_PER_KIND`] descriptions per category.
@@ -113,12 +128,15 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked={} delivered={} receipts={} devices={}",
+            "{} acked={} delivered={} receipts={} devices={} views={} records={} roamed={}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.acked,
             self.deliveries,
             self.receipts,
-            self.devices
+            self.devices,
+            self.views,
+            self.history_records,
+            self.roam_records
         )?;
         for k in Kind::ALL {
             write!(f, " {}={}", k.name(), self.count(k))?;

@@ -20,6 +20,7 @@ use super::faults::{restart_if_down, spawn_killer, spawn_rebinder};
 use super::journal::{journal_dir, recv_file, Clock, JsonlWriter, Meta};
 use super::outcome::{RunOutcome, RunStats};
 use super::proxy_thread::ProxyThread;
+use super::settle::settle;
 use super::shared::{io, Counters, Phase, Shared, Tracker};
 use super::Params;
 use crate::ternd::{Ternd, TerndConfig};
@@ -28,6 +29,8 @@ use crate::ternd::{Ternd, TerndConfig};
 struct Setup {
     jdir: PathBuf,
     devices: Vec<(u64, u32)>,
+    /// Brand-new devices that join late (history roaming).
+    late: Vec<(u64, u32)>,
     convs: Vec<(u64, u64, u64)>,
     tokens: HashMap<(u64, u32), Vec<u8>>,
     seal_key: Option<tern::client::SealKey>,
@@ -49,12 +52,19 @@ fn prepare(params: &Params, dir: &Path) -> Result<Setup, String> {
     let devices: Vec<(u64, u32)> = (1..=params.users)
         .flat_map(|u| (1..=params.devices).map(move |d| (u, d)))
         .collect();
+    let late: Vec<(u64, u32)> = params
+        .late_device_at
+        .map(|_| (1, params.devices + 1))
+        .into_iter()
+        .collect();
     let convs = params.conversations();
     let meta = Meta {
         version: 1,
-        devices: devices.clone(),
+        devices: devices.iter().chain(&late).copied().collect(),
         convs: convs.clone(),
         params: serde_json::to_value(params).unwrap_or_default(),
+        late: late.clone(),
+        conv_checks: true,
     };
     std::fs::write(
         jdir.join("meta.json"),
@@ -66,7 +76,7 @@ fn prepare(params: &Params, dir: &Path) -> Result<Setup, String> {
     let mut cfg = tern::config::Config::default();
     cfg.server.data_dir = dir.join("server");
     let mut tokens = HashMap::new();
-    for &(u, d) in &devices {
+    for &(u, d) in devices.iter().chain(&late) {
         let hex_token = tern::server::issue_token(&cfg, u, d, 7 * 24 * 3600)
             .map_err(|e| format!("token: {e}"))?;
         tokens.insert((u, d), hex::decode(hex_token).expect("hex token"));
@@ -78,6 +88,7 @@ fn prepare(params: &Params, dir: &Path) -> Result<Setup, String> {
     Ok(Setup {
         jdir,
         devices,
+        late,
         convs,
         tokens,
         seal_key,
@@ -124,7 +135,8 @@ fn spawn_devices(shared: &Arc<Shared>, setup: &Setup, dir: &Path) -> Result<Devi
     let barrier = Arc::new(Barrier::new(n + 1));
     let start_at = Arc::new(Mutex::new(None::<Instant>));
     let mut tasks = Vec::new();
-    for (i, &(u, d)) in setup.devices.iter().enumerate() {
+    let all = setup.devices.iter().map(|d| (d, false));
+    for (i, (&(u, d), late)) in all.chain(setup.late.iter().map(|d| (d, true))).enumerate() {
         let peers: Vec<(u64, u64)> = setup
             .convs
             .iter()
@@ -147,13 +159,23 @@ fn spawn_devices(shared: &Arc<Shared>, setup: &Setup, dir: &Path) -> Result<Devi
             token: setup.tokens[&(u, d)].clone(),
             state_dir: dir.join("clients").join(format!("u{u}-d{d}")),
             peers,
-            quota: quota_each + u64::from((i as u64) < extra),
+            quota: if late {
+                0
+            } else {
+                quota_each + u64::from((i as u64) < extra)
+            },
             rng: SmallRng::seed_from_u64(
                 params.seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1)),
             ),
             journal,
             next_n: 0,
             pending_reads: Vec::new(),
+            pending_marks: Vec::new(),
+            late,
+            viewed_round: 0,
+            newest: HashMap::new(),
+            heal_marked: false,
+            last_inbox: 0,
             to_release: None,
             finished: false,
             barrier: barrier.clone(),
@@ -242,6 +264,8 @@ fn stats_of(c: &Counters) -> RunStats {
         abandoned: get(&c.abandoned),
         failed: get(&c.failed),
         reads: get(&c.reads),
+        marks: get(&c.marks),
+        history_pages: get(&c.history_pages),
         offline_close: get(&c.offline_close),
         offline_drop: get(&c.offline_drop),
         client_rebinds: get(&c.client_rebinds),
@@ -274,6 +298,7 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
         phase: phase_rx,
         server: proxy.addr,
         seal_key: setup.seal_key,
+        views: Mutex::new(HashMap::new()),
     });
     shared.event(
         "start",
@@ -314,8 +339,12 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
     let mut daemon = restart_if_down(daemon).await?;
 
     let healed_in = heal(&shared).await;
-    // A moment for the last receipts, then everyone logs out.
+    // A moment for the last receipts; then every device journals its list
+    // and histories until the devices of each user agree; then everyone
+    // logs out.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let all: Vec<(u64, u32)> = setup.devices.iter().chain(&setup.late).copied().collect();
+    let settled = settle(&shared, &phase_tx, &all).await;
     let _ = phase_tx.send(Phase::Stop);
     stop_devices(devices.tasks).await;
     let graceful =
@@ -335,6 +364,9 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
         rebinds,
         traffic,
         healed_in,
+        settle_rounds: settled.rounds,
+        settled: settled.agreed,
+        late_devices: setup.late.len() as u32,
         proxy: proxy_stats,
         ..stats_of(&shared.counters)
     };

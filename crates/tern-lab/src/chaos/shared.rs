@@ -16,6 +16,8 @@ use super::Params;
 pub(super) enum Phase {
     Traffic,
     Heal,
+    /// Every device journals its list and histories (settling round `n`).
+    Settle(u32),
     Stop,
 }
 
@@ -61,12 +63,18 @@ pub(super) struct Counters {
     pub(super) abandoned: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) reads: AtomicU64,
+    pub(super) marks: AtomicU64,
+    pub(super) history_pages: AtomicU64,
     pub(super) offline_close: AtomicU64,
     pub(super) offline_drop: AtomicU64,
     pub(super) client_rebinds: AtomicU64,
     pub(super) logins: AtomicU64,
     pub(super) quotas_done: AtomicU64,
 }
+
+/// A device's last settling round and the digest of its views (`None`:
+/// they failed).
+pub(super) type ViewReport = (u32, Option<u64>);
 
 pub(super) struct Shared {
     pub(super) params: Params,
@@ -79,6 +87,10 @@ pub(super) struct Shared {
     pub(super) server: std::net::SocketAddr,
     /// The daemon's seal key: every chaos session is sealed, as by default.
     pub(super) seal_key: Option<tern::client::SealKey>,
+    /// Per device, the last settling round it journaled and a digest of
+    /// what it saw (`None`: the views failed), so the run knows when the
+    /// devices agree; the verdict still comes from the journals alone.
+    pub(super) views: Mutex<HashMap<(u64, u32), ViewReport>>,
 }
 
 impl Shared {
