@@ -201,7 +201,23 @@ async fn two_devices_and_a_peer_agree_after_the_daemon_is_killed_mid_traffic() {
 
     // After the crash: Bob recalls his third message, Alice deletes one of
     // her own for herself on device 2, and reads up to the middle there.
-    let bob_history = walk(&bob, with_alice).await;
+    // A post resolves with the server's ACK; its record (the own copy)
+    // reaches Bob's local history through his sync timeline a moment
+    // later, so the history is read once it holds the last of them.
+    let end = deadline(30);
+    let bob_history = loop {
+        let h = walk(&bob, with_alice).await;
+        if h.iter()
+            .any(|r| r.from_user == BOB && r.from_seq == tail[2])
+        {
+            break h;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "Bob's own copies never reached his history"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let of = |user: u64, n: usize| {
         bob_history
             .iter()
