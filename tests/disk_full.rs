@@ -17,15 +17,16 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::loopfs::{skip, LoopFs};
 use support::process::{self, RealDaemon};
 use support::streams::{
-    alive, check_exactly_once, connect, counter, metrics_addr, stream, until, Progress, RECEIVER,
+    alive, check_exactly_once, counter, metrics_addr, record_receiver, start_senders, until,
+    Progress, RECEIVER,
 };
-use tern::client::{Entry, Event};
+use tern::client::Event;
 
 const SENDERS: [u64; 3] = [1, 2, 3];
 /// The image: large enough that freeing the filler leaves more than
@@ -61,25 +62,10 @@ async fn a_full_disk_acknowledges_nothing_and_the_daemon_resumes_once_space_is_f
     let metrics = metrics_addr(&log);
 
     // The receiver records everything it is handed.
-    let seen: Arc<Mutex<Vec<Entry>>> = Arc::default();
-    let mut receiver = connect(&daemon, tokens[&RECEIVER].clone()).await;
-    let rx_task = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            while let Some(e) = receiver.recv().await {
-                if let Event::Entry(d) = e {
-                    seen.lock().unwrap().push(d);
-                }
-            }
-        })
-    };
+    let (seen, rx_task) = record_receiver(&daemon, tokens[&RECEIVER].clone()).await;
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Progress::default());
-    let mut senders = Vec::new();
-    for s in SENDERS {
-        let c = connect(&daemon, tokens[&s].clone()).await;
-        senders.push(tokio::spawn(stream(c, s, stop.clone(), progress.clone())));
-    }
+    let senders = start_senders(&daemon, &tokens, &SENDERS, &stop, &progress).await;
     let acks = || progress.acks.load(Ordering::Relaxed);
     until("traffic flows", 20, &log, || acks() >= 30).await;
 

@@ -15,14 +15,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::faultfs::FaultFs;
 use support::loopfs::skip;
 use support::process::{self, RealDaemon};
-use support::streams::{alive, check_exactly_once, connect, stream, until, Progress, RECEIVER};
-use tern::client::{Entry, Event};
+use support::streams::{
+    alive, check_exactly_once, record_receiver, start_senders, until, Progress, RECEIVER,
+};
 
 const SENDERS: [u64; 2] = [1, 2];
 
@@ -43,25 +44,10 @@ async fn an_fsync_error_stops_the_daemon_and_a_restart_loses_nothing_acknowledge
         RealDaemon::spawn(&data, "127.0.0.1:0".parse().unwrap(), &[], &log).expect("ternd starts");
     let (addr, pid) = (daemon.addr, daemon.pid());
 
-    let seen: Arc<Mutex<Vec<Entry>>> = Arc::default();
-    let mut receiver = connect(&daemon, tokens[&RECEIVER].clone()).await;
-    let rx_task = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            while let Some(e) = receiver.recv().await {
-                if let Event::Entry(d) = e {
-                    seen.lock().unwrap().push(d);
-                }
-            }
-        })
-    };
+    let (seen, rx_task) = record_receiver(&daemon, tokens[&RECEIVER].clone()).await;
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Progress::default());
-    let mut senders = Vec::new();
-    for s in SENDERS {
-        let c = connect(&daemon, tokens[&s].clone()).await;
-        senders.push(tokio::spawn(stream(c, s, stop.clone(), progress.clone())));
-    }
+    let senders = start_senders(&daemon, &tokens, &SENDERS, &stop, &progress).await;
     let acks = || progress.acks.load(Ordering::Relaxed);
     until("traffic flows", 20, &log, || acks() >= 30).await;
 

@@ -79,6 +79,42 @@ pub async fn connect(d: &RealDaemon, token: Vec<u8>) -> Client {
     Client::connect(o).await.expect("client connects")
 }
 
+/// Connects the receiver and records every entry it is handed.
+pub async fn record_receiver(
+    d: &RealDaemon,
+    token: Vec<u8>,
+) -> (Arc<Mutex<Vec<Entry>>>, tokio::task::JoinHandle<()>) {
+    let seen: Arc<Mutex<Vec<Entry>>> = Arc::default();
+    let mut receiver = connect(d, token).await;
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Some(e) = receiver.recv().await {
+                if let tern::client::Event::Entry(d) = e {
+                    seen.lock().unwrap().push(d);
+                }
+            }
+        })
+    };
+    (seen, task)
+}
+
+/// Starts one streaming sender per user in `senders`, all stopped by `stop`.
+pub async fn start_senders(
+    d: &RealDaemon,
+    tokens: &HashMap<u64, Vec<u8>>,
+    senders: &[u64],
+    stop: &Arc<AtomicBool>,
+    progress: &Arc<Progress>,
+) -> Vec<tokio::task::JoinHandle<(Client, Vec<u64>)>> {
+    let mut out = Vec::new();
+    for &s in senders {
+        let c = connect(d, tokens[&s].clone()).await;
+        out.push(tokio::spawn(stream(c, s, stop.clone(), progress.clone())));
+    }
+    out
+}
+
 /// The metrics address `ternd` logs at start (`metrics=Some(ADDR)`).
 pub fn metrics_addr(log: &Path) -> std::net::SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(10);
