@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tern_core::client::MembersPage;
 use tern_core::time::Time;
-use tern_core::wire::{ConvKind, Entry, GroupEventKind, ReadCounts, SyncBody};
+use tern_core::wire::{ty, ConvKind, Entry, ErrorFrame, GroupEventKind, ReadCounts, SyncBody};
 use tokio::sync::oneshot;
 
 use super::driver::Driver;
@@ -54,12 +54,12 @@ impl Driver {
             Some(&g) => {
                 let _ = w.send(g);
             }
-            None => self
-                .group_waiters
-                .create_waiters
-                .entry(seq)
-                .or_default()
-                .push(w),
+            None => {
+                let waiting = self.group_waiters.create_waiters.entry(seq).or_default();
+                // Callers that gave up (a bounded wait ran out) are dropped.
+                waiting.retain(|w| !w.is_closed());
+                waiting.push(w);
+            }
         }
     }
 
@@ -108,6 +108,22 @@ impl Driver {
         {
             if let Some((_, w)) = self.group_waiters.counts.take() {
                 let _ = w.send(Ok(c));
+            }
+        }
+    }
+
+    /// The server refused a member page or read counts (ERROR with that
+    /// frame type: `NoSuchConversation` for a group this user is not a
+    /// member of): whoever waits for one is told, rather than asking again
+    /// until the tries run out.
+    pub(super) fn on_group_request_refused(&mut self, e: &ErrorFrame) {
+        if e.frame_type == ty::MEMBERS {
+            if let Some(w) = self.group_waiters.members.take() {
+                let _ = w.send(Err(ClientError::Rejected(e.code)));
+            }
+        } else if e.frame_type == ty::READ_COUNTS {
+            if let Some((_, w)) = self.group_waiters.counts.take() {
+                let _ = w.send(Err(ClientError::Rejected(e.code)));
             }
         }
     }
