@@ -1,0 +1,470 @@
+//! Groups through the sidecar's local API against a real `ternd` and real
+//! sidecar processes: a group created through one sidecar, members added,
+//! each member's sidecar streams the membership events and the group's
+//! messages; a removed member stops receiving at its `removed` record;
+//! members are paged; read counts say "read by N of M"; bad input gets the
+//! documented typed errors.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::sidecar::Lab;
+use tern_lab::http::{EventStream, HttpClient, Response};
+
+fn body(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
+
+/// `POST path` with `b`, expecting `status`; the answer's body.
+fn post_ok(c: &mut HttpClient, path: &str, b: &Value, status: u16) -> Value {
+    let r = c.post(path, b).expect("the sidecar answers");
+    assert_eq!(
+        r.status,
+        status,
+        "POST {path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    body(&r)
+}
+
+fn delete(c: &mut HttpClient, path: &str) -> Response {
+    c.request("DELETE", path, None)
+        .expect("the sidecar answers")
+}
+
+/// Events off `s` up to and including the first for which `last` holds
+/// (each within 20 s); acknowledged as read.
+fn events_until(
+    c: &mut HttpClient,
+    s: &mut EventStream,
+    last: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let mut got = Vec::new();
+    loop {
+        let e = s
+            .next(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("an event within 20s after {got:?}: {e}"));
+        let v: Value = serde_json::from_str(&e.data).expect("event data is JSON");
+        let done = last(&v);
+        got.push(v);
+        if done {
+            let up_to = got.last().unwrap()["id"].as_u64().unwrap();
+            post_ok(c, "/v1/events/ack", &json!({ "up_to": up_to }), 200);
+            return got;
+        }
+    }
+}
+
+/// What the events say, compactly: `member:EVENT:USER` or `TEXT@CONV`.
+fn summary(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e["kind"].as_str() {
+            Some("member") => format!(
+                "member:{}:{}",
+                e["member"]["event"].as_str().unwrap(),
+                e["member"]["user"]
+            ),
+            Some("message") => format!(
+                "{}@{}",
+                e["text"].as_str().unwrap_or(""),
+                e["conversation"].as_str().unwrap()
+            ),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn is_text(t: &'static str) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v["text"] == t
+}
+
+fn post_to(c: &mut HttpClient, conv: &str, text: &str) -> Value {
+    post_ok(
+        c,
+        &format!("/v1/conversations/{conv}/messages?wait=stored"),
+        &json!({ "text": text }),
+        200,
+    )
+}
+
+fn history(c: &mut HttpClient, conv: &str) -> Vec<String> {
+    let r = c
+        .get(&format!("/v1/conversations/{conv}/history?max=64"))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    body(&r)["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| match r["kind"].as_str() {
+            Some("member") => format!(
+                "member:{}:{}",
+                r["member"]["event"].as_str().unwrap(),
+                r["member"]["user"]
+            ),
+            _ => r["text"].as_str().unwrap_or("").to_string(),
+        })
+        .collect()
+}
+
+/// The group's members as (user, role), every page of `limit`.
+fn all_members(c: &mut HttpClient, group: u64, limit: u64) -> (Vec<(u64, String)>, usize) {
+    let mut after = 0;
+    let mut members = Vec::new();
+    for pages in 1..=16 {
+        let r = c
+            .get(&format!(
+                "/v1/groups/{group}/members?after={after}&limit={limit}"
+            ))
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let p = body(&r);
+        for m in p["members"].as_array().unwrap() {
+            members.push((
+                m["user"].as_u64().unwrap(),
+                m["role"].as_str().unwrap().into(),
+            ));
+        }
+        if p["complete"] == true {
+            return (members, pages);
+        }
+        after = p["next_after"].as_u64().unwrap();
+    }
+    panic!("more than 16 pages: {members:?}");
+}
+
+#[test]
+fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
+    let lab = Lab::start();
+    let alice = lab.sidecar(1, 1, "alice");
+    let bob = lab.sidecar(2, 1, "bob");
+    let carol = lab.sidecar(3, 1, "carol");
+    let (mut a, mut b, mut c) = (alice.client(), bob.client(), carol.client());
+    let mut bs = b.events("/v1/events", None).unwrap();
+    let mut cs = c.events("/v1/events", None).unwrap();
+
+    // Created with bob; the same key again is the same group, not another.
+    let made = post_ok(
+        &mut a,
+        "/v1/groups",
+        &json!({"members": [2], "idempotency_key": "team"}),
+        201,
+    );
+    let g = made["group"].as_u64().expect("the group's id");
+    let conv = format!("g:{g}");
+    assert_eq!(made["conversation"], conv.as_str());
+    assert_eq!(made["kind"], "group");
+    assert_eq!(made["status"], "stored");
+    let again = post_ok(
+        &mut a,
+        "/v1/groups",
+        &json!({"members": [2], "idempotency_key": "team"}),
+        201,
+    );
+    assert_eq!(
+        (again["group"].as_u64(), again["duplicate"].as_bool()),
+        (Some(g), Some(true))
+    );
+    assert_eq!(again["id"], made["id"]);
+
+    // Carol added (by path id), then a message posted into the group.
+    let added = post_ok(
+        &mut a,
+        &format!("/v1/groups/{g}/members?wait=stored"),
+        &json!({"users": [3]}),
+        200,
+    );
+    assert_eq!(added["status"], "stored");
+    post_to(&mut a, &conv, "hello group");
+    let got = events_until(&mut b, &mut bs, is_text("hello group"));
+    assert_eq!(
+        summary(&got),
+        vec![
+            "member:added:2".to_string(),
+            "member:added:3".into(),
+            format!("hello group@{conv}"),
+        ]
+    );
+    assert_eq!(got[0]["conversation"], conv.as_str());
+    let got = events_until(&mut c, &mut cs, is_text("hello group"));
+    assert_eq!(
+        summary(&got),
+        vec!["member:added:3".to_string(), format!("hello group@{conv}")]
+    );
+
+    // Members, one per page, then all in one.
+    let (members, pages) = all_members(&mut a, g, 1);
+    let want = vec![
+        (1, "owner".to_string()),
+        (2, "member".into()),
+        (3, "member".into()),
+    ];
+    assert_eq!(members, want);
+    assert!(pages >= 3, "{pages} pages of 1");
+    assert_eq!(all_members(&mut b, g, 64), (want, 1));
+
+    // Carol removed (by the g:ID form): her last group entry is her
+    // removal; what is posted after it reaches bob only. A direct message
+    // sent after it shows carol's stream has moved past that point.
+    let r = delete(&mut a, &format!("/v1/groups/{conv}/members/3?wait=stored"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    post_to(&mut a, &conv, "after removal");
+    post_to(&mut a, "d:3", "barrier");
+    let got = events_until(&mut c, &mut cs, is_text("barrier"));
+    assert_eq!(
+        summary(&got),
+        vec!["member:removed:3".to_string(), "barrier@d:1".into()]
+    );
+    let got = events_until(&mut b, &mut bs, is_text("after removal"));
+    assert_eq!(
+        summary(&got),
+        vec![
+            "member:removed:3".to_string(),
+            format!("after removal@{conv}")
+        ]
+    );
+
+    // The group is in bob's list with two unread messages, and in the history.
+    let r = b.get("/v1/conversations?since=0").unwrap();
+    let list = body(&r);
+    let item = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["conversation"] == conv.as_str())
+        .unwrap_or_else(|| panic!("{conv} in bob's list: {list}"))
+        .clone();
+    assert_eq!(item["unread"], 2, "two messages from alice: {item}");
+    let full = vec![
+        "member:created:1".to_string(),
+        "member:added:2".into(),
+        "member:added:3".into(),
+        "hello group".into(),
+        "member:removed:3".into(),
+        "after removal".into(),
+    ];
+    // Each member sees from the record that made it one: alice everything,
+    // bob from his `added`, carol from hers up to her removal.
+    assert_eq!(history(&mut a, &conv), full);
+    assert_eq!(history(&mut b, &conv), full[1..].to_vec());
+    assert_eq!(history(&mut c, &conv), full[2..5].to_vec());
+
+    // Read by N of M: bob read everything, so alice's messages are read
+    // by 1 of the 1 other member.
+    let last = item["last_seq"].as_u64().unwrap();
+    post_ok(
+        &mut b,
+        &format!("/v1/conversations/{conv}/read?wait=stored"),
+        &json!({ "up_to": last }),
+        200,
+    );
+    let r = a
+        .get(&format!("/v1/groups/{g}/read-counts?low=4&count=3"))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let counts = body(&r);
+    assert_eq!(counts["members"], 2);
+    let first = &counts["counts"][0];
+    assert_eq!(
+        (
+            first["conv_seq"].as_u64(),
+            first["read_by"].as_u64(),
+            first["of"].as_u64()
+        ),
+        (Some(4), Some(1), Some(1))
+    );
+    let r = a
+        .get(&format!("/v1/groups/{g}/readers?conv_seq={last}"))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let readers = body(&r);
+    assert_eq!(readers["members"][0]["user"], 2, "{readers}");
+
+    // Bob leaves (no body needed): alice is the only member.
+    let r = b
+        .request("POST", &format!("/v1/groups/{g}/leave?wait=stored"), None)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(all_members(&mut a, g, 64).0, vec![(1, "owner".to_string())]);
+}
+
+#[test]
+fn bad_group_requests_get_typed_errors() {
+    let lab = Lab::start();
+    let alice = lab.sidecar(1, 1, "alice");
+    let bob = lab.sidecar(2, 1, "bob");
+    let (mut a, mut b) = (alice.client(), bob.client());
+    let made = post_ok(&mut a, "/v1/groups", &json!({"members": [2]}), 201);
+    let g = made["group"].as_u64().unwrap();
+
+    // Unknown group: pages and counts are 404 (the server's code 16),
+    // operations are refused for good (409, status rejected, code 16).
+    for path in [
+        "/v1/groups/999/members".to_string(),
+        "/v1/groups/999/read-counts?low=1".into(),
+    ] {
+        let started = Instant::now();
+        let r = a.get(&path).unwrap();
+        assert_eq!(
+            r.status,
+            404,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(body(&r)["code"], 16, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{path}: refused at once"
+        );
+    }
+    let r = post_ok(
+        &mut a,
+        "/v1/groups/999/members?wait=stored",
+        &json!({"users": [3]}),
+        409,
+    );
+    assert_eq!(
+        (r["status"].as_str(), r["code"].as_u64()),
+        (Some("rejected"), Some(16))
+    );
+
+    // A plain member may not add (17); the owner may not leave (17).
+    let r = post_ok(
+        &mut b,
+        &format!("/v1/groups/{g}/members?wait=stored"),
+        &json!({"users": [3]}),
+        409,
+    );
+    assert_eq!(r["code"], 17, "{r}");
+    let r = post_ok(
+        &mut a,
+        &format!("/v1/groups/{g}/leave?wait=stored"),
+        &json!({}),
+        409,
+    );
+    assert_eq!(r["code"], 17, "{r}");
+
+    // Malformed bodies, paths and queries: 400 naming the field.
+    let too_many: Vec<u64> = (10..43).collect();
+    let members = format!("/v1/groups/{g}/members");
+    for (path, b, field) in [
+        ("/v1/groups", json!({"members": "x"}), "members"),
+        ("/v1/groups", json!({"members": [0]}), "members[0]"),
+        ("/v1/groups", json!({"members": too_many}), "members"),
+        ("/v1/groups", json!({"members": [], "bogus": 1}), "bogus"),
+        ("/v1/groups", json!([1]), "body"),
+        (
+            "/v1/groups",
+            json!({"idempotency_key": ""}),
+            "idempotency_key",
+        ),
+        (&members, json!({}), "users"),
+        (&members, json!({"users": []}), "users"),
+        (&members, json!({"users": [-1]}), "users[0]"),
+        (
+            &members,
+            json!({"users": [4611686018427387904u64]}),
+            "users[0]",
+        ),
+        (&members, json!({"users": [3], "admin": "yes"}), "admin"),
+        ("/v1/groups/abc/members", json!({"users": [3]}), "group"),
+        ("/v1/groups/0/members", json!({"users": [3]}), "group"),
+        ("/v1/groups/d:2/members", json!({"users": [3]}), "group"),
+        (
+            "/v1/groups/1/members?wait=delivered",
+            json!({"users": [3]}),
+            "wait",
+        ),
+        (
+            "/v1/groups/1/members?timeout_ms=120001",
+            json!({"users": [3]}),
+            "timeout_ms",
+        ),
+        ("/v1/groups?timeout_ms=999999", json!({}), "timeout_ms"),
+    ] {
+        let r = a.post(path, &b).unwrap();
+        assert_eq!(
+            r.status,
+            400,
+            "{path} {b}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(body(&r)["field"], field, "{path} {b}");
+    }
+    let r = a
+        .request("POST", "/v1/groups", Some(b"{\"members\": ["))
+        .unwrap();
+    assert_eq!((r.status, body(&r)["field"].clone()), (400, json!("body")));
+    for (path, field) in [
+        (format!("/v1/groups/{g}/members?limit=0"), "limit"),
+        (format!("/v1/groups/{g}/members?limit=65"), "limit"),
+        (
+            format!("/v1/groups/{g}/members?limit=99999999999999999999"),
+            "limit",
+        ),
+        (format!("/v1/groups/{g}/members?after=-1"), "after"),
+        (format!("/v1/groups/{g}/members?conv_seq=1"), "conv_seq"),
+        (format!("/v1/groups/{g}/readers"), "conv_seq"),
+        (format!("/v1/groups/{g}/read-counts"), "low"),
+        (format!("/v1/groups/{g}/read-counts?low=0"), "low"),
+        (
+            format!("/v1/groups/{g}/read-counts?low=1&count=65"),
+            "count",
+        ),
+        (format!("/v1/groups/{g}/read-counts?low=1&nope=1"), "nope"),
+    ] {
+        let r = a.get(&path).unwrap();
+        assert_eq!(
+            r.status,
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(body(&r)["field"], field, "{path}");
+    }
+    for (path, field) in [
+        (format!("/v1/groups/{g}/members/x"), "user"),
+        (format!("/v1/groups/{g}/members/0"), "user"),
+        (
+            format!("/v1/groups/{g}/members/2?idempotency_key="),
+            "idempotency_key",
+        ),
+        (format!("/v1/groups/{g}/members/2?wait=delivered"), "wait"),
+    ] {
+        let r = delete(&mut a, &path);
+        assert_eq!(
+            r.status,
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(body(&r)["field"], field, "{path}");
+    }
+
+    // One key, two different requests: the second is refused.
+    post_ok(
+        &mut a,
+        &format!("/v1/groups/{g}/members"),
+        &json!({"users": [3], "idempotency_key": "k"}),
+        202,
+    );
+    let r = a
+        .post(
+            &format!("/v1/groups/{g}/members"),
+            &json!({"users": [4], "idempotency_key": "k"}),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, body(&r)["field"].clone()),
+        (409, json!("idempotency_key"))
+    );
+}
