@@ -2,15 +2,16 @@
 //! sidecar processes: a group created through one sidecar, members added,
 //! each member's sidecar streams the membership events and the group's
 //! messages; a removed member stops receiving at its `removed` record;
-//! members are paged; read counts say "read by N of M"; bad input gets the
-//! documented typed errors.
+//! members are paged; read counts say "read by N of M"; a create retried
+//! with its idempotency key across sidecar and `ternd` SIGKILLs makes one
+//! group and answers its id; bad input gets the documented typed errors.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::sidecar::Lab;
+use support::sidecar::{wait_status, Lab};
 use tern_lab::http::{EventStream, HttpClient, Response};
 
 fn body(r: &Response) -> Value {
@@ -467,4 +468,68 @@ fn bad_group_requests_get_typed_errors() {
         (r.status, body(&r)["field"].clone()),
         (409, json!("idempotency_key"))
     );
+}
+
+#[test]
+fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
+    let mut lab = Lab::start();
+    let mut alice = lab.sidecar(1, 1, "alice");
+    let mut a = alice.client();
+    let create = json!({"idempotency_key": "team"});
+
+    // Accepted while ternd is down: on disk, not sent.
+    lab.kill_daemon();
+    let queued = post_ok(&mut a, "/v1/groups?timeout_ms=300", &create, 202);
+    assert_eq!(queued["status"], "queued");
+    assert!(queued.get("group").is_none(), "{queued}");
+
+    // Both processes SIGKILLed and restarted: the retry is the same
+    // operation, sent once, and answers the group.
+    alice.kill().unwrap();
+    lab.restart_daemon();
+    alice.restart().unwrap();
+    let mut a = alice.client();
+    wait_status(&mut a, "alice logged in", 20, |s| s["connected"] == true);
+    let made = post_ok(&mut a, "/v1/groups", &create, 201);
+    assert_eq!(
+        (made["id"].clone(), made["duplicate"].clone()),
+        (queued["id"].clone(), json!(true))
+    );
+    let g = made["group"].as_u64().expect("the group's id");
+    let conv = format!("g:{g}");
+
+    // Its created event acknowledged (so never delivered again), then a
+    // SIGKILL: the retry still answers the group, from the local history.
+    let mut s = a.events("/v1/events", None).unwrap();
+    let got = events_until(&mut a, &mut s, |v| v["member"]["event"] == "created");
+    assert_eq!(got.last().unwrap()["conversation"], conv.as_str());
+    drop(s);
+    alice.kill().unwrap();
+    alice.restart().unwrap();
+    let mut a = alice.client();
+    wait_status(&mut a, "alice logged in", 20, |s| s["connected"] == true);
+    let r = a.get("/v1/events?idle_ms=300").unwrap();
+    assert_eq!(
+        r.body.len(),
+        0,
+        "acknowledged: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let again = post_ok(&mut a, "/v1/groups?timeout_ms=5000", &create, 201);
+    assert_eq!(
+        (again["group"].as_u64(), again["duplicate"].clone()),
+        (Some(g), json!(true))
+    );
+
+    // One group, not two.
+    let r = a.get("/v1/conversations?since=0").unwrap();
+    let list = body(&r);
+    let groups: Vec<&Value> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["conversation"].as_str().unwrap().starts_with("g:"))
+        .collect();
+    assert_eq!(groups.len(), 1, "{list}");
+    assert_eq!(groups[0]["conversation"], conv.as_str());
 }

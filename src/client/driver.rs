@@ -356,6 +356,7 @@ impl Driver {
                     ..
                 } => {
                     self.device = device;
+                    self.created_after_login();
                     if let Some(r) = self.ready.take() {
                         let _ = r.send(Ok((user, device)));
                     }

@@ -135,9 +135,9 @@ impl Client {
 impl ClientHandle {
     /// The id of the group the create operation this device's outbox
     /// stored under uplink sequence `seq` made: resolves once its "created"
-    /// entry arrived in this run of the client (at once if it already
-    /// has). Not bounded in time: the caller is (see
-    /// [`Client::create_group`]).
+    /// entry arrived (at once if it already has, in this run or, the
+    /// record being in the local history, an earlier one). Not bounded in
+    /// time: the caller is (see [`Client::create_group`]).
     pub async fn group_created(&self, seq: u64) -> Result<u64, ClientError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.cmds
