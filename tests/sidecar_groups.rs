@@ -2,44 +2,18 @@
 //! sidecar processes: a group created through one sidecar, members added,
 //! each member's sidecar streams the membership events and the group's
 //! messages; a removed member stops receiving at its `removed` record;
-//! members are paged; read counts say "read by N of M"; a create retried
-//! with its idempotency key across sidecar and `ternd` SIGKILLs makes one
-//! group and answers its id; bad input gets the documented typed errors.
+//! members are paged; read counts say "read by N of M"; the owner makes an
+//! admin who may then add; a create retried with its idempotency key
+//! across sidecar and `ternd` SIGKILLs makes one group and answers its id.
+//! Refusals: `sidecar_group_errors.rs`.
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::sidecar::{wait_status, Lab};
-use tern_lab::http::{EventStream, HttpClient, Response};
-
-fn body(r: &Response) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        )
-    })
-}
-
-/// `POST path` with `b`, expecting `status`; the answer's body.
-fn post_ok(c: &mut HttpClient, path: &str, b: &Value, status: u16) -> Value {
-    let r = c.post(path, b).expect("the sidecar answers");
-    assert_eq!(
-        r.status,
-        status,
-        "POST {path}: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    body(&r)
-}
-
-fn delete(c: &mut HttpClient, path: &str) -> Response {
-    c.request("DELETE", path, None)
-        .expect("the sidecar answers")
-}
+use support::sidecar::{delete, json_body, post_expect, wait_status, Lab};
+use tern_lab::http::{EventStream, HttpClient};
 
 /// Events off `s` up to and including the first for which `last` holds
 /// (each within 20 s); acknowledged as read.
@@ -58,7 +32,7 @@ fn events_until(
         got.push(v);
         if done {
             let up_to = got.last().unwrap()["id"].as_u64().unwrap();
-            post_ok(c, "/v1/events/ack", &json!({ "up_to": up_to }), 200);
+            post_expect(c, "/v1/events/ack", &json!({ "up_to": up_to }), 200);
             return got;
         }
     }
@@ -89,7 +63,7 @@ fn is_text(t: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 fn post_to(c: &mut HttpClient, conv: &str, text: &str) -> Value {
-    post_ok(
+    post_expect(
         c,
         &format!("/v1/conversations/{conv}/messages?wait=stored"),
         &json!({ "text": text }),
@@ -102,7 +76,7 @@ fn history(c: &mut HttpClient, conv: &str) -> Vec<String> {
         .get(&format!("/v1/conversations/{conv}/history?max=64"))
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    body(&r)["records"]
+    json_body(&r)["records"]
         .as_array()
         .unwrap()
         .iter()
@@ -128,7 +102,7 @@ fn all_members(c: &mut HttpClient, group: u64, limit: u64) -> (Vec<(u64, String)
             ))
             .unwrap();
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let p = body(&r);
+        let p = json_body(&r);
         for m in p["members"].as_array().unwrap() {
             members.push((
                 m["user"].as_u64().unwrap(),
@@ -154,7 +128,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
     let mut cs = c.events("/v1/events", None).unwrap();
 
     // Created with bob; the same key again is the same group, not another.
-    let made = post_ok(
+    let made = post_expect(
         &mut a,
         "/v1/groups",
         &json!({"members": [2], "idempotency_key": "team"}),
@@ -165,7 +139,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
     assert_eq!(made["conversation"], conv.as_str());
     assert_eq!(made["kind"], "group");
     assert_eq!(made["status"], "stored");
-    let again = post_ok(
+    let again = post_expect(
         &mut a,
         "/v1/groups",
         &json!({"members": [2], "idempotency_key": "team"}),
@@ -178,7 +152,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
     assert_eq!(again["id"], made["id"]);
 
     // Carol added (by path id), then a message posted into the group.
-    let added = post_ok(
+    let added = post_expect(
         &mut a,
         &format!("/v1/groups/{g}/members?wait=stored"),
         &json!({"users": [3]}),
@@ -236,7 +210,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
 
     // The group is in bob's list with two unread messages, and in the history.
     let r = b.get("/v1/conversations?since=0").unwrap();
-    let list = body(&r);
+    let list = json_body(&r);
     let item = list["conversations"]
         .as_array()
         .unwrap()
@@ -262,7 +236,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
     // Read by N of M: bob read everything, so alice's messages are read
     // by 1 of the 1 other member.
     let last = item["last_seq"].as_u64().unwrap();
-    post_ok(
+    post_expect(
         &mut b,
         &format!("/v1/conversations/{conv}/read?wait=stored"),
         &json!({ "up_to": last }),
@@ -272,7 +246,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
         .get(&format!("/v1/groups/{g}/read-counts?low=4&count=3"))
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let counts = body(&r);
+    let counts = json_body(&r);
     assert_eq!(counts["members"], 2);
     let first = &counts["counts"][0];
     assert_eq!(
@@ -287,7 +261,7 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
         .get(&format!("/v1/groups/{g}/readers?conv_seq={last}"))
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let readers = body(&r);
+    let readers = json_body(&r);
     assert_eq!(readers["members"][0]["user"], 2, "{readers}");
 
     // Bob leaves (no body needed): alice is the only member.
@@ -299,178 +273,6 @@ fn a_group_made_through_one_sidecar_reaches_every_member_until_removed() {
 }
 
 #[test]
-fn bad_group_requests_get_typed_errors() {
-    let lab = Lab::start();
-    let alice = lab.sidecar(1, 1, "alice");
-    let bob = lab.sidecar(2, 1, "bob");
-    let (mut a, mut b) = (alice.client(), bob.client());
-    let made = post_ok(&mut a, "/v1/groups", &json!({"members": [2]}), 201);
-    let g = made["group"].as_u64().unwrap();
-
-    // Unknown group: pages and counts are 404 (the server's code 16),
-    // operations are refused for good (409, status rejected, code 16).
-    for path in [
-        "/v1/groups/999/members".to_string(),
-        "/v1/groups/999/read-counts?low=1".into(),
-    ] {
-        let started = Instant::now();
-        let r = a.get(&path).unwrap();
-        assert_eq!(
-            r.status,
-            404,
-            "{path}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(body(&r)["code"], 16, "{path}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{path}: refused at once"
-        );
-    }
-    let r = post_ok(
-        &mut a,
-        "/v1/groups/999/members?wait=stored",
-        &json!({"users": [3]}),
-        409,
-    );
-    assert_eq!(
-        (r["status"].as_str(), r["code"].as_u64()),
-        (Some("rejected"), Some(16))
-    );
-
-    // A plain member may not add (17); the owner may not leave (17).
-    let r = post_ok(
-        &mut b,
-        &format!("/v1/groups/{g}/members?wait=stored"),
-        &json!({"users": [3]}),
-        409,
-    );
-    assert_eq!(r["code"], 17, "{r}");
-    let r = post_ok(
-        &mut a,
-        &format!("/v1/groups/{g}/leave?wait=stored"),
-        &json!({}),
-        409,
-    );
-    assert_eq!(r["code"], 17, "{r}");
-
-    // Malformed bodies, paths and queries: 400 naming the field.
-    let too_many: Vec<u64> = (10..43).collect();
-    let members = format!("/v1/groups/{g}/members");
-    for (path, b, field) in [
-        ("/v1/groups", json!({"members": "x"}), "members"),
-        ("/v1/groups", json!({"members": [0]}), "members[0]"),
-        ("/v1/groups", json!({"members": too_many}), "members"),
-        ("/v1/groups", json!({"members": [], "bogus": 1}), "bogus"),
-        ("/v1/groups", json!([1]), "body"),
-        (
-            "/v1/groups",
-            json!({"idempotency_key": ""}),
-            "idempotency_key",
-        ),
-        (&members, json!({}), "users"),
-        (&members, json!({"users": []}), "users"),
-        (&members, json!({"users": [-1]}), "users[0]"),
-        (
-            &members,
-            json!({"users": [4611686018427387904u64]}),
-            "users[0]",
-        ),
-        (&members, json!({"users": [3], "admin": "yes"}), "admin"),
-        ("/v1/groups/abc/members", json!({"users": [3]}), "group"),
-        ("/v1/groups/0/members", json!({"users": [3]}), "group"),
-        ("/v1/groups/d:2/members", json!({"users": [3]}), "group"),
-        (
-            "/v1/groups/1/members?wait=delivered",
-            json!({"users": [3]}),
-            "wait",
-        ),
-        (
-            "/v1/groups/1/members?timeout_ms=120001",
-            json!({"users": [3]}),
-            "timeout_ms",
-        ),
-        ("/v1/groups?timeout_ms=999999", json!({}), "timeout_ms"),
-    ] {
-        let r = a.post(path, &b).unwrap();
-        assert_eq!(
-            r.status,
-            400,
-            "{path} {b}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(body(&r)["field"], field, "{path} {b}");
-    }
-    let r = a
-        .request("POST", "/v1/groups", Some(b"{\"members\": ["))
-        .unwrap();
-    assert_eq!((r.status, body(&r)["field"].clone()), (400, json!("body")));
-    for (path, field) in [
-        (format!("/v1/groups/{g}/members?limit=0"), "limit"),
-        (format!("/v1/groups/{g}/members?limit=65"), "limit"),
-        (
-            format!("/v1/groups/{g}/members?limit=99999999999999999999"),
-            "limit",
-        ),
-        (format!("/v1/groups/{g}/members?after=-1"), "after"),
-        (format!("/v1/groups/{g}/members?conv_seq=1"), "conv_seq"),
-        (format!("/v1/groups/{g}/readers"), "conv_seq"),
-        (format!("/v1/groups/{g}/read-counts"), "low"),
-        (format!("/v1/groups/{g}/read-counts?low=0"), "low"),
-        (
-            format!("/v1/groups/{g}/read-counts?low=1&count=65"),
-            "count",
-        ),
-        (format!("/v1/groups/{g}/read-counts?low=1&nope=1"), "nope"),
-    ] {
-        let r = a.get(&path).unwrap();
-        assert_eq!(
-            r.status,
-            400,
-            "{path}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(body(&r)["field"], field, "{path}");
-    }
-    for (path, field) in [
-        (format!("/v1/groups/{g}/members/x"), "user"),
-        (format!("/v1/groups/{g}/members/0"), "user"),
-        (
-            format!("/v1/groups/{g}/members/2?idempotency_key="),
-            "idempotency_key",
-        ),
-        (format!("/v1/groups/{g}/members/2?wait=delivered"), "wait"),
-    ] {
-        let r = delete(&mut a, &path);
-        assert_eq!(
-            r.status,
-            400,
-            "{path}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(body(&r)["field"], field, "{path}");
-    }
-
-    // One key, two different requests: the second is refused.
-    post_ok(
-        &mut a,
-        &format!("/v1/groups/{g}/members"),
-        &json!({"users": [3], "idempotency_key": "k"}),
-        202,
-    );
-    let r = a
-        .post(
-            &format!("/v1/groups/{g}/members"),
-            &json!({"users": [4], "idempotency_key": "k"}),
-        )
-        .unwrap();
-    assert_eq!(
-        (r.status, body(&r)["field"].clone()),
-        (409, json!("idempotency_key"))
-    );
-}
-
-#[test]
 fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
     let mut lab = Lab::start();
     let mut alice = lab.sidecar(1, 1, "alice");
@@ -479,7 +281,7 @@ fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
 
     // Accepted while ternd is down: on disk, not sent.
     lab.kill_daemon();
-    let queued = post_ok(&mut a, "/v1/groups?timeout_ms=300", &create, 202);
+    let queued = post_expect(&mut a, "/v1/groups?timeout_ms=300", &create, 202);
     assert_eq!(queued["status"], "queued");
     assert!(queued.get("group").is_none(), "{queued}");
 
@@ -490,7 +292,7 @@ fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
     alice.restart().unwrap();
     let mut a = alice.client();
     wait_status(&mut a, "alice logged in", 20, |s| s["connected"] == true);
-    let made = post_ok(&mut a, "/v1/groups", &create, 201);
+    let made = post_expect(&mut a, "/v1/groups", &create, 201);
     assert_eq!(
         (made["id"].clone(), made["duplicate"].clone()),
         (queued["id"].clone(), json!(true))
@@ -515,7 +317,7 @@ fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
         "acknowledged: {}",
         String::from_utf8_lossy(&r.body)
     );
-    let again = post_ok(&mut a, "/v1/groups?timeout_ms=5000", &create, 201);
+    let again = post_expect(&mut a, "/v1/groups?timeout_ms=5000", &create, 201);
     assert_eq!(
         (again["group"].as_u64(), again["duplicate"].clone()),
         (Some(g), json!(true))
@@ -523,7 +325,7 @@ fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
 
     // One group, not two.
     let r = a.get("/v1/conversations?since=0").unwrap();
-    let list = body(&r);
+    let list = json_body(&r);
     let groups: Vec<&Value> = list["conversations"]
         .as_array()
         .unwrap()
@@ -532,4 +334,65 @@ fn a_create_retried_across_sigkills_makes_one_group_and_answers_its_id() {
         .collect();
     assert_eq!(groups.len(), 1, "{list}");
     assert_eq!(groups[0]["conversation"], conv.as_str());
+}
+
+#[test]
+fn the_owner_makes_an_admin_who_may_then_add_members() {
+    let lab = Lab::start();
+    let alice = lab.sidecar(1, 1, "alice");
+    let bob = lab.sidecar(2, 1, "bob");
+    let _carol = lab.sidecar(3, 1, "carol");
+    let (mut a, mut b) = (alice.client(), bob.client());
+    let g = post_expect(&mut a, "/v1/groups", &json!({"members": [2]}), 201)["group"]
+        .as_u64()
+        .unwrap();
+    let add_carol = format!("/v1/groups/{g}/members?wait=stored");
+
+    // A plain member may not add; made an admin, it may.
+    let r = post_expect(&mut b, &add_carol, &json!({"users": [3]}), 409);
+    assert_eq!(r["code"], 17, "{r}");
+    let r = post_expect(
+        &mut a,
+        &format!("/v1/groups/{g}/roles?wait=stored"),
+        &json!({"users": [2], "role": "admin"}),
+        200,
+    );
+    assert_eq!(r["kind"], "group");
+    let mut bs = b.events("/v1/events", None).unwrap();
+    let got = events_until(&mut b, &mut bs, |v| v["member"]["event"] == "role_changed");
+    assert_eq!(
+        got.last().unwrap()["member"],
+        json!({"event": "role_changed", "user": 2, "role": "admin"})
+    );
+    post_expect(&mut b, &add_carol, &json!({"users": [3]}), 200);
+    let (members, _) = all_members(&mut a, g, 64);
+    assert_eq!(
+        members,
+        vec![
+            (1, "owner".to_string()),
+            (2, "admin".into()),
+            (3, "member".into())
+        ]
+    );
+
+    // Only the owner gives roles, and nobody takes the owner's.
+    let roles = format!("/v1/groups/{g}/roles?wait=stored");
+    let r = post_expect(&mut b, &roles, &json!({"users": [3], "role": "admin"}), 409);
+    assert_eq!(r["code"], 17, "{r}");
+    let r = post_expect(
+        &mut a,
+        &roles,
+        &json!({"users": [1], "role": "member"}),
+        409,
+    );
+    assert_eq!(r["code"], 17, "{r}");
+    for (b, field) in [
+        (json!({"users": [2], "role": "owner"}), "role"),
+        (json!({"users": [2]}), "role"),
+        (json!({"users": [], "role": "admin"}), "users"),
+    ] {
+        let r = a.post(&roles, &b).unwrap();
+        assert_eq!(r.status, 400, "{b}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(json_body(&r)["field"], field, "{b}");
+    }
 }

@@ -1,13 +1,13 @@
 //! Groups over the local API (`proto-spec/groups.md`), as `tern group`
 //! does them, through the client library:
-//! - create, add, remove and leave are keyed operations of the durable
+//! - create, add, remove, leave and role changes are keyed operations of the durable
 //!   outbox like `POST /v1/messages` (idempotency keys, `?wait=`); the
 //!   server applies each exactly once, in uplink order, and refuses one
 //!   for good with a protocol code (409, `status: rejected`);
 //! - creating also waits for the group's id, which the creating device
 //!   learns from its own "created" entry;
 //! - member pages, who read a record and read counts are asked of the
-//!   server (one at a time: the library keeps one of each under way).
+//!   server (`group_pages.rs`).
 //!
 //! Posting into a group is `POST /v1/conversations/g:ID/messages`
 //! (`convs.rs`); its history and its place in the list are those of any
@@ -21,20 +21,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use tern_core::wire::{GroupAction, GROUP_OP_MAX_USERS, READ_COUNTS_MAX};
+use tern_core::wire::{GroupAction, GROUP_OP_MAX_USERS};
 
-use super::api::{accepted, check_key, id_field, role_name, OpView, Wait, WaitQuery, MAX_ID};
+use super::api::{accepted, check_key, id_field, OpView, Wait, WaitQuery, MAX_ID};
 use super::records::Kind;
 use super::routes::{accept, client_error, operation, wait_limit};
 use super::Shared;
-use crate::client::{ClientError, KeyedState, MembersPage, Outgoing, Settled};
+use crate::client::{KeyedState, Outgoing, Settled};
 use crate::http::{ApiError, JsonBody, MaybeJson, QueryArgs};
 
 type St = State<Arc<Shared>>;
-
-/// Most members (or readers) in one page (`MEMBERS_MAX`).
-const MAX_PAGE: u64 = 64;
 
 /// A positive id of a path parameter, at most [`MAX_ID`]; a group may be
 /// written `g:ID`, as `GET /v1/conversations` names it.
@@ -57,7 +53,7 @@ fn path_id(name: &str, raw: &str) -> Result<u64, ApiError> {
 
 /// The `{group}` (and `{user}`, where the path has one) of the path.
 pub struct GroupPath {
-    group: u64,
+    pub(super) group: u64,
     user: Option<u64>,
 }
 
@@ -108,31 +104,6 @@ fn group_wait(q: &WaitQuery) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// A refused member page or read count: 404 for a group this user is not
-/// a member of (or that does not exist; the server does not say which).
-fn query_error(group: u64, e: ClientError) -> ApiError {
-    match e {
-        ClientError::Rejected(16) => {
-            ApiError::not_found(format!("no group {group} with this user as a member"))
-                .with_code(16)
-        }
-        ClientError::Rejected(code) => ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the server refused the request (error {code})"),
-        )
-        .with_code(code),
-        ClientError::NotSupported => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "the server speaks only protocol version 1: no groups",
-        ),
-        ClientError::NoAnswer(what) => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer from the server in time ({what})"),
-        ),
-        other => client_error(other),
-    }
 }
 
 /// `POST /v1/groups`.
@@ -294,129 +265,41 @@ pub async fn leave(
     operation(s, accepted(op, Kind::Group, req.idempotency_key), q).await
 }
 
-/// `GET /v1/groups/{group}/members` and `.../readers`.
-#[derive(Debug, Deserialize, Default)]
+/// `POST /v1/groups/{group}/roles`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Members with a user id above this (0 or absent: from the first).
-    #[serde(default)]
-    after: u64,
-    /// At most this many (1 to 64, default 64).
-    limit: Option<u64>,
-    /// Readers only: the record (`conv_seq`).
-    conv_seq: Option<u64>,
+pub struct RoleReq {
+    /// Members whose role changes (1 to 32).
+    users: Vec<u64>,
+    /// Their new role.
+    role: NewRole,
+    /// As for messages.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    idempotency_key: Option<String>,
 }
 
-fn page_view(group: u64, p: &MembersPage) -> Value {
-    let members: Vec<Value> = p
-        .members
-        .iter()
-        .map(|m| json!({"user": m.user, "role": role_name(m.role), "since": m.since}))
-        .collect();
-    json!({
-        "group": group,
-        "conversation": format!("g:{group}"),
-        "members": members,
-        "next_after": p.end.next_after,
-        "complete": p.end.complete,
-        "member_count": p.end.members,
-        "last_seq": p.end.last_seq,
-    })
+/// A role the owner can give (there is one owner, for good).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NewRole {
+    Admin,
+    Member,
 }
 
-fn page_args(q: &PageQuery) -> Result<(u64, u64), ApiError> {
-    let limit = q.limit.unwrap_or(MAX_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::field("limit", "must be 1 to 64"));
-    }
-    Ok((id_field("after", q.after)?, limit))
-}
-
-pub async fn members(
+pub async fn set_role(
     State(s): St,
     path: GroupPath,
-    QueryArgs(q): QueryArgs<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
-    if q.conv_seq.is_some() {
-        return Err(ApiError::field("conv_seq", "only for .../readers"));
-    }
-    let (after, limit) = page_args(&q)?;
-    let _one = s.group_query_gate.lock().await;
-    let page = s
-        .handle
-        .members(path.group, after, limit)
-        .await
-        .map_err(|e| query_error(path.group, e))?;
-    Ok(Json(page_view(path.group, &page)))
-}
-
-pub async fn readers(
-    State(s): St,
-    path: GroupPath,
-    QueryArgs(q): QueryArgs<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let (after, limit) = page_args(&q)?;
-    let conv_seq = match q.conv_seq {
-        Some(c) if c > 0 => id_field("conv_seq", c)?,
-        _ => {
-            return Err(ApiError::field(
-                "conv_seq",
-                "a positive conv_seq is required",
-            ))
-        }
+    QueryArgs(q): QueryArgs<WaitQuery>,
+    JsonBody(req): JsonBody<RoleReq>,
+) -> Result<Response, ApiError> {
+    group_wait(&q)?;
+    check_key(&req.idempotency_key)?;
+    let op = Outgoing::Group {
+        group: path.group,
+        action: GroupAction::SetRole {
+            admin: matches!(req.role, NewRole::Admin),
+        },
+        users: users("users", &req.users, 1)?,
     };
-    let _one = s.group_query_gate.lock().await;
-    let page = s
-        .handle
-        .readers(path.group, conv_seq, after, limit)
-        .await
-        .map_err(|e| query_error(path.group, e))?;
-    let mut v = page_view(path.group, &page);
-    v["conv_seq"] = json!(conv_seq);
-    Ok(Json(v))
-}
-
-/// `GET /v1/groups/{group}/read-counts`.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CountsQuery {
-    /// The first record (`conv_seq`, from 1).
-    low: u64,
-    /// Records from `low` (1 to 64, default 1).
-    count: Option<u64>,
-}
-
-pub async fn read_counts(
-    State(s): St,
-    path: GroupPath,
-    QueryArgs(q): QueryArgs<CountsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    if q.low == 0 {
-        return Err(ApiError::field("low", "must be positive"));
-    }
-    let low = id_field("low", q.low)?;
-    let count = q.count.unwrap_or(1);
-    if count == 0 || count > READ_COUNTS_MAX as u64 {
-        return Err(ApiError::field("count", "must be 1 to 64"));
-    }
-    let _one = s.group_query_gate.lock().await;
-    let c = s
-        .handle
-        .read_counts(path.group, low, count as u8)
-        .await
-        .map_err(|e| query_error(path.group, e))?;
-    // Everyone but the author could have read a record.
-    let of = c.members.saturating_sub(1);
-    let counts: Vec<Value> = c
-        .read_by
-        .iter()
-        .enumerate()
-        .map(|(i, n)| json!({"conv_seq": c.low + i as u64, "read_by": n, "of": of}))
-        .collect();
-    Ok(Json(json!({
-        "group": path.group,
-        "conversation": format!("g:{}", path.group),
-        "members": c.members,
-        "counts": counts,
-    })))
+    operation(s, accepted(op, Kind::Group, req.idempotency_key), q).await
 }

@@ -16,6 +16,7 @@ mod api;
 mod args;
 mod convs;
 mod events;
+mod group_pages;
 mod groups;
 mod metrics;
 mod records;

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::api::{Accepted, AckReq, OpView, ReadReq, RecallReq, SendReq, Wait, WaitQuery};
 use super::events::AckError;
 use super::records::{Kind, Known, Record, Tag};
-use super::{convs, groups, metrics, stream, Shared};
+use super::{convs, group_pages, groups, metrics, stream, Shared};
 use crate::client::{ClientError, KeyedState, Settled};
 use crate::http::error::{no_route, wrong_method};
 use crate::http::{ApiError, JsonBody, PathU64, QueryArgs};
@@ -52,12 +52,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups", post(groups::create))
         .route(
             "/v1/groups/{group}/members",
-            post(groups::add).get(groups::members),
+            post(groups::add).get(group_pages::members),
         )
         .route("/v1/groups/{group}/members/{user}", delete(groups::remove))
         .route("/v1/groups/{group}/leave", post(groups::leave))
-        .route("/v1/groups/{group}/readers", get(groups::readers))
-        .route("/v1/groups/{group}/read-counts", get(groups::read_counts))
+        .route("/v1/groups/{group}/roles", post(groups::set_role))
+        .route("/v1/groups/{group}/readers", get(group_pages::readers))
+        .route(
+            "/v1/groups/{group}/read-counts",
+            get(group_pages::read_counts),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
