@@ -1,9 +1,9 @@
 //! Groups over the local API (`proto-spec/groups.md`), as `tern group`
 //! does them, through the client library:
-//! - create, add, remove, leave and role changes are keyed operations of the durable
-//!   outbox like `POST /v1/messages` (idempotency keys, `?wait=`); the
-//!   server applies each exactly once, in uplink order, and refuses one
-//!   for good with a protocol code (409, `status: rejected`);
+//! - create, add, remove, leave and role changes are keyed operations of
+//!   the durable outbox like `POST /v1/messages` (idempotency keys,
+//!   `?wait=`); the server applies each exactly once, in uplink order, and
+//!   refuses one for good with a protocol code (409, `status: rejected`);
 //! - creating also waits for the group's id, which the creating device
 //!   learns from its own "created" entry;
 //! - member pages, who read a record and read counts are asked of the
