@@ -356,6 +356,7 @@ impl Driver {
                     ..
                 } => {
                     self.device = device;
+                    self.created_after_login();
                     if let Some(r) = self.ready.take() {
                         let _ = r.send(Ok((user, device)));
                     }
@@ -438,6 +439,7 @@ impl Driver {
                 ClientEvent::ServerError(e) => {
                     tracing::warn!(code = e.code, reason = %e.reason, "server error");
                     self.on_request_refused(self.now(), &e);
+                    self.on_group_request_refused(&e);
                 }
                 ClientEvent::ConvList(list) => self.on_list(self.now(), list),
                 ClientEvent::History(page) => self.on_history(self.now(), page),

@@ -1,12 +1,15 @@
 //! The driver's side of groups: the id of a group this device created
 //! (read from the "created" entry naming the operation, as the spec says a
-//! creating device learns it), and member pages.
+//! creating device learns it, or after a restart from that record in the
+//! local history), and member pages.
 
 use std::collections::HashMap;
 
 use tern_core::client::MembersPage;
 use tern_core::time::Time;
-use tern_core::wire::{ConvKind, Entry, GroupEventKind, ReadCounts, SyncBody};
+use tern_core::wire::{
+    ty, ConvKind, Entry, ErrorFrame, GroupEventKind, ReadCounts, RecordBody, SyncBody,
+};
 use tokio::sync::oneshot;
 
 use super::driver::Driver;
@@ -48,18 +51,68 @@ impl Driver {
     }
 
     /// Answers with the group the create stored under `seq` made, once its
-    /// entry arrived.
+    /// entry arrived (in this run, or in an earlier one: then its record
+    /// is in the local history).
     pub(super) fn ask_created(&mut self, seq: u64, w: oneshot::Sender<u64>) {
+        if !self.group_waiters.created.contains_key(&seq) {
+            if let Some(g) = self.created_in_history(seq) {
+                self.group_waiters.created.insert(seq, g);
+            }
+        }
         match self.group_waiters.created.get(&seq) {
             Some(&g) => {
                 let _ = w.send(g);
             }
-            None => self
-                .group_waiters
-                .create_waiters
-                .entry(seq)
-                .or_default()
-                .push(w),
+            None => {
+                let waiting = self.group_waiters.create_waiters.entry(seq).or_default();
+                // Callers that gave up (a bounded wait ran out) are dropped.
+                waiting.retain(|w| !w.is_closed());
+                waiting.push(w);
+            }
+        }
+    }
+
+    /// The group whose record 1 (`created`) is this device's operation
+    /// `seq`, among the groups the local history holds record 1 of (only
+    /// the creator is a member at record 1, so only its devices hold it).
+    /// Unknown before the first login (the device number is not known).
+    fn created_in_history(&self, seq: u64) -> Option<u64> {
+        if self.device == 0 {
+            return None;
+        }
+        self.history
+            .all_held()
+            .into_iter()
+            .filter(|(c, h)| c.kind == ConvKind::Group && h.ranges.contains(1))
+            .find_map(|(c, _)| {
+                let r = self.history.records(c, 1, 1).ok()?.into_iter().next()?;
+                let RecordBody::Member(ev) = &r.body else {
+                    return None;
+                };
+                (ev.kind == GroupEventKind::Created
+                    && ev.user == r.from_user
+                    && r.from_device == self.device
+                    && r.from_seq == seq)
+                    .then_some(c.id)
+            })
+    }
+
+    /// After a login (the device number known): creates waited for whose
+    /// record is in the local history are answered.
+    pub(super) fn created_after_login(&mut self) {
+        let waiting: Vec<u64> = self.group_waiters.create_waiters.keys().copied().collect();
+        for seq in waiting {
+            if let Some(g) = self.created_in_history(seq) {
+                self.group_waiters.created.insert(seq, g);
+                for tx in self
+                    .group_waiters
+                    .create_waiters
+                    .remove(&seq)
+                    .unwrap_or_default()
+                {
+                    let _ = tx.send(g);
+                }
+            }
         }
     }
 
@@ -108,6 +161,22 @@ impl Driver {
         {
             if let Some((_, w)) = self.group_waiters.counts.take() {
                 let _ = w.send(Ok(c));
+            }
+        }
+    }
+
+    /// The server refused a member page or read counts (ERROR with that
+    /// frame type: `NoSuchConversation` for a group this user is not a
+    /// member of): whoever waits for one is told, rather than asking again
+    /// until the tries run out.
+    pub(super) fn on_group_request_refused(&mut self, e: &ErrorFrame) {
+        if e.frame_type == ty::MEMBERS {
+            if let Some(w) = self.group_waiters.members.take() {
+                let _ = w.send(Err(ClientError::Rejected(e.code)));
+            }
+        } else if e.frame_type == ty::READ_COUNTS {
+            if let Some((_, w)) = self.group_waiters.counts.take() {
+                let _ = w.send(Err(ClientError::Rejected(e.code)));
             }
         }
     }

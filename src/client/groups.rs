@@ -9,7 +9,7 @@ use std::time::Duration;
 use tern_core::client::{MembersPage, Outgoing};
 use tern_core::wire::{ConvKind, ConvRef, GroupAction, ReadCounts};
 
-use super::{Client, ClientError, Command, Sent};
+use super::{Client, ClientError, ClientHandle, Command, Sent};
 
 /// How long [`Client::create_group`] waits for the "created" entry after
 /// the server stored the operation.
@@ -50,14 +50,9 @@ impl Client {
     /// the group exists (it is in the conversation list).
     pub async fn create_group(&self, members: &[u64]) -> Result<u64, ClientError> {
         let sent = self.group_op(0, GroupAction::Create, members).await?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.cmds
-            .send(Command::GroupCreated(sent.seq, tx))
-            .await
-            .map_err(|_| ClientError::Stopped)?;
-        match tokio::time::timeout(CREATED_WAIT, rx).await {
-            Ok(Ok(g)) => Ok(g),
-            Ok(Err(_)) => Err(ClientError::Stopped),
+        let handle = self.handle();
+        match tokio::time::timeout(CREATED_WAIT, handle.group_created(sent.seq)).await {
+            Ok(r) => r,
             Err(_) => Err(ClientError::NoAnswer("the group's created entry")),
         }
     }
@@ -104,13 +99,70 @@ impl Client {
         after: u64,
         max: u64,
     ) -> Result<MembersPage, ClientError> {
-        self.member_page(group, after, max, 0).await
+        self.handle().members(group, after, max).await
     }
 
     /// Who read record `conv_seq` of `group`: up to `max` (at most 64)
     /// current members other than its author, with a user id above
     /// `after`, whose read position is at or past it. Page on as with
     /// [`Client::members`].
+    pub async fn readers(
+        &self,
+        group: u64,
+        conv_seq: u64,
+        after: u64,
+        max: u64,
+    ) -> Result<MembersPage, ClientError> {
+        self.handle().readers(group, conv_seq, after, max).await
+    }
+
+    /// "Read by N of M" for `count` (at most 64) records of `group` from
+    /// `low`: for each, the current members other than its author whose
+    /// read position is at or past it; `members` is M.
+    pub async fn read_counts(
+        &self,
+        group: u64,
+        low: u64,
+        count: u8,
+    ) -> Result<ReadCounts, ClientError> {
+        self.handle().read_counts(group, low, count).await
+    }
+}
+
+/// The group queries of a [`ClientHandle`], for tasks other than the one
+/// receiving events (the sidecar's HTTP handlers); [`Client`]'s methods of
+/// the same names call these.
+impl ClientHandle {
+    /// The id of the group the create operation this device's outbox
+    /// stored under uplink sequence `seq` made: resolves once its "created"
+    /// entry arrived (at once if it already has, in this run or, the
+    /// record being in the local history, an earlier one). Not bounded in
+    /// time: the caller is (see [`Client::create_group`]).
+    pub async fn group_created(&self, seq: u64) -> Result<u64, ClientError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cmds
+            .send(Command::GroupCreated(seq, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Up to `max` (at most 64) current members of `group` with a user id
+    /// above `after`; page on with `after = page.end.next_after` until
+    /// `page.end.complete`.
+    pub async fn members(
+        &self,
+        group: u64,
+        after: u64,
+        max: u64,
+    ) -> Result<MembersPage, ClientError> {
+        self.member_page(group, after, max, 0).await
+    }
+
+    /// Who read record `conv_seq` of `group`: up to `max` (at most 64)
+    /// current members other than its author, with a user id above
+    /// `after`, whose read position is at or past it. Page on as with
+    /// [`ClientHandle::members`].
     pub async fn readers(
         &self,
         group: u64,

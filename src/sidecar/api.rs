@@ -236,7 +236,7 @@ impl RecallReq {
 pub struct OpView {
     /// Its id in this sidecar.
     pub id: u64,
-    /// `message`, `read`, `recall`, `post` or `mark`.
+    /// `message`, `read`, `recall`, `post`, `mark` or `group`.
     pub kind: Kind,
     /// `queued`, `stored`, `delivered` or `rejected`.
     pub status: &'static str,
@@ -354,6 +354,15 @@ pub struct MemberView {
     pub role: &'static str,
 }
 
+/// `owner`, `admin` or `member`.
+pub fn role_name(r: GroupRole) -> &'static str {
+    match r {
+        GroupRole::Owner => "owner",
+        GroupRole::Admin => "admin",
+        GroupRole::Member => "member",
+    }
+}
+
 impl MemberView {
     /// The view of `e`.
     pub fn of(e: &GroupEvent) -> MemberView {
@@ -366,11 +375,7 @@ impl MemberView {
                 GroupEventKind::RoleChanged => "role_changed",
             },
             user: e.user,
-            role: match e.role {
-                GroupRole::Owner => "owner",
-                GroupRole::Admin => "admin",
-                GroupRole::Member => "member",
-            },
+            role: role_name(e.role),
         }
     }
 }

@@ -16,6 +16,8 @@ mod api;
 mod args;
 mod convs;
 mod events;
+mod group_pages;
+mod groups;
 mod metrics;
 mod records;
 mod routes;
@@ -109,6 +111,9 @@ pub struct Shared {
     /// Serialises accepting requests that carry an idempotency key, so two
     /// concurrent requests with one key cannot both be new.
     keyed_gate: tokio::sync::Mutex<()>,
+    /// One member page or read count asked of the server at a time: the
+    /// library keeps one of each under way, a new one replacing the last.
+    group_query_gate: tokio::sync::Mutex<()>,
     events: EventBuffer,
     link: Mutex<Link>,
     counters: Counters,
@@ -173,6 +178,7 @@ impl Sidecar {
         let shared = Arc::new(Shared {
             records: Mutex::new(Records::default()),
             keyed_gate: tokio::sync::Mutex::new(()),
+            group_query_gate: tokio::sync::Mutex::new(()),
             events: EventBuffer::default(),
             link: Mutex::new(Link::default()),
             counters: Counters::default(),

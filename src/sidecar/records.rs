@@ -30,6 +30,9 @@ pub enum Kind {
     Post,
     /// `POST /v1/conversations/{conv}/read`.
     Mark,
+    /// A group membership operation (`/v1/groups...`: create, add,
+    /// remove, leave).
+    Group,
 }
 
 /// The tag stored with each operation (short JSON keys: it is on disk once

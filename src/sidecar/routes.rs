@@ -6,14 +6,14 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use super::api::{Accepted, AckReq, OpView, ReadReq, RecallReq, SendReq, Wait, WaitQuery};
 use super::events::AckError;
 use super::records::{Kind, Known, Record, Tag};
-use super::{convs, metrics, stream, Shared};
+use super::{convs, group_pages, groups, metrics, stream, Shared};
 use crate::client::{ClientError, KeyedState, Settled};
 use crate::http::error::{no_route, wrong_method};
 use crate::http::{ApiError, JsonBody, PathU64, QueryArgs};
@@ -49,6 +49,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(convs::post_message),
         )
         .route("/v1/conversations/{conv}/read", post(convs::mark_read))
+        .route("/v1/groups", post(groups::create))
+        .route(
+            "/v1/groups/{group}/members",
+            post(groups::add).get(group_pages::members),
+        )
+        .route("/v1/groups/{group}/members/{user}", delete(groups::remove))
+        .route("/v1/groups/{group}/leave", post(groups::leave))
+        .route("/v1/groups/{group}/roles", post(groups::set_role))
+        .route("/v1/groups/{group}/readers", get(group_pages::readers))
+        .route(
+            "/v1/groups/{group}/read-counts",
+            get(group_pages::read_counts),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
@@ -106,7 +119,7 @@ pub(super) fn client_error(e: ClientError) -> ApiError {
 /// Puts a checked operation in the durable outbox, or finds the earlier
 /// one with the same idempotency key. Returns its record and whether it is
 /// a repeat.
-async fn accept(s: &Shared, a: Accepted) -> Result<(Record, bool), ApiError> {
+pub(super) async fn accept(s: &Shared, a: Accepted) -> Result<(Record, bool), ApiError> {
     let _gate = match &a.key {
         Some(_) => Some(s.keyed_gate.lock().await),
         None => None,
@@ -163,6 +176,17 @@ fn answer(s: &Shared, r: &Record, duplicate: bool) -> Response {
     (code, Json(view)).into_response()
 }
 
+/// `timeout_ms` checked: at most 120 s, 10 s when absent.
+pub(super) fn wait_limit(timeout_ms: Option<u64>) -> Result<Duration, ApiError> {
+    match timeout_ms {
+        Some(ms) if ms > MAX_WAIT.as_millis() as u64 => {
+            Err(ApiError::field("timeout_ms", "must be at most 120000"))
+        }
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Ok(DEFAULT_WAIT),
+    }
+}
+
 /// Accepts, then waits as asked (never failing a request whose operation
 /// is durably queued: a wait that runs out answers 202 with the state).
 pub(super) async fn operation(
@@ -170,13 +194,7 @@ pub(super) async fn operation(
     a: Accepted,
     q: WaitQuery,
 ) -> Result<Response, ApiError> {
-    let limit = match q.timeout_ms {
-        Some(ms) if ms > MAX_WAIT.as_millis() as u64 => {
-            return Err(ApiError::field("timeout_ms", "must be at most 120000"))
-        }
-        Some(ms) => Duration::from_millis(ms),
-        None => DEFAULT_WAIT,
-    };
+    let limit = wait_limit(q.timeout_ms)?;
     let (rec, dup) = accept(&s, a).await?;
     if q.wait == Wait::Queued {
         return Ok(answer(&s, &rec, dup));

@@ -104,6 +104,35 @@ pub fn send(c: &mut HttpClient, to: u64, text: &str, key: Option<&str>, wait: &s
         .expect("the sidecar answers")
 }
 
+/// The JSON body of an answer (the test fails, showing it, if it is not JSON).
+pub fn json_body(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
+
+/// `POST path` with `b`, expecting `status`; the answer's JSON body.
+pub fn post_expect(c: &mut HttpClient, path: &str, b: &Value, status: u16) -> Value {
+    let r = c.post(path, b).expect("the sidecar answers");
+    assert_eq!(
+        r.status,
+        status,
+        "POST {path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    json_body(&r)
+}
+
+/// `DELETE path` (no body).
+pub fn delete(c: &mut HttpClient, path: &str) -> Response {
+    c.request("DELETE", path, None)
+        .expect("the sidecar answers")
+}
+
 /// Waits until `GET /v1/status` satisfies `ok`.
 pub fn wait_status(
     c: &mut HttpClient,
