@@ -27,7 +27,8 @@ fn main() -> std::io::Result<()> {
     }
     let mut dict = String::from(
         "# Tern wire protocol (versions 1 and 2): words from proto-spec/test-vectors.md,\n\
-         # test-vectors-v2.md, test-vectors-groups.md and sealed.md\n\
+         # test-vectors-v2.md, test-vectors-groups.md, test-vectors-address-tokens.md\n\
+         # and sealed.md\n\
          # (header prefixes, session ids, whole frames). Written by\n\
          # `cargo run --example gen_spec_corpus`; libFuzzer -dict= and AFL++ -x read it.\n",
     );

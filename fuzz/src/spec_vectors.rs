@@ -7,10 +7,11 @@
 use tern_core::wire::{encode_to_bytes, Packet};
 
 /// The spec files holding vectors, relative to the repository root.
-pub const SPEC_FILES: [&str; 4] = [
+pub const SPEC_FILES: [&str; 5] = [
     "proto-spec/test-vectors.md",
     "proto-spec/test-vectors-v2.md",
     "proto-spec/test-vectors-groups.md",
+    "proto-spec/test-vectors-address-tokens.md",
     "proto-spec/sealed.md",
 ];
 

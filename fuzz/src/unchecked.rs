@@ -67,7 +67,7 @@ fn bend(f: &mut Frame, b: &Bend) {
     match (f, b) {
         (f, Bend::ZeroSequences) => zero_sequences(f),
         (Frame::Login(l), Bend::Overlong { extra }) => overlong(&mut l.token, MAX_TOKEN, *extra),
-        (Frame::Retry(c) | Frame::Cookie(c), Bend::Overlong { extra }) => {
+        (Frame::Retry(c) | Frame::Cookie(c) | Frame::AddressToken(c), Bend::Overlong { extra }) => {
             overlong(c, MAX_COOKIE, *extra)
         }
         (Frame::Handshake(m) | Frame::HandshakeReply(m), Bend::Overlong { extra }) => {
@@ -156,7 +156,7 @@ fn zero_sequences(f: &mut Frame) {
 pub fn expected_valid(f: &Frame) -> bool {
     match f {
         Frame::Login(l) => l.token.len() <= MAX_TOKEN,
-        Frame::Retry(c) | Frame::Cookie(c) => c.len() <= MAX_COOKIE,
+        Frame::Retry(c) | Frame::Cookie(c) | Frame::AddressToken(c) => c.len() <= MAX_COOKIE,
         Frame::Handshake(m) | Frame::HandshakeReply(m) => m.len() <= MAX_HANDSHAKE,
         Frame::Send(s) => s.payload.len() <= MAX_PAYLOAD,
         Frame::Deliver(Deliver {

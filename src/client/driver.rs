@@ -87,6 +87,7 @@ pub(super) async fn spawn(
     cfg.epoch = restored.checkpoint.epoch;
     cfg.checkpoint = restored.checkpoint.seq;
     cfg.resume = restored.resume;
+    cfg.address_token = restored.address_token;
     // Gaps are found against what the state folder holds.
     cfg.held = history.all_held();
     let start = Instant::now();
@@ -445,6 +446,7 @@ impl Driver {
                 ClientEvent::History(page) => self.on_history(self.now(), page),
                 ClientEvent::Members(page) => self.on_members(page),
                 ClientEvent::ReadCounts(c) => self.on_read_counts(c),
+                ClientEvent::AddressToken(token) => self.ops.save_address_token(&token),
                 ClientEvent::Downgraded => {
                     tracing::info!("the server speaks only protocol version 1");
                     self.on_downgraded();

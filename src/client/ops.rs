@@ -47,6 +47,8 @@ pub(super) struct Restored {
     /// For `ClientConfig::resume`: `OpId(i + 1)` is the i-th.
     pub(super) resume: Vec<(u64, Outgoing)>,
     pub(super) checkpoint: Checkpoint,
+    /// The address token saved by the last run.
+    pub(super) address_token: Option<Bytes>,
 }
 
 impl Ops {
@@ -63,10 +65,12 @@ impl Ops {
                 ops,
                 resume: Vec::new(),
                 checkpoint: Checkpoint::default(),
+                address_token: None,
             });
         };
         let outbox = Outbox::open(dir)?;
         let (epoch, seq) = outbox.checkpoint()?;
+        let address_token = outbox.address_token()?;
         let mut tags: HashMap<u64, Bytes> = outbox.tags()?.into_iter().collect();
         for (key, _, _) in outbox.settled()? {
             ops.next_key = ops.next_key.max(key + 1);
@@ -91,6 +95,7 @@ impl Ops {
             ops,
             resume,
             checkpoint: Checkpoint { epoch, seq },
+            address_token,
         })
     }
 
@@ -289,6 +294,16 @@ impl Ops {
         for (_, p) in self.pending.drain() {
             if let Some(w) = p.waiter {
                 let _ = w.send(Err(err()));
+            }
+        }
+    }
+
+    /// Keeps the server's address token for the next start (best effort: a
+    /// lost token costs one RETRY round trip).
+    pub(super) fn save_address_token(&self, token: &[u8]) {
+        if let Some(o) = &self.outbox {
+            if let Err(e) = o.set_address_token(token) {
+                tracing::warn!(error = %e, "cannot save the address token");
             }
         }
     }

@@ -28,6 +28,7 @@ pub struct Outbox {
 }
 
 const CHECKPOINT: &[u8] = b"\xffcheckpoint";
+const ADDRESS_TOKEN: &[u8] = b"\xffaddress_token";
 
 pub(super) fn sync() -> WriteOptions {
     let mut w = WriteOptions::default();
@@ -155,6 +156,22 @@ impl Outbox {
             Some(_) => return Err(OutboxError::Corrupt),
             None => (0, 0),
         })
+    }
+
+    /// The address token the server gave last (`proto-spec/address-tokens.md`),
+    /// if one is saved and has the length a token may have.
+    pub fn address_token(&self) -> Result<Option<Bytes>, OutboxError> {
+        Ok(self
+            .db
+            .get(ADDRESS_TOKEN)?
+            .filter(|v| !v.is_empty() && v.len() <= tern_core::wire::limits::MAX_COOKIE)
+            .map(Bytes::from))
+    }
+
+    /// Keeps the address token for the next start. Not synced: losing it
+    /// costs one RETRY round trip at the next login, nothing else.
+    pub fn set_address_token(&self, token: &[u8]) -> Result<(), OutboxError> {
+        Ok(self.db.put(ADDRESS_TOKEN, token)?)
     }
 
     /// Saves (epoch, checkpoint) durably.

@@ -118,6 +118,16 @@ impl Metrics {
             b.bad_cookies,
         );
         counter(
+            "address_tokens_issued_total",
+            "Address tokens handed to raw-UDP clients after a login.",
+            b.address_tokens_issued,
+        );
+        counter(
+            "address_tokens_accepted_total",
+            "Logins let in by an address token instead of a RETRY round trip.",
+            b.address_tokens_accepted,
+        );
+        counter(
             "handshake_failed_total",
             "Sealed handshakes that did not decrypt or were malformed.",
             b.handshake_failed,

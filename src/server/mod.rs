@@ -17,7 +17,7 @@ mod storage;
 mod udp;
 
 pub use metrics::{Metrics, Snapshot};
-pub use secret::{issue_token, load_keys, load_seal_key, SecretError};
+pub use secret::{issue_token, load_address_token_key, load_keys, load_seal_key, SecretError};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -136,6 +136,7 @@ impl Server {
         })?;
         let keys = load_keys(&cfg)?;
         let seal_key = load_seal_key(&cfg)?;
+        let address_token_key = load_address_token_key(&cfg)?;
         let store = Arc::new(RocksStore::open(
             cfg.server.data_dir.join("db"),
             RocksOptions::default(),
@@ -176,6 +177,7 @@ impl Server {
         let mut broker = Broker::new(
             BrokerConfig {
                 seal_key,
+                address_token_key: Some(address_token_key),
                 ..broker_config(&cfg)
             },
             store,

@@ -80,6 +80,22 @@ pub fn load_seal_key(cfg: &Config) -> Result<Option<StaticKey>, SecretError> {
     Ok(Some(StaticKey::from_secret(secret)))
 }
 
+/// The key of address tokens (`proto-spec/address-tokens.md`), derived
+/// from the token secret file (created if missing): the same on every
+/// start, so a token handed out before a restart still spares its client a
+/// RETRY after it, and a new secret retires every token.
+pub fn load_address_token_key(cfg: &Config) -> Result<[u8; 32], SecretError> {
+    use hmac::{Hmac, Mac};
+    let path = cfg.secret_path();
+    let secret = match read_secret(&path)? {
+        Some(s) => s,
+        None => create_secret(&path)?,
+    };
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&secret).expect("any key length");
+    m.update(b"tern address token key v1");
+    Ok(m.finalize().into_bytes().into())
+}
+
 /// The keys in effect: the secret file (created if missing) plus the
 /// previous secrets from the config.
 pub fn load_keys(cfg: &Config) -> Result<TokenKeys, SecretError> {

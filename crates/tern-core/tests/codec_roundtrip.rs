@@ -458,11 +458,19 @@ fn huge_counts_and_lengths_are_refused_without_allocating() {
             },
         ),
         (
-            [&[0x40][..], &max8].concat(),
+            [&[0x41][..], &max8].concat(),
             DecodeError::TooLong {
                 field: "extension",
                 len: MAX,
                 max: MAX_EXTENSION,
+            },
+        ),
+        (
+            [&[0x40][..], &max8].concat(),
+            DecodeError::TooLong {
+                field: "address_token",
+                len: MAX,
+                max: MAX_COOKIE,
             },
         ),
     ];

@@ -79,6 +79,9 @@ impl World {
                 }
                 Frame::HandshakeReply(msg2) => self.on_handshake_reply(to, msg2),
                 Frame::Retry(cookie) => self.peers[to].cookie = Some(cookie),
+                // Bound to this peer's IP address: its next login echoing it
+                // proves the address as a cookie does.
+                Frame::AddressToken(token) => self.peers[to].cookie = Some(token),
                 Frame::Ack(ack) => {
                     if let Some(&(user, device)) = self.owners.get(&sid) {
                         let durable = self.store.applied(user, device);

@@ -19,6 +19,11 @@ use crate::time::Time;
 const COOKIE_LIFETIME_US: u64 = 60_000_000;
 /// Bytes of MAC kept in a cookie.
 const COOKIE_MAC: usize = 16;
+/// First byte of an address token (a cookie starts with its issue time,
+/// whose first byte is 0 for the next two thousand years).
+const TOKEN_KIND: u8 = 0xA7;
+/// Length of an address token: kind, issue time, MAC.
+pub(crate) const ADDRESS_TOKEN_LEN: usize = 1 + 8 + COOKIE_MAC;
 
 /// A token bucket.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +57,9 @@ impl Bucket {
 /// Admission control for packets that have no session yet.
 pub(crate) struct Admission {
     secret: [u8; 32],
+    /// Key of address tokens: lasts across restarts when the operator's
+    /// secret provides it (`BrokerConfig::address_token_key`).
+    token_key: [u8; 32],
     /// Buckets by source IP, apart per transport.
     sources: HashMap<(Transport, IpAddr), Bucket>,
     max_sources: usize,
@@ -63,11 +71,17 @@ impl Admission {
     pub fn new(secret: [u8; 32], rate: f64, burst: f64, max_sources: usize) -> Self {
         Admission {
             secret,
+            token_key: secret,
             sources: HashMap::new(),
             max_sources,
             rate,
             burst,
         }
+    }
+
+    /// Address tokens are made and checked with `key` from now on.
+    pub fn set_token_key(&mut self, key: [u8; 32]) {
+        self.token_key = key;
     }
 
     /// Source addresses with a bucket (at most `max_sources`).
@@ -115,6 +129,49 @@ impl Admission {
         v.extend_from_slice(&wall_us.to_be_bytes());
         v.extend_from_slice(&self.mac(wall_us, addr));
         Bytes::from(v)
+    }
+
+    fn token_mac(&self, issued_us: u64, ip: IpAddr) -> [u8; COOKIE_MAC] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_key).expect("any key length");
+        m.update(&[TOKEN_KIND]);
+        m.update(&issued_us.to_be_bytes());
+        match ip {
+            IpAddr::V4(ip) => m.update(&ip.octets()),
+            IpAddr::V6(ip) => m.update(&ip.octets()),
+        }
+        let tag = m.finalize().into_bytes();
+        let mut out = [0u8; COOKIE_MAC];
+        out.copy_from_slice(&tag[..COOKIE_MAC]);
+        out
+    }
+
+    /// An address token for a client at `ip`, issued at `wall_us`: like a
+    /// cookie, but bound to the IP address only (a NAT may give the client
+    /// another port next time) and accepted for much longer.
+    pub fn address_token(&self, wall_us: u64, ip: IpAddr) -> Bytes {
+        let mut v = Vec::with_capacity(ADDRESS_TOKEN_LEN);
+        v.push(TOKEN_KIND);
+        v.extend_from_slice(&wall_us.to_be_bytes());
+        v.extend_from_slice(&self.token_mac(wall_us, ip));
+        Bytes::from(v)
+    }
+
+    /// Whether `token` is an address token we issued to `ip` within
+    /// `lifetime_us` before `wall_us`.
+    pub fn token_valid(&self, wall_us: u64, ip: IpAddr, token: &[u8], lifetime_us: u64) -> bool {
+        if token.len() != ADDRESS_TOKEN_LEN || token[0] != TOKEN_KIND {
+            return false;
+        }
+        let issued = u64::from_be_bytes(token[1..9].try_into().unwrap_or([0; 8]));
+        if issued > wall_us || wall_us - issued > lifetime_us {
+            return false;
+        }
+        let want = self.token_mac(issued, ip);
+        let diff = want
+            .iter()
+            .zip(&token[9..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
     }
 
     /// When `cookie` was issued, if we issued it to `addr` within the last
@@ -176,6 +233,43 @@ mod tests {
             "the time is under the MAC"
         );
         assert_eq!(a.issued(t, addr(1), &c[..10]), None);
+    }
+
+    #[test]
+    fn an_address_token_is_bound_to_the_ip_and_its_lifetime_not_the_port() {
+        let mut a = Admission::new([7; 32], 10.0, 10.0, 10);
+        let t = 1_700_000_000_000_000;
+        let week = 7 * 24 * 3600 * 1_000_000;
+        let ip = addr(1).ip();
+        let tok = a.address_token(t, ip);
+        assert_eq!(tok.len(), ADDRESS_TOKEN_LEN);
+        assert!(
+            a.token_valid(t + week, ip, &tok, week),
+            "its whole lifetime"
+        );
+        assert!(!a.token_valid(t + week + 1, ip, &tok, week), "expired");
+        assert!(
+            !a.token_valid(t - 1, ip, &tok, week),
+            "issued in the future"
+        );
+        let other: IpAddr = [127, 0, 0, 2].into();
+        assert!(!a.token_valid(t, other, &tok, week), "another address");
+        let mut moved = tok.to_vec();
+        moved[8] ^= 1;
+        assert!(
+            !a.token_valid(t, ip, &moved, week),
+            "the time is under the MAC"
+        );
+        assert!(!a.token_valid(t, ip, &tok[..20], week));
+        assert_eq!(a.issued(t, addr(1), &tok), None, "a token is not a cookie");
+        let cookie = a.cookie(t, addr(1));
+        assert!(
+            !a.token_valid(t, ip, &cookie, week),
+            "a cookie is not a token"
+        );
+        a.set_token_key([8; 32]);
+        assert!(!a.token_valid(t, ip, &tok, week), "another key");
+        assert!(a.token_valid(t, ip, &a.address_token(t, ip), week));
     }
 
     #[test]

@@ -48,6 +48,16 @@ pub struct BrokerConfig {
     /// cookie) instead of creating a session: no state and no amplification
     /// for spoofed sources, at the cost of one round trip per login.
     pub validate_addresses: bool,
+    /// With `validate_addresses`: how long an address token lasts. After a
+    /// login over raw UDP the server hands the client a token bound to its
+    /// IP address (ADDRESS_TOKEN, `proto-spec/address-tokens.md`); a later
+    /// login from that address echoing it skips the RETRY round trip.
+    /// Zero: no tokens are issued or accepted.
+    pub address_token_lifetime: Duration,
+    /// Key of address tokens. `None`: a random one per broker, so tokens
+    /// die with the process; the daemon derives one from its secret file so
+    /// that they outlive restarts.
+    pub address_token_key: Option<[u8; 32]>,
     /// Pre-login packets per second accepted from one IP address.
     pub prelogin_rate: f64,
     /// Burst of pre-login packets from one IP address.
@@ -101,6 +111,8 @@ impl Default for BrokerConfig {
             conv_cache_entries: 65_536,
             group_max_members: 500,
             validate_addresses: true,
+            address_token_lifetime: Duration::from_secs(7 * 24 * 3600),
+            address_token_key: None,
             prelogin_rate: 5_000.0,
             prelogin_burst: 10_000.0,
             session_rate: 50_000.0,

@@ -229,7 +229,9 @@ impl<S: Store> Broker<S> {
 
     pub(super) fn handle_frame(&mut self, now: Time, sid: u64, frame: Frame) {
         match frame {
-            Frame::Padding(_) | Frame::Extension { .. } => {}
+            // Extension frames are skipped; ADDRESS_TOKEN is one, and only
+            // servers send it.
+            Frame::Padding(_) | Frame::Extension { .. } | Frame::AddressToken(_) => {}
             Frame::Heartbeat(nonce) => {
                 let Some(s) = self.sessions.get_mut(&sid) else {
                     return;

@@ -248,14 +248,20 @@ impl<S: Store> Broker<S> {
             budget -= f.encoded_len();
             refusals.push(f);
         }
+        let peer = s.peer;
+        let token = self.address_token_for(now, peer).map(Frame::AddressToken);
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         let Some((responder, hello)) = responder else {
             s.out.extend(refusals.into_iter().map(Out::Frame));
             s.out.push_back(Out::Frame(Frame::LoginOk(ok)));
+            // In the same datagram: a client that does not know it skips it.
+            s.out.extend(token.map(Out::Frame));
             return;
         };
+        // Sealed, in the session's first sealed packet.
+        s.out.extend(token.map(Out::Frame));
         let mut answer = bytes::BytesMut::new();
         for f in refusals.iter().chain(std::iter::once(&Frame::LoginOk(ok))) {
             f.encode(&mut answer);

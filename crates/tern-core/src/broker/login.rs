@@ -158,9 +158,11 @@ impl<S: Store> Broker<S> {
         true
     }
 
-    /// Whether the source proved its address with a cookie from us. If not,
-    /// it is sent one (RETRY) and nothing else: no state, and never more
-    /// bytes than the packet that asked. QUIC validated its addresses itself.
+    /// Whether the source proved its address with a cookie from us, or with
+    /// an address token we gave it after an earlier login from the same IP
+    /// address. If not, it is sent a cookie (RETRY) and nothing else: no
+    /// state, and never more bytes than the packet that asked. QUIC
+    /// validated its addresses itself.
     fn address_proven(
         &mut self,
         now: Time,
@@ -173,6 +175,16 @@ impl<S: Store> Broker<S> {
         }
         let wall_us = self.wall_us(now);
         if cookie.is_some_and(|c| self.admission.issued(wall_us, from.addr, c).is_some()) {
+            return true;
+        }
+        let lifetime_us = self.cfg.address_token_lifetime.as_micros() as u64;
+        if lifetime_us > 0
+            && cookie.is_some_and(|c| {
+                self.admission
+                    .token_valid(wall_us, from.addr.ip(), c, lifetime_us)
+            })
+        {
+            self.stats.address_tokens_accepted += 1;
             return true;
         }
         if cookie.is_some() {
@@ -199,8 +211,24 @@ impl<S: Store> Broker<S> {
         }
     }
 
+    /// A fresh address token for the client of a session just opened at
+    /// `from`, if tokens are in use there: raw UDP with address validation.
+    pub(super) fn address_token_for(&mut self, now: Time, from: Peer) -> Option<Bytes> {
+        if !self.cfg.validate_addresses
+            || from.is_quic()
+            || self.cfg.address_token_lifetime.is_zero()
+        {
+            return None;
+        }
+        self.stats.address_tokens_issued += 1;
+        Some(
+            self.admission
+                .address_token(self.wall_us(now), from.addr.ip()),
+        )
+    }
+
     /// Unix time in microseconds at `now`: what cookies carry.
-    fn wall_us(&self, now: Time) -> u64 {
+    pub(super) fn wall_us(&self, now: Time) -> u64 {
         self.wall_origin_ms * 1000 + now.as_micros()
     }
 

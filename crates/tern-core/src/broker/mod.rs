@@ -146,12 +146,15 @@ impl<S: Store> Broker<S> {
         let mut rng = SmallRng::seed_from_u64(seed);
         let entropy = crate::seal::Entropy::from_test_seed(seed);
         let cfg_reply_rate = cfg.stateless_reply_rate;
-        let admission = admission::Admission::new(
+        let mut admission = admission::Admission::new(
             rng.gen(),
             cfg.prelogin_rate,
             cfg.prelogin_burst,
             cfg.max_sources,
         );
+        if let Some(key) = cfg.address_token_key {
+            admission.set_token_key(key);
+        }
         Broker {
             history_walk: history_trim::HistoryWalk::new(cfg.history_retention),
             admission,

@@ -41,6 +41,11 @@ pub struct BrokerStats {
     pub retries_sent: u64,
     /// LOGINs carrying a missing, forged or expired cookie.
     pub bad_cookies: u64,
+    /// Address tokens handed to clients after a login.
+    pub address_tokens_issued: u64,
+    /// Logins from unproven addresses let in by an address token instead
+    /// of a RETRY round trip.
+    pub address_tokens_accepted: u64,
     /// Handshakes that did not decrypt (wrong server key, tampered) or whose
     /// payload was malformed.
     pub handshake_failed: u64,

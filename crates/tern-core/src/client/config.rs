@@ -124,6 +124,11 @@ pub struct ClientConfig {
     /// What the device held of each conversation when it last ran (from
     /// its state folder): gaps are found against it.
     pub held: Vec<(crate::wire::ConvRef, super::Held)>,
+    /// The address token the server gave this device last time (from its
+    /// state folder): echoed at the first login, it spares the RETRY round
+    /// trip when the device comes back from the same IP address
+    /// (`proto-spec/address-tokens.md`).
+    pub address_token: Option<Bytes>,
 }
 
 impl ClientConfig {
@@ -149,6 +154,7 @@ impl ClientConfig {
             entropy: None,
             version: crate::wire::VERSION,
             held: Vec::new(),
+            address_token: None,
         }
     }
 }

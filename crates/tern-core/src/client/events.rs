@@ -116,6 +116,10 @@ pub enum ClientEvent {
     /// with it; conversations, history and the list are unavailable, and
     /// version 2 operations not yet sent were refused.
     Downgraded,
+    /// The server gave an address token: the connection echoes it at its
+    /// next login. A driver with a state folder saves it, and passes it in
+    /// [`ClientConfig::address_token`](super::ClientConfig) after a restart.
+    AddressToken(bytes::Bytes),
     /// A pull page ended.
     PageEnd(PageEnd),
     /// The answer to [`ClientConn::request_summary`], every page collected.

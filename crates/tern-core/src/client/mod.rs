@@ -106,8 +106,16 @@ pub struct ClientConn {
     heartbeat_nonce: u64,
     events: VecDeque<ClientEvent>,
     seed: u64,
-    /// Address-validation cookie from the server's last RETRY.
+    /// What the next LOGIN echoes in its COOKIE frame: the cookie of the
+    /// server's last RETRY, or the address token it gave us last.
     cookie: Option<Bytes>,
+    /// A version 2 packet came from the server: it speaks version 2, and no
+    /// ERROR `UnsupportedVersion` (a corrupted or forged one) makes this
+    /// connection fall back to version 1.
+    heard_v2: bool,
+    /// ERROR `UnsupportedVersion` answers in a row while logging in with
+    /// version 2: the second one makes the connection fall back.
+    version_errors: u8,
     /// When the current login attempt's LOGINs were sent: (last, count).
     login_sent: Option<(Time, u32)>,
     /// Handshake randomness (sealed sessions).
@@ -141,6 +149,7 @@ impl ClientConn {
             seq: cfg.checkpoint,
         };
         let resume = std::mem::take(&mut cfg.resume);
+        let address_token = cfg.address_token.take();
         let mut conn = ClientConn {
             state: State::LoggingIn {
                 next: now,
@@ -175,7 +184,10 @@ impl ClientConn {
             heartbeat_nonce: 0,
             events: VecDeque::new(),
             seed,
-            cookie: None,
+            // A token from the last run proves our address at once.
+            cookie: address_token,
+            heard_v2: false,
+            version_errors: 0,
             login_sent: None,
             entropy: match cfg.entropy {
                 Some(e) => crate::seal::Entropy::from_seed(e),

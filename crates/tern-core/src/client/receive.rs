@@ -41,6 +41,9 @@ impl ClientConn {
             }
             packet
         };
+        if packet.header.version == crate::wire::VERSION_2 {
+            self.heard_v2 = true;
+        }
         let sid = packet.header.session_id;
         let accept = match self.state {
             State::Closed => false,
@@ -110,6 +113,10 @@ impl ClientConn {
                         interval,
                     };
                 }
+            }
+            Frame::AddressToken(token) if self.state == State::Active => {
+                self.cookie = Some(token.clone());
+                self.events.push_back(ClientEvent::AddressToken(token));
             }
             Frame::Ack(ack) => self.on_ack(now, ack),
             Frame::Deliver(d) if self.state == State::Active => {
@@ -224,12 +231,19 @@ impl ClientConn {
         }
         match code {
             // A version 1 server: log in with version 1 (no answer to a
-            // version 2 datagram means anything else).
+            // version 2 datagram means anything else). Not on the first such
+            // answer, nor ever once the server spoke version 2: a version 2
+            // server says the same to a datagram whose version byte was
+            // corrupted on the way, and anyone can forge a clear ERROR.
             Some(ErrorCode::UnsupportedVersion)
                 if matches!(self.state, State::LoggingIn { .. })
-                    && self.version != crate::wire::VERSION =>
+                    && self.version != crate::wire::VERSION
+                    && !self.heard_v2 =>
             {
-                self.downgrade(now)
+                self.version_errors = self.version_errors.saturating_add(1);
+                if self.version_errors >= 2 {
+                    self.downgrade(now);
+                }
             }
             Some(ErrorCode::UnknownSession)
                 if self.state == State::Active

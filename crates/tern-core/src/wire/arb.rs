@@ -92,9 +92,10 @@ pub fn padding(u: &mut Unstructured) -> Result<usize> {
     u.int_in_range(1..=MAX_PADDING_RUN)
 }
 
-/// An extension frame type, `0x40 ..= 0x7f`.
+/// An extension frame type this implementation does not know:
+/// `0x41 ..= 0x7f` (`0x40` is ADDRESS_TOKEN).
 pub fn extension_type(u: &mut Unstructured) -> Result<u8> {
-    u.int_in_range(ty::EXTENSION_FIRST..=ty::EXTENSION_LAST)
+    u.int_in_range(ty::ADDRESS_TOKEN + 1..=ty::EXTENSION_LAST)
 }
 
 /// At most `MAX_PREVIEWS` previews.

@@ -92,6 +92,10 @@ pub mod ty {
 
     /// First skippable extension type (length-prefixed, ignored when unknown).
     pub const EXTENSION_FIRST: u8 = 0x40;
+    /// Server → client, in the extension range (so a client that does not
+    /// know it skips it): an address token to echo, instead of waiting for
+    /// a RETRY, at the next login (`proto-spec/address-tokens.md`).
+    pub const ADDRESS_TOKEN: u8 = 0x40;
     /// Last skippable extension type.
     pub const EXTENSION_LAST: u8 = 0x7f;
 }

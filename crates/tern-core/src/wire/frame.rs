@@ -359,8 +359,15 @@ pub enum Frame {
     /// Server → client: an address-validation cookie to echo in a COOKIE frame
     /// ahead of the next LOGIN (at most `MAX_COOKIE` bytes).
     Retry(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_COOKIE>))] Bytes),
-    /// Client → server: the echoed cookie.
+    /// Client → server: the echoed cookie, or an address token.
     Cookie(#[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_COOKIE>))] Bytes),
+    /// Server → client, extension type `0x40`: an address token the client
+    /// echoes in the COOKIE frame of its next login, so that a returning
+    /// client from the same address skips the RETRY round trip (at most
+    /// `MAX_COOKIE` bytes).
+    AddressToken(
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arb::bytes::<MAX_COOKIE>))] Bytes,
+    ),
     /// Client → server: a sealed-session handshake message (at most
     /// `MAX_HANDSHAKE` bytes); see `crate::seal`.
     Handshake(

@@ -16,6 +16,7 @@ impl Frame {
         match self {
             Frame::Login(l) => check("token", l.token.len(), MAX_TOKEN),
             Frame::Retry(c) | Frame::Cookie(c) => check("cookie", c.len(), MAX_COOKIE),
+            Frame::AddressToken(t) => check("address_token", t.len(), MAX_COOKIE),
             Frame::Handshake(m) | Frame::HandshakeReply(m) => {
                 check("handshake", m.len(), MAX_HANDSHAKE)
             }
@@ -74,7 +75,7 @@ impl Frame {
                     + v(o.server_time_ms)
             }
             Frame::Heartbeat(n) | Frame::HeartbeatAck(n) => v(*n),
-            Frame::Retry(c) | Frame::Cookie(c) => bytes_len(c),
+            Frame::Retry(c) | Frame::Cookie(c) | Frame::AddressToken(c) => bytes_len(c),
             Frame::Handshake(m) | Frame::HandshakeReply(m) => bytes_len(m),
             Frame::Send(s) => {
                 v(s.seq) + v(s.to) + v(s.conv) + v(s.msg_type) + bytes_len(&s.payload)
@@ -208,6 +209,10 @@ impl Frame {
             Frame::Cookie(c) => {
                 out.put_u8(ty::COOKIE);
                 put_bytes(out, c);
+            }
+            Frame::AddressToken(t) => {
+                out.put_u8(ty::ADDRESS_TOKEN);
+                put_bytes(out, t);
             }
             Frame::Handshake(m) => {
                 out.put_u8(ty::HANDSHAKE);

@@ -118,6 +118,8 @@ impl Frame {
             ty::MEMBERS_END => Frame::MembersEnd(MembersEnd::decode(r)?),
             ty::READ_COUNTS => Frame::ReadCountsRequest(ReadCountsRequest::decode(r)?),
             ty::READ_COUNTS_ANSWER => Frame::ReadCounts(ReadCounts::decode(r)?),
+            // An extension frame this version knows: held to its own bound.
+            ty::ADDRESS_TOKEN => Frame::AddressToken(r.bytes("address_token", MAX_COOKIE)?),
             ty::EXTENSION_FIRST..=ty::EXTENSION_LAST => Frame::Extension {
                 ty: t,
                 body: r.bytes("extension", MAX_EXTENSION)?,

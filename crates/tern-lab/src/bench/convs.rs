@@ -102,10 +102,37 @@ pub fn run(opts: &ConvsOpts) -> Result<()> {
     let (fleet, v1) = summary_phase(&target, receiver, 256, opts.max_time)?;
     print_summary("baseline: version 1 counters-first summary", &v1);
     drop(fleet);
-    let (mut fleet, list) = list_phase(&target, receiver, opts.max_time)?;
+    let (mut fleet, list) = list_phase(&target, receiver, opts.max_time, None)?;
+    report_list("version 2 list, first login", &list, v1.bytes);
+    // The same device comes back (an app restart) with the address token
+    // its state folder kept: no RETRY round trip.
+    let token = list.address_token.clone();
+    let _ = fleet.logout_all();
+    drop(fleet);
+    let (mut fleet, back) = list_phase(&target, receiver, opts.max_time, token.clone())?;
+    report_list(
+        if token.is_some() {
+            "version 2 list, returning device (address token)"
+        } else {
+            "version 2 list, returning device (the server gave no address token)"
+        },
+        &back,
+        v1.bytes,
+    );
+
+    history_phase(&mut fleet, &data, receiver, &senders, opts)?;
+    let _ = fleet.logout_all();
+    target.stop()?;
+    Ok(())
+}
+
+/// Prints one list phase: the whole cost, then the goal of the list after
+/// a login (seed 004) and of a returning device (issue 14: login and list
+/// in at most 2 round trips and 16 KB, address validation on).
+fn report_list(what: &str, list: &ListCost, v1_bytes: u64) {
     let rts = list.login_round_trips + list.list_round_trips;
     println!(
-        "  version 2 list: {} conversations, {} unread; {rts} round trips (login {}, list {}), {} bytes UDP payload in {} datagrams; login {:.1} ms, list {:.1} ms",
+        "  {what}: {} conversations, {} unread; {rts} round trips (login {}, list {}), {} bytes UDP payload in {} datagrams; login {:.1} ms, list {:.1} ms",
         list.convs,
         list.unread,
         list.login_round_trips,
@@ -115,20 +142,20 @@ pub fn run(opts: &ConvsOpts) -> Result<()> {
         list.login_ms,
         list.list_ms
     );
-    let v1_bytes = v1.bytes.max(1) as f64;
     println!(
         "    list after login: {} round trips (target <= 2: {}), {} bytes (target <= 16 KB: {}); bytes / version 1 summary: {:.2}",
         list.list_round_trips,
         met(list.list_round_trips <= 2),
         list.list_bytes,
         met(list.list_bytes <= 16 * 1024),
-        list.bytes as f64 / v1_bytes
+        list.bytes as f64 / v1_bytes.max(1) as f64
     );
-
-    history_phase(&mut fleet, &data, receiver, &senders, opts)?;
-    let _ = fleet.logout_all();
-    target.stop()?;
-    Ok(())
+    println!(
+        "    login and list: {rts} round trips (returning device target <= 2: {}), {} bytes (target <= 16 KB: {})",
+        met(rts <= 2),
+        list.bytes,
+        met(list.bytes <= 16 * 1024)
+    );
 }
 
 fn met(ok: bool) -> &'static str {
@@ -201,15 +228,25 @@ struct ListCost {
     list_ms: f64,
     convs: usize,
     unread: u64,
+    /// The address token the server gave with the login, if any.
+    address_token: Option<bytes::Bytes>,
 }
 
 /// A version 2 device logs in on a fresh socket and fetches its whole
-/// conversation list with 12-byte previews.
-fn list_phase(target: &Target, receiver: u64, max_time: Duration) -> Result<(Fleet, ListCost)> {
+/// conversation list with 12-byte previews. With `address_token` (what a
+/// returning device keeps in its state folder), the login echoes it.
+fn list_phase(
+    target: &Target,
+    receiver: u64,
+    max_time: Duration,
+    address_token: Option<bytes::Bytes>,
+) -> Result<(Fleet, ListCost)> {
     let mut fleet = Fleet::new(target.addr, vec![token(&target.keys, receiver, 2)], |c| {
         c.version = VERSION_2;
         c.auto_pull = false;
+        c.address_token = address_token.clone();
     })?;
+    let mut given = None;
     let mut events = Vec::new();
     let t0 = Instant::now();
     let deadline = t0 + max_time;
@@ -218,10 +255,16 @@ fn list_phase(target: &Target, receiver: u64, max_time: Duration) -> Result<(Fle
             return Err(BenchError::Failed("no login".into()));
         }
         fleet.turn(Duration::from_millis(5), &mut events)?;
+        let mut logged_in = false;
         for (_, ev) in events.drain(..) {
-            if matches!(ev, ClientEvent::LoggedIn { .. }) {
-                break 'login;
+            match ev {
+                ClientEvent::LoggedIn { .. } => logged_in = true,
+                ClientEvent::AddressToken(t) => given = Some(t),
+                _ => {}
             }
+        }
+        if logged_in {
+            break 'login;
         }
     }
     let login = fleet.stats;
@@ -234,10 +277,16 @@ fn list_phase(target: &Target, receiver: u64, max_time: Duration) -> Result<(Fle
             return Err(BenchError::Failed("no list".into()));
         }
         fleet.turn(Duration::from_millis(5), &mut events)?;
+        let mut got = None;
         for (_, ev) in events.drain(..) {
-            if let ClientEvent::ConvList(l) = ev {
-                break 'list l;
+            match ev {
+                ClientEvent::ConvList(l) => got = Some(l),
+                ClientEvent::AddressToken(t) => given = Some(t),
+                _ => {}
             }
+        }
+        if let Some(l) = got {
+            break 'list l;
         }
     };
     let s = fleet.stats;
@@ -251,6 +300,7 @@ fn list_phase(target: &Target, receiver: u64, max_time: Duration) -> Result<(Fle
         list_ms: t1.elapsed().as_secs_f64() * 1e3,
         convs: list.items.len(),
         unread: list.total_unread,
+        address_token: given,
     };
     Ok((fleet, cost))
 }

@@ -260,7 +260,7 @@ pub fn packets() -> Vec<(&'static str, Packet)> {
                 7,
                 vec![
                     Frame::Extension {
-                        ty: 0x40,
+                        ty: 0x41,
                         body: b(b"ext"),
                     },
                     Frame::Heartbeat(1),
