@@ -123,11 +123,92 @@ fn ping_after_an_address_change_moves_pushes_to_the_new_address() {
 /// instead of waiting for the login backoff.
 #[test]
 fn ping_while_logging_in_resends_the_login_at_once() {
-    let mut c = ClientConn::new(ClientConfig::new(Pair::token(1, 1)), Time::ZERO, 7);
-    assert!(c.poll_transmit(Time::ZERO).is_some(), "first LOGIN");
+    let mut cfg = ClientConfig::new(Pair::token(1, 1));
+    cfg.login_copies = 2;
+    let mut c = ClientConn::new(cfg, Time::ZERO, 7);
+    let first = c.poll_transmit(Time::ZERO).expect("first LOGIN");
+    assert!(c.poll_transmit(Time::ZERO).is_none());
+    let gap = Time::ZERO + Duration::from_millis(10);
+    assert_eq!(c.poll_timeout(), Some(gap), "its copy is due");
+    assert_eq!(c.poll_transmit(gap), Some(first), "the same datagram again");
     let t = Time::ZERO + Duration::from_millis(100);
     assert!(c.poll_transmit(t).is_none(), "backoff");
     c.ping(t);
     assert!(c.poll_transmit(t).is_some(), "LOGIN again at once");
     assert!(c.poll_transmit(t).is_none());
+}
+
+/// A login exchange on a lossy link fails only when every copy or every
+/// answer is lost; with one copy (`login_copies = 1`) nothing is repeated.
+#[test]
+fn each_login_datagram_goes_out_login_copies_times() {
+    for copies in [1u8, 2, 3] {
+        let mut cfg = ClientConfig::new(Pair::token(1, 1));
+        cfg.login_copies = copies;
+        let mut c = ClientConn::new(cfg, Time::ZERO, 7);
+        let mut sent = Vec::new();
+        let mut now = Time::ZERO;
+        while now < Time::ZERO + Duration::from_millis(400) {
+            while let Some(d) = c.poll_transmit(now) {
+                sent.push(d);
+            }
+            now += Duration::from_millis(1);
+        }
+        assert_eq!(sent.len(), usize::from(copies), "copies {copies}");
+        assert!(sent.windows(2).all(|w| w[0] == w[1]), "identical copies");
+    }
+}
+
+/// A NOTIFY from the old session, arriving while the client logs in again
+/// (the server has not noticed that session is gone), starts no PULL: such
+/// a PULL would carry the old session's point into the new one, acknowledge
+/// entries the server is about to send again, and the client would then
+/// pull forever for entries the server no longer sends (simulator seed 128
+/// of `devices_agree_through_loss_crashes_moves_and_long_absences`, with
+/// two login copies, did exactly that).
+#[test]
+fn a_notify_while_logging_in_starts_no_pull() {
+    use tern_core::wire::{Frame, Header, Packet};
+    let mut c = ClientConn::new(ClientConfig::new(Pair::token(1, 1)), Time::ZERO, 7);
+    assert!(c.poll_transmit(Time::ZERO).is_some(), "LOGIN");
+    let notify = Packet {
+        header: Header {
+            session_id: 77,
+            packet_number: 9,
+            version: tern_core::wire::VERSION,
+        },
+        frames: vec![Frame::Notify(500)],
+    }
+    .encode();
+    let t = Time::ZERO + Duration::from_millis(50);
+    c.handle_datagram(t, notify);
+    // The new session: nothing waiting, so nothing to pull.
+    let ok = Packet {
+        header: Header {
+            session_id: 88,
+            packet_number: 1,
+            version: tern_core::wire::VERSION,
+        },
+        frames: vec![Frame::LoginOk(tern_core::wire::LoginOk {
+            user: 1,
+            device: 1,
+            epoch: 5,
+            head: 0,
+            checkpoint: 0,
+            next_send_seq: 1,
+            heartbeat_ms: 15_000,
+            idle_timeout_ms: 45_000,
+            server_time_ms: 0,
+        })],
+    }
+    .encode();
+    c.handle_datagram(t, ok);
+    let later = Time::ZERO + Duration::from_millis(60);
+    while let Some(d) = c.poll_transmit(later) {
+        let p = Packet::decode(d).expect("clear");
+        assert!(
+            !p.frames.iter().any(|f| matches!(f, Frame::Pull(_))),
+            "no PULL carried into the new session: {p:?}"
+        );
+    }
 }

@@ -88,6 +88,18 @@ pub struct ClientConfig {
     pub login_initial: Duration,
     /// Longest LOGIN retry interval.
     pub login_max: Duration,
+    /// Copies of each LOGIN (or HANDSHAKE) datagram sent, `login_copy_gap`
+    /// apart: on a lossy link a login exchange then fails only when every
+    /// copy or every answer is lost (at 20 % loss each way, one exchange
+    /// fails 36 % of the time with one copy, 5 % with three). Each copy is
+    /// answered with at most its own size, so the amplification bound
+    /// holds. Default 1 (no extra copy). **Experimental above 1:** with 3,
+    /// simulator seed 930 of `client_restarts_from_durable_state` ends with
+    /// four messages never acknowledged as stored; not understood yet.
+    pub login_copies: u8,
+    /// Time between two copies of a login datagram (apart, so that one
+    /// burst of loss does not take them all).
+    pub login_copy_gap: Duration,
     /// Pull the backlog automatically when the server asks for pulling.
     pub auto_pull: bool,
     /// When entries count as processed.
@@ -144,6 +156,8 @@ impl ClientConfig {
             downlink: ReceiverConfig::default(),
             login_initial: Duration::from_millis(500),
             login_max: Duration::from_secs(8),
+            login_copies: 1,
+            login_copy_gap: Duration::from_millis(10),
             auto_pull: true,
             release: Release::OnDelivery,
             persist: false,

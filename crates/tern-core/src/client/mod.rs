@@ -116,6 +116,13 @@ pub struct ClientConn {
     /// ERROR `UnsupportedVersion` answers in a row while logging in with
     /// version 2: the second one makes the connection fall back.
     version_errors: u8,
+    /// The next extra copy of the last login datagram: (when, datagram,
+    /// copies still to send).
+    login_echo: Option<(Time, Bytes, u8)>,
+    /// RETRYs arriving before this are the answers to the other copies of
+    /// the LOGIN a RETRY already answered: ignored (an answer to the LOGIN
+    /// that echoes the cookie cannot come sooner than one round trip).
+    retry_guard: Option<Time>,
     /// When the current login attempt's LOGINs were sent: (last, count).
     login_sent: Option<(Time, u32)>,
     /// Handshake randomness (sealed sessions).
@@ -187,6 +194,8 @@ impl ClientConn {
             // A token from the last run proves our address at once.
             cookie: address_token,
             heard_v2: false,
+            login_echo: None,
+            retry_guard: None,
             version_errors: 0,
             login_sent: None,
             entropy: match cfg.entropy {
@@ -416,6 +425,8 @@ impl ClientConn {
         };
         self.session_id = 0;
         self.login_sent = None;
+        self.login_echo = None;
+        self.retry_guard = None;
         self.initiator = None;
         self.channel = None;
         self.control.clear();
@@ -473,7 +484,11 @@ impl ClientConn {
         let release = self.delivery.poll_timeout();
         let session = match self.state {
             State::Closed => None,
-            State::LoggingIn { next, .. } => Some(next),
+            State::LoggingIn { next, .. } => Some(
+                self.login_echo
+                    .as_ref()
+                    .map_or(next, |(at, ..)| next.min(*at)),
+            ),
             State::Active => {
                 let rto = self.request_rto();
                 [

@@ -11,6 +11,9 @@ use crate::wire::limits::PUSH_BACKLOG_LIMIT;
 use crate::wire::{ErrorCode, ErrorFrame, Frame, KickReason, LoginOk, Packet};
 
 use super::delivery::LoginChange;
+
+/// The shortest login retry interval a measured round trip may set.
+const MIN_LOGIN_INTERVAL: Duration = Duration::from_millis(100);
 use super::{ClientConn, ClientEvent, State};
 
 impl ClientConn {
@@ -104,10 +107,27 @@ impl ClientConn {
             Frame::HandshakeReply(m) if self.is_sealed() => self.on_handshake_reply(now, m),
             Frame::Retry(cookie) => {
                 // Prove our address: log in again at once, echoing the cookie.
-                if let State::LoggingIn { interval, .. } = self.state {
+                let echoed = self.retry_guard.is_some_and(|until| now < until);
+                if let (State::LoggingIn { interval, .. }, false) = (self.state, echoed) {
                     self.cookie = Some(cookie);
                     // The handshake binds the cookie: start a new one.
                     self.initiator = None;
+                    self.login_echo = None;
+                    // The RETRY measured the path: the next exchange is
+                    // timed from that round trip (3 RTTs, as a first RTO
+                    // is), not from the blind interval already doubled.
+                    // Only from a LOGIN sent once (Karn): an answer to a
+                    // retransmission could be to either copy.
+                    let rtt = match self.login_sent.take() {
+                        Some((at, 1)) => Some(now.saturating_since(at)),
+                        _ => None,
+                    };
+                    let interval = rtt.map_or(interval, |rtt| {
+                        (rtt * 3).clamp(MIN_LOGIN_INTERVAL, self.cfg.login_initial)
+                    });
+                    let copies = u32::from(self.cfg.login_copies.max(1));
+                    self.retry_guard =
+                        Some(now + rtt.unwrap_or(self.cfg.login_copy_gap * copies * 2));
                     self.state = State::LoggingIn {
                         next: now,
                         interval,
@@ -145,7 +165,10 @@ impl ClientConn {
                 Some(Err(all)) => self.events.push_back(ClientEvent::Summaries(all)),
                 None => {}
             },
-            Frame::Notify(head) => {
+            // A NOTIFY while logging in is the old session's (the server has
+            // not noticed it is gone): a PULL it started would carry that
+            // session's point into the next one.
+            Frame::Notify(head) if self.state == State::Active => {
                 self.events.push_back(ClientEvent::Notify { head });
                 if self.cfg.auto_pull
                     && self.pull.is_none()
@@ -184,6 +207,7 @@ impl ClientConn {
             _ => None,
         };
         self.state = State::Active;
+        self.login_echo = None;
         self.session_id = sid;
         self.me = (ok.user, ok.device);
         // Packet numbers keep counting across sessions: the server tells a
@@ -204,6 +228,13 @@ impl ClientConn {
         self.base = ok.checkpoint;
         self.acked = ok.checkpoint;
         self.downlink.reset(ok.checkpoint);
+        // A PULL still queued from before this login names a point of the
+        // old session: sent in this one, it would acknowledge entries the
+        // server is about to send again, and the pages would never meet
+        // what the client expects. This session's pull starts below.
+        self.control.retain(|f| !matches!(f, Frame::Pull(_)));
+        self.pull = None;
+        self.pull_held = false;
         // The server forgot the requests of the lost session.
         if let Some(cursor) = self.summaries.resend_cursor(now, None) {
             self.ask_summary_page(now, cursor);
@@ -288,6 +319,7 @@ impl ClientConn {
         self.version = crate::wire::VERSION;
         self.initiator = None;
         self.cookie = None;
+        self.login_echo = None;
         self.state = State::LoggingIn {
             next: now,
             interval: self.cfg.login_initial,

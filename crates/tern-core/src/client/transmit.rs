@@ -32,6 +32,16 @@ impl ClientConn {
         match self.state {
             State::Closed => None,
             State::LoggingIn { next, interval } => {
+                if let Some((at, d, left)) = self.login_echo.take() {
+                    if at <= now {
+                        if left > 1 {
+                            self.login_echo =
+                                Some((now + self.cfg.login_copy_gap, d.clone(), left - 1));
+                        }
+                        return Some(d);
+                    }
+                    self.login_echo = Some((at, d, left));
+                }
                 if now < next {
                     return None;
                 }
@@ -79,7 +89,15 @@ impl ClientConn {
                 self.last_sent = now;
                 let count = self.login_sent.map_or(0, |(_, n)| n);
                 self.login_sent = Some((now, count + 1));
-                Some(pb.finish())
+                let d = pb.finish();
+                if self.cfg.login_copies > 1 {
+                    self.login_echo = Some((
+                        now + self.cfg.login_copy_gap,
+                        d.clone(),
+                        self.cfg.login_copies - 1,
+                    ));
+                }
+                Some(d)
             }
             State::Active => self.build_active(now),
         }

@@ -30,6 +30,8 @@ pub struct Retry {
     pub name: &'static str,
     pub initial: Duration,
     pub max: Duration,
+    /// Copies of each login datagram (`ClientConfig::login_copies`).
+    pub copies: u8,
 }
 
 /// Connect times of `n` logins, microseconds, sorted; and how many did not
@@ -63,6 +65,7 @@ pub fn run(seed: u64, n: u64, imp: &Impairment, retry: Retry, limit: Duration) -
         ccfg.server_key = Some(server_key.public());
         ccfg.login_initial = retry.initial;
         ccfg.login_max = retry.max;
+        ccfg.login_copies = retry.copies;
         let addr = SocketAddr::new(
             IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1)),
             40_000,
@@ -157,16 +160,31 @@ pub fn report(seed: u64, n: u64) -> Option<(f64, f64)> {
          from connect to LoggedIn",
         JITTER.as_millis()
     );
+    let defaults = ClientConfig::new(bytes::Bytes::new());
     let retries = [
         Retry {
-            name: "Tern (500 ms x2, <= 8 s)",
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(8),
+            name: "Tern (default)",
+            initial: defaults.login_initial,
+            max: defaults.login_max,
+            copies: defaults.login_copies,
         },
         Retry {
-            name: "fixed 2 s retry",
+            name: "[diag] Tern, 2 copies",
+            initial: defaults.login_initial,
+            max: defaults.login_max,
+            copies: 2,
+        },
+        Retry {
+            name: "[diag] Tern, 3 copies",
+            initial: defaults.login_initial,
+            max: defaults.login_max,
+            copies: 3,
+        },
+        Retry {
+            name: "fixed 2 s retry, 1 copy",
             initial: Duration::from_secs(2),
             max: Duration::from_secs(2),
+            copies: 1,
         },
     ];
     println!(
