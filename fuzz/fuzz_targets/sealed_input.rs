@@ -41,6 +41,15 @@ fuzz_target!(|data: &[u8]| {
     let sealed = a.seal(&clear);
     assert_eq!(sealed[1], FLAG_SEALED);
     assert_eq!(sealed.len(), clear.len() + tern_core::seal::SEAL_OVERHEAD);
+    if sealed.len() > tern_core::wire::limits::MAX_RECV_DATAGRAM {
+        // Over the datagram limit: refused before it is opened, like a
+        // clear datagram that long (`proto-spec/sealed.md`, step 1).
+        assert!(matches!(
+            b.open(&sealed),
+            Err(OpenError::Header(tern_core::wire::DecodeError::TooLong { .. }))
+        ));
+        return;
+    }
     match (b.open(&sealed), Packet::decode(clear.clone())) {
         (Ok(opened), Ok(plain)) => assert_eq!(opened, plain),
         (Err(OpenError::Frames(_)), Err(_)) => {}

@@ -108,6 +108,15 @@ impl Channel {
     /// Checks, decrypts and decodes a sealed packet. The replay window is
     /// consulted before any decryption and updated only once the tag verified.
     pub fn open(&mut self, datagram: &[u8]) -> Result<Packet, OpenError> {
+        // `proto-spec/sealed.md`, receiving, step 1: the same bound as a
+        // clear datagram, before any copy or decryption.
+        if datagram.len() > crate::wire::limits::MAX_RECV_DATAGRAM {
+            return Err(OpenError::Header(DecodeError::TooLong {
+                field: "datagram",
+                len: datagram.len() as u64,
+                max: crate::wire::limits::MAX_RECV_DATAGRAM,
+            }));
+        }
         let mut r = Reader::new(Bytes::copy_from_slice(datagram));
         let header = Header::decode_sealed(&mut r).map_err(OpenError::Header)?;
         let hlen = header.len();
@@ -176,6 +185,32 @@ mod tests {
         }
         // Nothing above consumed the packet number: the real one still opens.
         assert_eq!(b.open(&sealed).unwrap(), Packet::decode(clear(5)).unwrap());
+    }
+
+    #[test]
+    fn an_authentic_packet_over_the_datagram_limit_is_refused_unopened() {
+        let (a, mut b) = pair();
+        let mut pb = PacketBuilder::new(
+            Header {
+                session_id: 9,
+                packet_number: 1,
+                version: crate::wire::VERSION,
+            },
+            crate::wire::limits::MAX_RECV_DATAGRAM,
+        );
+        pb.push(&Frame::Heartbeat(1)).unwrap();
+        pb.pad_to(crate::wire::limits::MAX_RECV_DATAGRAM);
+        let clear = pb.finish();
+        assert_eq!(clear.len(), crate::wire::limits::MAX_RECV_DATAGRAM);
+        let sealed = a.seal(&clear);
+        assert!(sealed.len() > crate::wire::limits::MAX_RECV_DATAGRAM);
+        assert!(matches!(
+            b.open(&sealed),
+            Err(OpenError::Header(DecodeError::TooLong {
+                field: "datagram",
+                ..
+            }))
+        ));
     }
 
     #[test]
