@@ -197,18 +197,10 @@ impl ClientHandle {
         low: u64,
         count: u8,
     ) -> Result<ReadCounts, ClientError> {
-        for _ in 0..MEMBERS_TRIES {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.cmds
-                .send(Command::ReadCounts(group, low, count, tx))
-                .await
-                .map_err(|_| ClientError::Stopped)?;
-            match tokio::time::timeout(MEMBERS_WAIT, rx).await {
-                Ok(Ok(answer)) => return answer,
-                Ok(Err(_)) | Err(_) => continue,
-            }
-        }
-        Err(ClientError::NoAnswer("the read counts"))
+        self.ask_again("the read counts", |tx| {
+            Command::ReadCounts(group, low, count, tx)
+        })
+        .await
     }
 
     async fn member_page(
@@ -218,10 +210,24 @@ impl ClientHandle {
         max: u64,
         read_at: u64,
     ) -> Result<MembersPage, ClientError> {
+        self.ask_again("the member page", |tx| {
+            Command::Members(group, after, max, read_at, tx)
+        })
+        .await
+    }
+
+    /// Asks the driver with a command made by `make`, and again when the
+    /// answer is lost or replaced by a newer request, up to
+    /// `MEMBERS_TRIES` times of `MEMBERS_WAIT` each.
+    async fn ask_again<T>(
+        &self,
+        what: &'static str,
+        make: impl Fn(tokio::sync::oneshot::Sender<Result<T, ClientError>>) -> Command,
+    ) -> Result<T, ClientError> {
         for _ in 0..MEMBERS_TRIES {
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.cmds
-                .send(Command::Members(group, after, max, read_at, tx))
+                .send(make(tx))
                 .await
                 .map_err(|_| ClientError::Stopped)?;
             match tokio::time::timeout(MEMBERS_WAIT, rx).await {
@@ -230,6 +236,6 @@ impl ClientHandle {
                 Ok(Err(_)) | Err(_) => continue,
             }
         }
-        Err(ClientError::NoAnswer("the member page"))
+        Err(ClientError::NoAnswer(what))
     }
 }
