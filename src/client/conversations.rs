@@ -39,16 +39,12 @@ pub struct StoredList {
 }
 
 impl Client {
+    /// One request to the driver task and its answer (the handle's).
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(make(tx))
-            .await
-            .map_err(|_| ClientError::Stopped)?;
-        rx.await.map_err(|_| ClientError::Stopped)
+        self.handle().ask(make).await
     }
 
     /// Posts a message into `conv` (a direct conversation names the other

@@ -22,7 +22,8 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    async fn ask<T>(
+    /// One request to the driver task and its answer.
+    pub(super) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, ClientError> {
