@@ -20,13 +20,16 @@ use tern_core::conv::{ConvKey, ConvState};
 use tern_core::store::{ConvMeta, ConvRecord, GroupMember, SyncEntry, SyncItem};
 use tern_core::wire::{GroupEvent, GroupEventKind, GroupRole};
 
-const CONVS: [ConvKey; 3] = [
+const CONVS: [ConvKey; 5] = [
     ConvKey::Direct { lo: 1, hi: 2 },
     ConvKey::Direct {
         lo: 0,
         hi: u64::MAX,
     },
     ConvKey::Group(7),
+    // A user's groups sit between its direct and system conversations.
+    ConvKey::Group((1 << 62) - 1),
+    ConvKey::System(3),
 ];
 
 /// The payload of an entry written with `StoredEntry::inline`.
@@ -306,6 +309,13 @@ fn assert_same_convs(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx
                 mem.user_convs_since(user, since, max).unwrap(),
                 rocks.user_convs_since(user, since, max).unwrap(),
                 "{ctx}: user_convs_since({user}, {since}, {max})"
+            );
+        }
+        for (after, max) in [(0, 100), (0, 1), (1, 2), (u64::MAX - 1, 5), (u64::MAX, 5)] {
+            assert_eq!(
+                mem.user_groups(user, after, max).unwrap(),
+                rocks.user_groups(user, after, max).unwrap(),
+                "{ctx}: user_groups({user}, {after}, {max})"
             );
         }
     }

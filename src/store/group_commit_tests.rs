@@ -95,6 +95,9 @@ impl Store for GateStore {
     ) -> Result<Vec<(u64, tern_core::store::GroupMember)>, Injected> {
         Ok(self.inner.group_members(group, after, max).unwrap())
     }
+    fn user_groups(&self, user: u64, after: u64, max: usize) -> Result<Vec<u64>, Injected> {
+        Ok(self.inner.user_groups(user, after, max).unwrap())
+    }
     fn commit(&self, batch: &WriteBatch) -> Result<(), Injected> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         let mut g = self.open.lock().unwrap();

@@ -14,6 +14,7 @@
 //! GroupMember v1: 0x01 | role u8 | joined u64 | left u64                   (18 bytes)
 //! ```
 
+use tern_core::conv::ConvKey;
 use tern_core::store::GroupMember;
 use tern_core::wire::GroupRole;
 
@@ -96,6 +97,42 @@ impl RocksStore {
                 })
             })?);
             out.push((user, decode_member(v).map_err(corrupt)?));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// The groups `user` has a state in, above `after`: its rows of
+    /// `CF_USER_CONV` whose conversation key is a group's, in key order.
+    pub(super) fn read_user_groups(
+        &self,
+        user: u64,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let cf = self.cf(super::conv_values::CF_USER_CONV)?;
+        let mut it = self
+            .raw()
+            .raw_iterator_cf_opt(cf, Self::prefix_read_opts(user));
+        it.seek(super::conv_values::user_conv_key(
+            user,
+            &ConvKey::Group(start),
+        ));
+        let mut out = Vec::new();
+        while let Some((k, _)) = it.item() {
+            if out.len() == max {
+                break;
+            }
+            let key = k.get(8..).and_then(ConvKey::from_bytes);
+            match key {
+                Some(ConvKey::Group(g)) if k.starts_with(&user.to_be_bytes()) => out.push(g),
+                // Past the user's groups (system conversations sort after).
+                _ => break,
+            }
             it.next();
         }
         it.status()?;

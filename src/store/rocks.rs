@@ -364,6 +364,10 @@ impl Store for RocksStore {
         self.read_group_members(group, after, max)
     }
 
+    fn user_groups(&self, user: u64, after: u64, max: usize) -> Result<Vec<u64>, StoreError> {
+        self.read_user_groups(user, after, max)
+    }
+
     fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let inbox = self.cf(CF_INBOX)?;
         let meta = self.cf(CF_META)?;

@@ -155,6 +155,9 @@ pub struct Audited<'a> {
     pub late: bool,
     pub views: &'a Views,
     pub audit: &'a Audit,
+    /// Groups may pass the write fan-out threshold: a device holds from its
+    /// sync timeline only the group records its user was online for.
+    pub read_fanout: bool,
 }
 
 /// Disagreements between the devices of each user, and between each
@@ -183,6 +186,11 @@ pub fn check(devices: &[Audited<'_>]) -> Vec<String> {
             let held = d.views.convs.get(&item.conv);
             let history = d.audit.history.get(&item.conv);
             let held_msgs = held.map(|v| &v.msgs);
+            let group = item.conv.kind == tern_core::wire::ConvKind::Group;
+            if d.read_fanout && group {
+                out.extend(check_read_fanout(d, item, held_msgs, history));
+                continue;
+            }
             if held_msgs != history {
                 out.push(format!(
                     "{:?} holds {} records of {:?} from its sync timeline, history has {}",
@@ -206,6 +214,41 @@ pub fn check(devices: &[Audited<'_>]) -> Vec<String> {
                 out.push(format!("{:?} holds {conv:?}, not in its list", d.dev));
             }
         }
+    }
+    out
+}
+
+/// A group in a read fan-out run: what the device holds from its sync
+/// timeline is part of the history, as it is there; the server's unread
+/// count is the history's messages from others past the read position.
+fn check_read_fanout(
+    d: &Audited<'_>,
+    item: &tern_core::wire::ListItem,
+    held: Option<&BTreeMap<u64, (u64, Bytes)>>,
+    history: Option<&BTreeMap<u64, (u64, Bytes)>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let empty = BTreeMap::new();
+    let history = history.unwrap_or(&empty);
+    for (seq, rec) in held.unwrap_or(&empty) {
+        if history.get(seq) != Some(rec) {
+            out.push(format!(
+                "{:?} holds record {seq} of {:?} from its sync timeline as {rec:?}, history has {:?}",
+                d.dev,
+                item.conv,
+                history.get(seq)
+            ));
+        }
+    }
+    let unread = history
+        .range(item.read_seq + 1..)
+        .filter(|(_, (from, payload))| *from != d.dev.0 && !payload.is_empty())
+        .count() as u64;
+    if unread != item.unread {
+        out.push(format!(
+            "{:?} in {:?}: the server counts {} unread past {}, its history {unread}",
+            d.dev, item.conv, item.unread, item.read_seq
+        ));
     }
     out
 }

@@ -122,6 +122,10 @@ impl SimConfig {
 /// What happened, and what the checker found.
 #[derive(Debug, Clone, Default)]
 pub struct SimReport {
+    /// Group records the broker did not write to offline members (read
+    /// fan-out), and member states it caught up, over every broker life.
+    pub group_skipped: u64,
+    pub group_caught_up: u64,
     /// The seed.
     pub seed: u64,
     /// Messages submitted.

@@ -32,6 +32,10 @@ pub struct GroupCheck {
     /// Membership operations refused because a race made them moot (a
     /// leave after a removal).
     pub moot: u64,
+    /// The group may pass the write fan-out threshold: a device is handed
+    /// the records its user was online for, and pages the rest from
+    /// history (`proto-spec/groups.md`, "Fan-out").
+    pub read_fanout: bool,
     violations: Vec<String>,
 }
 
@@ -111,6 +115,11 @@ impl GroupCheck {
         let Some(id) = self.id else {
             return false;
         };
+        if self.read_fanout {
+            // Nothing is owed by the sync timeline past the threshold: the
+            // audit pages the rest.
+            return self.posts.values().all(Option::is_some);
+        }
         let records = all_records(store, ConvKey::Group(id));
         let (stretches, _) = stretches(&records);
         devices.iter().all(|dev| {
@@ -125,8 +134,16 @@ impl GroupCheck {
         }) && self.posts.values().all(Option::is_some)
     }
 
-    /// The final check; `devices` lived through the run.
-    pub fn verify(mut self, store: &MemStore, devices: &[Dev]) -> Vec<String> {
+    /// The final check; `devices` lived through the run, and `paged` gives
+    /// the records of the group each one paged from history at the end
+    /// (read fan-out runs: what it holds is what it was handed and what it
+    /// paged).
+    pub fn verify(
+        mut self,
+        store: &MemStore,
+        devices: &[Dev],
+        paged: impl Fn(Dev) -> BTreeSet<u64>,
+    ) -> Vec<String> {
         let Some(id) = self.id else {
             return vec!["the group was never created".into()];
         };
@@ -181,10 +198,19 @@ impl GroupCheck {
                 .get(dev)
                 .map(|h| h.iter().map(|(_, c)| *c).collect())
                 .unwrap_or_default();
-            let got_set: BTreeSet<u64> = got.iter().copied().collect();
+            let mut got_set: BTreeSet<u64> = got.iter().copied().collect();
             if got_set.len() != got.len() {
                 self.violations
                     .push(format!("{dev:?} was handed a group record twice"));
+            }
+            if self.read_fanout {
+                if let Some(outside) = got_set.difference(&want).next() {
+                    self.violations.push(format!(
+                        "{dev:?} was handed group record {outside} outside its stretches {:?}",
+                        stretches.get(&dev.0)
+                    ));
+                }
+                got_set.extend(paged(*dev));
             }
             if got_set != want {
                 let missing: Vec<u64> = want.difference(&got_set).copied().take(8).collect();

@@ -119,6 +119,8 @@ impl<'a> World<'a> {
             keys,
             rng,
         };
+        w.checker.group.read_fanout =
+            cfg.groups && cfg.broker.group_write_fanout_max < cfg.users as usize;
         for user in 1..=cfg.users {
             for device in 1..=cfg.devices {
                 w.add_client(user, device);
@@ -380,6 +382,7 @@ impl<'a> World<'a> {
             eprintln!("{:>10} CRASH", self.now.as_micros() / 1000);
         }
         self.report.crashes += 1;
+        self.count_group_stats();
         self.commit = None; // the in-flight batch never reached the disk
         self.broker = Broker::new(
             self.cfg.broker.clone(),

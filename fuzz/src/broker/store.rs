@@ -147,6 +147,12 @@ impl Store for FlakyStore {
         Ok(m)
     }
 
+    fn user_groups(&self, user: u64, after: u64, max: usize) -> Result<Vec<u64>, ReadFailed> {
+        self.check()?;
+        let Ok(g) = self.mem.user_groups(user, after, max);
+        Ok(g)
+    }
+
     /// Applies the batch. The target calls this itself, as a driver would,
     /// only for batches it decided to make durable.
     fn commit(&self, batch: &WriteBatch) -> Result<(), ReadFailed> {

@@ -178,12 +178,14 @@ impl<S: Store> Broker<S> {
             Ok(()) => {
                 self.stats.commits += 1;
                 self.on_durable(now, done);
+                self.release_lists(now, Some(id));
                 self.evict_conv_caches();
             }
             Err(error) => {
                 self.stats.commit_failures += 1;
                 self.events.push_back(BrokerEvent::CommitFailed { error });
                 self.roll_back();
+                self.release_lists(now, None);
             }
         }
         self.flush_touched(now);

@@ -40,10 +40,13 @@ pub struct BrokerConfig {
     /// Conversation timelines (and user states) cached, at most, before
     /// the clean ones are dropped after a commit.
     pub conv_cache_entries: usize,
-    /// Most members of one group (`proto-spec/groups.md`): the write
-    /// fan-out threshold. Until read fan-out lands, a group cannot grow past
-    /// it (an add or create beyond it is refused with `GroupFull`).
+    /// Most members of one group (`proto-spec/groups.md`): an add or create
+    /// beyond it is refused with `GroupFull`.
     pub group_max_members: usize,
+    /// The write fan-out threshold: a group with more current members than
+    /// this stores each record once and writes it only to the sync
+    /// timelines of members online (read fan-out, `group_fanout.rs`).
+    pub group_write_fanout_max: usize,
     /// Answer a LOGIN from an unproven address with RETRY (a stateless
     /// cookie) instead of creating a session: no state and no amplification
     /// for spoofed sources, at the cost of one round trip per login.
@@ -109,7 +112,8 @@ impl Default for BrokerConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: None,
             conv_cache_entries: 65_536,
-            group_max_members: 500,
+            group_max_members: 100_000,
+            group_write_fanout_max: 500,
             validate_addresses: true,
             address_token_lifetime: Duration::from_secs(7 * 24 * 3600),
             address_token_key: None,

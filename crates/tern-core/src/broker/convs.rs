@@ -149,6 +149,9 @@ impl<S: Store> Broker<S> {
         if trimmed.is_some_and(|t| record.conv_seq <= t) {
             return; // past history retention: a marker would outlive it
         }
+        if let ConvKey::Group(g) = conv {
+            self.index_record(g, &record);
+        }
         self.convs
             .pending
             .insert((conv, record.conv_seq), record.clone());

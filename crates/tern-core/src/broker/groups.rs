@@ -1,7 +1,8 @@
 //! Groups (`proto-spec/groups.md`): membership operations from the uplink
 //! (exactly once, like POST), membership events as records of the group's
-//! storage timeline, and write fan-out of every group record to the sync
-//! timelines of the group's current members.
+//! storage timeline, and fan-out of every group record to the sync
+//! timelines of the group's current members (all of them up to the write
+//! fan-out threshold, those online past it: `group_fanout.rs`).
 //!
 //! A membership row says which stretch of the timeline a user sees: from
 //! the record that added it to the record that removed it. An added user
@@ -35,6 +36,12 @@ pub(crate) struct GroupCache {
     pub dirty: Vec<u64>,
     /// Current members' read positions, for "read by N" (staged view).
     pub reads: ReadCounts,
+    /// Current members (staged view): past the write fan-out threshold the
+    /// group is in read fan-out (`group_fanout.rs`).
+    pub current_count: usize,
+    /// Which records count as unread messages, built when a member's state
+    /// first needs catching up (`group_fanout.rs`).
+    pub msgs: Option<crate::conv::Positions>,
 }
 
 impl GroupCache {
@@ -66,6 +73,7 @@ impl<S: Store> Broker<S> {
                 let full = page.len() == LOAD_PAGE;
                 for (user, m) in page {
                     after = user;
+                    cache.current_count += usize::from(m.current());
                     cache.rows.insert(user, m);
                 }
                 if !full {
@@ -130,9 +138,13 @@ impl<S: Store> Broker<S> {
         let Some(me) = g.current(op.user) else {
             return Applied::Refused(ErrorCode::NoSuchConversation);
         };
-        let count = g.members().count();
-        let rows = g.rows.clone();
-        let role_of = |u: &u64| rows.get(u).copied().filter(GroupMember::current);
+        let count = g.current_count;
+        // Only the (at most 32) named users' rows: not a copy of them all.
+        let rows: BTreeMap<u64, GroupMember> = users
+            .iter()
+            .filter_map(|u| g.current(*u).map(|m| (*u, m)))
+            .collect();
+        let role_of = |u: &u64| rows.get(u).copied();
         let mut events = Vec::new();
         match f.action {
             // Answered above; a create naming a group is refused there.
@@ -340,11 +352,18 @@ impl<S: Store> Broker<S> {
         change: impl FnOnce(&mut Option<GroupMember>),
     ) -> Result<(), String> {
         let g = self.group_mut(group)?;
-        let mut row = g.rows.get(&user).copied();
+        let before = g.rows.get(&user).copied();
+        let mut row = before;
         change(&mut row);
         let Some(row) = row else {
             return Ok(());
         };
+        let was = before.is_some_and(|m| m.current());
+        match (was, row.current()) {
+            (false, true) => g.current_count += 1,
+            (true, false) => g.current_count = g.current_count.saturating_sub(1),
+            _ => {}
+        }
         g.rows.insert(user, row);
         if !g.dirty.contains(&user) {
             g.dirty.push(user);

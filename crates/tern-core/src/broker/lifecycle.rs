@@ -77,6 +77,12 @@ impl<S: Store> Broker<S> {
             seal: None,
         };
         self.sessions.insert(sid, session);
+        if a.version >= crate::wire::VERSION_2 {
+            // Groups in read fan-out left this user's states behind while
+            // it was away: caught up now, before its device asks for the
+            // list (which waits for them to be durable).
+            self.catch_up_groups(user);
+        }
         self.stats.logins += 1;
         self.events.push_back(BrokerEvent::LoggedIn {
             session: sid,

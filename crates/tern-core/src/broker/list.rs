@@ -21,6 +21,9 @@ impl<S: Store> Broker<S> {
         let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
             return;
         };
+        if self.hold_list(sid, user, &req) {
+            return;
+        }
         match self.list_answer(now, user, &req) {
             Ok(frames) => {
                 if let Some(s) = self.sessions.get_mut(&sid) {

@@ -49,6 +49,7 @@ mod convs;
 mod downlink;
 mod events;
 mod footprint;
+mod group_fanout;
 mod group_members;
 mod groups;
 mod history;
@@ -114,6 +115,11 @@ pub struct Broker<S: Store> {
     convs: convs::Convs,
     in_flight: Option<InFlight>,
     next_commit: u64,
+    /// Users whose login caught up group states: their LIST waits for the
+    /// batch with this id (`group_fanout.rs`).
+    list_holds: HashMap<u64, u64>,
+    /// LIST requests waiting: (session, batch id, request).
+    held_lists: Vec<(u64, u64, crate::wire::ListRequest)>,
     transmits: VecDeque<(Peer, Bytes)>,
     timers: BinaryHeap<Reverse<(Time, u64)>>,
     touched: Vec<u64>,
@@ -168,6 +174,8 @@ impl<S: Store> Broker<S> {
             convs: convs::Convs::default(),
             in_flight: None,
             next_commit: 1,
+            list_holds: HashMap::new(),
+            held_lists: Vec::new(),
             transmits: VecDeque::new(),
             timers: BinaryHeap::new(),
             touched: Vec::new(),

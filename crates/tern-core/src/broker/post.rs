@@ -89,12 +89,27 @@ impl<S: Store> Broker<S> {
             shared,
             item: SyncItem::Message(record.clone()),
         };
-        let group = matches!(key, ConvKey::Group(_));
+        let group = match key {
+            ConvKey::Group(g) => Some(g),
+            _ => None,
+        };
+        // Read fan-out: only members online, the author and the user an
+        // event is about get the entry; the others catch up later.
+        let read_fanout = group.is_some_and(|g| self.read_fanout(g));
+        let subject = record.event.map(|e| e.user);
         let mut online = false;
         for user in self.participants_of(key) {
             let own = user == from;
             let event = record.event.is_some();
-            if group {
+            if let Some(g) = group {
+                if read_fanout && !own && subject != Some(user) && !self.online_cached(user) {
+                    self.stats.group_entries_skipped += 1;
+                    continue;
+                }
+                // A state left behind by read fan-out first catches up (a
+                // store that cannot be read leaves it behind: never the
+                // entry).
+                let _ = self.group_catch_up(user, g, conv_seq - 1);
                 // Group entries only version 2 devices see, the sender's
                 // own copy included.
                 let o = self.append_group_entry(now, user, entry(false));

@@ -78,6 +78,9 @@ impl<S: Store> Broker<S> {
             Some(true) => {}
         }
         let user = op.user;
+        if self.group_catch_up_all(user, key).is_err() {
+            return Applied::Retry;
+        }
         let changed = match f.scope {
             DeleteScope::Conversation => self.update_user_conv(user, key, |s| {
                 let before = s.cleared_to;
@@ -120,6 +123,7 @@ impl<S: Store> Broker<S> {
         key: ConvKey,
         up_to: u64,
     ) -> Result<u64, String> {
+        self.group_catch_up_all(op.user, key)?;
         let s = self.user_conv_mut(op.user, key)?.state;
         let target = up_to.min(s.last_seq);
         if target <= s.read_seq {

@@ -97,19 +97,44 @@ impl<S: Store> Broker<S> {
         let mut online = false;
         let users = self.participants_of(key);
         let group = match key {
-            ConvKey::Group(g) => self.convs.groups.get(&g).map(|c| c.rows.clone()),
+            ConvKey::Group(g) => Some(g),
             _ => None,
         };
+        let read_fanout = group.is_some_and(|g| self.read_fanout(g));
         for &user in &users {
             // Whether the user's state counted the message: a group member
-            // added after it never saw it.
-            let saw = group.as_ref().map_or(true, |rows| {
-                rows.get(&user).is_some_and(|m| m.joined <= record.conv_seq)
+            // added after it never saw it, and a state left behind by read
+            // fan-out has not counted it yet (it never will: the index
+            // knows it is recalled).
+            let saw = group.is_none_or(|g| {
+                self.convs
+                    .groups
+                    .get(&g)
+                    .and_then(|c| c.rows.get(&user))
+                    .is_some_and(|m| m.joined <= record.conv_seq)
             });
+            let Ok(state) = self.user_conv_mut(user, key).map(|s| s.state) else {
+                continue;
+            };
+            let counted = saw
+                && state.last_seq >= record.conv_seq
+                && user != record.from_user
+                && record.conv_seq > state.read_seq;
+            // Read fan-out: offline members get no entry, and their state
+            // moves only if it counted the message.
+            if read_fanout && user != op.user && !self.online_cached(user) {
+                if counted {
+                    let _ = self.update_user_conv(user, key, |s| {
+                        s.unread = s.unread.saturating_sub(1);
+                        true
+                    });
+                }
+                continue;
+            }
             // The marker changes every participant's preview, and a recalled
             // message no longer counts as unread.
             let _ = self.update_user_conv(user, key, |s| {
-                if saw && user != record.from_user && record.conv_seq > s.read_seq {
+                if counted {
                     s.unread = s.unread.saturating_sub(1);
                 }
                 true

@@ -65,4 +65,9 @@ pub struct BrokerStats {
     pub replies_suppressed: u64,
     /// Trims of a conversation's history past its retention.
     pub history_trimmed: u64,
+    /// Group records not written to an offline member's sync timeline
+    /// (read fan-out: the member catches up from the group's timeline).
+    pub group_entries_skipped: u64,
+    /// Members' group states caught up after read fan-out left them behind.
+    pub group_states_caught_up: u64,
 }

@@ -4,11 +4,13 @@
 //! storage timeline it holds and which are missing.
 
 mod key;
+mod positions;
 mod ranges;
 mod read_counts;
 mod state;
 
 pub use key::{ConvKey, CONV_KEY_LEN};
+pub use positions::Positions;
 pub use ranges::RangeSet;
 pub use read_counts::ReadCounts;
 pub use state::ConvState;

@@ -184,6 +184,22 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn user_groups(&self, user: u64, after: u64, max: usize) -> Result<Vec<u64>, Infallible> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .lock()
+            .user_conv
+            .range((user, ConvKey::Group(start))..=(user, ConvKey::Group(u64::MAX)))
+            .take(max)
+            .filter_map(|((_, k), _)| match k {
+                ConvKey::Group(g) => Some(*g),
+                _ => None,
+            })
+            .collect())
+    }
+
     fn group_members(
         &self,
         group: u64,

@@ -230,6 +230,11 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> Result<Vec<(u64, GroupMember)>, Self::Error>;
 
+    /// Up to `max` groups above `after` in which `user` has a state (it is
+    /// or was a member), by ascending group id: what a login catches up on
+    /// in groups that do not write to every member's sync timeline.
+    fn user_groups(&self, user: u64, after: u64, max: usize) -> Result<Vec<u64>, Self::Error>;
+
     /// Applies `batch` atomically and durably.
     fn commit(&self, batch: &WriteBatch) -> Result<(), Self::Error>;
 }
