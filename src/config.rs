@@ -141,6 +141,12 @@ pub struct LimitsSection {
     /// sent per second, at most, in total; the rest are dropped silently so
     /// that a flood of junk does not turn the server into a reflector.
     pub stateless_reply_rate: f64,
+    /// Most current members of one group.
+    pub group_max_members: usize,
+    /// Groups with more current members than this use read fan-out: a
+    /// record is stored once and pushed only to members online
+    /// (`proto-spec/groups.md`, "Fan-out").
+    pub group_write_fanout_max: usize,
 }
 
 /// `[auth]`
@@ -208,6 +214,8 @@ impl Default for LimitsSection {
             prelogin_rate: 5_000.0,
             session_rate: 50_000.0,
             stateless_reply_rate: 10_000.0,
+            group_max_members: 100_000,
+            group_write_fanout_max: 500,
         }
     }
 }
@@ -357,6 +365,16 @@ impl Config {
         );
         over!("TERN_LIMITS_PAGE_ENTRIES", self.limits.page_entries, parse);
         over!(
+            "TERN_LIMITS_GROUP_MAX_MEMBERS",
+            self.limits.group_max_members,
+            parse
+        );
+        over!(
+            "TERN_LIMITS_GROUP_WRITE_FANOUT_MAX",
+            self.limits.group_write_fanout_max,
+            parse
+        );
+        over!(
             "TERN_LIMITS_VALIDATE_ADDRESSES",
             self.limits.validate_addresses,
             parse
@@ -448,6 +466,9 @@ impl Config {
             || self.limits.max_payload > tern_core::wire::limits::MAX_PAYLOAD
         {
             return bad("limits", "max_payload", "must be between 1 and 1024");
+        }
+        if self.limits.group_max_members < 2 {
+            return bad("limits", "group_max_members", "must be at least 2");
         }
         if self.limits.page_entries == 0
             || self.limits.page_entries > tern_core::wire::limits::MAX_PAGE_ENTRIES

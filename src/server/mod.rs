@@ -102,6 +102,8 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         heartbeat: cfg.timers.heartbeat,
         idle_timeout: cfg.timers.idle_timeout,
         max_payload: cfg.limits.max_payload,
+        group_max_members: cfg.limits.group_max_members,
+        group_write_fanout_max: cfg.limits.group_write_fanout_max,
         accept_unknown_recipients: cfg.limits.accept_unknown_recipients,
         max_sessions: cfg.limits.max_sessions,
         page_entries: cfg.limits.page_entries,

@@ -1,6 +1,8 @@
 //! `tern-bench group-cost`: what storing one group message costs the
-//! server under write fan-out, by group size, against one direct message
-//! in the same run (issue 12: the write/read fan-out threshold).
+//! server, by group size, against one direct message in the same run
+//! (issue 12: hybrid fan-out). Each size runs with the default threshold
+//! (write fan-out up to 500 members, read fan-out past it); a size past
+//! the threshold also runs with write fan-out forced, for comparison.
 //!
 //! The real broker runs in process over the in-memory store, with the
 //! sender's device online and every other member offline (the check-in
@@ -155,12 +157,20 @@ fn post_cost(p: &mut Pair, conv: ConvRef, n: u64, payload: usize) -> Result<Cost
     Ok(cost)
 }
 
-/// A broker with one online device (user 1) and `others` offline users.
-fn pair() -> Pair {
-    let cfg = BrokerConfig {
+/// Largest group the forced write fan-out comparison is run for: setting
+/// up a group that way costs O(members²) entries.
+const WRITE_COMPARISON_MAX: usize = 5_000;
+
+/// A broker with one online device (user 1) and `others` offline users;
+/// `write_fanout_max` overrides the threshold.
+fn pair(write_fanout_max: Option<usize>) -> Pair {
+    let mut cfg = BrokerConfig {
         accept_unknown_recipients: true,
         ..BrokerConfig::default()
     };
+    if let Some(max) = write_fanout_max {
+        cfg.group_write_fanout_max = max;
+    }
     let mut p = Pair::new(cfg);
     p.connect(1, 1, |c: &mut ClientConfig| c.version = VERSION_2);
     settle(&mut p, &mut Cost::default());
@@ -210,34 +220,58 @@ fn group(p: &mut Pair, size: usize) -> Result<u64> {
     Ok(g)
 }
 
+/// One line of the report: posting into a group of `size` under
+/// `write_fanout_max` (`None`: the default threshold).
+fn one_size(
+    size: usize,
+    write_fanout_max: Option<usize>,
+    opts: &GroupCostOpts,
+    base: (f64, f64),
+) -> Result<()> {
+    let n = opts.messages.max(1);
+    let threshold = write_fanout_max.unwrap_or(BrokerConfig::default().group_write_fanout_max);
+    let mode = if size > threshold { "read " } else { "write" };
+    let mut p = pair(write_fanout_max);
+    let g = group(&mut p, size.max(1))?;
+    let conv = ConvRef {
+        kind: ConvKind::Group,
+        id: g,
+    };
+    let c = post_cost(&mut p, conv, n, opts.payload)?;
+    let (o, b) = (c.ops as f64 / n as f64, c.bytes as f64 / n as f64);
+    let forced = if write_fanout_max.is_some() {
+        " (forced)"
+    } else {
+        ""
+    };
+    println!(
+        "  group of {size:>6}, {mode} fan-out{forced:<9}: {o:>9.1} store ops, {b:>10.0} key+value bytes per message = {:>7.1}x / {:>7.1}x the direct message; {:.3} ops and {:.1} bytes per member",
+        o / base.0,
+        b / base.1,
+        o / size as f64,
+        b / size as f64
+    );
+    Ok(())
+}
+
 /// Runs the benchmark and prints its report.
 pub fn run(opts: &GroupCostOpts) -> Result<()> {
     let started = Instant::now();
     let n = opts.messages.max(1);
+    let threshold = BrokerConfig::default().group_write_fanout_max;
     println!(
-        "tern-bench group-cost: {n} messages of {} bytes per case; the sender online, every other member offline; write fan-out (deterministic, in-process broker)",
+        "tern-bench group-cost: {n} messages of {} bytes per case; the sender online, every other member offline; default threshold {threshold} members (deterministic, in-process broker)",
         opts.payload
     );
-    let mut p = pair();
+    let mut p = pair(None);
     let base = post_cost(&mut p, ConvRef::direct(2), n, opts.payload)?;
     let (bo, bb) = (base.ops as f64 / n as f64, base.bytes as f64 / n as f64);
     println!("  baseline, one direct message to an offline user: {bo:.1} store ops, {bb:.0} key+value bytes per message");
     for &size in &opts.sizes {
-        let mut p = pair();
-        let g = group(&mut p, size.max(1))?;
-        let conv = ConvRef {
-            kind: ConvKind::Group,
-            id: g,
-        };
-        let c = post_cost(&mut p, conv, n, opts.payload)?;
-        let (o, b) = (c.ops as f64 / n as f64, c.bytes as f64 / n as f64);
-        println!(
-            "  group of {size:>5}: {o:>8.1} store ops, {b:>10.0} key+value bytes per message = {:.1}x / {:.1}x the direct message; {:.2} ops and {:.0} bytes per member",
-            o / bo,
-            b / bb,
-            o / size as f64,
-            b / size as f64
-        );
+        one_size(size, None, opts, (bo, bb))?;
+        if size > threshold && size <= WRITE_COMPARISON_MAX {
+            one_size(size, Some(usize::MAX), opts, (bo, bb))?;
+        }
     }
     println!(
         "  (run time {:.1?}, not a figure: the counts do not depend on it)",
