@@ -128,6 +128,16 @@ impl Metrics {
             b.address_tokens_accepted,
         );
         counter(
+            "group_entries_skipped_total",
+            "Group records not written to offline members' sync timelines (read fan-out).",
+            b.group_entries_skipped,
+        );
+        counter(
+            "group_states_caught_up_total",
+            "Members' group states brought up to date after read fan-out left them behind.",
+            b.group_states_caught_up,
+        );
+        counter(
             "handshake_failed_total",
             "Sealed handshakes that did not decrypt or were malformed.",
             b.handshake_failed,

@@ -125,6 +125,14 @@ struct RunArgs {
     /// The ternd binary. Default: next to this executable.
     #[arg(long)]
     ternd: Option<PathBuf>,
+    /// Share of the messages posted into the run's group of every user
+    /// (0: no group). Default 0.25.
+    #[arg(long)]
+    group_share: Option<f64>,
+    /// The daemon's group write fan-out threshold; below the user count
+    /// the group runs in read fan-out. Default 3.
+    #[arg(long)]
+    group_write_fanout_max: Option<usize>,
     /// The daemon's log filter (RUST_LOG syntax); its log is DIR/ternd.log.
     #[arg(long, default_value = "warn")]
     ternd_log: String,
@@ -155,7 +163,19 @@ impl RunArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { p.$f = v; } )* };
         }
-        set!(users, devices, convs, messages, kills, duration, heal, seed, window);
+        set!(
+            users,
+            devices,
+            convs,
+            messages,
+            kills,
+            duration,
+            heal,
+            seed,
+            window,
+            group_share,
+            group_write_fanout_max
+        );
         if let Some(Period(r)) = self.rebind_every {
             p.rebind_every = r;
         }

@@ -303,6 +303,8 @@ impl Checker {
                     })
                 }
                 EntryKind::Sync => {}
+                // The run's group: checked against its history (conv_check).
+                EntryKind::Group => {}
             }
         }
         self.devs.insert(me, st);

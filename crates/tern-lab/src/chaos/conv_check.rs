@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::checker::{Ack, Dev};
-use super::conv_rules::{check_view, Ctx};
+use super::conv_rules::{check_view, is_group, Ctx};
 use super::journal::{EntryKind, HistRec, ListRec, MsgId, RecvRecord, ViewWhat};
 use super::report::{Kind, Report};
 
@@ -105,7 +105,8 @@ impl DeviceViews {
                         continue;
                     };
                     let own = e.sync.as_deref() == Some("own");
-                    if e.kind == EntryKind::Message || own {
+                    let group_msg = e.kind == EntryKind::Group && e.payload.is_some();
+                    if e.kind == EntryKind::Message || own || group_msg {
                         if conv_seq > 0 {
                             dv.live.push(Live {
                                 seq: e.seq,
@@ -245,6 +246,7 @@ impl ConvCheck {
                 }
             }
         }
+        group_histories_agree(&reference, report);
         self.acked_in_history(&reference, acks, report);
         self.reads_everywhere(devices_of, late, report);
     }
@@ -310,8 +312,29 @@ impl ConvCheck {
         }
         let mut acks: Vec<_> = acks.iter().collect();
         acks.sort_unstable_by_key(|(id, _)| **id);
+        // The run's group, as the users' views name it (one group).
+        let group = reference
+            .values()
+            .flat_map(|(_, v)| v.hist.keys())
+            .find(|c| is_group(c))
+            .cloned();
         for (id, a) in acks {
-            for (user, conv) in [(id.0, format!("d:{}", a.to)), (a.to, format!("d:{}", id.0))] {
+            let sides: Vec<(u64, String)> = if a.to == super::GROUP_TO {
+                // Every member holds a post into the group (all users are
+                // members from its creation on, before any post).
+                let Some(g) = &group else {
+                    report.violation(Kind::History, || {
+                        format!(
+                            "group post {id:?} was acknowledged but no user's list has the group"
+                        )
+                    });
+                    continue;
+                };
+                reference.keys().map(|u| (*u, g.clone())).collect()
+            } else {
+                vec![(id.0, format!("d:{}", a.to)), (a.to, format!("d:{}", id.0))]
+            };
+            for (user, conv) in sides {
                 let Some(&(device, _)) = reference.get(&user) else {
                     continue;
                 };
@@ -326,6 +349,42 @@ impl ConvCheck {
                         )
                     });
                 }
+            }
+        }
+    }
+}
+
+/// Every user's history of the run's group is the same from the record
+/// that made it a member on (the first user's reference is compared with
+/// each other's over the records both hold; density per view is checked
+/// by the rules).
+fn group_histories_agree(reference: &BTreeMap<u64, (u32, &View)>, report: &mut Report) {
+    let mut first: Option<(u64, u32, &String, &Vec<super::journal::HistRec>)> = None;
+    for (&user, &(device, view)) in reference {
+        for (conv, recs) in view.hist.iter().filter(|(c, _)| is_group(c)) {
+            let Some((fu, fd, fc, frecs)) = first else {
+                first = Some((user, device, conv, recs));
+                continue;
+            };
+            if fc != conv {
+                report.violation(Kind::Diverged, || {
+                    format!("users {fu} and {user} hold different groups: {fc} and {conv}")
+                });
+                continue;
+            }
+            let from = recs.first().map_or(0, |r| r.conv_seq);
+            let ffrom = frecs.first().map_or(0, |r| r.conv_seq);
+            let low = from.max(ffrom);
+            let a: Vec<_> = frecs
+                .iter()
+                .filter(|r| r.conv_seq >= low)
+                .cloned()
+                .collect();
+            let b: Vec<_> = recs.iter().filter(|r| r.conv_seq >= low).cloned().collect();
+            if let Some(diff) = first_difference(&a, &b) {
+                report.violation(Kind::Diverged, || {
+                    format!("users {fu} (device {fd}) and {user} (device {device}) disagree on the group's history {conv}: {diff}")
+                });
             }
         }
     }

@@ -62,18 +62,22 @@ pub struct HistRec {
     /// A recall marker.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// A group membership event (not a message: never unread).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub member: bool,
 }
 
 impl HistRec {
     /// From the library's record.
     pub fn of(r: &Record) -> HistRec {
-        let (payload, recalled) = match &r.body {
-            RecordBody::Message { payload, .. } => {
-                (Some(String::from_utf8_lossy(payload).into_owned()), false)
-            }
-            RecordBody::Recalled { .. } => (None, true),
-            // Groups are not in the chaos run yet; compared as written.
-            RecordBody::Member(e) => (Some(format!("member {e:?}")), false),
+        let (payload, recalled, member) = match &r.body {
+            RecordBody::Message { payload, .. } => (
+                Some(String::from_utf8_lossy(payload).into_owned()),
+                false,
+                false,
+            ),
+            RecordBody::Recalled { .. } => (None, true, false),
+            RecordBody::Member(e) => (Some(format!("member {e:?}")), false, true),
         };
         HistRec {
             conv_seq: r.conv_seq,
@@ -83,6 +87,7 @@ impl HistRec {
             from_seq: r.from_seq,
             payload,
             recalled,
+            member,
         }
     }
 }

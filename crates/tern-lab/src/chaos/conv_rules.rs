@@ -46,7 +46,9 @@ pub(super) fn check_view(
         }
         let unread = recs
             .iter()
-            .filter(|r| r.conv_seq > item.read_seq && r.from_user != user && !r.recalled)
+            .filter(|r| {
+                r.conv_seq > item.read_seq && r.from_user != user && !r.recalled && !r.member
+            })
             .count() as u64;
         if item.unread != unread || item.read_seq > item.last_seq || item.hidden {
             report.violation(Kind::History, || {
@@ -118,10 +120,15 @@ pub(super) fn check_view(
     }
 }
 
-/// `conv_seq` dense from 1, ascending, each once.
+/// `conv_seq` dense from 1 (a group's: from the member's own first record,
+/// the one that made it a member), ascending, each once.
 fn dense(user: u64, device: u32, conv: &str, recs: &[HistRec], what: &str, report: &mut Report) {
+    let first = match recs.first() {
+        Some(r) if is_group(conv) && r.member => r.conv_seq,
+        _ => 1,
+    };
     for (i, r) in recs.iter().enumerate() {
-        if r.conv_seq != i as u64 + 1 {
+        if r.conv_seq != first + i as u64 {
             report.violation(Kind::History, || {
                 format!(
                     "device {user}/{device}, {conv}: {what} history is not dense: #{} at position {}",
@@ -144,7 +151,9 @@ fn records(ctx: &Ctx<'_>, conv: &str, recs: &[HistRec], report: &mut Report) {
     let mut last_from: HashMap<(u64, u32), u64> = HashMap::new();
     for r in recs {
         let last = last_from.entry((r.from_user, r.from_device)).or_insert(0);
-        if r.from_seq <= *last {
+        // One membership operation makes several records (a create: one
+        // per member), all under its one sender sequence.
+        if r.from_seq < *last || (r.from_seq == *last && !r.member) {
             let prev = *last;
             report.violation(Kind::History, || {
                 format!(
@@ -154,7 +163,7 @@ fn records(ctx: &Ctx<'_>, conv: &str, recs: &[HistRec], report: &mut Report) {
             });
         }
         *last = (*last).max(r.from_seq);
-        if r.recalled {
+        if r.recalled || r.member {
             continue;
         }
         let Some(id) = r.payload.as_deref().and_then(parse_payload) else {
@@ -174,13 +183,15 @@ fn records(ctx: &Ctx<'_>, conv: &str, recs: &[HistRec], report: &mut Report) {
                 )
             });
         }
-        let other = if r.from_user == user {
+        let other = if is_group(conv) {
+            Some(super::GROUP_TO)
+        } else if r.from_user == user {
             peer
         } else {
             Some(user)
         };
         let fits = (id.0, id.1) == (r.from_user, r.from_device)
-            && (r.from_user == user || Some(r.from_user) == peer)
+            && (r.from_user == user || Some(r.from_user) == peer || is_group(conv))
             && ctx
                 .submits
                 .get(&id)
@@ -201,4 +212,9 @@ fn records(ctx: &Ctx<'_>, conv: &str, recs: &[HistRec], report: &mut Report) {
             }
         }
     }
+}
+
+/// Whether `conv` names the run's group.
+pub(super) fn is_group(conv: &str) -> bool {
+    conv.starts_with("g:")
 }

@@ -18,7 +18,7 @@ use super::batch::{Batch, Op, OpFuture};
 use super::journal::ViewWhat;
 use super::journal::{payload, JsonlWriter, RecvRecord, SendRecord};
 use super::shared::{Phase, Shared};
-use tern::client::{Client, ClientError, ClientOptions, ConvRef};
+use tern::client::{Client, ClientError, ClientOptions, ConvKind, ConvRef};
 
 pub(super) struct DeviceTask {
     pub(super) shared: Arc<Shared>,
@@ -129,6 +129,9 @@ impl DeviceTask {
             if first {
                 first = false;
                 self.barrier.wait().await;
+                if (self.user, self.device) == (1, 1) && self.shared.params.group_share > 0.0 {
+                    self.create_group(&client).await;
+                }
             }
             if roam {
                 roam = false;
@@ -168,6 +171,35 @@ impl DeviceTask {
                 _ = phase.wait_for(|p| *p == Phase::Stop) => {}
             }
         }
+    }
+
+    /// User 1's first device creates the run's group with every other user
+    /// as a member. An answer lost to a kill may hide a group that was
+    /// created: the list says, before another is tried.
+    async fn create_group(&self, client: &Client) {
+        let members: Vec<u64> = (2..=self.shared.params.users).collect();
+        for _ in 0..5 {
+            let created = match client.create_group(&members).await {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::info!(error = %e, "creating the run's group failed; asking the list");
+                    client.conversations(0, 0).await.ok().and_then(|l| {
+                        l.items
+                            .iter()
+                            .find(|i| i.conv.kind == ConvKind::Group)
+                            .map(|i| i.conv.id)
+                    })
+                }
+            };
+            if let Some(g) = created {
+                let _ = self.shared.group.set(g);
+                self.shared
+                    .event("group_created", serde_json::json!({ "group": g }));
+                return;
+            }
+        }
+        self.shared
+            .event("group_not_created", serde_json::json!({}));
     }
 
     fn offline_marker(&self, how: &str) {
@@ -285,8 +317,14 @@ impl DeviceTask {
         // A batch of `room` messages, plus owed READ receipts.
         let mut futs: Vec<Option<OpFuture<'_>>> = Vec::new();
         let c: &Client = client;
+        let group = self.shared.group.get().copied();
         for _ in 0..room {
-            let (conv, to) = self.peers[self.rng.gen_range(0..self.peers.len())];
+            let into_group = group.is_some() && self.rng.gen_bool(self.shared.params.group_share);
+            let (conv, to) = if into_group {
+                (0, super::GROUP_TO)
+            } else {
+                self.peers[self.rng.gen_range(0..self.peers.len())]
+            };
             self.next_n += 1;
             let n = self.next_n;
             let _ = self.shared.sends.append(&SendRecord::Submit {
@@ -298,8 +336,12 @@ impl DeviceTask {
                 to,
             });
             let body = Bytes::from(payload((self.user, self.device, n)));
+            let target = match group.filter(|_| into_group) {
+                Some(g) => tern::client::group(g),
+                None => ConvRef::direct(to),
+            };
             futs.push(Some(Box::pin(async move {
-                let posted = c.post(ConvRef::direct(to), conv, 0, body).await;
+                let posted = c.post(target, conv, 0, body).await;
                 (Op::Msg { n, conv, to }, posted)
             })));
         }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng;
-use tern::client::{Client, ClientError, Event, ReceiptStatus, Sent, SyncBody};
+use tern::client::{Client, ClientError, ConvKind, Event, ReceiptStatus, Sent, SyncBody};
 
 use super::batch::Op;
 use super::device::DeviceTask;
@@ -18,6 +18,7 @@ impl DeviceTask {
         let t_us = self.shared.clock.us();
         match (op, res) {
             (Op::Msg { n, conv, to }, Ok(sent)) => {
+                let group = to == super::GROUP_TO;
                 let _ = self.shared.sends.append(&SendRecord::Ack {
                     t_us,
                     user: self.user,
@@ -29,11 +30,20 @@ impl DeviceTask {
                     online: sent.receiver_online,
                 });
                 self.shared.counters.acked.fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .tracker
-                    .lock()
-                    .expect("tracker")
-                    .on_ack((self.user, self.device, n));
+                if group {
+                    // Checked in the group's history after settling: past
+                    // the threshold, offline members are handed nothing.
+                    self.shared
+                        .counters
+                        .group_posts
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.shared.tracker.lock().expect("tracker").on_ack((
+                        self.user,
+                        self.device,
+                        n,
+                    ));
+                }
             }
             (
                 Op::Read {
@@ -120,6 +130,8 @@ impl DeviceTask {
                     from_seq: d.from_seq,
                     kind: if own {
                         EntryKind::Sync
+                    } else if d.conv.kind == ConvKind::Group {
+                        EntryKind::Group
                     } else {
                         EntryKind::Message
                     },
@@ -145,6 +157,19 @@ impl DeviceTask {
                             }
                             .into(),
                         );
+                    }
+                    SyncBody::Message { payload, .. } if d.conv.kind == ConvKind::Group => {
+                        // Checked against the group's history; no READ
+                        // receipts in groups, read positions yes.
+                        rec.payload = Some(String::from_utf8_lossy(payload).into_owned());
+                        let newest = self.newest.entry(d.conv).or_default();
+                        *newest = (*newest).max(d.conv_seq);
+                        if !self.late
+                            && self.rng.gen_bool(self.shared.params.mark_read_prob)
+                            && self.pending_marks.len() < 4
+                        {
+                            self.pending_marks.push((d.conv, d.conv_seq));
+                        }
                     }
                     SyncBody::Message { payload, .. } => {
                         let text = String::from_utf8_lossy(payload).into_owned();
@@ -200,8 +225,8 @@ impl DeviceTask {
                         rec.target_device = Some(*target_device);
                         rec.target_seq = Some(*target_seq);
                     }
-                    // Only this user's devices cause these (above); the
-                    // chaos run's users join no group.
+                    // Only this user's devices cause these (above); a
+                    // membership event is journaled as a group record.
                     SyncBody::Read | SyncBody::Deleted { .. } | SyncBody::Member(_) => {}
                 }
                 let _ = self.journal.append(&RecvRecord::Entry(rec));

@@ -168,6 +168,11 @@ pub enum EntryKind {
     /// it sent, a read position, a deletion): multi-device sync, not a
     /// delivery.
     Sync,
+    /// A record of the run's group (another member's message, or a
+    /// membership event): checked against the group's history, not as a
+    /// delivery (past the write fan-out threshold a member offline is
+    /// handed none and pages them).
+    Group,
 }
 
 /// One inbox entry as handed to the application.

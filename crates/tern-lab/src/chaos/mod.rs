@@ -49,6 +49,10 @@ pub use checker::{check_dir, Kind, Report};
 pub use outcome::{RunOutcome, RunStats};
 pub use scenario::run;
 
+/// `to` of a message posted into the run's group (in the send journal):
+/// no user has id 0.
+pub const GROUP_TO: u64 = 0;
+
 /// Default impairment of each direction.
 pub const DEFAULT_IMPAIRMENT: &str = "loss=0.2,dup=0.05,reorder=0.02,jitter=10ms,delay=20ms";
 
@@ -114,6 +118,14 @@ pub struct Params {
     /// Daemon idle timeout (`TERN_TIMERS_IDLE_TIMEOUT`).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Share of the messages posted into one group of every user (created by
+    /// user 1's first device when traffic starts); 0: no group.
+    pub group_share: f64,
+    /// The daemon's write fan-out threshold
+    /// (`TERN_LIMITS_GROUP_WRITE_FANOUT_MAX`): below the user count, the
+    /// group is in read fan-out, so members offline get no entries and
+    /// catch up at login.
+    pub group_write_fanout_max: usize,
     /// The daemon's `RUST_LOG` (its log is `DIR/ternd.log`).
     pub ternd_log: String,
     /// Write the proxy's per-datagram event log to `DIR/proxy.jsonl`.
@@ -149,6 +161,8 @@ impl Params {
             late_device_at: Some(0.6),
             heartbeat: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
+            group_share: 0.25,
+            group_write_fanout_max: 3,
             ternd_log: "warn".into(),
             proxy_log: false,
         }
@@ -202,11 +216,15 @@ impl Params {
         if !(0.0..=1.0).contains(&self.read_prob)
             || !(0.0..=1.0).contains(&self.client_rebind_prob)
             || !(0.0..=1.0).contains(&self.mark_read_prob)
+            || !(0.0..=1.0).contains(&self.group_share)
             || self
                 .late_device_at
                 .is_some_and(|f| !(0.0..=1.0).contains(&f))
         {
             return Err("probabilities must be in 0..=1".into());
+        }
+        if self.group_share > 0.0 && self.users > 33 {
+            return Err("--group-share: the run's group holds every user, at most 33".into());
         }
         crate::Impairment::parse(&self.up).map_err(|e| format!("up impairment: {e}"))?;
         crate::Impairment::parse(&self.down).map_err(|e| format!("down impairment: {e}"))?;

@@ -26,6 +26,8 @@ pub struct RunStats {
     pub reads: u64,
     /// Read positions set (`mark_read`) and acknowledged.
     pub marks: u64,
+    /// Posts into the run's group the server acknowledged.
+    pub group_posts: u64,
     /// History pages the devices' views took (roaming and settling).
     pub history_pages: u64,
     /// Brand-new devices that joined late and roamed.
@@ -76,7 +78,7 @@ impl RunOutcome {
         let p = &self.params;
         let s = &self.stats;
         format!(
-            "tern-chaos: {} | seed={} users={} devices/user={} convs/user={} submitted={} kills={} rebinds={} offline={}+{} client_rebinds={} logins={} marks={} late={} history_pages={} settle_rounds={}{} unresolved={} abandoned={} loss_up={} loss_down={} dup={} traffic={:.1}s healed_in={} total={:.1}s dir={}",
+            "tern-chaos: {} | seed={} users={} devices/user={} convs/user={} submitted={} kills={} rebinds={} offline={}+{} client_rebinds={} logins={} marks={} group_posts={} late={} history_pages={} settle_rounds={}{} unresolved={} abandoned={} loss_up={} loss_down={} dup={} traffic={:.1}s healed_in={} total={:.1}s dir={}",
             self.report,
             p.seed,
             p.users,
@@ -90,6 +92,7 @@ impl RunOutcome {
             s.client_rebinds,
             s.logins,
             s.marks,
+            s.group_posts,
             s.late_devices,
             s.history_pages,
             s.settle_rounds,

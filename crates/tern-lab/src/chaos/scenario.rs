@@ -109,6 +109,10 @@ async fn start_daemon(params: &Params, dir: &Path, ternd: &Path) -> Result<Ternd
             "TERN_TIMERS_IDLE_TIMEOUT",
             humantime::format_duration(params.idle_timeout).to_string(),
         )
+        .env(
+            "TERN_LIMITS_GROUP_WRITE_FANOUT_MAX",
+            params.group_write_fanout_max.to_string(),
+        )
         .env("RUST_LOG", params.ternd_log.clone());
     tokio::task::spawn_blocking(move || config.start())
         .await
@@ -265,6 +269,7 @@ fn stats_of(c: &Counters) -> RunStats {
         failed: get(&c.failed),
         reads: get(&c.reads),
         marks: get(&c.marks),
+        group_posts: get(&c.group_posts),
         history_pages: get(&c.history_pages),
         offline_close: get(&c.offline_close),
         offline_drop: get(&c.offline_drop),
@@ -286,6 +291,7 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
     let (phase_tx, phase_rx) = watch::channel(Phase::Traffic);
     let shared = Arc::new(Shared {
         params: params.clone(),
+        group: std::sync::OnceLock::new(),
         clock,
         sends: JsonlWriter::create(&setup.jdir.join("sends.jsonl")).map_err(io("sends.jsonl"))?,
         events: JsonlWriter::create(&setup.jdir.join("events.jsonl"))

@@ -70,6 +70,8 @@ pub(super) struct Counters {
     pub(super) client_rebinds: AtomicU64,
     pub(super) logins: AtomicU64,
     pub(super) quotas_done: AtomicU64,
+    /// Posts into the run's group the server acknowledged.
+    pub(super) group_posts: AtomicU64,
 }
 
 /// A device's last settling round and the digest of its views (`None`:
@@ -78,6 +80,8 @@ pub(super) type ViewReport = (u32, Option<u64>);
 
 pub(super) struct Shared {
     pub(super) params: Params,
+    /// The run's group, once user 1's first device created it.
+    pub(super) group: std::sync::OnceLock<u64>,
     pub(super) clock: Clock,
     pub(super) sends: JsonlWriter,
     pub(super) events: JsonlWriter,
