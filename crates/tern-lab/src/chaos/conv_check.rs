@@ -320,8 +320,9 @@ impl ConvCheck {
             .cloned();
         for (id, a) in acks {
             let sides: Vec<(u64, String)> = if a.to == super::GROUP_TO {
-                // Every member holds a post into the group (all users are
-                // members from its creation on, before any post).
+                // Every user whose stretch of the group covers the post
+                // holds it (its history runs from the record that made it
+                // a member to the one that ended that, if any).
                 let Some(g) = &group else {
                     report.violation(Kind::History, || {
                         format!(
@@ -330,7 +331,28 @@ impl ConvCheck {
                     });
                     continue;
                 };
-                reference.keys().map(|u| (*u, g.clone())).collect()
+                let at = reference.values().find_map(|(_, v)| {
+                    v.hist.get(g)?.iter().find_map(|r| {
+                        ((r.from_user, r.from_device, r.from_seq) == (id.0, id.1, a.seq))
+                            .then_some(r.conv_seq)
+                    })
+                });
+                let Some(at) = at else {
+                    report.violation(Kind::History, || {
+                        format!("group post {id:?} (sender seq {}) was acknowledged but is in no user's history of {g}", a.seq)
+                    });
+                    continue;
+                };
+                reference
+                    .iter()
+                    .filter(|(_, (_, v))| {
+                        v.hist.get(g).is_some_and(|h| {
+                            h.first().is_some_and(|f| f.conv_seq <= at)
+                                && h.last().is_some_and(|l| l.conv_seq >= at)
+                        })
+                    })
+                    .map(|(u, _)| (*u, g.clone()))
+                    .collect()
             } else {
                 vec![(id.0, format!("d:{}", a.to)), (a.to, format!("d:{}", id.0))]
             };
@@ -354,9 +376,9 @@ impl ConvCheck {
     }
 }
 
-/// Every user's history of the run's group is the same from the record
-/// that made it a member on (the first user's reference is compared with
-/// each other's over the records both hold; density per view is checked
+/// Every user's history of the run's group is the same over the stretch
+/// both were members for (the first user's reference is compared with
+/// each other's where their stretches overlap; density per view is checked
 /// by the rules).
 fn group_histories_agree(reference: &BTreeMap<u64, (u32, &View)>, report: &mut Report) {
     let mut first: Option<(u64, u32, &String, &Vec<super::journal::HistRec>)> = None;
@@ -372,15 +394,17 @@ fn group_histories_agree(reference: &BTreeMap<u64, (u32, &View)>, report: &mut R
                 });
                 continue;
             }
-            let from = recs.first().map_or(0, |r| r.conv_seq);
-            let ffrom = frecs.first().map_or(0, |r| r.conv_seq);
-            let low = from.max(ffrom);
-            let a: Vec<_> = frecs
-                .iter()
-                .filter(|r| r.conv_seq >= low)
-                .cloned()
-                .collect();
-            let b: Vec<_> = recs.iter().filter(|r| r.conv_seq >= low).cloned().collect();
+            let span = |h: &Vec<super::journal::HistRec>| {
+                (
+                    h.first().map_or(0, |r| r.conv_seq),
+                    h.last().map_or(0, |r| r.conv_seq),
+                )
+            };
+            let ((a_lo, a_hi), (b_lo, b_hi)) = (span(frecs), span(recs));
+            let (low, high) = (a_lo.max(b_lo), a_hi.min(b_hi));
+            let within = |r: &&super::journal::HistRec| (low..=high).contains(&r.conv_seq);
+            let a: Vec<_> = frecs.iter().filter(within).cloned().collect();
+            let b: Vec<_> = recs.iter().filter(within).cloned().collect();
             if let Some(diff) = first_difference(&a, &b) {
                 report.violation(Kind::Diverged, || {
                     format!("users {fu} (device {fd}) and {user} (device {device}) disagree on the group's history {conv}: {diff}")

@@ -177,7 +177,10 @@ impl DeviceTask {
     /// as a member. An answer lost to a kill may hide a group that was
     /// created: the list says, before another is tried.
     async fn create_group(&self, client: &Client) {
-        let members: Vec<u64> = (2..=self.shared.params.users).collect();
+        let p = &self.shared.params;
+        // With churn the last user joins later.
+        let last = p.users - u64::from(p.group_churn);
+        let members: Vec<u64> = (2..=last).collect();
         for _ in 0..5 {
             let created = match client.create_group(&members).await {
                 Ok(g) => Some(g),
@@ -200,6 +203,29 @@ impl DeviceTask {
         }
         self.shared
             .event("group_not_created", serde_json::json!({}));
+    }
+
+    /// Group churn, from the owner's first device: the last user added at
+    /// 30 % of the traffic, user 2 removed at 60 % (each tried again at the
+    /// next batch until the server acknowledges it; both are idempotent).
+    async fn churn(&self, client: &Client, frac: f64) {
+        let Some(&g) = self.shared.group.get() else {
+            return;
+        };
+        let s = &self.shared;
+        if frac >= 0.3 && !s.churn_added.load(Ordering::Relaxed) {
+            let user = s.params.users;
+            if client.add_members(g, &[user], false).await.is_ok() {
+                s.churn_added.store(true, Ordering::Relaxed);
+                s.event("group_added", serde_json::json!({ "user": user }));
+            }
+        }
+        if frac >= 0.6 && !s.churn_removed.load(Ordering::Relaxed) {
+            if client.remove_members(g, &[2]).await.is_ok() {
+                s.churn_removed.store(true, Ordering::Relaxed);
+                s.event("group_removed", serde_json::json!({ "user": 2 }));
+            }
+        }
     }
 
     fn offline_marker(&self, how: &str) {
@@ -299,6 +325,9 @@ impl DeviceTask {
                     .counters
                     .client_rebinds
                     .fetch_add(1, Ordering::Relaxed);
+            }
+            if (self.user, self.device) == (1, 1) && p.group_churn {
+                self.churn(client, frac).await;
             }
             let crash_at = life_end.filter(|_| abrupt);
             let crashed = self.send_batch(client, room, crash_at).await;

@@ -126,6 +126,10 @@ pub struct Params {
     /// group is in read fan-out, so members offline get no entries and
     /// catch up at login.
     pub group_write_fanout_max: usize,
+    /// Membership changes in the group during traffic: the last user is not
+    /// a member at first and is added at 30 % of the traffic; user 2 is
+    /// removed at 60 %.
+    pub group_churn: bool,
     /// The daemon's `RUST_LOG` (its log is `DIR/ternd.log`).
     pub ternd_log: String,
     /// Write the proxy's per-datagram event log to `DIR/proxy.jsonl`.
@@ -163,6 +167,7 @@ impl Params {
             idle_timeout: Duration::from_secs(20),
             group_share: 0.25,
             group_write_fanout_max: 3,
+            group_churn: true,
             ternd_log: "warn".into(),
             proxy_log: false,
         }
@@ -222,6 +227,9 @@ impl Params {
                 .is_some_and(|f| !(0.0..=1.0).contains(&f))
         {
             return Err("probabilities must be in 0..=1".into());
+        }
+        if self.group_share > 0.0 && self.group_churn && self.users < 4 {
+            return Err("--group-churn needs at least 4 users".into());
         }
         if self.group_share > 0.0 && self.users > 33 {
             return Err("--group-share: the run's group holds every user, at most 33".into());

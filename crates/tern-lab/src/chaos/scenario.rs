@@ -292,6 +292,8 @@ pub async fn run(params: Params, dir: &Path, ternd: &Path) -> Result<RunOutcome,
     let shared = Arc::new(Shared {
         params: params.clone(),
         group: std::sync::OnceLock::new(),
+        churn_added: Default::default(),
+        churn_removed: Default::default(),
         clock,
         sends: JsonlWriter::create(&setup.jdir.join("sends.jsonl")).map_err(io("sends.jsonl"))?,
         events: JsonlWriter::create(&setup.jdir.join("events.jsonl"))

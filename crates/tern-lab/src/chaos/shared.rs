@@ -82,6 +82,10 @@ pub(super) struct Shared {
     pub(super) params: Params,
     /// The run's group, once user 1's first device created it.
     pub(super) group: std::sync::OnceLock<u64>,
+    /// Membership changes done (group churn): the last user added at 30 %
+    /// of the traffic, user 2 removed at 60 %.
+    pub(super) churn_added: std::sync::atomic::AtomicBool,
+    pub(super) churn_removed: std::sync::atomic::AtomicBool,
     pub(super) clock: Clock,
     pub(super) sends: JsonlWriter,
     pub(super) events: JsonlWriter,
