@@ -110,6 +110,7 @@ fn a_returning_device_at_the_same_ip_logs_in_without_a_retry_even_from_another_p
             }
         });
         assert_eq!(retries, 0, "{name}: no RETRY");
+        // The answer comes before the next copy is due: none goes out.
         assert_eq!(sent, 1, "{name}: one login datagram, one round trip");
         assert_eq!(net.broker.stats().address_tokens_accepted, 1, "{name}");
     }

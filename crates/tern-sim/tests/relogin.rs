@@ -1,5 +1,5 @@
-//! A device that logs in again from the address of its live session, over a
-//! perfect network in virtual time (`proto-spec/flows.md`, "Login", server
+//! A device that logs in again while its session is live (from the
+//! session's address or another), over a perfect network in virtual time (`proto-spec/flows.md`, "Login", server
 //! step 3): a client whose packet numbers restarted (a new process on the
 //! same socket, or a client that numbers each session from 1) is not left
 //! waiting for the old session to idle out (45 s), and a late copy of the
@@ -166,6 +166,50 @@ fn late_copies_of_a_login_do_not_replace_its_session() {
         assert_eq!(
             entries(&ev[bob]),
             vec![FIRST + 1],
+            "the session still works"
+        );
+        assert!(
+            !ev[alice]
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Kicked { .. } | ClientEvent::Disconnected)),
+            "validate_addresses {validate}: {:?}",
+            ev[alice]
+        );
+    }
+}
+
+/// A copy of the LOGIN sent from an address the client has left since (a
+/// NAT rebinding while it logged in, its login copies delayed) arrives
+/// after the session moved to the new address: it must not replace the
+/// session (found by simulator seed 930 of `client_restarts_from_durable_state`
+/// once clients sent three copies of each login).
+#[test]
+fn a_late_login_copy_from_an_address_the_client_left_does_not_replace_its_session() {
+    for validate in [true, false] {
+        let (mut net, alice, bob) = alice_and_bob(config(validate), |_| {});
+        let old = net.clients[alice].0;
+        let copies = logins_sent(&net, old);
+        let _ = logins(&mut net);
+        // The client moves; its next packets take the session along.
+        net.clients[alice].0 = "127.0.0.1:45000".parse().expect("address");
+        net.send(alice, 2, 1);
+        let ev = net.settle();
+        assert_eq!(entries(&ev[bob]), vec![FIRST + 1]);
+        for copy in copies {
+            let got = answers(&mut net, old, copy);
+            assert!(
+                got.iter()
+                    .all(|p| matches!(p.frames[..], [Frame::Retry(_)])),
+                "validate_addresses {validate}: only RETRYs to the old address: {got:?}"
+            );
+        }
+        assert_eq!(logins(&mut net), Vec::<u64>::new(), "no new session");
+        assert_eq!(net.broker.stats().replaced, 0);
+        net.send(alice, 2, 1);
+        let ev = net.settle();
+        assert_eq!(
+            entries(&ev[bob]),
+            vec![FIRST + 2],
             "the session still works"
         );
         assert!(

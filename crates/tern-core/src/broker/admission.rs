@@ -159,19 +159,31 @@ impl Admission {
     /// Whether `token` is an address token we issued to `ip` within
     /// `lifetime_us` before `wall_us`.
     pub fn token_valid(&self, wall_us: u64, ip: IpAddr, token: &[u8], lifetime_us: u64) -> bool {
+        self.token_issued(wall_us, ip, token, lifetime_us).is_some()
+    }
+
+    /// When `token` was issued, if it is an address token we issued to
+    /// `ip` within `lifetime_us` before `wall_us`.
+    pub fn token_issued(
+        &self,
+        wall_us: u64,
+        ip: IpAddr,
+        token: &[u8],
+        lifetime_us: u64,
+    ) -> Option<u64> {
         if token.len() != ADDRESS_TOKEN_LEN || token[0] != TOKEN_KIND {
-            return false;
+            return None;
         }
         let issued = u64::from_be_bytes(token[1..9].try_into().unwrap_or([0; 8]));
         if issued > wall_us || wall_us - issued > lifetime_us {
-            return false;
+            return None;
         }
         let want = self.token_mac(issued, ip);
         let diff = want
             .iter()
             .zip(&token[9..])
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        diff == 0
+        (diff == 0).then_some(issued)
     }
 
     /// When `cookie` was issued, if we issued it to `addr` within the last

@@ -247,10 +247,23 @@ impl<S: Store> Broker<S> {
     /// HANDSHAKE sent before that session existed.
     fn cookie_after(&self, now: Time, a: &Arrival, opened: Time) -> bool {
         let opened_us = self.wall_us(opened);
-        a.cookie
-            .as_ref()
-            .and_then(|c| self.admission.issued(self.wall_us(now), a.from.addr, c))
-            .is_some_and(|issued| issued > opened_us)
+        let Some(c) = a.cookie.as_ref() else {
+            return false;
+        };
+        let wall_us = self.wall_us(now);
+        if let Some(issued) = self.admission.issued(wall_us, a.from.addr, c) {
+            // A RETRY's cookie must be younger than the session.
+            return issued > opened_us;
+        }
+        // An address token is issued with a LOGIN_OK, so one issued the
+        // moment the session opened came from that session's answer: a
+        // copy of the LOGIN that opened it cannot hold it.
+        let lifetime_us = self.cfg.address_token_lifetime.as_micros() as u64;
+        lifetime_us > 0
+            && self
+                .admission
+                .token_issued(wall_us, a.from.addr.ip(), c, lifetime_us)
+                .is_some_and(|issued| issued >= opened_us)
     }
 
     /// The LOGIN itself, or opened from the handshake's message 1 (one
@@ -339,30 +352,28 @@ impl<S: Store> Broker<S> {
         false
     }
 
-    /// A clear LOGIN from the peer of the device's live clear session:
-    /// - before the session heard anything else, it is a retransmission
-    ///   (LOGIN_OK lost or late): it is answered again;
+    /// A clear LOGIN for a device with a live clear session:
+    /// - from the session's peer before the session heard anything else, it
+    ///   is a retransmission (LOGIN_OK lost or late): it is answered again;
     /// - numbered above everything the session has seen (clients number
     ///   their packets once for their whole life, `proto-spec/packet.md`),
     ///   or echoing a cookie issued after the session opened, it is a new
     ///   login;
-    /// - otherwise it may be a late copy of the LOGIN that opened the
-    ///   session (which must not replace it) or a new login from a client
-    ///   whose numbers restarted (which must not wait for the session to
-    ///   idle out). A RETRY tells them apart: a client in its session
-    ///   ignores it, a client logging in echoes the fresh cookie at once.
+    /// - otherwise, from any address, it may be a late copy of the LOGIN
+    ///   that opened the session (sent before the client moved, or one of
+    ///   its login copies), which must not replace it, or a new login from
+    ///   a client whose numbers restarted (which must not wait for the
+    ///   session to idle out). A RETRY tells them apart: a client in its
+    ///   session ignores it, a client logging in echoes the fresh cookie at
+    ///   once.
     fn is_repeated_login(&mut self, now: Time, a: &Arrival, user: u64, device: u32) -> bool {
         let Some(sid) = self.device_session(user, device) else {
             return false;
         };
-        let Some(s) = self
-            .sessions
-            .get(&sid)
-            .filter(|s| s.peer == a.from && s.seal.is_none())
-        else {
+        let Some(s) = self.sessions.get(&sid).filter(|s| s.seal.is_none()) else {
             return false;
         };
-        if s.highest_pn == 0 {
+        if s.highest_pn == 0 && s.peer == a.from {
             self.queue_login_ok(now, sid, None);
             self.touch(sid);
             return true;
