@@ -175,10 +175,10 @@ pub fn report(seed: u64, n: u64) -> Option<(f64, f64)> {
             copies: 2,
         },
         Retry {
-            name: "[diag] Tern, 3 copies",
+            name: "[diag] Tern, 1 copy (before)",
             initial: defaults.login_initial,
             max: defaults.login_max,
-            copies: 3,
+            copies: 1,
         },
         Retry {
             name: "fixed 2 s retry, 1 copy",
