@@ -41,6 +41,7 @@ pub mod raw_relay;
 pub mod read_counts;
 pub mod relay;
 pub mod seal;
+pub mod sealed_logins;
 pub mod session_sink;
 pub mod sessions;
 pub mod store;

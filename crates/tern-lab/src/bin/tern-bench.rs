@@ -129,6 +129,12 @@ enum Command {
         /// The ternd binary (default: next to this one).
         #[arg(long)]
         ternd: Option<PathBuf>,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, each session a Noise handshake; one handshake
+        /// outstanding per socket, so --window sockets), "clear" (seal
+        /// policy off, clear LOGINs over --sockets sockets), or "both".
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -350,17 +356,23 @@ fn run(b: Command) -> anyhow::Result<()> {
             devices_per_user,
             max_time,
             ternd,
+            seal,
             scratch,
-        } => bench::sessions::run(&bench::sessions::SessionsOpts {
-            sessions,
-            sockets,
-            window,
-            devices_per_user,
-            max_time: d(max_time),
-            ternd,
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        } => {
+            for &s in seal.modes() {
+                bench::sessions::run(&bench::sessions::SessionsOpts {
+                    sessions,
+                    sockets,
+                    window,
+                    devices_per_user,
+                    max_time: d(max_time),
+                    ternd: ternd.clone(),
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
         Command::Backlog {
             messages,
             convs,
