@@ -192,11 +192,7 @@ pub fn login_many_sealed(
             if fds[s].revents == 0 {
                 continue;
             }
-            loop {
-                let len = match ls.socks[s].recv(&mut buf) {
-                    Ok(len) => len,
-                    Err(_) => break,
-                };
+            while let Ok(len) = ls.socks[s].recv(&mut buf) {
                 // Sealed answers (a HEARTBEAT_ACK) are not ours to read.
                 let Ok(packet) = Packet::decode(Bytes::copy_from_slice(&buf[..len])) else {
                     continue;
