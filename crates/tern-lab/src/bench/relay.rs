@@ -108,9 +108,21 @@ pub fn run(opts: &RelayOpts) -> Result<()> {
         opts.window, opts.payload, opts.max_time
     );
     let runs = schedule(opts.seal);
+    if opts.server.is_some() && opts.seal == SealMode::Both {
+        return Err(BenchError::Failed(
+            "--seal both needs the in-process daemon: an external one keeps its own seal policy (use --seal sealed or --seal clear)".into(),
+        ));
+    }
     for s in [Sealing::Sealed, Sealing::Clear] {
         if runs.contains(&s) {
-            println!("  tern {}: {}", s.label(), s.describe());
+            match opts.server {
+                Some(_) => println!(
+                    "  tern {}: external daemon (its own config), clients {}",
+                    s.label(),
+                    s.label()
+                ),
+                None => println!("  tern {}: {}", s.label(), s.describe()),
+            }
         }
     }
 

@@ -228,6 +228,14 @@ impl Target {
         cfg.server.data_dir = data_dir.to_path_buf();
         let keys = tern::server::load_keys(&cfg)?;
         let seal_key = match sealing {
+            // Only read: loading a missing key would create one the daemon
+            // does not have.
+            Sealing::Sealed if !cfg.seal_key_path().exists() => {
+                return Err(BenchError::Failed(format!(
+                    "no seal key at {} (is the daemon's sealing off? then use --seal clear)",
+                    cfg.seal_key_path().display()
+                )))
+            }
             Sealing::Sealed => tern::server::load_seal_key(&cfg)?.map(|k| k.public()),
             Sealing::Clear => None,
         };
