@@ -15,6 +15,7 @@ use rocksdb::{Options, DB};
 use tern_core::client::ClientEvent;
 
 use super::flow::{run_flow, Fleet, FlowSpec};
+use super::seal::Sealing;
 use super::util::{fmt_latency, histogram, machine_line, rate, si, token, ScratchDir, Target};
 use super::{BenchError, Result};
 use tern::store::keys::{user_prefix, CF_INBOX, COLUMN_FAMILIES};
@@ -38,6 +39,8 @@ pub struct BacklogOpts {
     pub dir: Option<PathBuf>,
     /// Keep the data folder.
     pub keep: bool,
+    /// Sealed (the default) or clear raw UDP.
+    pub seal: Sealing,
 }
 
 /// Runs the benchmark and prints its report.
@@ -50,18 +53,19 @@ pub fn run(opts: &BacklogOpts) -> Result<()> {
         .clamp(1, tern_core::wire::limits::MAX_PAGE_ENTRIES);
     let scratch = ScratchDir::new(opts.dir.as_deref(), "backlog", opts.keep)?;
     let data = scratch.path().join("ternd");
-    let target = Target::in_process(&data, |c| c.limits.page_entries = page)?;
+    let target = Target::in_process(&data, opts.seal, |c| c.limits.page_entries = page)?;
     let receiver = target.user_base + 1_000_000;
     println!("tern-bench backlog: {}", machine_line());
     println!(
-        "  {messages} messages of {} bytes from {senders} senders across {} conversations to one offline device; pages of {page}",
-        opts.payload, opts.convs
+        "  {messages} messages of {} bytes from {senders} senders across {} conversations to one offline device; pages of {page}; {}",
+        opts.payload, opts.convs, opts.seal.describe()
     );
 
     // Fill the backlog through the protocol.
     let fill = run_flow(
         target.addr,
         &target.keys,
+        target.seal_key,
         FlowSpec {
             senders: (0..senders as u64)
                 .map(|i| (target.user_base + i, 1))
@@ -128,7 +132,7 @@ pub fn run(opts: &BacklogOpts) -> Result<()> {
     print_summary("default config (address validation on)", &cold);
     // Then the same device against the same data with validation off.
     target.stop()?;
-    let target = Target::in_process(&data, |c| {
+    let target = Target::in_process(&data, opts.seal, |c| {
         c.limits.page_entries = page;
         c.limits.validate_addresses = false;
     })?;
@@ -223,6 +227,7 @@ pub(super) fn summary_phase(
     let mut fleet = Fleet::new(target.addr, vec![token(&target.keys, receiver, 1)], |c| {
         c.auto_pull = false;
         c.page_entries = page;
+        c.server_key = target.seal_key;
     })?;
     let mut events = Vec::new();
     let t0 = Instant::now();

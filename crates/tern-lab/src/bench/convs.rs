@@ -29,6 +29,7 @@ use tern_core::wire::{ConvRef, VERSION_2};
 use super::backlog::{print_summary, summary_phase};
 use super::fleet::Fleet;
 use super::flow::{run_flow, FlowSpec};
+use super::seal::Sealing;
 use super::util::{fmt_latency, histogram, machine_line, rate, si, token, ScratchDir, Target};
 use super::{BenchError, Result};
 
@@ -51,13 +52,15 @@ pub struct ConvsOpts {
     pub dir: Option<PathBuf>,
     /// Keep the data folder.
     pub keep: bool,
+    /// Sealed (the default) or clear raw UDP.
+    pub seal: Sealing,
 }
 
 /// Runs the benchmark and prints its report.
 pub fn run(opts: &ConvsOpts) -> Result<()> {
     let scratch = ScratchDir::new(opts.dir.as_deref(), "convs", opts.keep)?;
     let data = scratch.path().join("ternd");
-    let target = Target::in_process(&data, |_| {})?;
+    let target = Target::in_process(&data, opts.seal, |_| {})?;
     let receiver = target.user_base + 1_000_000;
     let senders: Vec<u64> = (0..opts.convs as u64)
         .map(|i| target.user_base + i)
@@ -65,14 +68,16 @@ pub fn run(opts: &ConvsOpts) -> Result<()> {
     let messages = opts.per_conv * senders.len() as u64;
     println!("tern-bench convs: {}", machine_line());
     println!(
-        "  {messages} messages of {} bytes from {} users, one direct conversation each, to one device offline all along (default config)",
+        "  {messages} messages of {} bytes from {} users, one direct conversation each, to one device offline all along ({})",
         opts.payload,
-        senders.len()
+        senders.len(),
+        opts.seal.describe()
     );
     let db_before = dir_bytes(&data.join("db"));
     let fill = run_flow(
         target.addr,
         &target.keys,
+        target.seal_key,
         FlowSpec {
             senders: senders.iter().map(|&u| (u, 1)).collect(),
             targets: vec![receiver; senders.len()],
@@ -245,6 +250,7 @@ fn list_phase(
         c.version = VERSION_2;
         c.auto_pull = false;
         c.address_token = address_token.clone();
+        c.server_key = target.seal_key;
     })?;
     let mut given = None;
     let mut events = Vec::new();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
 use tern_core::time::Time;
+use tern_core::wire::ErrorCode;
 
 use super::{BenchError, Result};
 
@@ -255,9 +256,14 @@ impl Fleet {
                         pending -= 1;
                     }
                     ClientEvent::LoginRefused { code } => {
+                        let why = if *code == ErrorCode::SealRequired as u64 {
+                            "the daemon requires sealed sessions (--seal sealed)"
+                        } else {
+                            "wrong token secret?"
+                        };
                         return Err(BenchError::Failed(format!(
-                            "login refused (error code {code}): wrong token secret?"
-                        )))
+                            "login refused (error code {code}): {why}"
+                        )));
                     }
                     _ => {}
                 }

@@ -115,9 +115,11 @@ pub fn run(opts: &FloodOpts) -> Result<()> {
     let scratch = ScratchDir::new(base_dir.as_deref(), "flood", opts.keep)?;
     let sealed = opts.sealed;
     let daemon = Daemon::start(scratch.path(), |c| {
-        if sealed {
-            c.seal.policy = tern::config::SealPolicyName::Required;
-        }
+        c.seal.policy = if sealed {
+            tern::config::SealPolicyName::Required
+        } else {
+            tern::config::SealPolicyName::Optional
+        };
     })?;
     let column = if sealed { SEALED_UDP } else { RAW_UDP };
     println!("  daemon: in-process, default config (address validation on, prelogin_rate 5000/s per source, session_rate 50000/s), seal policy {}; {where_}",

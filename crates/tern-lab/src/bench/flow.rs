@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tern_core::auth::TokenKeys;
 use tern_core::client::{ClientEvent, Outgoing};
+use tern_core::seal::PublicKey as SealKey;
 use tern_core::wire::SyncBody;
 
 pub use super::fleet::{client_socket, Fleet, WireStats};
@@ -316,7 +317,7 @@ pub fn run_flow_with_cpu(
 ) -> Result<(FlowReport, Vec<(&'static str, Duration)>)> {
     let loop_tid = target.server().map_or(-1, |s| s.loop_tid);
     let mut cpu_before = Default::default();
-    let report = run_flow(target.addr, &target.keys, spec, || {
+    let report = run_flow(target.addr, &target.keys, target.seal_key, spec, || {
         cpu_before = threads_cpu();
     })?;
     let groups = cpu_by_group(&cpu_before, &threads_cpu(), thread_group(loop_tid));
@@ -325,11 +326,13 @@ pub fn run_flow_with_cpu(
 
 /// Logs every session in, then runs senders and receivers on two threads
 /// ("load-send", "load-recv") until every message is stored and delivered
-/// or `max_time` passes. `on_start` runs after login, right before the
-/// clock starts (e.g. to take a CPU snapshot).
+/// or `max_time` passes. Sessions are sealed with `seal_key` when it is
+/// given (the daemon's default), clear otherwise. `on_start` runs after
+/// login, right before the clock starts (e.g. to take a CPU snapshot).
 pub fn run_flow(
     server: SocketAddr,
     keys: &TokenKeys,
+    seal_key: Option<SealKey>,
     spec: FlowSpec,
     on_start: impl FnOnce(),
 ) -> Result<FlowReport> {
@@ -344,8 +347,9 @@ pub fn run_flow(
         .iter()
         .map(|&(u, d)| token(keys, u, d))
         .collect();
-    let mut senders = Fleet::new(server, send_tokens, |_| {})?;
-    let mut receivers = Fleet::new(server, recv_tokens, |_| {})?;
+    let sealed = |c: &mut tern_core::client::ClientConfig| c.server_key = seal_key;
+    let mut senders = Fleet::new(server, send_tokens, sealed)?;
+    let mut receivers = Fleet::new(server, recv_tokens, sealed)?;
     receivers.login_all(Duration::from_secs(20))?;
     senders.login_all(Duration::from_secs(20))?;
     let online: std::collections::HashSet<u64> = spec.receivers.iter().map(|r| r.0).collect();

@@ -54,8 +54,8 @@ fn login_packet(token: Vec<u8>, cookie: Option<&Bytes>) -> Bytes {
 /// got from the daemon (a cookie proves an address, so one serves every
 /// session on that socket).
 pub struct LoginSockets {
-    socks: Vec<UdpSocket>,
-    cookies: Vec<Option<Bytes>>,
+    pub(super) socks: Vec<UdpSocket>,
+    pub(super) cookies: Vec<Option<Bytes>>,
     /// Bumped when a socket's cookie changes.
     generation: Vec<u32>,
     /// RETRY frames received.

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tern_core::auth::TokenKeys;
 
 pub use super::logins::{login_many, LoginReport, LoginSockets};
+use super::seal::Sealing;
+use super::sealed_logins::login_many_sealed;
 pub use super::session_sink::session_sink;
 use super::util::{machine_line, rss_bytes, si, ScratchDir};
 use super::{BenchError, Result};
@@ -43,6 +45,8 @@ pub struct SessionsOpts {
     pub dir: Option<PathBuf>,
     /// Keep the data folder.
     pub keep: bool,
+    /// Sealed sessions (the daemon's default) or clear ones.
+    pub seal: Sealing,
 }
 
 /// RSS figures of one server under the session load.
@@ -72,32 +76,39 @@ impl RssReport {
 }
 
 /// Opens the sessions on the server at `addr` (process `pid`), measuring
-/// its resident set before, after the warm-up and after all.
-fn measure(addr: SocketAddr, pid: u32, keys: &TokenKeys, opts: &SessionsOpts) -> Result<RssReport> {
-    let mut socks = LoginSockets::new(addr, opts.sockets)?;
+/// its resident set before, after the warm-up and after all. With
+/// `seal_key`, the sessions are sealed, one handshake outstanding per
+/// socket, so `opts.window` sockets; without, clear LOGINs over
+/// `opts.sockets` sockets.
+fn measure(
+    addr: SocketAddr,
+    pid: u32,
+    keys: &TokenKeys,
+    seal_key: Option<&tern_core::seal::PublicKey>,
+    opts: &SessionsOpts,
+) -> Result<RssReport> {
+    let sockets = if seal_key.is_some() {
+        opts.window
+    } else {
+        opts.sockets
+    };
+    let mut socks = LoginSockets::new(addr, sockets)?;
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_bytes(pid)?;
     let warmup = (opts.sessions / 100).clamp(1, 1000);
-    login_many(
-        &mut socks,
-        keys,
-        1,
-        opts.devices_per_user,
-        warmup,
-        opts.window,
-        opts.max_time,
-    )?;
+    let per_user = opts.devices_per_user;
+    let phase = |socks: &mut LoginSockets, first: u64, n: usize| match seal_key {
+        Some(k) => login_many_sealed(socks, keys, k, first, per_user, n, opts.max_time),
+        None => login_many(socks, keys, first, per_user, n, opts.window, opts.max_time),
+    };
+    phase(&mut socks, 1, warmup)?;
     std::thread::sleep(Duration::from_millis(300));
     let warm = rss_bytes(pid)?;
     // The warm-up used users 1 ..= warmup / devices_per_user + 1.
-    let login = login_many(
+    let login = phase(
         &mut socks,
-        keys,
         2 + (warmup / opts.devices_per_user.max(1)) as u64,
-        opts.devices_per_user,
         opts.sessions,
-        opts.window,
-        opts.max_time,
     )?;
     // Let the daemon commit the device records and go idle.
     std::thread::sleep(Duration::from_millis(500));
@@ -153,6 +164,17 @@ pub fn run(opts: &SessionsOpts) -> Result<()> {
         opts.window,
         ternd.display()
     );
+    println!(
+        "  ternd: {}; baseline: clear LOGINs (it does not seal){}",
+        opts.seal.describe(),
+        match opts.seal {
+            Sealing::Sealed => format!(
+                "; ternd's sessions are Noise handshakes over {} sockets, one outstanding on each, then one sealed HEARTBEAT",
+                opts.window
+            ),
+            Sealing::Clear => String::new(),
+        }
+    );
 
     let mut server = TerndConfig::new(&ternd, &data)
         .stderr(Stderr::Inherit)
@@ -160,13 +182,18 @@ pub fn run(opts: &SessionsOpts) -> Result<()> {
         // All sessions come from one IP here: lift the per-source pre-login
         // rate limit (5,000/s by default), which is not what is measured.
         .env("TERN_LIMITS_PRELOGIN_RATE", "10000000")
-        // Clear sessions, as measured so far (sealed ones add ~200 B each).
-        .env("TERN_SEAL_POLICY", "optional")
+        .env("TERN_SEAL_POLICY", opts.seal.policy_env())
         .on_drop(OnDrop::Terminate(Duration::from_secs(10)))
         .start()
         .map_err(|e| BenchError::Failed(e.to_string()))?;
     let pid = server.pid().expect("just started");
-    let tern = measure(server.addr(), pid, &keys, opts)?;
+    let seal_key = match opts.seal {
+        Sealing::Sealed => Some(server.seal_key().ok_or_else(|| {
+            BenchError::Failed("ternd printed no seal key with sealing required".into())
+        })?),
+        Sealing::Clear => None,
+    };
+    let tern = measure(server.addr(), pid, &keys, seal_key.as_ref(), opts)?;
     let _ = server.terminate(Duration::from_secs(10));
     print_rss(&format!("ternd (pid {pid})"), &tern);
 
@@ -185,7 +212,7 @@ pub fn run(opts: &SessionsOpts) -> Result<()> {
                 .and_then(|a| a.parse::<SocketAddr>().ok())
         })
         .map_err(|e| BenchError::Failed(e.to_string()))?;
-    let base = measure(sink_addr, sink.pid(), &keys, opts)?;
+    let base = measure(sink_addr, sink.pid(), &keys, None, opts)?;
     let _ = sink.terminate(Duration::from_secs(10));
     print_rss("baseline minimal session table", &base);
 

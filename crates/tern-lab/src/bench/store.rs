@@ -12,6 +12,7 @@ use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use tern_core::wire::{encode_to_bytes, Deliver, EntryBody, Frame};
 
 use super::flow::{run_flow_with_cpu, FlowSpec};
+use super::seal::Sealing;
 use super::util::{fmt_cpu, fmt_latency, machine_line, rate, si, ScratchDir, Target};
 use super::{BenchError, Result};
 use tern::store::keys::inbox_key;
@@ -36,6 +37,8 @@ pub struct StoreOpts {
     pub dir: Option<PathBuf>,
     /// Keep the data folder.
     pub keep: bool,
+    /// Sealed (the default) or clear raw UDP.
+    pub seal: Sealing,
 }
 
 /// What the raw RocksDB baseline measured.
@@ -144,6 +147,7 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         scratch.path().display(),
         fs_type(scratch.path()),
     );
+    println!("  daemon: {}", opts.seal.describe());
 
     // The same entries as tern stores, into a fresh database each time.
     let raw_run = |name: &str, entries: u64, batch: usize| {
@@ -164,7 +168,7 @@ pub fn run(opts: &StoreOpts) -> Result<()> {
         raw1.elapsed
     );
 
-    let target = Target::in_process(&scratch.path().join("ternd"), |_| {})?;
+    let target = Target::in_process(&scratch.path().join("ternd"), opts.seal, |_| {})?;
     let spec = FlowSpec {
         window: opts.window,
         payload: opts.payload,

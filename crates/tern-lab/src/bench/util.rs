@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tern_core::auth::{Claims, TokenKeys};
 
+use super::seal::Sealing;
 use super::{BenchError, Result};
+use tern::client::SealKey;
 use tern::config::Config;
 use tern::server::Snapshot;
 
@@ -185,31 +187,63 @@ pub struct Target {
     /// First user id this run may use (random for an external daemon, so
     /// runs do not collide with earlier data).
     pub user_base: u64,
+    /// The seal key clients pin: `Some` when they seal their sessions.
+    pub seal_key: Option<SealKey>,
     inproc: Option<InProcServer>,
 }
 
 impl Target {
-    /// A daemon in this process, storing under `dir`.
-    pub fn in_process(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Result<Target> {
-        let server = InProcServer::start(dir, tweak)?;
+    /// A daemon in this process, storing under `dir`, configured for
+    /// `sealing` (then `tweak`); its clients seal when `sealing` says so.
+    pub fn in_process(
+        dir: &Path,
+        sealing: Sealing,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Target> {
+        let server = InProcServer::start(dir, |c| {
+            sealing.configure(c);
+            tweak(c);
+        })?;
+        let seal_key = match sealing {
+            Sealing::Sealed => Some(
+                server
+                    .seal_key
+                    .ok_or_else(|| BenchError::Failed("the daemon has no seal key".into()))?,
+            ),
+            Sealing::Clear => None,
+        };
         Ok(Target {
             addr: server.udp,
             keys: server.keys.clone(),
             user_base: 1,
+            seal_key,
             inproc: Some(server),
         })
     }
 
-    /// An external daemon at `addr` whose data folder (for its token secret)
-    /// is `data_dir`.
-    pub fn external(addr: SocketAddr, data_dir: &Path) -> Result<Target> {
+    /// An external daemon at `addr` whose data folder (for its token secret
+    /// and, when `sealing` is sealed, its seal key) is `data_dir`.
+    pub fn external(addr: SocketAddr, data_dir: &Path, sealing: Sealing) -> Result<Target> {
         let mut cfg = Config::default();
         cfg.server.data_dir = data_dir.to_path_buf();
         let keys = tern::server::load_keys(&cfg)?;
+        let seal_key = match sealing {
+            // Only read: loading a missing key would create one the daemon
+            // does not have.
+            Sealing::Sealed if !cfg.seal_key_path().exists() => {
+                return Err(BenchError::Failed(format!(
+                    "no seal key at {} (is the daemon's sealing off? then use --seal clear)",
+                    cfg.seal_key_path().display()
+                )))
+            }
+            Sealing::Sealed => tern::server::load_seal_key(&cfg)?.map(|k| k.public()),
+            Sealing::Clear => None,
+        };
         Ok(Target {
             addr,
             keys,
             user_base: (rand::random::<u32>() as u64 + 1) << 20,
+            seal_key,
             inproc: None,
         })
     }

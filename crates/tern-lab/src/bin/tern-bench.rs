@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tern_lab::bench;
+use tern_lab::bench::seal::SealMode;
 
 #[derive(Parser)]
 #[command(
@@ -67,9 +68,15 @@ enum Command {
         /// Benchmark an external daemon (udp://HOST:PORT) instead of one in this process.
         #[arg(long, requires = "data_dir")]
         server: Option<String>,
-        /// The external daemon's data folder (for its token secret).
+        /// The external daemon's data folder (for its token secret and
+        /// seal key).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, clients sealed), "clear" (seal policy off), or
+        /// "both" (sealed, then clear, in the same run).
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -93,6 +100,11 @@ enum Command {
         /// Entries per raw RocksDB batch (0: senders × window, at most 1024).
         #[arg(long, default_value_t = 0)]
         baseline_batch: usize,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, clients sealed), "clear" (seal policy off), or
+        /// "both" (sealed, then clear, in the same run).
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -117,6 +129,12 @@ enum Command {
         /// The ternd binary (default: next to this one).
         #[arg(long)]
         ternd: Option<PathBuf>,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, each session a Noise handshake; one handshake
+        /// outstanding per socket, so --window sockets), "clear" (seal
+        /// policy off, clear LOGINs over --sockets sockets), or "both".
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         #[command(flatten)]
         scratch: Scratch,
     },
@@ -137,6 +155,11 @@ enum Command {
         /// Entries per pull page (also set as the daemon's limit).
         #[arg(long, default_value_t = 256)]
         page: u64,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, clients sealed), "clear" (seal policy off), or
+        /// "both" (sealed, then clear, in the same run).
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         /// Time limit of each phase.
         #[arg(long, default_value = "60s")]
         max_time: humantime::Duration,
@@ -194,6 +217,11 @@ enum Command {
         /// Records per history page.
         #[arg(long, default_value_t = 50)]
         page: u64,
+        /// Raw-UDP configuration: "sealed" (the daemon's default: seal
+        /// policy required, clients sealed), "clear" (seal policy off), or
+        /// "both" (sealed, then clear, in the same run).
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
         /// Time limit of each phase.
         #[arg(long, default_value = "120s")]
         max_time: humantime::Duration,
@@ -277,6 +305,7 @@ fn run(b: Command) -> anyhow::Result<()> {
             baseline_window,
             server,
             data_dir,
+            seal,
             scratch,
         } => {
             let server = match (server, data_dir) {
@@ -293,6 +322,7 @@ fn run(b: Command) -> anyhow::Result<()> {
                 server,
                 dir: scratch.dir,
                 keep: scratch.keep,
+                seal,
             })?;
         }
         Command::Store {
@@ -302,17 +332,23 @@ fn run(b: Command) -> anyhow::Result<()> {
             payload,
             max_time,
             baseline_batch,
+            seal,
             scratch,
-        } => bench::store::run(&bench::store::StoreOpts {
-            senders,
-            window,
-            messages,
-            payload: payload.max(16),
-            max_time: d(max_time),
-            baseline_batch,
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        } => {
+            for &s in seal.modes() {
+                bench::store::run(&bench::store::StoreOpts {
+                    senders,
+                    window,
+                    messages,
+                    payload: payload.max(16),
+                    max_time: d(max_time),
+                    baseline_batch,
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
         Command::Sessions {
             sessions,
             sockets,
@@ -320,17 +356,23 @@ fn run(b: Command) -> anyhow::Result<()> {
             devices_per_user,
             max_time,
             ternd,
+            seal,
             scratch,
-        } => bench::sessions::run(&bench::sessions::SessionsOpts {
-            sessions,
-            sockets,
-            window,
-            devices_per_user,
-            max_time: d(max_time),
-            ternd,
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        } => {
+            for &s in seal.modes() {
+                bench::sessions::run(&bench::sessions::SessionsOpts {
+                    sessions,
+                    sockets,
+                    window,
+                    devices_per_user,
+                    max_time: d(max_time),
+                    ternd: ternd.clone(),
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
         Command::Backlog {
             messages,
             convs,
@@ -338,17 +380,23 @@ fn run(b: Command) -> anyhow::Result<()> {
             payload,
             page,
             max_time,
+            seal,
             scratch,
-        } => bench::backlog::run(&bench::backlog::BacklogOpts {
-            messages,
-            convs,
-            senders,
-            payload: payload.max(16),
-            page,
-            max_time: d(max_time),
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        } => {
+            for &s in seal.modes() {
+                bench::backlog::run(&bench::backlog::BacklogOpts {
+                    messages,
+                    convs,
+                    senders,
+                    payload: payload.max(16),
+                    page,
+                    max_time: d(max_time),
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
         Command::ReadCounts {
             members,
             records,
@@ -378,17 +426,23 @@ fn run(b: Command) -> anyhow::Result<()> {
             reads,
             page,
             max_time,
+            seal,
             scratch,
-        } => bench::convs::run(&bench::convs::ConvsOpts {
-            convs,
-            per_conv,
-            payload: payload.max(16),
-            reads,
-            page,
-            max_time: d(max_time),
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        } => {
+            for &s in seal.modes() {
+                bench::convs::run(&bench::convs::ConvsOpts {
+                    convs,
+                    per_conv,
+                    payload: payload.max(16),
+                    reads,
+                    page,
+                    max_time: d(max_time),
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
         Command::Transports {
             load,
             rate,

@@ -91,6 +91,11 @@ pub struct RunArgs {
     /// Small counts, for a smoke test.
     #[arg(long)]
     pub quick: bool,
+    /// Tern over clear raw UDP (seal policy off, clients clear) instead of
+    /// the default configuration (sealing required, clients sealed), to
+    /// compare with the figures taken before issue 14, item 7.
+    #[arg(long)]
+    pub clear: bool,
     /// Fail (exit 1) unless every Tern message arrived exactly once and in
     /// order, every Mosquitto message arrived at 0% loss, and no
     /// throughput phase hit its time limit: the harness as a test.

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
+use tern_lab::bench::seal::Sealing;
 use tern_lab::bench::util::ScratchDir;
 use tern_lab::process::{next_to_exe, ChildProcess, OnDrop, Stderr};
 
@@ -80,6 +81,15 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         None => "loopback (no loss)".into(),
     }));
     out.line(format!(
+        "  ternd: {}; mosquitto: plain TCP (MQTT QoS 1, no TLS)",
+        if a.clear {
+            Sealing::Clear
+        } else {
+            Sealing::Sealed
+        }
+        .describe()
+    ));
+    out.line(format!(
         "  throughput: {} pairs, {} in flight per sender, {} online + {} offline messages of {} bytes; latency: 1 sender -> 1 receiver, {} messages every {:?} at loss {:?}",
         shape.pairs, shape.window, shape.messages, shape.offline_messages, shape.payload,
         shape.latency_messages, shape.latency_interval, losses
@@ -123,6 +133,15 @@ pub fn run(mut a: RunArgs) -> Result<()> {
 }
 
 impl Bench {
+    /// Tern's configuration in this run: the default (sealed) unless `--clear`.
+    fn sealing(&self) -> Sealing {
+        if self.a.clear {
+            Sealing::Clear
+        } else {
+            Sealing::Sealed
+        }
+    }
+
     /// Prints a baseline's line (`what: RATE`) and keeps it for the results.
     fn baseline(&mut self, what: &str, (rate, unit): (f64, &str), name: &str, note: String) {
         self.out
@@ -139,7 +158,7 @@ impl Bench {
         let shape = self.shape.clone();
         self.out
             .line("== Same-run baselines (this process, loopback of the client namespace)");
-        let r = tern_lab::bench::relay::raw_relay(
+        let r = tern_lab::bench::raw_relay::raw_relay(
             shape.messages,
             64,
             shape.payload + 16,
@@ -175,7 +194,7 @@ impl Bench {
     fn throughput(&mut self) -> Result<()> {
         let (lab, shape) = (&self.lab, &self.shape);
         self.out.line("== Throughput (0% loss)");
-        let d = Ternd::start(lab, &self.ternd)?;
+        let d = Ternd::start(lab, &self.ternd, self.sealing())?;
         let t = tern_load::online(lab, &d, shape)?;
         drop(d);
         let m = Mosquitto::start(lab, &self.a.mosquitto, &self.mosquitto)?;
@@ -187,7 +206,7 @@ impl Bench {
             self.out.line(tp_line(&t));
             self.res.throughput.push(t);
         }
-        let d = Ternd::start(lab, &self.ternd)?;
+        let d = Ternd::start(lab, &self.ternd, self.sealing())?;
         let (s, dr) = tern_load::offline(lab, &d, shape)?;
         drop(d);
         for t in [s, dr] {
@@ -280,7 +299,7 @@ impl Bench {
                 100 * si as u64 + 10 + li as u64,
                 100 * si as u64 + 20 + li as u64,
             );
-            let d = Ternd::start(lab, &self.ternd)?;
+            let d = Ternd::start(lab, &self.ternd, self.sealing())?;
             let r = tern_load::latency(lab, &d, d.addr, loss, tern_name, rtt, &shape, users);
             drop(d);
             let _ = lab.set_loss(0.0);
@@ -302,7 +321,7 @@ impl Bench {
             self.res.latency.push(r);
 
             if si == 0 && self.a.proxy_rtt_ms > 0 && self.proxy.exists() {
-                let d = Ternd::start(lab, &self.ternd)?;
+                let d = Ternd::start(lab, &self.ternd, self.sealing())?;
                 let spec = format!("delay={}us", self.a.proxy_rtt_ms * 500);
                 let p = TernProxy::start(lab, &self.proxy, d.addr, &spec)?;
                 let users = (30 + li as u64, 40 + li as u64);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tern_core::auth::TokenKeys;
 
+use tern_lab::bench::seal::Sealing;
 use tern_lab::bench::util::ScratchDir;
 use tern_lab::process::{ChildProcess, OnDrop, Stderr};
 use tern_lab::ternd::TerndConfig;
@@ -26,14 +27,17 @@ pub struct Ternd {
     pub addr: SocketAddr,
     /// Keys of its data folder, to sign tokens.
     pub keys: TokenKeys,
+    /// The seal key its clients pin (`None`: clear sessions).
+    pub seal_key: Option<tern::client::SealKey>,
     /// Data folder (removed on drop, after the process).
     _dir: ScratchDir,
 }
 
 impl Ternd {
     /// Starts `ternd serve` on `lab.server_ip:0` with a fresh data folder,
-    /// in the server namespace.
-    pub fn start(lab: &Lab, ternd: &Path) -> Result<Ternd> {
+    /// in the server namespace: sealing required (its default) and clients
+    /// sealed, or with `Sealing::Clear` sealing off and clients clear.
+    pub fn start(lab: &Lab, ternd: &Path, sealing: Sealing) -> Result<Ternd> {
         let dir = scratch("ternd")?;
         let data = dir.path().join("data");
         let daemon = TerndConfig::new(ternd, &data)
@@ -41,14 +45,22 @@ impl Ternd {
             .listen(SocketAddr::new(lab.server_ip, 0))
             .log_file(dir.path().join("ternd.log"))
             .env("RUST_LOG", "warn")
-            // Clear raw UDP, like Mosquitto's plain TCP listener.
-            .env("TERN_SEAL_POLICY", "optional")
+            .env("TERN_SEAL_POLICY", sealing.policy_env())
             .on_drop(STOP)
             .start()?;
         let mut cfg = tern::config::Config::default();
         cfg.server.data_dir = data;
         let keys = tern::server::load_keys(&cfg).context("reading ternd's token secret")?;
+        let seal_key = match sealing {
+            Sealing::Sealed => Some(
+                daemon
+                    .seal_key()
+                    .context("ternd printed no seal key with sealing required")?,
+            ),
+            Sealing::Clear => None,
+        };
         Ok(Ternd {
+            seal_key,
             addr: daemon.addr(),
             daemon,
             keys,

@@ -50,7 +50,7 @@ fn pairs(shape: &Shape, per_sender: u64, first_receiver: u64, online: bool) -> F
 /// Runs `spec` against `d`; the meter starts once every session is logged in.
 fn measured_flow(lab: &Lab, d: &Ternd, spec: FlowSpec, what: &str) -> Result<(FlowReport, Meter)> {
     let meter = Cell::new(Meter::start(lab, d.cpu()));
-    let r = run_flow(d.addr, &d.keys, spec, || {
+    let r = run_flow(d.addr, &d.keys, d.seal_key, spec, || {
         meter.set(Meter::start(lab, d.cpu()))
     })
     .map_err(|e| anyhow!("{what}: {e}"))?;
@@ -105,7 +105,8 @@ pub fn offline(
     // Drain: each receiver logs in and takes its backlog (pushed or pulled,
     // as the daemon decides), releasing entries as they are handed up.
     let tokens = (0..pairs_n).map(|i| token(&d.keys, 2001 + i, 1)).collect();
-    let mut fleet = Fleet::new(d.addr, tokens, |_| {}).map_err(|e| anyhow!("{e}"))?;
+    let mut fleet =
+        Fleet::new(d.addr, tokens, |c| c.server_key = d.seal_key).map_err(|e| anyhow!("{e}"))?;
     let expected = per * pairs_n;
     let meter = Meter::start(lab, d.cpu());
     let start = Instant::now();
@@ -161,10 +162,11 @@ pub fn latency(
     let n = shape.latency_messages;
     let interval_us = shape.latency_interval.as_micros() as u64;
     let keys: &TokenKeys = &d.keys;
+    let sealed = |c: &mut tern_core::client::ClientConfig| c.server_key = d.seal_key;
     let mut sender =
-        Fleet::new(addr, vec![token(keys, users.0, 1)], |_| {}).map_err(|e| anyhow!("{e}"))?;
+        Fleet::new(addr, vec![token(keys, users.0, 1)], sealed).map_err(|e| anyhow!("{e}"))?;
     let mut receiver =
-        Fleet::new(addr, vec![token(keys, users.1, 1)], |_| {}).map_err(|e| anyhow!("{e}"))?;
+        Fleet::new(addr, vec![token(keys, users.1, 1)], sealed).map_err(|e| anyhow!("{e}"))?;
     receiver
         .login_all(Duration::from_secs(30))
         .map_err(|e| anyhow!("{e}"))?;
