@@ -254,8 +254,7 @@ impl<S: Store> Broker<S> {
                     let last_private = u.meta.last_private;
                     let d = u
                         .devices
-                        .entry(device)
-                        .or_insert_with(|| Dev::new(DeviceState::default()));
+                        .get_or_insert_with(device, || Dev::new(DeviceState::default()));
                     d.session = Some(sid);
                     // The login that registered this session's protocol
                     // version may have been in the lost batch: without it

@@ -137,8 +137,7 @@ impl<S: Store> Broker<S> {
         }
         let dev = u
             .devices
-            .entry(device)
-            .or_insert_with(|| Dev::new(DeviceState::default()));
+            .get_or_insert_with(device, || Dev::new(DeviceState::default()));
         dev.staged.last_login_ms = wall;
         dev.staged.version = version;
         dev.staged.checkpoint = checkpoint;

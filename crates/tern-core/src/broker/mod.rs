@@ -46,6 +46,7 @@ mod admission;
 mod commit;
 mod config;
 mod convs;
+mod device_map;
 mod downlink;
 mod events;
 mod footprint;

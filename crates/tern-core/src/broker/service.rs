@@ -66,8 +66,7 @@ impl<S: Store> Broker<S> {
     fn service_dev(&mut self, user: u64, device: u32) -> Result<&mut Dev, ServiceError> {
         let u = self.user_mut(user).map_err(ServiceError::Store)?;
         Ok(u.devices
-            .entry(device)
-            .or_insert_with(|| Dev::new(DeviceState::default())))
+            .get_or_insert_with(device, || Dev::new(DeviceState::default())))
     }
 
     /// The service device's position (loading it from the store if needed).

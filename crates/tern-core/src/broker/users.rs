@@ -67,7 +67,7 @@ pub(crate) struct UserCache {
     pub meta_dirty: bool,
     /// Highest sequence known durable.
     pub committed_head: u64,
-    pub devices: HashMap<u32, Dev>,
+    pub devices: super::device_map::DeviceMap,
     /// DELIVERED receipts issued: (from_user, from_device) → highest from_seq.
     pub receipted: HashMap<(u64, u32), u64>,
     /// When the retention sweep last looked at this inbox.
