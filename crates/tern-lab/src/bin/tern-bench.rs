@@ -257,6 +257,40 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Seed 004's check-in storm: every member of a 30,000-member group
+    /// (read fan-out) logs in within 60 s and fetches its list, vs the same
+    /// logins in a 500-member group (write fan-out).
+    Storm {
+        /// Members of the group, the owner included.
+        #[arg(long, default_value_t = 30_000)]
+        members: usize,
+        /// Messages posted while every member is offline.
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        /// Every member device logs in within this time.
+        #[arg(long, default_value = "60s")]
+        window: humantime::Duration,
+        /// Members of the baseline group.
+        #[arg(long, default_value_t = 500)]
+        baseline_members: usize,
+        /// Messages posted into the baseline group.
+        #[arg(long, default_value_t = 1_000)]
+        baseline_messages: u64,
+        /// UDP sockets the devices share.
+        #[arg(long, default_value_t = 128)]
+        sockets: usize,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Time limit of each setup phase and of the stragglers.
+        #[arg(long, default_value = "300s")]
+        max_time: humantime::Duration,
+        /// The ternd binary (default: next to this one).
+        #[arg(long)]
+        ternd: Option<PathBuf>,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
     /// The sessions benchmark's baseline server (internal).
     #[command(hide = true)]
     SessionSink {
@@ -439,6 +473,30 @@ fn run(b: Command) -> anyhow::Result<()> {
                 anyhow::bail!("amplification factor {:.3} > 1.0", report.max_factor());
             }
         }
+        Command::Storm {
+            members,
+            messages,
+            window,
+            baseline_members,
+            baseline_messages,
+            sockets,
+            payload,
+            max_time,
+            ternd,
+            scratch,
+        } => bench::storm::run(&bench::storm::StormOpts {
+            members,
+            messages,
+            window: d(window),
+            baseline_members,
+            baseline_messages,
+            sockets,
+            payload: payload.max(16),
+            max_time: d(max_time),
+            ternd,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
         Command::SessionSink { secret_file } => bench::sessions::session_sink(&secret_file)?,
     }
     Ok(())

@@ -1,0 +1,1 @@
+//! `tern-bench live-fanout` (being written).
