@@ -18,7 +18,7 @@ use tern_core::wire::ConvRef;
 use super::fleet::WireStats;
 use super::group_setup::device_config;
 use super::mux::Mux;
-use super::util::{fmt_latency, histogram};
+use super::util::{fmt_latency, histogram, process_cpu_now};
 use super::{BenchError, Result};
 
 /// One device of the storm and what its list must say about the group.
@@ -71,6 +71,10 @@ pub struct LoginsReport {
     pub relogins: u64,
     /// Datagrams the load generator could not place.
     pub strays: u64,
+    /// CPU the daemon used from the first login to the last list.
+    pub daemon_cpu: Duration,
+    /// CPU this process (the load generator) used meanwhile.
+    pub load_cpu: Duration,
 }
 
 impl LoginsReport {
@@ -107,6 +111,13 @@ impl LoginsReport {
         );
         println!("    login to list complete: {}", fmt_latency(&self.latency));
         println!("    login alone: {}", fmt_latency(&self.login_latency));
+        let wall = self.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "    CPU meanwhile: daemon {:.0}% of a core ({:.0} us per login), load generator {:.0}%",
+            100.0 * self.daemon_cpu.as_secs_f64() / wall,
+            self.daemon_cpu.as_secs_f64() * 1e6 / self.devices.max(1) as f64,
+            100.0 * self.load_cpu.as_secs_f64() / wall
+        );
     }
 }
 
@@ -179,7 +190,10 @@ pub fn run_logins(
         peak_rss: 0,
         relogins: 0,
         strays: 0,
+        daemon_cpu: Duration::ZERO,
+        load_cpu: Duration::ZERO,
     };
+    let (dcpu0, lcpu0) = (crate::process::proc_cpu(pid), process_cpu_now());
     let t0 = Instant::now();
     let end = t0 + window + max_time;
     let mut next = 0usize;
@@ -278,6 +292,8 @@ pub fn run_logins(
         r.spread = b.duration_since(*a);
         r.elapsed = last_list.duration_since(*a);
     }
+    r.daemon_cpu = crate::process::proc_cpu(pid).saturating_sub(dcpu0);
+    r.load_cpu = process_cpu_now().saturating_sub(lcpu0);
     r.relogins = mux.relogins;
     r.strays = mux.strays;
     r.peak_rss = r.peak_rss.max(crate::process::proc_rss(pid).unwrap_or(0));

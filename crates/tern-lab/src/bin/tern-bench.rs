@@ -291,6 +291,48 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Deliveries per second in a 1,000-member group, every member online,
+    /// vs the one-to-one relay (messages delivered per second).
+    LiveFanout {
+        /// Members of the group, all online.
+        #[arg(long, default_value_t = 1_000)]
+        members: usize,
+        /// Members that post.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Posts per run, split over the senders.
+        #[arg(long, default_value_t = 1_000)]
+        messages: u64,
+        /// Posts in flight per sender.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Sender/receiver pairs of the baseline (relay's default).
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Messages in flight per baseline sender (relay's default).
+        #[arg(long, default_value_t = 64)]
+        pair_window: usize,
+        /// Messages per baseline run.
+        #[arg(long, default_value_t = 100_000)]
+        baseline_messages: u64,
+        /// Payload bytes (at least 16).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// UDP sockets the devices share.
+        #[arg(long, default_value_t = 64)]
+        sockets: usize,
+        /// Runs of each, alternating.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Time limit of each phase.
+        #[arg(long, default_value = "120s")]
+        max_time: humantime::Duration,
+        /// The ternd binary (default: next to this one).
+        #[arg(long)]
+        ternd: Option<PathBuf>,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
     /// The sessions benchmark's baseline server (internal).
     #[command(hide = true)]
     SessionSink {
@@ -492,6 +534,36 @@ fn run(b: Command) -> anyhow::Result<()> {
             baseline_messages,
             sockets,
             payload: payload.max(16),
+            max_time: d(max_time),
+            ternd,
+            dir: scratch.dir,
+            keep: scratch.keep,
+        })?,
+        Command::LiveFanout {
+            members,
+            senders,
+            messages,
+            window,
+            pairs,
+            pair_window,
+            baseline_messages,
+            payload,
+            sockets,
+            rounds,
+            max_time,
+            ternd,
+            scratch,
+        } => bench::live_fanout::run(&bench::live_fanout::LiveFanoutOpts {
+            members,
+            senders,
+            messages,
+            window,
+            pairs,
+            pair_window,
+            baseline_messages,
+            payload: payload.max(16),
+            sockets,
+            rounds,
             max_time: d(max_time),
             ternd,
             dir: scratch.dir,
