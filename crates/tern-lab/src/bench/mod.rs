@@ -39,6 +39,7 @@ pub mod fleet;
 pub mod flood;
 pub mod flooder;
 pub mod flow;
+pub mod group_args;
 pub mod group_cost;
 pub mod group_setup;
 pub mod live_fanout;

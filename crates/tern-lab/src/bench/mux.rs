@@ -231,9 +231,13 @@ impl Mux {
                     self.by_sid[s.sock].remove(&s.sid);
                     s.sid = 0;
                     self.relogins += 1;
-                    if self.logging[s.sock] != Some(i) {
-                        s.queued = true;
-                        self.queue[s.sock].push_front(i);
+                    match self.logging[s.sock] {
+                        None => self.logging[s.sock] = Some(i),
+                        Some(j) if j == i => {}
+                        Some(_) => {
+                            s.queued = true;
+                            self.queue[s.sock].push_front(i);
+                        }
                     }
                 }
                 if matches!(ev, ClientEvent::LoginRefused { .. }) && self.logging[s.sock] == Some(i)

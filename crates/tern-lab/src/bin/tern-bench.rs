@@ -260,79 +260,10 @@ enum Command {
     /// Seed 004's check-in storm: every member of a 30,000-member group
     /// (read fan-out) logs in within 60 s and fetches its list, vs the same
     /// logins in a 500-member group (write fan-out).
-    Storm {
-        /// Members of the group, the owner included.
-        #[arg(long, default_value_t = 30_000)]
-        members: usize,
-        /// Messages posted while every member is offline.
-        #[arg(long, default_value_t = 20_000)]
-        messages: u64,
-        /// Every member device logs in within this time.
-        #[arg(long, default_value = "60s")]
-        window: humantime::Duration,
-        /// Members of the baseline group.
-        #[arg(long, default_value_t = 500)]
-        baseline_members: usize,
-        /// Messages posted into the baseline group.
-        #[arg(long, default_value_t = 1_000)]
-        baseline_messages: u64,
-        /// UDP sockets the devices share.
-        #[arg(long, default_value_t = 128)]
-        sockets: usize,
-        /// Payload bytes.
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
-        /// Time limit of each setup phase and of the stragglers.
-        #[arg(long, default_value = "300s")]
-        max_time: humantime::Duration,
-        /// The ternd binary (default: next to this one).
-        #[arg(long)]
-        ternd: Option<PathBuf>,
-        #[command(flatten)]
-        scratch: Scratch,
-    },
+    Storm(bench::group_args::StormArgs),
     /// Deliveries per second in a 1,000-member group, every member online,
     /// vs the one-to-one relay (messages delivered per second).
-    LiveFanout {
-        /// Members of the group, all online.
-        #[arg(long, default_value_t = 1_000)]
-        members: usize,
-        /// Members that post.
-        #[arg(long, default_value_t = 4)]
-        senders: usize,
-        /// Posts per run, split over the senders.
-        #[arg(long, default_value_t = 1_000)]
-        messages: u64,
-        /// Posts in flight per sender.
-        #[arg(long, default_value_t = 8)]
-        window: usize,
-        /// Sender/receiver pairs of the baseline (relay's default).
-        #[arg(long, default_value_t = 16)]
-        pairs: usize,
-        /// Messages in flight per baseline sender (relay's default).
-        #[arg(long, default_value_t = 64)]
-        pair_window: usize,
-        /// Messages per baseline run.
-        #[arg(long, default_value_t = 100_000)]
-        baseline_messages: u64,
-        /// Payload bytes (at least 16).
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
-        /// UDP sockets the devices share.
-        #[arg(long, default_value_t = 64)]
-        sockets: usize,
-        /// Runs of each, alternating.
-        #[arg(long, default_value_t = 2)]
-        rounds: usize,
-        /// Time limit of each phase.
-        #[arg(long, default_value = "120s")]
-        max_time: humantime::Duration,
-        /// The ternd binary (default: next to this one).
-        #[arg(long)]
-        ternd: Option<PathBuf>,
-        #[command(flatten)]
-        scratch: Scratch,
-    },
+    LiveFanout(bench::group_args::LiveFanoutArgs),
     /// The sessions benchmark's baseline server (internal).
     #[command(hide = true)]
     SessionSink {
@@ -515,60 +446,8 @@ fn run(b: Command) -> anyhow::Result<()> {
                 anyhow::bail!("amplification factor {:.3} > 1.0", report.max_factor());
             }
         }
-        Command::Storm {
-            members,
-            messages,
-            window,
-            baseline_members,
-            baseline_messages,
-            sockets,
-            payload,
-            max_time,
-            ternd,
-            scratch,
-        } => bench::storm::run(&bench::storm::StormOpts {
-            members,
-            messages,
-            window: d(window),
-            baseline_members,
-            baseline_messages,
-            sockets,
-            payload: payload.max(16),
-            max_time: d(max_time),
-            ternd,
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
-        Command::LiveFanout {
-            members,
-            senders,
-            messages,
-            window,
-            pairs,
-            pair_window,
-            baseline_messages,
-            payload,
-            sockets,
-            rounds,
-            max_time,
-            ternd,
-            scratch,
-        } => bench::live_fanout::run(&bench::live_fanout::LiveFanoutOpts {
-            members,
-            senders,
-            messages,
-            window,
-            pairs,
-            pair_window,
-            baseline_messages,
-            payload: payload.max(16),
-            sockets,
-            rounds,
-            max_time: d(max_time),
-            ternd,
-            dir: scratch.dir,
-            keep: scratch.keep,
-        })?,
+        Command::Storm(a) => bench::storm::run(&a.into())?,
+        Command::LiveFanout(a) => bench::live_fanout::run(&a.into())?,
         Command::SessionSink { secret_file } => bench::sessions::session_sink(&secret_file)?,
     }
     Ok(())
