@@ -69,6 +69,7 @@ struct Filled {
 
 /// Creates a group of `owner` + `members` and posts `messages` into it,
 /// printing how long each part took.
+#[allow(clippy::too_many_arguments)]
 fn fill(
     addr: std::net::SocketAddr,
     keys: &TokenKeys,
