@@ -14,6 +14,10 @@
 //!   write fan-out, by group size, vs one direct message.
 //! - [`read_counts`]: "read by N" in a large group, the broker's Fenwick
 //!   tree vs a scan of every member's cursor.
+//! - [`storm`]: seed 004's check-in storm (30,000 members of a read-fan-out
+//!   group log in within 60 s) vs the same logins in a 500-member group;
+//!   [`live_fanout`]: deliveries per second in a 1,000-member group, all
+//!   online, vs the one-to-one relay. Their devices share sockets ([`mux`]).
 //!
 //! - [`transports`]: raw UDP vs QUIC, throughput and latency, same run.
 //! - [`flood`]: legitimate latency under a garbage flood, vs without it.
@@ -35,8 +39,12 @@ pub mod fleet;
 pub mod flood;
 pub mod flooder;
 pub mod flow;
+pub mod group_args;
 pub mod group_cost;
+pub mod group_setup;
+pub mod live_fanout;
 pub mod logins;
+pub mod mux;
 pub mod raw_relay;
 pub mod read_counts;
 pub mod relay;
@@ -45,6 +53,8 @@ pub mod sealed_logins;
 pub mod session_sink;
 pub mod sessions;
 pub mod store;
+pub mod storm;
+pub mod storm_logins;
 pub mod transports;
 pub mod util;
 

@@ -285,6 +285,13 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// Seed 004's check-in storm: every member of a 30,000-member group
+    /// (read fan-out) logs in within 60 s and fetches its list, vs the same
+    /// logins in a 500-member group (write fan-out).
+    Storm(bench::group_args::StormArgs),
+    /// Deliveries per second in a 1,000-member group, every member online,
+    /// vs the one-to-one relay (messages delivered per second).
+    LiveFanout(bench::group_args::LiveFanoutArgs),
     /// The sessions benchmark's baseline server (internal).
     #[command(hide = true)]
     SessionSink {
@@ -493,6 +500,8 @@ fn run(b: Command) -> anyhow::Result<()> {
                 anyhow::bail!("amplification factor {:.3} > 1.0", report.max_factor());
             }
         }
+        Command::Storm(a) => bench::storm::run(&a.into())?,
+        Command::LiveFanout(a) => bench::live_fanout::run(&a.into())?,
         Command::SessionSink { secret_file } => bench::sessions::session_sink(&secret_file)?,
     }
     Ok(())
