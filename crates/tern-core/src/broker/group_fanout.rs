@@ -161,6 +161,7 @@ impl<S: Store> Broker<S> {
         let mut staged = false;
         for g in groups {
             let key = ConvKey::Group(g);
+            self.member_online(g, user);
             let Ok(before) = self.user_conv_mut(user, key).map(|s| s.state.version) else {
                 continue;
             };
@@ -175,6 +176,65 @@ impl<S: Store> Broker<S> {
             self.list_holds.insert(user, self.next_commit);
         }
         staged
+    }
+
+    /// `user` has a device online and is a current member of `group`
+    /// (loaded): it joins the group's online set.
+    pub(super) fn member_online(&mut self, group: u64, user: u64) {
+        if !self.online_cached(user) {
+            return;
+        }
+        let Some(g) = self.convs.groups.get_mut(&group) else {
+            return;
+        };
+        if g.current(user).is_some() && g.online.insert(user) {
+            self.note_user_group(user, group);
+        }
+    }
+
+    /// Remembers that `group`'s online set lists `user`.
+    pub(super) fn note_user_group(&mut self, user: u64, group: u64) {
+        if let Some(u) = self.users.get_mut(&user) {
+            if !u.groups.contains(&group) {
+                u.groups.push(group);
+            }
+        }
+    }
+
+    /// A session ended: if it was the user's last, the user leaves the
+    /// online sets of its groups.
+    pub(super) fn user_went_offline(&mut self, user: u64) {
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        if u.online() {
+            return;
+        }
+        for g in std::mem::take(&mut u.groups) {
+            if let Some(c) = self.convs.groups.get_mut(&g) {
+                c.online.remove(&user);
+            }
+        }
+    }
+
+    /// Who gets an entry for a record of `group` under read fan-out: its
+    /// author, the user an event is about, and the members online.
+    pub(super) fn read_fanout_targets(
+        &self,
+        group: u64,
+        from: u64,
+        subject: Option<u64>,
+    ) -> Vec<u64> {
+        let mut users: Vec<u64> = self
+            .convs
+            .groups
+            .get(&group)
+            .map(|g| g.online.iter().copied().collect())
+            .unwrap_or_default();
+        users.extend([Some(from), subject].into_iter().flatten());
+        users.sort_unstable();
+        users.dedup();
+        users
     }
 
     /// A LIST that must wait: its user's login catch-up is not durable yet

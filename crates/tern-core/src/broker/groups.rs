@@ -42,6 +42,9 @@ pub(crate) struct GroupCache {
     /// Which records count as unread messages, built when a member's state
     /// first needs catching up (`group_fanout.rs`).
     pub msgs: Option<crate::conv::Positions>,
+    /// Current members with a device online: who gets a record under read
+    /// fan-out, found without walking every member (`group_fanout.rs`).
+    pub online: std::collections::HashSet<u64>,
 }
 
 impl GroupCache {
@@ -87,6 +90,10 @@ impl<S: Store> Broker<S> {
             for user in members {
                 let read = self.user_conv_mut(user, key)?.state.read_seq;
                 cache.reads.set(user, read);
+                if self.online_cached(user) {
+                    cache.online.insert(user);
+                    self.note_user_group(user, group);
+                }
             }
             self.convs.groups.insert(group, cache);
         }
@@ -322,6 +329,7 @@ impl<S: Store> Broker<S> {
                 })?;
                 let read = self.user_conv_mut(user, key)?.state.read_seq;
                 self.group_mut(group)?.reads.set(user, read);
+                self.member_online(group, user);
             }
             GroupEventKind::RoleChanged => {
                 self.set_member(group, user, |m| {
@@ -339,7 +347,9 @@ impl<S: Store> Broker<S> {
                     m.left = conv_seq;
                 }
             })?;
-            self.group_mut(group)?.reads.remove(user);
+            let g = self.group_mut(group)?;
+            g.reads.remove(user);
+            g.online.remove(&user);
         }
         Ok(online)
     }

@@ -308,6 +308,7 @@ impl<S: Store> Broker<S> {
                 d.session = None;
             }
         }
+        self.user_went_offline(s.user);
         if notify {
             s.out.clear();
             s.out.push_back(Out::Frame(Frame::Kick(reason as u64)));

@@ -98,7 +98,16 @@ impl<S: Store> Broker<S> {
         let read_fanout = group.is_some_and(|g| self.read_fanout(g));
         let subject = record.event.map(|e| e.user);
         let mut online = false;
-        for user in self.participants_of(key) {
+        let users = match group {
+            Some(g) if read_fanout => {
+                let targets = self.read_fanout_targets(g, from, subject);
+                let members = self.convs.groups.get(&g).map_or(0, |c| c.current_count);
+                self.stats.group_entries_skipped += members.saturating_sub(targets.len()) as u64;
+                targets
+            }
+            _ => self.participants_of(key),
+        };
+        for user in users {
             let own = user == from;
             let event = record.event.is_some();
             if let Some(g) = group {

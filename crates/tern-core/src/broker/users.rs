@@ -72,6 +72,9 @@ pub(crate) struct UserCache {
     pub receipted: HashMap<(u64, u32), u64>,
     /// When the retention sweep last looked at this inbox.
     pub swept_at: Option<crate::time::Time>,
+    /// Groups whose online-member set lists this user (left when its last
+    /// device goes offline).
+    pub groups: Vec<u64>,
 }
 
 impl UserCache {
@@ -90,6 +93,7 @@ impl UserCache {
             devices,
             receipted: HashMap::new(),
             swept_at: None,
+            groups: Vec::new(),
         })
     }
 
