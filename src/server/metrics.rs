@@ -138,6 +138,11 @@ impl Metrics {
             b.group_states_caught_up,
         );
         counter(
+            "handshake_copies_total",
+            "Spare copies of a handshake answered again from the kept answer, without X25519.",
+            b.handshake_copies,
+        );
+        counter(
             "handshake_failed_total",
             "Sealed handshakes that did not decrypt or were malformed.",
             b.handshake_failed,

@@ -118,6 +118,57 @@ fn a_sealed_client_whose_clock_went_back_logs_in_at_once() {
     );
 }
 
+/// Spare copies of a sealed handshake's message 1 (login copies) reach the
+/// server after the first opened the session: each gets the kept answer
+/// again, to the session's address, without another Diffie-Hellman
+/// operation and without a second session.
+#[test]
+fn spare_copies_of_a_sealed_handshake_get_the_kept_answer() {
+    let key = StaticKey::from_secret([9; 32]).public();
+    let mut net = Pair::new(BrokerConfig {
+        validate_addresses: false,
+        ..sealed_config()
+    });
+    let alice = net.connect(1, 1, |c| c.server_key = Some(key));
+    let now = net.now;
+    let (addr, conn) = &mut net.clients[alice];
+    let msg1 = conn.poll_transmit(now).expect("the handshake");
+    let addr = *addr;
+    for _ in 0..3 {
+        net.broker.handle_datagram(now, addr, msg1.clone());
+    }
+    let replies: Vec<Bytes> = std::iter::from_fn(|| net.broker.poll_transmit())
+        .map(|(to, d)| {
+            assert_eq!(to.addr, addr);
+            d
+        })
+        .collect();
+    assert_eq!(replies.len(), 3, "every copy is answered");
+    assert!(
+        replies.iter().all(|r| *r == replies[0]),
+        "with the same answer"
+    );
+    assert_eq!(net.broker.stats().handshake_copies, 2);
+    assert_eq!(logins(&mut net).len(), 1, "one session");
+    for r in replies {
+        net.clients[alice].1.handle_datagram(now, r);
+    }
+    let ev = net.settle();
+    assert!(ev[alice]
+        .iter()
+        .any(|e| matches!(e, ClientEvent::LoggedIn { .. })));
+    assert!(!ev[alice]
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Kicked { .. })));
+    // The client's first sealed packet ends the kept answer: a copy now
+    // goes the full way (and is still not a new login).
+    net.send(alice, 2, 1);
+    net.settle();
+    net.broker.handle_datagram(net.now, addr, msg1);
+    assert_eq!(net.broker.stats().handshake_copies, 2);
+    assert_eq!(logins(&mut net).len(), 0, "no new session");
+}
+
 /// The LOGIN datagrams (session id 0) client address `from` sent so far.
 fn logins_sent(net: &Pair, from: SocketAddr) -> Vec<Bytes> {
     net.sent

@@ -128,7 +128,9 @@ impl<S: Store> Broker<S> {
             }
         };
         // The client has the keys: the handshake answer arrived.
-        seal.reply = None;
+        if seal.reply.take().is_some() && self.answering.get(&seal.ephemeral) == Some(&sid) {
+            self.answering.remove(&seal.ephemeral);
+        }
         seal.reply_due = false;
         self.process_session_packet(now, from, packet);
     }

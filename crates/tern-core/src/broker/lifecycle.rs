@@ -292,6 +292,7 @@ impl<S: Store> Broker<S> {
             reply: Some(pb.finish()),
             reply_due: true,
         }));
+        self.answering.insert(hello.ephemeral, sid);
     }
 
     /// Ends a session. `notify` sends the device a KICK.
@@ -299,6 +300,11 @@ impl<S: Store> Broker<S> {
         let Some(mut s) = self.sessions.remove(&sid) else {
             return;
         };
+        if let Some(seal) = &s.seal {
+            if self.answering.get(&seal.ephemeral) == Some(&sid) {
+                self.answering.remove(&seal.ephemeral);
+            }
+        }
         if let Some(d) = self
             .users
             .get_mut(&s.user)

@@ -67,6 +67,9 @@ impl<S: Store> Broker<S> {
         if !self.address_proven(now, from, len, req.cookie.as_ref()) {
             return;
         }
+        if self.answer_spare_handshake(&req) {
+            return;
+        }
         let (pn, version) = (req.pn, req.version);
         let arrival = Arrival {
             from,
@@ -98,6 +101,35 @@ impl<S: Store> Broker<S> {
             rtt,
         };
         self.open_session(now, from, len, admitted);
+    }
+
+    /// A copy of a message 1 whose session is open and still keeps its
+    /// answer (login copies, a retransmission): the answer goes out again
+    /// to the session's own address, with no X25519 operation. The client's
+    /// ephemeral key is the first 32 bytes of message 1, in the clear; a
+    /// forged one only makes the server resend an answer its client
+    /// already has.
+    fn answer_spare_handshake(&mut self, req: &Request) -> bool {
+        let Some(e) = req
+            .handshake
+            .as_ref()
+            .and_then(|m| m.get(..crate::seal::KEY_LEN))
+        else {
+            return false;
+        };
+        let Some(&sid) = self.answering.get(e) else {
+            return false;
+        };
+        let Some(seal) = self.sessions.get_mut(&sid).and_then(|s| s.seal.as_mut()) else {
+            return false;
+        };
+        if seal.reply.is_none() {
+            return false;
+        }
+        seal.reply_due = true;
+        self.stats.handshake_copies += 1;
+        self.touch(sid);
+        true
     }
 
     /// The LOGIN or HANDSHAKE of a pre-login packet, with its cookie. Any

@@ -119,6 +119,11 @@ pub struct Broker<S: Store> {
     /// Users whose login caught up group states: their LIST waits for the
     /// batch with this id (`group_fanout.rs`).
     list_holds: HashMap<u64, u64>,
+    /// Sealed sessions whose handshake answer is still kept (the client has
+    /// not sent a sealed packet yet), by the client's ephemeral key: a
+    /// spare copy of message 1 is answered again without an X25519
+    /// operation. Small: entries leave at the first sealed packet.
+    answering: HashMap<[u8; crate::seal::KEY_LEN], u64>,
     /// LIST requests waiting: (session, batch id, request).
     held_lists: Vec<(u64, u64, crate::wire::ListRequest)>,
     transmits: VecDeque<(Peer, Bytes)>,
@@ -177,6 +182,7 @@ impl<S: Store> Broker<S> {
             next_commit: 1,
             list_holds: HashMap::new(),
             held_lists: Vec::new(),
+            answering: HashMap::new(),
             transmits: VecDeque::new(),
             timers: BinaryHeap::new(),
             touched: Vec::new(),

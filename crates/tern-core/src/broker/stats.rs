@@ -70,4 +70,7 @@ pub struct BrokerStats {
     pub group_entries_skipped: u64,
     /// Members' group states caught up after read fan-out left them behind.
     pub group_states_caught_up: u64,
+    /// Spare copies of a handshake's message 1 answered again from the
+    /// kept answer, without an X25519 operation.
+    pub handshake_copies: u64,
 }
