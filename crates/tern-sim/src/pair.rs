@@ -141,6 +141,26 @@ impl Pair {
         moved
     }
 
+    /// Client `client` submits `op` now.
+    pub fn submit(&mut self, client: usize, op: Outgoing) {
+        let now = self.now;
+        self.clients[client]
+            .1
+            .submit(now, op)
+            .expect("queue has room");
+    }
+
+    /// Client `client` posts `text` into `conv` (topic 0, type 0).
+    pub fn post(&mut self, client: usize, conv: tern_core::wire::ConvRef, text: &str) {
+        let op = Outgoing::Post {
+            conv,
+            topic: 0,
+            msg_type: 0,
+            payload: Bytes::copy_from_slice(text.as_bytes()),
+        };
+        self.submit(client, op);
+    }
+
     /// Client `client` submits `n` one-byte messages to user `to`.
     pub fn send(&mut self, client: usize, to: u64, n: u64) {
         for _ in 0..n {
@@ -167,4 +187,9 @@ pub fn entries(events: &[ClientEvent]) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// Tunes a client to speak protocol version 2.
+pub fn v2(c: &mut ClientConfig) {
+    c.version = tern_core::wire::VERSION_2;
 }

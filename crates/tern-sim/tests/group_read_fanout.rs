@@ -10,46 +10,20 @@ use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, ConvList, Outgoing};
 use tern_core::conv::ConvKey;
 use tern_core::store::Store;
-use tern_core::wire::{ConvKind, ConvRef, GroupAction, GroupEventKind, SyncBody, VERSION_2};
-use tern_sim::pair::Pair;
+use tern_core::wire::{ConvRef, GroupAction, GroupEventKind, SyncBody};
+use tern_sim::pair::{v2, Pair};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
 const CAROL: u64 = 3;
 const DAVE: u64 = 4;
 
-fn v2(c: &mut ClientConfig) {
-    c.version = VERSION_2;
-}
-
-fn group(id: u64) -> ConvRef {
-    ConvRef {
-        kind: ConvKind::Group,
-        id,
-    }
-}
-
-fn submit(p: &mut Pair, client: usize, op: Outgoing) {
-    let now = p.now;
-    p.clients[client].1.submit(now, op).expect("queue has room");
-}
-
-fn post(p: &mut Pair, client: usize, g: u64, text: &str) {
-    let op = Outgoing::Post {
-        conv: group(g),
-        topic: 0,
-        msg_type: 0,
-        payload: Bytes::copy_from_slice(text.as_bytes()),
-    };
-    submit(p, client, op);
-}
-
 /// Group records handed to a device, in order: (conv_seq, text or event).
 fn seen(events: &[ClientEvent], g: u64) -> Vec<(u64, String)> {
     events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Entry(e) if e.conv == group(g) => Some(e.clone()),
+            ClientEvent::Entry(e) if e.conv == ConvRef::group(g) => Some(e.clone()),
             _ => None,
         })
         .filter_map(|e| match e.body {
@@ -95,7 +69,7 @@ fn four_members() -> (Pair, [usize; 4], u64) {
         action: GroupAction::Create,
         users: vec![BOB, CAROL, DAVE],
     };
-    submit(&mut p, ids[0], op);
+    p.submit(ids[0], op);
     let ev = p.settle();
     let g = ev[ids[0]]
         .iter()
@@ -132,9 +106,9 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
     let (mut p, [a, b, c, d], g) = four_members();
     go_offline(&mut p, d);
     let (dave_before, bob_before) = (inbox_len(&p, DAVE), inbox_len(&p, BOB));
-    post(&mut p, b, g, "one");
-    post(&mut p, c, g, "two");
-    post(&mut p, a, g, "three");
+    p.post(b, ConvRef::group(g), "one");
+    p.post(c, ConvRef::group(g), "two");
+    p.post(a, ConvRef::group(g), "three");
     let ev = p.settle();
     assert_eq!(
         inbox_len(&p, DAVE),
@@ -152,7 +126,11 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
 
     come_back(&mut p, d, DAVE);
     let l = list(&mut p, d);
-    let item = l.items.iter().find(|i| i.conv == group(g)).expect("listed");
+    let item = l
+        .items
+        .iter()
+        .find(|i| i.conv == ConvRef::group(g))
+        .expect("listed");
     // Records 1-4 are the events of the create; 5-7 the messages.
     assert_eq!((item.last_seq, item.unread), (7, 3));
     assert_eq!(
@@ -162,7 +140,9 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
     assert_eq!(l.total_unread, 3);
     // The content comes by range, on demand.
     let now = p.now;
-    assert!(p.clients[d].1.request_history(now, group(g), 0, 64));
+    assert!(p.clients[d]
+        .1
+        .request_history(now, ConvRef::group(g), 0, 64));
     let ev = p.settle();
     let page = ev[d]
         .iter()
@@ -174,11 +154,10 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
     let seqs: Vec<u64> = page.records.iter().map(|r| r.conv_seq).collect();
     assert_eq!(seqs, (4..=7).collect::<Vec<_>>(), "from Dave's 'added' on");
     // Reading clears the count on the server for every device.
-    submit(
-        &mut p,
+    p.submit(
         d,
         Outgoing::MarkRead {
-            conv: group(g),
+            conv: ConvRef::group(g),
             up_to: 7,
             receipt_device: 0,
             receipt_seq: 0,
@@ -186,7 +165,11 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
     );
     p.settle();
     let l = list(&mut p, d);
-    let item = l.items.iter().find(|i| i.conv == group(g)).expect("listed");
+    let item = l
+        .items
+        .iter()
+        .find(|i| i.conv == ConvRef::group(g))
+        .expect("listed");
     assert_eq!((item.read_seq, item.unread, l.total_unread), (7, 0, 0));
 }
 
@@ -202,7 +185,7 @@ fn a_message_costs_no_write_per_offline_member() {
     };
     let before = states(&p);
     for i in 0..20 {
-        post(&mut p, a, g, &format!("m{i}"));
+        p.post(a, ConvRef::group(g), &format!("m{i}"));
     }
     p.settle();
     assert_eq!(
@@ -217,14 +200,13 @@ fn a_message_costs_no_write_per_offline_member() {
 fn crossing_the_threshold_back_keeps_the_counts_of_members_left_behind() {
     let (mut p, [a, b, c, d], g) = four_members();
     go_offline(&mut p, b);
-    post(&mut p, a, g, "while away");
+    p.post(a, ConvRef::group(g), "while away");
     p.settle();
     // Two members leave: two left, so write fan-out again, with Bob's
     // state behind by a message and two events.
     for (i, user) in [(c, CAROL), (d, DAVE)] {
         let _ = user;
-        submit(
-            &mut p,
+        p.submit(
             i,
             Outgoing::Group {
                 group: g,
@@ -234,11 +216,15 @@ fn crossing_the_threshold_back_keeps_the_counts_of_members_left_behind() {
         );
         p.settle();
     }
-    post(&mut p, a, g, "back to write fan-out");
+    p.post(a, ConvRef::group(g), "back to write fan-out");
     p.settle();
     come_back(&mut p, b, BOB);
     let l = list(&mut p, b);
-    let item = l.items.iter().find(|i| i.conv == group(g)).expect("listed");
+    let item = l
+        .items
+        .iter()
+        .find(|i| i.conv == ConvRef::group(g))
+        .expect("listed");
     assert_eq!(
         (item.last_seq, item.unread),
         (8, 2),

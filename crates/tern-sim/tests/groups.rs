@@ -6,43 +6,17 @@
 
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
-use tern_core::client::{ClientConfig, ClientEvent, ConvList, HistoryPage, Outgoing};
+use tern_core::client::{ClientEvent, ConvList, HistoryPage, Outgoing};
 use tern_core::wire::{
     ConvKind, ConvRef, Entry, ErrorCode, GroupAction, GroupEventKind, GroupRole, RecordBody,
-    SyncBody, VERSION_2,
+    SyncBody,
 };
-use tern_sim::pair::Pair;
+use tern_sim::pair::{v2, Pair};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
 const CAROL: u64 = 3;
 const DAVE: u64 = 4;
-
-fn v2(c: &mut ClientConfig) {
-    c.version = VERSION_2;
-}
-
-fn group(id: u64) -> ConvRef {
-    ConvRef {
-        kind: ConvKind::Group,
-        id,
-    }
-}
-
-fn submit(p: &mut Pair, client: usize, op: Outgoing) {
-    let now = p.now;
-    p.clients[client].1.submit(now, op).expect("queue has room");
-}
-
-fn post(p: &mut Pair, client: usize, g: u64, text: &str) {
-    let op = Outgoing::Post {
-        conv: group(g),
-        topic: 0,
-        msg_type: 0,
-        payload: Bytes::copy_from_slice(text.as_bytes()),
-    };
-    submit(p, client, op);
-}
 
 fn group_op(p: &mut Pair, client: usize, g: u64, action: GroupAction, users: &[u64]) {
     let op = Outgoing::Group {
@@ -50,7 +24,7 @@ fn group_op(p: &mut Pair, client: usize, g: u64, action: GroupAction, users: &[u
         action,
         users: users.to_vec(),
     };
-    submit(p, client, op);
+    p.submit(client, op);
 }
 
 fn entries(events: &[ClientEvent]) -> Vec<Entry> {
@@ -68,7 +42,7 @@ fn entries(events: &[ClientEvent]) -> Vec<Entry> {
 fn seen(events: &[ClientEvent], g: u64) -> Vec<(u64, String)> {
     entries(events)
         .into_iter()
-        .filter(|e| e.conv == group(g))
+        .filter(|e| e.conv == ConvRef::group(g))
         .map(|e| {
             let what = match e.body {
                 SyncBody::Message { payload, .. } => String::from_utf8_lossy(&payload).into(),
@@ -157,9 +131,9 @@ fn three_members() -> (Pair, [usize; 4], u64) {
 #[test]
 fn a_group_message_reaches_every_member_device_the_senders_other_devices_included() {
     let (mut p, [a1, a2, b, c], g) = three_members();
-    post(&mut p, b, g, "hello group");
+    p.post(b, ConvRef::group(g), "hello group");
     let mut ev = p.settle();
-    post(&mut p, a1, g, "hi bob");
+    p.post(a1, ConvRef::group(g), "hi bob");
     for (i, more) in p.settle().into_iter().enumerate() {
         ev[i].extend(more);
     }
@@ -175,7 +149,11 @@ fn a_group_message_reaches_every_member_device_the_senders_other_devices_include
         .all(|e| !matches!(e.body, SyncBody::Receipt { .. })));
     // The group is in every member's list, with unread counts and a preview.
     let l = list(&mut p, c);
-    let item = l.items.iter().find(|i| i.conv == group(g)).expect("listed");
+    let item = l
+        .items
+        .iter()
+        .find(|i| i.conv == ConvRef::group(g))
+        .expect("listed");
     assert_eq!((item.last_seq, item.unread), (5, 2));
     assert_eq!(
         item.preview
@@ -184,19 +162,23 @@ fn a_group_message_reaches_every_member_device_the_senders_other_devices_include
         Some((ALICE, Bytes::from_static(b"hi bob")))
     );
     let l = list(&mut p, a2);
-    let item = l.items.iter().find(|i| i.conv == group(g)).expect("listed");
+    let item = l
+        .items
+        .iter()
+        .find(|i| i.conv == ConvRef::group(g))
+        .expect("listed");
     assert_eq!(item.unread, 0, "whoever writes has read what came before");
 }
 
 #[test]
 fn a_removed_member_stops_at_its_removal_and_keeps_the_history_up_to_it() {
     let (mut p, [a1, _a2, b, c], g) = three_members();
-    post(&mut p, c, g, "before");
+    p.post(c, ConvRef::group(g), "before");
     p.settle();
     group_op(&mut p, a1, g, GroupAction::Remove, &[CAROL]);
     p.settle();
-    post(&mut p, b, g, "after");
-    post(&mut p, c, g, "let me in");
+    p.post(b, ConvRef::group(g), "after");
+    p.post(c, ConvRef::group(g), "let me in");
     let ev = p.settle();
     assert_eq!(seen(&ev[b], g), vec![(6, "after".to_string())]);
     assert!(seen(&ev[c], g).is_empty(), "nothing past the removal");
@@ -204,7 +186,7 @@ fn a_removed_member_stops_at_its_removal_and_keeps_the_history_up_to_it() {
         rejections(&ev[c]),
         vec![ErrorCode::NoSuchConversation as u64]
     );
-    let page = history(&mut p, c, group(g));
+    let page = history(&mut p, c, ConvRef::group(g));
     let seqs: Vec<u64> = page.records.iter().map(|r| r.conv_seq).collect();
     assert_eq!(
         seqs,
@@ -215,7 +197,7 @@ fn a_removed_member_stops_at_its_removal_and_keeps_the_history_up_to_it() {
         page.records.last().map(|r| &r.body),
         Some(RecordBody::Member(e)) if e.kind == GroupEventKind::Removed && e.user == CAROL
     ));
-    let page = history(&mut p, b, group(g));
+    let page = history(&mut p, b, ConvRef::group(g));
     let seqs: Vec<u64> = page.records.iter().map(|r| r.conv_seq).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5, 6], "Bob sees on from his addition");
 }
@@ -228,7 +210,7 @@ fn only_admins_add_or_remove_and_only_the_owner_makes_admins() {
     group_op(&mut p, b, g, GroupAction::Add { admin: false }, &[DAVE]);
     group_op(&mut p, b, g, GroupAction::Remove, &[CAROL]);
     group_op(&mut p, b, g, GroupAction::SetRole { admin: true }, &[CAROL]);
-    post(&mut p, d, g, "not a member");
+    p.post(d, ConvRef::group(g), "not a member");
     let ev = p.settle();
     let denied = ErrorCode::NotPermitted as u64;
     assert_eq!(rejections(&ev[b]), vec![denied, denied, denied]);
@@ -253,11 +235,11 @@ fn only_admins_add_or_remove_and_only_the_owner_makes_admins() {
     // Dave leaves: his last entry is his own leaving.
     group_op(&mut p, d, g, GroupAction::Leave, &[]);
     p.settle();
-    post(&mut p, c, g, "bye dave");
+    p.post(c, ConvRef::group(g), "bye dave");
     let ev = p.settle();
     assert!(seen(&ev[d], g).is_empty());
     assert_eq!(seen(&ev[b], g), vec![(7, "bye dave".to_string())]);
-    let page = history(&mut p, d, group(g));
+    let page = history(&mut p, d, ConvRef::group(g));
     let seqs: Vec<u64> = page.records.iter().map(|r| r.conv_seq).collect();
     assert_eq!(
         seqs,
@@ -304,7 +286,7 @@ fn members_are_listed_in_bounded_pages() {
 }
 
 #[test]
-fn a_group_never_grows_past_the_write_fan_out_threshold() {
+fn a_group_never_grows_past_its_member_limit() {
     let cfg = BrokerConfig {
         group_max_members: 3,
         ..BrokerConfig::default()
@@ -328,7 +310,7 @@ fn a_group_never_grows_past_the_write_fan_out_threshold() {
 #[test]
 fn the_group_survives_a_broker_crash_exactly_once() {
     let (mut p, [a1, a2, b, c], g) = three_members();
-    post(&mut p, b, g, "one");
+    p.post(b, ConvRef::group(g), "one");
     p.settle();
     p.restart_broker();
     for i in [a1, a2, b, c] {
@@ -338,7 +320,7 @@ fn the_group_survives_a_broker_crash_exactly_once() {
     p.settle();
     // The membership comes back from the store: Carol may post, and every
     // member gets it once.
-    post(&mut p, c, g, "two");
+    p.post(c, ConvRef::group(g), "two");
     let ev = p.settle();
     for i in [a1, a2, b, c] {
         let s = seen(&ev[i], g);
@@ -363,20 +345,20 @@ fn read_counts(p: &mut Pair, client: usize, g: u64, low: u64, count: u8) -> (u64
 
 fn mark(p: &mut Pair, client: usize, g: u64, up_to: u64) {
     let op = Outgoing::MarkRead {
-        conv: group(g),
+        conv: ConvRef::group(g),
         up_to,
         receipt_device: 0,
         receipt_seq: 0,
     };
-    submit(p, client, op);
+    p.submit(client, op);
 }
 
 #[test]
 fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
     let (mut p, [a1, a2, b, c], g) = three_members();
-    post(&mut p, a1, g, "m4");
-    post(&mut p, a1, g, "m5");
-    post(&mut p, a1, g, "m6");
+    p.post(a1, ConvRef::group(g), "m4");
+    p.post(a1, ConvRef::group(g), "m5");
+    p.post(a1, ConvRef::group(g), "m6");
     p.settle();
     // Nobody but Alice read them; her own messages do not count her.
     assert_eq!(read_counts(&mut p, b, g, 4, 3), (3, vec![0, 0, 0]));
@@ -389,7 +371,7 @@ fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
     p.settle();
     assert_eq!(read_counts(&mut p, a1, g, 4, 3), (3, vec![2, 2, 1]));
     // Alice reading Bob's message counts her once, from either device.
-    post(&mut p, b, g, "m7");
+    p.post(b, ConvRef::group(g), "m7");
     p.settle();
     mark(&mut p, a1, g, 7);
     mark(&mut p, a2, g, 7);
@@ -412,7 +394,7 @@ fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
 #[test]
 fn read_counts_come_back_after_a_broker_restart() {
     let (mut p, [a1, a2, b, c], g) = three_members();
-    post(&mut p, a1, g, "m4");
+    p.post(a1, ConvRef::group(g), "m4");
     p.settle();
     mark(&mut p, b, g, 4);
     mark(&mut p, c, g, 4);
@@ -429,7 +411,7 @@ fn read_counts_come_back_after_a_broker_restart() {
 #[test]
 fn who_read_a_message_is_paged_without_its_author() {
     let (mut p, [a1, _a2, b, c], g) = three_members();
-    post(&mut p, b, g, "m4");
+    p.post(b, ConvRef::group(g), "m4");
     p.settle();
     mark(&mut p, c, g, 4);
     mark(&mut p, a1, g, 3);

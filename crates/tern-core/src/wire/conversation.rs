@@ -54,6 +54,14 @@ impl ConvRef {
             id: peer,
         }
     }
+
+    /// The group `id`.
+    pub fn group(id: u64) -> ConvRef {
+        ConvRef {
+            kind: ConvKind::Group,
+            id,
+        }
+    }
 }
 
 impl std::fmt::Display for ConvRef {
