@@ -140,6 +140,7 @@ pub struct LimitsSection {
     /// Stateless ERROR answers (to junk, unknown sessions, refused logins)
     /// sent per second, at most, in total; the rest are dropped silently so
     /// that a flood of junk does not turn the server into a reflector.
+    /// RETRY answers have their own budget at the same rate.
     pub stateless_reply_rate: f64,
     /// Most current members of one group.
     pub group_max_members: usize,

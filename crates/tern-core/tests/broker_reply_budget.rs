@@ -87,3 +87,38 @@ fn a_datagram_over_the_receive_limit_is_dropped_unread() {
         "the largest accepted size is read and answered"
     );
 }
+
+/// A cookieless LOGIN, as a client's first datagram is.
+fn cookieless_login() -> Bytes {
+    let token = Bytes::from_static(b"not checked before the cookie");
+    let mut c = tern_core::client::ClientConn::new(
+        tern_core::client::ClientConfig::new(token),
+        Time::ZERO,
+        1,
+    );
+    c.poll_transmit(Time::ZERO).expect("a LOGIN")
+}
+
+#[test]
+fn retry_answers_to_cookieless_logins_have_their_own_budget() {
+    let mut b = broker(10.0);
+    let from: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let login = cookieless_login();
+    for _ in 0..50 {
+        b.handle_datagram(Time::ZERO, from, login.clone());
+    }
+    assert_eq!(answers(&mut b), 10, "the burst allowance only");
+    assert_eq!(b.stats().retries_sent, 10);
+    assert_eq!(b.stats().replies_suppressed, 40);
+    // Junk still gets its ERRORs: the two budgets are apart.
+    for i in 0..5 {
+        b.handle_datagram(Time::ZERO, from, junk(i));
+    }
+    assert_eq!(answers(&mut b), 5);
+    // The budget refills with time.
+    let later = Time::ZERO + Duration::from_millis(500);
+    for _ in 0..50 {
+        b.handle_datagram(later, from, login.clone());
+    }
+    assert_eq!(answers(&mut b), 5, "half a second at 10 per second");
+}

@@ -73,6 +73,7 @@ pub struct BrokerConfig {
     pub max_sources: usize,
     /// Stateless ERROR answers (to junk, unknown sessions, refused logins)
     /// sent per second, at most, in total; the rest are dropped silently.
+    /// RETRY answers have their own budget at the same rate.
     pub stateless_reply_rate: f64,
     /// The server's static key for sealed sessions (`None`: sealing is not
     /// offered, and HANDSHAKE frames are refused).

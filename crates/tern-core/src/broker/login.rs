@@ -229,6 +229,13 @@ impl<S: Store> Broker<S> {
     /// Answers with RETRY and a cookie issued now, never larger than the
     /// `len` bytes that asked; no state is kept.
     fn send_retry(&mut self, now: Time, from: Peer, len: usize) {
+        let rate = self.cfg.stateless_reply_rate;
+        if !self.retries.take(now, rate, rate) {
+            // Over the global budget: dropped unanswered, as a lost RETRY
+            // would be (the client's login timer sends again).
+            self.stats.replies_suppressed += 1;
+            return;
+        }
         let cookie = self.admission.cookie(self.wall_us(now), from.addr);
         let header = Header {
             session_id: 0,

@@ -136,6 +136,10 @@ pub struct Broker<S: Store> {
     entropy: crate::seal::Entropy,
     /// Global budget of stateless ERROR answers.
     replies: admission::Bucket,
+    /// Global budget of RETRY answers (the same rate, its own bucket, so
+    /// that a flood of cookieless logins cannot make the server spend a
+    /// core minting cookies, nor starve the ERROR answers).
+    retries: admission::Bucket,
     /// Time of the datagram being handled (for the reply budget).
     last_now: Time,
     /// Protocol version of the datagram being handled (stateless answers).
@@ -191,6 +195,7 @@ impl<S: Store> Broker<S> {
             events: VecDeque::new(),
             entropy,
             replies: admission::Bucket::full(cfg_reply_rate, Time::ZERO),
+            retries: admission::Bucket::full(cfg_reply_rate, Time::ZERO),
             last_now: Time::ZERO,
             in_version: crate::wire::VERSION,
         }
