@@ -15,6 +15,7 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        let cfg = &self.cfg.downlink;
         match &mut s.down {
             Downlink::Push(sender) => {
                 if sender.next_seq() == entry.seq && !sender.is_full() {
@@ -22,7 +23,7 @@ impl<S: Store> Broker<S> {
                         frame: super::render::render(entry, s.user, s.version),
                         origin: entry.entry.origin(),
                     };
-                    let _ = sender.push(now, item);
+                    let _ = sender.push(cfg, now, item);
                 }
             }
             Downlink::Pull => s.notify = Some(entry.seq),
@@ -61,6 +62,7 @@ impl<S: Store> Broker<S> {
             return;
         };
         let (owner, version) = (s.user, s.version);
+        let cfg = &self.cfg.downlink;
         let Downlink::Push(sender) = &mut s.down else {
             return;
         };
@@ -72,7 +74,7 @@ impl<S: Store> Broker<S> {
                 frame: super::render::render(&e, owner, version),
                 origin: e.entry.origin(),
             };
-            if sender.push(now, item).is_err() {
+            if sender.push(cfg, now, item).is_err() {
                 break;
             }
         }

@@ -103,10 +103,7 @@ impl<S: Store> Broker<S> {
     /// pushing session.
     pub fn downlink_retransmits(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.sessions.values().filter_map(|s| match &s.down {
-            Downlink::Push(sender) => {
-                let st = sender.stats();
-                Some((s.id, st.timeout_retransmits + st.fast_retransmits))
-            }
+            Downlink::Push(sender) => Some((s.id, sender.retransmits())),
             Downlink::Pull => None,
         })
     }

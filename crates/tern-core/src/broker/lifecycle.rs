@@ -6,10 +6,10 @@
 use rand::Rng;
 
 use super::login::Admitted;
-use super::session::{DownItem, Downlink, Out, Session};
+use super::session::{Downlink, Out, Session};
 use super::users::Dev;
 use super::{Broker, BrokerEvent, Peer};
-use crate::reliability::{AckCoalescer, Receiver, Sender};
+use crate::reliability::{AckCoalescer, Receiver};
 use crate::store::{DeviceState, InboxMeta, Store};
 use crate::time::Time;
 use crate::wire::limits::PUSH_BACKLOG_LIMIT;
@@ -50,7 +50,7 @@ impl<S: Store> Broker<S> {
             return;
         };
         let down = if start.backlog <= PUSH_BACKLOG_LIMIT {
-            Downlink::Push(Box::new(self.new_downlink(start.checkpoint + 1, a.rtt)))
+            Downlink::Push(self.new_downlink(start.checkpoint + 1, a.rtt))
         } else {
             Downlink::Pull
         };
@@ -163,23 +163,15 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// A downlink sender; `login_rtt`, the round trip the login's cookie
-    /// showed, replaces the blind initial RTO with a measured one.
+    /// A downlink sender, made when it first pushes; `login_rtt`, the round
+    /// trip the login's cookie showed, replaces the blind initial RTO with
+    /// a measured one.
     pub(super) fn new_downlink(
         &mut self,
         first_seq: u64,
         login_rtt: Option<std::time::Duration>,
-    ) -> Sender<DownItem> {
-        let seed = self.rng.gen();
-        let sender = Sender::new(self.cfg.downlink.clone(), first_seq, seed);
-        match login_rtt {
-            Some(sample) => {
-                let mut rtt = sender.rtt().clone();
-                rtt.on_sample(sample, std::time::Duration::ZERO);
-                sender.with_rtt(rtt)
-            }
-            None => sender,
-        }
+    ) -> super::lazy_sender::LazySender {
+        super::lazy_sender::LazySender::new(first_seq, login_rtt, self.rng.gen())
     }
 
     pub(super) fn device_session(&self, user: u64, device: u32) -> Option<u64> {

@@ -57,6 +57,7 @@ mod history;
 mod history_trim;
 mod inspect;
 mod intake;
+mod lazy_sender;
 mod lifecycle;
 mod list;
 mod login;

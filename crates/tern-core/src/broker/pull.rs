@@ -3,7 +3,6 @@
 
 use super::session::{Downlink, Out};
 use super::{Broker, BrokerEvent};
-use crate::reliability::Sender;
 use crate::store::Store;
 use crate::time::Time;
 use crate::wire::{ErrorCode, ErrorFrame, Frame, PageEnd};
@@ -67,11 +66,7 @@ impl<S: Store> Broker<S> {
         })));
         if end && matches!(s.down, Downlink::Pull) {
             let seed = rand::Rng::gen(&mut self.rng);
-            s.down = Downlink::Push(Box::new(Sender::new(
-                self.cfg.downlink.clone(),
-                last + 1,
-                seed,
-            )));
+            s.down = Downlink::Push(super::lazy_sender::LazySender::new(last + 1, None, seed));
         }
         self.touch(sid);
     }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::Peer;
-use crate::reliability::{AckCoalescer, Receiver, Sender};
+use crate::reliability::{AckCoalescer, Receiver};
 use crate::seal::{Channel, KEY_LEN, SEAL_OVERHEAD};
 use crate::store::Origin;
 use crate::time::Time;
@@ -25,8 +25,9 @@ pub(crate) enum Downlink {
     /// The backlog was large at login: the device pulls pages and is sent
     /// NOTIFY hints; pushing starts once a pull reaches the end.
     Pull,
-    /// Entries are pushed through a retransmission queue.
-    Push(Box<Sender<DownItem>>),
+    /// Entries are pushed through a retransmission queue (allocated when
+    /// the first entry is pushed).
+    Push(super::lazy_sender::LazySender),
 }
 
 /// The sealed-UDP state of a session (see `crate::seal`).
