@@ -161,6 +161,21 @@ impl Pair {
         self.submit(client, op);
     }
 
+    /// Client `client` asks for its whole conversation list (previews of
+    /// 16 bytes) and gets it; panics if it does not arrive.
+    pub fn list(&mut self, client: usize) -> tern_core::client::ConvList {
+        let now = self.now;
+        assert!(self.clients[client].1.request_list(now, 0, 16));
+        let ev = self.settle();
+        ev[client]
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::ConvList(l) => Some(l.clone()),
+                _ => None,
+            })
+            .expect("the list arrives")
+    }
+
     /// Client `client` submits `n` one-byte messages to user `to`.
     pub fn send(&mut self, client: usize, to: u64, n: u64) {
         for _ in 0..n {

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
-use tern_core::client::{ClientConfig, ClientConn, ClientEvent, ConvList, Outgoing};
+use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
 use tern_core::conv::ConvKey;
 use tern_core::store::Store;
 use tern_core::wire::{ConvRef, GroupAction, GroupEventKind, SyncBody};
@@ -34,19 +34,6 @@ fn seen(events: &[ClientEvent], g: u64) -> Vec<(u64, String)> {
             _ => None,
         })
         .collect()
-}
-
-fn list(p: &mut Pair, client: usize) -> ConvList {
-    let now = p.now;
-    assert!(p.clients[client].1.request_list(now, 0, 16));
-    let ev = p.settle();
-    ev[client]
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::ConvList(l) => Some(l.clone()),
-            _ => None,
-        })
-        .expect("the list arrives")
 }
 
 /// The head of `user`'s sync timeline (entries ever appended).
@@ -125,7 +112,7 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
     assert!(p.broker.stats().group_entries_skipped >= 3);
 
     come_back(&mut p, d, DAVE);
-    let l = list(&mut p, d);
+    let l = p.list(d);
     let item = l
         .items
         .iter()
@@ -164,7 +151,7 @@ fn an_offline_member_gets_no_entry_and_its_list_counts_what_it_missed_at_login()
         },
     );
     p.settle();
-    let l = list(&mut p, d);
+    let l = p.list(d);
     let item = l
         .items
         .iter()
@@ -219,7 +206,7 @@ fn crossing_the_threshold_back_keeps_the_counts_of_members_left_behind() {
     p.post(a, ConvRef::group(g), "back to write fan-out");
     p.settle();
     come_back(&mut p, b, BOB);
-    let l = list(&mut p, b);
+    let l = p.list(b);
     let item = l
         .items
         .iter()

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
-use tern_core::client::{ClientEvent, ConvList, HistoryPage, Outgoing};
+use tern_core::client::{ClientEvent, HistoryPage, Outgoing};
 use tern_core::wire::{
     ConvKind, ConvRef, Entry, ErrorCode, GroupAction, GroupEventKind, GroupRole, RecordBody,
     SyncBody,
@@ -66,19 +66,6 @@ fn rejections(events: &[ClientEvent]) -> Vec<u64> {
             _ => None,
         })
         .collect()
-}
-
-fn list(p: &mut Pair, client: usize) -> ConvList {
-    let now = p.now;
-    assert!(p.clients[client].1.request_list(now, 0, 16));
-    let ev = p.settle();
-    ev[client]
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::ConvList(l) => Some(l.clone()),
-            _ => None,
-        })
-        .expect("the list arrives")
 }
 
 fn history(p: &mut Pair, client: usize, conv: ConvRef) -> HistoryPage {
@@ -148,7 +135,7 @@ fn a_group_message_reaches_every_member_device_the_senders_other_devices_include
         .iter()
         .all(|e| !matches!(e.body, SyncBody::Receipt { .. })));
     // The group is in every member's list, with unread counts and a preview.
-    let l = list(&mut p, c);
+    let l = p.list(c);
     let item = l
         .items
         .iter()
@@ -161,7 +148,7 @@ fn a_group_message_reaches_every_member_device_the_senders_other_devices_include
             .map(|pv| (pv.from_user, pv.head.clone())),
         Some((ALICE, Bytes::from_static(b"hi bob")))
     );
-    let l = list(&mut p, a2);
+    let l = p.list(a2);
     let item = l
         .items
         .iter()
