@@ -167,6 +167,16 @@ impl<S: Store> Broker<S> {
                 s.peer = from;
                 self.stats.migrations += 1;
             }
+            // A downlink that gave up (its retry budget ran out) starts
+            // again on any fresh packet of its client, not only a
+            // HEARTBEAT: a client busy asking for lists and history pages
+            // is never silent long enough to send one.
+            if s.unreachable {
+                s.unreachable = false;
+                if let Downlink::Push(sender) = &mut s.down {
+                    sender.revive(now);
+                }
+            }
         }
         s.last_heard = now;
         self.touch(sid);
@@ -240,6 +250,8 @@ impl<S: Store> Broker<S> {
                 };
                 s.out.push_back(Out::Frame(Frame::HeartbeatAck(nonce)));
                 if s.unreachable {
+                    // An old HEARTBEAT (numbered below the newest packet)
+                    // still revives a downlink, as it always did.
                     s.unreachable = false;
                     if let Downlink::Push(sender) = &mut s.down {
                         sender.revive(now);
