@@ -3,6 +3,7 @@
 //! deletions), and the range sets a client uses to know which parts of a
 //! storage timeline it holds and which are missing.
 
+mod fenwick;
 mod key;
 mod positions;
 mod ranges;

@@ -6,13 +6,13 @@
 //! leaves the states of offline members behind; this index brings one up to
 //! date when its user comes back, whatever the backlog.
 //!
-//! A Fenwick tree over positions plus one bit per position (to rebuild the
-//! tree when it grows, doubling, so appending costs amortised O(log H)).
+//! A Fenwick tree over positions plus one bit per position (the points it
+//! is rebuilt from when it grows).
 
 /// Counted positions of one timeline.
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
-    tree: Vec<u32>,
+    tree: super::fenwick::Fenwick,
     marked: Vec<u64>,
     /// Every position up to this one is accounted for.
     covered: u64,
@@ -43,23 +43,13 @@ impl Positions {
         if self.is_counted(pos) == counted {
             return;
         }
-        if pos as usize + 1 > self.tree.len() {
-            self.grow(pos as usize + 1);
-        }
+        self.tree.reserve(pos, marked_positions(&self.marked));
         let (w, b) = (pos as usize / 64, pos % 64);
         if self.marked.len() <= w {
             self.marked.resize(w + 1, 0);
         }
         self.marked[w] ^= 1 << b;
-        let mut i = pos as usize + 1;
-        while i <= self.tree.len() {
-            if counted {
-                self.tree[i - 1] += 1;
-            } else {
-                self.tree[i - 1] -= 1;
-            }
-            i += i & i.wrapping_neg();
-        }
+        self.tree.add(pos, if counted { 1 } else { -1 });
     }
 
     /// Counted positions in `low ..= high` (none when `low > high`).
@@ -67,38 +57,27 @@ impl Positions {
         if low > high {
             return 0;
         }
-        let below = if low == 0 { 0 } else { self.prefix(low - 1) };
-        self.prefix(high) - below
+        let below = if low == 0 {
+            0
+        } else {
+            self.tree.prefix(low - 1)
+        };
+        self.tree.prefix(high) - below
     }
+}
 
-    /// Counted positions in `0 ..= pos`.
-    fn prefix(&self, pos: u64) -> u64 {
-        let mut i = (pos.saturating_add(1)).min(self.tree.len() as u64) as usize;
-        let mut sum = 0u64;
-        while i > 0 {
-            sum += u64::from(self.tree[i - 1]);
-            i -= i & i.wrapping_neg();
-        }
-        sum
-    }
-
-    /// Rebuilds the tree with room for `need` positions.
-    fn grow(&mut self, need: usize) {
-        let size = need.next_power_of_two().max(64);
-        self.tree = vec![0; size];
-        for (w, word) in self.marked.iter().enumerate() {
-            let mut bits = *word;
-            while bits != 0 {
-                let b = bits.trailing_zeros() as usize;
+/// The positions whose bit is set, ascending.
+fn marked_positions(marked: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    marked.iter().enumerate().flat_map(|(w, word)| {
+        let mut bits = *word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = u64::from(bits.trailing_zeros());
                 bits &= bits - 1;
-                let mut i = w * 64 + b + 1;
-                while i <= size {
-                    self.tree[i - 1] += 1;
-                    i += i & i.wrapping_neg();
-                }
-            }
-        }
-    }
+                w as u64 * 64 + b
+            })
+        })
+    })
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 /// Members' read positions in one group, counted by position.
 #[derive(Debug, Clone, Default)]
 pub struct ReadCounts {
-    /// Fenwick tree over positions `0 ..= tree.len() - 1` (index + 1).
-    tree: Vec<i64>,
+    /// Members counted by position.
+    tree: super::fenwick::Fenwick,
     /// Each member's position.
     cursors: HashMap<u64, u64>,
 }
@@ -29,61 +29,28 @@ impl ReadCounts {
     /// Counts `user` at `pos` (moving it if counted already).
     pub fn set(&mut self, user: u64, pos: u64) {
         // Room first: growing rebuilds from the cursors as they are.
-        if pos as usize + 1 > self.tree.len() {
-            self.grow(pos as usize + 1);
-        }
+        self.tree.reserve(pos, self.cursors.values().copied());
         if let Some(old) = self.cursors.insert(user, pos) {
-            self.add(old, -1);
+            self.tree.add(old, -1);
         }
-        self.add(pos, 1);
+        self.tree.add(pos, 1);
     }
 
     /// Stops counting `user`.
     pub fn remove(&mut self, user: u64) {
         if let Some(old) = self.cursors.remove(&user) {
-            self.add(old, -1);
+            self.tree.add(old, -1);
         }
     }
 
     /// Members whose position is at or past `seq`.
     pub fn at_or_past(&self, seq: u64) -> u64 {
-        let below = if seq == 0 { 0 } else { self.prefix(seq - 1) };
-        (self.cursors.len() as i64 - below).max(0) as u64
-    }
-
-    /// Adds `delta` at `pos`, which [`ReadCounts::set`] made room for.
-    fn add(&mut self, pos: u64, delta: i64) {
-        let mut i = pos as usize + 1;
-        while i <= self.tree.len() {
-            self.tree[i - 1] += delta;
-            i += i & i.wrapping_neg();
-        }
-    }
-
-    /// Sum over positions `0 ..= pos`.
-    fn prefix(&self, pos: u64) -> i64 {
-        let mut i = (pos as usize + 1).min(self.tree.len());
-        let mut sum = 0;
-        while i > 0 {
-            sum += self.tree[i - 1];
-            i -= i & i.wrapping_neg();
-        }
-        sum
-    }
-
-    /// Rebuilds the tree with room for `need` positions (doubling, so a
-    /// growing timeline costs amortised O(1) per record).
-    fn grow(&mut self, need: usize) {
-        let size = need.next_power_of_two().max(64);
-        self.tree = vec![0; size];
-        let cursors: Vec<u64> = self.cursors.values().copied().collect();
-        for pos in cursors {
-            let mut i = pos as usize + 1;
-            while i <= size {
-                self.tree[i - 1] += 1;
-                i += i & i.wrapping_neg();
-            }
-        }
+        let below = if seq == 0 {
+            0
+        } else {
+            self.tree.prefix(seq - 1)
+        };
+        (self.cursors.len() as u64).saturating_sub(below)
     }
 }
 
