@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::session::DownItem;
-use crate::reliability::{QueueFull, RttEstimator, Sender, SenderConfig, SenderEvent};
+use crate::reliability::{QueueFull, Sender, SenderConfig, SenderEvent};
 use crate::time::Time;
 
 /// The sender, or what making it needs.
@@ -144,15 +144,6 @@ impl LazySender {
                 let st = s.stats();
                 st.timeout_retransmits + st.fast_retransmits
             }
-        }
-    }
-
-    /// The RTT estimate, if a sender exists.
-    #[allow(dead_code)]
-    pub fn rtt(&self) -> Option<&RttEstimator> {
-        match self {
-            LazySender::Idle { .. } => None,
-            LazySender::Live(s) => Some(s.rtt()),
         }
     }
 }

@@ -275,31 +275,7 @@ impl Mux {
         if let Some(Reverse((t, _))) = self.timers.peek() {
             wait = wait.min(t.saturating_since(now));
         }
-        for fd in &mut self.fds {
-            fd.revents = 0;
-        }
-        let ts = libc::timespec {
-            tv_sec: wait.as_secs() as libc::time_t,
-            tv_nsec: wait.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe {
-            libc::ppoll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != ErrorKind::Interrupted {
-                return Err(BenchError::Io {
-                    what: "ppoll".into(),
-                    source: e,
-                });
-            }
-        }
+        let n = super::util::ppoll(&mut self.fds, wait)?;
         let now = self.now();
         if n > 0 {
             for sock in 0..self.fds.len() {

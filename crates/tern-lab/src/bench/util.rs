@@ -381,3 +381,37 @@ pub fn wait_until(timeout: Duration, step: Duration, mut f: impl FnMut() -> bool
         std::thread::sleep(step);
     }
 }
+
+/// Waits up to `wait` for any of `fds` to become ready (their `revents`
+/// cleared first, then set); returns how many are. An interrupted wait
+/// counts as none ready.
+pub fn ppoll(fds: &mut [libc::pollfd], wait: Duration) -> Result<usize> {
+    for fd in fds.iter_mut() {
+        fd.revents = 0;
+    }
+    let ts = libc::timespec {
+        tv_sec: wait.as_secs() as libc::time_t,
+        tv_nsec: wait.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the
+    // given length, and `ts` outlives the call.
+    let n = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(BenchError::Io {
+                what: "ppoll".into(),
+                source: e,
+            });
+        }
+        return Ok(0);
+    }
+    Ok(n as usize)
+}
