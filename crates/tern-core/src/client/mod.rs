@@ -72,7 +72,12 @@ pub struct ClientConn {
     /// Operations submitted before the first login gave us a sequence base.
     waiting: VecDeque<(OpId, Outgoing)>,
     uplink: Option<Sender<(OpId, Outgoing)>>,
-    rejected: HashMap<u64, u64>,
+    /// Operations marked refused: uplink seq → (error code, id of the
+    /// session whose datagram carried the ERROR). A mark settles an
+    /// operation only on that session: a server may refuse before the
+    /// refusal is durable, crash, and store the operation when it is sent
+    /// again to its next incarnation.
+    rejected: HashMap<u64, (u64, u64)>,
     downlink: Receiver<Entry>,
     /// Protocol version logged in with: the configured one, or 1 once the
     /// server said it speaks only that.

@@ -257,7 +257,7 @@ impl ClientConn {
     pub(super) fn on_error(&mut self, now: Time, sid: u64, e: ErrorFrame) {
         let code = ErrorCode::from_code(e.code);
         if e.seq != 0 {
-            self.rejected.insert(e.seq, e.code);
+            self.rejected.insert(e.seq, (e.code, sid));
             return;
         }
         match code {

@@ -60,7 +60,7 @@ impl ClientConn {
         // Everything below `next` was stored (its ACK was lost).
         items.retain(|(seq, (op, _))| {
             if *seq < next {
-                let ev = match self.rejected.remove(seq) {
+                let ev = match take_refusal(&mut self.rejected, self.session_id, *seq) {
                     Some(code) => ClientEvent::Rejected {
                         op: *op,
                         seq: *seq,
@@ -111,11 +111,12 @@ impl ClientConn {
         while let Some(ev) = s.poll_event() {
             match ev {
                 SenderEvent::Acked { seq, item: (op, o) } => {
-                    let refused = self.rejected.remove(&seq).or_else(|| {
-                        // Sent as a version 1 no-op: not carried out.
-                        (v1 && !o.in_version_1())
-                            .then_some(crate::wire::ErrorCode::NotAllowed as u64)
-                    });
+                    let refused =
+                        take_refusal(&mut self.rejected, self.session_id, seq).or_else(|| {
+                            // Sent as a version 1 no-op: not carried out.
+                            (v1 && !o.in_version_1())
+                                .then_some(crate::wire::ErrorCode::NotAllowed as u64)
+                        });
                     let ev = match refused {
                         Some(code) => ClientEvent::Rejected { op, seq, code },
                         None => ClientEvent::Stored {
@@ -132,4 +133,17 @@ impl ClientConn {
             }
         }
     }
+}
+
+/// The refusal of operation `seq` being settled on `session`, if that
+/// session marked it (a mark from an earlier session is void: see
+/// `ClientConn::rejected`).
+fn take_refusal(
+    rejected: &mut std::collections::HashMap<u64, (u64, u64)>,
+    session: u64,
+    seq: u64,
+) -> Option<u64> {
+    rejected
+        .remove(&seq)
+        .and_then(|(code, sid)| (sid == session).then_some(code))
 }
