@@ -81,13 +81,15 @@ async fn api_request(bridge: &mut Option<Bridge>) -> Option<Request> {
     }
 }
 
+/// Hands the committer every batch the broker lets out: up to
+/// `max_commits_in_flight`, so the next batch is written while one syncs.
 fn start_commit(
     broker: &mut Broker<RocksStore>,
     committer: &GroupCommitter<RocksStore>,
     done: &mpsc::UnboundedSender<Done>,
     live: Option<&Arc<Live>>,
 ) {
-    if let Some(c) = broker.poll_commit() {
+    while let Some(c) = broker.poll_commit() {
         let tx = done.clone();
         let id = c.id;
         let (started, live) = (Instant::now(), live.cloned());
@@ -105,6 +107,24 @@ fn start_commit(
             // rolls back and nothing staged is ever acknowledged.
             let _ = done.send((id, Err(Fault::committer_stopped())));
         }
+    }
+}
+
+/// Reports a batch's outcome to the broker. If that rolled the broker back,
+/// the batches handed out after the failed one are void: the committer
+/// fails them unwritten (its fence) until told to resume, which it is now,
+/// before any batch built on the rolled-back state is submitted.
+fn committed(
+    broker: &mut Broker<RocksStore>,
+    committer: &GroupCommitter<RocksStore>,
+    now: Time,
+    id: u64,
+    result: Result<(), String>,
+) {
+    let failures = broker.stats().commit_failures;
+    broker.handle_committed(now, id, result);
+    if broker.stats().commit_failures > failures {
+        committer.resume();
     }
 }
 
@@ -189,7 +209,7 @@ pub async fn serve(
             Some((id, result)) = done_rx.recv() => {
                 let verdict = health.on_commit(result.as_ref().map(|_| ()));
                 let result = result.map_err(|f| f.text().to_string());
-                broker.handle_committed(clock.now(), id, result);
+                committed(&mut broker, &committer, clock.now(), id, result);
                 if let Verdict::Stop(reason) = verdict {
                     break Some(reason);
                 }
@@ -281,9 +301,13 @@ async fn drain(
             break;
         }
         match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some((id, r))) => {
-                broker.handle_committed(clock.now(), id, r.map_err(|f| f.text().to_string()))
-            }
+            Ok(Some((id, r))) => committed(
+                broker,
+                committer,
+                clock.now(),
+                id,
+                r.map_err(|f| f.text().to_string()),
+            ),
             _ => break,
         }
     }

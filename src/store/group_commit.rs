@@ -35,8 +35,14 @@
 //!
 //! # Failure
 //!
-//! A store error is reported to every batch of the failed group; the
-//! committer keeps running. If `Store::commit` *panics*, the store's state is
+//! A store error is reported to every batch of the failed group, and the
+//! committer **fences**: every batch queued after the failed group fails
+//! with the same error, unwritten, until the submitter calls
+//! [`resume`](GroupCommitter::resume). A submitter that pipelines (submits
+//! a batch built on the in-memory effects of one not yet durable) needs
+//! this: the later batch must never land without the earlier one. It rolls
+//! back when it hears of the failure, then resumes; batches submitted after
+//! that are written again. If `Store::commit` *panics*, the store's state is
 //! unknown: the committer fails stop. The batches of that group and every
 //! later one are dropped without completion (handles report
 //! [`CommitError::Closed`]; callbacks are dropped unrun, so a tokio oneshot
@@ -220,6 +226,13 @@ struct Job<E> {
     done: Completion<E>,
 }
 
+/// What the queue carries.
+enum Item<E> {
+    Batch(Job<E>),
+    /// Lift the fence of a failed group (see the module docs).
+    Resume,
+}
+
 #[derive(Default)]
 struct Counters {
     batches: AtomicU64,
@@ -237,7 +250,7 @@ struct Counters {
 /// submitting threads.
 pub struct GroupCommitter<S: Store> {
     store: Arc<S>,
-    tx: Option<Sender<Job<S::Error>>>,
+    tx: Option<Sender<Item<S::Error>>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -301,10 +314,20 @@ impl<S: Store> GroupCommitter<S> {
         let Some(tx) = self.tx.as_ref().filter(|_| !self.is_dead()) else {
             return Err((Closed(job.batch), job.done));
         };
-        tx.send(job).map_err(|e| {
-            let job = e.into_inner();
-            (Closed(job.batch), job.done)
+        tx.send(Item::Batch(job)).map_err(|e| match e.into_inner() {
+            Item::Batch(job) => (Closed(job.batch), job.done),
+            Item::Resume => unreachable!("a batch was sent"),
         })
+    }
+
+    /// Lifts the fence a failed group left: batches submitted from now on
+    /// are written again. Call it once per failure heard of, after rolling
+    /// back whatever the failed batches had assumed. Blocks while the queue
+    /// is full; a stopped committer ignores it.
+    pub fn resume(&self) {
+        if let Some(tx) = self.tx.as_ref() {
+            let _ = tx.send(Item::Resume);
+        }
     }
 
     /// Queues `batch` if there is room, without blocking.
@@ -332,9 +355,10 @@ impl<S: Store> GroupCommitter<S> {
         let Some(tx) = self.tx.as_ref().filter(|_| !self.is_dead()) else {
             return Err(TrySubmitError::Closed((job.batch, job.done)));
         };
-        tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) => TrySubmitError::Busy((j.batch, j.done)),
-            TrySendError::Disconnected(j) => TrySubmitError::Closed((j.batch, j.done)),
+        tx.try_send(Item::Batch(job)).map_err(|e| match e {
+            TrySendError::Full(Item::Batch(j)) => TrySubmitError::Busy((j.batch, j.done)),
+            TrySendError::Disconnected(Item::Batch(j)) => TrySubmitError::Closed((j.batch, j.done)),
+            _ => unreachable!("a batch was sent"),
         })
     }
 
@@ -403,17 +427,33 @@ fn channel_completion<E: Send + Sync + 'static>() -> (Completion<E>, CommitHandl
 }
 
 /// The committer thread.
-fn run<S: Store>(store: &S, rx: &Receiver<Job<S::Error>>, c: &Counters, max_group: usize) {
+fn run<S: Store>(store: &S, rx: &Receiver<Item<S::Error>>, c: &Counters, max_group: usize) {
     let mut group: Vec<Job<S::Error>> = Vec::new();
     let mut merged = WriteBatch::default();
     let mut dones: Vec<Completion<S::Error>> = Vec::new();
+    // The error of the last failed group, until a resume.
+    let mut fence: Option<Arc<S::Error>> = None;
     // `recv` keeps returning queued jobs after the queue is closed, so a
     // shutdown commits everything submitted before it.
-    while let Ok(first) = rx.recv() {
+    while let Ok(item) = rx.recv() {
+        let first = match item {
+            Item::Resume => {
+                fence = None;
+                continue;
+            }
+            Item::Batch(job) => job,
+        };
+        if let Some(e) = &fence {
+            c.failed_batches.fetch_add(1, Ordering::Relaxed);
+            complete(first.done, Err(e.clone()));
+            continue;
+        }
         group.push(first);
         while group.len() < max_group {
             match rx.try_recv() {
-                Ok(j) => group.push(j),
+                Ok(Item::Batch(j)) => group.push(j),
+                // Not fenced: nothing to lift.
+                Ok(Item::Resume) => {}
                 Err(_) => break,
             }
         }
@@ -456,15 +496,13 @@ fn run<S: Store>(store: &S, rx: &Receiver<Job<S::Error>>, c: &Counters, max_grou
             Err(e) => {
                 tracing::error!(error = %e, batches = n, ops, "group commit failed");
                 c.failed_batches.fetch_add(n, Ordering::Relaxed);
+                fence = Some(e.clone());
             }
         }
         c.largest_group.fetch_max(n, Ordering::Relaxed);
 
         for done in dones.drain(..) {
-            let r = result.clone();
-            if catch_unwind(AssertUnwindSafe(move || done(r))).is_err() {
-                tracing::error!("group commit completion callback panicked");
-            }
+            complete(done, result.clone());
         }
 
         // Reuse the allocation of the merged op list for the next group.
@@ -479,9 +517,15 @@ fn run<S: Store>(store: &S, rx: &Receiver<Job<S::Error>>, c: &Counters, max_grou
     }
 }
 
+fn complete<E>(done: Completion<E>, r: CommitResult<E>) {
+    if catch_unwind(AssertUnwindSafe(move || done(r))).is_err() {
+        tracing::error!("group commit completion callback panicked");
+    }
+}
+
 /// The store panicked mid-commit: its state is unknown. Drop every pending
 /// completion unrun (waiters see `Closed`) until the committer is dropped.
-fn fail_stop<E>(c: &Counters, rx: &Receiver<Job<E>>, dones: &mut Vec<Completion<E>>) {
+fn fail_stop<E>(c: &Counters, rx: &Receiver<Item<E>>, dones: &mut Vec<Completion<E>>) {
     tracing::error!("store panicked during group commit; the committer stops");
     c.dead.store(true, Ordering::Release);
     dones.clear();

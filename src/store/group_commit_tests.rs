@@ -288,12 +288,56 @@ fn errors_reach_the_whole_group() {
         _ => panic!("expected store errors"),
     }
     assert!(seqs(&*store, 1).is_empty());
-    // The committer keeps going once the store recovers.
+    // The committer keeps going once the store recovers and the submitter
+    // has resumed.
     store.fail.store(false, Ordering::SeqCst);
+    gc.resume();
     gc.commit(append(1, 5)).unwrap();
     assert_eq!(seqs(&*store, 1), vec![5]);
     let st = gc.stats();
-    assert_eq!((st.batches, st.failed_batches, st.fsyncs), (1, 4, 3));
+    // The batches queued behind the failed one were fenced: never tried.
+    assert_eq!((st.batches, st.failed_batches, st.fsyncs), (1, 4, 2));
+}
+
+/// A pipelining submitter's later batch assumes the earlier one landed: it
+/// must not be written after that one failed, even once the store works
+/// again, until the submitter has heard of the failure and resumed.
+#[test]
+fn batches_behind_a_failed_one_are_fenced_until_resume() {
+    let store = Arc::new(GateStore::default());
+    let gc = GroupCommitter::new(store.clone()).unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    let first = gc.submit(append(1, 1)).unwrap();
+    store.wait_entered(1);
+    store.set_open(true);
+    assert!(matches!(first.wait(), Err(CommitError::Store(_))));
+    // The disk is back, but the submitter has not rolled back yet.
+    store.fail.store(false, Ordering::SeqCst);
+    let built_on_first = gc.submit(append(1, 2)).unwrap();
+    assert!(matches!(built_on_first.wait(), Err(CommitError::Store(_))));
+    assert!(
+        seqs(&*store, 1).is_empty(),
+        "nothing written past the failure"
+    );
+    gc.resume();
+    gc.commit(append(1, 1)).unwrap();
+    gc.commit(append(1, 2)).unwrap();
+    assert_eq!(seqs(&*store, 1), vec![1, 2]);
+    let st = gc.stats();
+    assert_eq!((st.batches, st.failed_batches, st.fsyncs), (2, 2, 3));
+}
+
+/// A resume with no failure to lift changes nothing.
+#[test]
+fn a_resume_without_a_failure_is_harmless() {
+    let store = Arc::new(GateStore::default());
+    store.set_open(true);
+    let gc = GroupCommitter::new(store.clone()).unwrap();
+    gc.resume();
+    gc.commit(append(1, 1)).unwrap();
+    gc.resume();
+    gc.commit(append(1, 2)).unwrap();
+    assert_eq!(seqs(&*store, 1), vec![1, 2]);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! the seed.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,10 @@ struct World<'a> {
     store: Arc<MemStore>,
     keys: TokenKeys,
     broker: Broker<MemStore>,
-    commit: Option<(Time, tern_core::broker::Commit)>,
+    /// Batches out for commit, oldest first, each with the time its sync
+    /// ends: the store commits them one after another, as the daemon's
+    /// committer thread does.
+    commits: VecDeque<(Time, tern_core::broker::Commit)>,
     clients: Vec<SimClient>,
     by_addr: HashMap<SocketAddr, usize>,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
@@ -97,7 +100,7 @@ impl<'a> World<'a> {
             now: Time::ZERO,
             store,
             broker,
-            commit: None,
+            commits: VecDeque::new(),
             clients: Vec::new(),
             by_addr: HashMap::new(),
             queue: BinaryHeap::new(),
@@ -247,7 +250,7 @@ impl<'a> World<'a> {
 
     fn quiescent(&self) -> bool {
         self.queue.is_empty()
-            && self.commit.is_none()
+            && self.commits.is_empty()
             && !self.broker.commit_in_flight()
             && self.clients.iter().all(SimClient::is_idle)
             && self.checker.all_delivered(u64::from(self.cfg.devices))
@@ -291,7 +294,7 @@ impl<'a> World<'a> {
                 .map(|Reverse((at, _, _))| Time::from_micros(*at)),
         );
         consider(self.broker.poll_timeout());
-        consider(self.commit.as_ref().map(|(at, _)| *at));
+        consider(self.commits.front().map(|(at, _)| *at));
         consider(self.crash_at.first().copied());
         consider(self.client_crash_at.first().copied());
         for c in &self.clients {
@@ -361,19 +364,18 @@ impl<'a> World<'a> {
 
     fn run_commits(&mut self) {
         let now = self.now;
-        if let Some((at, _)) = &self.commit {
-            if *at <= now {
-                let (_, c) = self.commit.take().expect("checked above");
-                self.store
-                    .commit(&c.batch)
-                    .expect("memory store cannot fail");
-                self.broker.handle_committed(now, c.id, Ok(()));
-            }
+        while self.commits.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, c) = self.commits.pop_front().expect("checked above");
+            self.store
+                .commit(&c.batch)
+                .expect("memory store cannot fail");
+            self.broker.handle_committed(now, c.id, Ok(()));
         }
-        if self.commit.is_none() {
-            if let Some(c) = self.broker.poll_commit() {
-                self.commit = Some((now + self.cfg.commit_latency, c));
-            }
+        // Everything staged goes out at once, up to the broker's limit of
+        // batches in flight; each syncs after the one before it.
+        while let Some(c) = self.broker.poll_commit() {
+            let start = self.commits.back().map_or(now, |(at, _)| (*at).max(now));
+            self.commits.push_back((start + self.cfg.commit_latency, c));
         }
     }
 
@@ -383,7 +385,17 @@ impl<'a> World<'a> {
         }
         self.report.crashes += 1;
         self.count_group_stats();
-        self.commit = None; // the in-flight batch never reached the disk
+        // The batches out for commit: the oldest ones may have reached the
+        // disk without the broker hearing of it, the rest never did.
+        let landed = match self.commits.len() {
+            0 => 0,
+            n => self.rng.gen_range(0..=n),
+        };
+        for (_, c) in self.commits.drain(..).take(landed) {
+            self.store
+                .commit(&c.batch)
+                .expect("memory store cannot fail");
+        }
         self.broker = Broker::new(
             self.cfg.broker.clone(),
             self.store.clone(),

@@ -1,8 +1,13 @@
 //! The commit cycle: writes are staged as frames are handled, handed out
-//! as one batch at a time ([`Broker::poll_commit`]), and acted on only
-//! once the driver reports them durable ([`Broker::handle_committed`]):
-//! uplink ACKs released, entries pushed. A failed commit rolls back every
-//! in-memory assumption.
+//! as batches ([`Broker::poll_commit`]), and acted on only once the driver
+//! reports them durable ([`Broker::handle_committed`]): uplink ACKs
+//! released, entries pushed. Up to `max_commits_in_flight` batches are out
+//! at once, so the driver can write the next while one syncs; they
+//! complete in the order they were handed out. A failed commit rolls back
+//! every in-memory assumption, and with it every later batch still out:
+//! the driver must never apply a batch handed out before that failure was
+//! reported to the broker (the daemon's committer fences them, the
+//! simulator drops them).
 
 use super::convs::StagedConvs;
 use super::session::Out;
@@ -53,14 +58,16 @@ pub(super) struct InFlight {
 impl<S: Store> Broker<S> {
     /// True while a batch is out for commit.
     pub fn commit_in_flight(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
     }
 
-    /// The next batch to commit, if none is in flight and writes are staged.
+    /// The next batch to commit, if writes are staged and fewer than
+    /// `max_commits_in_flight` batches are out.
     pub fn poll_commit(&mut self) -> Option<Commit> {
-        if self.in_flight.is_some() || self.staged.is_empty() {
+        if self.in_flight.len() >= self.cfg.max_commits_in_flight.max(1) || self.staged.is_empty() {
             return None;
         }
+        let id = self.next_commit;
         let staged = std::mem::take(&mut self.staged);
         let mut batch = WriteBatch::default();
         for (user, entry) in &staged.appends {
@@ -100,10 +107,9 @@ impl<S: Store> Broker<S> {
                 up_to: *up_to,
             });
         }
-        self.batch_convs(&staged.convs, &mut batch);
-        let id = self.next_commit;
+        self.batch_convs(id, &staged.convs, &mut batch);
         self.next_commit += 1;
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             id,
             appends: staged.appends,
             devices,
@@ -114,7 +120,7 @@ impl<S: Store> Broker<S> {
 
     /// The conversation writes of a batch: records, timeline metadata, user
     /// states (moving their list-index rows), hidden records, trims.
-    fn batch_convs(&mut self, staged: &StagedConvs, batch: &mut WriteBatch) {
+    fn batch_convs(&mut self, id: u64, staged: &StagedConvs, batch: &mut WriteBatch) {
         for (conv, record) in &staged.records {
             batch.ops.push(WriteOp::PutRecord {
                 conv: *conv,
@@ -124,6 +130,7 @@ impl<S: Store> Broker<S> {
         for conv in &staged.dirty_timelines {
             if let Some(t) = self.convs.timelines.get_mut(conv) {
                 t.dirty = false;
+                t.written = id;
                 batch.ops.push(WriteOp::ConvMeta {
                     conv: *conv,
                     meta: t.meta,
@@ -133,6 +140,7 @@ impl<S: Store> Broker<S> {
         for (user, conv) in &staged.dirty_user_convs {
             if let Some(slot) = self.convs.user_convs.get_mut(&(*user, *conv)) {
                 slot.dirty = false;
+                slot.written = id;
                 batch.ops.push(WriteOp::UserConv {
                     user: *user,
                     conv: *conv,
@@ -158,6 +166,7 @@ impl<S: Store> Broker<S> {
         for (group, user) in &staged.members {
             if let Some(g) = self.convs.groups.get_mut(group) {
                 g.dirty.retain(|u| u != user);
+                g.written = id;
                 if let Some(member) = g.rows.get(user) {
                     batch.ops.push(WriteOp::GroupMember {
                         group: *group,
@@ -169,14 +178,18 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// The driver's report on a batch from [`Broker::poll_commit`].
+    /// The driver's report on a batch from [`Broker::poll_commit`]. Reports
+    /// come in the order the batches were handed out; a report on a batch
+    /// no longer out (dropped by an earlier failure) is ignored.
     pub fn handle_committed(&mut self, now: Time, id: u64, result: Result<(), String>) {
-        let Some(done) = self.in_flight.take_if(|f| f.id == id) else {
+        if self.in_flight.front().is_none_or(|f| f.id != id) {
             return;
-        };
+        }
+        let done = self.in_flight.pop_front().expect("checked above");
         match result {
             Ok(()) => {
                 self.stats.commits += 1;
+                self.durable_commit = id;
                 self.on_durable(now, done);
                 self.release_lists(now, Some(id));
                 self.evict_conv_caches();
@@ -239,6 +252,8 @@ impl<S: Store> Broker<S> {
     /// whose operations were dropped are told why (ERROR 12, transient).
     pub(super) fn roll_back(&mut self) {
         self.staged = Staged::default();
+        // Later batches built on the failed one's writes: they are void.
+        self.in_flight.clear();
         let dropped = self.sessions_with_unstored_uplink();
         self.convs = Default::default();
         let live: Vec<(u64, u64, u32, u8)> = self

@@ -37,6 +37,12 @@ pub struct BrokerConfig {
     /// (`None`: kept forever). Never shorter than `retention`: a sync entry
     /// outlives the record it names only as a marker.
     pub history_retention: Option<Duration>,
+    /// Batches out for commit at once, at most. More than one lets the
+    /// driver start writing the next batch while one syncs; batches still
+    /// complete in order, and a failed one fails every later one with it
+    /// (the driver must not apply a batch after a failed one: see
+    /// [`Broker::handle_committed`](super::Broker::handle_committed)).
+    pub max_commits_in_flight: usize,
     /// Conversation timelines (and user states) cached, at most, before
     /// the clean ones are dropped after a commit.
     pub conv_cache_entries: usize,
@@ -112,6 +118,7 @@ impl Default for BrokerConfig {
             uplink: ReceiverConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: None,
+            max_commits_in_flight: 4,
             conv_cache_entries: 65_536,
             group_max_members: 100_000,
             group_write_fanout_max: 500,

@@ -16,6 +16,8 @@ pub(crate) struct ConvCache {
     pub meta: ConvMeta,
     /// Staged for the next batch.
     pub dirty: bool,
+    /// Id of the last batch that wrote it (eviction waits for it).
+    pub written: u64,
     /// When history retention last looked at it.
     pub swept_at: Option<crate::time::Time>,
 }
@@ -29,6 +31,8 @@ pub(crate) struct UserConvSlot {
     pub written_version: u64,
     /// Staged for the next batch.
     pub dirty: bool,
+    /// Id of the last batch that wrote it (eviction waits for it).
+    pub written: u64,
 }
 
 /// Conversation caches of the broker.
@@ -79,6 +83,7 @@ impl<S: Store> Broker<S> {
                 ConvCache {
                     meta: meta.unwrap_or_default(),
                     dirty: false,
+                    written: 0,
                     swept_at: None,
                 },
             );
@@ -104,6 +109,7 @@ impl<S: Store> Broker<S> {
                     written_version: state.version,
                     state,
                     dirty: false,
+                    written: 0,
                 },
             );
         }
@@ -125,21 +131,25 @@ impl<S: Store> Broker<S> {
     /// Drops clean cache entries once the caches outgrow
     /// `conv_cache_entries`: the store has them, and a long-running broker
     /// touches every conversation eventually (the retention walk does).
-    /// Only with no batch in flight: then a clean entry's view is the
-    /// store's, and loading it again gives the same.
+    /// Only entries neither staged nor written by a batch still in flight:
+    /// their view is the store's, and loading them again gives the same.
     pub(super) fn evict_conv_caches(&mut self) {
-        if self.in_flight.is_some() {
-            return;
-        }
         let max = self.cfg.conv_cache_entries;
+        let durable = self.durable_commit;
         if self.convs.timelines.len() > max {
-            self.convs.timelines.retain(|_, t| t.dirty);
+            self.convs
+                .timelines
+                .retain(|_, t| t.dirty || t.written > durable);
         }
         if self.convs.user_convs.len() > max {
-            self.convs.user_convs.retain(|_, s| s.dirty);
+            self.convs
+                .user_convs
+                .retain(|_, s| s.dirty || s.written > durable);
         }
         if self.convs.groups.len() > max {
-            self.convs.groups.retain(|_, g| !g.dirty.is_empty());
+            self.convs
+                .groups
+                .retain(|_, g| !g.dirty.is_empty() || g.written > durable);
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct GroupCache {
     pub rows: BTreeMap<u64, GroupMember>,
     /// Rows staged for the next batch.
     pub dirty: Vec<u64>,
+    /// Id of the last batch that wrote rows (eviction waits for it).
+    pub written: u64,
     /// Current members' read positions, for "read by N" (staged view).
     pub reads: ReadCounts,
     /// Current members (staged view): past the write fan-out threshold the

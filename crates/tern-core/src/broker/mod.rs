@@ -115,8 +115,11 @@ pub struct Broker<S: Store> {
     staged: Staged,
     /// Conversation caches: storage timelines, user states, pending records.
     convs: convs::Convs,
-    in_flight: Option<InFlight>,
+    /// Batches out for commit, oldest first; they complete in this order.
+    in_flight: VecDeque<InFlight>,
     next_commit: u64,
+    /// Id of the newest batch reported durable.
+    durable_commit: u64,
     /// Users whose login caught up group states: their LIST waits for the
     /// batch with this id (`group_fanout.rs`).
     list_holds: HashMap<u64, u64>,
@@ -183,8 +186,9 @@ impl<S: Store> Broker<S> {
             users: HashMap::new(),
             staged: Staged::default(),
             convs: convs::Convs::default(),
-            in_flight: None,
+            in_flight: VecDeque::new(),
             next_commit: 1,
+            durable_commit: 0,
             list_holds: HashMap::new(),
             held_lists: Vec::new(),
             answering: HashMap::new(),
