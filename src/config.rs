@@ -104,6 +104,10 @@ pub struct ServerSection {
     /// How long conversation history is kept: "forever" or a duration, not
     /// shorter than `retention`.
     pub history_retention: HistoryRetention,
+    /// Write batches out for commit at once (1–64). Above 1, the next batch
+    /// is written while one syncs; every ACK still waits for its batch's
+    /// fsync.
+    pub commits_in_flight: usize,
 }
 
 /// `[timers]`
@@ -191,6 +195,7 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("tern-data"),
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: HistoryRetention::Forever,
+            commits_in_flight: 4,
         }
     }
 }
@@ -351,6 +356,11 @@ impl Config {
             self.server.history_retention,
             parse
         );
+        over!(
+            "TERN_SERVER_COMMITS_IN_FLIGHT",
+            self.server.commits_in_flight,
+            parse
+        );
         over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
         over!(
             "TERN_TIMERS_IDLE_TIMEOUT",
@@ -449,6 +459,9 @@ impl Config {
                     "must be \"forever\" or at least `retention`: history outlives the sync timelines",
                 );
             }
+        }
+        if !(1..=64).contains(&self.server.commits_in_flight) {
+            return bad("server", "commits_in_flight", "must be from 1 to 64");
         }
         if self.timers.heartbeat < Duration::from_secs(1) {
             return bad("timers", "heartbeat", "must be at least 1s");

@@ -109,6 +109,7 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         page_entries: cfg.limits.page_entries,
         retention: cfg.server.retention,
         history_retention: cfg.server.history_retention.as_duration(),
+        max_commits_in_flight: cfg.server.commits_in_flight,
         validate_addresses: cfg.limits.validate_addresses,
         prelogin_rate: cfg.limits.prelogin_rate,
         prelogin_burst: cfg.limits.prelogin_rate * 2.0,

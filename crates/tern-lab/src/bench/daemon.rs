@@ -58,6 +58,14 @@ impl Daemon {
         // for every peer (proto-spec/quic.md, "Sizes").
         cfg.quic.listen = tern::config::QuicListen::Off;
         tweak(&mut cfg);
+        // The one setting a before-and-after comparison may change without
+        // a rebuild (benchmarks otherwise run the default configuration).
+        if let Ok(v) = std::env::var("TERN_SERVER_COMMITS_IN_FLIGHT") {
+            cfg.server.commits_in_flight = v
+                .parse()
+                .map_err(|_| BenchError::Failed(format!("TERN_SERVER_COMMITS_IN_FLIGHT={v}")))?;
+            eprintln!("(not the default: commits_in_flight = {v})");
+        }
         cfg.validate()
             .map_err(|e| BenchError::Failed(format!("config: {e}")))?;
         let keys = tern::server::load_keys(&cfg)?;
