@@ -105,8 +105,9 @@ pub struct ServerSection {
     /// shorter than `retention`.
     pub history_retention: HistoryRetention,
     /// Write batches out for commit at once (1–64). Above 1, the next batch
-    /// is written while one syncs; every ACK still waits for its batch's
-    /// fsync.
+    /// is handed to the commit thread while one syncs; every ACK still
+    /// waits for its batch's fsync. 1 by default: more measured slower
+    /// (smaller batches, more fsyncs; `docs/benchmarks.md`).
     pub commits_in_flight: usize,
 }
 
@@ -195,7 +196,7 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("tern-data"),
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: HistoryRetention::Forever,
-            commits_in_flight: 4,
+            commits_in_flight: 1,
         }
     }
 }

@@ -82,7 +82,12 @@ impl SimConfig {
             client_crashes: 0,
             read_delay: Duration::from_millis(30),
             write_latency: Duration::ZERO,
-            broker: BrokerConfig::default(),
+            // One, two or three batches out at once, by seed: the default
+            // (one) and the pipelined path both meet every scenario.
+            broker: BrokerConfig {
+                max_commits_in_flight: 1 + (seed % 3) as usize,
+                ..BrokerConfig::default()
+            },
             settle: Duration::from_secs(600),
             conversations: false,
             late_devices: 0,

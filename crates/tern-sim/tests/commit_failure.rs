@@ -96,6 +96,14 @@ fn a_version_1_login_lost_with_a_failed_commit_keeps_version_2_entries_out() {
     assert_eq!(entries(&after[receiver]), vec![1, 2]);
 }
 
+/// Several batches may be out for commit at once (not the default).
+fn pipelined() -> BrokerConfig {
+    BrokerConfig {
+        max_commits_in_flight: 4,
+        ..BrokerConfig::default()
+    }
+}
+
 /// Hands the broker what client `i` has to send, without committing.
 fn uplink(p: &mut Pair, i: usize) {
     let now = p.now;
@@ -111,7 +119,7 @@ fn uplink(p: &mut Pair, i: usize) {
 /// are stored once each, in order.
 #[test]
 fn a_failed_batch_voids_the_batches_handed_out_after_it() {
-    let mut p = Pair::new(BrokerConfig::default());
+    let mut p = Pair::new(pipelined());
     let sender = p.connect(1, 1, |_| {});
     let receiver = p.connect(2, 1, |_| {});
     p.settle();
@@ -150,7 +158,7 @@ fn a_failed_batch_voids_the_batches_handed_out_after_it() {
 /// Batches out at once complete in order, each releasing its own ACKs.
 #[test]
 fn batches_out_at_once_release_in_order() {
-    let mut p = Pair::new(BrokerConfig::default());
+    let mut p = Pair::new(pipelined());
     let sender = p.connect(1, 1, |_| {});
     let receiver = p.connect(2, 1, |_| {});
     p.settle();

@@ -42,6 +42,9 @@ pub struct BrokerConfig {
     /// complete in order, and a failed one fails every later one with it
     /// (the driver must not apply a batch after a failed one: see
     /// [`Broker::handle_committed`](super::Broker::handle_committed)).
+    /// One by default: with RocksDB's write and fsync in one call, more
+    /// batches only meant smaller ones and more fsyncs (measured in
+    /// `docs/benchmarks.md`, "Commit pipelining").
     pub max_commits_in_flight: usize,
     /// Conversation timelines (and user states) cached, at most, before
     /// the clean ones are dropped after a commit.
@@ -118,7 +121,7 @@ impl Default for BrokerConfig {
             uplink: ReceiverConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: None,
-            max_commits_in_flight: 4,
+            max_commits_in_flight: 1,
             conv_cache_entries: 65_536,
             group_max_members: 100_000,
             group_write_fanout_max: 500,
