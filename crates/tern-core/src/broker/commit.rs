@@ -228,7 +228,7 @@ impl<S: Store> Broker<S> {
                     // Coalesced like any ACK: at most `ack_every` ops or
                     // `max_ack_delay` late; the sender's RTO allows for it.
                     for _ in 0..released.min(64) {
-                        s.acks.on_ack_eliciting(now, false);
+                        s.uplink.on_ack_eliciting(&self.cfg.uplink, now, false);
                     }
                     self.touch(sid);
                 }

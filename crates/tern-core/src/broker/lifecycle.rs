@@ -9,7 +9,6 @@ use super::login::Admitted;
 use super::session::{Downlink, Out, Session};
 use super::users::Dev;
 use super::{Broker, BrokerEvent, Peer};
-use crate::reliability::{AckCoalescer, Receiver};
 use crate::store::{DeviceState, InboxMeta, Store};
 use crate::time::Time;
 use crate::wire::limits::PUSH_BACKLOG_LIMIT;
@@ -63,8 +62,7 @@ impl<S: Store> Broker<S> {
             next_pn: 1,
             opened: now,
             last_heard: now,
-            uplink: Receiver::new(self.cfg.uplink.clone(), start.applied),
-            acks: AckCoalescer::new(&self.cfg.uplink),
+            uplink: super::lazy_uplink::LazyUplink::new(start.applied),
             down,
             unreachable: false,
             out: Default::default(),
@@ -76,7 +74,7 @@ impl<S: Store> Broker<S> {
             bucket: super::admission::Bucket::full(self.cfg.session_burst, now),
             seal: None,
         };
-        self.sessions.insert(sid, session);
+        self.sessions.insert(sid, Box::new(session));
         if a.version >= crate::wire::VERSION_2 {
             // Groups in read fan-out left this user's states behind while
             // it was away: caught up now, before its device asks for the

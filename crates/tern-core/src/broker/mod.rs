@@ -58,6 +58,7 @@ mod history_trim;
 mod inspect;
 mod intake;
 mod lazy_sender;
+mod lazy_uplink;
 mod lifecycle;
 mod list;
 mod login;
@@ -110,8 +111,11 @@ pub struct Broker<S: Store> {
     store: Arc<S>,
     keys: TokenKeys,
     wall_origin_ms: u64,
-    sessions: HashMap<u64, Session>,
-    users: HashMap<u64, UserCache>,
+    /// Boxed: a map slot is 16 bytes whether or not it holds a session
+    /// (a hash map keeps a quarter or more of its slots empty).
+    sessions: HashMap<u64, Box<Session>>,
+    /// Boxed, as `sessions`: most slots of a large map are empty.
+    users: HashMap<u64, Box<UserCache>>,
     staged: Staged,
     /// Conversation caches: storage timelines, user states, pending records.
     convs: convs::Convs,

@@ -39,7 +39,7 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        let arrival = s.uplink.on_receive(seq, frame);
+        let arrival = s.uplink.on_receive(&self.cfg.uplink, seq, frame);
         let (user, device) = (s.user, s.device);
         match arrival {
             Arrival::InOrder | Arrival::FilledGap => {
@@ -47,7 +47,7 @@ impl<S: Store> Broker<S> {
                 // but while a gap is still open the client needs the news
                 // (what is received, in the ranges) at once.
                 if s.uplink.buffered() > 0 {
-                    s.acks.on_ack_eliciting(now, true);
+                    s.uplink.on_ack_eliciting(&self.cfg.uplink, now, true);
                 }
                 while let Some((seq, f)) = self
                     .sessions
@@ -57,10 +57,10 @@ impl<S: Store> Broker<S> {
                     self.apply_uplink(now, sid, user, device, seq, f);
                 }
             }
-            Arrival::Buffered => s.acks.on_ack_eliciting(now, true),
+            Arrival::Buffered => s.uplink.on_ack_eliciting(&self.cfg.uplink, now, true),
             Arrival::Duplicate => {
                 self.stats.uplink_duplicates += 1;
-                s.acks.on_ack_eliciting(now, true);
+                s.uplink.on_ack_eliciting(&self.cfg.uplink, now, true);
             }
             Arrival::OutOfWindow => {}
         }
@@ -171,7 +171,7 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get(&sid) else {
             return Vec::new();
         };
-        if !s.acks.should_send(now) {
+        if !s.uplink.should_send(now) {
             return Vec::new();
         }
         let Some(dev) = self
@@ -195,7 +195,7 @@ impl<S: Store> Broker<S> {
         let mut ack = crate::wire::Ack {
             receiver_online: dev.online_at(cumulative),
             cumulative,
-            delay_us: s.acks.delay(now).as_micros() as u64,
+            delay_us: s.uplink.delay(now).as_micros() as u64,
             ranges,
         };
         // Refusals ride ahead of every ACK that may release them, in the same

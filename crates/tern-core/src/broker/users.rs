@@ -141,7 +141,7 @@ impl<S: Store> Broker<S> {
         if !self.users.contains_key(&user) {
             match UserCache::load(&*self.store, user) {
                 Ok(u) => {
-                    self.users.insert(user, u);
+                    self.users.insert(user, Box::new(u));
                 }
                 Err(e) => {
                     let error = e.to_string();

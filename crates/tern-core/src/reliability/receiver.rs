@@ -61,6 +61,11 @@ impl<T> Receiver<T> {
         &self.stats
     }
 
+    /// Nothing buffered and nothing waiting to be taken.
+    pub fn is_idle(&self) -> bool {
+        self.buffer.is_empty() && self.ready.is_empty()
+    }
+
     /// Messages buffered ahead of a gap.
     pub fn buffered(&self) -> usize {
         self.buffer.len()

@@ -17,6 +17,18 @@ use super::fleet::client_socket;
 use super::util::token;
 use super::{BenchError, Result};
 
+/// A session a login phase opened, for a keeper to send its heartbeats:
+/// its id, the next packet number its client would use, and its keys when
+/// sealed.
+pub struct Opened {
+    /// Session id.
+    pub sid: u64,
+    /// Next client packet number.
+    pub next_pn: u64,
+    /// The session's keys (sealed sessions).
+    pub channel: Option<tern_core::seal::Channel>,
+}
+
 /// What one login phase did.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginReport {
@@ -90,6 +102,7 @@ pub fn login_many(
     n: usize,
     window: usize,
     max_time: Duration,
+    mut keep: Option<&mut Vec<Opened>>,
 ) -> Result<LoginReport> {
     let per_user = per_user.max(1);
     let start = Instant::now();
@@ -197,6 +210,13 @@ pub fn login_many(
                             if i < n && !done[i] {
                                 done[i] = true;
                                 opened += 1;
+                                if let Some(k) = keep.as_deref_mut() {
+                                    k.push(Opened {
+                                        sid: p.header.session_id,
+                                        next_pn: 2,
+                                        channel: None,
+                                    });
+                                }
                             }
                         }
                         Frame::Retry(c) => {

@@ -125,6 +125,7 @@ pub fn login_many_sealed(
     per_user: usize,
     n: usize,
     max_time: Duration,
+    mut keep: Option<&mut Vec<super::logins::Opened>>,
 ) -> Result<LoginReport> {
     let per_user = per_user.max(1);
     let start = Instant::now();
@@ -264,6 +265,13 @@ pub fn login_many_sealed(
                             send(&ls.socks[s], &channel.seal(&pb.finish()))?;
                             opened_ids.insert(welcome.session_id);
                             opened += 1;
+                            if let Some(k) = keep.as_deref_mut() {
+                                k.push(super::logins::Opened {
+                                    sid: welcome.session_id,
+                                    next_pn: 3,
+                                    channel: Some(channel),
+                                });
+                            }
                         }
                         Frame::Error(e) => {
                             return Err(BenchError::Failed(format!(

@@ -98,8 +98,17 @@ fn measure(
     let warmup = (opts.sessions / 100).clamp(1, 1000);
     let per_user = opts.devices_per_user;
     let phase = |socks: &mut LoginSockets, first: u64, n: usize| match seal_key {
-        Some(k) => login_many_sealed(socks, keys, k, first, per_user, n, opts.max_time),
-        None => login_many(socks, keys, first, per_user, n, opts.window, opts.max_time),
+        Some(k) => login_many_sealed(socks, keys, k, first, per_user, n, opts.max_time, None),
+        None => login_many(
+            socks,
+            keys,
+            first,
+            per_user,
+            n,
+            opts.window,
+            opts.max_time,
+            None,
+        ),
     };
     phase(&mut socks, 1, warmup)?;
     std::thread::sleep(Duration::from_millis(300));

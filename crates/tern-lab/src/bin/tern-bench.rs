@@ -108,6 +108,38 @@ enum Command {
         #[command(flatten)]
         scratch: Scratch,
     },
+    /// A million logged-in idle sessions with heartbeats flowing: RSS,
+    /// heartbeat CPU and login rate, against a minimal session table.
+    Million {
+        /// Sessions to open and keep.
+        #[arg(long, default_value_t = 1_000_000)]
+        sessions: usize,
+        /// Sessions per login wave (each wave is handed to the heartbeat
+        /// keeper when it is in; a wave must log in within the idle timeout).
+        #[arg(long, default_value_t = 50_000)]
+        wave: usize,
+        /// Handshakes (sealed; one socket each) or LOGINs (clear)
+        /// outstanding at once.
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Sockets the heartbeats are sent from.
+        #[arg(long, default_value_t = 32)]
+        keeper_sockets: usize,
+        /// One HEARTBEAT per session per this (the daemon announces 15 s).
+        #[arg(long, default_value = "15s")]
+        interval: humantime::Duration,
+        /// The measured window with heartbeats only.
+        #[arg(long, default_value = "30s")]
+        steady: humantime::Duration,
+        /// The ternd binary (default: next to this one).
+        #[arg(long)]
+        ternd: Option<PathBuf>,
+        /// "sealed" (the daemon's default), "clear", or "both".
+        #[arg(long, default_value = "sealed")]
+        seal: SealMode,
+        #[command(flatten)]
+        scratch: Scratch,
+    },
     /// Daemon RSS per idle logged-in session vs a minimal session table.
     Sessions {
         /// Sessions to open.
@@ -350,6 +382,32 @@ fn run(b: Command) -> anyhow::Result<()> {
                     payload: payload.max(16),
                     max_time: d(max_time),
                     baseline_batch,
+                    dir: scratch.dir.clone(),
+                    keep: scratch.keep,
+                    seal: s,
+                })?
+            }
+        }
+        Command::Million {
+            sessions,
+            wave,
+            window,
+            keeper_sockets,
+            interval,
+            steady,
+            ternd,
+            seal,
+            scratch,
+        } => {
+            for &s in seal.modes() {
+                bench::million::run(&bench::million::MillionOpts {
+                    sessions,
+                    wave,
+                    window,
+                    keeper_sockets,
+                    interval: d(interval),
+                    steady: d(steady),
+                    ternd: ternd.clone(),
                     dir: scratch.dir.clone(),
                     keep: scratch.keep,
                     seal: s,
