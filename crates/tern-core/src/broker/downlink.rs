@@ -175,7 +175,11 @@ impl<S: Store> Broker<S> {
             let Some(u) = self.users.get_mut(&user) else {
                 return;
             };
-            let done = u.receipted.entry((o.from_user, o.from_device)).or_insert(0);
+            let done = u
+                .receipted
+                .get_or_insert_with(Default::default)
+                .entry((o.from_user, o.from_device))
+                .or_insert(0);
             if *done >= o.from_seq {
                 continue;
             }

@@ -18,8 +18,9 @@ pub(crate) struct Dev {
     /// Including staged, uncommitted changes.
     pub staged: DeviceState,
     pub dirty: bool,
-    /// (uplink seq, receiver was online) of recent operations.
-    pub release_log: VecDeque<(u64, bool)>,
+    /// (uplink seq, receiver was online) of recent operations; made on
+    /// the device's first operation (most devices in the cache are idle).
+    pub release_log: Option<Box<VecDeque<(u64, bool)>>>,
     /// The device's live session.
     pub session: Option<u64>,
 }
@@ -30,16 +31,17 @@ impl Dev {
             durable: state.clone(),
             staged: state,
             dirty: false,
-            release_log: VecDeque::new(),
+            release_log: None,
             session: None,
         }
     }
 
     pub fn log_release(&mut self, seq: u64, online: bool) {
-        if self.release_log.len() == RELEASE_LOG {
-            self.release_log.pop_front();
+        let log = self.release_log.get_or_insert_with(Default::default);
+        if log.len() == RELEASE_LOG {
+            log.pop_front();
         }
-        self.release_log.push_back((seq, online));
+        log.push_back((seq, online));
     }
 
     pub fn reject(&mut self, seq: u64, code: u64) {
@@ -51,11 +53,12 @@ impl Dev {
 
     /// Was the receiver online for the operation `seq`?
     pub fn online_at(&self, seq: u64) -> bool {
-        self.release_log
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == seq)
-            .is_some_and(|(_, online)| *online)
+        self.release_log.as_ref().is_some_and(|log| {
+            log.iter()
+                .rev()
+                .find(|(s, _)| *s == seq)
+                .is_some_and(|(_, online)| *online)
+        })
     }
 }
 
@@ -69,7 +72,8 @@ pub(crate) struct UserCache {
     pub committed_head: u64,
     pub devices: super::device_map::DeviceMap,
     /// DELIVERED receipts issued: (from_user, from_device) → highest from_seq.
-    pub receipted: HashMap<(u64, u32), u64>,
+    /// Made on the first receipt (an empty map is 48 bytes).
+    pub receipted: Option<Box<HashMap<(u64, u32), u64>>>,
     /// When the retention sweep last looked at this inbox.
     pub swept_at: Option<crate::time::Time>,
     /// Groups whose online-member set lists this user (left when its last
@@ -91,7 +95,7 @@ impl UserCache {
             meta_dirty: false,
             committed_head: meta.map_or(0, |m| m.head),
             devices,
-            receipted: HashMap::new(),
+            receipted: None,
             swept_at: None,
             groups: Vec::new(),
         })

@@ -194,11 +194,18 @@ fn run(
             counts
                 .sessions
                 .fetch_add(wave.len() as u64, Ordering::Relaxed);
-            kept.extend(wave.into_iter().map(|o| Kept {
-                sid: o.sid,
-                pn: o.next_pn,
-                channel: o.channel,
-            }));
+            // Next in turn: a wave's first sessions logged in as long ago
+            // as the wave took, and must be heard from before the idle
+            // timeout.
+            cursor = cursor.min(kept.len());
+            kept.splice(
+                cursor..cursor,
+                wave.into_iter().map(|o| Kept {
+                    sid: o.sid,
+                    pn: o.next_pn,
+                    channel: o.channel,
+                }),
+            );
         }
         let now = Instant::now();
         // Every session once per interval: len / interval per second.

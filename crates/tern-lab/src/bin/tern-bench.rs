@@ -116,7 +116,7 @@ enum Command {
         sessions: usize,
         /// Sessions per login wave (each wave is handed to the heartbeat
         /// keeper when it is in; a wave must log in within the idle timeout).
-        #[arg(long, default_value_t = 50_000)]
+        #[arg(long, default_value_t = 20_000)]
         wave: usize,
         /// Handshakes (sealed; one socket each) or LOGINs (clear)
         /// outstanding at once.
