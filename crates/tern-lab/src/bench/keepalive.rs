@@ -11,7 +11,6 @@
 //! a clear one is decoded, and an ERROR (an unknown session: one the
 //! daemon dropped) is counted apart.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use tern_core::wire::{Frame, Header, Packet, PacketBuilder, FLAG_SEALED};
 
 use super::fleet::client_socket;
 use super::logins::Opened;
+use super::sealed_logins::send_waiting;
 use super::{BenchError, Result};
 
 /// A sealed client packet is padded to this before sealing (as the client
@@ -137,24 +137,6 @@ fn heartbeat(k: &mut Kept) -> Bytes {
     }
 }
 
-fn send(sock: &UdpSocket, p: &[u8]) -> Result<()> {
-    loop {
-        match sock.send(p) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_micros(100))
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
-            Err(e) => {
-                return Err(BenchError::Io {
-                    what: "sending a HEARTBEAT".into(),
-                    source: e,
-                })
-            }
-        }
-    }
-}
-
 fn drain(socks: &[UdpSocket], buf: &mut [u8], counts: &KeeperCounts) {
     for s in socks {
         while let Ok(n) = s.recv(buf) {
@@ -216,7 +198,7 @@ fn run(
         while n > 0 && !kept.is_empty() {
             cursor %= kept.len();
             let p = heartbeat(&mut kept[cursor]);
-            send(&socks[cursor % socks.len()], &p)?;
+            send_waiting(&socks[cursor % socks.len()], &p, "sending a HEARTBEAT")?;
             counts.sent.fetch_add(1, Ordering::Relaxed);
             cursor += 1;
             n -= 1;

@@ -12,7 +12,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_core::auth::TokenKeys;
@@ -23,7 +22,7 @@ use super::seal::Sealing;
 use super::sealed_logins::login_many_sealed;
 use super::util::{machine_line, rss_bytes, si, ScratchDir};
 use super::{BenchError, Result};
-use crate::process::{proc_cpu, ChildProcess, OnDrop, Stderr};
+use crate::process::{proc_cpu, OnDrop, Stderr};
 use crate::ternd::{locate_ternd, TerndConfig};
 use tern::config::Config;
 
@@ -241,20 +240,7 @@ pub fn run(opts: &MillionOpts) -> Result<()> {
     let tern = measure("ternd", server.addr(), pid, &keys, seal_key.as_ref(), opts)?;
     let _ = server.terminate(Duration::from_secs(30));
 
-    let exe = std::env::current_exe().map_err(BenchError::io("locating this executable"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("session-sink")
-        .arg("--secret-file")
-        .arg(cfg.secret_path());
-    let mut sink = ChildProcess::spawn(cmd, "the session sink", Stderr::Inherit)
-        .map_err(|e| BenchError::Failed(e.to_string()))?
-        .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
-    let sink_addr = sink
-        .wait_for("print its address", Duration::from_secs(30), |l| {
-            l.strip_prefix("listening on udp://")
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-        })
-        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let (mut sink, sink_addr) = super::session_sink::spawn_session_sink(&cfg.secret_path())?;
     let base = measure("baseline", sink_addr, sink.pid(), &keys, None, opts)?;
     let _ = sink.terminate(Duration::from_secs(10));
 

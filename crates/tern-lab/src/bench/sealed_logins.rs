@@ -96,6 +96,12 @@ fn handshake(
 }
 
 fn send(sock: &std::net::UdpSocket, p: &[u8]) -> Result<()> {
+    send_waiting(sock, p, "sending a HANDSHAKE")
+}
+
+/// Sends `p` on a non-blocking socket, waiting while its buffer is full; a
+/// refusal (an ICMP error for an earlier datagram) is not an error here.
+pub(super) fn send_waiting(sock: &std::net::UdpSocket, p: &[u8], what: &str) -> Result<()> {
     loop {
         match sock.send(p) {
             Ok(_) => return Ok(()),
@@ -105,7 +111,7 @@ fn send(sock: &std::net::UdpSocket, p: &[u8]) -> Result<()> {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
             Err(e) => {
                 return Err(BenchError::Io {
-                    what: "sending a HANDSHAKE".into(),
+                    what: what.into(),
                     source: e,
                 })
             }

@@ -17,6 +17,30 @@ use tern_core::wire::{Frame, Header, LoginOk, Packet, PacketBuilder};
 
 use super::{BenchError, Result};
 
+/// Starts the baseline server (this executable's `session-sink`) with the
+/// token secret at `secret_file`; it stops when the handle is dropped.
+pub fn spawn_session_sink(
+    secret_file: &Path,
+) -> Result<(crate::process::ChildProcess, SocketAddr)> {
+    use crate::process::{ChildProcess, OnDrop, Stderr};
+    use std::time::Duration;
+    let exe = std::env::current_exe().map_err(BenchError::io("locating this executable"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("session-sink")
+        .arg("--secret-file")
+        .arg(secret_file);
+    let mut sink = ChildProcess::spawn(cmd, "the session sink", Stderr::Inherit)
+        .map_err(|e| BenchError::Failed(e.to_string()))?
+        .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
+    let addr = sink
+        .wait_for("print its address", Duration::from_secs(30), |l| {
+            l.strip_prefix("listening on udp://")
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+        })
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    Ok((sink, addr))
+}
+
 struct MiniSession {
     _user: u64,
     _device: u32,

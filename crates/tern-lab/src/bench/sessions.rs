@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use tern_core::auth::TokenKeys;
@@ -22,7 +21,7 @@ use super::sealed_logins::login_many_sealed;
 pub use super::session_sink::session_sink;
 use super::util::{machine_line, rss_bytes, si, ScratchDir};
 use super::{BenchError, Result};
-use crate::process::{ChildProcess, OnDrop, Stderr};
+use crate::process::{OnDrop, Stderr};
 use crate::ternd::{locate_ternd, TerndConfig};
 use tern::config::Config;
 
@@ -206,21 +205,7 @@ pub fn run(opts: &SessionsOpts) -> Result<()> {
     let _ = server.terminate(Duration::from_secs(10));
     print_rss(&format!("ternd (pid {pid})"), &tern);
 
-    // The sink is this executable (`tern-bench session-sink`).
-    let exe = std::env::current_exe().map_err(BenchError::io("locating this executable"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("session-sink")
-        .arg("--secret-file")
-        .arg(cfg.secret_path());
-    let mut sink = ChildProcess::spawn(cmd, "the session sink", Stderr::Inherit)
-        .map_err(|e| BenchError::Failed(e.to_string()))?
-        .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
-    let sink_addr = sink
-        .wait_for("print its address", Duration::from_secs(30), |l| {
-            l.strip_prefix("listening on udp://")
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-        })
-        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let (mut sink, sink_addr) = super::session_sink::spawn_session_sink(&cfg.secret_path())?;
     let base = measure(sink_addr, sink.pid(), &keys, None, opts)?;
     let _ = sink.terminate(Duration::from_secs(10));
     print_rss("baseline minimal session table", &base);
