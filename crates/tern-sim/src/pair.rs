@@ -164,8 +164,20 @@ impl Pair {
     /// Client `client` asks for its whole conversation list (previews of
     /// 16 bytes) and gets it; panics if it does not arrive.
     pub fn list(&mut self, client: usize) -> tern_core::client::ConvList {
+        self.list_since(client, 0, 16)
+    }
+
+    /// Client `client` asks for the conversations changed since list
+    /// version `since`, with previews of `preview` bytes, and gets them;
+    /// panics if they do not arrive.
+    pub fn list_since(
+        &mut self,
+        client: usize,
+        since: u64,
+        preview: u8,
+    ) -> tern_core::client::ConvList {
         let now = self.now;
-        assert!(self.clients[client].1.request_list(now, 0, 16));
+        assert!(self.clients[client].1.request_list(now, since, preview));
         let ev = self.settle();
         ev[client]
             .iter()

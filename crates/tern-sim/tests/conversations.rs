@@ -60,16 +60,7 @@ fn list(p: &mut Pair, client: usize, since: u64) -> ConvList {
 }
 
 fn list_with(p: &mut Pair, client: usize, since: u64, preview: u8) -> ConvList {
-    let now = p.now;
-    assert!(p.clients[client].1.request_list(now, since, preview));
-    let ev = p.settle();
-    ev[client]
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::ConvList(l) => Some(l.clone()),
-            _ => None,
-        })
-        .expect("the list arrives")
+    p.list_since(client, since, preview)
 }
 
 fn history(p: &mut Pair, client: usize, conv: ConvRef, before: u64, max: u64) -> HistoryPage {

@@ -56,10 +56,22 @@ pub fn client_socket(server: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(s.into())
 }
 
+/// `POLLIN` entries for `socks`, in order, for `poll`/`ppoll`.
+pub(super) fn pollfds(socks: &[UdpSocket]) -> Vec<libc::pollfd> {
+    socks
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(s),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect()
+}
+
 /// Sends one datagram on a non-blocking socket, waiting for room if the
 /// kernel buffer is full (loopback never drops for lack of room, so neither
-/// do we).
-fn send_all(sock: &UdpSocket, data: &[u8]) -> std::io::Result<()> {
+/// do we). Every load generator sends through it.
+pub(super) fn send_all(sock: &UdpSocket, data: &[u8]) -> std::io::Result<()> {
     loop {
         match sock.send(data) {
             Ok(_) => return Ok(()),
@@ -92,19 +104,13 @@ impl Fleet {
         let start = Instant::now();
         let mut conns = Vec::with_capacity(tokens.len());
         let mut socks = Vec::with_capacity(tokens.len());
-        let mut fds = Vec::with_capacity(tokens.len());
         for t in tokens {
             let mut cfg = ClientConfig::new(Bytes::from(t));
             tweak(&mut cfg);
             conns.push(ClientConn::new(cfg, Time::ZERO, rand::random()));
-            let s = client_socket(server).map_err(BenchError::io("binding a client socket"))?;
-            fds.push(libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&s),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            socks.push(s);
+            socks.push(client_socket(server).map_err(BenchError::io("binding a client socket"))?);
         }
+        let fds = pollfds(&socks);
         Ok(Fleet {
             conns,
             socks,

@@ -21,9 +21,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use tern_core::wire::limits::MAX_DATAGRAM;
 use tern_core::wire::{Frame, Header, Packet, PacketBuilder, FLAG_SEALED};
 
-use super::fleet::client_socket;
+use super::fleet::{client_socket, send_all};
 use super::logins::Opened;
-use super::sealed_logins::send_waiting;
 use super::{BenchError, Result};
 
 /// A sealed client packet is padded to this before sealing (as the client
@@ -112,29 +111,40 @@ impl Drop for Keeper {
     }
 }
 
-fn heartbeat(k: &mut Kept) -> Bytes {
-    let room = match k.channel {
+/// A HEARTBEAT packet of session `sid` numbered `pn`, sealed under
+/// `channel` (padded first, as the client library does) or clear.
+pub(super) fn heartbeat_packet(
+    sid: u64,
+    pn: u64,
+    channel: Option<&tern_core::seal::Channel>,
+) -> Bytes {
+    let room = match channel {
         Some(_) => MAX_DATAGRAM - tern_core::seal::SEAL_OVERHEAD,
         None => MAX_DATAGRAM,
     };
     let mut pb = PacketBuilder::new(
         Header {
-            session_id: k.sid,
-            packet_number: k.pn,
+            session_id: sid,
+            packet_number: pn,
             version: tern_core::wire::VERSION,
         },
         room,
     );
     // A HEARTBEAT always fits an empty packet.
-    let _ = pb.push(&Frame::Heartbeat(k.pn));
-    k.pn += 1;
-    match &k.channel {
+    let _ = pb.push(&Frame::Heartbeat(pn));
+    match channel {
         Some(ch) => {
             pb.pad_to(MIN_CLIENT_PACKET);
             ch.seal(&pb.finish())
         }
         None => pb.finish(),
     }
+}
+
+fn heartbeat(k: &mut Kept) -> Bytes {
+    let p = heartbeat_packet(k.sid, k.pn, k.channel.as_ref());
+    k.pn += 1;
+    p
 }
 
 fn drain(socks: &[UdpSocket], buf: &mut [u8], counts: &KeeperCounts) {
@@ -198,7 +208,8 @@ fn run(
         while n > 0 && !kept.is_empty() {
             cursor %= kept.len();
             let p = heartbeat(&mut kept[cursor]);
-            send_waiting(&socks[cursor % socks.len()], &p, "sending a HEARTBEAT")?;
+            send_all(&socks[cursor % socks.len()], &p)
+                .map_err(BenchError::io("sending a HEARTBEAT"))?;
             counts.sent.fetch_add(1, Ordering::Relaxed);
             cursor += 1;
             n -= 1;

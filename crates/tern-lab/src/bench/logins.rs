@@ -13,7 +13,7 @@ use tern_core::auth::TokenKeys;
 use tern_core::wire::limits::MAX_DATAGRAM;
 use tern_core::wire::{Frame, Header, Login, Packet, PacketBuilder};
 
-use super::fleet::client_socket;
+use super::fleet::{client_socket, pollfds, send_all};
 use super::util::token;
 use super::{BenchError, Result};
 
@@ -115,15 +115,7 @@ pub fn login_many(
     let mut in_flight: VecDeque<(usize, Instant)> = VecDeque::new();
     let mut retransmits = 0u64;
     let mut buf = [0u8; 2048];
-    let mut fds: Vec<libc::pollfd> = ls
-        .socks
-        .iter()
-        .map(|s| libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(s),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let mut fds = pollfds(&ls.socks);
     let send = |ls: &LoginSockets, i: usize| -> Result<u32> {
         let sock = i % k;
         let p = login_packet(
@@ -134,24 +126,8 @@ pub fn login_many(
             ),
             ls.cookies[sock].as_ref(),
         );
-        let s = &ls.socks[sock];
-        loop {
-            match s.send(&p) {
-                Ok(_) => return Ok(ls.generation[sock]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_micros(200))
-                }
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Ok(ls.generation[sock])
-                }
-                Err(e) => {
-                    return Err(BenchError::Io {
-                        what: "sending a LOGIN".into(),
-                        source: e,
-                    })
-                }
-            }
-        }
+        send_all(&ls.socks[sock], &p).map_err(BenchError::io("sending a LOGIN"))?;
+        Ok(ls.generation[sock])
     };
     let resend_after = Duration::from_millis(300);
     while opened < n {

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
 use tern_core::time::Time;
 
-use super::fleet::{client_socket, WireStats};
+use super::fleet::{client_socket, pollfds, send_all, WireStats};
 use super::{BenchError, Result};
 
 /// One simulated device.
@@ -81,14 +81,7 @@ impl Mux {
         let socks = (0..sockets.max(1))
             .map(|_| client_socket(server).map_err(BenchError::io("binding a client socket")))
             .collect::<Result<Vec<_>>>()?;
-        let fds = socks
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(s),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let fds = pollfds(&socks);
         let n = socks.len();
         Ok(Mux {
             socks,
@@ -222,7 +215,8 @@ impl Mux {
                 s.stats.bytes_out += d.len() as u64;
                 self.stats.datagrams_out += 1;
                 self.stats.bytes_out += d.len() as u64;
-                send_all(&self.socks[s.sock], &d)?;
+                send_all(&self.socks[s.sock], &d)
+                    .map_err(BenchError::io("sending to the daemon"))?;
             }
             while let Some(ev) = c.poll_event() {
                 if matches!(ev, ClientEvent::Disconnected) && s.sid != 0 {
@@ -362,45 +356,12 @@ impl Mux {
             if let Some(c) = s.conn.as_mut() {
                 c.logout();
                 while let Some(d) = c.poll_transmit(now) {
-                    send_all(&self.socks[s.sock], &d)?;
+                    send_all(&self.socks[s.sock], &d)
+                        .map_err(BenchError::io("sending to the daemon"))?;
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// Sends one datagram, waiting for room in the socket buffer.
-fn send_all(sock: &UdpSocket, data: &[u8]) -> Result<()> {
-    loop {
-        match sock.send(data) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                let mut fd = libc::pollfd {
-                    fd: std::os::fd::AsRawFd::as_raw_fd(sock),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut fd, 1, 10) };
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Interrupted | ErrorKind::ConnectionRefused
-                ) =>
-            {
-                if e.kind() == ErrorKind::ConnectionRefused {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                return Err(BenchError::Io {
-                    what: "sending to the daemon".into(),
-                    source: e,
-                })
-            }
-        }
     }
 }
 

@@ -9,7 +9,6 @@
 //! keys do), so each socket has at most one handshake outstanding: the
 //! sockets are the window.
 
-use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +17,8 @@ use tern_core::seal::{Entropy, Initiator, PublicKey};
 use tern_core::wire::limits::MAX_DATAGRAM;
 use tern_core::wire::{Frame, Header, Login, Packet, PacketBuilder};
 
+use super::fleet::{pollfds, send_all};
+use super::keepalive::heartbeat_packet;
 use super::logins::{LoginReport, LoginSockets};
 use super::util::token;
 use super::{BenchError, Result};
@@ -25,8 +26,6 @@ use super::{BenchError, Result};
 /// A HANDSHAKE packet is padded to this, as the client library does, so
 /// the answer is never larger than the question.
 const MIN_HANDSHAKE_PACKET: usize = 256;
-/// A sealed client packet is padded to this before sealing.
-const MIN_CLIENT_PACKET: usize = 24;
 /// An unanswered HANDSHAKE goes again after this: longer than the clear
 /// LOGIN's 300 ms, because with a thousand handshakes outstanding the
 /// daemon's Diffie-Hellman work alone keeps the last one waiting about that
@@ -96,27 +95,7 @@ fn handshake(
 }
 
 fn send(sock: &std::net::UdpSocket, p: &[u8]) -> Result<()> {
-    send_waiting(sock, p, "sending a HANDSHAKE")
-}
-
-/// Sends `p` on a non-blocking socket, waiting while its buffer is full; a
-/// refusal (an ICMP error for an earlier datagram) is not an error here.
-pub(super) fn send_waiting(sock: &std::net::UdpSocket, p: &[u8], what: &str) -> Result<()> {
-    loop {
-        match sock.send(p) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_micros(200))
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
-            Err(e) => {
-                return Err(BenchError::Io {
-                    what: what.into(),
-                    source: e,
-                })
-            }
-        }
-    }
+    send_all(sock, p).map_err(BenchError::io("sending a HANDSHAKE"))
 }
 
 /// Opens `n` sealed sessions: session `i` is device `1 + i % per_user` of
@@ -149,15 +128,14 @@ pub fn login_many_sealed(
     let mut stale_replies = 0u64;
     let mut opened_ids = std::collections::HashSet::new();
     let mut buf = [0u8; 2048];
-    let mut fds: Vec<libc::pollfd> = ls
-        .socks
-        .iter()
-        .map(|s| libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(s),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let mut fds = pollfds(&ls.socks);
+    // A new handshake for session `index` on socket `s`, sent at once
+    // (under the socket's newest cookie).
+    let restart = |entropy: &mut Entropy, ls: &LoginSockets, s: usize, index: usize| {
+        let p = handshake(entropy, server, ls.cookies[s].as_ref(), tok(index), index)?;
+        send(&ls.socks[s], &p.packet)?;
+        Ok::<_, BenchError>(p)
+    };
     while opened < n {
         if start.elapsed() > max_time {
             return Err(BenchError::Failed(format!(
@@ -215,15 +193,7 @@ pub fn login_many_sealed(
                             // The cookie is bound into the prologue: a new
                             // handshake under it.
                             if let Some(p) = pending[s].take() {
-                                let p = handshake(
-                                    &mut entropy,
-                                    server,
-                                    ls.cookies[s].as_ref(),
-                                    tok(p.index),
-                                    p.index,
-                                )?;
-                                send(&ls.socks[s], &p.packet)?;
-                                pending[s] = Some(p);
+                                pending[s] = Some(restart(&mut entropy, ls, s, p.index)?);
                             }
                         }
                         Frame::HandshakeReply(msg2) => {
@@ -236,15 +206,7 @@ pub fn login_many_sealed(
                             let Some(p) = pending[s].take() else { continue };
                             let Ok((welcome, channel)) = p.initiator.finish(&msg2) else {
                                 stale_replies += 1;
-                                let p = handshake(
-                                    &mut entropy,
-                                    server,
-                                    ls.cookies[s].as_ref(),
-                                    tok(p.index),
-                                    p.index,
-                                )?;
-                                send(&ls.socks[s], &p.packet)?;
-                                pending[s] = Some(p);
+                                pending[s] = Some(restart(&mut entropy, ls, s, p.index)?);
                                 continue;
                             };
                             if !welcome
@@ -257,18 +219,10 @@ pub fn login_many_sealed(
                                     welcome.frames
                                 )));
                             }
-                            let mut pb = PacketBuilder::new(
-                                Header {
-                                    session_id: welcome.session_id,
-                                    packet_number: 2,
-                                    version: tern_core::wire::VERSION,
-                                },
-                                MAX_DATAGRAM - tern_core::seal::SEAL_OVERHEAD,
-                            );
-                            pb.push(&Frame::Heartbeat(1))
-                                .map_err(|e| BenchError::Failed(format!("heartbeat: {e}")))?;
-                            pb.pad_to(MIN_CLIENT_PACKET);
-                            send(&ls.socks[s], &channel.seal(&pb.finish()))?;
+                            // The first sealed packet: the daemon stops
+                            // keeping its answer.
+                            let first = heartbeat_packet(welcome.session_id, 2, Some(&channel));
+                            send(&ls.socks[s], &first)?;
                             opened_ids.insert(welcome.session_id);
                             opened += 1;
                             if let Some(k) = keep.as_deref_mut() {
