@@ -4,7 +4,7 @@
 //! staged view moves as operations are applied, the store's view once the
 //! batch is durable.
 
-use std::collections::HashMap;
+use super::FastMap;
 
 use super::{Broker, BrokerEvent};
 use crate::conv::{ConvKey, ConvState};
@@ -38,12 +38,12 @@ pub(crate) struct UserConvSlot {
 /// Conversation caches of the broker.
 #[derive(Default)]
 pub(crate) struct Convs {
-    pub timelines: HashMap<ConvKey, ConvCache>,
-    pub user_convs: HashMap<(u64, ConvKey), UserConvSlot>,
+    pub timelines: FastMap<ConvKey, ConvCache>,
+    pub user_convs: FastMap<(u64, ConvKey), UserConvSlot>,
     /// Records staged or in flight, newest version of each.
     pub pending: super::records::Pending,
     /// Groups' membership rows.
-    pub groups: HashMap<u64, super::groups::GroupCache>,
+    pub groups: FastMap<u64, super::groups::GroupCache>,
 }
 
 /// Conversation writes staged since the last batch was handed out.

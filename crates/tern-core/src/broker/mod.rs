@@ -92,6 +92,12 @@ pub use stats::BrokerStats;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// The broker's maps keyed by ids it assigned or authenticated (sessions,
+/// users, conversations): foldhash, seeded per map, instead of SipHash.
+/// Maps keyed by what any datagram carries (addresses, handshake keys)
+/// keep SipHash.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -113,9 +119,9 @@ pub struct Broker<S: Store> {
     wall_origin_ms: u64,
     /// Boxed: a map slot is 16 bytes whether or not it holds a session
     /// (a hash map keeps a quarter or more of its slots empty).
-    sessions: HashMap<u64, Box<Session>>,
+    sessions: FastMap<u64, Box<Session>>,
     /// Boxed, as `sessions`: most slots of a large map are empty.
-    users: HashMap<u64, Box<UserCache>>,
+    users: FastMap<u64, Box<UserCache>>,
     staged: Staged,
     /// Conversation caches: storage timelines, user states, pending records.
     convs: convs::Convs,
@@ -126,7 +132,7 @@ pub struct Broker<S: Store> {
     durable_commit: u64,
     /// Users whose login caught up group states: their LIST waits for the
     /// batch with this id (`group_fanout.rs`).
-    list_holds: HashMap<u64, u64>,
+    list_holds: FastMap<u64, u64>,
     /// Sealed sessions whose handshake answer is still kept (the client has
     /// not sent a sealed packet yet), by the client's ephemeral key: a
     /// spare copy of message 1 is answered again without an X25519
@@ -186,14 +192,14 @@ impl<S: Store> Broker<S> {
             store,
             keys,
             wall_origin_ms,
-            sessions: HashMap::new(),
-            users: HashMap::new(),
+            sessions: FastMap::default(),
+            users: FastMap::default(),
             staged: Staged::default(),
             convs: convs::Convs::default(),
             in_flight: VecDeque::new(),
             next_commit: 1,
             durable_commit: 0,
-            list_holds: HashMap::new(),
+            list_holds: FastMap::default(),
             held_lists: Vec::new(),
             answering: HashMap::new(),
             transmits: VecDeque::new(),
