@@ -1,4 +1,5 @@
-//! Values of the inbox column family: one sync-timeline entry each.
+//! The encoding of one sync-timeline entry. A row of the inbox column
+//! family holds one entry, or a run of them (`inbox_rows.rs`).
 //!
 //! ```text
 //! format 2: 0xE2 | flags u8 (bit 0: shared) | kind u8 | conv key (17)
@@ -38,6 +39,12 @@ const SHARED: u8 = 0x01;
 /// Encodes an entry (format 2).
 pub fn encode_entry(e: &SyncEntry) -> Vec<u8> {
     let mut v = Vec::with_capacity(80);
+    encode_entry_into(e, &mut v);
+    v
+}
+
+/// Appends the encoding of `e` (format 2) to `v`.
+pub fn encode_entry_into(e: &SyncEntry, v: &mut Vec<u8>) {
     v.push(ENTRY_FORMAT);
     v.push(if e.shared { SHARED } else { 0 });
     let kind = match &e.item {
@@ -92,7 +99,6 @@ pub fn encode_entry(e: &SyncEntry) -> Vec<u8> {
         SyncItem::Read => {}
         SyncItem::Deleted(scope) => v.push(*scope as u8),
     }
-    v
 }
 
 /// Decodes entry `seq` of `owner`'s timeline. A message entry of format 2

@@ -9,16 +9,20 @@
 //! else is written. Format 3 adds the group column family
 //! (`group_values.rs`) and a flag bit in records (group events); formats 1
 //! and 2 upgrade the same way, by creating the column family and stamping
-//! the marker, since nothing they hold changes meaning. A folder written by
-//! a newer ternd is refused with a clear error, never guessed at (so a
-//! format 2 ternd refuses a folder this build upgraded).
+//! the marker, since nothing they hold changes meaning. Format 4 stores a
+//! run of consecutive inbox entries in one row (`inbox_rows.rs`); a row of
+//! one entry is exactly what formats 1-3 wrote, so they upgrade by stamping
+//! the marker alone, while an older ternd would misread a run and must not
+//! open the folder. A folder written by a newer ternd is refused with a
+//! clear error, never guessed at (so a format 3 ternd refuses a folder
+//! this build upgraded).
 
 use rocksdb::DB;
 
 use super::rocks::StoreError;
 
 /// The format this build writes.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// Key of the marker, in the default column family.
 const FORMAT_KEY: &[u8] = b"tern.format";
@@ -60,7 +64,7 @@ pub fn check_and_upgrade(db: &DB, existed: bool) -> Result<Opened, StoreError> {
     let opened = match found {
         0 => Opened::Created,
         FORMAT => return Ok(Opened::Current),
-        from @ (1 | 2) => Opened::Upgraded { from },
+        from @ (1..=3) => Opened::Upgraded { from },
         newer => {
             return Err(StoreError::NewerFormat {
                 found: newer,

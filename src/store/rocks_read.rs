@@ -14,6 +14,7 @@ use super::conv_values::{
     self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
 };
 use super::entry_values::decode_entry;
+use super::inbox_rows::decode_row;
 use super::keys::{self, CF_DEVICE, CF_INBOX};
 use super::rocks::{RocksStore, StoreError};
 use super::value::DecodeError;
@@ -80,15 +81,36 @@ impl RocksStore {
         let mut it = self
             .raw()
             .raw_iterator_cf_opt(self.cf(CF_INBOX)?, Self::prefix_read_opts(user));
-        it.seek(keys::inbox_key(user, start));
+        // A row holds a run of entries (`inbox_rows.rs`): the one holding
+        // `start`, if any, is the last row starting at or before it.
+        it.seek_for_prev(keys::inbox_key(user, start));
+        if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            it.seek(keys::inbox_key(user, start));
+        }
         let mut out = Vec::with_capacity(max.min(256));
-        while out.len() < max {
+        'rows: while out.len() < max {
             let Some((k, v)) = it.item() else { break };
             if !k.starts_with(&prefix) {
                 break;
             }
-            let (_, seq) = keys::decode_inbox_key(k).map_err(corrupt(CF_INBOX, k))?;
-            out.push(decode_entry(user, seq, v).map_err(corrupt(CF_INBOX, k))?);
+            let (_, first) = keys::decode_inbox_key(k).map_err(corrupt(CF_INBOX, k))?;
+            let row = decode_row(v).map_err(corrupt(CF_INBOX, k))?;
+            for (i, e) in row.into_iter().enumerate() {
+                // A run past u64::MAX cannot have been written: corrupt.
+                let seq = first.checked_add(i as u64).ok_or_else(|| {
+                    corrupt(CF_INBOX, k)(DecodeError::TooLong {
+                        len: i as u64,
+                        max: (u64::MAX - first) as usize,
+                    })
+                })?;
+                if seq < start {
+                    continue;
+                }
+                out.push(decode_entry(user, seq, e).map_err(corrupt(CF_INBOX, k))?);
+                if out.len() == max {
+                    break 'rows;
+                }
+            }
             it.next();
         }
         it.status()?;

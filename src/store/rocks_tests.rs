@@ -4,6 +4,8 @@ use super::*;
 
 use bytes::Bytes;
 
+use super::super::entry_values::encode_entry;
+
 fn entry(seq: u64, s: &str) -> StoredEntry {
     StoredEntry::inline(seq, 1, Bytes::copy_from_slice(s.as_bytes()))
 }
@@ -311,4 +313,69 @@ fn a_format_2_folder_gains_the_group_column_family_and_keeps_its_data() {
     let s = RocksStore::open_default(&path).unwrap();
     assert_eq!(s.opened(), Opened::Current, "upgraded once");
     assert_eq!(s.group_members(9, 0, 10).unwrap(), vec![(1, member)]);
+}
+
+#[test]
+fn a_format_3_folder_of_one_entry_per_row_reads_back_and_grows_in_runs() {
+    // Format 3 wrote each inbox entry as its own row: write three so, with
+    // RocksDB directly, and the format 3 marker.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&o, &path, COLUMN_FAMILIES).unwrap();
+        db.put(b"tern.format", 3u32.to_be_bytes()).unwrap();
+        let cf = db.cf_handle(CF_INBOX).unwrap();
+        for seq in 1..=3 {
+            let e = entry(seq, &format!("1/{seq}"));
+            db.put_cf(cf, keys::inbox_key(1, seq), encode_entry(&e.entry))
+                .unwrap();
+        }
+    }
+    let s = RocksStore::open_default(&path).expect("a format 3 folder opens");
+    assert_eq!(s.opened(), Opened::Upgraded { from: 3 });
+    let seqs = |s: &RocksStore, after| -> Vec<u64> {
+        s.read_inbox(1, after, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    assert_eq!(seqs(&s, 0), vec![1, 2, 3]);
+    // New entries go in one row after the old ones; an overwrite of an old
+    // one and a trim through the new run keep every other entry.
+    s.commit(&WriteBatch {
+        ops: (4..=9).map(|q| append(1, q)).collect(),
+    })
+    .unwrap();
+    let rows = {
+        let cf = s.cf(CF_INBOX).unwrap();
+        let mut it = s.raw().raw_iterator_cf(cf);
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        n
+    };
+    assert_eq!(rows, 4, "three old rows and one run");
+    s.commit(&WriteBatch {
+        ops: vec![
+            WriteOp::Append {
+                user: 1,
+                entry: entry(2, "new 2"),
+            },
+            WriteOp::Trim { user: 1, up_to: 6 },
+        ],
+    })
+    .unwrap();
+    assert_eq!(seqs(&s, 0), vec![7, 8, 9]);
+    assert_eq!(seqs(&s, 7), vec![8, 9]);
+    drop(s);
+    let s = RocksStore::open_default(&path).unwrap();
+    assert_eq!(s.opened(), Opened::Current, "upgraded once");
+    assert_eq!(seqs(&s, 0), vec![7, 8, 9]);
 }

@@ -112,7 +112,9 @@ pub fn run(opts: &BacklogOpts) -> Result<()> {
             if !k.starts_with(&prefix) {
                 break;
             }
-            n += 1;
+            // A row holds a run of entries (store format 4).
+            n += tern::store::inbox_rows::row_entries(v)
+                .map_err(|e| BenchError::Failed(format!("inbox row: {e}")))?;
             bytes += v.len() as u64;
             it.next();
         }

@@ -1,0 +1,288 @@
+//! The inbox half of a commit: appends and trims of sync timelines, turned
+//! into rows of runs (`inbox_rows.rs`) that never overlap.
+//!
+//! The writer keeps an index of each user's rows (first and last seq),
+//! built by one scan of the user's key range the first time a user is
+//! touched after opening, and kept exact by every commit since. With it:
+//! - entries past a user's last row are grouped into new rows, with no
+//!   read;
+//! - an entry at or below it (the broker never writes one, but the store's
+//!   contract allows it: a put overwrites) opens the row that covers its
+//!   seq: one point read, and the row is rewritten with the new entry;
+//! - a trim deletes the rows wholly at or below its bound by key, and
+//!   rewrites the row that straddles it from its first surviving entry.
+//!
+//! Trims write point deletions, never range tombstones: every iterator and
+//! point read of RocksDB's memtable fragments all of its range tombstones
+//! first, so with one per trim the inbox's reads grew with the write rate
+//! (half of the committer's time in `FragmentTombstones`, measured with
+//! `perf` on `tern-bench relay`).
+//!
+//! Every operation of the batch is applied in order to an in-memory view;
+//! the view is written at the end, deletions before rows, so an entry
+//! appended after a trim of its seq survives, as in `MemStore`. The index
+//! takes the batch's changes only once the batch is durable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use rocksdb::{ColumnFamily, ReadOptions, DB};
+
+use tern_core::store::SyncEntry;
+
+use super::entry_values::encode_entry_into;
+use super::inbox_rows::{decode_row, encode_row, row_entries, split_rows};
+use super::keys::{self, CF_INBOX};
+use super::rocks::StoreError;
+
+/// Rows the index holds, over all users, before it starts over (it is
+/// rebuilt user by user from the database, one scan each).
+const MAX_INDEXED_ROWS: usize = 4_000_000;
+
+/// One user's rows on disk: first seq to last seq.
+type Rows = BTreeMap<u64, u64>;
+
+/// The index of rows, per user.
+#[derive(Default)]
+pub(super) struct RowIndex {
+    users: HashMap<u64, Rows>,
+    rows: usize,
+}
+
+/// One user's part of the batch.
+struct UserView {
+    /// The user's rows as the batch changes them.
+    rows: Rows,
+    /// Rows of the database to delete (wholly trimmed, or rewritten).
+    deleted: Vec<u64>,
+    /// The entries to write (loaded from opened rows, and appended): seq
+    /// and where its encoding is in the arena, sorted by seq, one per seq.
+    entries: Vec<(u64, Range<usize>)>,
+}
+
+impl UserView {
+    /// Puts `seq`, replacing an entry of the same seq.
+    fn put(&mut self, seq: u64, at: Range<usize>) {
+        if self.entries.last().is_none_or(|(last, _)| *last < seq) {
+            self.entries.push((seq, at)); // the broker's only case
+            return;
+        }
+        match self.entries.binary_search_by_key(&seq, |(s, _)| *s) {
+            Ok(i) => self.entries[i].1 = at,
+            Err(i) => self.entries.insert(i, (seq, at)),
+        }
+    }
+
+    /// Puts `seq` unless the batch holds it already.
+    fn put_if_absent(&mut self, seq: u64, at: Range<usize>) {
+        if let Err(i) = self.entries.binary_search_by_key(&seq, |(s, _)| *s) {
+            self.entries.insert(i, (seq, at));
+        }
+    }
+}
+
+/// The inbox writes of one commit.
+pub(super) struct InboxWriter<'a> {
+    db: &'a DB,
+    cf: &'a ColumnFamily,
+    index: &'a mut RowIndex,
+    users: BTreeMap<u64, UserView>,
+    /// The encoded entries of the batch.
+    arena: Vec<u8>,
+}
+
+/// What a durable batch changes in the index.
+pub(super) struct Written(Vec<(u64, Rows)>);
+
+impl<'a> InboxWriter<'a> {
+    pub(super) fn new(db: &'a DB, cf: &'a ColumnFamily, index: &'a mut RowIndex) -> Self {
+        InboxWriter {
+            db,
+            cf,
+            index,
+            users: BTreeMap::new(),
+            arena: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    /// Puts entry `seq` of `user`.
+    pub(super) fn append(
+        &mut self,
+        user: u64,
+        seq: u64,
+        entry: &SyncEntry,
+    ) -> Result<(), StoreError> {
+        self.view(user)?;
+        self.open_row_covering(user, seq)?;
+        let start = self.arena.len();
+        encode_entry_into(entry, &mut self.arena);
+        let at = start..self.arena.len();
+        self.users.get_mut(&user).expect("made above").put(seq, at);
+        Ok(())
+    }
+
+    /// Deletes `user`'s entries up to `up_to`.
+    pub(super) fn trim(&mut self, user: u64, up_to: u64) -> Result<(), StoreError> {
+        self.view(user)?;
+        // The row straddling the bound is rewritten from its first
+        // surviving entry.
+        if let Some(next) = up_to.checked_add(1) {
+            self.open_row_covering(user, next)?;
+        }
+        let v = self.users.get_mut(&user).expect("made above");
+        let gone: Vec<u64> = v.rows.range(..=up_to).map(|(first, _)| *first).collect();
+        for first in gone {
+            v.rows.remove(&first);
+            v.deleted.push(first);
+        }
+        let gone = v.entries.partition_point(|(s, _)| *s <= up_to);
+        v.entries.drain(..gone);
+        Ok(())
+    }
+
+    /// Writes the view into `wb`: deletions, then rows. Returns what the
+    /// index takes once the batch is durable.
+    pub(super) fn finish(self, wb: &mut rocksdb::WriteBatch) -> Written {
+        let mut written = Vec::with_capacity(self.users.len());
+        for (user, mut v) in self.users {
+            for first in &v.deleted {
+                wb.delete_cf(self.cf, keys::inbox_key(user, *first));
+            }
+            for (first, last) in write_runs(wb, self.cf, user, &v.entries, &self.arena) {
+                v.rows.insert(first, last);
+            }
+            written.push((user, v.rows));
+        }
+        Written(written)
+    }
+
+    /// The index after a durable batch.
+    pub(super) fn remember(index: &mut RowIndex, written: Written) {
+        for (user, rows) in written.0 {
+            index.rows += rows.len();
+            if let Some(old) = index.users.insert(user, rows) {
+                index.rows -= old.len();
+            }
+        }
+        if index.rows > MAX_INDEXED_ROWS {
+            *index = RowIndex::default();
+        }
+    }
+
+    /// The user's view, its rows taken from the index (a batch that fails
+    /// leaves the user out of it, to be scanned again) or one scan.
+    fn view(&mut self, user: u64) -> Result<(), StoreError> {
+        if self.users.contains_key(&user) {
+            return Ok(());
+        }
+        let rows = match self.index.users.remove(&user) {
+            Some(rows) => {
+                self.index.rows -= rows.len();
+                rows
+            }
+            None => self.scan_rows(user)?,
+        };
+        self.users.insert(
+            user,
+            UserView {
+                rows,
+                deleted: Vec::new(),
+                entries: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Loads the row holding `seq`, if there is one, into the entries (an
+    /// entry this batch wrote already wins over the row's), and marks the
+    /// row for rewriting.
+    fn open_row_covering(&mut self, user: u64, seq: u64) -> Result<(), StoreError> {
+        let v = self.users.get_mut(&user).expect("view made first");
+        let Some((&first, &last)) = v.rows.range(..=seq).next_back() else {
+            return Ok(());
+        };
+        if last < seq {
+            return Ok(());
+        }
+        v.rows.remove(&first);
+        v.deleted.push(first);
+        let key = keys::inbox_key(user, first);
+        let corrupt = |source| StoreError::Corrupt {
+            cf: CF_INBOX,
+            key: key.to_vec(),
+            source,
+        };
+        let Some(value) = self.db.get_pinned_cf(self.cf, key)? else {
+            return Err(corrupt(super::value::DecodeError::Empty));
+        };
+        for (i, e) in decode_row(&value).map_err(corrupt)?.into_iter().enumerate() {
+            let start = self.arena.len();
+            self.arena.extend_from_slice(e);
+            v.put_if_absent(first + i as u64, start..self.arena.len());
+        }
+        Ok(())
+    }
+
+    /// Every row of `user` in the database.
+    fn scan_rows(&self, user: u64) -> Result<Rows, StoreError> {
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::user_prefix_end(user) {
+            ro.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf, ro);
+        it.seek(keys::inbox_key(user, 0));
+        let mut rows = Rows::new();
+        while let Some((k, v)) = it.item() {
+            let corrupt = |source| StoreError::Corrupt {
+                cf: CF_INBOX,
+                key: k.to_vec(),
+                source,
+            };
+            let (u, first) = keys::decode_inbox_key(k).map_err(corrupt)?;
+            if u != user {
+                break;
+            }
+            let n = row_entries(v).map_err(corrupt)?;
+            rows.insert(first, first.saturating_add(n - 1));
+            it.next();
+        }
+        it.status()?;
+        Ok(rows)
+    }
+}
+
+/// Puts `entries` as rows of consecutive seqs, each within the row bounds;
+/// returns the rows written (first and last seq).
+fn write_runs(
+    wb: &mut rocksdb::WriteBatch,
+    cf: &ColumnFamily,
+    user: u64,
+    entries: &[(u64, Range<usize>)],
+    arena: &[u8],
+) -> Vec<(u64, u64)> {
+    let mut written = Vec::new();
+    let mut run: Vec<(u64, &[u8])> = Vec::new();
+    let mut flush = |run: &mut Vec<(u64, &[u8])>| {
+        let lens: Vec<usize> = run.iter().map(|(_, e)| e.len()).collect();
+        for r in split_rows(&lens) {
+            let parts: Vec<&[u8]> = run[r.clone()].iter().map(|(_, e)| *e).collect();
+            let (first, last) = (run[r.start].0, run[r.end - 1].0);
+            wb.put_cf(cf, keys::inbox_key(user, first), encode_row(&parts));
+            written.push((first, last));
+        }
+        run.clear();
+    };
+    for (seq, at) in entries {
+        if run
+            .last()
+            .is_some_and(|(last, _)| last.checked_add(1) != Some(*seq))
+        {
+            flush(&mut run);
+        }
+        run.push((*seq, &arena[at.clone()]));
+    }
+    if !run.is_empty() {
+        flush(&mut run);
+    }
+    written
+}
