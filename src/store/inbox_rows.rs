@@ -1,29 +1,31 @@
-//! Rows of the inbox column family (store format 4): one row holds a run of
-//! consecutive sync-timeline entries of one user.
+//! Rows of runs (store format 4): one row holds consecutive values of one
+//! owner: sync-timeline entries of a user in the inbox column family,
+//! records of a conversation in the conv column family.
 //!
 //! ```text
-//! key:   user u64 BE | first seq u64 BE
-//! value: one entry (entry_values.rs: first byte 0xE2, or a version 1
-//!        DELIVER frame)                                   entry `first`
-//!    or: 0xE4 | n u32 | n × (len u32 | entry)             entries `first ..
+//! key:   owner (user u64 BE, or conversation key) | first seq u64 BE
+//! value: one value (an entry, entry_values.rs: first byte 0xE2, or a
+//!        version 1 DELIVER frame; a record, conv_values.rs: first byte
+//!        0x01)                                            value `first`
+//!    or: 0xE4 | n u32 | n × (len u32 | value)             values `first ..
 //!                                                          first + n - 1`
 //! ```
 //!
-//! Why: a commit batch appends tens of entries to each user it touches,
-//! and RocksDB's cost per write is mostly per row (a memtable skip-list
-//! insert), not per byte. With one row per entry, version 2's second row
-//! per message (the conversation record) halved the durable store's rate;
-//! one row per user per batch gives it back (docs/design.md, "Runs of
-//! entries"). A row of one entry is written exactly as formats 1-3 wrote
-//! every entry, so their folders need no rewriting.
+//! Why: a commit batch appends tens of values to each user and
+//! conversation it touches, and RocksDB's cost per write is mostly per row
+//! (a memtable skip-list insert), not per byte. With one row per value,
+//! version 2's second row per message halved the durable store's rate; one
+//! row per owner per batch gives it back (docs/design.md, "Runs of
+//! values"). A row of one value is written exactly as formats 1-3 wrote
+//! every value, so their folders need no rewriting.
 //!
-//! Rows of one user never overlap (`inbox_writer.rs` keeps that true), so a
+//! Rows of one owner never overlap (`run_writer.rs` keeps that true), so a
 //! seq is in at most one row: the last row whose first seq is at most it.
 
 use super::value::{DecodeError, ValueReader};
 
-/// First byte of a run of two or more entries (no entry format and no
-/// frame type has this value).
+/// First byte of a run of two or more values (no entry or record format
+/// and no frame type has this value).
 pub const RUN_TAG: u8 = 0xE4;
 /// Most entries in one row: bounds a reader's work for a single seq.
 pub const MAX_RUN_ENTRIES: usize = 256;

@@ -19,11 +19,11 @@ pub mod format;
 pub mod group_commit;
 pub mod group_values;
 pub mod inbox_rows;
-mod inbox_writer;
-mod insert_order;
 pub mod keys;
 pub mod rocks;
 mod rocks_read;
+mod run_spaces;
+mod run_writer;
 pub mod value;
 
 pub use group_commit::{

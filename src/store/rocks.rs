@@ -30,11 +30,12 @@ use tern_core::store::{
 use super::conv_values::{
     self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
 };
+use super::entry_values::encode_entry_into;
 use super::format::{self, Opened};
 use super::group_values as gv;
-use super::inbox_writer::{InboxWriter, RowIndex};
-use super::insert_order::insert_order;
 use super::keys::{self, DecodeError, CF_DEVICE, CF_INBOX, CF_META, COLUMN_FAMILIES};
+use super::run_spaces::{InboxSpace, RecordSpace};
+use super::run_writer::{RowIndex, RunWriter};
 
 /// Errors of the RocksDB store.
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +125,9 @@ pub struct RocksStore {
     sync_writes: bool,
     commits: AtomicU64,
     opened: Opened,
-    /// The inbox writer's index of each user's rows; its lock also makes
-    /// commits one at a time.
-    rows: Mutex<RowIndex>,
+    /// The run writers' indexes of each user's and each conversation's
+    /// rows; the lock also makes commits one at a time.
+    runs: Mutex<(RowIndex<InboxSpace>, RowIndex<RecordSpace>)>,
     // The block cache is shared by every column family's table options; keep
     // a handle so its lifetime plainly covers the database's.
     _cache: Cache,
@@ -235,7 +236,7 @@ impl RocksStore {
             sync_writes: options.sync_writes,
             commits: AtomicU64::new(0),
             opened,
-            rows: Mutex::new(RowIndex::default()),
+            runs: Mutex::new(Default::default()),
             _cache: cache,
         })
     }
@@ -377,24 +378,24 @@ impl Store for RocksStore {
     fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let meta = self.cf(CF_META)?;
         let device = self.cf(CF_DEVICE)?;
-        // One commit at a time: the inbox writer reads rows and indexes
-        // them, which a concurrent commit would invalidate.
-        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        let mut inbox = InboxWriter::new(&self.db, self.cf(CF_INBOX)?, &mut rows);
+        // One commit at a time: the run writers read rows and index them,
+        // which a concurrent commit would invalidate.
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let (inbox_rows, record_rows) = &mut *runs;
+        let mut inbox = RunWriter::new(&self.db, self.cf(CF_INBOX)?, inbox_rows);
+        let mut records = RunWriter::new(&self.db, self.cf(CF_CONV)?, record_rows);
         // Ops within one RocksDB batch get increasing sequence numbers, so
-        // they apply in order exactly like MemStore's loop. The inbox's
-        // appends and trims go through the inbox writer, which applies them
-        // in order to its view and writes the view at the end. Runs of
-        // record puts go in key order, the same outcome at a fraction of the
-        // memtable's cost (`insert_order`).
+        // they apply in order exactly like MemStore's loop. Sync-timeline
+        // entries and records go through their run writers, which apply
+        // them in order to a view and write the view at the end.
         let mut wb = rocksdb::WriteBatch::default();
-        for op in insert_order(&batch.ops).into_iter().map(|i| &batch.ops[i]) {
+        for op in &batch.ops {
             match op {
                 WriteOp::Meta { user, meta: m } => {
                     wb.put_cf(meta, keys::meta_key(*user), keys::encode_meta(m));
                 }
                 WriteOp::Append { user, entry } => {
-                    inbox.append(*user, entry.seq, &entry.entry)?;
+                    inbox.put(*user, entry.seq, |buf| encode_entry_into(&entry.entry, buf))?;
                 }
                 WriteOp::Device {
                     user,
@@ -413,11 +414,9 @@ impl Store for RocksStore {
                     inbox.trim(*user, *up_to)?;
                 }
                 WriteOp::PutRecord { conv, record } => {
-                    wb.put_cf(
-                        self.cf(CF_CONV)?,
-                        cv::record_key(conv, record.conv_seq),
-                        cv::encode_record(record),
-                    );
+                    records.put(*conv, record.conv_seq, |buf| {
+                        buf.extend_from_slice(&cv::encode_record(record))
+                    })?;
                 }
                 WriteOp::ConvMeta { conv, meta: m } => {
                     wb.put_cf(
@@ -427,11 +426,7 @@ impl Store for RocksStore {
                     );
                 }
                 WriteOp::TrimConv { conv, up_to } => {
-                    wb.delete_range_cf(
-                        self.cf(CF_CONV)?,
-                        cv::record_key(conv, 0).to_vec(),
-                        cv::record_range_end(conv, *up_to),
-                    );
+                    records.trim(*conv, *up_to)?;
                 }
                 WriteOp::UserConv {
                     user,
@@ -474,12 +469,13 @@ impl Store for RocksStore {
                 }
             }
         }
-        let written = inbox.finish(&mut wb);
+        let written = (inbox.finish(&mut wb), records.finish(&mut wb));
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync_writes);
         wo.disable_wal(false);
         self.db.write_opt(wb, &wo)?;
-        InboxWriter::remember(&mut rows, written);
+        RunWriter::remember(&mut runs.0, written.0);
+        RunWriter::remember(&mut runs.1, written.1);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -118,31 +118,63 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Message entries name their record: fetch them all in one lookup. A
-    /// record no longer stored (history retention) stays the recall marker
-    /// the entry decoded to.
+    /// Message entries name their record: attach them, reading each row
+    /// of records once (a page's entries mostly name consecutive records of
+    /// a few conversations). A record no longer stored (history retention)
+    /// leaves the recall marker the entry decoded to.
     fn attach_records(&self, entries: &mut [StoredEntry]) -> Result<(), StoreError> {
-        let wanted: Vec<(usize, [u8; CONV_KEY_LEN + 8])> = entries
+        let mut wanted: Vec<(ConvKey, u64, usize)> = entries
             .iter()
             .enumerate()
             .filter(|(_, e)| matches!(e.entry.item, SyncItem::Message(_)) && e.entry.conv_seq != 0)
-            .map(|(i, e)| (i, cv::record_key(&e.entry.conv, e.entry.conv_seq)))
+            .map(|(i, e)| (e.entry.conv, e.entry.conv_seq, i))
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
-        let cf = self.cf(CF_CONV)?;
-        let got = self
-            .raw()
-            .multi_get_cf(wanted.iter().map(|(_, k)| (cf, k.as_slice())));
-        for ((i, key), value) in wanted.iter().zip(got) {
-            if let Some(v) = value? {
-                let e = &mut entries[*i].entry;
-                let record = cv::decode_record(e.conv_seq, &v).map_err(corrupt(CF_CONV, key))?;
-                e.item = SyncItem::Message(Arc::new(record));
+        wanted.sort_unstable();
+        let mut row: Option<(ConvKey, u64, Vec<ConvRecord>)> = None;
+        for (conv, seq, i) in wanted {
+            let held = row.as_ref().is_some_and(|(c, first, records)| {
+                *c == conv && seq >= *first && seq - *first < records.len() as u64
+            });
+            if !held {
+                row = self
+                    .record_row(&conv, seq)?
+                    .map(|(first, records)| (conv, first, records));
+            }
+            if let Some((_, first, records)) = &row {
+                if let Some(r) = seq
+                    .checked_sub(*first)
+                    .and_then(|k| records.get(k as usize))
+                {
+                    entries[i].entry.item = SyncItem::Message(Arc::new(r.clone()));
+                }
             }
         }
         Ok(())
+    }
+
+    /// The row of `conv`'s records that starts at or below `seq`: its first
+    /// seq and its records.
+    fn record_row(
+        &self,
+        conv: &ConvKey,
+        seq: u64,
+    ) -> Result<Option<(u64, Vec<ConvRecord>)>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(cv::record_key(conv, 0).to_vec());
+        let mut it = self.raw().raw_iterator_cf_opt(self.cf(CF_CONV)?, ro);
+        it.seek_for_prev(cv::record_key(conv, seq));
+        let found = match it.item() {
+            Some((k, v)) => match cv::record_seq(conv, k) {
+                Some(first) => Some((first, decode_record_row(first, k, v)?)),
+                None => None,
+            },
+            None => None,
+        };
+        it.status()?;
+        Ok(found)
     }
 
     pub(super) fn read_records(
@@ -163,13 +195,23 @@ impl RocksStore {
             .raw()
             .raw_iterator_cf_opt(self.cf(CF_CONV)?, below(end));
         it.seek_to_last();
+        // Rows hold runs of records (`inbox_rows.rs`): newest row first,
+        // each row's records newest first, those at or past `before` left.
         let mut out = Vec::with_capacity(max.min(256));
-        while out.len() < max {
+        'rows: while out.len() < max {
             let Some((k, v)) = it.item() else { break };
-            let Some(seq) = cv::record_seq(conv, k) else {
+            let Some(first) = cv::record_seq(conv, k) else {
                 break; // before this conversation's first record
             };
-            out.push(cv::decode_record(seq, v).map_err(corrupt(CF_CONV, k))?);
+            for r in decode_record_row(first, k, v)?.into_iter().rev() {
+                if before != 0 && r.conv_seq >= before {
+                    continue;
+                }
+                out.push(r);
+                if out.len() == max {
+                    break 'rows;
+                }
+            }
             it.prev();
         }
         it.status()?;
@@ -298,4 +340,20 @@ impl RocksStore {
         it.status()?;
         Ok(out)
     }
+}
+
+/// The records of the row at key `k` (first seq `first`).
+fn decode_record_row(first: u64, k: &[u8], v: &[u8]) -> Result<Vec<ConvRecord>, StoreError> {
+    let row = decode_row(v).map_err(corrupt(CF_CONV, k))?;
+    let mut out = Vec::with_capacity(row.len());
+    for (i, bytes) in row.into_iter().enumerate() {
+        let seq = first.checked_add(i as u64).ok_or_else(|| {
+            corrupt(CF_CONV, k)(DecodeError::TooLong {
+                len: i as u64,
+                max: (u64::MAX - first) as usize,
+            })
+        })?;
+        out.push(cv::decode_record(seq, bytes).map_err(corrupt(CF_CONV, k))?);
+    }
+    Ok(out)
 }

@@ -1,14 +1,16 @@
-//! The inbox half of a commit: appends and trims of sync timelines, turned
-//! into rows of runs (`inbox_rows.rs`) that never overlap.
+//! Writes to a column family of runs (`inbox_rows.rs`): the sync
+//! timelines (an owner is a user) and the storage timelines (an owner is a
+//! conversation), each a sequence of values per owner, kept as rows of
+//! consecutive values that never overlap.
 //!
-//! The writer keeps an index of each user's rows (first and last seq),
-//! built by one scan of the user's key range the first time a user is
+//! The writer keeps an index of each owner's rows (first and last seq),
+//! built by one scan of the owner's key range the first time an owner is
 //! touched after opening, and kept exact by every commit since. With it:
-//! - entries past a user's last row are grouped into new rows, with no
+//! - values past an owner's last row are grouped into new rows, with no
 //!   read;
-//! - an entry at or below it (the broker never writes one, but the store's
-//!   contract allows it: a put overwrites) opens the row that covers its
-//!   seq: one point read, and the row is rewritten with the new entry;
+//! - a value at or below it (a recalled record replacing the original; the
+//!   store's contract allows any overwrite) opens the row that covers its
+//!   seq: one point read, and the row is rewritten with the new value;
 //! - a trim deletes the rows wholly at or below its bound by key, and
 //!   rewrites the row that straddles it from its first surviving entry.
 //!
@@ -19,39 +21,57 @@
 //! `perf` on `tern-bench relay`).
 //!
 //! Every operation of the batch is applied in order to an in-memory view;
-//! the view is written at the end, deletions before rows, so an entry
-//! appended after a trim of its seq survives, as in `MemStore`. The index
-//! takes the batch's changes only once the batch is durable.
+//! the view is written at the end, deletions before rows, so a value put
+//! after a trim of its seq survives, as in `MemStore`. The index takes the
+//! batch's changes only once the batch is durable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use rocksdb::{ColumnFamily, ReadOptions, DB};
 
-use tern_core::store::SyncEntry;
-
-use super::entry_values::encode_entry_into;
 use super::inbox_rows::{decode_row, encode_row, row_entries, split_rows};
-use super::keys::{self, CF_INBOX};
 use super::rocks::StoreError;
 
-/// Rows the index holds, over all users, before it starts over (it is
-/// rebuilt user by user from the database, one scan each).
+/// Rows the index holds, over all owners, before it starts over (it is
+/// rebuilt owner by owner from the database, one scan each).
 const MAX_INDEXED_ROWS: usize = 4_000_000;
 
-/// One user's rows on disk: first seq to last seq.
+/// A column family of runs: how its keys name an owner and a seq.
+pub(super) trait RunSpace {
+    /// Whose sequence a row belongs to.
+    type Owner: Copy + Ord + std::hash::Hash;
+    /// The column family's name.
+    const CF: &'static str;
+    /// The key of the row starting at `seq`.
+    fn key(owner: &Self::Owner, seq: u64) -> Vec<u8>;
+    /// Exclusive upper bound of the owner's keys (`None`: the end).
+    fn end(owner: &Self::Owner) -> Option<Vec<u8>>;
+    /// The seq of a key of `owner`, `None` for another owner's key.
+    fn seq_of(owner: &Self::Owner, key: &[u8]) -> Option<u64>;
+}
+
+/// One owner's rows on disk: first seq to last seq.
 type Rows = BTreeMap<u64, u64>;
 
-/// The index of rows, per user.
-#[derive(Default)]
-pub(super) struct RowIndex {
-    users: HashMap<u64, Rows>,
+/// The index of rows, per owner.
+pub(super) struct RowIndex<S: RunSpace> {
+    users: HashMap<S::Owner, Rows>,
     rows: usize,
 }
 
-/// One user's part of the batch.
+impl<S: RunSpace> Default for RowIndex<S> {
+    fn default() -> Self {
+        RowIndex {
+            users: HashMap::new(),
+            rows: 0,
+        }
+    }
+}
+
+/// One owner's part of the batch.
 struct UserView {
-    /// The user's rows as the batch changes them.
+    /// The owner's rows as the batch changes them.
     rows: Rows,
     /// Rows of the database to delete (wholly trimmed, or rewritten).
     deleted: Vec<u64>,
@@ -81,22 +101,22 @@ impl UserView {
     }
 }
 
-/// The inbox writes of one commit.
-pub(super) struct InboxWriter<'a> {
+/// The writes of one commit to one column family of runs.
+pub(super) struct RunWriter<'a, S: RunSpace> {
     db: &'a DB,
     cf: &'a ColumnFamily,
-    index: &'a mut RowIndex,
-    users: BTreeMap<u64, UserView>,
-    /// The encoded entries of the batch.
+    index: &'a mut RowIndex<S>,
+    users: BTreeMap<S::Owner, UserView>,
+    /// The encoded values of the batch.
     arena: Vec<u8>,
 }
 
 /// What a durable batch changes in the index.
-pub(super) struct Written(Vec<(u64, Rows)>);
+pub(super) struct Written<S: RunSpace>(Vec<(S::Owner, Rows)>);
 
-impl<'a> InboxWriter<'a> {
-    pub(super) fn new(db: &'a DB, cf: &'a ColumnFamily, index: &'a mut RowIndex) -> Self {
-        InboxWriter {
+impl<'a, S: RunSpace> RunWriter<'a, S> {
+    pub(super) fn new(db: &'a DB, cf: &'a ColumnFamily, index: &'a mut RowIndex<S>) -> Self {
+        RunWriter {
             db,
             cf,
             index,
@@ -105,24 +125,25 @@ impl<'a> InboxWriter<'a> {
         }
     }
 
-    /// Puts entry `seq` of `user`.
-    pub(super) fn append(
+    /// Puts value `seq` of `user`, which `encode` appends to the buffer it
+    /// is given.
+    pub(super) fn put(
         &mut self,
-        user: u64,
+        user: S::Owner,
         seq: u64,
-        entry: &SyncEntry,
+        encode: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), StoreError> {
         self.view(user)?;
         self.open_row_covering(user, seq)?;
         let start = self.arena.len();
-        encode_entry_into(entry, &mut self.arena);
+        encode(&mut self.arena);
         let at = start..self.arena.len();
         self.users.get_mut(&user).expect("made above").put(seq, at);
         Ok(())
     }
 
-    /// Deletes `user`'s entries up to `up_to`.
-    pub(super) fn trim(&mut self, user: u64, up_to: u64) -> Result<(), StoreError> {
+    /// Deletes `user`'s values up to `up_to`.
+    pub(super) fn trim(&mut self, user: S::Owner, up_to: u64) -> Result<(), StoreError> {
         self.view(user)?;
         // The row straddling the bound is rewritten from its first
         // surviving entry.
@@ -142,13 +163,13 @@ impl<'a> InboxWriter<'a> {
 
     /// Writes the view into `wb`: deletions, then rows. Returns what the
     /// index takes once the batch is durable.
-    pub(super) fn finish(self, wb: &mut rocksdb::WriteBatch) -> Written {
+    pub(super) fn finish(self, wb: &mut rocksdb::WriteBatch) -> Written<S> {
         let mut written = Vec::with_capacity(self.users.len());
         for (user, mut v) in self.users {
             for first in &v.deleted {
-                wb.delete_cf(self.cf, keys::inbox_key(user, *first));
+                wb.delete_cf(self.cf, S::key(&user, *first));
             }
-            for (first, last) in write_runs(wb, self.cf, user, &v.entries, &self.arena) {
+            for (first, last) in write_runs::<S>(wb, self.cf, &user, &v.entries, &self.arena) {
                 v.rows.insert(first, last);
             }
             written.push((user, v.rows));
@@ -157,7 +178,7 @@ impl<'a> InboxWriter<'a> {
     }
 
     /// The index after a durable batch.
-    pub(super) fn remember(index: &mut RowIndex, written: Written) {
+    pub(super) fn remember(index: &mut RowIndex<S>, written: Written<S>) {
         for (user, rows) in written.0 {
             index.rows += rows.len();
             if let Some(old) = index.users.insert(user, rows) {
@@ -171,7 +192,7 @@ impl<'a> InboxWriter<'a> {
 
     /// The user's view, its rows taken from the index (a batch that fails
     /// leaves the user out of it, to be scanned again) or one scan.
-    fn view(&mut self, user: u64) -> Result<(), StoreError> {
+    fn view(&mut self, user: S::Owner) -> Result<(), StoreError> {
         if self.users.contains_key(&user) {
             return Ok(());
         }
@@ -180,7 +201,7 @@ impl<'a> InboxWriter<'a> {
                 self.index.rows -= rows.len();
                 rows
             }
-            None => self.scan_rows(user)?,
+            None => self.scan_rows(&user)?,
         };
         self.users.insert(
             user,
@@ -196,7 +217,7 @@ impl<'a> InboxWriter<'a> {
     /// Loads the row holding `seq`, if there is one, into the entries (an
     /// entry this batch wrote already wins over the row's), and marks the
     /// row for rewriting.
-    fn open_row_covering(&mut self, user: u64, seq: u64) -> Result<(), StoreError> {
+    fn open_row_covering(&mut self, user: S::Owner, seq: u64) -> Result<(), StoreError> {
         let v = self.users.get_mut(&user).expect("view made first");
         let Some((&first, &last)) = v.rows.range(..=seq).next_back() else {
             return Ok(());
@@ -206,13 +227,13 @@ impl<'a> InboxWriter<'a> {
         }
         v.rows.remove(&first);
         v.deleted.push(first);
-        let key = keys::inbox_key(user, first);
+        let key = S::key(&user, first);
         let corrupt = |source| StoreError::Corrupt {
-            cf: CF_INBOX,
-            key: key.to_vec(),
+            cf: S::CF,
+            key: key.clone(),
             source,
         };
-        let Some(value) = self.db.get_pinned_cf(self.cf, key)? else {
+        let Some(value) = self.db.get_pinned_cf(self.cf, &key)? else {
             return Err(corrupt(super::value::DecodeError::Empty));
         };
         for (i, e) in decode_row(&value).map_err(corrupt)?.into_iter().enumerate() {
@@ -224,24 +245,23 @@ impl<'a> InboxWriter<'a> {
     }
 
     /// Every row of `user` in the database.
-    fn scan_rows(&self, user: u64) -> Result<Rows, StoreError> {
+    fn scan_rows(&self, user: &S::Owner) -> Result<Rows, StoreError> {
         let mut ro = ReadOptions::default();
-        if let Some(end) = keys::user_prefix_end(user) {
-            ro.set_iterate_upper_bound(end.to_vec());
+        if let Some(end) = S::end(user) {
+            ro.set_iterate_upper_bound(end);
         }
         let mut it = self.db.raw_iterator_cf_opt(self.cf, ro);
-        it.seek(keys::inbox_key(user, 0));
+        it.seek(S::key(user, 0));
         let mut rows = Rows::new();
         while let Some((k, v)) = it.item() {
             let corrupt = |source| StoreError::Corrupt {
-                cf: CF_INBOX,
+                cf: S::CF,
                 key: k.to_vec(),
                 source,
             };
-            let (u, first) = keys::decode_inbox_key(k).map_err(corrupt)?;
-            if u != user {
+            let Some(first) = S::seq_of(user, k) else {
                 break;
-            }
+            };
             let n = row_entries(v).map_err(corrupt)?;
             rows.insert(first, first.saturating_add(n - 1));
             it.next();
@@ -253,10 +273,10 @@ impl<'a> InboxWriter<'a> {
 
 /// Puts `entries` as rows of consecutive seqs, each within the row bounds;
 /// returns the rows written (first and last seq).
-fn write_runs(
+fn write_runs<S: RunSpace>(
     wb: &mut rocksdb::WriteBatch,
     cf: &ColumnFamily,
-    user: u64,
+    user: &S::Owner,
     entries: &[(u64, Range<usize>)],
     arena: &[u8],
 ) -> Vec<(u64, u64)> {
@@ -267,7 +287,7 @@ fn write_runs(
         for r in split_rows(&lens) {
             let parts: Vec<&[u8]> = run[r.clone()].iter().map(|(_, e)| *e).collect();
             let (first, last) = (run[r.start].0, run[r.end - 1].0);
-            wb.put_cf(cf, keys::inbox_key(user, first), encode_row(&parts));
+            wb.put_cf(cf, S::key(user, first), encode_row(&parts));
             written.push((first, last));
         }
         run.clear();
