@@ -4,6 +4,9 @@
 //! staged view moves as operations are applied, the store's view once the
 //! batch is durable.
 
+use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
+
 use super::FastMap;
 
 use super::{Broker, BrokerEvent};
@@ -71,61 +74,48 @@ impl StagedConvs {
 }
 
 impl<S: Store> Broker<S> {
-    /// The storage timeline of `conv`, loaded on first use.
+    /// The storage timeline of `conv`, loaded on first use (one hash
+    /// lookup when cached: this is on every message's path).
     pub(super) fn timeline_mut(&mut self, conv: ConvKey) -> Result<&mut ConvCache, String> {
-        if !self.convs.timelines.contains_key(&conv) {
-            let meta = self
-                .store
-                .conv_meta(&conv)
-                .map_err(|e| self.read_failed(e))?;
-            self.convs.timelines.insert(
-                conv,
-                ConvCache {
+        match self.convs.timelines.entry(conv) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(v) => {
+                let meta = match self.store.conv_meta(&conv) {
+                    Ok(m) => m,
+                    Err(e) => return Err(read_failed(&mut self.events, e)),
+                };
+                Ok(v.insert(ConvCache {
                     meta: meta.unwrap_or_default(),
                     dirty: false,
                     written: 0,
                     swept_at: None,
-                },
-            );
+                }))
+            }
         }
-        Ok(self.convs.timelines.get_mut(&conv).expect("inserted above"))
     }
 
-    /// `user`'s state in `conv`, loaded on first use.
+    /// `user`'s state in `conv`, loaded on first use (one hash lookup
+    /// when cached).
     pub(super) fn user_conv_mut(
         &mut self,
         user: u64,
         conv: ConvKey,
     ) -> Result<&mut UserConvSlot, String> {
-        if !self.convs.user_convs.contains_key(&(user, conv)) {
-            let state = self
-                .store
-                .user_conv(user, &conv)
-                .map_err(|e| self.read_failed(e))?;
-            let state = state.unwrap_or_default();
-            self.convs.user_convs.insert(
-                (user, conv),
-                UserConvSlot {
+        match self.convs.user_convs.entry((user, conv)) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(v) => {
+                let state = match self.store.user_conv(user, &conv) {
+                    Ok(s) => s.unwrap_or_default(),
+                    Err(e) => return Err(read_failed(&mut self.events, e)),
+                };
+                Ok(v.insert(UserConvSlot {
                     written_version: state.version,
                     state,
                     dirty: false,
                     written: 0,
-                },
-            );
+                }))
+            }
         }
-        Ok(self
-            .convs
-            .user_convs
-            .get_mut(&(user, conv))
-            .expect("inserted above"))
-    }
-
-    fn read_failed(&mut self, e: impl std::fmt::Display) -> String {
-        let error = e.to_string();
-        self.events.push_back(BrokerEvent::StoreReadFailed {
-            error: error.clone(),
-        });
-        error
     }
 
     /// Drops clean cache entries once the caches outgrow
@@ -213,4 +203,13 @@ impl<S: Store> Broker<S> {
         }
         Ok(true)
     }
+}
+
+/// Reports a failed store read as an event; returns its text.
+fn read_failed(events: &mut VecDeque<BrokerEvent>, e: impl std::fmt::Display) -> String {
+    let error = e.to_string();
+    events.push_back(BrokerEvent::StoreReadFailed {
+        error: error.clone(),
+    });
+    error
 }

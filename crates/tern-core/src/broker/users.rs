@@ -144,21 +144,23 @@ impl<S: Store> Broker<S> {
         Ok(u)
     }
 
+    /// `user`'s cache, loaded on first use (one hash lookup when cached:
+    /// every message passes here several times).
     pub(super) fn user_mut(&mut self, user: u64) -> Result<&mut UserCache, String> {
-        if !self.users.contains_key(&user) {
-            match UserCache::load(&*self.store, user) {
-                Ok(u) => {
-                    self.users.insert(user, Box::new(u));
-                }
-                Err(e) => {
-                    let error = e.to_string();
-                    self.events.push_back(BrokerEvent::StoreReadFailed {
-                        error: error.clone(),
-                    });
-                    return Err(error);
+        match self.users.entry(user) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                match UserCache::load(&*self.store, user) {
+                    Ok(u) => Ok(v.insert(Box::new(u))),
+                    Err(e) => {
+                        let error = e.to_string();
+                        self.events.push_back(BrokerEvent::StoreReadFailed {
+                            error: error.clone(),
+                        });
+                        Err(error)
+                    }
                 }
             }
         }
-        Ok(self.users.get_mut(&user).expect("inserted above"))
     }
 }
