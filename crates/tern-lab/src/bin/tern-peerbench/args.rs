@@ -2,10 +2,10 @@
 //! they come to.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::lab::Lab;
 
@@ -141,34 +141,7 @@ impl RunArgs {
     /// The network: the namespace lab of `--netns PREFIX` (servers in
     /// PREFIX-s, this process in PREFIX-c, the wire PREFIX-c0), or loopback.
     pub fn lab(&self) -> Result<Lab> {
-        let lab = match &self.netns {
-            Some(prefix) => Lab {
-                server_ns: Some(format!("{prefix}-s")),
-                script: Some(self.lab_script.clone()),
-                server_ip: self
-                    .server_ip
-                    .unwrap_or_else(|| "10.77.0.1".parse().expect("literal")),
-                iface: format!("{prefix}-c0"),
-                delay_queue: Default::default(),
-            },
-            None => Lab {
-                server_ns: None,
-                script: None,
-                server_ip: self
-                    .server_ip
-                    .unwrap_or_else(|| "127.0.0.1".parse().expect("literal")),
-                iface: "lo".into(),
-                delay_queue: Default::default(),
-            },
-        };
-        if lab.server_ns.is_some() && !Path::new(&format!("/sys/class/net/{}", lab.iface)).exists()
-        {
-            bail!(
-                "interface {} not found: run this inside the client namespace (scripts/netns-lab.sh exec client -- ...)",
-                lab.iface
-            );
-        }
-        Ok(lab)
+        Lab::new(self.netns.as_deref(), &self.lab_script, self.server_ip)
     }
 
     /// The workload sizes (at least one pair, one in flight, 16-byte payloads).

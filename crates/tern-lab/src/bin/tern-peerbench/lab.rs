@@ -54,6 +54,33 @@ impl Wire {
 }
 
 impl Lab {
+    /// The namespace lab of prefix `netns` (servers in PREFIX-s, this
+    /// process in PREFIX-c, the wire PREFIX-c0, `script` changes the loss),
+    /// or loopback without it; `server_ip` defaults to 10.77.0.1 in the lab
+    /// and 127.0.0.1 on loopback.
+    pub fn new(netns: Option<&str>, script: &Path, server_ip: Option<IpAddr>) -> Result<Lab> {
+        let default_ip = if netns.is_some() {
+            IpAddr::from([10, 77, 0, 1])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        };
+        let lab = Lab {
+            server_ns: netns.map(|p| format!("{p}-s")),
+            script: netns.map(|_| script.to_path_buf()),
+            server_ip: server_ip.unwrap_or(default_ip),
+            iface: netns.map_or_else(|| "lo".to_string(), |p| format!("{p}-c0")),
+            delay_queue: Default::default(),
+        };
+        if lab.server_ns.is_some() && !Path::new(&format!("/sys/class/net/{}", lab.iface)).exists()
+        {
+            bail!(
+                "interface {} not found: run this inside the client namespace (scripts/netns-lab.sh exec client -- ...)",
+                lab.iface
+            );
+        }
+        Ok(lab)
+    }
+
     /// True when packet loss can be applied.
     pub fn can_lose(&self) -> bool {
         self.server_ns.is_some() && self.script.is_some()

@@ -8,12 +8,21 @@
 //!
 //! Normally run by `scripts/bench-peers.sh`, inside the client namespace;
 //! the servers are started in the server namespace with `ip netns exec`.
+//!
+//! `connect` measures time to connect on a lossy link instead: the real
+//! `ternd` against a fixed login retry and TCP + TLS 1.3 (issue 14, item 8).
 
 mod args;
 mod arrivals;
 mod charts;
 mod check;
+mod connect;
+mod connect_args;
+mod connect_stats;
+mod connect_tern;
+mod connect_tls;
 mod delay;
+mod delayers;
 mod files;
 mod lab;
 mod mqtt_client;
@@ -31,6 +40,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use args::RunArgs;
+use connect_args::ConnectArgs;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +69,26 @@ enum Cmd {
         #[arg(long)]
         duration: Option<humantime::Duration>,
     },
+    /// Time to connect under loss: the real ternd against a fixed login
+    /// retry and TCP + TLS 1.3, from new sockets, one login at a time.
+    Connect(Box<ConnectArgs>),
+    /// Accept TLS 1.3 connections and complete their handshakes (the
+    /// baseline of `connect`, which starts it in the server namespace).
+    #[command(hide = true)]
+    TlsListen {
+        /// Address to listen on (port 0: any; it prints `listening on ADDR`).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Certificate, DER.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Private key, PKCS#8 DER.
+        #[arg(long)]
+        key: PathBuf,
+        /// Exit after this long.
+        #[arg(long, default_value = "2h")]
+        max_time: humantime::Duration,
+    },
     /// Draw the charts from saved results.
     Render {
         /// Folder with results.json and the latency CSVs.
@@ -74,6 +104,13 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run(a) => run::run(*a),
+        Cmd::Connect(a) => connect::connect(*a),
+        Cmd::TlsListen {
+            listen,
+            cert,
+            key,
+            max_time,
+        } => connect_tls::serve(listen, &cert, &key, max_time.into()),
         Cmd::Delay {
             queue,
             ms,

@@ -3,13 +3,11 @@
 //! the charts and (with `--check`) the verdict.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use tern_lab::bench::seal::Sealing;
-use tern_lab::bench::util::ScratchDir;
-use tern_lab::process::{next_to_exe, ChildProcess, OnDrop, Stderr};
+use tern_lab::process::next_to_exe;
 
 use crate::args::{RunArgs, Shape};
 use crate::check::check;
@@ -18,7 +16,7 @@ use crate::lab::{self, Lab};
 use crate::results::{BaselineResult, RunResults};
 use crate::servers::{Mosquitto, MosquittoSettings, TernProxy, Ternd};
 use crate::summary::{fmt_rate, lat_line, summary, tp_line, Out};
-use crate::{charts, mqtt_load, tern_load};
+use crate::{charts, delayers, mqtt_load, tern_load};
 
 /// One run: where, how big, with which binaries, and what it printed and
 /// measured so far.
@@ -36,7 +34,7 @@ struct Bench {
 }
 
 /// `git describe` of the working tree, for the record.
-fn commit() -> String {
+pub fn commit() -> String {
     std::process::Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .output()
@@ -250,35 +248,11 @@ impl Bench {
         }
     }
 
-    /// `tern-peerbench delay` in both namespaces, adding `rtt` ms in all.
-    fn start_delay(&self, rtt: u64) -> Result<(Vec<ChildProcess>, ScratchDir)> {
-        let me = std::env::current_exe()?;
-        let one_way = (rtt / 2).to_string();
-        let scratch = lab::scratch("delay")?;
-        let mut delayers = Vec::new();
-        for (side, mut cmd) in [
-            ("server", self.lab.server_command(&me)),
-            ("client", std::process::Command::new(&me)),
-        ] {
-            cmd.args(["delay", "--queue", "7", "--ms", &one_way]);
-            let log = Stderr::File(scratch.path().join(format!("delay-{side}.log")));
-            let mut p = ChildProcess::spawn(cmd, &format!("delay ({side})"), log)?
-                .on_drop(OnDrop::Terminate(Duration::from_secs(10)));
-            p.wait_for("start delaying", Duration::from_secs(10), |l| {
-                l.starts_with("delaying").then_some(())
-            })?;
-            delayers.push(p);
-        }
-        self.lab.delay_queue.store(8, Ordering::Relaxed);
-        self.lab.set_loss(0.0)?;
-        Ok((delayers, scratch))
-    }
-
     /// Series `si`: one latency run per loss level and peer (and through
     /// tern-proxy, if asked for).
     fn latency(&mut self, si: usize, (rtt, tern_name, mosq_name): (u64, &str, &str)) -> Result<()> {
         let delay = if rtt > 0 {
-            Some(self.start_delay(rtt)?)
+            Some(delayers::start(&self.lab, rtt)?)
         } else {
             None
         };
@@ -341,12 +315,7 @@ impl Bench {
                 self.res.latency.push(r);
             }
         }
-        if let Some((delayers, scratch)) = delay {
-            self.lab.delay_queue.store(0, Ordering::Relaxed);
-            self.lab.set_loss(0.0)?;
-            drop(delayers);
-            drop(scratch);
-        }
+        drop(delay);
         Ok(())
     }
 
