@@ -208,10 +208,7 @@ impl<S: Store> Broker<S> {
         // Durable records are the store's now, unless a newer version of
         // one (a recall) is still staged.
         for (conv, record) in &done.records {
-            let key = (*conv, record.conv_seq);
-            if self.convs.pending.get(&key) == Some(record) {
-                self.convs.pending.remove(&key);
-            }
+            self.convs.pending.settle(conv, record);
         }
         for (user, device, state) in done.devices {
             let Some(d) = self

@@ -152,9 +152,7 @@ impl<S: Store> Broker<S> {
         if let ConvKey::Group(g) = conv {
             self.index_record(g, &record);
         }
-        self.convs
-            .pending
-            .insert((conv, record.conv_seq), record.clone());
+        self.convs.pending.insert(conv, record.clone());
         self.staged.convs.records.push((conv, record));
     }
 

@@ -77,7 +77,7 @@ impl<S: Store> Broker<S> {
                 }
                 before = first;
             }
-            for ((_, seq), r) in self.convs.pending.range((key, 0)..=(key, head)) {
+            for (seq, r) in self.convs.pending.range(&key, 0, head) {
                 idx.set(*seq, counts(r));
             }
             idx.cover(head);
