@@ -374,14 +374,17 @@ fn history_phase(
         let mut it = db.raw_iterator_cf(cf);
         let start = if before == 0 { u64::MAX } else { before - 1 };
         it.seek_for_prev(record_key(&key, start));
-        let mut n = 0;
-        while n < opts.page {
+        let mut n = 0u64;
+        while n < opts.page as u64 {
             let Some((k, v)) = it.item() else { break };
             if !k.starts_with(&key.to_bytes()) {
                 break;
             }
             std::hint::black_box(v);
-            n += 1;
+            // A row holds a run of records (store format 4): read rows
+            // until they hold a page.
+            n += tern::store::inbox_rows::row_entries(v)
+                .map_err(|e| BenchError::Failed(format!("conv row: {e}")))?;
             it.prev();
         }
         it.status()?;
