@@ -33,9 +33,11 @@ use rocksdb::{ColumnFamily, ReadOptions, DB};
 use super::inbox_rows::{decode_row, encode_row, row_entries, split_rows};
 use super::rocks::StoreError;
 
-/// Rows the index holds, over all owners, before it starts over (it is
-/// rebuilt owner by owner from the database, one scan each).
-const MAX_INDEXED_ROWS: usize = 4_000_000;
+/// Rows, and owners, the index holds before it starts over (it is rebuilt
+/// owner by owner from the database, one scan each): about 16 bytes a row
+/// and 64 an owner, so at most a few tens of megabytes.
+const MAX_INDEXED_ROWS: usize = 1 << 20;
+const MAX_INDEXED_OWNERS: usize = 1 << 16;
 
 /// A column family of runs: how its keys name an owner and a seq.
 pub(super) trait RunSpace {
@@ -51,8 +53,45 @@ pub(super) trait RunSpace {
     fn seq_of(owner: &Self::Owner, key: &[u8]) -> Option<u64>;
 }
 
-/// One owner's rows on disk: first seq to last seq.
-type Rows = BTreeMap<u64, u64>;
+/// One owner's rows on disk: (first seq, last seq), sorted, disjoint. A
+/// sorted vector: most owners have a row or two, and rows are added at the
+/// end and trimmed from the front.
+#[derive(Default)]
+struct Rows(Vec<(u64, u64)>);
+
+impl Rows {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The last row starting at or below `seq`.
+    fn at_or_below(&self, seq: u64) -> Option<(u64, u64)> {
+        let i = self.0.partition_point(|(first, _)| *first <= seq);
+        i.checked_sub(1).map(|i| self.0[i])
+    }
+
+    fn remove(&mut self, first: u64) {
+        if let Ok(i) = self.0.binary_search_by_key(&first, |(f, _)| *f) {
+            self.0.remove(i);
+        }
+    }
+
+    /// Removes the rows starting at or below `seq`; returns their firsts.
+    fn drain_through(&mut self, seq: u64) -> Vec<u64> {
+        let n = self.0.partition_point(|(first, _)| *first <= seq);
+        self.0.drain(..n).map(|(first, _)| first).collect()
+    }
+
+    fn insert(&mut self, first: u64, last: u64) {
+        match self.0.last() {
+            Some((f, _)) if *f >= first => {
+                let i = self.0.partition_point(|(f, _)| *f < first);
+                self.0.insert(i, (first, last));
+            }
+            _ => self.0.push((first, last)),
+        }
+    }
+}
 
 /// The index of rows, per owner.
 pub(super) struct RowIndex<S: RunSpace> {
@@ -151,11 +190,8 @@ impl<'a, S: RunSpace> RunWriter<'a, S> {
             self.open_row_covering(user, next)?;
         }
         let v = self.users.get_mut(&user).expect("made above");
-        let gone: Vec<u64> = v.rows.range(..=up_to).map(|(first, _)| *first).collect();
-        for first in gone {
-            v.rows.remove(&first);
-            v.deleted.push(first);
-        }
+        let gone = v.rows.drain_through(up_to);
+        v.deleted.extend(gone);
         let gone = v.entries.partition_point(|(s, _)| *s <= up_to);
         v.entries.drain(..gone);
         Ok(())
@@ -185,7 +221,7 @@ impl<'a, S: RunSpace> RunWriter<'a, S> {
                 index.rows -= old.len();
             }
         }
-        if index.rows > MAX_INDEXED_ROWS {
+        if index.rows > MAX_INDEXED_ROWS || index.users.len() > MAX_INDEXED_OWNERS {
             *index = RowIndex::default();
         }
     }
@@ -219,13 +255,13 @@ impl<'a, S: RunSpace> RunWriter<'a, S> {
     /// row for rewriting.
     fn open_row_covering(&mut self, user: S::Owner, seq: u64) -> Result<(), StoreError> {
         let v = self.users.get_mut(&user).expect("view made first");
-        let Some((&first, &last)) = v.rows.range(..=seq).next_back() else {
+        let Some((first, last)) = v.rows.at_or_below(seq) else {
             return Ok(());
         };
         if last < seq {
             return Ok(());
         }
-        v.rows.remove(&first);
+        v.rows.remove(first);
         v.deleted.push(first);
         let key = S::key(&user, first);
         let corrupt = |source| StoreError::Corrupt {
@@ -252,7 +288,7 @@ impl<'a, S: RunSpace> RunWriter<'a, S> {
         }
         let mut it = self.db.raw_iterator_cf_opt(self.cf, ro);
         it.seek(S::key(user, 0));
-        let mut rows = Rows::new();
+        let mut rows = Rows::default();
         while let Some((k, v)) = it.item() {
             let corrupt = |source| StoreError::Corrupt {
                 cf: S::CF,
