@@ -9,6 +9,8 @@
 //! reported to the broker (the daemon's committer fences them, the
 //! simulator drops them).
 
+use std::sync::Arc;
+
 use super::convs::StagedConvs;
 use super::session::Out;
 use super::users::Dev;
@@ -52,7 +54,7 @@ pub(super) struct InFlight {
     id: u64,
     appends: Vec<(u64, StoredEntry)>,
     devices: Vec<(u64, u32, DeviceState)>,
-    records: Vec<(ConvKey, ConvRecord)>,
+    records: Vec<(ConvKey, Arc<ConvRecord>)>,
 }
 
 impl<S: Store> Broker<S> {
@@ -124,7 +126,7 @@ impl<S: Store> Broker<S> {
         for (conv, record) in &staged.records {
             batch.ops.push(WriteOp::PutRecord {
                 conv: *conv,
-                record: record.clone(),
+                record: (**record).clone(),
             });
         }
         for conv in &staged.dirty_timelines {

@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::FastMap;
 
@@ -53,7 +54,7 @@ pub(crate) struct Convs {
 #[derive(Default)]
 pub(crate) struct StagedConvs {
     /// Records to store (new ones, and recall markers overwriting old ones).
-    pub records: Vec<(ConvKey, ConvRecord)>,
+    pub records: Vec<(ConvKey, Arc<ConvRecord>)>,
     pub dirty_timelines: Vec<ConvKey>,
     pub dirty_user_convs: Vec<(u64, ConvKey)>,
     pub hides: Vec<(u64, ConvKey, u64)>,
@@ -144,7 +145,7 @@ impl<S: Store> Broker<S> {
     }
 
     /// Stages a record (new, or a recall marker replacing one).
-    pub(super) fn stage_record(&mut self, conv: ConvKey, record: ConvRecord) {
+    pub(super) fn stage_record(&mut self, conv: ConvKey, record: Arc<ConvRecord>) {
         let trimmed = self.convs.timelines.get(&conv).map(|t| t.meta.trimmed);
         if trimmed.is_some_and(|t| record.conv_seq <= t) {
             return; // past history retention: a marker would outlive it
@@ -152,7 +153,7 @@ impl<S: Store> Broker<S> {
         if let ConvKey::Group(g) = conv {
             self.index_record(g, &record);
         }
-        self.convs.pending.insert(conv, record.clone());
+        self.convs.pending.insert(conv, Arc::clone(&record));
         self.staged.convs.records.push((conv, record));
     }
 

@@ -319,7 +319,7 @@ impl<S: Store> Broker<S> {
             recalled: false,
             event: Some(GroupEvent { kind, user, role }),
         };
-        self.stage_record(key, record.clone());
+        self.stage_record(key, std::sync::Arc::new(record.clone()));
         match kind {
             GroupEventKind::Created | GroupEventKind::Added => {
                 self.set_member(group, user, |m| {

@@ -51,7 +51,7 @@ impl<S: Store> Broker<S> {
         t.meta.head += 1;
         let conv_seq = t.meta.head;
         self.mark_timeline_dirty(key);
-        let record = ConvRecord {
+        let record = Arc::new(ConvRecord {
             conv_seq,
             from_user: op.user,
             from_device: op.device,
@@ -62,9 +62,9 @@ impl<S: Store> Broker<S> {
             payload,
             recalled: false,
             event: None,
-        };
-        self.stage_record(key, record.clone());
-        let online = self.deliver_record(now, key, Arc::new(record));
+        });
+        self.stage_record(key, Arc::clone(&record));
+        let online = self.deliver_record(now, key, record);
         Applied::Done { online }
     }
 

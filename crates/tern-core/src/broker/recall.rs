@@ -78,7 +78,7 @@ impl<S: Store> Broker<S> {
     /// Returns whether another participant has a device online.
     fn recall_record(&mut self, now: Time, op: Op, key: ConvKey, record: ConvRecord) -> bool {
         let marker = record.recalled();
-        self.stage_record(key, marker);
+        self.stage_record(key, std::sync::Arc::new(marker));
         let time_ms = self.wall_ms(now);
         let entry = |shared| SyncEntry {
             conv: key,

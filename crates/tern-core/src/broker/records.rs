@@ -6,6 +6,7 @@
 //! return is durable.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Broker, FastMap};
 use crate::conv::ConvKey;
@@ -23,16 +24,16 @@ const COUNT_SCAN: usize = 100_000;
 /// map keyed by both took a sixth of the daemon loop under `tern-bench
 /// store`, in `ConvKey` comparisons).
 #[derive(Default)]
-pub(crate) struct Pending(FastMap<ConvKey, BTreeMap<u64, ConvRecord>>);
+pub(crate) struct Pending(FastMap<ConvKey, BTreeMap<u64, Arc<ConvRecord>>>);
 
 impl Pending {
     /// The pending version of record `seq` of `conv`.
     pub fn get(&self, conv: &ConvKey, seq: u64) -> Option<&ConvRecord> {
-        self.0.get(conv)?.get(&seq)
+        self.0.get(conv)?.get(&seq).map(|r| &**r)
     }
 
     /// Stages `record` of `conv`, replacing an older version of it.
-    pub fn insert(&mut self, conv: ConvKey, record: ConvRecord) {
+    pub fn insert(&mut self, conv: ConvKey, record: Arc<ConvRecord>) {
         self.0
             .entry(conv)
             .or_default()
@@ -51,15 +52,18 @@ impl Pending {
             .filter(|_| low <= high)
             .into_iter()
             .flat_map(move |m| m.range(low..=high))
+            .map(|(seq, r)| (seq, &**r))
     }
 
     /// `record` of `conv` is durable: forget it, unless a newer version of
-    /// it (a recall) is still staged.
-    pub fn settle(&mut self, conv: &ConvKey, record: &ConvRecord) {
+    /// it (a recall) was staged since (another allocation).
+    pub fn settle(&mut self, conv: &ConvKey, record: &Arc<ConvRecord>) {
         let Some(m) = self.0.get_mut(conv) else {
             return;
         };
-        if m.get(&record.conv_seq) == Some(record) {
+        if m.get(&record.conv_seq)
+            .is_some_and(|r| Arc::ptr_eq(r, record))
+        {
             m.remove(&record.conv_seq);
             if m.is_empty() {
                 self.0.remove(conv);
