@@ -87,8 +87,9 @@ enum Kind {
     TernNoProbe,
     /// Tern backing off on every timeout, as before issue 14.
     TernAlwaysBackoff,
-    /// Tern sending two copies of each repair (not the default).
-    TernTwoCopies,
+    /// Tern sending one copy of each repair (the default before
+    /// 2026-12-05, two copies since).
+    TernOneCopy,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
@@ -101,7 +102,7 @@ impl Kind {
         Kind::Coap,
         Kind::TernNoProbe,
         Kind::TernAlwaysBackoff,
-        Kind::TernTwoCopies,
+        Kind::TernOneCopy,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -112,7 +113,7 @@ impl Kind {
             Kind::Coap => "CoAP CON (2-3s, x2, 4)",
             Kind::TernNoProbe => "[diag] Tern, no TLP",
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
-            Kind::TernTwoCopies => "[diag] Tern, 2 repair copies",
+            Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -161,7 +162,7 @@ fn run_policy(
             | Kind::TernBefore
             | Kind::TernNoProbe
             | Kind::TernAlwaysBackoff
-            | Kind::TernTwoCopies
+            | Kind::TernOneCopy
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -177,8 +178,8 @@ fn run_policy(
                         backoff_needs_silence: false,
                         ..SenderConfig::default()
                     },
-                    Kind::TernTwoCopies => SenderConfig {
-                        repair_copies: 2,
+                    Kind::TernOneCopy => SenderConfig {
+                        repair_copies: 1,
                         ..SenderConfig::default()
                     },
                     _ => SenderConfig::default(),
@@ -434,14 +435,14 @@ fn main() {
         let (now, before) = (s.p99[Kind::Tern.index()], s.p99[Kind::TernBefore.index()]);
         println!(
             "    at {:.0}% loss: p99 {:.1} ms against {:.1} ms with the issue-14 levers off ({:.3} x); \
-             no TLP {:.1} ms; backoff always {:.1} ms; 2 repair copies {:.1} ms; no breaker {:.1} ms",
+             no TLP {:.1} ms; backoff always {:.1} ms; 1 repair copy {:.1} ms; no breaker {:.1} ms",
             s.loss * 100.0,
             now,
             before,
             now / before,
             s.p99[Kind::TernNoProbe.index()],
             s.p99[Kind::TernAlwaysBackoff.index()],
-            s.p99[Kind::TernTwoCopies.index()],
+            s.p99[Kind::TernOneCopy.index()],
             s.p99[Kind::TernNoBreaker.index()]
         );
     }
