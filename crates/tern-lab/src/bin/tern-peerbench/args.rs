@@ -9,8 +9,10 @@ use anyhow::Result;
 
 use crate::lab::Lab;
 
+/// Where the benchmark runs, and the daemon it starts: shared by `run`
+/// and `connect`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
+pub struct LabArgs {
     /// Namespace lab prefix (scripts/netns-lab.sh): servers run in
     /// PREFIX-s, this process must run in PREFIX-c, the wire is PREFIX-c0.
     /// Without it everything runs on loopback and only 0% loss is possible.
@@ -25,6 +27,26 @@ pub struct RunArgs {
     /// ternd binary (default: next to this executable).
     #[arg(long)]
     pub ternd: Option<PathBuf>,
+}
+
+impl LabArgs {
+    /// The lab these options name.
+    pub fn lab(&self) -> Result<Lab> {
+        Lab::new(self.netns.as_deref(), &self.lab_script, self.server_ip)
+    }
+
+    /// The ternd binary to start.
+    pub fn ternd(&self) -> PathBuf {
+        self.ternd
+            .clone()
+            .unwrap_or_else(|| tern_lab::process::next_to_exe("ternd"))
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub lab_args: LabArgs,
     /// tern-proxy binary (default: next to this executable).
     #[arg(long)]
     pub proxy: Option<PathBuf>,
@@ -141,7 +163,7 @@ impl RunArgs {
     /// The network: the namespace lab of `--netns PREFIX` (servers in
     /// PREFIX-s, this process in PREFIX-c, the wire PREFIX-c0), or loopback.
     pub fn lab(&self) -> Result<Lab> {
-        Lab::new(self.netns.as_deref(), &self.lab_script, self.server_ip)
+        self.lab_args.lab()
     }
 
     /// The workload sizes (at least one pair, one in flight, 16-byte payloads).

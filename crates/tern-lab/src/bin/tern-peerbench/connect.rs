@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tern_lab::bench::seal::Sealing;
-use tern_lab::process::next_to_exe;
 
 use crate::connect_args::ConnectArgs;
 use crate::connect_stats::{self, Lane};
@@ -68,9 +67,9 @@ fn syn_retries(lab: &Lab, server: bool) -> String {
 
 /// Runs every row and prints the table.
 pub fn connect(a: ConnectArgs) -> Result<()> {
-    let lab = Lab::new(a.netns.as_deref(), &a.lab_script, a.server_ip)?;
+    let lab = a.lab_args.lab()?;
     a.check(lab.can_lose())?;
-    let ternd = a.ternd.clone().unwrap_or_else(|| next_to_exe("ternd"));
+    let ternd = a.lab_args.ternd();
     if !ternd.exists() {
         bail!("ternd not found at {}", ternd.display());
     }

@@ -1,28 +1,18 @@
 //! The options of `tern-peerbench connect` (time to connect on a lossy
 //! link, issue 14, item 8).
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::args::LabArgs;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Namespace lab prefix (scripts/netns-lab.sh): ternd and the TLS
-    /// listener run in PREFIX-s, this process must run in PREFIX-c.
-    /// Without it everything runs on loopback: 0% loss and no delay only.
-    #[arg(long)]
-    pub netns: Option<String>,
-    /// The lab script, to change the loss.
-    #[arg(long, default_value = "scripts/netns-lab.sh")]
-    pub lab_script: PathBuf,
-    /// Server address (default 10.77.0.1 with --netns, else 127.0.0.1).
-    #[arg(long)]
-    pub server_ip: Option<IpAddr>,
-    /// ternd binary (default: next to this executable).
-    #[arg(long)]
-    pub ternd: Option<PathBuf>,
+    /// Where it runs (the TLS listener runs beside ternd, in PREFIX-s;
+    /// without --netns: loopback, 0% loss and no delay only).
+    #[command(flatten)]
+    pub lab_args: LabArgs,
     /// Random loss levels, each way, one row each.
     #[arg(long, value_delimiter = ',', default_value = "0,0.1,0.2")]
     pub losses: Vec<f64>,

@@ -55,7 +55,7 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         vec![0.0]
     };
     let shape = a.shape();
-    let ternd = a.ternd.clone().unwrap_or_else(|| next_to_exe("ternd"));
+    let ternd = a.lab_args.ternd();
     let proxy = a.proxy.clone().unwrap_or_else(|| next_to_exe("tern-proxy"));
     for (what, p) in [("ternd", &ternd), ("mosquitto", &a.mosquitto)] {
         if !p.exists() {
