@@ -8,10 +8,13 @@
 //!
 //! A writer SIGKILLed mid-stream is `store_crash.rs`.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
+use support::seeds::for_seeds;
 use tern::store::{
     DeviceState, GroupCommitter, InboxMeta, MemStore, RocksOptions, RocksStore, Store, StoredEntry,
     WriteBatch, WriteOp,
@@ -363,68 +366,46 @@ fn assert_same(mem: &MemStore, rocks: &RocksStore, rng: &mut SmallRng, ctx: &str
     assert_same_convs(mem, rocks, rng, ctx);
 }
 
-/// Runs `f(seed)` for each seed, printing the seed if it fails. The seeds
-/// are fixed, so every run checks the same thing; `TERN_EXPLORE=1` (see
-/// `scripts/explore.sh`) adds one fresh seed per run.
-fn for_seeds(base: &[u64], f: impl Fn(u64)) {
-    let seeds: Vec<u64> = match std::env::var("TERN_EQ_SEED") {
-        Ok(s) => vec![s.parse().expect("TERN_EQ_SEED must be a u64")],
-        Err(_) => {
-            let mut v = base.to_vec();
-            if std::env::var("TERN_EXPLORE").is_ok_and(|v| !v.is_empty() && v != "0") {
-                v.push(rand::random());
-            }
-            v
-        }
-    };
-    for seed in seeds {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
-        if let Err(p) = r {
-            eprintln!(
-                "equivalence failure with seed {seed}; replay: \
-                 TERN_EQ_SEED={seed} cargo test -p tern --test store_durability equivalence"
-            );
-            std::panic::resume_unwind(p);
-        }
-    }
-}
-
 #[test]
 fn equivalence_direct_commits() {
-    for_seeds(&[1, 2, 3, 0xdead_beef, 42_4242], |seed| {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let dir = tempfile::tempdir().unwrap();
-        let mem = MemStore::new();
-        let mut rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
-        for step in 0..200 {
-            let batch = random_batch(&mut rng);
-            mem.commit(&batch).unwrap();
-            rocks.as_ref().unwrap().commit(&batch).unwrap();
-            let ctx = format!("seed {seed} step {step}");
-            assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
-            match step % 50 {
-                // Recover from the WAL alone.
-                24 => {
-                    drop(rocks.take());
-                    rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
-                    assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+    for_seeds(
+        "store_durability",
+        &[1, 2, 3, 0xdead_beef, 42_4242],
+        |seed| {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let mem = MemStore::new();
+            let mut rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
+            for step in 0..200 {
+                let batch = random_batch(&mut rng);
+                mem.commit(&batch).unwrap();
+                rocks.as_ref().unwrap().commit(&batch).unwrap();
+                let ctx = format!("seed {seed} step {step}");
+                assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+                match step % 50 {
+                    // Recover from the WAL alone.
+                    24 => {
+                        drop(rocks.take());
+                        rocks = Some(RocksStore::open(dir.path(), small_opts()).unwrap());
+                        assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+                    }
+                    // Data and range tombstones in SST files.
+                    49 => {
+                        rocks.as_ref().unwrap().flush().unwrap();
+                        assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
+                    }
+                    _ => {}
                 }
-                // Data and range tombstones in SST files.
-                49 => {
-                    rocks.as_ref().unwrap().flush().unwrap();
-                    assert_same(&mem, rocks.as_ref().unwrap(), &mut rng, &ctx);
-                }
-                _ => {}
             }
-        }
-    });
+        },
+    );
 }
 
 #[test]
 fn equivalence_through_group_commit() {
     // Batches submitted back to back get merged; the result must equal
     // applying them one by one.
-    for_seeds(&[7, 8, 9], |seed| {
+    for_seeds("store_durability", &[7, 8, 9], |seed| {
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let mem = MemStore::new();

@@ -11,10 +11,13 @@
 //! pages with their records attached, and history pages. Set
 //! `TERN_EQ_SEED=<n>` to replay one seed.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
+use support::seeds::for_seeds;
 use tern::store::{
     GroupCommitter, MemStore, RocksOptions, RocksStore, Store, StoredEntry, WriteBatch, WriteOp,
 };
@@ -207,26 +210,9 @@ fn assert_same(
     }
 }
 
-fn for_seeds(base: &[u64], f: impl Fn(u64)) {
-    let seeds = match std::env::var("TERN_EQ_SEED") {
-        Ok(s) => vec![s.parse().expect("TERN_EQ_SEED must be a u64")],
-        Err(_) => base.to_vec(),
-    };
-    for seed in seeds {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
-        if let Err(p) = r {
-            eprintln!(
-                "inbox runs failure with seed {seed}; replay: \
-                 TERN_EQ_SEED={seed} cargo test -p tern --test store_inbox_runs"
-            );
-            std::panic::resume_unwind(p);
-        }
-    }
-}
-
 #[test]
 fn runs_read_back_like_one_entry_per_row_through_overwrites_trims_and_reopens() {
-    for_seeds(&[1, 2, 3, 4, 5, 6], |seed| {
+    for_seeds("store_inbox_runs", &[1, 2, 3, 4, 5, 6], |seed| {
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let mem = MemStore::new();
@@ -260,7 +246,7 @@ fn runs_read_back_like_one_entry_per_row_through_overwrites_trims_and_reopens() 
 
 #[test]
 fn runs_merged_by_the_group_committer_read_back_like_one_entry_per_row() {
-    for_seeds(&[11, 12, 13], |seed| {
+    for_seeds("store_inbox_runs", &[11, 12, 13], |seed| {
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let mem = MemStore::new();

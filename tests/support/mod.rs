@@ -7,6 +7,7 @@ pub mod faultfs;
 pub mod loopfs;
 pub mod process;
 pub mod raw_client;
+pub mod seeds;
 pub mod sidecar;
 pub mod streams;
 
