@@ -73,6 +73,24 @@ pub fn decode_row(value: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     Ok(out)
 }
 
+/// The values of the row starting at `first`, each with its seq. A run
+/// reaching past `u64::MAX` cannot have been written: corrupt.
+pub fn decode_row_at(first: u64, value: &[u8]) -> Result<Vec<(u64, &[u8])>, DecodeError> {
+    let row = decode_row(value)?;
+    let n = row.len() as u64;
+    if first.checked_add(n - 1).is_none() {
+        return Err(DecodeError::TooLong {
+            len: n,
+            max: (u64::MAX - first) as usize + 1,
+        });
+    }
+    Ok(row
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (first + i as u64, v))
+        .collect())
+}
+
 /// How many entries a row holds, without decoding them.
 pub fn row_entries(value: &[u8]) -> Result<u64, DecodeError> {
     Ok(decode_row(value)?.len() as u64)
@@ -139,6 +157,20 @@ mod tests {
         let mut long = vec![RUN_TAG, 0, 0, 0, 2];
         long.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(decode_row(&long).is_err());
+    }
+
+    #[test]
+    fn a_run_past_the_last_seq_is_corrupt() {
+        let v = encode_row(&[&[0xE2u8][..], &[0xE2u8][..]]);
+        assert_eq!(decode_row_at(u64::MAX - 1, &v).unwrap().len(), 2);
+        assert!(matches!(
+            decode_row_at(u64::MAX, &v),
+            Err(DecodeError::TooLong { .. })
+        ));
+        assert_eq!(
+            decode_row_at(u64::MAX, &[0xE2u8]).unwrap(),
+            vec![(u64::MAX, &[0xE2u8][..])]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::conv_values::{
     self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
 };
 use super::entry_values::decode_entry;
-use super::inbox_rows::decode_row;
+use super::inbox_rows::decode_row_at;
 use super::keys::{self, CF_DEVICE, CF_INBOX};
 use super::rocks::{RocksStore, StoreError};
 use super::value::DecodeError;
@@ -94,15 +94,7 @@ impl RocksStore {
                 break;
             }
             let (_, first) = keys::decode_inbox_key(k).map_err(corrupt(CF_INBOX, k))?;
-            let row = decode_row(v).map_err(corrupt(CF_INBOX, k))?;
-            for (i, e) in row.into_iter().enumerate() {
-                // A run past u64::MAX cannot have been written: corrupt.
-                let seq = first.checked_add(i as u64).ok_or_else(|| {
-                    corrupt(CF_INBOX, k)(DecodeError::TooLong {
-                        len: i as u64,
-                        max: (u64::MAX - first) as usize,
-                    })
-                })?;
+            for (seq, e) in decode_row_at(first, v).map_err(corrupt(CF_INBOX, k))? {
                 if seq < start {
                     continue;
                 }
@@ -344,16 +336,9 @@ impl RocksStore {
 
 /// The records of the row at key `k` (first seq `first`).
 fn decode_record_row(first: u64, k: &[u8], v: &[u8]) -> Result<Vec<ConvRecord>, StoreError> {
-    let row = decode_row(v).map_err(corrupt(CF_CONV, k))?;
-    let mut out = Vec::with_capacity(row.len());
-    for (i, bytes) in row.into_iter().enumerate() {
-        let seq = first.checked_add(i as u64).ok_or_else(|| {
-            corrupt(CF_CONV, k)(DecodeError::TooLong {
-                len: i as u64,
-                max: (u64::MAX - first) as usize,
-            })
-        })?;
-        out.push(cv::decode_record(seq, bytes).map_err(corrupt(CF_CONV, k))?);
-    }
-    Ok(out)
+    decode_row_at(first, v)
+        .map_err(corrupt(CF_CONV, k))?
+        .into_iter()
+        .map(|(seq, bytes)| cv::decode_record(seq, bytes).map_err(corrupt(CF_CONV, k)))
+        .collect()
 }

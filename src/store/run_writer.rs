@@ -30,7 +30,7 @@ use std::ops::Range;
 
 use rocksdb::{ColumnFamily, ReadOptions, DB};
 
-use super::inbox_rows::{decode_row, encode_row, row_entries, split_rows};
+use super::inbox_rows::{decode_row_at, encode_row, row_entries, split_rows};
 use super::rocks::StoreError;
 
 /// Rows, and owners, the index holds before it starts over (it is rebuilt
@@ -272,10 +272,10 @@ impl<'a, S: RunSpace> RunWriter<'a, S> {
         let Some(value) = self.db.get_pinned_cf(self.cf, &key)? else {
             return Err(corrupt(super::value::DecodeError::Empty));
         };
-        for (i, e) in decode_row(&value).map_err(corrupt)?.into_iter().enumerate() {
+        for (seq, e) in decode_row_at(first, &value).map_err(corrupt)? {
             let start = self.arena.len();
             self.arena.extend_from_slice(e);
-            v.put_if_absent(first + i as u64, start..self.arena.len());
+            v.put_if_absent(seq, start..self.arena.len());
         }
         Ok(())
     }
