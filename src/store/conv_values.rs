@@ -2,7 +2,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | [`CF_CONV`] | `conv key (17) ++ first conv_seq u64` | a run of consecutive records from that seq, or one [`encode_record`] (store format 4: `inbox_rows.rs`) |
+//! | [`CF_CONV`] | `conv key (17) ++ first conv_seq u64` | a run of consecutive records from that seq, or one [`encode_record`] (store format 4: `run_rows.rs`) |
 //! | [`CF_CONV_META`] | `conv key (17)` | [`encode_conv_meta`] |
 //! | [`CF_USER_CONV`] | `user u64 ++ conv key (17)` | [`encode_conv_state`] |
 //! | [`CF_CONV_LIST`] | `user u64 ++ version u64` | `conv key (17)` |

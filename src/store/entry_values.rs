@@ -1,5 +1,5 @@
 //! The encoding of one sync-timeline entry. A row of the inbox column
-//! family holds one entry, or a run of them (`inbox_rows.rs`).
+//! family holds one entry, or a run of them (`run_rows.rs`).
 //!
 //! ```text
 //! format 2: 0xE2 | flags u8 (bit 0: shared) | kind u8 | conv key (17)

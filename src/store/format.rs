@@ -11,7 +11,7 @@
 //! and 2 upgrade the same way, by creating the column family and stamping
 //! the marker, since nothing they hold changes meaning. Format 4 stores a
 //! run of consecutive inbox entries, or conversation records, in one row
-//! (`inbox_rows.rs`); a row of one value is exactly what formats 1-3
+//! (`run_rows.rs`); a row of one value is exactly what formats 1-3
 //! wrote, so they upgrade by stamping the marker alone, while an older
 //! ternd would misread a run and must not open the folder. A folder written by a newer ternd is refused with a
 //! clear error, never guessed at (so a format 3 ternd refuses a folder

@@ -6,7 +6,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | [`CF_INBOX`] | `user: u64 BE ++ first seq: u64 BE` (16 bytes) | a run of consecutive entries from that seq, or one entry (`inbox_rows.rs`, `entry_values.rs`) |
+//! | [`CF_INBOX`] | `user: u64 BE ++ first seq: u64 BE` (16 bytes) | a run of consecutive entries from that seq, or one entry (`run_rows.rs`, `entry_values.rs`) |
 //! | [`CF_META`] | `user: u64 BE` (8 bytes) | [`encode_meta`] |
 //! | [`CF_DEVICE`] | `user: u64 BE ++ device: u32 BE` (12 bytes) | [`encode_device`] |
 //!

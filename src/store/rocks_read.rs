@@ -14,9 +14,9 @@ use super::conv_values::{
     self as cv, CF_CONV, CF_CONV_LIST, CF_CONV_META, CF_HIDDEN, CF_USER_CONV,
 };
 use super::entry_values::decode_entry;
-use super::inbox_rows::decode_row_at;
 use super::keys::{self, CF_DEVICE, CF_INBOX};
 use super::rocks::{RocksStore, StoreError};
+use super::run_rows::decode_row_at;
 use super::value::DecodeError;
 
 fn corrupt(cf: &'static str, key: &[u8]) -> impl FnOnce(DecodeError) -> StoreError {
@@ -81,7 +81,7 @@ impl RocksStore {
         let mut it = self
             .raw()
             .raw_iterator_cf_opt(self.cf(CF_INBOX)?, Self::prefix_read_opts(user));
-        // A row holds a run of entries (`inbox_rows.rs`): the one holding
+        // A row holds a run of entries (`run_rows.rs`): the one holding
         // `start`, if any, is the last row starting at or before it.
         it.seek_for_prev(keys::inbox_key(user, start));
         if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
@@ -187,7 +187,7 @@ impl RocksStore {
             .raw()
             .raw_iterator_cf_opt(self.cf(CF_CONV)?, below(end));
         it.seek_to_last();
-        // Rows hold runs of records (`inbox_rows.rs`): newest row first,
+        // Rows hold runs of records (`run_rows.rs`): newest row first,
         // each row's records newest first, those at or past `before` left.
         let mut out = Vec::with_capacity(max.min(256));
         'rows: while out.len() < max {

@@ -1,4 +1,4 @@
-//! Writes to a column family of runs (`inbox_rows.rs`): the sync
+//! Writes to a column family of runs (`run_rows.rs`): the sync
 //! timelines (an owner is a user) and the storage timelines (an owner is a
 //! conversation), each a sequence of values per owner, kept as rows of
 //! consecutive values that never overlap.
@@ -30,8 +30,8 @@ use std::ops::Range;
 
 use rocksdb::{ColumnFamily, ReadOptions, DB};
 
-use super::inbox_rows::{decode_row_at, encode_row, row_entries, split_rows};
 use super::rocks::StoreError;
+use super::run_rows::{decode_row_at, encode_row, row_entries, split_rows};
 
 /// Rows, and owners, the index holds before it starts over (it is rebuilt
 /// owner by owner from the database, one scan each): about 16 bytes a row

@@ -113,7 +113,7 @@ pub fn run(opts: &BacklogOpts) -> Result<()> {
                 break;
             }
             // A row holds a run of entries (store format 4).
-            n += tern::store::inbox_rows::row_entries(v)
+            n += tern::store::run_rows::row_entries(v)
                 .map_err(|e| BenchError::Failed(format!("inbox row: {e}")))?;
             bytes += v.len() as u64;
             it.next();

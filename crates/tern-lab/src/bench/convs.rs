@@ -383,7 +383,7 @@ fn history_phase(
             std::hint::black_box(v);
             // A row holds a run of records (store format 4): read rows
             // until they hold a page.
-            n += tern::store::inbox_rows::row_entries(v)
+            n += tern::store::run_rows::row_entries(v)
                 .map_err(|e| BenchError::Failed(format!("conv row: {e}")))?;
             it.prev();
         }

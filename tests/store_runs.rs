@@ -212,7 +212,7 @@ fn assert_same(
 
 #[test]
 fn runs_read_back_like_one_entry_per_row_through_overwrites_trims_and_reopens() {
-    for_seeds("store_inbox_runs", &[1, 2, 3, 4, 5, 6], |seed| {
+    for_seeds("store_runs", &[1, 2, 3, 4, 5, 6], |seed| {
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let mem = MemStore::new();
@@ -246,7 +246,7 @@ fn runs_read_back_like_one_entry_per_row_through_overwrites_trims_and_reopens() 
 
 #[test]
 fn runs_merged_by_the_group_committer_read_back_like_one_entry_per_row() {
-    for_seeds("store_inbox_runs", &[11, 12, 13], |seed| {
+    for_seeds("store_runs", &[11, 12, 13], |seed| {
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let mem = MemStore::new();
