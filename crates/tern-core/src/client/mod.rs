@@ -64,6 +64,12 @@ pub struct ClientConn {
     cfg: ClientConfig,
     state: State,
     session_id: u64,
+    /// The session left by the last re-login.
+    left_session: u64,
+    /// The current session is `left_session` answered again. That answer
+    /// may be a late copy, and the LOGIN sent since may then replace the
+    /// session: a KICK `Replaced` means log in again, not stop.
+    resumed: bool,
     next_pn: u64,
     last_heard: Time,
     last_sent: Time,
@@ -200,6 +206,8 @@ impl ClientConn {
             cookie: address_token,
             heard_v2: false,
             login_echo: None,
+            left_session: 0,
+            resumed: false,
             retry_guard: None,
             version_errors: 0,
             login_sent: None,
@@ -428,6 +436,9 @@ impl ClientConn {
             next: now,
             interval: self.cfg.login_initial,
         };
+        if self.session_id != 0 {
+            self.left_session = self.session_id;
+        }
         self.session_id = 0;
         self.login_sent = None;
         self.login_echo = None;

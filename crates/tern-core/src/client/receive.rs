@@ -138,7 +138,7 @@ impl ClientConn {
                 self.cookie = Some(token.clone());
                 self.events.push_back(ClientEvent::AddressToken(token));
             }
-            Frame::Ack(ack) => self.on_ack(now, ack),
+            Frame::Ack(ack) => self.on_ack(now, sid, ack),
             Frame::Deliver(d) if self.state == State::Active => {
                 self.on_entry(now, crate::wire::Entry::from_v1(d))
             }
@@ -185,6 +185,10 @@ impl ClientConn {
                 let reason = KickReason::from_code(code);
                 self.events.push_back(ClientEvent::Kicked { code });
                 match reason {
+                    // Replaced by our own LOGIN, sent before a late answer
+                    // of the session we had left made us resume it: not
+                    // another instance of this device.
+                    Some(KickReason::Replaced) if self.resumed => self.relogin(now),
                     Some(KickReason::Replaced | KickReason::LoggedOut) => {
                         self.state = State::Closed
                     }
@@ -200,6 +204,10 @@ impl ClientConn {
         if !matches!(self.state, State::LoggingIn { .. }) || sid == 0 {
             return;
         }
+        // The session we just left, answered again: the server's answer to
+        // this login when that session never heard from us, or a late copy
+        // of its first answer, which our LOGIN in flight may yet replace.
+        self.resumed = sid == self.left_session;
         // The login round trip is the first RTT sample, unless LOGIN was
         // sent more than once (Karn: the answer could be to either).
         let login_rtt = match self.login_sent.take() {

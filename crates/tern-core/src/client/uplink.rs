@@ -99,7 +99,10 @@ impl ClientConn {
         self.uplink = Some(sender);
     }
 
-    pub(super) fn on_ack(&mut self, now: Time, ack: Ack) {
+    /// An ACK carried by a datagram of session `sid`: while logging in,
+    /// that may be the session just left (a late ACK is still true), and
+    /// the refusals that rode ahead of it were marked with that session.
+    pub(super) fn on_ack(&mut self, now: Time, sid: u64, ack: Ack) {
         let Some(s) = &mut self.uplink else { return };
         s.handle_ack(
             now,
@@ -111,12 +114,11 @@ impl ClientConn {
         while let Some(ev) = s.poll_event() {
             match ev {
                 SenderEvent::Acked { seq, item: (op, o) } => {
-                    let refused =
-                        take_refusal(&mut self.rejected, self.session_id, seq).or_else(|| {
-                            // Sent as a version 1 no-op: not carried out.
-                            (v1 && !o.in_version_1())
-                                .then_some(crate::wire::ErrorCode::NotAllowed as u64)
-                        });
+                    let refused = take_refusal(&mut self.rejected, sid, seq).or_else(|| {
+                        // Sent as a version 1 no-op: not carried out.
+                        (v1 && !o.in_version_1())
+                            .then_some(crate::wire::ErrorCode::NotAllowed as u64)
+                    });
                     let ev = match refused {
                         Some(code) => ClientEvent::Rejected { op, seq, code },
                         None => ClientEvent::Stored {
