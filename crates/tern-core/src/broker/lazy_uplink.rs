@@ -86,6 +86,12 @@ impl LazyUplink {
         self.live(cfg).acks.on_ack_eliciting(now, urgent);
     }
 
+    /// A copy of an operation already received (see
+    /// [`AckCoalescer::on_duplicate`]).
+    pub fn on_duplicate(&mut self, cfg: &ReceiverConfig, now: Time) {
+        self.live(cfg).acks.on_duplicate(now);
+    }
+
     /// Whether an ACK should go out now.
     pub fn should_send(&self, now: Time) -> bool {
         matches!(self, LazyUplink::Live(u) if u.acks.should_send(now))

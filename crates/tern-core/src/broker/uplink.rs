@@ -60,7 +60,25 @@ impl<S: Store> Broker<S> {
             Arrival::Buffered => s.uplink.on_ack_eliciting(&self.cfg.uplink, now, true),
             Arrival::Duplicate => {
                 self.stats.uplink_duplicates += 1;
-                s.uplink.on_ack_eliciting(&self.cfg.uplink, now, true);
+                // A copy of an operation already released means our ACK
+                // was lost: again at once (when none is owed). One not yet
+                // durable is usually a spare copy sent on purpose, covered
+                // by the ACK its commit owes; if the commit is slow, an ACK
+                // showing it received still goes after the usual delay.
+                let durable = self
+                    .users
+                    .get(&user)
+                    .and_then(|u| u.devices.get(&device))
+                    .map_or(0, |d| d.durable.applied);
+                let Some(s) = self.sessions.get_mut(&sid) else {
+                    return;
+                };
+                if seq <= durable {
+                    s.uplink.on_duplicate(&self.cfg.uplink, now);
+                } else {
+                    let gap = s.uplink.buffered() > 0;
+                    s.uplink.on_ack_eliciting(&self.cfg.uplink, now, gap);
+                }
             }
             Arrival::OutOfWindow => {}
         }

@@ -12,9 +12,15 @@ impl ClientConn {
     pub(super) fn on_entry(&mut self, now: Time, e: Entry) {
         let arrival = self.downlink.on_receive(e.seq, e);
         // At once on anything out of order, and on every arrival while a
-        // gap is open: the server repairs from what the ACK shows.
-        let urgent = arrival != Arrival::InOrder || self.downlink.buffered() > 0;
-        self.acks.on_ack_eliciting(now, urgent);
+        // gap is open: the server repairs from what the ACK shows. A copy
+        // of what was received is answered at once only if no ACK is owed.
+        let gap = self.downlink.buffered() > 0;
+        if arrival == Arrival::Duplicate && !gap {
+            self.acks.on_duplicate(now);
+        } else {
+            self.acks
+                .on_ack_eliciting(now, arrival != Arrival::InOrder || gap);
+        }
         while let Some((seq, e)) = self.downlink.poll_deliver() {
             // Below `handed`: handed before a re-login, not again.
             if self.delivery.hand(seq) {

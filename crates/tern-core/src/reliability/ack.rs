@@ -41,6 +41,16 @@ impl AckCoalescer {
         self.immediate |= urgent || self.owed >= self.every;
     }
 
+    /// A copy of something already received arrived. The peer resends it
+    /// because it has not seen an ACK: when none is owed (the last one went
+    /// and was lost), one goes at once; when one is owed it covers the copy
+    /// on its usual schedule, so a message sent in copies on purpose
+    /// (`redundant_sends_at`) costs no extra ACK.
+    pub fn on_duplicate(&mut self, now: Time) {
+        let urgent = self.since.is_none();
+        self.on_ack_eliciting(now, urgent);
+    }
+
     /// True when an ACK should be sent now.
     pub fn should_send(&self, now: Time) -> bool {
         match self.since {
@@ -96,6 +106,22 @@ mod tests {
         assert!(a.should_send(t0));
         a.on_ack_sent();
         assert!(!a.is_owed());
+    }
+
+    #[test]
+    fn a_duplicate_is_answered_at_once_only_when_no_ack_is_owed() {
+        let mut a = AckCoalescer::new(&ReceiverConfig::default());
+        let t0 = Time::from_millis(1);
+        a.on_ack_eliciting(t0, false);
+        a.on_duplicate(t0 + Duration::from_millis(2));
+        assert!(!a.should_send(t0 + Duration::from_millis(2)), "held");
+        assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_millis(10)));
+        a.on_ack_sent();
+        a.on_duplicate(t0 + Duration::from_millis(20));
+        assert!(
+            a.should_send(t0 + Duration::from_millis(20)),
+            "our ACK was lost"
+        );
     }
 
     #[test]

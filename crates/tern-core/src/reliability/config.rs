@@ -54,6 +54,11 @@ pub struct SenderConfig {
     /// 100 ms RTT under 400 ms on the peer bench; a quiet path (a timeout
     /// with nothing heard) still gets one copy. 1: one copy.
     pub repair_copies: u8,
+    /// Loss rate of the path at which new messages, too, go out in
+    /// `repair_copies` copies (2 ms apart) while less than half the window
+    /// is in flight; they stop once the rate of doubled sends shows the
+    /// path below half of it (`sender/redundancy.rs`). 0 turns it off.
+    pub redundant_sends_at: f32,
 }
 
 impl SenderConfig {
@@ -66,6 +71,7 @@ impl SenderConfig {
             tail_probe: false,
             backoff_needs_silence: false,
             repair_copies: 1,
+            redundant_sends_at: 0.0,
             ..SenderConfig::default()
         }
     }
@@ -90,6 +96,7 @@ impl Default for SenderConfig {
             time_threshold: 1.125,
             tail_probe: true,
             repair_copies: 2,
+            redundant_sends_at: 0.02,
         }
     }
 }

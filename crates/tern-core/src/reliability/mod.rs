@@ -1,8 +1,8 @@
 //! Reliability machines: pure state, time passed in.
 //!
 //! - [`Sender`]: retransmission queue with adaptive RTO, backoff with jitter,
-//!   time-based loss detection (RACK) and a tail-loss probe, bounded window
-//!   and circuit breaker.
+//!   time-based loss detection (RACK) and a tail-loss probe, redundant
+//!   sends on a lossy path, bounded window and circuit breaker.
 //! - [`Receiver`]: de-duplication and reordering window.
 //! - [`AckCoalescer`]: delayed and piggybacked ACKs.
 //! - [`RttEstimator`]: SRTT/RTTVAR per RFC 6298.
@@ -27,5 +27,7 @@ fn limits_ranges() -> usize {
 
 #[cfg(test)]
 mod loss_tests;
+#[cfg(test)]
+mod redundancy_tests;
 #[cfg(test)]
 mod sender_tests;

@@ -76,6 +76,8 @@ struct Slot<T> {
     copy_at: Time,
     /// The queued retransmission is an extra copy: not a new retry.
     is_copy: bool,
+    /// The first send went out in copies (redundancy on).
+    doubled: bool,
 }
 
 /// Sending half of a reliable flow.
@@ -95,9 +97,11 @@ pub struct Sender<T> {
     stats: SenderStats,
     rng: SmallRng,
     loss: loss::LossState,
+    redundancy: redundancy::Redundancy,
 }
 
 mod loss;
+mod redundancy;
 
 impl<T: Clone> Sender<T> {
     /// A sender whose first message will carry `first_seq` (>= 1).
@@ -122,6 +126,7 @@ impl<T: Clone> Sender<T> {
             stats: SenderStats::default(),
             rng: SmallRng::seed_from_u64(seed),
             loss: loss::LossState::default(),
+            redundancy: redundancy::Redundancy::default(),
         }
     }
 
@@ -199,6 +204,7 @@ impl<T: Clone> Sender<T> {
             copies: 0,
             copy_at: now,
             is_copy: false,
+            doubled: false,
         });
         self.stats.queued += 1;
         Ok(seq)
@@ -263,7 +269,11 @@ impl<T: Clone> Sender<T> {
             slot.due = false;
             slot.transmissions += 1;
             if std::mem::take(&mut slot.is_copy) {
-                self.stats.repair_copies += 1;
+                if slot.retries == 0 {
+                    self.stats.first_copies += 1;
+                } else {
+                    self.stats.repair_copies += 1;
+                }
             } else {
                 slot.retries += 1;
             }
@@ -282,7 +292,11 @@ impl<T: Clone> Sender<T> {
         if self.in_flight() < self.window() && self.in_flight() < self.queue.len() {
             let seq = self.next_unsent;
             let rto = self.rtt.rto();
+            let copies = self.first_copies();
             let slot = &mut self.queue[(seq - self.base) as usize];
+            slot.copies = copies;
+            slot.copy_at = now + loss::COPY_GAP;
+            slot.doubled = copies > 0;
             slot.transmissions = 1;
             slot.budget_start = now;
             slot.last_sent = now;
@@ -322,6 +336,8 @@ impl<T: Clone> Sender<T> {
             };
             if !slot.reported {
                 newest.note(now, self.base, slot.last_sent, slot.transmissions);
+                let (min_rtt, at) = (self.rtt.min_rtt(), self.cfg.redundant_sends_at);
+                self.redundancy.judge_slot(now, &slot, min_rtt, at);
             }
             self.events.push_back(SenderEvent::Acked {
                 seq: self.base,
@@ -347,6 +363,8 @@ impl<T: Clone> Sender<T> {
                 if !slot.reported {
                     newest.note(now, seq, slot.last_sent, slot.transmissions);
                     slot.reported = true;
+                    let (min_rtt, at) = (self.rtt.min_rtt(), self.cfg.redundant_sends_at);
+                    self.redundancy.judge_slot(now, slot, min_rtt, at);
                 }
                 slot.sacked = true;
                 slot.due = false;

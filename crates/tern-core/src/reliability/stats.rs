@@ -17,6 +17,9 @@ pub struct SenderStats {
     pub tail_probes: u64,
     /// Extra copies of repairs sent (`repair_copies`), not counted above.
     pub repair_copies: u64,
+    /// Extra copies of first sends on a lossy path (`redundant_sends_at`),
+    /// not counted above.
+    pub first_copies: u64,
     /// Messages released by a cumulative ACK.
     pub acked: u64,
     /// ACKs that claimed sequences never sent (ignored).

@@ -90,12 +90,15 @@ enum Kind {
     /// Tern sending one copy of each repair (the default before
     /// 2026-12-05, two copies since).
     TernOneCopy,
+    /// Tern never sending new messages in copies, whatever the loss
+    /// (the default before 2026-12-05).
+    TernNoRedundancy,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Tern,
         Kind::TernBefore,
         Kind::MobileImSdk,
@@ -103,6 +106,7 @@ impl Kind {
         Kind::TernNoProbe,
         Kind::TernAlwaysBackoff,
         Kind::TernOneCopy,
+        Kind::TernNoRedundancy,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -114,6 +118,7 @@ impl Kind {
             Kind::TernNoProbe => "[diag] Tern, no TLP",
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
             Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
+            Kind::TernNoRedundancy => "[diag] Tern, no redundant sends",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -163,6 +168,7 @@ fn run_policy(
             | Kind::TernNoProbe
             | Kind::TernAlwaysBackoff
             | Kind::TernOneCopy
+            | Kind::TernNoRedundancy
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -182,6 +188,10 @@ fn run_policy(
                         repair_copies: 1,
                         ..SenderConfig::default()
                     },
+                    Kind::TernNoRedundancy => SenderConfig {
+                        redundant_sends_at: 0.0,
+                        ..SenderConfig::default()
+                    },
                     _ => SenderConfig::default(),
                 };
                 let mut p = TernFlow::new(cfg, kind != Kind::TernBefore, pseed);
@@ -192,6 +202,7 @@ fn run_policy(
                 tern.fast_retransmits += s.fast_retransmits;
                 tern.tail_probes += s.tail_probes;
                 tern.repair_copies += s.repair_copies;
+                tern.first_copies += s.first_copies;
                 tern.breaker_opened += s.breaker_opened;
                 tern.failures += s.failures;
                 tern.acked += s.acked;
@@ -310,7 +321,7 @@ fn main() {
             }
             println!(
                 "  {}: {} sends, {} timeout + {} fast (RACK or SACK count) retransmits + {} tail probes \
-                 + {} extra repair copies, \
+                 + {} extra repair copies + {} extra first copies, \
                  {} copies the receiver already had, \
                  breaker opened {}x, {} budget failures; {:.2} data + {:.2} ACK datagrams, {:.1} B per message; \
                  send queue peaked at {} messages{}",
@@ -320,6 +331,7 @@ fn main() {
                 t.tern.fast_retransmits,
                 t.tern.tail_probes,
                 t.tern.repair_copies,
+                t.tern.first_copies,
                 t.duplicates,
                 t.tern.breaker_opened,
                 t.tern.failures,

@@ -125,12 +125,16 @@ impl Policy for TernFlow {
         for f in packet.frames {
             if let Frame::Send(s) = f {
                 // As `ClientConn::on_entry`: anything but an in-order
-                // arrival asks for an immediate ACK, and so does any
-                // arrival while a gap is open.
+                // arrival asks for an immediate ACK (a duplicate only when no
+                // ACK is owed), and so does any arrival while a gap is open.
                 let arrival = self.receiver.on_receive(s.seq, ());
                 let gap = self.gap_ack && self.receiver.buffered() > 0;
-                self.acks
-                    .on_ack_eliciting(now, arrival != Arrival::InOrder || gap);
+                if arrival == Arrival::Duplicate && !gap {
+                    self.acks.on_duplicate(now);
+                } else {
+                    self.acks
+                        .on_ack_eliciting(now, arrival != Arrival::InOrder || gap);
+                }
             }
         }
         while let Some((seq, ())) = self.receiver.poll_deliver() {

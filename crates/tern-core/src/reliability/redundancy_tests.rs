@@ -1,0 +1,152 @@
+//! Unit tests of redundant first sends (`sender/redundancy.rs`): a sender
+//! on a path that keeps losing sends new messages in copies, 2 ms apart;
+//! one on a clean path, or with a full window, does not. Virtual time.
+
+use std::time::Duration;
+
+use super::*;
+use crate::time::Time;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn sender(window: usize) -> Sender<u64> {
+    Sender::new(
+        SenderConfig {
+            jitter: 0.0,
+            window,
+            ..SenderConfig::default()
+        },
+        1,
+        7,
+    )
+}
+
+/// Drives `n` messages one at a time over a 100 ms path that loses the
+/// first send of every `every`-th one (0: none), repaired by its RTO.
+/// Returns the time reached.
+fn chat(s: &mut Sender<u64>, mut now: Time, n: u64, every: u64) -> Time {
+    for i in 0..n {
+        let seq = s.push(now, i).unwrap();
+        let copies = std::iter::from_fn(|| s.poll_transmit(now)).count();
+        assert_eq!(copies, 1);
+        if every > 0 && seq % every == 0 {
+            // Lost: every copy (the path's bad luck), then the repair.
+            while s.get(seq).is_some() {
+                let t = s.poll_timeout().expect("armed");
+                s.handle_timeout(t);
+                let resent = std::iter::from_fn(|| s.poll_transmit(t)).count();
+                now = t;
+                if resent > 0 && s.poll_timeout().is_some_and(|c| c > t + ms(2)) {
+                    // The repair (not a copy) got through.
+                    now = t + ms(100);
+                    s.handle_ack(now, seq, &[], Duration::ZERO);
+                }
+            }
+        } else {
+            now = now + ms(100);
+            s.handle_ack(now, seq, &[], Duration::ZERO);
+        }
+        now = now + ms(10);
+    }
+    now
+}
+
+/// Sends one new message at `now` and returns when each copy of it left
+/// (copies of earlier messages may leave in between).
+fn copies_of_next(s: &mut Sender<u64>, now: Time) -> Vec<Time> {
+    let seq = s.push(now, 0).unwrap();
+    let mut sent = Vec::new();
+    let mut t = now;
+    for _ in 0..4 {
+        s.handle_timeout(t);
+        while let Some((q, _)) = s.poll_transmit(t) {
+            if q == seq {
+                sent.push(t);
+            }
+        }
+        match s.poll_timeout() {
+            Some(next) if next <= now + ms(5) => t = next,
+            _ => break,
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_clean_path_sends_each_message_once() {
+    let mut s = sender(256);
+    let now = chat(&mut s, Time::ZERO, 500, 0);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
+    assert_eq!(s.stats().first_copies, 0);
+    assert!(!s.loss_estimate().1);
+}
+
+#[test]
+fn a_path_losing_one_in_ten_sends_new_messages_twice_two_ms_apart() {
+    let mut s = sender(256);
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    let (rate, on) = s.loss_estimate();
+    assert!(on, "estimated loss {rate}");
+    assert_eq!(copies_of_next(&mut s, now), vec![now, now + ms(2)]);
+    assert!(s.stats().first_copies >= 1);
+}
+
+#[test]
+fn copies_stop_once_the_path_heals() {
+    let mut s = sender(256);
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    assert!(s.loss_estimate().1);
+    let now = chat(&mut s, now, 2_000, 0);
+    assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
+}
+
+#[test]
+fn a_half_full_window_gets_no_copies() {
+    let mut s = sender(4);
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    assert!(s.loss_estimate().1);
+    // Two in flight of a window of four: the next one goes once.
+    s.push(now, 0).unwrap();
+    s.push(now, 0).unwrap();
+    assert_eq!(std::iter::from_fn(|| s.poll_transmit(now)).count(), 2);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
+}
+
+#[test]
+fn turned_off_it_never_copies() {
+    let mut s = Sender::new(
+        SenderConfig {
+            jitter: 0.0,
+            redundant_sends_at: 0.0,
+            ..SenderConfig::default()
+        },
+        1,
+        7,
+    );
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    assert!(!s.loss_estimate().1);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
+}
+
+#[test]
+fn a_late_ack_is_not_counted_as_a_loss() {
+    let mut s = sender(256);
+    let mut now = chat(&mut s, Time::ZERO, 20, 0);
+    // Every message's ACK comes just after its RTO resent it: the resend
+    // was needless, the path lost nothing.
+    for i in 0..100 {
+        let seq = s.push(now, i).unwrap();
+        while s.poll_transmit(now).is_some() {}
+        let t = s.poll_timeout().expect("armed");
+        s.handle_timeout(t);
+        while s.poll_transmit(t).is_some() {}
+        now = t + ms(5);
+        s.handle_ack(now, seq, &[], Duration::ZERO);
+        now = now + ms(10);
+    }
+    assert!(s.stats().timeout_retransmits >= 100);
+    assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
+}

@@ -1,0 +1,183 @@
+//! Redundant first sends on a lossy path.
+//!
+//! Repair after a loss costs at least one round trip (the peer must report
+//! a later message first), and every message behind the lost one waits for
+//! it: delivery is in order. On a path that keeps losing, a message is
+//! therefore sent in `repair_copies` copies from the start, 2 ms apart, and
+//! is lost only if every copy is.
+//!
+//! The sender judges each message's first attempt once the peer reports it:
+//! lost when it had to be sent again before that report. Two running
+//! averages keep the rates:
+//!
+//! - `single`: the share of single first sends that were lost, which
+//!   estimates the path's loss rate `p` directly;
+//! - `double`: the share of doubled first sends whose copies were all lost,
+//!   which estimates `p²` (copies leave in separate datagrams).
+//!
+//! Copies start when `single` reaches `redundant_sends_at` and stop when
+//! √`double` falls below half of it, after at least [`DWELL`] doubled sends,
+//! so that the mode does not flap around the threshold. A path that stops
+//! losing therefore returns to single sends within a few hundred messages;
+//! one that keeps losing stays doubled.
+//!
+//! Bulk flows are left alone: copies go only while fewer than half the
+//! window is in flight. A full window repairs quickly (many later messages
+//! reveal a loss), and doubling it would add load exactly when the path may
+//! be congested.
+
+use std::time::Duration;
+
+use super::{Sender, Slot};
+use crate::time::Time;
+
+/// Weight of one judged single send in its average (1/64).
+const SINGLE_GAIN: f32 = 1.0 / 64.0;
+/// Weight of one judged doubled send in its average (1/256: its losses are
+/// rarer, p² instead of p).
+const DOUBLE_GAIN: f32 = 1.0 / 256.0;
+/// Doubled sends judged before the mode may turn off again.
+pub(super) const DWELL: u16 = 256;
+
+/// The loss estimate behind redundant first sends.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Redundancy {
+    single: f32,
+    double: f32,
+    on: bool,
+    /// Doubled sends judged since the mode turned on (saturating).
+    dwell: u16,
+}
+
+impl Redundancy {
+    /// Whether a first send should go in copies now.
+    pub(super) fn on(&self) -> bool {
+        self.on
+    }
+
+    /// The estimated loss rate of the path, from whichever average is fed.
+    pub(super) fn loss_rate(&self) -> f32 {
+        if self.on {
+            self.double.sqrt()
+        } else {
+            self.single
+        }
+    }
+
+    /// Judges `slot`'s first attempt, now that the peer reported it at
+    /// `now`. A resend answered within half the path's minimum RTT was
+    /// answered for an earlier copy (the ACK was late, not the message
+    /// lost), so that attempt is not counted as lost.
+    pub(super) fn judge_slot<T>(&mut self, now: Time, slot: &Slot<T>, min_rtt: Duration, at: f32) {
+        let spurious = now.saturating_since(slot.last_sent) < min_rtt / 2;
+        self.judge(slot.doubled, slot.retries > 0 && !spurious, at);
+    }
+
+    /// Judges a message the peer just reported for the first time: `doubled`
+    /// if its first send went in copies, `lost` if it had to be sent again
+    /// before the report. `at` is the loss rate that turns copies on
+    /// (0: never).
+    pub(super) fn judge(&mut self, doubled: bool, lost: bool, at: f32) {
+        let x = if lost { 1.0 } else { 0.0 };
+        if doubled {
+            self.double += (x - self.double) * DOUBLE_GAIN;
+            self.dwell = self.dwell.saturating_add(1);
+            if self.on && self.dwell >= DWELL && self.double.sqrt() < at / 2.0 {
+                self.on = false;
+                self.single = self.double.sqrt();
+            }
+        } else {
+            self.single += (x - self.single) * SINGLE_GAIN;
+            if !self.on && at > 0.0 && self.single >= at {
+                self.on = true;
+                self.dwell = 0;
+                self.double = self.single * self.single;
+            }
+        }
+    }
+}
+
+impl<T: Clone> Sender<T> {
+    /// Extra copies for a message about to be sent for the first time.
+    pub(super) fn first_copies(&self) -> u8 {
+        if self.redundancy.on() && self.in_flight() < self.cfg.window / 2 {
+            self.cfg.repair_copies.saturating_sub(1)
+        } else {
+            0
+        }
+    }
+
+    /// The path's loss rate as the sender estimates it, and whether new
+    /// messages go out in copies.
+    pub fn loss_estimate(&self) -> (f32, bool) {
+        (self.redundancy.loss_rate(), self.redundancy.on())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `n` judgements of the current mode with a loss every `every`.
+    fn feed(r: &mut Redundancy, n: u32, every: u32) {
+        for i in 1..=n {
+            let doubled = r.on();
+            r.judge(doubled, every > 0 && i % every == 0, 0.02);
+        }
+    }
+
+    #[test]
+    fn a_clean_path_never_turns_copies_on() {
+        let mut r = Redundancy::default();
+        feed(&mut r, 10_000, 0);
+        assert!(!r.on());
+    }
+
+    #[test]
+    fn a_rare_loss_does_not_turn_copies_on() {
+        let mut r = Redundancy::default();
+        // 0.5 %: one loss every 200 messages.
+        feed(&mut r, 20_000, 200);
+        assert!(!r.on());
+    }
+
+    #[test]
+    fn five_percent_loss_turns_copies_on_within_a_few_losses() {
+        let mut r = Redundancy::default();
+        feed(&mut r, 60, 20);
+        assert!(r.on(), "rate {}", r.loss_rate());
+    }
+
+    #[test]
+    fn copies_stay_on_while_doubled_sends_still_lose_sometimes() {
+        let mut r = Redundancy::default();
+        feed(&mut r, 100, 20);
+        assert!(r.on());
+        // 5 % loss doubled: both copies lost once in 400.
+        for _ in 0..10 {
+            feed(&mut r, 400, 400);
+        }
+        assert!(r.on(), "rate {}", r.loss_rate());
+    }
+
+    #[test]
+    fn copies_turn_off_once_the_path_heals_but_not_before_the_dwell() {
+        let mut r = Redundancy::default();
+        feed(&mut r, 100, 20);
+        assert!(r.on());
+        feed(&mut r, u32::from(DWELL) - 1, 0);
+        assert!(r.on(), "held for the dwell");
+        feed(&mut r, 2_000, 0);
+        assert!(!r.on());
+        assert!(r.loss_rate() < 0.01);
+    }
+
+    #[test]
+    fn zero_threshold_means_never() {
+        let mut r = Redundancy::default();
+        for _ in 0..1_000 {
+            r.judge(false, true, 0.0);
+        }
+        assert!(!r.on());
+    }
+}
