@@ -150,3 +150,32 @@ fn a_late_ack_is_not_counted_as_a_loss() {
     assert!(s.stats().timeout_retransmits >= 100);
     assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
 }
+
+#[test]
+fn messages_sent_in_copies_still_measure_the_round_trip() {
+    let mut s = sender(256);
+    let mut now = chat(&mut s, Time::ZERO, 100, 10);
+    assert!(s.loss_estimate().1);
+    // The path's round trip grows to 300 ms; every message goes twice.
+    for i in 0..50 {
+        let seq = s.push(now, i).unwrap();
+        assert_eq!(copies_of_next_sent(&mut s, now, seq), 2);
+        now = now + ms(300);
+        s.handle_ack(now, seq, &[], Duration::ZERO);
+        now = now + ms(10);
+    }
+    let srtt = s.rtt().srtt().expect("sampled");
+    assert!(srtt > ms(280), "srtt {srtt:?}: copies stopped the RTT samples");
+}
+
+/// Sends what is due for `seq` over the next 5 ms and counts its copies.
+fn copies_of_next_sent(s: &mut Sender<u64>, now: Time, seq: u64) -> usize {
+    let mut n = 0;
+    for t in [now, now + ms(2), now + ms(5)] {
+        s.handle_timeout(t);
+        while let Some((q, _)) = s.poll_transmit(t) {
+            n += usize::from(q == seq);
+        }
+    }
+    n
+}

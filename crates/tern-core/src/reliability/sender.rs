@@ -57,6 +57,8 @@ struct Slot<T> {
     item: T,
     /// Number of times transmitted (Karn: sample RTT only when 1).
     transmissions: u32,
+    /// When it was first sent.
+    first_sent: Time,
     /// Retransmissions counted against the retry budget (reset by revive).
     retries: u32,
     budget_start: Time,
@@ -193,6 +195,7 @@ impl<T: Clone> Sender<T> {
         self.queue.push_back(Slot {
             item,
             transmissions: 0,
+            first_sent: now,
             retries: 0,
             budget_start: now,
             last_sent: now,
@@ -267,14 +270,17 @@ impl<T: Clone> Sender<T> {
                 continue;
             }
             slot.due = false;
-            slot.transmissions += 1;
             if std::mem::take(&mut slot.is_copy) {
                 if slot.retries == 0 {
+                    // A spare copy of the first send: still one send for
+                    // Karn's rule (`loss::Newest::note`).
                     self.stats.first_copies += 1;
                 } else {
+                    slot.transmissions += 1;
                     self.stats.repair_copies += 1;
                 }
             } else {
+                slot.transmissions += 1;
                 slot.retries += 1;
             }
             if slot.copies > 0 {
@@ -298,6 +304,7 @@ impl<T: Clone> Sender<T> {
             slot.copy_at = now + loss::COPY_GAP;
             slot.doubled = copies > 0;
             slot.transmissions = 1;
+            slot.first_sent = now;
             slot.budget_start = now;
             slot.last_sent = now;
             slot.rto = rto;
@@ -335,7 +342,8 @@ impl<T: Clone> Sender<T> {
                 break;
             };
             if !slot.reported {
-                newest.note(now, self.base, slot.last_sent, slot.transmissions);
+                let first = (slot.transmissions == 1).then_some(slot.first_sent);
+                newest.note(now, self.base, slot.last_sent, first);
                 let (min_rtt, at) = (self.rtt.min_rtt(), self.cfg.redundant_sends_at);
                 self.redundancy.judge_slot(now, &slot, min_rtt, at);
             }
@@ -361,7 +369,8 @@ impl<T: Clone> Sender<T> {
             for seq in lo..=hi {
                 let slot = &mut self.queue[(seq - self.base) as usize];
                 if !slot.reported {
-                    newest.note(now, seq, slot.last_sent, slot.transmissions);
+                    let first = (slot.transmissions == 1).then_some(slot.first_sent);
+                    newest.note(now, seq, slot.last_sent, first);
                     slot.reported = true;
                     let (min_rtt, at) = (self.rtt.min_rtt(), self.cfg.redundant_sends_at);
                     self.redundancy.judge_slot(now, slot, min_rtt, at);

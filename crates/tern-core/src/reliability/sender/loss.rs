@@ -89,17 +89,20 @@ impl Newest {
         }
     }
 
-    /// `seq`, last sent at `sent` and sent `transmissions` times, was reported
-    /// received for the first time at `now`.
-    pub(super) fn note(&mut self, now: Time, seq: u64, sent: Time, transmissions: u32) {
+    /// `seq`, last sent at `sent`, was reported received for the first time
+    /// at `now`. `first` is when it was first sent if it was never sent
+    /// again (Karn), the spare copies of a first send aside: they leave
+    /// within [`COPY_GAP`], so whichever arrived, the sample is off by at
+    /// most that.
+    pub(super) fn note(&mut self, now: Time, seq: u64, sent: Time, first: Option<Time>) {
         self.any = true;
         let key = (sent, seq);
-        let rtt = now.saturating_since(sent);
-        if transmissions == 1 && self.sample_key.is_none_or(|k| key > k) {
+        let rtt = now.saturating_since(first.unwrap_or(sent));
+        if first.is_some() && self.sample_key.is_none_or(|k| key > k) {
             self.sample_key = Some(key);
             self.sample = Some(rtt);
         }
-        let unambiguous = transmissions == 1 || rtt >= self.min_rtt;
+        let unambiguous = first.is_some() || rtt >= self.min_rtt;
         if unambiguous && self.rack.is_none_or(|k| key > k) {
             self.rack = Some(key);
             self.rack_rtt = rtt;

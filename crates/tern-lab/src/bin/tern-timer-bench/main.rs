@@ -447,7 +447,8 @@ fn main() {
         let (now, before) = (s.p99[Kind::Tern.index()], s.p99[Kind::TernBefore.index()]);
         println!(
             "    at {:.0}% loss: p99 {:.1} ms against {:.1} ms with the issue-14 levers off ({:.3} x); \
-             no TLP {:.1} ms; backoff always {:.1} ms; 1 repair copy {:.1} ms; no breaker {:.1} ms",
+             no TLP {:.1} ms; backoff always {:.1} ms; 1 repair copy {:.1} ms; no redundant sends {:.1} ms; \
+             no breaker {:.1} ms",
             s.loss * 100.0,
             now,
             before,
@@ -455,6 +456,7 @@ fn main() {
             s.p99[Kind::TernNoProbe.index()],
             s.p99[Kind::TernAlwaysBackoff.index()],
             s.p99[Kind::TernOneCopy.index()],
+            s.p99[Kind::TernNoRedundancy.index()],
             s.p99[Kind::TernNoBreaker.index()]
         );
     }
