@@ -3,6 +3,7 @@
 //! is answered with LOGIN_OK (inside the handshake reply when sealed); a
 //! session ends with a KICK.
 
+use bytes::Bytes;
 use rand::Rng;
 
 use super::login::Admitted;
@@ -275,11 +276,14 @@ impl<S: Store> Broker<S> {
         if pb.push(&Frame::HandshakeReply(msg2)).is_err() {
             return;
         }
+        // Kept until the client's first sealed packet: in an allocation of
+        // its own size, not the builder's 1,500 bytes.
+        let reply = Bytes::copy_from_slice(&pb.finish());
         s.seal = Some(Box::new(super::session::SessionSeal {
             channel,
             client_time_ms: hello.client_time_ms,
             ephemeral: hello.ephemeral,
-            reply: Some(pb.finish()),
+            reply: Some(reply),
             reply_due: true,
         }));
         self.answering.insert(hello.ephemeral, sid);

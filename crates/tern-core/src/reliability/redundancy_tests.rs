@@ -23,28 +23,40 @@ fn sender(window: usize) -> Sender<u64> {
     )
 }
 
-/// Drives `n` messages one at a time over a 100 ms path that loses the
-/// first send of every `every`-th one (0: none), repaired by its RTO.
-/// Returns the time reached.
+/// Sends whatever is due at `t`.
+fn drain(s: &mut Sender<u64>, t: Time) {
+    s.handle_timeout(t);
+    while s.poll_transmit(t).is_some() {}
+}
+
+/// Drives `n` messages over a 100 ms path, one every 10 ms of quiet. Every
+/// `every`-th one (0: none) is lost, with all its copies; the next one,
+/// sent 5 ms later, arrives, so the time rule finds the loss and the
+/// repair gets through. Returns the time reached.
 fn chat(s: &mut Sender<u64>, mut now: Time, n: u64, every: u64) -> Time {
-    for i in 0..n {
+    let mut i = 0;
+    while i < n {
         let seq = s.push(now, i).unwrap();
-        let copies = std::iter::from_fn(|| s.poll_transmit(now)).count();
-        assert_eq!(copies, 1);
+        drain(s, now);
+        i += 1;
         if every > 0 && seq % every == 0 {
-            // Lost: every copy (the path's bad luck), then the repair.
-            while s.get(seq).is_some() {
-                let t = s.poll_timeout().expect("armed");
-                s.handle_timeout(t);
-                let resent = std::iter::from_fn(|| s.poll_transmit(t)).count();
-                now = t;
-                if resent > 0 && s.poll_timeout().is_some_and(|c| c > t + ms(2)) {
-                    // The repair (not a copy) got through.
-                    now = t + ms(100);
-                    s.handle_ack(now, seq, &[], Duration::ZERO);
+            let next = s.push(now + ms(5), i).unwrap();
+            i += 1;
+            drain(s, now + ms(5));
+            drain(s, now + ms(7));
+            s.handle_ack(now + ms(105), seq - 1, &[(next, next)], Duration::ZERO);
+            let mut t = now + ms(105);
+            while s.stats().fast_retransmits == 0 || s.get(seq).is_some() {
+                t = s.poll_timeout().expect("armed").max(t);
+                drain(s, t);
+                if s.poll_timeout().is_none_or(|c| c > t + ms(5)) {
+                    t = t + ms(100);
+                    s.handle_ack(t, next, &[], Duration::ZERO);
                 }
             }
+            now = t;
         } else {
+            drain(s, now + ms(2));
             now = now + ms(100);
             s.handle_ack(now, seq, &[], Duration::ZERO);
         }
@@ -135,19 +147,46 @@ fn turned_off_it_never_copies() {
 fn a_late_ack_is_not_counted_as_a_loss() {
     let mut s = sender(256);
     let mut now = chat(&mut s, Time::ZERO, 20, 0);
-    // Every message's ACK comes just after its RTO resent it: the resend
-    // was needless, the path lost nothing.
+    // Every other message's ACK comes late: the one sent after it is
+    // reported first, the time rule resends it, and its report comes just
+    // after the resend. The resends were needless; nothing was lost.
     for i in 0..100 {
         let seq = s.push(now, i).unwrap();
-        while s.poll_transmit(now).is_some() {}
-        let t = s.poll_timeout().expect("armed");
-        s.handle_timeout(t);
-        while s.poll_transmit(t).is_some() {}
+        drain(&mut s, now);
+        let next = s.push(now + ms(5), i).unwrap();
+        drain(&mut s, now + ms(5));
+        s.handle_ack(now + ms(105), seq - 1, &[(next, next)], Duration::ZERO);
+        let t = s.poll_timeout().expect("the loss timer");
+        drain(&mut s, t);
         now = t + ms(5);
+        s.handle_ack(now, next, &[], Duration::ZERO);
+        now = now + ms(10);
+    }
+    assert!(s.stats().fast_retransmits >= 100);
+    assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
+}
+
+#[test]
+fn probes_and_stalls_are_not_counted_as_losses() {
+    let mut s = sender(256);
+    let mut now = chat(&mut s, Time::ZERO, 20, 0);
+    // Each message's ACK is held 400 ms (a slow commit): the tail-loss
+    // probe and then the RTO resend it while nothing at all is heard.
+    for i in 0..100 {
+        let seq = s.push(now, i).unwrap();
+        drain(&mut s, now);
+        let mut t = now;
+        while t < now + ms(400) {
+            t = s.poll_timeout().expect("armed");
+            drain(&mut s, t);
+        }
+        // Longer than a round trip after the last resend: not a late ACK
+        // by the timing rule.
+        now = t + ms(150);
         s.handle_ack(now, seq, &[], Duration::ZERO);
         now = now + ms(10);
     }
-    assert!(s.stats().timeout_retransmits >= 100);
+    assert!(s.stats().tail_probes + s.stats().timeout_retransmits >= 100);
     assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
 }
 
@@ -165,7 +204,10 @@ fn messages_sent_in_copies_still_measure_the_round_trip() {
         now = now + ms(10);
     }
     let srtt = s.rtt().srtt().expect("sampled");
-    assert!(srtt > ms(280), "srtt {srtt:?}: copies stopped the RTT samples");
+    assert!(
+        srtt > ms(280),
+        "srtt {srtt:?}: copies stopped the RTT samples"
+    );
 }
 
 /// Sends what is due for `seq` over the next 5 ms and counts its copies.

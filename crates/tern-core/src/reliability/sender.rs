@@ -80,6 +80,10 @@ struct Slot<T> {
     is_copy: bool,
     /// The first send went out in copies (redundancy on).
     doubled: bool,
+    /// Resent because it was found lost (by the time rule, by counting
+    /// SACKs, or by its RTO while the path answered), not as a probe:
+    /// what `sender/redundancy.rs` counts as a loss.
+    found_lost: bool,
 }
 
 /// Sending half of a reliable flow.
@@ -208,6 +212,7 @@ impl<T: Clone> Sender<T> {
             copy_at: now,
             is_copy: false,
             doubled: false,
+            found_lost: false,
         });
         self.stats.queued += 1;
         Ok(seq)
@@ -468,6 +473,9 @@ impl<T: Clone> Sender<T> {
             // A repair on a path that answers goes out in extra copies; a
             // quiet path gets one.
             slot.copies = if alive { repair_extra } else { 0 };
+            // A timeout with nothing heard may be a stall (a slow commit
+            // holds the server's ACKs), not a loss.
+            slot.found_lost |= alive && !sacked;
             slot.due = true;
             self.retx.push_back(self.base + i as u64);
             self.stats.timeout_retransmits += 1;

@@ -155,6 +155,7 @@ impl<T: Clone> Sender<T> {
             let lost_at = slot.last_sent + threshold;
             if lost_at <= now {
                 slot.due = true;
+                slot.found_lost = true;
                 slot.copies = self.cfg.repair_copies.saturating_sub(1);
                 self.retx.push_back(seq);
                 self.stats.fast_retransmits += 1;
@@ -179,6 +180,7 @@ impl<T: Clone> Sender<T> {
                 && now.saturating_since(slot.last_sent) >= srtt
             {
                 slot.due = true;
+                slot.found_lost = true;
                 self.retx.push_back(self.base + i as u64);
                 self.stats.fast_retransmits += 1;
             }

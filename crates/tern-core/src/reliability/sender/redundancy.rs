@@ -7,8 +7,10 @@
 //! is lost only if every copy is.
 //!
 //! The sender judges each message's first attempt once the peer reports it:
-//! lost when it had to be sent again before that report. Two running
-//! averages keep the rates:
+//! lost when it was found lost and sent again before that report (a
+//! tail-loss probe, a timeout with nothing heard and a resend answered
+//! within the minimum RTT do not count: a guess, a stall, a late ACK). Two
+//! running averages keep the rates:
 //!
 //! - `single`: the share of single first sends that were lost, which
 //!   estimates the path's loss rate `p` directly;
@@ -65,12 +67,13 @@ impl Redundancy {
     }
 
     /// Judges `slot`'s first attempt, now that the peer reported it at
-    /// `now`. A resend answered within half the path's minimum RTT was
-    /// answered for an earlier copy (the ACK was late, not the message
-    /// lost), so that attempt is not counted as lost.
+    /// `now`: lost if it was found lost (a tail-loss probe is a guess, and
+    /// a timeout with nothing heard may be a stall), unless the report came
+    /// within the path's minimum RTT of the resend: then it answered an
+    /// earlier copy (the ACK was late, not the message lost).
     pub(super) fn judge_slot<T>(&mut self, now: Time, slot: &Slot<T>, min_rtt: Duration, at: f32) {
-        let spurious = now.saturating_since(slot.last_sent) < min_rtt / 2;
-        self.judge(slot.doubled, slot.retries > 0 && !spurious, at);
+        let spurious = now.saturating_since(slot.last_sent) < min_rtt;
+        self.judge(slot.doubled, slot.found_lost && !spurious, at);
     }
 
     /// Judges a message the peer just reported for the first time: `doubled`
