@@ -9,8 +9,8 @@
 //! The sender judges each message's first attempt once the peer reports it:
 //! lost when it was found lost and sent again before that report (a
 //! tail-loss probe, a timeout with nothing heard and a resend answered
-//! within the minimum RTT do not count: a guess, a stall, a late ACK). Two
-//! running averages keep the rates:
+//! within half the minimum RTT do not count: a guess, a stall, a late
+//! ACK). Two running averages keep the rates:
 //!
 //! - `single`: the share of single first sends that were lost, which
 //!   estimates the path's loss rate `p` directly;
@@ -69,10 +69,12 @@ impl Redundancy {
     /// Judges `slot`'s first attempt, now that the peer reported it at
     /// `now`: lost if it was found lost (a tail-loss probe is a guess, and
     /// a timeout with nothing heard may be a stall), unless the report came
-    /// within the path's minimum RTT of the resend: then it answered an
-    /// earlier copy (the ACK was late, not the message lost).
+    /// within half the path's minimum RTT of the resend: then it answered
+    /// an earlier copy (the ACK was late, not the message lost). Half, not
+    /// all of it: a repair goes in copies, and the report of the first
+    /// comes a little less than a round trip after the last.
     pub(super) fn judge_slot<T>(&mut self, now: Time, slot: &Slot<T>, min_rtt: Duration, at: f32) {
-        let spurious = now.saturating_since(slot.last_sent) < min_rtt;
+        let spurious = now.saturating_since(slot.last_sent) < min_rtt / 2;
         self.judge(slot.doubled, slot.found_lost && !spurious, at);
     }
 
