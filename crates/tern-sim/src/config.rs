@@ -83,9 +83,19 @@ impl SimConfig {
             read_delay: Duration::from_millis(30),
             write_latency: Duration::ZERO,
             // One, two or three batches out at once, by seed: the default
-            // (one) and the pipelined path both meet every scenario.
+            // (one) and the pipelined path both meet every scenario. One
+            // seed in four writes checkpoints and receipts at once, the
+            // others defer them (the default), so a crash loses some.
             broker: BrokerConfig {
                 max_commits_in_flight: 1 + (seed % 3) as usize,
+                checkpoint_delay: match seed % 4 {
+                    0 => Duration::ZERO,
+                    _ => BrokerConfig::default().checkpoint_delay,
+                },
+                receipt_delay: match seed % 4 {
+                    0 => Duration::ZERO,
+                    _ => BrokerConfig::default().receipt_delay,
+                },
                 ..BrokerConfig::default()
             },
             settle: Duration::from_secs(600),

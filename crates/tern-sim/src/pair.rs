@@ -111,6 +111,21 @@ impl Pair {
         events
     }
 
+    /// Moves everything for `d` of virtual time, in steps of 1 ms; returns
+    /// each client's events.
+    pub fn step_for(&mut self, d: Duration) -> Vec<Vec<ClientEvent>> {
+        let mut events = vec![Vec::new(); self.clients.len()];
+        let end = self.now + d;
+        while self.now < end {
+            while self.step() {}
+            for (i, (_, c)) in self.clients.iter_mut().enumerate() {
+                events[i].extend(std::iter::from_fn(|| c.poll_event()));
+            }
+            self.now += Duration::from_millis(1);
+        }
+        events
+    }
+
     /// One round: clients send, the broker commits and answers. Returns
     /// whether anything moved.
     fn step(&mut self) -> bool {

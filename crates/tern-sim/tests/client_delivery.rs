@@ -3,6 +3,8 @@
 //! re-login, the server told nothing before the checkpoint is saved, and
 //! summary pages collected into one answer.
 
+use std::time::Duration;
+
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientEvent, Outgoing, Release, ReleaseBatch};
 use tern_core::store::Store;
@@ -14,10 +16,12 @@ fn app_releases(c: &mut ClientConfig) {
 }
 
 /// Settles twice: an ACK owed after the first round (coalesced) goes out in
-/// the second.
+/// the second. Then lets the checkpoint it moved be written: alone, it
+/// waits up to `checkpoint_delay` for company.
 fn settle_acks(net: &mut Pair) {
     net.settle();
     net.settle();
+    net.step_for(BrokerConfig::default().checkpoint_delay + Duration::from_millis(10));
 }
 
 /// The checkpoint the server holds for (user, device).

@@ -37,6 +37,8 @@ pub(super) struct Staged {
     pub dirty_users: Vec<u64>,
     pub dirty_devices: Vec<(u64, u32)>,
     pub convs: StagedConvs,
+    /// Something staged must be durable soon: more than checkpoints moved.
+    pub urgent: bool,
 }
 
 impl Staged {
@@ -46,6 +48,15 @@ impl Staged {
             && self.dirty_users.is_empty()
             && self.dirty_devices.is_empty()
             && self.convs.is_empty()
+    }
+
+    /// Only writes nothing waits for are staged (delivery checkpoints, the
+    /// trims they allow, DELIVERED receipts): they may wait for company
+    /// (`checkpoint_delay`, `receipt_delay` in [`BrokerConfig`]).
+    ///
+    /// [`BrokerConfig`]: super::BrokerConfig
+    fn deferrable(&self) -> bool {
+        !self.urgent && self.convs.is_empty()
     }
 }
 
@@ -64,13 +75,19 @@ impl<S: Store> Broker<S> {
     }
 
     /// The next batch to commit, if writes are staged and fewer than
-    /// `max_commits_in_flight` batches are out.
+    /// `max_commits_in_flight` batches are out. Writes that only move
+    /// delivery checkpoints wait up to `checkpoint_delay` for a batch that
+    /// must be durable (see `retention.rs`).
     pub fn poll_commit(&mut self) -> Option<Commit> {
-        if self.in_flight.len() >= self.cfg.max_commits_in_flight.max(1) || self.staged.is_empty() {
+        if self.in_flight.len() >= self.cfg.max_commits_in_flight.max(1)
+            || self.staged.is_empty()
+            || self.staged.deferrable()
+        {
             return None;
         }
         let id = self.next_commit;
         let staged = std::mem::take(&mut self.staged);
+        self.deferred_due = None;
         let mut batch = WriteBatch::default();
         for (user, entry) in &staged.appends {
             batch.ops.push(WriteOp::Append {
@@ -251,6 +268,7 @@ impl<S: Store> Broker<S> {
     /// whose operations were dropped are told why (ERROR 12, transient).
     pub(super) fn roll_back(&mut self) {
         self.staged = Staged::default();
+        self.deferred_due = None;
         // Later batches built on the failed one's writes: they are void.
         self.in_flight.clear();
         let dropped = self.sessions_with_unstored_uplink();
@@ -328,7 +346,41 @@ impl<S: Store> Broker<S> {
             .collect()
     }
 
+    /// Commits what is staged with the next [`Broker::poll_commit`], even
+    /// if only delivery checkpoints moved: for a driver that stops.
+    pub fn flush_deferred(&mut self) {
+        self.staged.urgent = true;
+        self.deferred_due = None;
+    }
+
+    /// Stages what `stage` writes as writes nothing waits for: they go
+    /// with the next batch that must be durable, or `delay` from `now`
+    /// (zero: at once, like any write).
+    pub(super) fn stage_deferred(
+        &mut self,
+        now: Time,
+        delay: std::time::Duration,
+        stage: impl FnOnce(&mut Self),
+    ) {
+        let urgent = self.staged.urgent;
+        stage(self);
+        if !delay.is_zero() {
+            self.staged.urgent = urgent;
+            let due = now + delay;
+            self.deferred_due = Some(self.deferred_due.map_or(due, |d| d.min(due)));
+        }
+    }
+
+    /// Deferred writes waiting since their delay began are due: the next
+    /// [`Broker::poll_commit`] hands them out.
+    pub(super) fn deferred_timeout(&mut self, now: Time) {
+        if self.deferred_due.is_some_and(|t| t <= now) {
+            self.flush_deferred();
+        }
+    }
+
     pub(super) fn mark_user_dirty(&mut self, user: u64) {
+        self.staged.urgent = true;
         if let Some(u) = self.users.get_mut(&user) {
             if !u.meta_dirty {
                 u.meta_dirty = true;
@@ -338,6 +390,7 @@ impl<S: Store> Broker<S> {
     }
 
     pub(super) fn mark_device_dirty(&mut self, user: u64, device: u32) {
+        self.staged.urgent = true;
         if let Some(d) = self
             .users
             .get_mut(&user)

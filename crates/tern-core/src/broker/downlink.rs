@@ -9,6 +9,10 @@ use crate::store::{Origin, Store, StoredEntry, SyncEntry, SyncItem};
 use crate::time::Time;
 use crate::wire::{Ack, ReceiptStatus};
 
+/// Most entries a login reads to issue the receipts its device's ACKs
+/// would have (`Broker::receipts_on_login`).
+const LOGIN_RECEIPT_SCAN: u64 = 1024;
+
 impl<S: Store> Broker<S> {
     /// A committed entry for a session's user: push it if the session pushes.
     pub(super) fn offer_entry(&mut self, now: Time, sid: u64, entry: &StoredEntry) {
@@ -143,13 +147,41 @@ impl<S: Store> Broker<S> {
             .collect();
         s.last_page.retain(|(q, _)| *q > cumulative);
         self.issue_receipts(now, sid, &page);
-        self.advance_checkpoint(user, device, cumulative);
+        self.advance_checkpoint(now, user, device, cumulative);
         self.drain_downlink_events(now, sid);
         self.touch(sid);
     }
 
     /// DELIVERED receipts for messages a device has acknowledged: one
     /// "up to" receipt per sending device, never repeated across devices.
+    /// A logging-in device holds entries `after < seq <= up_to` the server
+    /// never heard it acknowledge: their receipts are issued now, as an ACK
+    /// would have (at most [`LOGIN_RECEIPT_SCAN`] entries are read: more
+    /// than a push window or a page, which is all a device can hold
+    /// unacknowledged).
+    pub(super) fn receipts_on_login(&mut self, now: Time, sid: u64, after: u64, up_to: u64) {
+        let Some(user) = self.sessions.get(&sid).map(|s| s.user) else {
+            return;
+        };
+        let after = after.max(up_to.saturating_sub(LOGIN_RECEIPT_SCAN));
+        let max = (up_to - after) as usize;
+        let entries = match self.store.read_inbox(user, after, max) {
+            Ok(e) => e,
+            Err(e) => {
+                self.events.push_back(BrokerEvent::StoreReadFailed {
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        let acked: Vec<(u64, Origin)> = entries
+            .iter()
+            .take_while(|e| e.seq <= up_to)
+            .filter_map(|e| e.entry.origin().map(|o| (e.seq, o)))
+            .collect();
+        self.issue_receipts(now, sid, &acked);
+    }
+
     pub(super) fn issue_receipts(&mut self, now: Time, sid: u64, released: &[(u64, Origin)]) {
         let Some(s) = self.sessions.get(&sid) else {
             return;
@@ -199,7 +231,10 @@ impl<S: Store> Broker<S> {
                     target_seq: o.from_seq,
                 },
             };
-            self.append(now, o.from_user, entry);
+            // Nothing waits for it to be durable but the sender's tick.
+            self.stage_deferred(now, self.cfg.receipt_delay, |b| {
+                b.append(now, o.from_user, entry);
+            });
         }
     }
 }

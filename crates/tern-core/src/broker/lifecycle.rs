@@ -23,6 +23,10 @@ struct Start {
     applied: u64,
     /// Committed entries past `checkpoint`.
     backlog: u64,
+    /// Entries the device says it has, past what the server had heard it
+    /// acknowledge (its ACK was lost, or a crash lost its checkpoint):
+    /// their DELIVERED receipts are owed.
+    acked: Option<(u64, u64)>,
 }
 
 impl<S: Store> Broker<S> {
@@ -76,6 +80,9 @@ impl<S: Store> Broker<S> {
             seal: None,
         };
         self.sessions.insert(sid, Box::new(session));
+        if let Some((after, up_to)) = start.acked {
+            self.receipts_on_login(now, sid, after, up_to);
+        }
         if a.version >= crate::wire::VERSION_2 {
             // Groups in read fan-out left this user's states behind while
             // it was away: caught up now, before its device asks for the
@@ -137,6 +144,8 @@ impl<S: Store> Broker<S> {
         let dev = u
             .devices
             .get_or_insert_with(device, || Dev::new(DeviceState::default()));
+        let acked =
+            (client_cp > dev.staged.checkpoint).then_some((dev.staged.checkpoint, client_cp));
         dev.staged.last_login_ms = wall;
         dev.staged.version = version;
         dev.staged.checkpoint = checkpoint;
@@ -150,6 +159,7 @@ impl<S: Store> Broker<S> {
             checkpoint,
             applied,
             backlog: committed_head.saturating_sub(checkpoint),
+            acked,
         })
     }
 

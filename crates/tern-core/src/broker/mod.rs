@@ -160,6 +160,9 @@ pub struct Broker<S: Store> {
     in_version: u8,
     /// The history retention walk over every conversation.
     history_walk: history_trim::HistoryWalk,
+    /// When staged writes nothing waits for (checkpoints, receipts) stop
+    /// waiting for company.
+    deferred_due: Option<Time>,
 }
 
 impl<S: Store> Broker<S> {
@@ -187,6 +190,7 @@ impl<S: Store> Broker<S> {
         }
         Broker {
             history_walk: history_trim::HistoryWalk::new(cfg.history_retention),
+            deferred_due: None,
             admission,
             cfg,
             store,
@@ -259,10 +263,10 @@ impl<S: Store> Broker<S> {
     /// When [`Broker::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
         let session = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (session, self.history_walk.at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [session, self.history_walk.at, self.deferred_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Next datagram to send, and the peer to send it to over its transport.

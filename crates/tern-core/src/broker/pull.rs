@@ -32,7 +32,7 @@ impl<S: Store> Broker<S> {
             .collect();
         s.last_page.retain(|(q, _)| *q > after);
         self.issue_receipts(now, sid, &page);
-        self.advance_checkpoint(user, device, after);
+        self.advance_checkpoint(now, user, device, after);
         let max = max.clamp(1, self.cfg.page_entries) as usize;
         let entries = match self.store.read_inbox(user, after, max) {
             Ok(e) => e,

@@ -52,7 +52,12 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    pub(super) fn advance_checkpoint(&mut self, user: u64, device: u32, to: u64) {
+    /// Device `device` of `user` acknowledged every entry `<= to`. The
+    /// write waits up to `checkpoint_delay` for a batch that must be
+    /// durable anyway: nothing waits for it, and if a crash loses it the
+    /// device is sent those entries again and drops them as duplicates
+    /// (`proto-spec/state-machines.md`, the client's release checkpoint).
+    pub(super) fn advance_checkpoint(&mut self, now: Time, user: u64, device: u32, to: u64) {
         let Some(u) = self.users.get_mut(&user) else {
             return;
         };
@@ -68,10 +73,12 @@ impl<S: Store> Broker<S> {
             u.meta.trimmed = min;
             min
         });
-        self.mark_device_dirty(user, device);
-        if let Some(up_to) = trim {
-            self.mark_user_dirty(user);
-            self.staged.trims.push((user, up_to));
-        }
+        self.stage_deferred(now, self.cfg.checkpoint_delay, |b| {
+            b.mark_device_dirty(user, device);
+            if let Some(up_to) = trim {
+                b.mark_user_dirty(user);
+                b.staged.trims.push((user, up_to));
+            }
+        });
     }
 }

@@ -111,7 +111,7 @@ impl<S: Store> Broker<S> {
         }
         // The service device reads nothing of its own inbox.
         let head = self.user_mut(user).map_or(0, |u| u.meta.head);
-        self.advance_checkpoint(user, device, head);
+        self.advance_checkpoint(now, user, device, head);
         Ok(())
     }
 

@@ -67,6 +67,7 @@ impl<S: Store> Broker<S> {
             self.touch(sid);
         }
         self.walk_history(now);
+        self.deferred_timeout(now);
         self.flush_touched(now);
     }
 }
