@@ -109,6 +109,17 @@ pub struct ServerSection {
     /// waits for its batch's fsync. 1 by default: more measured slower
     /// (smaller batches, more fsyncs; `docs/benchmarks.md`).
     pub commits_in_flight: usize,
+    /// How long a write that only moves devices' delivery checkpoints waits
+    /// to ride with the next batch that must be durable (0s–60s; 0s: at
+    /// once). A crash loses at most this much of them, and devices drop
+    /// the entries sent again as duplicates.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_delay: Duration,
+    /// How long a DELIVERED receipt waits to ride with the next batch that
+    /// must be durable (0s–1s; 0s: at once): the sender's "delivered" comes
+    /// that much later at most, and a message costs one commit, not two.
+    #[serde(with = "humantime_serde")]
+    pub receipt_delay: Duration,
 }
 
 /// `[timers]`
@@ -197,6 +208,8 @@ impl Default for ServerSection {
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: HistoryRetention::Forever,
             commits_in_flight: 1,
+            checkpoint_delay: Duration::from_secs(1),
+            receipt_delay: Duration::from_millis(10),
         }
     }
 }
@@ -362,6 +375,16 @@ impl Config {
             self.server.commits_in_flight,
             parse
         );
+        over!(
+            "TERN_SERVER_CHECKPOINT_DELAY",
+            self.server.checkpoint_delay,
+            duration
+        );
+        over!(
+            "TERN_SERVER_RECEIPT_DELAY",
+            self.server.receipt_delay,
+            duration
+        );
         over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
         over!(
             "TERN_TIMERS_IDLE_TIMEOUT",
@@ -463,6 +486,12 @@ impl Config {
         }
         if !(1..=64).contains(&self.server.commits_in_flight) {
             return bad("server", "commits_in_flight", "must be from 1 to 64");
+        }
+        if self.server.checkpoint_delay > Duration::from_secs(60) {
+            return bad("server", "checkpoint_delay", "must be at most 60s");
+        }
+        if self.server.receipt_delay > Duration::from_secs(1) {
+            return bad("server", "receipt_delay", "must be at most 1s");
         }
         if self.timers.heartbeat < Duration::from_secs(1) {
             return bad("timers", "heartbeat", "must be at least 1s");

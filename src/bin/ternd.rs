@@ -193,7 +193,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(async move {
+            // The daemon runs as a task on a worker, not on this thread:
+            // a worker that wakes from epoll then polls it itself, where
+            // `block_on` would hand every wake-up over to this thread (a
+            // futex wake and a context switch per datagram; measured in
+            // docs/benchmarks.md, "CPU per message at a chat rate").
+            let daemon = rt.spawn(async move {
                 let server = tern::server::Server::bind(cfg.clone()).await?;
                 // On stdout, so scripts and tests can read the addresses
                 // and keys (see tern::server::banner).
@@ -207,7 +212,8 @@ fn main() -> anyhow::Result<()> {
                     "ternd listening"
                 );
                 server.run(shutdown_signal()).await
-            })?;
+            });
+            rt.block_on(daemon).context("the daemon task panicked")??;
             Ok(())
         }
     }

@@ -101,3 +101,22 @@ fn validation_names_the_key() {
     let unknown = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
     assert!(unknown.is_err());
 }
+
+#[test]
+fn checkpoint_and_receipt_delays_are_bounded_durations() {
+    let mut c = Config::default();
+    assert_eq!(c.server.checkpoint_delay, Duration::from_secs(1));
+    c.apply_env(|k| (k == "TERN_SERVER_CHECKPOINT_DELAY").then(|| "0s".into()))
+        .unwrap();
+    assert_eq!(c.server.checkpoint_delay, Duration::ZERO);
+    c.validate().unwrap();
+    c.server.checkpoint_delay = Duration::from_secs(61);
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("checkpoint_delay"), "{e}");
+    assert!(Config::default_toml().contains("checkpoint_delay = \"1s\""));
+    c.server.checkpoint_delay = Duration::ZERO;
+    c.apply_env(|k| (k == "TERN_SERVER_RECEIPT_DELAY").then(|| "2s".into()))
+        .unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("receipt_delay"), "{e}");
+}

@@ -110,6 +110,8 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         retention: cfg.server.retention,
         history_retention: cfg.server.history_retention.as_duration(),
         max_commits_in_flight: cfg.server.commits_in_flight,
+        checkpoint_delay: cfg.server.checkpoint_delay,
+        receipt_delay: cfg.server.receipt_delay,
         validate_addresses: cfg.limits.validate_addresses,
         prelogin_rate: cfg.limits.prelogin_rate,
         prelogin_burst: cfg.limits.prelogin_rate * 2.0,
