@@ -15,7 +15,7 @@ use tern_core::broker::{Broker, BrokerConfig, Commit};
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
 use tern_core::store::{MemStore, Store};
 use tern_core::time::Time;
-use tern_core::wire::{Frame, Packet, SyncBody};
+use tern_core::wire::{EntryBody, Frame, Packet, SyncBody};
 use tern_sim::impairment::{Impairment, Link};
 
 use crate::net::mix;
@@ -57,6 +57,14 @@ impl DirCount {
                 Frame::Entry(d) => {
                     match d.body {
                         SyncBody::Message { .. } => self.deliver_messages += 1,
+                        _ => self.deliver_receipts += 1,
+                    }
+                    others += 1
+                }
+                // A version 1 session's entries.
+                Frame::Deliver(d) => {
+                    match d.body {
+                        EntryBody::Message { .. } => self.deliver_messages += 1,
                         _ => self.deliver_receipts += 1,
                     }
                     others += 1
