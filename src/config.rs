@@ -1,6 +1,7 @@
 //! The daemon's configuration: a TOML file, overridden by `TERN_*`
 //! environment variables, validated as a whole before anything starts.
-//! The `[quic]` section is in `quic.rs`.
+//! The `[quic]` section is in `quic.rs`; the environment overrides in
+//! `env.rs`.
 
 mod quic;
 
@@ -18,6 +19,8 @@ use thiserror::Error;
 
 mod api;
 pub use api::ApiSection;
+
+mod env;
 
 /// Everything `ternd serve` can be configured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,134 +333,6 @@ impl Config {
              # [seal] policy: \"required\", \"optional\" or \"off\" (raw UDP in the clear:\n\
              # no seal key, so `ternd seal-key` fails and clients pass no --seal-key).\n"
         )
-    }
-
-    /// Applies overrides named `TERN_<SECTION>_<KEY>` read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env {
-                var: var.into(),
-                value: value.into(),
-                reason: e.to_string(),
-            })
-        }
-        fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
-            humantime::parse_duration(value).map_err(|e| ConfigError::Env {
-                var: var.into(),
-                value: value.into(),
-                reason: e.to_string(),
-            })
-        }
-        macro_rules! over {
-            ($var:literal, $slot:expr, $conv:expr) => {
-                if let Some(v) = get($var) {
-                    $slot = $conv($var, &v)?;
-                }
-            };
-        }
-        over!("TERN_SERVER_LISTEN", self.server.listen, parse);
-        over!(
-            "TERN_SERVER_DATA_DIR",
-            self.server.data_dir,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        over!("TERN_SERVER_RETENTION", self.server.retention, duration);
-        over!(
-            "TERN_SERVER_HISTORY_RETENTION",
-            self.server.history_retention,
-            parse
-        );
-        over!(
-            "TERN_SERVER_COMMITS_IN_FLIGHT",
-            self.server.commits_in_flight,
-            parse
-        );
-        over!(
-            "TERN_SERVER_CHECKPOINT_DELAY",
-            self.server.checkpoint_delay,
-            duration
-        );
-        over!(
-            "TERN_SERVER_RECEIPT_DELAY",
-            self.server.receipt_delay,
-            duration
-        );
-        over!("TERN_TIMERS_HEARTBEAT", self.timers.heartbeat, duration);
-        over!(
-            "TERN_TIMERS_IDLE_TIMEOUT",
-            self.timers.idle_timeout,
-            duration
-        );
-        over!("TERN_LIMITS_MAX_SESSIONS", self.limits.max_sessions, parse);
-        over!("TERN_LIMITS_MAX_PAYLOAD", self.limits.max_payload, parse);
-        over!(
-            "TERN_LIMITS_ACCEPT_UNKNOWN_RECIPIENTS",
-            self.limits.accept_unknown_recipients,
-            parse
-        );
-        over!("TERN_LIMITS_PAGE_ENTRIES", self.limits.page_entries, parse);
-        over!(
-            "TERN_LIMITS_GROUP_MAX_MEMBERS",
-            self.limits.group_max_members,
-            parse
-        );
-        over!(
-            "TERN_LIMITS_GROUP_WRITE_FANOUT_MAX",
-            self.limits.group_write_fanout_max,
-            parse
-        );
-        over!(
-            "TERN_LIMITS_VALIDATE_ADDRESSES",
-            self.limits.validate_addresses,
-            parse
-        );
-        over!(
-            "TERN_LIMITS_PRELOGIN_RATE",
-            self.limits.prelogin_rate,
-            parse
-        );
-        over!("TERN_LIMITS_SESSION_RATE", self.limits.session_rate, parse);
-        over!(
-            "TERN_LIMITS_STATELESS_REPLY_RATE",
-            self.limits.stateless_reply_rate,
-            parse
-        );
-        over!("TERN_SEAL_POLICY", self.seal.policy, parse);
-        over!(
-            "TERN_SEAL_KEY_FILE",
-            self.seal.key_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        over!(
-            "TERN_AUTH_SECRET_FILE",
-            self.auth.secret_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        // An empty value turns an optional listener off.
-        let optional = |var: &str, v: &str| {
-            if v.is_empty() {
-                Ok(None)
-            } else {
-                parse(var, v).map(Some)
-            }
-        };
-        over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
-        over!("TERN_QUIC_LISTEN", self.quic.listen, parse);
-        self.api.apply_env(&get)?;
-        over!(
-            "TERN_QUIC_CERT_FILE",
-            self.quic.cert_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        over!(
-            "TERN_QUIC_KEY_FILE",
-            self.quic.key_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        Ok(())
     }
 
     /// Checks every section; the first problem is returned.

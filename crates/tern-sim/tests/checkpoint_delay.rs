@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use tern_core::broker::BrokerConfig;
-use tern_core::client::ClientEvent;
 use tern_core::store::Store;
 use tern_sim::pair::{entries, Pair};
 
@@ -126,15 +125,25 @@ fn a_crash_that_loses_a_waiting_receipt_issues_it_again() {
     assert_eq!(durable_checkpoint(&net, 2), 1);
 }
 
-#[test]
-fn a_checkpoint_alone_is_written_once_its_delay_ends() {
+/// Alice sends Bob three messages and reads his DELIVERED receipt; returns
+/// the pair and Alice's inbox head, which her durable checkpoint has not
+/// reached: nothing else is staged, so it waits.
+fn receipt_read_checkpoint_waiting() -> (Pair, usize, usize, u64) {
     let (mut net, alice, bob) = pair(Duration::from_secs(1));
     net.send(alice, 2, 3);
     assert_eq!(entries(&net.settle()[bob]), vec![1, 2, 3]);
     net.settle();
-    // Alice's checkpoint (she read Bob's DELIVERED receipts) waits: nothing
-    // else is staged.
-    assert!(durable_checkpoint(&net, 1) < net.store.inbox_meta(1).unwrap().unwrap().head);
+    let head = net.store.inbox_meta(1).unwrap().unwrap().head;
+    assert!(
+        durable_checkpoint(&net, 1) < head,
+        "Alice's checkpoint waits"
+    );
+    (net, alice, bob, head)
+}
+
+#[test]
+fn a_checkpoint_alone_is_written_once_its_delay_ends() {
+    let (mut net, _, _, alice_head) = receipt_read_checkpoint_waiting();
     net.step_for(Duration::from_millis(1100));
     assert_eq!(
         durable_checkpoint(&net, 2),
@@ -143,20 +152,14 @@ fn a_checkpoint_alone_is_written_once_its_delay_ends() {
     );
     assert_eq!(
         durable_checkpoint(&net, 1),
-        net.store.inbox_meta(1).unwrap().unwrap().head,
+        alice_head,
         "and Alice's, after the delay"
     );
 }
 
 #[test]
 fn a_crash_before_the_checkpoint_is_written_sends_nothing_twice() {
-    let (mut net, alice, bob) = pair(Duration::from_secs(1));
-    net.send(alice, 2, 3);
-    assert_eq!(entries(&net.settle()[bob]), vec![1, 2, 3]);
-    net.settle();
-    let lost = durable_checkpoint(&net, 1);
-    let alice_head = net.store.inbox_meta(1).unwrap().unwrap().head;
-    assert!(lost < alice_head, "Alice's checkpoint was still waiting");
+    let (mut net, alice, bob, alice_head) = receipt_read_checkpoint_waiting();
     // The broker crashes: the waiting checkpoint is gone.
     net.restart_broker();
     net.now += Duration::from_secs(2);
