@@ -37,7 +37,8 @@ pub(super) struct Staged {
     pub dirty_users: Vec<u64>,
     pub dirty_devices: Vec<(u64, u32)>,
     pub convs: StagedConvs,
-    /// Something staged must be durable soon: more than checkpoints moved.
+    /// Something staged must be durable soon: more than checkpoints and
+    /// receipts.
     pub urgent: bool,
 }
 
@@ -75,9 +76,10 @@ impl<S: Store> Broker<S> {
     }
 
     /// The next batch to commit, if writes are staged and fewer than
-    /// `max_commits_in_flight` batches are out. Writes that only move
-    /// delivery checkpoints wait up to `checkpoint_delay` for a batch that
-    /// must be durable (see `retention.rs`).
+    /// `max_commits_in_flight` batches are out. Writes nothing waits for
+    /// (delivery checkpoints, DELIVERED receipts) wait up to their delay
+    /// for a batch that must be durable (`docs/design.md`, "Writes nothing
+    /// waits for").
     pub fn poll_commit(&mut self) -> Option<Commit> {
         if self.in_flight.len() >= self.cfg.max_commits_in_flight.max(1)
             || self.staged.is_empty()
@@ -347,7 +349,8 @@ impl<S: Store> Broker<S> {
     }
 
     /// Commits what is staged with the next [`Broker::poll_commit`], even
-    /// if only delivery checkpoints moved: for a driver that stops.
+    /// if only writes nothing waits for are staged: for a driver that
+    /// stops.
     pub fn flush_deferred(&mut self) {
         self.staged.urgent = true;
         self.deferred_due = None;

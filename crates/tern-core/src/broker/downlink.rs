@@ -152,8 +152,6 @@ impl<S: Store> Broker<S> {
         self.touch(sid);
     }
 
-    /// DELIVERED receipts for messages a device has acknowledged: one
-    /// "up to" receipt per sending device, never repeated across devices.
     /// A logging-in device holds entries `after < seq <= up_to` the server
     /// never heard it acknowledge: their receipts are issued now, as an ACK
     /// would have (at most [`LOGIN_RECEIPT_SCAN`] entries are read: more
@@ -182,6 +180,8 @@ impl<S: Store> Broker<S> {
         self.issue_receipts(now, sid, &acked);
     }
 
+    /// DELIVERED receipts for messages a device has acknowledged: one
+    /// "up to" receipt per sending device, never repeated across devices.
     pub(super) fn issue_receipts(&mut self, now: Time, sid: u64, released: &[(u64, Origin)]) {
         let Some(s) = self.sessions.get(&sid) else {
             return;
