@@ -135,6 +135,12 @@ pub struct TimersSection {
     /// Silence after which a session is dropped and the device shown offline.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Loss rate of a device's path at which the server sends new entries
+    /// to it in two copies, 2 ms apart (0 to 0.5; 0: never). They stop
+    /// once the path shows less than half of it. Under loss this trades
+    /// bytes (1.6–2.0x Mosquitto's at 5–20 % loss) for tail latency
+    /// (`docs/benchmarks.md`, "Redundant first sends on a lossy path").
+    pub redundant_sends_at: f32,
 }
 
 /// `[limits]`
@@ -222,6 +228,7 @@ impl Default for TimersSection {
         TimersSection {
             heartbeat: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            redundant_sends_at: tern_core::reliability::SenderConfig::default().redundant_sends_at,
         }
     }
 }
@@ -370,6 +377,13 @@ impl Config {
         }
         if self.timers.heartbeat < Duration::from_secs(1) {
             return bad("timers", "heartbeat", "must be at least 1s");
+        }
+        if !(0.0..=0.5).contains(&self.timers.redundant_sends_at) {
+            return bad(
+                "timers",
+                "redundant_sends_at",
+                "must be from 0 (off) to 0.5",
+            );
         }
         if self.timers.idle_timeout < self.timers.heartbeat * 2 {
             return bad(

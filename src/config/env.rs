@@ -66,6 +66,11 @@ impl Config {
             self.timers.idle_timeout,
             duration
         );
+        over!(
+            "TERN_TIMERS_REDUNDANT_SENDS_AT",
+            self.timers.redundant_sends_at,
+            parse
+        );
         over!("TERN_LIMITS_MAX_SESSIONS", self.limits.max_sessions, parse);
         over!("TERN_LIMITS_MAX_PAYLOAD", self.limits.max_payload, parse);
         over!(

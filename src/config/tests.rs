@@ -120,3 +120,21 @@ fn checkpoint_and_receipt_delays_are_bounded_durations() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("receipt_delay"), "{e}");
 }
+
+#[test]
+fn redundant_sends_can_be_tuned_or_turned_off() {
+    let mut c = Config::default();
+    assert_eq!(c.timers.redundant_sends_at, 0.02);
+    c.apply_env(|k| (k == "TERN_TIMERS_REDUNDANT_SENDS_AT").then(|| "0".into()))
+        .unwrap();
+    assert_eq!(c.timers.redundant_sends_at, 0.0);
+    c.validate().unwrap();
+    assert_eq!(
+        crate::server::broker_config(&c).downlink.redundant_sends_at,
+        0.0,
+        "the broker's downlink gets it"
+    );
+    c.timers.redundant_sends_at = 0.9;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("redundant_sends_at"), "{e}");
+}

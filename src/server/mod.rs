@@ -110,6 +110,10 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         retention: cfg.server.retention,
         history_retention: cfg.server.history_retention.as_duration(),
         max_commits_in_flight: cfg.server.commits_in_flight,
+        downlink: tern_core::reliability::SenderConfig {
+            redundant_sends_at: cfg.timers.redundant_sends_at,
+            ..tern_core::reliability::SenderConfig::default()
+        },
         checkpoint_delay: cfg.server.checkpoint_delay,
         receipt_delay: cfg.server.receipt_delay,
         validate_addresses: cfg.limits.validate_addresses,
