@@ -189,16 +189,18 @@ fn main() -> anyhow::Result<()> {
                 cfg.quic.listen = q;
             }
             cfg.validate()?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
+            // One thread runs the loop and polls epoll itself: with a
+            // multi-thread runtime a worker polled epoll and woke the loop
+            // (in `block_on` on this thread) by futex for every datagram,
+            // and as a task on a worker it migrated between workers. The
+            // current-thread runtime measured fastest both at a chat rate
+            // and in bulk (docs/benchmarks.md, "CPU per message at a chat
+            // rate"). RocksDB commits have their own thread.
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            // The daemon runs as a task on a worker, not on this thread:
-            // a worker that wakes from epoll then polls it itself, where
-            // `block_on` would hand every wake-up over to this thread (a
-            // futex wake and a context switch per datagram; measured in
-            // docs/benchmarks.md, "CPU per message at a chat rate").
-            let daemon = rt.spawn(async move {
+            rt.block_on(async move {
                 let server = tern::server::Server::bind(cfg.clone()).await?;
                 // On stdout, so scripts and tests can read the addresses
                 // and keys (see tern::server::banner).
@@ -212,8 +214,7 @@ fn main() -> anyhow::Result<()> {
                     "ternd listening"
                 );
                 server.run(shutdown_signal()).await
-            });
-            rt.block_on(daemon).context("the daemon task panicked")??;
+            })?;
             Ok(())
         }
     }
