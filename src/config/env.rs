@@ -26,6 +26,9 @@ impl Config {
                 reason: e.to_string(),
             })
         }
+        fn path(_: &str, value: &str) -> Result<PathBuf, ConfigError> {
+            Ok(PathBuf::from(value))
+        }
         macro_rules! over {
             ($var:literal, $slot:expr, $conv:expr) => {
                 if let Some(v) = get($var) {
@@ -34,11 +37,7 @@ impl Config {
             };
         }
         over!("TERN_SERVER_LISTEN", self.server.listen, parse);
-        over!(
-            "TERN_SERVER_DATA_DIR",
-            self.server.data_dir,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
+        over!("TERN_SERVER_DATA_DIR", self.server.data_dir, path);
         over!("TERN_SERVER_RETENTION", self.server.retention, duration);
         over!(
             "TERN_SERVER_HISTORY_RETENTION",
@@ -106,16 +105,8 @@ impl Config {
             parse
         );
         over!("TERN_SEAL_POLICY", self.seal.policy, parse);
-        over!(
-            "TERN_SEAL_KEY_FILE",
-            self.seal.key_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        over!(
-            "TERN_AUTH_SECRET_FILE",
-            self.auth.secret_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
+        over!("TERN_SEAL_KEY_FILE", self.seal.key_file, path);
+        over!("TERN_AUTH_SECRET_FILE", self.auth.secret_file, path);
         // An empty value turns an optional listener off.
         let optional = |var: &str, v: &str| {
             if v.is_empty() {
@@ -127,16 +118,8 @@ impl Config {
         over!("TERN_METRICS_LISTEN", self.metrics.listen, optional);
         over!("TERN_QUIC_LISTEN", self.quic.listen, parse);
         self.api.apply_env(&get)?;
-        over!(
-            "TERN_QUIC_CERT_FILE",
-            self.quic.cert_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
-        over!(
-            "TERN_QUIC_KEY_FILE",
-            self.quic.key_file,
-            |_: &str, v: &str| Ok::<_, ConfigError>(PathBuf::from(v))
-        );
+        over!("TERN_QUIC_CERT_FILE", self.quic.cert_file, path);
+        over!("TERN_QUIC_KEY_FILE", self.quic.key_file, path);
         Ok(())
     }
 }

@@ -67,6 +67,9 @@ pub struct SimConfig {
 impl SimConfig {
     /// A small deployment on a perfect network.
     pub fn new(seed: u64) -> Self {
+        let defaults = BrokerConfig::default();
+        // One seed in four writes checkpoints and receipts at once.
+        let eager_writes = (seed % 4 == 0).then_some(Duration::ZERO);
         SimConfig {
             seed,
             users: 3,
@@ -83,20 +86,14 @@ impl SimConfig {
             read_delay: Duration::from_millis(30),
             write_latency: Duration::ZERO,
             // One, two or three batches out at once, by seed: the default
-            // (one) and the pipelined path both meet every scenario. One
-            // seed in four writes checkpoints and receipts at once, the
-            // others defer them (the default), so a crash loses some.
+            // (one) and the pipelined path both meet every scenario. The
+            // seeds that defer checkpoints and receipts (the default) let
+            // a crash lose some.
             broker: BrokerConfig {
                 max_commits_in_flight: 1 + (seed % 3) as usize,
-                checkpoint_delay: match seed % 4 {
-                    0 => Duration::ZERO,
-                    _ => BrokerConfig::default().checkpoint_delay,
-                },
-                receipt_delay: match seed % 4 {
-                    0 => Duration::ZERO,
-                    _ => BrokerConfig::default().receipt_delay,
-                },
-                ..BrokerConfig::default()
+                checkpoint_delay: eager_writes.unwrap_or(defaults.checkpoint_delay),
+                receipt_delay: eager_writes.unwrap_or(defaults.receipt_delay),
+                ..defaults
             },
             settle: Duration::from_secs(600),
             conversations: false,

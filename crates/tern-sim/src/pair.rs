@@ -117,7 +117,12 @@ impl Pair {
         let mut events = vec![Vec::new(); self.clients.len()];
         let end = self.now + d;
         while self.now < end {
-            while self.step() {}
+            // As `settle`: a bounded number of rounds at one instant.
+            for _ in 0..1000 {
+                if !self.step() {
+                    break;
+                }
+            }
             for (i, (_, c)) in self.clients.iter_mut().enumerate() {
                 events[i].extend(std::iter::from_fn(|| c.poll_event()));
             }
