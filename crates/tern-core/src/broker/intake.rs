@@ -162,7 +162,8 @@ impl<S: Store> Broker<S> {
         };
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
-            if s.peer != from {
+            let moved = s.peer != from;
+            if moved {
                 // NAT rebinding or a network switch: follow the newest packet.
                 s.peer = from;
                 self.stats.migrations += 1;
@@ -170,8 +171,12 @@ impl<S: Store> Broker<S> {
             // A downlink that gave up (its retry budget ran out) starts
             // again on any fresh packet of its client, not only a
             // HEARTBEAT: a client busy asking for lists and history pages
-            // is never silent long enough to send one.
-            if s.unreachable {
+            // is never silent long enough to send one. So does one whose
+            // client moved: what it sent since went to the old address,
+            // and its timer backed off while nothing could arrive (the
+            // chaos run saw a device wait out a 12 s backoff while it
+            // was asking for lists from its new address).
+            if s.unreachable || moved {
                 s.unreachable = false;
                 if let Downlink::Push(sender) = &mut s.down {
                     sender.revive(now);
