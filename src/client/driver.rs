@@ -280,7 +280,9 @@ impl Driver {
             Command::Members(group, after, max, read_at, w) => {
                 self.ask_members(now, (group, after, max, read_at), w)
             }
-            Command::ReadCounts(group, low, count, w) => self.ask_read_counts(group, low, count, w),
+            Command::ReadCounts(group, low, count, w) => {
+                self.ask_read_counts(now, group, low, count, w)
+            }
             Command::Held(conv, w) => {
                 let _ = w.send(self.held_view(conv));
             }

@@ -139,12 +139,13 @@ impl Driver {
 
     pub(super) fn ask_read_counts(
         &mut self,
+        now: Time,
         group: u64,
         low: u64,
         count: u8,
         w: Waiter<ReadCounts>,
     ) {
-        match self.conn.request_read_counts(group, low, count) {
+        match self.conn.request_read_counts(now, group, low, count) {
             Some(id) => self.group_waiters.counts = Some((id, w)),
             None => {
                 let _ = w.send(Err(ClientError::NotSupported));

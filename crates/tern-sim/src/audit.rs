@@ -94,7 +94,7 @@ impl Audit {
             .is_none_or(|at| now.saturating_since(at) > std::time::Duration::from_secs(2));
         if overdue
             && conn
-                .request_read_counts(group, self.count_next, 64)
+                .request_read_counts(now, group, self.count_next, 64)
                 .is_some()
         {
             self.count_asked = Some(now);

@@ -316,9 +316,10 @@ fn the_group_survives_a_broker_crash_exactly_once() {
 }
 
 fn read_counts(p: &mut Pair, client: usize, g: u64, low: u64, count: u8) -> (u64, Vec<u64>) {
+    let now = p.now;
     assert!(p.clients[client]
         .1
-        .request_read_counts(g, low, count)
+        .request_read_counts(now, g, low, count)
         .is_some());
     let ev = p.settle();
     ev[client]
@@ -370,7 +371,8 @@ fn read_counts_follow_each_members_cursor_once_whatever_its_devices() {
     group_op(&mut p, a1, g, GroupAction::Remove, &[CAROL]);
     p.settle();
     assert_eq!(read_counts(&mut p, a1, g, 4, 3), (2, vec![1, 1, 1]));
-    assert!(p.clients[c].1.request_read_counts(g, 4, 3).is_some());
+    let now = p.now;
+    assert!(p.clients[c].1.request_read_counts(now, g, 4, 3).is_some());
     let ev = p.settle();
     assert!(ev[c].iter().any(|e| matches!(
         e,

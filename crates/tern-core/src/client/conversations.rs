@@ -355,6 +355,18 @@ impl Conversations {
         out
     }
 
+    /// The server refused a request of this frame type. An ERROR names no
+    /// request: a refused HISTORY ends every page under way (the
+    /// application is told each was refused and may ask again), rather
+    /// than the refused one being asked again forever.
+    pub fn on_refused(&mut self, frame_type: u8) {
+        if frame_type == crate::wire::ty::LIST {
+            self.list = None;
+        } else if frame_type == crate::wire::ty::HISTORY {
+            self.history.clear();
+        }
+    }
+
     /// When the oldest request under way falls due, for `rto`.
     pub fn deadline(&self, rto: Duration) -> Option<Time> {
         let list = self.list.as_ref().map(|f| f.sent_at);

@@ -92,8 +92,8 @@ pub struct ClientConn {
     me: (u64, u32),
     /// Conversation list, history pages, held ranges.
     convs: Conversations,
-    /// The group members request under way.
-    members: members::MembersFetch,
+    /// The group queries (members page, read counts) under way.
+    members: members::GroupQueries,
     /// Handed, released and saved points; survives sessions.
     delivery: Delivery,
     /// Where this session's downlink started (the server's checkpoint).
@@ -490,6 +490,7 @@ impl ClientConn {
             self.ask_summary_page(now, cursor);
         }
         self.resend_conv_requests(now, Some(rto));
+        self.resend_group_queries(now, Some(rto));
         if now.saturating_since(self.last_sent) >= self.heartbeat {
             self.queue_heartbeat();
         }
@@ -513,6 +514,7 @@ impl ClientConn {
                     self.pull.map(|(_, _, at)| at + rto * 2),
                     self.summaries.deadline(rto),
                     self.convs.deadline(rto),
+                    self.members.deadline(rto),
                 ]
                 .into_iter()
                 .flatten()

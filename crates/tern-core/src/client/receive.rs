@@ -152,7 +152,7 @@ impl ClientConn {
             Frame::Record(r) => self.convs.on_record(r),
             Frame::Member(m) => self.on_member(m),
             Frame::MembersEnd(end) => self.on_members_end(now, end),
-            Frame::ReadCounts(c) => self.events.push_back(ClientEvent::ReadCounts(c)),
+            Frame::ReadCounts(c) => self.on_read_counts(c),
             Frame::HistoryEnd(end) => {
                 let id = self.request_id();
                 let out = self.convs.on_history_end(now, end, id);
@@ -248,6 +248,7 @@ impl ClientConn {
             self.ask_summary_page(now, cursor);
         }
         self.resend_conv_requests(now, None);
+        self.resend_group_queries(now, None);
         let pull_mode = ok.head.saturating_sub(ok.checkpoint) > PUSH_BACKLOG_LIMIT;
         self.events.push_back(ClientEvent::LoggedIn {
             user: ok.user,
@@ -305,7 +306,11 @@ impl ClientConn {
                 self.events
                     .push_back(ClientEvent::LoginRefused { code: e.code });
             }
-            _ => self.events.push_back(ClientEvent::ServerError(e)),
+            _ => {
+                self.on_group_query_refused(e.frame_type);
+                self.convs.on_refused(e.frame_type);
+                self.events.push_back(ClientEvent::ServerError(e))
+            }
         }
     }
 
