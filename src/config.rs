@@ -167,6 +167,9 @@ pub struct LimitsSection {
     /// that a flood of junk does not turn the server into a reflector.
     /// RETRY answers have their own budget at the same rate.
     pub stateless_reply_rate: f64,
+    /// Drop datagrams that cannot be Tern packets in the kernel, before
+    /// they reach the daemon (raw UDP; `proto-spec/packet.md`, "Versions").
+    pub kernel_filter: bool,
     /// Most current members of one group.
     pub group_max_members: usize,
     /// Groups with more current members than this use read fan-out: a
@@ -244,6 +247,7 @@ impl Default for LimitsSection {
             prelogin_rate: 5_000.0,
             session_rate: 50_000.0,
             stateless_reply_rate: 10_000.0,
+            kernel_filter: true,
             group_max_members: 100_000,
             group_write_fanout_max: 500,
         }

@@ -16,6 +16,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use support::*;
 use tern::client::{Client, ClientError, Event, SyncBody};
+use tern::transport::intake_filter::admits;
 use tern_core::auth::TokenKeys;
 use tern_core::wire::EntryBody;
 use tern_core::wire::{Deliver, ErrorCode, ErrorFrame, Frame, Header, Packet};
@@ -237,7 +238,8 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
         let mut data = vec![0u8; len];
         rng.fill(&mut data[..]);
         let what = format!("random datagram #{k} ({len} bytes)");
-        if len < MIN_ANSWERED {
+        // The daemon's kernel filter drops most random bytes unanswered.
+        if len < MIN_ANSWERED || !admits(&data) {
             raw.expect_silence(&data, &what).await;
         } else {
             raw.expect_error_or_silence(
@@ -259,6 +261,7 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
     let mut big = vec![0u8; 1400];
     rng.fill(&mut big[..]);
     big[0] = 1;
+    big[1] = 0; // a clear packet (other flags are dropped in the kernel)
     let e = raw
         .expect_error(&big, &[ErrorCode::Malformed], "1400-byte garbage")
         .await;
@@ -303,17 +306,28 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
                 .await;
         }
     }
-    // Forbidden header values, trailer valid.
+    // Forbidden header values, trailer valid (a flags byte other than 0
+    // or 1 is dropped in the kernel, unanswered).
     for h in hostile::forbidden_headers() {
-        raw.expect_error(&h.bytes, &[ErrorCode::Malformed], &h.name)
-            .await;
+        if admits(&h.bytes) {
+            raw.expect_error(&h.bytes, &[ErrorCode::Malformed], &h.name)
+                .await;
+        } else {
+            raw.expect_silence(&h.bytes, &h.name).await;
+        }
     }
     step += 1;
     still_serving(&alice, &mut bob, step, "truncated and invalid packets").await;
 
-    // Other versions: answered in version 1 with UnsupportedVersion.
+    // Other versions: answered in version 1 with UnsupportedVersion, up to
+    // version 15 (0 and higher ones are dropped in the kernel).
     for v in hostile::OTHER_VERSIONS {
         let data = hostile::other_version(v, 40, &mut rng);
+        if !admits(&data) {
+            assert!(v == 0 || v > 15);
+            raw.expect_silence(&data, &format!("version {v}")).await;
+            continue;
+        }
         let e = raw
             .expect_error(
                 &data,
@@ -546,6 +560,8 @@ async fn hostile_datagrams_get_typed_errors_and_the_daemon_keeps_serving() {
     let (_, _, stats) = d.stop_keep().await;
     // alice, bob, mallory's raw session: nothing else logged in.
     assert_eq!(stats.broker.logins, 3, "no session from hostile input");
-    assert!(stats.broker.malformed > 100);
+    // Most random bytes never reach the broker (the kernel filter drops
+    // about 19 in 20); those that do are counted.
+    assert!(stats.broker.malformed > 20, "{}", stats.broker.malformed);
     assert!(stats.broker.login_refused >= 9);
 }

@@ -104,6 +104,11 @@ impl Config {
             self.limits.stateless_reply_rate,
             parse
         );
+        over!(
+            "TERN_LIMITS_KERNEL_FILTER",
+            self.limits.kernel_filter,
+            parse
+        );
         over!("TERN_SEAL_POLICY", self.seal.policy, parse);
         over!("TERN_SEAL_KEY_FILE", self.seal.key_file, path);
         over!("TERN_AUTH_SECRET_FILE", self.auth.secret_file, path);

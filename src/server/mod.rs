@@ -157,6 +157,13 @@ impl Server {
                 source,
             }
         })?;
+        // Junk dropped in the kernel never wakes the loop; without the
+        // filter the broker drops it the same way, only at a higher cost.
+        if cfg.limits.kernel_filter {
+            if let Err(e) = crate::transport::intake_filter::attach(&socket) {
+                tracing::warn!(error = %e, "the kernel filter for junk datagrams is not attached");
+            }
+        }
         let quic = match cfg.quic_listen() {
             Some(addr) => Some(quic::QuicServer::bind(&cfg, addr).map_err(ServerError::Quic)?),
             None => None,

@@ -58,13 +58,19 @@ impl Daemon {
         // for every peer (proto-spec/quic.md, "Sizes").
         cfg.quic.listen = tern::config::QuicListen::Off;
         tweak(&mut cfg);
-        // The one setting a before-and-after comparison may change without
+        // The settings a before-and-after comparison may change without
         // a rebuild (benchmarks otherwise run the default configuration).
         if let Ok(v) = std::env::var("TERN_SERVER_COMMITS_IN_FLIGHT") {
             cfg.server.commits_in_flight = v
                 .parse()
                 .map_err(|_| BenchError::Failed(format!("TERN_SERVER_COMMITS_IN_FLIGHT={v}")))?;
             eprintln!("(not the default: commits_in_flight = {v})");
+        }
+        if let Ok(v) = std::env::var("TERN_LIMITS_KERNEL_FILTER") {
+            cfg.limits.kernel_filter = v
+                .parse()
+                .map_err(|_| BenchError::Failed(format!("TERN_LIMITS_KERNEL_FILTER={v}")))?;
+            eprintln!("(kernel_filter = {v})");
         }
         cfg.validate()
             .map_err(|e| BenchError::Failed(format!("config: {e}")))?;
