@@ -143,7 +143,8 @@ async fn tampered_replayed_and_truncated_sealed_packets_are_dropped_and_counted(
     }
     for cut in [fresh.len() - 1, fresh.len() - 16, 12] {
         mallory.inject(&fresh[..cut]);
-        bad += 1;
+        // Under 15 bytes the kernel filter drops it before the daemon.
+        bad += u64::from(tern::transport::intake_filter::admits(&fresh[..cut]));
     }
     // A forgery: a well-formed sealed header and random "ciphertext".
     let mut forged = fresh[..11].to_vec();
