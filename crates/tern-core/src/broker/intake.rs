@@ -69,6 +69,8 @@ impl<S: Store> Broker<S> {
             self.handle_prelogin(now, from, packet, len);
         } else if self.sessions.contains_key(&sid) {
             self.handle_session_packet(now, from, packet);
+        } else if !self.admission.allow(now, &from) {
+            self.stats.rate_limited += 1;
         } else {
             self.stats.unknown_session += 1;
             self.reply_error(
@@ -87,6 +89,10 @@ impl<S: Store> Broker<S> {
     /// an authentic, fresh packet is acted on; everything else is counted.
     pub(super) fn handle_sealed(&mut self, now: Time, from: Peer, data: Bytes) {
         let sid = crate::wire::Header::peek(&data).map_or(0, |(_, sid)| sid);
+        if !self.session_packet_allowed(now, sid, &from) {
+            self.stats.rate_limited += 1;
+            return;
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             self.stats.unknown_session += 1;
             // Echo the session id: a sealed client only believes an
@@ -101,13 +107,6 @@ impl<S: Store> Broker<S> {
             );
             return;
         };
-        if !s
-            .bucket
-            .take(now, self.cfg.session_rate, self.cfg.session_burst)
-        {
-            self.stats.rate_limited += 1;
-            return;
-        }
         let Some(seal) = s.seal.as_mut() else {
             self.stats.seal_mismatch += 1;
             return;
@@ -137,22 +136,36 @@ impl<S: Store> Broker<S> {
 
     pub(super) fn handle_session_packet(&mut self, now: Time, from: Peer, packet: Packet) {
         let sid = packet.header.session_id;
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        if !s
-            .bucket
-            .take(now, self.cfg.session_rate, self.cfg.session_burst)
-        {
+        if !self.session_packet_allowed(now, sid, &from) {
             self.stats.rate_limited += 1;
             return;
         }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if s.seal.is_some() {
             // Only sealed packets speak for a sealed session.
             self.stats.seal_mismatch += 1;
             return;
         }
         self.process_session_packet(now, from, packet);
+    }
+
+    /// The rate limit of a packet naming session `sid`. From the session's
+    /// own address it draws on the session's bucket; from anywhere else (a
+    /// client that moved, or anyone copying the session id from a clear
+    /// header) on that source's pre-login bucket, before any cryptography.
+    /// So a flood naming a victim's session, from other addresses, never
+    /// drains the victim's own budget, and one naming unknown sessions is
+    /// limited per source before it is answered.
+    fn session_packet_allowed(&mut self, now: Time, sid: u64, from: &Peer) -> bool {
+        match self.sessions.get_mut(&sid) {
+            Some(s) if s.peer == *from => {
+                s.bucket
+                    .take(now, self.cfg.session_rate, self.cfg.session_burst)
+            }
+            _ => self.admission.allow(now, from),
+        }
     }
 
     pub(super) fn process_session_packet(&mut self, now: Time, from: Peer, packet: Packet) {
