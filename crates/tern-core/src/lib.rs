@@ -7,6 +7,7 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod conv;
+pub mod rate_limit;
 pub mod reliability;
 pub mod seal;
 pub mod store;

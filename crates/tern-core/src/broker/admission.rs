@@ -4,15 +4,14 @@
 //! source address and per session, so a flood from one source cannot starve
 //! the others.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Peer, Transport};
+use crate::rate_limit::SourceLimits;
 use crate::time::Time;
 
 /// How long a cookie is accepted after it was issued, in microseconds.
@@ -25,34 +24,7 @@ const TOKEN_KIND: u8 = 0xA7;
 /// Length of an address token: kind, issue time, MAC.
 pub(crate) const ADDRESS_TOKEN_LEN: usize = 1 + 8 + COOKIE_MAC;
 
-/// A token bucket.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bucket {
-    tokens: f64,
-    at: Time,
-}
-
-impl Bucket {
-    pub fn full(burst: f64, now: Time) -> Self {
-        Bucket {
-            tokens: burst,
-            at: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Time, rate: f64, burst: f64) -> bool {
-        let dt = now.saturating_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + dt * rate).min(burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+pub(crate) use crate::rate_limit::Bucket;
 
 /// Admission control for packets that have no session yet.
 pub(crate) struct Admission {
@@ -61,10 +33,7 @@ pub(crate) struct Admission {
     /// secret provides it (`BrokerConfig::address_token_key`).
     token_key: [u8; 32],
     /// Buckets by source IP, apart per transport.
-    sources: HashMap<(Transport, IpAddr), Bucket>,
-    max_sources: usize,
-    rate: f64,
-    burst: f64,
+    sources: SourceLimits<(Transport, IpAddr)>,
 }
 
 impl Admission {
@@ -72,10 +41,7 @@ impl Admission {
         Admission {
             secret,
             token_key: secret,
-            sources: HashMap::new(),
-            max_sources,
-            rate,
-            burst,
+            sources: SourceLimits::new(rate, burst, max_sources),
         }
     }
 
@@ -86,26 +52,12 @@ impl Admission {
 
     /// Source addresses with a bucket (at most `max_sources`).
     pub fn tracked(&self) -> usize {
-        self.sources.len()
+        self.sources.tracked()
     }
 
     /// May a pre-login packet from `from` be looked at now?
     pub fn allow(&mut self, now: Time, from: &Peer) -> bool {
-        let source = (from.transport, from.addr.ip());
-        if !self.sources.contains_key(&source) && self.sources.len() >= self.max_sources {
-            // Forget sources whose bucket has refilled: they lose nothing.
-            let idle = Duration::from_secs_f64(self.burst / self.rate.max(1e-9));
-            self.sources
-                .retain(|_, b| now.saturating_since(b.at) < idle);
-            if self.sources.len() >= self.max_sources {
-                return false;
-            }
-        }
-        let (rate, burst) = (self.rate, self.burst);
-        self.sources
-            .entry(source)
-            .or_insert_with(|| Bucket::full(burst, now))
-            .take(now, rate, burst)
+        self.sources.allow(now, (from.transport, from.addr.ip()))
     }
 
     fn mac(&self, issued_us: u64, addr: SocketAddr) -> [u8; COOKIE_MAC] {
@@ -210,6 +162,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
