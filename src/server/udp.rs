@@ -8,6 +8,7 @@ use tern_core::time::Time;
 use tokio::net::UdpSocket;
 
 use crate::store::RocksStore;
+use crate::transport::recv_batch::RecvBatch;
 
 /// Hands one received datagram to the broker, tagged as a raw-UDP peer:
 /// whatever its source address, it never passes for a QUIC connection.
@@ -15,18 +16,28 @@ pub fn deliver(broker: &mut Broker<RocksStore>, now: Time, from: SocketAddr, dat
     broker.handle_datagram(now, Peer::udp(from), Bytes::copy_from_slice(data));
 }
 
-/// Reads up to `max` more datagrams without waiting.
+/// Reads up to about `max` more datagrams without waiting, a batch per
+/// system call.
 pub fn read_burst(
     socket: &UdpSocket,
-    buf: &mut [u8],
+    batch: &mut RecvBatch,
     broker: &mut Broker<RocksStore>,
     now: Time,
     max: usize,
 ) {
-    for _ in 0..max {
-        match socket.try_recv_from(buf) {
-            Ok((n, from)) => deliver(broker, now, from, &buf[..n]),
-            Err(_) => break,
+    let mut read = 0;
+    while read < max {
+        // An error (an ICMP report for an earlier send) ends the burst; the
+        // loop's next receive sees what follows.
+        let n = batch.recv(socket).unwrap_or(0);
+        for i in 0..n {
+            if let Some((from, data)) = batch.get(i) {
+                deliver(broker, now, from, data);
+            }
         }
+        if n < crate::transport::recv_batch::BATCH {
+            break;
+        }
+        read += n;
     }
 }
