@@ -167,6 +167,9 @@ pub struct LimitsSection {
     /// that a flood of junk does not turn the server into a reflector.
     /// RETRY answers have their own budget at the same rate.
     pub stateless_reply_rate: f64,
+    /// QUIC connection attempts per second accepted from one IP address
+    /// (burst twice that); the rest are ignored before any cryptography.
+    pub quic_handshake_rate: f64,
     /// Drop datagrams that cannot be Tern packets in the kernel, before
     /// they reach the daemon (raw UDP; `proto-spec/packet.md`, "Versions").
     pub kernel_filter: bool,
@@ -247,6 +250,7 @@ impl Default for LimitsSection {
             prelogin_rate: 5_000.0,
             session_rate: 50_000.0,
             stateless_reply_rate: 10_000.0,
+            quic_handshake_rate: 100.0,
             kernel_filter: true,
             group_max_members: 100_000,
             group_write_fanout_max: 500,
@@ -414,6 +418,13 @@ impl Config {
         }
         if !(self.limits.prelogin_rate >= 1.0) {
             return bad("limits", "prelogin_rate", "must be at least 1 per second");
+        }
+        if !(self.limits.quic_handshake_rate >= 1.0) {
+            return bad(
+                "limits",
+                "quic_handshake_rate",
+                "must be at least 1 per second",
+            );
         }
         if !(self.limits.session_rate >= 10.0) {
             return bad("limits", "session_rate", "must be at least 10 per second");

@@ -105,6 +105,11 @@ impl Config {
             parse
         );
         over!(
+            "TERN_LIMITS_QUIC_HANDSHAKE_RATE",
+            self.limits.quic_handshake_rate,
+            parse
+        );
+        over!(
             "TERN_LIMITS_KERNEL_FILTER",
             self.limits.kernel_filter,
             parse

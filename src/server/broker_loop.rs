@@ -6,6 +6,7 @@
 //! QUIC to the connection its key names ([`super::quic::connection_peer`]).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -191,6 +192,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let clock = Clock(Instant::now());
     let live = bridge.as_ref().map(|b| b.live().clone());
+    let quic_limited = io.quic.as_ref().map(|q| q.handshakes_limited());
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut buf = vec![0u8; MAX_RECV_DATAGRAM + 1];
     let mut publish_at = Instant::now();
@@ -251,11 +253,7 @@ pub async fn serve(
             if let Some(b) = bridge.as_mut() {
                 b.count_retransmits(&broker);
             }
-            metrics.publish(Snapshot {
-                broker: broker.stats().clone(),
-                commits: committer.stats(),
-                sessions: broker.session_count(),
-            });
+            metrics.publish(snapshot(&broker, &committer, quic_limited.as_deref()));
         }
     };
     if failed.is_none() {
@@ -270,11 +268,7 @@ pub async fn serve(
     if let Some(q) = io.quic.take() {
         q.close().await;
     }
-    metrics.publish(Snapshot {
-        broker: broker.stats().clone(),
-        commits: committer.stats(),
-        sessions: broker.session_count(),
-    });
+    metrics.publish(snapshot(&broker, &committer, quic_limited.as_deref()));
     let stats = committer.shutdown();
     tracing::info!(
         fsyncs = stats.fsyncs,
@@ -324,3 +318,16 @@ async fn drain(
     flush(broker, io).await;
 }
 
+/// The counters the metrics endpoint shows.
+fn snapshot(
+    broker: &Broker<RocksStore>,
+    committer: &GroupCommitter<RocksStore>,
+    quic_limited: Option<&AtomicU64>,
+) -> Snapshot {
+    Snapshot {
+        broker: broker.stats().clone(),
+        commits: committer.stats(),
+        sessions: broker.session_count(),
+        quic_handshakes_limited: quic_limited.map_or(0, |c| c.load(Ordering::Relaxed)),
+    }
+}

@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub commits: GroupCommitStats,
     /// Live sessions.
     pub sessions: usize,
+    /// QUIC connection attempts ignored: their source address was over
+    /// `[limits] quic_handshake_rate`.
+    pub quic_handshakes_limited: u64,
 }
 
 /// Shared handle to the latest snapshot.
@@ -176,6 +179,11 @@ impl Metrics {
             "replies_suppressed_total",
             "Stateless ERROR answers not sent: the global reply budget was spent.",
             b.replies_suppressed,
+        );
+        counter(
+            "quic_handshakes_limited_total",
+            "QUIC connection attempts ignored: the source address was over its handshake rate.",
+            s.quic_handshakes_limited,
         );
         counter(
             "fsyncs_total",

@@ -24,6 +24,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tern_core::broker::Peer;
+use tern_core::rate_limit::SourceLimits;
+use tern_core::time::Time;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -150,6 +152,8 @@ pub struct QuicServer {
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
     fingerprint: String,
+    /// Connection attempts per second allowed from one IP address.
+    handshake_rate: f64,
 }
 
 /// What the broker loop reads from and sends to.
@@ -159,6 +163,7 @@ pub struct QuicIo {
     /// Connections by key.
     pub peers: Arc<Peers>,
     endpoint: quinn::Endpoint,
+    limited: Arc<AtomicU64>,
 }
 
 impl QuicServer {
@@ -196,6 +201,7 @@ impl QuicServer {
             endpoint,
             addr,
             fingerprint,
+            handshake_rate: cfg.limits.quic_handshake_rate,
         })
     }
 
@@ -213,16 +219,38 @@ impl QuicServer {
     pub fn start(self) -> QuicIo {
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let peers = Arc::new(Peers::default());
-        tokio::spawn(accept_loop(self.endpoint.clone(), peers.clone(), tx));
+        let limited = Arc::new(AtomicU64::new(0));
+        let limits = HandshakeLimits {
+            sources: SourceLimits::new(
+                self.handshake_rate,
+                2.0 * self.handshake_rate,
+                HANDSHAKE_SOURCES,
+            ),
+            start: std::time::Instant::now(),
+            limited: limited.clone(),
+        };
+        tokio::spawn(accept_loop(
+            self.endpoint.clone(),
+            peers.clone(),
+            tx,
+            limits,
+        ));
         QuicIo {
             rx,
             peers,
             endpoint: self.endpoint,
+            limited,
         }
     }
 }
 
 impl QuicIo {
+    /// Connection attempts ignored so far for their source's handshake
+    /// rate (shared; it keeps counting).
+    pub fn handshakes_limited(&self) -> Arc<AtomicU64> {
+        self.limited.clone()
+    }
+
     /// After the broker's last packets were handed over: waits (briefly)
     /// until they have left, then closes every connection and the endpoint,
     /// which frees the port.
@@ -259,13 +287,43 @@ fn endpoint_config(key: &PrivateKeyDer<'_>) -> quinn::EndpointConfig {
     cfg
 }
 
+/// Source addresses whose QUIC handshake rate is tracked, at most.
+const HANDSHAKE_SOURCES: usize = 100_000;
+
+/// The per-source limit on QUIC connection attempts: a TLS handshake costs
+/// the server far more than a raw-UDP RETRY, so a flood of Initial packets
+/// from one address is ignored past `[limits] quic_handshake_rate` (burst
+/// twice that), before quinn does any cryptography for it.
+struct HandshakeLimits {
+    sources: SourceLimits<std::net::IpAddr>,
+    start: std::time::Instant,
+    limited: Arc<AtomicU64>,
+}
+
+impl HandshakeLimits {
+    fn allow(&mut self, from: SocketAddr) -> bool {
+        let now = Time::from_micros(self.start.elapsed().as_micros() as u64);
+        let ok = self.sources.allow(now, from.ip());
+        if !ok {
+            self.limited.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+}
+
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     peers: Arc<Peers>,
     tx: mpsc::Sender<(Peer, Bytes)>,
+    mut limits: HandshakeLimits,
 ) {
     let counter = Arc::new(AtomicU64::new(1));
     while let Some(incoming) = endpoint.accept().await {
+        if !limits.allow(incoming.remote_address()) {
+            tracing::debug!(from = %incoming.remote_address(), "quic handshake over the source's rate");
+            incoming.ignore();
+            continue;
+        }
         let n = counter.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection(
             incoming,

@@ -55,6 +55,8 @@ pub struct Net {
     pub seal_key: Option<tern::client::SealKey>,
     pub cfg: Config,
     pub dir: tempfile::TempDir,
+    /// The daemon's counters.
+    pub metrics: tern::server::Metrics,
     server: ServerTask,
 }
 
@@ -95,6 +97,7 @@ impl Net {
                     let quic = server.quic_addr().expect("QUIC enabled");
                     let fingerprint = server.quic_fingerprint().expect("QUIC enabled");
                     let seal_key = server.seal_key();
+                    let metrics = server.metrics();
                     return Net {
                         udp,
                         quic,
@@ -102,6 +105,7 @@ impl Net {
                         seal_key,
                         cfg,
                         dir,
+                        metrics,
                         server: ServerTask::spawn(server),
                     };
                 }
