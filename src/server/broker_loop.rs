@@ -23,7 +23,6 @@ use super::quic::QuicIo;
 use super::storage::{Fault, Health, Verdict};
 use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
-use crate::transport::recv_batch::RecvBatch;
 
 /// Datagrams read per wake-up and per transport before the broker's output
 /// is flushed.
@@ -33,8 +32,6 @@ const READ_BURST: usize = 256;
 pub struct Io {
     /// The raw UDP socket.
     pub udp: Arc<UdpSocket>,
-    /// Its batched receive buffers.
-    pub batch: RecvBatch,
     /// The QUIC bridge.
     pub quic: Option<QuicIo>,
 }
@@ -50,8 +47,8 @@ async fn quic_recv(quic: &mut Option<QuicIo>) -> Option<(Peer, Bytes)> {
 impl Io {
     /// Takes what else is already waiting on both transports, without
     /// blocking, so that neither starves the other.
-    fn read_bursts(&mut self, broker: &mut Broker<RocksStore>, now: Time) {
-        udp::read_burst(&self.udp, &mut self.batch, broker, now, READ_BURST);
+    fn read_bursts(&mut self, buf: &mut [u8], broker: &mut Broker<RocksStore>, now: Time) {
+        udp::read_burst(&self.udp, buf, broker, now, READ_BURST);
         if let Some(q) = &mut self.quic {
             for _ in 0..READ_BURST {
                 match q.rx.try_recv() {
@@ -223,7 +220,7 @@ pub async fn serve(
                 Ok((n, from)) => {
                     let now = clock.now();
                     udp::deliver(&mut broker, now, from, &buf[..n]);
-                    io.read_bursts(&mut broker, now);
+                    io.read_bursts(&mut buf, &mut broker, now);
                 }
                 // ICMP errors for earlier sends surface here on Linux: not fatal.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
@@ -237,7 +234,7 @@ pub async fn serve(
             Some((from, data)) = quic_recv(&mut io.quic) => {
                 let now = clock.now();
                 broker.handle_datagram(now, from, data);
-                io.read_bursts(&mut broker, now);
+                io.read_bursts(&mut buf, &mut broker, now);
             }
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
         }

@@ -265,9 +265,6 @@ impl Server {
         }
         let io = broker_loop::Io {
             udp: self.socket,
-            batch: crate::transport::recv_batch::RecvBatch::new(
-                tern_core::wire::limits::MAX_RECV_DATAGRAM + 1,
-            ),
             quic: self.quic.map(|q| q.start()),
         };
         let (bridge, api_task) = match self.api {

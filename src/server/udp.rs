@@ -8,7 +8,6 @@ use tern_core::time::Time;
 use tokio::net::UdpSocket;
 
 use crate::store::RocksStore;
-use crate::transport::recv_batch::RecvBatch;
 
 /// Hands one received datagram to the broker, tagged as a raw-UDP peer:
 /// whatever its source address, it never passes for a QUIC connection.
@@ -16,28 +15,18 @@ pub fn deliver(broker: &mut Broker<RocksStore>, now: Time, from: SocketAddr, dat
     broker.handle_datagram(now, Peer::udp(from), Bytes::copy_from_slice(data));
 }
 
-/// Reads up to about `max` more datagrams without waiting, a batch per
-/// system call.
+/// Reads up to `max` more datagrams without waiting.
 pub fn read_burst(
     socket: &UdpSocket,
-    batch: &mut RecvBatch,
+    buf: &mut [u8],
     broker: &mut Broker<RocksStore>,
     now: Time,
     max: usize,
 ) {
-    let mut read = 0;
-    while read < max {
-        // An error (an ICMP report for an earlier send) ends the burst; the
-        // loop's next receive sees what follows.
-        let n = batch.recv(socket).unwrap_or(0);
-        for i in 0..n {
-            if let Some((from, data)) = batch.get(i) {
-                deliver(broker, now, from, data);
-            }
+    for _ in 0..max {
+        match socket.try_recv_from(buf) {
+            Ok((n, from)) => deliver(broker, now, from, &buf[..n]),
+            Err(_) => break,
         }
-        if n < crate::transport::recv_batch::BATCH {
-            break;
-        }
-        read += n;
     }
 }
