@@ -161,10 +161,15 @@ impl Driver {
         self.flush(now).await;
         self.link.close().await;
         self.events.close();
-        if let Some(w) = self.close_waiter.take() {
+        self.ops.fail_all(|| ClientError::Stopped);
+        // `close` returns only once the state folder's store is closed (the
+        // driver holds its only handles), so that the application may open
+        // the same folder again at once.
+        let waiter = self.close_waiter.take();
+        drop(self);
+        if let Some(w) = waiter {
             let _ = w.send(());
         }
-        self.ops.fail_all(|| ClientError::Stopped);
     }
 
     /// Events first: operations numbered at a login are stored with their
