@@ -136,11 +136,14 @@ pub struct TimersSection {
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Loss rate of a device's path at which the server sends new entries
-    /// to it in two copies, 2 ms apart (0 to 0.5; 0: never). They stop
-    /// once the path shows less than half of it. Under loss this trades
-    /// bytes (1.6–2.0x Mosquitto's at 5–20 % loss) for tail latency
-    /// (`docs/benchmarks.md`, "Redundant first sends on a lossy path").
+    /// to it in copies, 2 ms apart (0 to 0.5; 0: never). They stop once
+    /// the path shows less than half of it. Under loss this trades bytes
+    /// for tail latency (`docs/benchmarks.md`, "Redundant first sends on a
+    /// lossy path").
     pub redundant_sends_at: f32,
+    /// Copies of each new entry while redundant sends are on (2 to 4; one
+    /// entry in four goes in two, to measure the path).
+    pub redundant_copies: u8,
 }
 
 /// `[limits]`
@@ -235,6 +238,7 @@ impl Default for TimersSection {
             heartbeat: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             redundant_sends_at: tern_core::reliability::SenderConfig::default().redundant_sends_at,
+            redundant_copies: tern_core::reliability::SenderConfig::default().redundant_copies,
         }
     }
 }
@@ -392,6 +396,9 @@ impl Config {
                 "redundant_sends_at",
                 "must be from 0 (off) to 0.5",
             );
+        }
+        if !(2..=4).contains(&self.timers.redundant_copies) {
+            return bad("timers", "redundant_copies", "must be 2 to 4");
         }
         if self.timers.idle_timeout < self.timers.heartbeat * 2 {
             return bad(

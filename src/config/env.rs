@@ -70,6 +70,11 @@ impl Config {
             self.timers.redundant_sends_at,
             parse
         );
+        over!(
+            "TERN_TIMERS_REDUNDANT_COPIES",
+            self.timers.redundant_copies,
+            parse
+        );
         over!("TERN_LIMITS_MAX_SESSIONS", self.limits.max_sessions, parse);
         over!("TERN_LIMITS_MAX_PAYLOAD", self.limits.max_payload, parse);
         over!(

@@ -112,6 +112,7 @@ pub fn broker_config(cfg: &Config) -> BrokerConfig {
         max_commits_in_flight: cfg.server.commits_in_flight,
         downlink: tern_core::reliability::SenderConfig {
             redundant_sends_at: cfg.timers.redundant_sends_at,
+            redundant_copies: cfg.timers.redundant_copies,
             ..tern_core::reliability::SenderConfig::default()
         },
         checkpoint_delay: cfg.server.checkpoint_delay,

@@ -55,10 +55,14 @@ pub struct SenderConfig {
     /// with nothing heard) still gets one copy. 1: one copy.
     pub repair_copies: u8,
     /// Loss rate of the path at which new messages, too, go out in
-    /// `repair_copies` copies (2 ms apart) while less than half the window
-    /// is in flight; they stop once the rate of doubled sends shows the
-    /// path below half of it (`sender/redundancy.rs`). 0 turns it off.
+    /// `redundant_copies` copies (2 ms apart) while less than half the
+    /// window is in flight; they stop once the rate of sends whose copies
+    /// were all lost shows the path below half of it
+    /// (`sender/redundancy.rs`). 0 turns it off.
     pub redundant_sends_at: f32,
+    /// Copies of each new message while redundant sends are on: a message
+    /// is then held up by a loss only if every copy is lost (p^k).
+    pub redundant_copies: u8,
 }
 
 impl SenderConfig {
@@ -72,6 +76,7 @@ impl SenderConfig {
             backoff_needs_silence: false,
             repair_copies: 1,
             redundant_sends_at: 0.0,
+            redundant_copies: 1,
             ..SenderConfig::default()
         }
     }
@@ -97,6 +102,7 @@ impl Default for SenderConfig {
             tail_probe: true,
             repair_copies: 2,
             redundant_sends_at: 0.02,
+            redundant_copies: 3,
         }
     }
 }

@@ -78,8 +78,8 @@ struct Slot<T> {
     copy_at: Time,
     /// The queued retransmission is an extra copy: not a new retry.
     is_copy: bool,
-    /// The first send went out in copies (redundancy on).
-    doubled: bool,
+    /// Copies the first send went out in (1 unless redundancy was on).
+    first_copies: u8,
     /// Resent because it was found lost (by the time rule, by counting
     /// SACKs, or by its RTO while the path answered), not as a probe:
     /// what `sender/redundancy.rs` counts as a loss.
@@ -211,7 +211,7 @@ impl<T: Clone> Sender<T> {
             copies: 0,
             copy_at: now,
             is_copy: false,
-            doubled: false,
+            first_copies: 1,
             found_lost: false,
         });
         self.stats.queued += 1;
@@ -307,7 +307,7 @@ impl<T: Clone> Sender<T> {
             let slot = &mut self.queue[(seq - self.base) as usize];
             slot.copies = copies;
             slot.copy_at = now + loss::COPY_GAP;
-            slot.doubled = copies > 0;
+            slot.first_copies = copies + 1;
             slot.transmissions = 1;
             slot.first_sent = now;
             slot.budget_start = now;

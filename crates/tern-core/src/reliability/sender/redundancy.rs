@@ -3,8 +3,12 @@
 //! Repair after a loss costs at least one round trip (the peer must report
 //! a later message first), and every message behind the lost one waits for
 //! it: delivery is in order. On a path that keeps losing, a message is
-//! therefore sent in `repair_copies` copies from the start, 2 ms apart, and
-//! is lost only if every copy is.
+//! therefore sent in copies from the start, 2 ms apart, and is lost only if
+//! every copy is: `redundant_copies` (k, 3 by default) copies, except every
+//! [`PAIR_EVERY`]th message, which goes in two. Those pairs measure the
+//! path: both copies lost estimates `p²`, often enough at a few per cent
+//! loss to tell a path that still loses from one that healed, while the
+//! k-copy messages, all lost only at `p^k`, carry almost all the traffic.
 //!
 //! The sender judges each message's first attempt once the peer reports it:
 //! lost when it was found lost and sent again before that report (a
@@ -14,11 +18,12 @@
 //!
 //! - `single`: the share of single first sends that were lost, which
 //!   estimates the path's loss rate `p` directly;
-//! - `double`: the share of doubled first sends whose copies were all lost,
-//!   which estimates `p²` (copies leave in separate datagrams).
+//! - `double`: the share of first sends in two copies whose copies were
+//!   both lost, which estimates `p²` (copies leave in separate datagrams).
+//!   Sends in more copies are not judged.
 //!
 //! Copies start when `single` reaches `redundant_sends_at` and stop when
-//! √`double` falls below half of it, after at least [`DWELL`] doubled sends,
+//! √`double` falls below half of it, after at least [`DWELL`] pairs,
 //! so that the mode does not flap around the threshold. A path that stops
 //! losing therefore returns to single sends within a few hundred messages;
 //! one that keeps losing stays doubled.
@@ -38,8 +43,11 @@ const SINGLE_GAIN: f32 = 1.0 / 64.0;
 /// Weight of one judged doubled send in its average (1/256: its losses are
 /// rarer, p² instead of p).
 const DOUBLE_GAIN: f32 = 1.0 / 256.0;
-/// Doubled sends judged before the mode may turn off again.
+/// Pairs judged before the mode may turn off again.
 pub(super) const DWELL: u16 = 256;
+/// While on, one first send in this many goes in two copies (a pair that
+/// measures the path) rather than `redundant_copies`.
+pub(super) const PAIR_EVERY: u32 = 4;
 
 /// The loss estimate behind redundant first sends.
 #[derive(Debug, Default, Clone)]
@@ -47,8 +55,10 @@ pub(super) struct Redundancy {
     single: f32,
     double: f32,
     on: bool,
-    /// Doubled sends judged since the mode turned on (saturating).
+    /// Pairs judged since the mode turned on (saturating).
     dwell: u16,
+    /// First sends in copies since the mode turned on (picks the pairs).
+    sent_on: u32,
 }
 
 impl Redundancy {
@@ -75,16 +85,29 @@ impl Redundancy {
     /// comes a little less than a round trip after the last.
     pub(super) fn judge_slot<T>(&mut self, now: Time, slot: &Slot<T>, min_rtt: Duration, at: f32) {
         let spurious = now.saturating_since(slot.last_sent) < min_rtt / 2;
-        self.judge(slot.doubled, slot.found_lost && !spurious, at);
+        self.judge(slot.first_copies, slot.found_lost && !spurious, at);
     }
 
-    /// Judges a message the peer just reported for the first time: `doubled`
-    /// if its first send went in copies, `lost` if it had to be sent again
-    /// before the report. `at` is the loss rate that turns copies on
+    /// Copies for the next first send while on, given `k`: every
+    /// [`PAIR_EVERY`]th is a pair, the rest go in `k`.
+    fn next_copies(&mut self, k: u8) -> u8 {
+        self.sent_on = self.sent_on.wrapping_add(1);
+        if k > 2 && self.sent_on % PAIR_EVERY != 0 {
+            k
+        } else {
+            k.min(2)
+        }
+    }
+
+    /// Judges a message the peer just reported for the first time, whose
+    /// first send went in `copies` copies: `lost` if it had to be sent
+    /// again before the report. `at` is the loss rate that turns copies on
     /// (0: never).
-    pub(super) fn judge(&mut self, doubled: bool, lost: bool, at: f32) {
+    pub(super) fn judge(&mut self, copies: u8, lost: bool, at: f32) {
         let x = if lost { 1.0 } else { 0.0 };
-        if doubled {
+        if copies > 2 {
+            // All k lost is too rare to measure anything quickly.
+        } else if copies == 2 {
             self.double += (x - self.double) * DOUBLE_GAIN;
             self.dwell = self.dwell.saturating_add(1);
             if self.on && self.dwell >= DWELL && self.double.sqrt() < at / 2.0 {
@@ -96,6 +119,7 @@ impl Redundancy {
             if !self.on && at > 0.0 && self.single >= at {
                 self.on = true;
                 self.dwell = 0;
+                self.sent_on = 0;
                 self.double = self.single * self.single;
             }
         }
@@ -104,9 +128,10 @@ impl Redundancy {
 
 impl<T: Clone> Sender<T> {
     /// Extra copies for a message about to be sent for the first time.
-    pub(super) fn first_copies(&self) -> u8 {
-        if self.redundancy.on() && self.in_flight() < self.cfg.window / 2 {
-            self.cfg.repair_copies.saturating_sub(1)
+    pub(super) fn first_copies(&mut self) -> u8 {
+        let k = self.cfg.redundant_copies;
+        if k > 1 && self.redundancy.on() && self.in_flight() < self.cfg.window / 2 {
+            self.redundancy.next_copies(k) - 1
         } else {
             0
         }
@@ -126,8 +151,8 @@ mod tests {
     /// Feeds `n` judgements of the current mode with a loss every `every`.
     fn feed(r: &mut Redundancy, n: u32, every: u32) {
         for i in 1..=n {
-            let doubled = r.on();
-            r.judge(doubled, every > 0 && i % every == 0, 0.02);
+            let copies = if r.on() { 2 } else { 1 };
+            r.judge(copies, every > 0 && i % every == 0, 0.02);
         }
     }
 
@@ -181,7 +206,7 @@ mod tests {
     fn zero_threshold_means_never() {
         let mut r = Redundancy::default();
         for _ in 0..1_000 {
-            r.judge(false, true, 0.0);
+            r.judge(1, true, 0.0);
         }
         assert!(!r.on());
     }

@@ -93,12 +93,15 @@ enum Kind {
     /// Tern never sending new messages in copies, whatever the loss
     /// (the default before 2026-12-05).
     TernNoRedundancy,
+    /// Tern sending new messages in two copies on a lossy path (the
+    /// default from 2026-12-05 to 2026-12-06, three since).
+    TernTwoCopies,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Tern,
         Kind::TernBefore,
         Kind::MobileImSdk,
@@ -107,6 +110,7 @@ impl Kind {
         Kind::TernAlwaysBackoff,
         Kind::TernOneCopy,
         Kind::TernNoRedundancy,
+        Kind::TernTwoCopies,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -119,6 +123,7 @@ impl Kind {
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
             Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoRedundancy => "[diag] Tern, no redundant sends",
+            Kind::TernTwoCopies => "[diag] Tern, new msgs in 2 copies",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -169,6 +174,7 @@ fn run_policy(
             | Kind::TernAlwaysBackoff
             | Kind::TernOneCopy
             | Kind::TernNoRedundancy
+            | Kind::TernTwoCopies
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -186,6 +192,10 @@ fn run_policy(
                     },
                     Kind::TernOneCopy => SenderConfig {
                         repair_copies: 1,
+                        ..SenderConfig::default()
+                    },
+                    Kind::TernTwoCopies => SenderConfig {
+                        redundant_copies: 2,
                         ..SenderConfig::default()
                     },
                     Kind::TernNoRedundancy => SenderConfig {
