@@ -94,8 +94,26 @@ fn a_clean_path_sends_each_message_once() {
 }
 
 #[test]
-fn a_path_losing_one_in_ten_sends_new_messages_in_three_copies_and_every_fourth_in_two() {
+fn a_path_losing_one_in_ten_sends_new_messages_twice_two_ms_apart() {
     let mut s = sender(256);
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    let (rate, on) = s.loss_estimate();
+    assert!(on, "estimated loss {rate}");
+    assert_eq!(copies_of_next(&mut s, now), vec![now, now + ms(2)]);
+    assert!(s.stats().first_copies >= 1);
+}
+
+#[test]
+fn with_three_copies_every_fourth_message_still_goes_in_two() {
+    let mut s = Sender::new(
+        SenderConfig {
+            jitter: 0.0,
+            redundant_copies: 3,
+            ..SenderConfig::default()
+        },
+        1,
+        7,
+    );
     let mut now = chat(&mut s, Time::ZERO, 100, 10);
     let (rate, on) = s.loss_estimate();
     assert!(on, "estimated loss {rate}");
@@ -119,7 +137,6 @@ fn copies_stop_once_the_path_heals() {
     let mut s = sender(256);
     let now = chat(&mut s, Time::ZERO, 100, 10);
     assert!(s.loss_estimate().1);
-    // Only the pairs (one message in four) are judged.
     let now = chat(&mut s, now, 4_000, 0);
     assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
     assert_eq!(copies_of_next(&mut s, now), vec![now]);

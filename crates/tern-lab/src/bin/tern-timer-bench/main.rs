@@ -93,9 +93,9 @@ enum Kind {
     /// Tern never sending new messages in copies, whatever the loss
     /// (the default before 2026-12-05).
     TernNoRedundancy,
-    /// Tern sending new messages in two copies on a lossy path (the
-    /// default from 2026-12-05 to 2026-12-06, three since).
-    TernTwoCopies,
+    /// Tern sending new messages in three copies on a lossy path (one in
+    /// four in two), against the default two.
+    TernThreeCopies,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
@@ -110,7 +110,7 @@ impl Kind {
         Kind::TernAlwaysBackoff,
         Kind::TernOneCopy,
         Kind::TernNoRedundancy,
-        Kind::TernTwoCopies,
+        Kind::TernThreeCopies,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -123,7 +123,7 @@ impl Kind {
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
             Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoRedundancy => "[diag] Tern, no redundant sends",
-            Kind::TernTwoCopies => "[diag] Tern, new msgs in 2 copies",
+            Kind::TernThreeCopies => "[diag] Tern, new msgs in 3 copies",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -174,7 +174,7 @@ fn run_policy(
             | Kind::TernAlwaysBackoff
             | Kind::TernOneCopy
             | Kind::TernNoRedundancy
-            | Kind::TernTwoCopies
+            | Kind::TernThreeCopies
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -194,8 +194,8 @@ fn run_policy(
                         repair_copies: 1,
                         ..SenderConfig::default()
                     },
-                    Kind::TernTwoCopies => SenderConfig {
-                        redundant_copies: 2,
+                    Kind::TernThreeCopies => SenderConfig {
+                        redundant_copies: 3,
                         ..SenderConfig::default()
                     },
                     Kind::TernNoRedundancy => SenderConfig {
