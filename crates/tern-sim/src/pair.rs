@@ -236,6 +236,18 @@ pub fn entries(events: &[ClientEvent]) -> Vec<u64> {
         .collect()
 }
 
+/// The group a "created" entry among `events` names, if one arrived.
+pub fn created_group(events: &[ClientEvent]) -> Option<u64> {
+    use tern_core::wire::{GroupEventKind, SyncBody};
+    events.iter().find_map(|e| match e {
+        ClientEvent::Entry(e) => match e.body {
+            SyncBody::Member(m) if m.kind == GroupEventKind::Created => Some(e.conv.id),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// Tunes a client to speak protocol version 2.
 pub fn v2(c: &mut ClientConfig) {
     c.version = tern_core::wire::VERSION_2;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientEvent, Outgoing};
-use tern_core::wire::{ConvRef, ErrorCode, GroupAction, GroupEventKind, SyncBody};
-use tern_sim::pair::{v2, Pair};
+use tern_core::wire::{ConvRef, ErrorCode, GroupAction};
+use tern_sim::pair::{created_group, v2, Pair};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -30,16 +30,7 @@ fn group_of_two(p: &mut Pair) -> u64 {
         },
     );
     let ev = p.settle();
-    ev[0]
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::Entry(e) => match e.body {
-                SyncBody::Member(m) if m.kind == GroupEventKind::Created => Some(e.conv.id),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("the group is created")
+    created_group(&ev[0]).expect("the group is created")
 }
 
 /// Whatever client `i` would send now is lost.

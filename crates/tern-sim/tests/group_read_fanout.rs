@@ -10,8 +10,8 @@ use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent, Outgoing};
 use tern_core::conv::ConvKey;
 use tern_core::store::Store;
-use tern_core::wire::{ConvRef, GroupAction, GroupEventKind, SyncBody};
-use tern_sim::pair::{v2, Pair};
+use tern_core::wire::{ConvRef, GroupAction, SyncBody};
+use tern_sim::pair::{created_group, v2, Pair};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -58,16 +58,7 @@ fn four_members() -> (Pair, [usize; 4], u64) {
     };
     p.submit(ids[0], op);
     let ev = p.settle();
-    let g = ev[ids[0]]
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::Entry(e) => match e.body {
-                SyncBody::Member(m) if m.kind == GroupEventKind::Created => Some(e.conv.id),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("created");
+    let g = created_group(&ev[ids[0]]).expect("created");
     // Online members are handed every record, as under write fan-out.
     assert_eq!(seen(&ev[ids[3]], g).len(), 1, "Dave sees his own 'added'");
     (p, ids, g)

@@ -19,7 +19,7 @@ use tern::store::{conv_values as cv, entry_values, group_values as gv, keys};
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientEvent, Outgoing};
 use tern_core::store::{Store, WriteBatch, WriteOp};
-use tern_core::wire::{ConvKind, ConvRef, GroupAction, GroupEventKind, SyncBody, VERSION_2};
+use tern_core::wire::{ConvKind, ConvRef, GroupAction, VERSION_2};
 use tern_sim::pair::Pair;
 
 use super::{BenchError, Result};
@@ -194,15 +194,7 @@ fn group(p: &mut Pair, size: usize) -> Result<u64> {
         .submit(now, create)
         .map_err(|e| BenchError::Failed(e.to_string()))?;
     let ev = settle(p, &mut cost);
-    let g = ev
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::Entry(e) => match e.body {
-                SyncBody::Member(m) if m.kind == GroupEventKind::Created => Some(e.conv.id),
-                _ => None,
-            },
-            _ => None,
-        })
+    let g = tern_sim::pair::created_group(&ev)
         .ok_or_else(|| BenchError::Failed("the group was not created".into()))?;
     for chunk in chunks {
         let now = p.now;
