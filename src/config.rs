@@ -141,8 +141,8 @@ pub struct TimersSection {
     /// for tail latency (`docs/benchmarks.md`, "Redundant first sends on a
     /// lossy path").
     pub redundant_sends_at: f32,
-    /// Copies of each new entry while redundant sends are on (2 to 4; one
-    /// entry in four goes in two, to measure the path).
+    /// Copies of each new entry while redundant sends are on (2 to 4; above
+    /// 2, one entry in four still goes in two, to measure the path).
     pub redundant_copies: u8,
 }
 

@@ -79,7 +79,7 @@ struct Slot<T> {
     /// The queued retransmission is an extra copy: not a new retry.
     is_copy: bool,
     /// Copies the first send went out in (1 unless redundancy was on).
-    first_copies: u8,
+    sent_in: u8,
     /// Resent because it was found lost (by the time rule, by counting
     /// SACKs, or by its RTO while the path answered), not as a probe:
     /// what `sender/redundancy.rs` counts as a loss.
@@ -211,7 +211,7 @@ impl<T: Clone> Sender<T> {
             copies: 0,
             copy_at: now,
             is_copy: false,
-            first_copies: 1,
+            sent_in: 1,
             found_lost: false,
         });
         self.stats.queued += 1;
@@ -303,11 +303,11 @@ impl<T: Clone> Sender<T> {
         if self.in_flight() < self.window() && self.in_flight() < self.queue.len() {
             let seq = self.next_unsent;
             let rto = self.rtt.rto();
-            let copies = self.first_copies();
+            let copies = self.extra_first_copies();
             let slot = &mut self.queue[(seq - self.base) as usize];
             slot.copies = copies;
             slot.copy_at = now + loss::COPY_GAP;
-            slot.first_copies = copies + 1;
+            slot.sent_in = copies + 1;
             slot.transmissions = 1;
             slot.first_sent = now;
             slot.budget_start = now;

@@ -4,11 +4,11 @@
 //! a later message first), and every message behind the lost one waits for
 //! it: delivery is in order. On a path that keeps losing, a message is
 //! therefore sent in copies from the start, 2 ms apart, and is lost only if
-//! every copy is: `redundant_copies` (k, 3 by default) copies, except every
-//! [`PAIR_EVERY`]th message, which goes in two. Those pairs measure the
-//! path: both copies lost estimates `p²`, often enough at a few per cent
-//! loss to tell a path that still loses from one that healed, while the
-//! k-copy messages, all lost only at `p^k`, carry almost all the traffic.
+//! every copy is: `redundant_copies` (k, 2 by default) copies. With k above
+//! 2, every [`PAIR_EVERY`]th message still goes in two: those pairs measure
+//! the path (both copies lost estimates `p²`, often enough at a few per
+//! cent loss to tell a path that still loses from one that healed), while
+//! the k-copy messages, all lost only at `p^k`, carry the rest.
 //!
 //! The sender judges each message's first attempt once the peer reports it:
 //! lost when it was found lost and sent again before that report (a
@@ -85,7 +85,7 @@ impl Redundancy {
     /// comes a little less than a round trip after the last.
     pub(super) fn judge_slot<T>(&mut self, now: Time, slot: &Slot<T>, min_rtt: Duration, at: f32) {
         let spurious = now.saturating_since(slot.last_sent) < min_rtt / 2;
-        self.judge(slot.first_copies, slot.found_lost && !spurious, at);
+        self.judge(slot.sent_in, slot.found_lost && !spurious, at);
     }
 
     /// Copies for the next first send while on, given `k`: every
@@ -134,7 +134,7 @@ impl Redundancy {
 
 impl<T: Clone> Sender<T> {
     /// Extra copies for a message about to be sent for the first time.
-    pub(super) fn first_copies(&mut self) -> u8 {
+    pub(super) fn extra_first_copies(&mut self) -> u8 {
         let k = self.cfg.redundant_copies;
         if k > 1 && self.redundancy.on() && self.in_flight() < self.cfg.window / 2 {
             self.redundancy.next_copies(k) - 1
