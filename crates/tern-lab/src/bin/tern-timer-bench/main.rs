@@ -190,8 +190,12 @@ fn run_policy(
                         backoff_needs_silence: false,
                         ..SenderConfig::default()
                     },
+                    // One copy of everything, as before 2026-12-05 (new
+                    // messages followed the repair-copy count until the
+                    // two counts were split).
                     Kind::TernOneCopy => SenderConfig {
                         repair_copies: 1,
+                        redundant_copies: 1,
                         ..SenderConfig::default()
                     },
                     Kind::TernThreeCopies => SenderConfig {
