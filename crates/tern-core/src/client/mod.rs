@@ -66,10 +66,14 @@ pub struct ClientConn {
     session_id: u64,
     /// The session left by the last re-login.
     left_session: u64,
-    /// The current session is `left_session` answered again. That answer
-    /// may be a late copy, and the LOGIN sent since may then replace the
-    /// session: a KICK `Replaced` means log in again, not stop.
-    resumed: bool,
+    /// A LOGIN of ours that the current session did not answer may still
+    /// be in flight: the session is `left_session` answered again (that
+    /// answer may be a late copy, and the LOGIN sent since may replace the
+    /// session), or this login was sent more than once (a later LOGIN may
+    /// arrive after the session opened, holding an address token its
+    /// repeated answer gave us, which the server takes for a new login).
+    /// A KICK `Replaced` then means log in again, not stop.
+    own_login_in_flight: bool,
     next_pn: u64,
     last_heard: Time,
     last_sent: Time,
@@ -136,6 +140,9 @@ pub struct ClientConn {
     retry_guard: Option<Time>,
     /// When the current login attempt's LOGINs were sent: (last, count).
     login_sent: Option<(Time, u32)>,
+    /// LOGINs sent (not counting copies) since this login began, RETRY
+    /// echoes included.
+    logins_sent: u32,
     /// Handshake randomness (sealed sessions).
     entropy: crate::seal::Entropy,
     /// The handshake of the current sealed login attempt and its message 1,
@@ -207,10 +214,11 @@ impl ClientConn {
             heard_v2: false,
             login_echo: None,
             left_session: 0,
-            resumed: false,
+            own_login_in_flight: false,
             retry_guard: None,
             version_errors: 0,
             login_sent: None,
+            logins_sent: 0,
             entropy: match cfg.entropy {
                 Some(e) => crate::seal::Entropy::from_seed(e),
                 None => crate::seal::Entropy::from_test_seed(seed),
@@ -441,6 +449,7 @@ impl ClientConn {
         }
         self.session_id = 0;
         self.login_sent = None;
+        self.logins_sent = 0;
         self.login_echo = None;
         self.retry_guard = None;
         self.initiator = None;

@@ -185,10 +185,9 @@ impl ClientConn {
                 let reason = KickReason::from_code(code);
                 self.events.push_back(ClientEvent::Kicked { code });
                 match reason {
-                    // Replaced by our own LOGIN, sent before a late answer
-                    // of the session we had left made us resume it: not
-                    // another instance of this device.
-                    Some(KickReason::Replaced) if self.resumed => self.relogin(now),
+                    // Replaced by a LOGIN of our own that this session did
+                    // not answer: not another instance of this device.
+                    Some(KickReason::Replaced) if self.own_login_in_flight => self.relogin(now),
                     Some(KickReason::Replaced | KickReason::LoggedOut) => {
                         self.state = State::Closed
                     }
@@ -207,10 +206,14 @@ impl ClientConn {
         // The session we just left, answered again: the server's answer to
         // this login when that session never heard from us, or a late copy
         // of its first answer, which our LOGIN in flight may yet replace.
-        self.resumed = sid == self.left_session;
+        // So may a LOGIN sent after the one this session answered (a
+        // retransmission, or the echo of a late RETRY).
+        self.own_login_in_flight = sid == self.left_session || self.logins_sent > 1;
+        self.logins_sent = 0;
+        let sent = self.login_sent.take();
         // The login round trip is the first RTT sample, unless LOGIN was
         // sent more than once (Karn: the answer could be to either).
-        let login_rtt = match self.login_sent.take() {
+        let login_rtt = match sent {
             Some((at, 1)) => Some(now.saturating_since(at)),
             _ => None,
         };
