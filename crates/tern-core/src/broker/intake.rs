@@ -173,6 +173,10 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        s.gaps.on_packet(packet.header.packet_number);
+        if let (Some(loss), Downlink::Push(sender)) = (s.gaps.loss(), &mut s.down) {
+            sender.path_loss_hint(loss);
+        }
         if packet.header.packet_number > s.highest_pn {
             s.highest_pn = packet.header.packet_number;
             let moved = s.peer != from;

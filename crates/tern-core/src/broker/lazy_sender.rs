@@ -106,6 +106,16 @@ impl LazySender {
         }
     }
 
+    /// The client's datagrams lost, as a first estimate of the path: ends
+    /// the sender's probation (once made; later hints change nothing).
+    pub fn path_loss_hint(&mut self, loss: f32) {
+        if let LazySender::Live(s) = self {
+            if s.on_probation() {
+                s.path_loss_hint(loss);
+            }
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Time) {
         if let LazySender::Live(s) = self {
             s.handle_timeout(now);

@@ -64,6 +64,7 @@ impl<S: Store> Broker<S> {
             device,
             peer: from,
             highest_pn: 0,
+            gaps: Default::default(),
             next_pn: 1,
             opened: now,
             last_heard: now,

@@ -57,6 +57,9 @@ pub(crate) struct Session {
     /// Where its datagrams come from and answers go (follows address changes).
     pub peer: Peer,
     pub highest_pn: u64,
+    /// The client's datagrams that never arrived: the downlink's first
+    /// estimate of the path (`reliability/gaps.rs`).
+    pub gaps: crate::reliability::InboundGaps,
     pub next_pn: u64,
     /// When the session was opened: a login whose cookie was issued later
     /// cannot be a late copy of the one that opened it.
@@ -71,7 +74,8 @@ pub(crate) struct Session {
     pub notify: Option<u64>,
     /// Message entries of the last pull page, for receipts when acknowledged.
     pub last_page: Vec<(u64, Origin)>,
-    /// Earliest deadline registered in the broker's timer heap.
+    /// The deadline of its live entry in the broker's timer heap (any
+    /// earlier entry for it is stale: `broker/timers.rs`).
     pub scheduled: Option<Time>,
     /// Packet number of the LOGIN that opened the session.
     pub login_pn: u64,

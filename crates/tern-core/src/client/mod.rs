@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::reliability::{AckCoalescer, QueueFull, Receiver, Sender, SenderEvent};
+use crate::reliability::{AckCoalescer, InboundGaps, QueueFull, Receiver, Sender, SenderEvent};
 use crate::time::Time;
 use crate::wire::{ConvRef, Entry, Frame};
 
@@ -82,6 +82,9 @@ pub struct ClientConn {
     /// Operations submitted before the first login gave us a sequence base.
     waiting: VecDeque<(OpId, Outgoing)>,
     uplink: Option<Sender<(OpId, Outgoing)>>,
+    /// The server's datagrams of this session that never arrived: the
+    /// uplink's first estimate of the path (`reliability/gaps.rs`).
+    inbound: InboundGaps,
     /// Operations marked refused: uplink seq → (error code, id of the
     /// session whose datagram carried the ERROR). A mark settles an
     /// operation only on that session: a server may refuse before the
@@ -188,6 +191,7 @@ impl ClientConn {
             idle_timeout: Duration::from_secs(45),
             waiting: VecDeque::new(),
             uplink: None,
+            inbound: InboundGaps::default(),
             rejected: HashMap::new(),
             downlink: Receiver::new(cfg.downlink.clone(), cfg.checkpoint),
             version: cfg.version,

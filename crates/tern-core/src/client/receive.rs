@@ -57,6 +57,14 @@ impl ClientConn {
             return;
         }
         self.last_heard = now;
+        if self.state == State::Active && sid == self.session_id {
+            self.inbound.on_packet(packet.header.packet_number);
+            if let (Some(loss), Some(up)) = (self.inbound.loss(), self.uplink.as_mut()) {
+                if up.on_probation() {
+                    up.path_loss_hint(loss);
+                }
+            }
+        }
         for frame in packet.frames {
             self.handle_frame(now, sid, frame);
         }
@@ -220,6 +228,7 @@ impl ClientConn {
         self.state = State::Active;
         self.login_echo = None;
         self.session_id = sid;
+        self.inbound = crate::reliability::InboundGaps::default();
         self.me = (ok.user, ok.device);
         // Packet numbers keep counting across sessions: the server tells a
         // late copy of this LOGIN from a new one by them.

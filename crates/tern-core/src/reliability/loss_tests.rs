@@ -25,6 +25,8 @@ fn with_copies(repair_copies: u8) -> Sender<u64> {
         SenderConfig {
             jitter: 0.0,
             repair_copies,
+            // Single sends from the start: these tests follow each copy.
+            start_in_copies: false,
             ..SenderConfig::default()
         },
         1,

@@ -6,9 +6,11 @@
 //! - [`Receiver`]: de-duplication and reordering window.
 //! - [`AckCoalescer`]: delayed and piggybacked ACKs.
 //! - [`RttEstimator`]: SRTT/RTTVAR per RFC 6298.
+//! - [`InboundGaps`]: the peer's datagrams lost, from their packet numbers.
 
 mod ack;
 mod config;
+mod gaps;
 mod receiver;
 mod rtt;
 mod sender;
@@ -16,6 +18,7 @@ mod stats;
 
 pub use ack::AckCoalescer;
 pub use config::{ReceiverConfig, SenderConfig};
+pub use gaps::{InboundGaps, GAP_SAMPLES};
 pub use receiver::{Arrival, Receiver};
 pub use rtt::RttEstimator;
 pub use sender::{QueueFull, Sender, SenderEvent};

@@ -85,12 +85,62 @@ fn copies_of_next(s: &mut Sender<u64>, now: Time) -> Vec<Time> {
 }
 
 #[test]
-fn a_clean_path_sends_each_message_once() {
+fn a_clean_path_sends_each_message_once_after_the_probation() {
     let mut s = sender(256);
     let now = chat(&mut s, Time::ZERO, 500, 0);
     assert_eq!(copies_of_next(&mut s, now), vec![now]);
-    assert_eq!(s.stats().first_copies, 0);
+    assert!(
+        s.stats().first_copies <= u64::from(super::sender::PROBATION_PAIRS),
+        "copies only while on probation: {}",
+        s.stats().first_copies
+    );
     assert!(!s.loss_estimate().1);
+}
+
+#[test]
+fn a_new_sender_sends_copies_until_the_path_shows_it_is_clean() {
+    let mut s = sender(256);
+    assert!(s.on_probation());
+    assert_eq!(
+        copies_of_next(&mut s, Time::ZERO),
+        vec![Time::ZERO, Time::ZERO + ms(2)]
+    );
+    s.path_loss_hint(0.0);
+    assert!(!s.on_probation() && !s.loss_estimate().1);
+    let now = Time::ZERO + ms(50);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
+}
+
+#[test]
+fn a_hint_of_loss_keeps_copies_on_and_later_hints_change_nothing() {
+    let mut s = sender(256);
+    s.path_loss_hint(0.05);
+    assert!(!s.on_probation() && s.loss_estimate().1);
+    s.path_loss_hint(0.0);
+    assert!(s.loss_estimate().1, "copies stay on until the dwell");
+    assert_eq!(copies_of_next(&mut s, Time::ZERO).len(), 2);
+}
+
+#[test]
+fn a_pair_that_loses_both_copies_ends_the_probation_with_copies_on() {
+    let mut s = sender(256);
+    // Message 1 and both its copies are lost; message 2 arrives.
+    chat(&mut s, Time::ZERO, 2, 1);
+    assert!(!s.on_probation());
+    assert!(s.loss_estimate().1);
+}
+
+#[test]
+fn no_probation_without_start_in_copies() {
+    let s: Sender<u64> = Sender::new(
+        SenderConfig {
+            start_in_copies: false,
+            ..SenderConfig::default()
+        },
+        1,
+        7,
+    );
+    assert!(!s.on_probation() && !s.loss_estimate().1);
 }
 
 #[test]

@@ -108,6 +108,8 @@ pub struct Sender<T> {
 
 mod loss;
 mod redundancy;
+#[cfg(test)]
+pub(super) use redundancy::PROBATION_PAIRS;
 
 impl<T: Clone> Sender<T> {
     /// A sender whose first message will carry `first_seq` (>= 1).
@@ -118,6 +120,12 @@ impl<T: Clone> Sender<T> {
             cfg.max_rto,
             cfg.peer_max_ack_delay,
         );
+        let redundancy =
+            if cfg.start_in_copies && cfg.redundant_copies > 1 && cfg.redundant_sends_at > 0.0 {
+                redundancy::Redundancy::on_probation()
+            } else {
+                redundancy::Redundancy::default()
+            };
         Sender {
             cfg,
             rtt,
@@ -132,7 +140,7 @@ impl<T: Clone> Sender<T> {
             stats: SenderStats::default(),
             rng: SmallRng::seed_from_u64(seed),
             loss: loss::LossState::default(),
-            redundancy: redundancy::Redundancy::default(),
+            redundancy,
         }
     }
 

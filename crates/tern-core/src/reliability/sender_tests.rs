@@ -16,6 +16,8 @@ fn sender(cfg: SenderConfig) -> Sender<u64> {
 fn no_jitter() -> SenderConfig {
     SenderConfig {
         jitter: 0.0,
+        // Single sends from the start: these tests follow each copy.
+        start_in_copies: false,
         ..SenderConfig::default()
     }
 }

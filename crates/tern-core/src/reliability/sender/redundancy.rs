@@ -28,6 +28,20 @@
 //! losing therefore returns to single sends within a few hundred messages;
 //! one that keeps losing stays doubled.
 //!
+//! A new sender starts **on probation** (`start_in_copies`): copies on,
+//! because on a lossy path the losses it takes to turn them on hold up
+//! the messages behind each of them, and those are the first messages of
+//! a session. Probation ends on the first evidence:
+//!
+//! - the owner's [`path hint`](Sender::path_loss_hint): the share of the
+//!   peer's datagrams that never arrived, which the owner counts from
+//!   their packet numbers. It reports the other direction, but a path that
+//!   loses one way usually loses the other, and it comes from the first
+//!   few dozen datagrams. At or above half of `redundant_sends_at` copies
+//!   stay on (and turn off as usual, after the dwell); below, they stop;
+//! - or a pair whose copies were both lost: copies stay on;
+//! - or [`PROBATION_PAIRS`] pairs judged with neither: they stop.
+//!
 //! Bulk flows are left alone: copies go only while fewer than half the
 //! window is in flight. A full window repairs quickly (many later messages
 //! reveal a loss), and doubling it would add load exactly when the path may
@@ -48,6 +62,9 @@ pub(super) const DWELL: u16 = 256;
 /// While on, one first send in this many goes in two copies (a pair that
 /// measures the path) rather than `redundant_copies`.
 pub(super) const PAIR_EVERY: u32 = 4;
+/// Pairs judged, with no hint from the owner and no pair lost, after which
+/// a probation ends with copies off.
+pub(crate) const PROBATION_PAIRS: u16 = 64;
 
 /// The loss estimate behind redundant first sends.
 #[derive(Debug, Default, Clone)]
@@ -59,12 +76,52 @@ pub(super) struct Redundancy {
     dwell: u16,
     /// First sends in copies since the mode turned on (picks the pairs).
     sent_on: u32,
+    /// On probation: copies until the path shows whether it loses.
+    probation: bool,
 }
 
 impl Redundancy {
+    /// Copies on, until the first evidence about the path.
+    pub(super) fn on_probation() -> Self {
+        Redundancy {
+            on: true,
+            probation: true,
+            ..Redundancy::default()
+        }
+    }
+
     /// Whether a first send should go in copies now.
     pub(super) fn on(&self) -> bool {
         self.on
+    }
+
+    /// Ends a probation on the owner's estimate of the path's loss rate
+    /// (`at`: the rate that turns copies on).
+    pub(super) fn hint(&mut self, loss: f32, at: f32) {
+        if !self.probation {
+            return;
+        }
+        self.probation = false;
+        if loss >= at / 2.0 {
+            self.keep_on(loss);
+        } else {
+            self.on = false;
+            self.single = loss;
+        }
+    }
+
+    /// Copies on (or kept on) for a path losing about `p`: the pair
+    /// average starts as if one pair had just lost both copies. At a few
+    /// per cent loss such a pair comes once in hundreds, and starting from
+    /// p² alone the average fell below the threshold before the first one
+    /// came (the peer bench at 5 % saw copies stop after about 2,000
+    /// messages, and the losses that turned them on again held up 80).
+    fn keep_on(&mut self, p: f32) {
+        self.on = true;
+        self.probation = false;
+        self.dwell = 0;
+        self.sent_on = 0;
+        self.double = (p * p).max(DOUBLE_GAIN);
     }
 
     /// The estimated loss rate of the path, from whichever average is fed.
@@ -107,6 +164,14 @@ impl Redundancy {
         let x = if lost { 1.0 } else { 0.0 };
         if copies > 2 {
             // All k lost is too rare to measure anything quickly.
+        } else if copies == 2 && self.probation {
+            self.dwell = self.dwell.saturating_add(1);
+            if lost {
+                self.keep_on(at);
+            } else if self.dwell >= PROBATION_PAIRS {
+                self.probation = false;
+                self.on = false;
+            }
         } else if copies == 2 {
             self.double += (x - self.double) * DOUBLE_GAIN;
             self.dwell = self.dwell.saturating_add(1);
@@ -117,16 +182,7 @@ impl Redundancy {
         } else {
             self.single += (x - self.single) * SINGLE_GAIN;
             if !self.on && at > 0.0 && self.single >= at {
-                self.on = true;
-                self.dwell = 0;
-                self.sent_on = 0;
-                // As if one pair had just lost both copies: at a few per
-                // cent loss such a pair comes once in hundreds, and
-                // starting from p² alone the average fell below the
-                // threshold before the first one came (the peer bench at
-                // 5 % saw copies stop after about 2,000 messages, and the
-                // losses that turned them on again held up 80 messages).
-                self.double = (self.single * self.single).max(DOUBLE_GAIN);
+                self.keep_on(self.single);
             }
         }
     }
@@ -141,6 +197,20 @@ impl<T: Clone> Sender<T> {
         } else {
             0
         }
+    }
+
+    /// The owner's estimate of the path's loss rate, from the datagrams it
+    /// did not receive from the peer: ends a probation (see
+    /// `sender/redundancy.rs`). Later hints are ignored.
+    pub fn path_loss_hint(&mut self, loss: f32) {
+        let at = self.cfg.redundant_sends_at;
+        self.redundancy.hint(loss, at);
+    }
+
+    /// Whether new messages go in copies only until the path shows
+    /// whether it loses.
+    pub fn on_probation(&self) -> bool {
+        self.redundancy.probation
     }
 
     /// The path's loss rate as the sender estimates it, and whether new

@@ -96,12 +96,15 @@ enum Kind {
     /// Tern sending new messages in three copies on a lossy path (one in
     /// four in two), against the default two.
     TernThreeCopies,
+    /// Tern starting every flow with single sends: copies only once its
+    /// own losses show (the default before 2026-12-06).
+    TernNoProbation,
     /// Tern with the circuit breaker disabled: a diagnostic, not a default.
     TernNoBreaker,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Tern,
         Kind::TernBefore,
         Kind::MobileImSdk,
@@ -111,6 +114,7 @@ impl Kind {
         Kind::TernOneCopy,
         Kind::TernNoRedundancy,
         Kind::TernThreeCopies,
+        Kind::TernNoProbation,
         Kind::TernNoBreaker,
     ];
     fn name(self) -> &'static str {
@@ -124,6 +128,7 @@ impl Kind {
             Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoRedundancy => "[diag] Tern, no redundant sends",
             Kind::TernThreeCopies => "[diag] Tern, new msgs in 3 copies",
+            Kind::TernNoProbation => "[diag] Tern, no copies until losses seen",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
     }
@@ -175,6 +180,7 @@ fn run_policy(
             | Kind::TernOneCopy
             | Kind::TernNoRedundancy
             | Kind::TernThreeCopies
+            | Kind::TernNoProbation
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
                     Kind::TernNoBreaker => SenderConfig {
@@ -200,6 +206,10 @@ fn run_policy(
                     },
                     Kind::TernThreeCopies => SenderConfig {
                         redundant_copies: 3,
+                        ..SenderConfig::default()
+                    },
+                    Kind::TernNoProbation => SenderConfig {
+                        start_in_copies: false,
                         ..SenderConfig::default()
                     },
                     Kind::TernNoRedundancy => SenderConfig {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tern_core::reliability::{
-    AckCoalescer, Arrival, Receiver, ReceiverConfig, Sender, SenderConfig, SenderEvent, SenderStats,
+    AckCoalescer, Arrival, InboundGaps, Receiver, ReceiverConfig, Sender, SenderConfig,
+    SenderEvent, SenderStats,
 };
 use tern_core::time::Time;
 use tern_core::wire::limits::MAX_DATAGRAM;
@@ -36,6 +37,7 @@ pub struct TernFlow {
     session_id: u64,
     sender_pn: u64,
     receiver_pn: u64,
+    inbound: InboundGaps,
     failures: u64,
     /// ACK at once on every arrival while a gap is open (issue 14), not
     /// only on out-of-order ones.
@@ -57,6 +59,7 @@ impl TernFlow {
             session_id: seed | 1,
             sender_pn: 1,
             receiver_pn: 1,
+            inbound: InboundGaps::default(),
             failures: 0,
             gap_ack,
         }
@@ -145,6 +148,14 @@ impl Policy for TernFlow {
     fn at_sender(&mut self, now: u64, datagram: Bytes) {
         let now = Time::from_micros(now);
         let packet = Packet::decode(datagram).expect("links do not corrupt here");
+        // As the client and the server do: the receiver's datagrams lost,
+        // from their packet numbers, end the sender's probation.
+        self.inbound.on_packet(packet.header.packet_number);
+        if let Some(loss) = self.inbound.loss() {
+            if self.sender.on_probation() {
+                self.sender.path_loss_hint(loss);
+            }
+        }
         for f in packet.frames {
             if let Frame::Ack(a) = f {
                 self.sender.handle_ack(
