@@ -106,13 +106,11 @@ impl LazySender {
         }
     }
 
-    /// The client's datagrams lost, as a first estimate of the path: ends
-    /// the sender's probation (once made; later hints change nothing).
+    /// The client's datagrams lost, the sender's estimate of the path from
+    /// the other direction (once it is made).
     pub fn path_loss_hint(&mut self, loss: f32) {
         if let LazySender::Live(s) = self {
-            if s.on_probation() {
-                s.path_loss_hint(loss);
-            }
+            s.path_loss_hint(loss);
         }
     }
 

@@ -60,9 +60,7 @@ impl ClientConn {
         if self.state == State::Active && sid == self.session_id {
             self.inbound.on_packet(packet.header.packet_number);
             if let (Some(loss), Some(up)) = (self.inbound.loss(), self.uplink.as_mut()) {
-                if up.on_probation() {
-                    up.path_loss_hint(loss);
-                }
+                up.path_loss_hint(loss);
             }
         }
         for frame in packet.frames {

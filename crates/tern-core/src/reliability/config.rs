@@ -60,12 +60,14 @@ pub struct SenderConfig {
     /// were all lost shows the path below half of it
     /// (`sender/redundancy.rs`). 0 turns it off.
     pub redundant_sends_at: f32,
-    /// Copies of each new message while redundant sends are on: a message
-    /// is then held up by a loss only if every copy is lost (p^k). Above 2,
-    /// one message in four still goes in two, to measure the path. 2 by
-    /// default: 3 halved the timer benchmark's p99 at 10 % loss, but on the
-    /// peer bench it cost 2.2–2.7x Mosquitto's bytes (1.6–2.0x with 2) and
-    /// moved no p99 beyond the run-to-run swing (`docs/benchmarks.md`).
+    /// Copies of each new message while redundant sends are on and the
+    /// estimated loss is at least twice `redundant_sends_at` (below, two):
+    /// a message is then held up by a loss only if every copy is lost
+    /// (p^k). Without the owner's estimate of the path, one message in
+    /// four still goes in two, to measure it. 3 by default: with two, at 5 %
+    /// loss on two legs and 200 messages/s, the pairs lost on either leg
+    /// held up 10 % of messages for a round trip, which set the p99
+    /// (`sender/redundancy.rs`, `docs/benchmarks.md`).
     pub redundant_copies: u8,
     /// A new sender starts with redundant sends on, on probation, until
     /// the path shows whether it loses (`sender/redundancy.rs`): on a lossy
@@ -114,7 +116,7 @@ impl Default for SenderConfig {
             tail_probe: true,
             repair_copies: 2,
             redundant_sends_at: 0.02,
-            redundant_copies: 2,
+            redundant_copies: 3,
             start_in_copies: true,
         }
     }

@@ -9,6 +9,9 @@
 
 /// Datagrams (received or missing) before the estimate is given.
 pub const GAP_SAMPLES: u32 = 64;
+/// Past this many datagrams both counts are halved, so the estimate
+/// follows the last few hundred.
+const GAP_WINDOW: u32 = 512;
 
 /// Counts the gaps in a peer's packet numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +38,10 @@ impl InboundGaps {
         } else if pn < self.highest && self.missing > 0 {
             self.missing -= 1;
             self.received = self.received.saturating_add(1);
+        }
+        if self.received.saturating_add(self.missing) >= GAP_WINDOW {
+            self.received /= 2;
+            self.missing /= 2;
         }
     }
 
@@ -86,6 +93,14 @@ mod tests {
     fn duplicates_count_nothing() {
         let g = feed((1..=80).flat_map(|pn| [pn, pn]));
         assert_eq!(g.loss(), Some(0.0));
+    }
+
+    #[test]
+    fn the_estimate_follows_the_recent_datagrams() {
+        let lossy = (1..=1000u64).filter(|pn| pn % 5 != 0);
+        let clean = 1001..=4000u64;
+        let g = feed(lossy.chain(clean));
+        assert!(g.loss().is_some_and(|l| l < 0.01), "{:?}", g.loss());
     }
 
     #[test]

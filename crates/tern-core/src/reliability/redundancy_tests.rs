@@ -149,8 +149,52 @@ fn a_path_losing_one_in_ten_sends_new_messages_twice_two_ms_apart() {
     let now = chat(&mut s, Time::ZERO, 100, 10);
     let (rate, on) = s.loss_estimate();
     assert!(on, "estimated loss {rate}");
-    assert_eq!(copies_of_next(&mut s, now), vec![now, now + ms(2)]);
+    let sent = copies_of_next(&mut s, now);
+    assert!(sent.len() >= 2, "{sent:?}");
+    for (k, t) in sent.iter().enumerate() {
+        assert_eq!(*t, now + ms(2 * k as u64));
+    }
     assert!(s.stats().first_copies >= 1);
+}
+
+/// Copies of the next eight new messages, 50 ms apart, after `hint`.
+fn copy_counts_after_hint(hint: f32) -> Vec<usize> {
+    let mut s = sender(256);
+    let mut now = chat(&mut s, Time::ZERO, 100, 10);
+    s.path_loss_hint(hint);
+    assert!(s.loss_estimate().1);
+    (0..8)
+        .map(|_| {
+            let n = copies_of_next(&mut s, now).len();
+            now = now + ms(50);
+            n
+        })
+        .collect()
+}
+
+#[test]
+fn with_the_owners_estimate_above_four_per_cent_every_message_goes_in_three() {
+    assert_eq!(copy_counts_after_hint(0.05), vec![3; 8]);
+}
+
+#[test]
+fn with_the_owners_estimate_below_four_per_cent_messages_go_in_two() {
+    assert_eq!(copy_counts_after_hint(0.03), vec![2; 8]);
+}
+
+#[test]
+fn the_owners_estimate_stops_copies_after_the_dwell() {
+    let mut s = sender(256);
+    let now = chat(&mut s, Time::ZERO, 100, 10);
+    s.path_loss_hint(0.05);
+    let now = chat(&mut s, now, u64::from(super::sender::DWELL) + 10, 0);
+    assert!(
+        s.loss_estimate().1,
+        "a clean stretch alone does not stop them"
+    );
+    s.path_loss_hint(0.001);
+    assert!(!s.loss_estimate().1);
+    assert_eq!(copies_of_next(&mut s, now), vec![now]);
 }
 
 #[test]
@@ -223,6 +267,8 @@ fn turned_off_it_never_copies() {
 #[test]
 fn a_late_ack_is_not_counted_as_a_loss() {
     let mut s = sender(256);
+    // The path is known clean: no probation.
+    s.path_loss_hint(0.0);
     let mut now = chat(&mut s, Time::ZERO, 20, 0);
     // Every other message's ACK comes late: the one sent after it is
     // reported first, the time rule resends it, and its report comes just
@@ -246,6 +292,8 @@ fn a_late_ack_is_not_counted_as_a_loss() {
 #[test]
 fn probes_and_stalls_are_not_counted_as_losses() {
     let mut s = sender(256);
+    // The path is known clean: no probation.
+    s.path_loss_hint(0.0);
     let mut now = chat(&mut s, Time::ZERO, 20, 0);
     // Each message's ACK is held 400 ms (a slow commit): the tail-loss
     // probe and then the RTO resend it while nothing at all is heard.

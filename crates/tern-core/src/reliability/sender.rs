@@ -109,7 +109,7 @@ pub struct Sender<T> {
 mod loss;
 mod redundancy;
 #[cfg(test)]
-pub(super) use redundancy::PROBATION_PAIRS;
+pub(super) use redundancy::{DWELL, PROBATION_PAIRS};
 
 impl<T: Clone> Sender<T> {
     /// A sender whose first message will carry `first_seq` (>= 1).

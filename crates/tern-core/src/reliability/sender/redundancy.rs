@@ -4,11 +4,19 @@
 //! a later message first), and every message behind the lost one waits for
 //! it: delivery is in order. On a path that keeps losing, a message is
 //! therefore sent in copies from the start, 2 ms apart, and is lost only if
-//! every copy is: `redundant_copies` (k, 2 by default) copies. With k above
-//! 2, every [`PAIR_EVERY`]th message still goes in two: those pairs measure
-//! the path (both copies lost estimates `p²`, often enough at a few per
-//! cent loss to tell a path that still loses from one that healed), while
-//! the k-copy messages, all lost only at `p^k`, carry the rest.
+//! every copy is: two copies, or `redundant_copies` (k, 3 by default) once
+//! the estimated loss reaches twice the threshold (4 %). Two are not enough
+//! there: at 5 % loss on each of two legs, 1 message in 200 loses both
+//! copies on one leg, and each such loss holds up the 20 messages behind
+//! it at 200 messages/s, so 10 % of messages wait a round trip (the peer
+//! bench's p90 at 5 %: 146 ms against a 101 ms p50). Three copies make
+//! that 1 in 4,000.
+//!
+//! The owner's estimate (below) tells when copies may stop. Without it,
+//! every [`PAIR_EVERY`]th message goes in two instead of k: those pairs
+//! measure the path (both copies lost estimates `p²`, often enough at a
+//! few per cent loss to tell a path that still loses from one that
+//! healed), while the k-copy messages carry the rest.
 //!
 //! The sender judges each message's first attempt once the peer reports it:
 //! lost when it was found lost and sent again before that report (a
@@ -23,7 +31,8 @@
 //!   Sends in more copies are not judged.
 //!
 //! Copies start when `single` reaches `redundant_sends_at` and stop when
-//! √`double` falls below half of it, after at least [`DWELL`] pairs,
+//! √`double` falls below half of it, after at least [`DWELL`] pairs, or
+//! when the owner's estimate does, after [`DWELL`] sends judged in copies,
 //! so that the mode does not flap around the threshold. A path that stops
 //! losing therefore returns to single sends within a few hundred messages;
 //! one that keeps losing stays doubled.
@@ -35,12 +44,15 @@
 //!
 //! - the owner's [`path hint`](Sender::path_loss_hint): the share of the
 //!   peer's datagrams that never arrived, which the owner counts from
-//!   their packet numbers. It reports the other direction, but a path that
-//!   loses one way usually loses the other, and it comes from the first
-//!   few dozen datagrams. At or above half of `redundant_sends_at` copies
-//!   stay on (and turn off as usual, after the dwell); below, they stop;
+//!   their packet numbers (over the last few hundred). It reports the
+//!   other direction, but a path that loses one way usually loses the
+//!   other, and it comes from the first few dozen datagrams. At or above
+//!   half of `redundant_sends_at` copies stay on (and turn off as above);
+//!   below, they stop. The owner keeps giving it, and it picks two or k
+//!   copies;
 //! - or a pair whose copies were both lost: copies stay on;
-//! - or [`PROBATION_PAIRS`] pairs judged with neither: they stop.
+//! - or [`PROBATION_PAIRS`] pairs judged with neither (a peer that sends
+//!   almost nothing): they stop.
 //!
 //! Bulk flows are left alone: copies go only while fewer than half the
 //! window is in flight. A full window repairs quickly (many later messages
@@ -58,13 +70,16 @@ const SINGLE_GAIN: f32 = 1.0 / 64.0;
 /// rarer, p² instead of p).
 const DOUBLE_GAIN: f32 = 1.0 / 256.0;
 /// Pairs judged before the mode may turn off again.
-pub(super) const DWELL: u16 = 256;
+pub(crate) const DWELL: u16 = 256;
 /// While on, one first send in this many goes in two copies (a pair that
 /// measures the path) rather than `redundant_copies`.
 pub(super) const PAIR_EVERY: u32 = 4;
 /// Pairs judged, with no hint from the owner and no pair lost, after which
-/// a probation ends with copies off.
-pub(crate) const PROBATION_PAIRS: u16 = 64;
+/// a probation ends with copies off. Not sooner: a receiver that only
+/// acknowledges gives its 64th datagram after about as many messages, and
+/// when the pairs came first (64 at first) the probation ended off on a
+/// path losing 5 %, and the warm-up it is there to spare came anyway.
+pub(crate) const PROBATION_PAIRS: u16 = 256;
 
 /// The loss estimate behind redundant first sends.
 #[derive(Debug, Default, Clone)]
@@ -78,6 +93,13 @@ pub(super) struct Redundancy {
     sent_on: u32,
     /// On probation: copies until the path shows whether it loses.
     probation: bool,
+    /// The owner's latest estimate of the path from the peer's datagrams
+    /// lost (`reliability/gaps.rs`), once it has one.
+    reverse: Option<f32>,
+    /// Sends judged since the mode turned on, in any number of copies
+    /// (saturating): the dwell of the rule that turns copies off on the
+    /// owner's estimate.
+    judged_on: u16,
 }
 
 impl Redundancy {
@@ -98,7 +120,14 @@ impl Redundancy {
     /// Ends a probation on the owner's estimate of the path's loss rate
     /// (`at`: the rate that turns copies on).
     pub(super) fn hint(&mut self, loss: f32, at: f32) {
+        self.reverse = Some(loss);
         if !self.probation {
+            // With the owner's estimate, copies need no measuring pairs:
+            // they stop once it stays below half the threshold.
+            if self.on && self.judged_on >= DWELL && loss < at / 2.0 {
+                self.on = false;
+                self.single = loss;
+            }
             return;
         }
         self.probation = false;
@@ -120,7 +149,9 @@ impl Redundancy {
         self.on = true;
         self.probation = false;
         self.dwell = 0;
+        self.judged_on = 0;
         self.sent_on = 0;
+        self.single = self.single.max(p);
         self.double = (p * p).max(DOUBLE_GAIN);
     }
 
@@ -147,12 +178,21 @@ impl Redundancy {
 
     /// Copies for the next first send while on, given `k`: every
     /// [`PAIR_EVERY`]th is a pair, the rest go in `k`.
-    fn next_copies(&mut self, k: u8) -> u8 {
+    fn next_copies(&mut self, k: u8, at: f32) -> u8 {
         self.sent_on = self.sent_on.wrapping_add(1);
-        if k > 2 && self.sent_on % PAIR_EVERY != 0 {
-            k
+        // Below twice the threshold two copies are enough (a pair is lost
+        // at p² < 0.16 %); above it, `k`.
+        let estimate = self
+            .reverse
+            .unwrap_or_else(|| self.single.max(self.double.sqrt()));
+        if k <= 2 || estimate < 2.0 * at {
+            return k.min(2);
+        }
+        // Without the owner's estimate, pairs measure the path.
+        if self.reverse.is_none() && self.sent_on % PAIR_EVERY == 0 {
+            2
         } else {
-            k.min(2)
+            k
         }
     }
 
@@ -162,6 +202,9 @@ impl Redundancy {
     /// (0: never).
     pub(super) fn judge(&mut self, copies: u8, lost: bool, at: f32) {
         let x = if lost { 1.0 } else { 0.0 };
+        if self.on && copies > 1 {
+            self.judged_on = self.judged_on.saturating_add(1);
+        }
         if copies > 2 {
             // All k lost is too rare to measure anything quickly.
         } else if copies == 2 && self.probation {
@@ -193,15 +236,17 @@ impl<T: Clone> Sender<T> {
     pub(super) fn extra_first_copies(&mut self) -> u8 {
         let k = self.cfg.redundant_copies;
         if k > 1 && self.redundancy.on() && self.in_flight() < self.cfg.window / 2 {
-            self.redundancy.next_copies(k) - 1
+            let at = self.cfg.redundant_sends_at;
+            self.redundancy.next_copies(k, at) - 1
         } else {
             0
         }
     }
 
     /// The owner's estimate of the path's loss rate, from the datagrams it
-    /// did not receive from the peer: ends a probation (see
-    /// `sender/redundancy.rs`). Later hints are ignored.
+    /// did not receive from the peer (`reliability/gaps.rs`): ends a
+    /// probation, picks two or `redundant_copies` copies, and stops copies
+    /// once low (see `sender/redundancy.rs`).
     pub fn path_loss_hint(&mut self, loss: f32) {
         let at = self.cfg.redundant_sends_at;
         self.redundancy.hint(loss, at);

@@ -93,9 +93,9 @@ enum Kind {
     /// Tern never sending new messages in copies, whatever the loss
     /// (the default before 2026-12-05).
     TernNoRedundancy,
-    /// Tern sending new messages in three copies on a lossy path (one in
-    /// four in two), against the default two.
-    TernThreeCopies,
+    /// Tern sending new messages in at most two copies on a lossy path
+    /// (the default before 2026-12-06; three since, above 4 % loss).
+    TernTwoCopies,
     /// Tern starting every flow with single sends: copies only once its
     /// own losses show (the default before 2026-12-06).
     TernNoProbation,
@@ -113,7 +113,7 @@ impl Kind {
         Kind::TernAlwaysBackoff,
         Kind::TernOneCopy,
         Kind::TernNoRedundancy,
-        Kind::TernThreeCopies,
+        Kind::TernTwoCopies,
         Kind::TernNoProbation,
         Kind::TernNoBreaker,
     ];
@@ -127,7 +127,7 @@ impl Kind {
             Kind::TernAlwaysBackoff => "[diag] Tern, backoff always",
             Kind::TernOneCopy => "[diag] Tern, 1 repair copy",
             Kind::TernNoRedundancy => "[diag] Tern, no redundant sends",
-            Kind::TernThreeCopies => "[diag] Tern, new msgs in 3 copies",
+            Kind::TernTwoCopies => "[diag] Tern, new msgs in 2 copies",
             Kind::TernNoProbation => "[diag] Tern, no copies until losses seen",
             Kind::TernNoBreaker => "[diag] Tern, no breaker",
         }
@@ -179,7 +179,7 @@ fn run_policy(
             | Kind::TernAlwaysBackoff
             | Kind::TernOneCopy
             | Kind::TernNoRedundancy
-            | Kind::TernThreeCopies
+            | Kind::TernTwoCopies
             | Kind::TernNoProbation
             | Kind::TernNoBreaker => {
                 let cfg = match kind {
@@ -204,8 +204,8 @@ fn run_policy(
                         redundant_copies: 1,
                         ..SenderConfig::default()
                     },
-                    Kind::TernThreeCopies => SenderConfig {
-                        redundant_copies: 3,
+                    Kind::TernTwoCopies => SenderConfig {
+                        redundant_copies: 2,
                         ..SenderConfig::default()
                     },
                     Kind::TernNoProbation => SenderConfig {

@@ -149,12 +149,10 @@ impl Policy for TernFlow {
         let now = Time::from_micros(now);
         let packet = Packet::decode(datagram).expect("links do not corrupt here");
         // As the client and the server do: the receiver's datagrams lost,
-        // from their packet numbers, end the sender's probation.
+        // from their packet numbers, are the sender's estimate of the path.
         self.inbound.on_packet(packet.header.packet_number);
         if let Some(loss) = self.inbound.loss() {
-            if self.sender.on_probation() {
-                self.sender.path_loss_hint(loss);
-            }
+            self.sender.path_loss_hint(loss);
         }
         for f in packet.frames {
             if let Frame::Ack(a) = f {
