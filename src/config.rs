@@ -141,8 +141,9 @@ pub struct TimersSection {
     /// for tail latency (`docs/benchmarks.md`, "Redundant first sends on a
     /// lossy path").
     pub redundant_sends_at: f32,
-    /// Copies of each new entry while redundant sends are on (2 to 4; above
-    /// 2, one entry in four still goes in two, to measure the path).
+    /// Copies of each new entry while redundant sends are on and the
+    /// estimated loss is at least twice `redundant_sends_at` (2 to 4; 3 by
+    /// default; two below that). `docs/design.md`, "Loss recovery".
     pub redundant_copies: u8,
 }
 
