@@ -161,6 +161,16 @@ impl Pair {
         moved
     }
 
+    /// The LOGIN datagrams (session id 0) sent so far from client address
+    /// `from`, in order.
+    pub fn logins_sent(&self, from: SocketAddr) -> Vec<Bytes> {
+        self.sent
+            .iter()
+            .filter(|(a, d)| *a == from && d.get(2..10) == Some(&[0u8; 8][..]))
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
     /// Client `client` submits `op` now.
     pub fn submit(&mut self, client: usize, op: Outgoing) {
         let now = self.now;

@@ -26,15 +26,6 @@ fn pair(validate_addresses: bool) -> (Pair, usize, usize) {
     (net, alice, bob)
 }
 
-/// The LOGIN datagrams (session id 0) client address `from` sent so far.
-fn logins_sent(net: &Pair, from: SocketAddr) -> Vec<Bytes> {
-    net.sent
-        .iter()
-        .filter(|(a, d)| *a == from && d.get(2..10) == Some(&[0u8; 8][..]))
-        .map(|(_, d)| d.clone())
-        .collect()
-}
-
 /// `login` again, holding `cookie` instead of the one it had.
 fn with_cookie(login: &Bytes, cookie: Bytes) -> Bytes {
     let old = Packet::decode(login.clone()).expect("a clear LOGIN");
@@ -61,7 +52,7 @@ fn kicked(events: &[ClientEvent]) -> bool {
 fn a_session_replaced_by_the_clients_own_late_login_logs_in_again() {
     let (mut net, alice, bob) = pair(true);
     let from = net.clients[alice].0;
-    let sent = logins_sent(&net, from);
+    let sent = net.logins_sent(from);
     assert!(
         sent.len() >= 2,
         "a LOGIN, then the echo of the RETRY's cookie"
@@ -106,7 +97,7 @@ fn a_session_replaced_by_the_clients_own_late_login_logs_in_again() {
 fn a_client_that_sent_one_login_stops_when_another_instance_replaces_it() {
     let (mut net, alice, _) = pair(false);
     let from = net.clients[alice].0;
-    assert_eq!(logins_sent(&net, from).len(), 1, "one LOGIN, no RETRY");
+    assert_eq!(net.logins_sent(from).len(), 1, "one LOGIN, no RETRY");
     // Another instance of the same device, on another socket.
     let other: SocketAddr = "127.0.0.1:45000".parse().unwrap();
     net.clients.push((

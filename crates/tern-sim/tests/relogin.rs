@@ -169,15 +169,6 @@ fn spare_copies_of_a_sealed_handshake_get_the_kept_answer() {
     assert_eq!(logins(&mut net).len(), 0, "no new session");
 }
 
-/// The LOGIN datagrams (session id 0) client address `from` sent so far.
-fn logins_sent(net: &Pair, from: SocketAddr) -> Vec<Bytes> {
-    net.sent
-        .iter()
-        .filter(|(a, d)| *a == from && d.get(2..10) == Some(&[0u8; 8][..]))
-        .map(|(_, d)| d.clone())
-        .collect()
-}
-
 /// What the broker sends at once in answer to `datagram` from `from`.
 fn answers(net: &mut Pair, from: SocketAddr, datagram: Bytes) -> Vec<Packet> {
     net.broker.handle_datagram(net.now, from, datagram);
@@ -194,7 +185,7 @@ fn late_copies_of_a_login_do_not_replace_its_session() {
     for validate in [true, false] {
         let (mut net, alice, bob) = alice_and_bob(config(validate), |_| {});
         let from = net.clients[alice].0;
-        let copies = logins_sent(&net, from);
+        let copies = net.logins_sent(from);
         assert_eq!(copies.len(), if validate { 2 } else { 1 });
         let _ = logins(&mut net);
         for copy in copies {
@@ -239,7 +230,7 @@ fn a_late_login_copy_from_an_address_the_client_left_does_not_replace_its_sessio
     for validate in [true, false] {
         let (mut net, alice, bob) = alice_and_bob(config(validate), |_| {});
         let old = net.clients[alice].0;
-        let copies = logins_sent(&net, old);
+        let copies = net.logins_sent(old);
         let _ = logins(&mut net);
         // The client moves; its next packets take the session along.
         net.clients[alice].0 = "127.0.0.1:45000".parse().expect("address");
@@ -296,7 +287,8 @@ fn login_numbered(copy: &Bytes, pn: u64, cookie: Option<Bytes>) -> Bytes {
 fn a_client_that_numbers_each_session_from_one_is_not_stranded() {
     let (mut net, alice, _) = alice_and_bob(config(true), |_| {});
     let from = net.clients[alice].0;
-    let first = logins_sent(&net, from)
+    let first = net
+        .logins_sent(from)
         .pop()
         .expect("the LOGIN with its cookie");
     let old_cookie = Packet::decode(first.clone())
@@ -340,7 +332,8 @@ fn a_retransmitted_login_is_answered_until_the_session_hears_from_its_client() {
     let alice = net.connect(1, 1, |_| {});
     net.settle();
     let from = net.clients[alice].0;
-    let copy = logins_sent(&net, from)
+    let copy = net
+        .logins_sent(from)
         .pop()
         .expect("the LOGIN with its cookie");
     // The session has heard nothing but its LOGIN (alice had nothing to
