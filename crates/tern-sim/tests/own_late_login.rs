@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
-use tern_core::wire::{Frame, Header, Packet, PacketBuilder};
+use tern_core::store::Store;
+use tern_core::wire::{Frame, Packet};
 use tern_sim::pair::{entries, Pair};
 
 fn pair(validate_addresses: bool) -> (Pair, usize, usize) {
@@ -26,64 +27,90 @@ fn pair(validate_addresses: bool) -> (Pair, usize, usize) {
     (net, alice, bob)
 }
 
-/// `login` again, holding `cookie` instead of the one it had.
-fn with_cookie(login: &Bytes, cookie: Bytes) -> Bytes {
-    let old = Packet::decode(login.clone()).expect("a clear LOGIN");
-    let header = Header {
-        session_id: 0,
-        ..old.header
-    };
-    let mut pb = PacketBuilder::new(header, 1200);
-    pb.push(&Frame::Cookie(cookie)).unwrap();
-    for f in old.frames.iter().filter(|f| matches!(f, Frame::Login(_))) {
-        pb.push(f).unwrap();
-    }
-    pb.pad_to(login.len());
-    pb.finish()
-}
-
 fn kicked(events: &[ClientEvent]) -> bool {
     events
         .iter()
         .any(|e| matches!(e, ClientEvent::Kicked { code: 1 }))
 }
 
+/// Client `i`'s datagrams due now.
+fn from_client(net: &mut Pair, i: usize) -> Vec<Bytes> {
+    let now = net.now;
+    let c = &mut net.clients[i].1;
+    c.handle_timeout(now);
+    std::iter::from_fn(|| c.poll_transmit(now)).collect()
+}
+
+/// Hands `datagrams` from client `i` to the broker; returns its answers
+/// to that client (it sends no one else anything here).
+fn to_broker(net: &mut Pair, i: usize, datagrams: Vec<Bytes>) -> Vec<Bytes> {
+    let from = net.clients[i].0;
+    for d in datagrams {
+        net.broker.handle_datagram(net.now, from, d);
+    }
+    net.broker.handle_timeout(net.now);
+    while let Some(c) = net.broker.poll_commit() {
+        net.store.commit(&c.batch).expect("memory store");
+        net.broker.handle_committed(net.now, c.id, Ok(()));
+    }
+    std::iter::from_fn(|| net.broker.poll_transmit())
+        .map(|(_, d)| d)
+        .collect()
+}
+
+fn is_retry(d: &Bytes) -> bool {
+    Packet::decode(d.clone()).is_ok_and(|p| p.frames.iter().any(|f| matches!(f, Frame::Retry(_))))
+}
+
 #[test]
 fn a_session_replaced_by_the_clients_own_late_login_logs_in_again() {
-    let (mut net, alice, bob) = pair(true);
-    let from = net.clients[alice].0;
-    let sent = net.logins_sent(from);
-    assert!(
-        sent.len() >= 2,
-        "a LOGIN, then the echo of the RETRY's cookie"
-    );
-    // The session hears from Alice: her LOGINs are numbered below that.
+    let mut net = Pair::new(BrokerConfig::default());
+    assert!(BrokerConfig::default().validate_addresses);
+    let bob = net.connect(2, 1, |_| {});
+    net.settle();
+    let alice = net.connect(1, 1, |_| {});
+    let step = std::time::Duration::from_millis(1);
+    // LOGIN, RETRY (cookie 1), and the echo, which opens the session; its
+    // LOGIN_OK is held back.
+    let first = from_client(&mut net, alice);
+    let retry = to_broker(&mut net, alice, first.clone());
+    assert!(retry.iter().any(is_retry));
+    for d in retry {
+        net.clients[alice].1.handle_datagram(net.now, d);
+    }
+    let echo = from_client(&mut net, alice);
+    let login_ok = to_broker(&mut net, alice, echo);
+    assert_eq!(net.broker.session_count(), 2, "Alice's session is open");
+    // A late copy of the first LOGIN draws a second RETRY (cookie 2, younger
+    // than the session), which reaches Alice while she still waits.
+    net.now += std::time::Duration::from_millis(300);
+    let retry2 = to_broker(&mut net, alice, vec![first[0].clone()]);
+    assert!(retry2.iter().any(is_retry));
+    for d in retry2 {
+        net.clients[alice].1.handle_datagram(net.now, d);
+    }
+    let late_echo = from_client(&mut net, alice);
+    assert!(!late_echo.is_empty(), "Alice echoes cookie 2");
+    // The first LOGIN_OK arrives: Alice is in her session and sends in it.
+    net.now += step;
+    for d in login_ok {
+        net.clients[alice].1.handle_datagram(net.now, d);
+    }
     net.send(alice, 2, 1);
     assert_eq!(entries(&net.settle()[bob]), vec![1]);
-    // A copy of the first LOGIN draws a fresh RETRY; the client's echo of
-    // it, had it still been logging in, arrives now.
-    net.broker.handle_datagram(net.now, from, sent[0].clone());
-    let cookie = std::iter::from_fn(|| net.broker.poll_transmit())
-        .find_map(|(_, d)| {
-            Packet::decode(d)
-                .ok()?
-                .frames
-                .into_iter()
-                .find_map(|f| match f {
-                    Frame::Retry(c) => Some(c),
-                    _ => None,
-                })
-        })
-        .expect("a RETRY");
-    let late = with_cookie(&sent[sent.len() - 1], cookie);
-    net.broker.handle_datagram(net.now, from, late);
-    let ev = net.settle();
+    // Her echo of cookie 2 arrives last: a new login, by step 3.
+    let replaced = net.broker.stats().replaced;
+    let answers = to_broker(&mut net, alice, late_echo);
     assert_eq!(
         net.broker.stats().replaced,
-        1,
-        "the late LOGIN replaced the session"
+        replaced + 1,
+        "the late echo replaced the session"
     );
-    assert!(kicked(&ev[alice]), "{:?}", ev[alice]);
+    for d in answers {
+        net.clients[alice].1.handle_datagram(net.now, d);
+    }
+    let ev: Vec<ClientEvent> = std::iter::from_fn(|| net.clients[alice].1.poll_event()).collect();
+    assert!(kicked(&ev), "{ev:?}");
     net.send(alice, 2, 1);
     let ev = net.settle();
     assert_eq!(

@@ -67,12 +67,12 @@ pub struct ClientConn {
     /// The session left by the last re-login.
     left_session: u64,
     /// A LOGIN of ours that the current session did not answer may still
-    /// be in flight: the session is `left_session` answered again (that
-    /// answer may be a late copy, and the LOGIN sent since may replace the
-    /// session), or this login was sent more than once (a later LOGIN may
-    /// arrive after the session opened, holding an address token its
-    /// repeated answer gave us, which the server takes for a new login).
-    /// A KICK `Replaced` then means log in again, not stop.
+    /// be in flight and replace it: the session is `left_session` answered
+    /// again (that answer may be a late copy, and the LOGIN sent since may
+    /// replace the session), or this login echoed more than one RETRY's
+    /// cookie (the later echo may arrive after the session opened, and its
+    /// cookie, younger than the session, makes it a new login). A KICK
+    /// `Replaced` then means log in again, not stop.
     own_login_in_flight: bool,
     next_pn: u64,
     last_heard: Time,
@@ -143,9 +143,8 @@ pub struct ClientConn {
     retry_guard: Option<Time>,
     /// When the current login attempt's LOGINs were sent: (last, count).
     login_sent: Option<(Time, u32)>,
-    /// LOGINs sent (not counting copies) since this login began, RETRY
-    /// echoes included.
-    logins_sent: u32,
+    /// RETRY cookies this login has echoed.
+    retries_echoed: u32,
     /// Handshake randomness (sealed sessions).
     entropy: crate::seal::Entropy,
     /// The handshake of the current sealed login attempt and its message 1,
@@ -222,7 +221,7 @@ impl ClientConn {
             retry_guard: None,
             version_errors: 0,
             login_sent: None,
-            logins_sent: 0,
+            retries_echoed: 0,
             entropy: match cfg.entropy {
                 Some(e) => crate::seal::Entropy::from_seed(e),
                 None => crate::seal::Entropy::from_test_seed(seed),
@@ -453,7 +452,7 @@ impl ClientConn {
         }
         self.session_id = 0;
         self.login_sent = None;
-        self.logins_sent = 0;
+        self.retries_echoed = 0;
         self.login_echo = None;
         self.retry_guard = None;
         self.initiator = None;

@@ -116,6 +116,7 @@ impl ClientConn {
                 let echoed = self.retry_guard.is_some_and(|until| now < until);
                 if let (State::LoggingIn { interval, .. }, false) = (self.state, echoed) {
                     self.cookie = Some(cookie);
+                    self.retries_echoed = self.retries_echoed.saturating_add(1);
                     // The handshake binds the cookie: start a new one.
                     self.initiator = None;
                     self.login_echo = None;
@@ -212,10 +213,11 @@ impl ClientConn {
         // The session we just left, answered again: the server's answer to
         // this login when that session never heard from us, or a late copy
         // of its first answer, which our LOGIN in flight may yet replace.
-        // So may a LOGIN sent after the one this session answered (a
-        // retransmission, or the echo of a late RETRY).
-        self.own_login_in_flight = sid == self.left_session || self.logins_sent > 1;
-        self.logins_sent = 0;
+        // So may the echo of a second RETRY, if this session answered the
+        // first: its younger cookie makes it a new login. (A retransmitted
+        // LOGIN carries the same cookie and cannot.)
+        self.own_login_in_flight = sid == self.left_session || self.retries_echoed > 1;
+        self.retries_echoed = 0;
         let sent = self.login_sent.take();
         // The login round trip is the first RTT sample, unless LOGIN was
         // sent more than once (Karn: the answer could be to either).

@@ -89,7 +89,6 @@ impl ClientConn {
                 self.last_sent = now;
                 let count = self.login_sent.map_or(0, |(_, n)| n);
                 self.login_sent = Some((now, count + 1));
-                self.logins_sent = self.logins_sent.saturating_add(1);
                 let d = pb.finish();
                 if self.cfg.login_copies > 1 {
                     self.login_echo = Some((
