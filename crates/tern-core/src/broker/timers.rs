@@ -24,7 +24,7 @@ use crate::time::Time;
 
 /// A deadline that moves later gets a new heap entry when its old one was
 /// due within this long.
-pub(super) const REARM_HORIZON: Duration = Duration::from_secs(1);
+const REARM_HORIZON: Duration = Duration::from_secs(1);
 
 impl<S: Store> Broker<S> {
     pub(super) fn touch(&mut self, sid: u64) {

@@ -125,8 +125,7 @@ impl Redundancy {
             // With the owner's estimate, copies need no measuring pairs:
             // they stop once it stays below half the threshold.
             if self.on && self.judged_on >= DWELL && loss < at / 2.0 {
-                self.on = false;
-                self.single = loss;
+                self.turn_off(loss);
             }
             return;
         }
@@ -134,8 +133,7 @@ impl Redundancy {
         if loss >= at / 2.0 {
             self.keep_on(loss);
         } else {
-            self.on = false;
-            self.single = loss;
+            self.turn_off(loss);
         }
     }
 
@@ -153,6 +151,14 @@ impl Redundancy {
         self.sent_on = 0;
         self.single = self.single.max(p);
         self.double = (p * p).max(DOUBLE_GAIN);
+    }
+
+    /// Copies off (probation over, if it was on) for a path losing about
+    /// `p`, where the single-send average resumes.
+    fn turn_off(&mut self, p: f32) {
+        self.on = false;
+        self.probation = false;
+        self.single = p;
     }
 
     /// The estimated loss rate of the path, from whichever average is fed.
@@ -212,15 +218,13 @@ impl Redundancy {
             if lost {
                 self.keep_on(at);
             } else if self.dwell >= PROBATION_PAIRS {
-                self.probation = false;
-                self.on = false;
+                self.turn_off(self.single);
             }
         } else if copies == 2 {
             self.double += (x - self.double) * DOUBLE_GAIN;
             self.dwell = self.dwell.saturating_add(1);
             if self.on && self.dwell >= DWELL && self.double.sqrt() < at / 2.0 {
-                self.on = false;
-                self.single = self.double.sqrt();
+                self.turn_off(self.double.sqrt());
             }
         } else {
             self.single += (x - self.single) * SINGLE_GAIN;
