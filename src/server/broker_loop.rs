@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::transport::udp::UdpIo;
 use bytes::Bytes;
 use tern_core::broker::{Broker, BrokerEvent, Peer, Transport};
 use tern_core::time::Time;
 use tern_core::wire::limits::MAX_RECV_DATAGRAM;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::api::bridge::{Bridge, Live, Request};
@@ -31,7 +31,7 @@ const READ_BURST: usize = 256;
 /// Where the broker's peers are: the UDP socket, and QUIC if enabled.
 pub struct Io {
     /// The raw UDP socket.
-    pub udp: Arc<UdpSocket>,
+    pub udp: Arc<UdpIo>,
     /// The QUIC bridge.
     pub quic: Option<QuicIo>,
 }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use tern_core::broker::{Broker, BrokerConfig, SealPolicy};
 
 use crate::config::SealPolicyName;
+use crate::transport::udp::UdpIo;
 use thiserror::Error;
-use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::store::{GroupCommitter, RocksOptions, RocksStore, StoreError};
@@ -83,7 +83,7 @@ pub enum ServerError {
 
 /// A bound, ready daemon. [`Server::run`] serves until shutdown.
 pub struct Server {
-    socket: Arc<UdpSocket>,
+    socket: Arc<UdpIo>,
     broker: Broker<RocksStore>,
     committer: GroupCommitter<RocksStore>,
     metrics: Metrics,
@@ -161,7 +161,7 @@ impl Server {
         // Junk dropped in the kernel never wakes the loop; without the
         // filter the broker drops it the same way, only at a higher cost.
         if cfg.limits.kernel_filter {
-            if let Err(e) = crate::transport::intake_filter::attach(&socket) {
+            if let Err(e) = crate::transport::intake_filter::attach(socket.socket()) {
                 tracing::warn!(error = %e, "the kernel filter for junk datagrams is not attached");
             }
         }

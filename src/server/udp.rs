@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
+use crate::transport::udp::UdpIo;
 use bytes::Bytes;
 use tern_core::broker::{Broker, Peer};
 use tern_core::time::Time;
-use tokio::net::UdpSocket;
 
 use crate::store::RocksStore;
 
@@ -17,7 +17,7 @@ pub fn deliver(broker: &mut Broker<RocksStore>, now: Time, from: SocketAddr, dat
 
 /// Reads up to `max` more datagrams without waiting.
 pub fn read_burst(
-    socket: &UdpSocket,
+    socket: &UdpIo,
     buf: &mut [u8],
     broker: &mut Broker<RocksStore>,
     now: Time,

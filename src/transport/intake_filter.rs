@@ -75,7 +75,7 @@ fn program() -> Vec<libc::sock_filter> {
 }
 
 /// Attaches the filter to `socket` (a raw-UDP socket of the daemon).
-pub fn attach(socket: &tokio::net::UdpSocket) -> io::Result<()> {
+pub fn attach(socket: &std::net::UdpSocket) -> io::Result<()> {
     socket2::SockRef::from(socket).attach_filter(&program())
 }
 
@@ -120,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn the_kernel_filter_admits_exactly_what_admits_says() {
         let rx = crate::transport::udp::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-        attach(&rx).unwrap();
+        attach(rx.socket()).unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = rx.local_addr().unwrap();
         let samples = samples();

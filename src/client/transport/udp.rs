@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 
+use crate::transport::udp::UdpIo;
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 
 use super::{unspecified_near, Recv};
 use crate::transport::udp;
 
 pub(in crate::client) struct UdpLink {
-    socket: UdpSocket,
+    socket: UdpIo,
     server: SocketAddr,
     buf: Vec<u8>,
 }
