@@ -27,6 +27,7 @@ mod files;
 mod lab;
 mod mqtt_client;
 mod mqtt_load;
+mod raw_paced;
 mod results;
 mod run;
 mod servers;

@@ -16,7 +16,7 @@ use crate::lab::{self, Lab};
 use crate::results::{BaselineResult, RunResults};
 use crate::servers::{Mosquitto, MosquittoSettings, TernProxy, Ternd};
 use crate::summary::{fmt_rate, lat_line, summary, tp_line, Out};
-use crate::{charts, delayers, mqtt_load, tern_load};
+use crate::{charts, delayers, mqtt_load, raw_paced, tern_load};
 
 /// One run: where, how big, with which binaries, and what it printed and
 /// measured so far.
@@ -293,6 +293,9 @@ impl Bench {
             r.added_rtt_ms = rtt;
             self.out.line(lat_line(&r));
             self.res.latency.push(r);
+            if rtt == 0 && loss == 0.0 {
+                raw_relays(&self.shape, &mut self.out, &mut self.res)?;
+            }
 
             if si == 0 && self.a.proxy_rtt_ms > 0 && self.proxy.exists() {
                 let d = Ternd::start(lab, &self.ternd, self.sealing())?;
@@ -349,4 +352,24 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// The floor under the CPU figures of the 0 % run: the same schedule
+/// through a one-thread raw UDP relay, without and with an append and
+/// `fdatasync` per message before its ACK (`raw_paced.rs`).
+fn raw_relays(shape: &Shape, out: &mut Out, res: &mut RunResults) -> Result<()> {
+    let dir = lab::scratch("raw-relay")?;
+    for (peer, durable) in [("raw-relay", None), ("raw-fsync", Some(dir.path()))] {
+        let r = raw_paced::run(
+            peer,
+            shape.latency_messages,
+            shape.latency_interval,
+            shape.payload,
+            shape.latency_grace,
+            durable,
+        )?;
+        out.line(lat_line(&r));
+        res.latency.push(r);
+    }
+    Ok(())
 }
