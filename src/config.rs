@@ -101,6 +101,11 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// Folder holding the RocksDB store and the token secret.
     pub data_dir: PathBuf,
+    /// Folder for the store's write-ahead log, e.g. on a disk of its own
+    /// (every ACK waits for its fsync). Absent: inside `data_dir`. Moving
+    /// it is refused while the old folder holds WAL files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_dir: Option<PathBuf>,
     /// How long inbox entries are kept when some device never reads them.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -224,6 +229,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: "127.0.0.1:7400".parse().expect("valid literal"),
             data_dir: PathBuf::from("tern-data"),
+            wal_dir: None,
             retention: Duration::from_secs(30 * 24 * 3600),
             history_retention: HistoryRetention::Forever,
             commits_in_flight: 1,
@@ -348,6 +354,8 @@ impl Config {
             "# ternd configuration. Every key can be overridden by an environment\n\
              # variable TERN_<SECTION>_<KEY>, e.g. TERN_SERVER_LISTEN=0.0.0.0:7400.\n\
              # Durations take units: 15s, 2m, 30days.\n\n{body}\n\
+             # [server] wal_dir: a folder for the store's write-ahead log, for example\n\
+             # on a disk of its own (absent: inside data_dir; also TERN_SERVER_WAL_DIR).\n\
              # [quic] listen: \"next\" (the [server] listen address with the next\n\
              # port), \"off\", or an address (also TERN_QUIC_LISTEN, ternd serve --quic).\n\
              # [seal] policy: \"required\", \"optional\" or \"off\" (raw UDP in the clear:\n\
@@ -366,6 +374,18 @@ impl Config {
         };
         if self.server.data_dir.as_os_str().is_empty() {
             return bad("server", "data_dir", "must not be empty");
+        }
+        if self
+            .server
+            .wal_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return bad(
+                "server",
+                "wal_dir",
+                "must not be empty (leave it out for data_dir)",
+            );
         }
         if self.server.retention < Duration::from_secs(60) {
             return bad("server", "retention", "must be at least 1 minute");

@@ -38,6 +38,10 @@ impl Config {
         }
         over!("TERN_SERVER_LISTEN", self.server.listen, parse);
         over!("TERN_SERVER_DATA_DIR", self.server.data_dir, path);
+        over!("TERN_SERVER_WAL_DIR", self.server.wal_dir, |k, v| path(
+            k, v
+        )
+        .map(Some));
         over!("TERN_SERVER_RETENTION", self.server.retention, duration);
         over!(
             "TERN_SERVER_HISTORY_RETENTION",

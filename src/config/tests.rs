@@ -138,3 +138,18 @@ fn redundant_sends_can_be_tuned_or_turned_off() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("redundant_sends_at"), "{e}");
 }
+
+#[test]
+fn the_wal_folder_is_optional_set_by_toml_or_env_and_never_empty() {
+    assert_eq!(Config::default().server.wal_dir, None);
+    assert!(Config::default_toml().contains("wal_dir"));
+    let c: Config = toml::from_str("[server]\nwal_dir = \"/disk2/wal\"\n").unwrap();
+    assert_eq!(c.server.wal_dir.as_deref(), Some(Path::new("/disk2/wal")));
+    let mut c = Config::default();
+    c.apply_env(|k| (k == "TERN_SERVER_WAL_DIR").then(|| "/disk3/wal".into()))
+        .unwrap();
+    assert_eq!(c.server.wal_dir.as_deref(), Some(Path::new("/disk3/wal")));
+    c.server.wal_dir = Some(PathBuf::new());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("wal_dir"), "{e}");
+}

@@ -149,7 +149,10 @@ impl Server {
         let address_token_key = load_address_token_key(&cfg)?;
         let store = Arc::new(RocksStore::open(
             cfg.server.data_dir.join("db"),
-            RocksOptions::default(),
+            RocksOptions {
+                wal_dir: cfg.server.wal_dir.clone(),
+                ..RocksOptions::default()
+            },
         )?);
         let committer = GroupCommitter::new(store.clone()).map_err(ServerError::Thread)?;
         let socket = crate::transport::udp::bind_udp(cfg.server.listen).map_err(|source| {

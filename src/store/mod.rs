@@ -25,6 +25,7 @@ pub mod run_rows;
 mod run_spaces;
 mod run_writer;
 pub mod value;
+mod wal_dir;
 
 pub use group_commit::{
     Closed, CommitError, CommitHandle, CommitResult, Completion, GroupCommitConfig,

@@ -71,6 +71,19 @@ pub enum StoreError {
     /// The format marker is not 4 bytes.
     #[error("the store's format marker is corrupt")]
     BadFormatMarker,
+    /// The configured WAL folder differs from the one the store last used,
+    /// and that one still holds WAL files: opening would lose them.
+    #[error(
+        "the store's write-ahead log is in {previous} and still holds WAL files (*.log), but \
+         the configuration puts it in {configured}: stop, move those files there, and start \
+         again, or set [server] wal_dir back to {previous}"
+    )]
+    WalElsewhere {
+        /// Where the WAL files are.
+        previous: PathBuf,
+        /// Where the configuration puts the WAL.
+        configured: PathBuf,
+    },
     /// The database directory could not be created.
     #[error("creating {path}: {source}")]
     Io {
@@ -100,6 +113,11 @@ pub struct RocksOptions {
     /// production: with `false`, a commit survives a process crash but not a
     /// power loss. Only benchmarks measuring the cost of fsync turn it off.
     pub sync_writes: bool,
+    /// Folder for the write-ahead log (`[server] wal_dir`), for example on
+    /// a disk of its own; `None`: inside the database folder. A change is
+    /// refused while the old folder still holds WAL files
+    /// ([`StoreError::WalElsewhere`]; `wal_dir.rs`).
+    pub wal_dir: Option<PathBuf>,
 }
 
 impl Default for RocksOptions {
@@ -113,6 +131,7 @@ impl Default for RocksOptions {
             block_cache_bytes: 128 << 20,
             max_background_jobs: cpus.clamp(2, 8) as i32,
             sync_writes: true,
+            wal_dir: None,
         }
     }
 }
@@ -151,6 +170,7 @@ impl RocksStore {
             source,
         })?;
 
+        let wal_dir = super::wal_dir::prepare(&path, options.wal_dir.as_deref())?;
         let cache = Cache::new_lru_cache(options.block_cache_bytes)?;
 
         let mut db_opts = Options::default();
@@ -159,6 +179,9 @@ impl RocksStore {
         // Every write goes to the WAL and is flushed to the OS inside the
         // write call (no manual FlushWAL step); `sync` then fsyncs it.
         db_opts.set_manual_wal_flush(false);
+        if let Some(dir) = &wal_dir {
+            db_opts.set_wal_dir(dir);
+        }
         db_opts.increase_parallelism(options.max_background_jobs);
         db_opts.set_max_background_jobs(options.max_background_jobs);
         // Sync SST files incrementally while they are written, so that flush
@@ -229,7 +252,8 @@ impl RocksStore {
             }
         }
         let opened = format::check_and_upgrade(&db, existed)?;
-        tracing::info!(path = %path.display(), ?opened, "opened RocksDB store");
+        super::wal_dir::record(&path, wal_dir.as_deref())?;
+        tracing::info!(path = %path.display(), ?opened, wal_dir = ?wal_dir, "opened RocksDB store");
         Ok(RocksStore {
             db,
             path,
