@@ -23,7 +23,7 @@ pub use api::ApiSection;
 mod env;
 
 /// Everything `ternd serve` can be configured with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Network and storage.
@@ -202,26 +202,11 @@ pub struct AuthSection {
 }
 
 /// `[metrics]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSection {
     /// TCP address of the Prometheus endpoint (`GET /metrics`); unset: off.
     pub listen: Option<SocketAddr>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerSection::default(),
-            timers: TimersSection::default(),
-            limits: LimitsSection::default(),
-            auth: AuthSection::default(),
-            metrics: MetricsSection::default(),
-            quic: QuicSection::default(),
-            seal: SealSection::default(),
-            api: ApiSection::default(),
-        }
-    }
 }
 
 impl Default for ServerSection {
@@ -275,12 +260,6 @@ impl Default for AuthSection {
             secret_file: PathBuf::new(),
             previous_secrets: Vec::new(),
         }
-    }
-}
-
-impl Default for MetricsSection {
-    fn default() -> Self {
-        MetricsSection { listen: None }
     }
 }
 
@@ -364,6 +343,8 @@ impl Config {
     }
 
     /// Checks every section; the first problem is returned.
+    // `!(x >= min)` on purpose: a NaN rate fails too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |section, key, reason: &str| {
             Err(ConfigError::Invalid {

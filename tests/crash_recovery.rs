@@ -168,7 +168,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
     // Anything delivered twice would show up now.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let mut next: HashMap<u64, u64> = HashMap::new();
     let mut last_from_seq: HashMap<u64, u64> = HashMap::new();
     for (i, e) in seen.entries.iter().enumerate() {
@@ -201,7 +201,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
         );
     }
     assert!(
-        seen.connects >= 1 + KILLS,
+        seen.connects > KILLS,
         "the receiver reconnected after every crash ({} logins)",
         seen.connects
     );

@@ -120,7 +120,7 @@ fn service_messages_are_stored_exactly_once_across_a_sigkill() {
     );
     let n = answered.len();
     assert!(
-        n >= 50 && n < MAX,
+        (50..MAX).contains(&n),
         "the kill came mid-stream ({n} answered)"
     );
     d.restart(Duration::from_secs(10)).unwrap();

@@ -160,7 +160,7 @@ async fn tampered_replayed_and_truncated_sealed_packets_are_dropped_and_counted(
     // The untouched packet still opens: the forgeries did not consume its number.
     mallory.inject(&fresh);
     let opened = counters(&d, "fresh packet accepted", |s| {
-        s.broker.datagrams_in >= after.broker.datagrams_in + 1
+        s.broker.datagrams_in > after.broker.datagrams_in
     })
     .await;
     assert_eq!(opened.broker.sealed_rejected, after.broker.sealed_rejected);

@@ -30,7 +30,13 @@ async fn online_relay_with_receipts(t: Transport) {
 
     let max = net.cfg.limits.max_payload;
     let n = 120u64;
-    let len = |i: u64| if i % 3 == 0 { max } else { 10 + i as usize };
+    let len = |i: u64| {
+        if i.is_multiple_of(3) {
+            max
+        } else {
+            10 + i as usize
+        }
+    };
     let sent = send_all(&alice, 2, 12, (0..n).map(|i| payload(i, len(i))).collect()).await;
     for i in 0..n {
         let m = next_message(&mut bob, 10).await;

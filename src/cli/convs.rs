@@ -64,7 +64,7 @@ pub async fn convs(
             Some(since) => {
                 let l = client.conversations(since, a.preview).await?;
                 let mut items = l.items;
-                items.sort_by(|x, y| y.version.cmp(&x.version));
+                items.sort_by_key(|x| std::cmp::Reverse(x.version));
                 Ok((l.list_version, l.total_unread, l.pages, items))
             }
             None => {

@@ -205,19 +205,16 @@ impl Driver {
                 .get_mut(&conv)
                 .and_then(|j| j.front_mut())
             {
-                match head.in_flight.take() {
-                    // Asked for whole: this is the answer, unless the local
-                    // history can serve it (the same records, maybe fewer
-                    // that another device deleted since).
-                    Some(true) => {
-                        let job = self.conv_waiters.jobs.get_mut(&conv).unwrap().pop_front();
-                        let job = job.expect("head exists");
-                        let local = self.history.page(conv, job.before, job.max);
-                        let _ = job
-                            .waiter
-                            .send(Ok(local.ok().flatten().unwrap_or_else(|| plain(page))));
-                    }
-                    Some(false) | None => {}
+                // Asked for whole: this is the answer, unless the local
+                // history can serve it (the same records, maybe fewer that
+                // another device deleted since).
+                if head.in_flight.take() == Some(true) {
+                    let job = self.conv_waiters.jobs.get_mut(&conv).unwrap().pop_front();
+                    let job = job.expect("head exists");
+                    let local = self.history.page(conv, job.before, job.max);
+                    let _ = job
+                        .waiter
+                        .send(Ok(local.ok().flatten().unwrap_or_else(|| plain(page))));
                 }
             }
         }

@@ -105,7 +105,7 @@ fn encode_held(h: &Held) -> Vec<u8> {
 }
 
 fn decode_held(v: &[u8]) -> Option<Held> {
-    if v.len() < 16 || (v.len() - 16) % 16 != 0 || (v.len() - 16) / 16 > MAX_RANGES {
+    if v.len() < 16 || !(v.len() - 16).is_multiple_of(16) || (v.len() - 16) / 16 > MAX_RANGES {
         return None;
     }
     let pairs = v[16..]

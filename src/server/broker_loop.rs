@@ -200,11 +200,9 @@ pub async fn serve(
         // Wake at least once a second, so the published counters stay fresh
         // while the daemon is idle.
         let publish_due = tokio::time::Instant::from_std(publish_at + Duration::from_secs(1));
-        let wake = Some(
-            broker
-                .poll_timeout()
-                .map_or(publish_due, |t| clock.instant(t).min(publish_due)),
-        );
+        let wake = broker
+            .poll_timeout()
+            .map_or(publish_due, |t| clock.instant(t).min(publish_due));
         tokio::select! {
             biased;
             _ = &mut shutdown => break None,
@@ -236,7 +234,7 @@ pub async fn serve(
                 broker.handle_datagram(now, from, data);
                 io.read_bursts(&mut buf, &mut broker, now);
             }
-            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
         let now = clock.now();
         broker.handle_timeout(now);

@@ -396,7 +396,7 @@ proptest! {
         };
         let mut body = prefix.to_vec();
         tern_core::wire::varint::put(&mut body, claimed);
-        body.extend(std::iter::repeat(0x61).take(present));
+        body.extend(std::iter::repeat_n(0x61, present));
         let (got, largest) = largest_allocation(|| Packet::decode(datagram(H, &body)));
         if claimed > max as u64 {
             prop_assert!(

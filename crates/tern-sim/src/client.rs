@@ -65,8 +65,12 @@ struct Process {
     read: u64,
     /// A checkpoint write under way (with the held ranges), and when it
     /// is on disk.
-    writing: Option<(Checkpoint, Vec<(ConvRef, Held)>, Time)>,
+    writing: Option<Writing>,
 }
+
+/// A checkpoint write under way: the checkpoint, the ranges it holds, and
+/// when it is on disk.
+type Writing = (Checkpoint, Vec<(ConvRef, Held)>, Time);
 
 /// What one wake-up of a device produced.
 #[derive(Default)]

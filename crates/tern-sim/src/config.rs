@@ -69,7 +69,7 @@ impl SimConfig {
     pub fn new(seed: u64) -> Self {
         let defaults = BrokerConfig::default();
         // One seed in four writes checkpoints and receipts at once.
-        let eager_writes = (seed % 4 == 0).then_some(Duration::ZERO);
+        let eager_writes = seed.is_multiple_of(4).then_some(Duration::ZERO);
         SimConfig {
             seed,
             users: 3,

@@ -90,7 +90,7 @@ impl<S: Store> Broker<S> {
         let sids: Vec<u64> = self
             .sessions
             .values()
-            .filter(|s| s.user == user && device.map_or(true, |d| d == s.device))
+            .filter(|s| s.user == user && device.is_none_or(|d| d == s.device))
             .map(|s| s.id)
             .collect();
         for sid in &sids {

@@ -106,6 +106,7 @@ impl<S: Store> Broker<S> {
     /// (with `epoch_seed`), and the device restarts from the checkpoint it
     /// claims (it may have lost data) within what is stored. `None` when the
     /// store cannot be read.
+    #[allow(clippy::too_many_arguments)]
     fn attach_device(
         &mut self,
         now: Time,

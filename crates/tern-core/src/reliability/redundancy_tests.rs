@@ -39,7 +39,7 @@ fn chat(s: &mut Sender<u64>, mut now: Time, n: u64, every: u64) -> Time {
         let seq = s.push(now, i).unwrap();
         drain(s, now);
         i += 1;
-        if every > 0 && seq % every == 0 {
+        if every > 0 && seq.is_multiple_of(every) {
             let next = s.push(now + ms(5), i).unwrap();
             i += 1;
             drain(s, now + ms(5));
@@ -55,10 +55,10 @@ fn chat(s: &mut Sender<u64>, mut now: Time, n: u64, every: u64) -> Time {
             assert!(s.get(seq).is_none(), "repaired");
         } else {
             drain(s, now + ms(2));
-            now = now + ms(100);
+            now += ms(100);
             s.handle_ack(now, seq, &[], Duration::ZERO);
         }
-        now = now + ms(10);
+        now += ms(10);
     }
     now
 }
@@ -166,7 +166,7 @@ fn copy_counts_after_hint(hint: f32) -> Vec<usize> {
     (0..8)
         .map(|_| {
             let n = copies_of_next(&mut s, now).len();
-            now = now + ms(50);
+            now += ms(50);
             n
         })
         .collect()
@@ -219,7 +219,7 @@ fn with_three_copies_every_fourth_message_still_goes_in_two() {
             assert_eq!(*t, now + ms(2 * k as u64));
         }
         counts.push(sent.len());
-        now = now + ms(50);
+        now += ms(50);
     }
     counts.sort();
     assert_eq!(counts, vec![2, 2, 3, 3, 3, 3, 3, 3]);
@@ -283,7 +283,7 @@ fn a_late_ack_is_not_counted_as_a_loss() {
         drain(&mut s, t);
         now = t + ms(5);
         s.handle_ack(now, next, &[], Duration::ZERO);
-        now = now + ms(10);
+        now += ms(10);
     }
     assert!(s.stats().fast_retransmits >= 100);
     assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
@@ -309,7 +309,7 @@ fn probes_and_stalls_are_not_counted_as_losses() {
         // by the timing rule.
         now = t + ms(150);
         s.handle_ack(now, seq, &[], Duration::ZERO);
-        now = now + ms(10);
+        now += ms(10);
     }
     assert!(s.stats().tail_probes + s.stats().timeout_retransmits >= 100);
     assert!(!s.loss_estimate().1, "rate {}", s.loss_estimate().0);
@@ -324,9 +324,9 @@ fn messages_sent_in_copies_still_measure_the_round_trip() {
     for i in 0..50 {
         let seq = s.push(now, i).unwrap();
         assert!(copies_of_next_sent(&mut s, now, seq) >= 2);
-        now = now + ms(300);
+        now += ms(300);
         s.handle_ack(now, seq, &[], Duration::ZERO);
-        now = now + ms(10);
+        now += ms(10);
     }
     let srtt = s.rtt().srtt().expect("sampled");
     assert!(

@@ -406,11 +406,9 @@ impl<T: Clone> Sender<T> {
         self.consecutive_timeouts = 0;
         self.breaker_open = false;
         self.detect_lost(now);
-        if progress {
-            if self.failed {
-                self.failed = false;
-                self.reset_budgets(now);
-            }
+        if progress && self.failed {
+            self.failed = false;
+            self.reset_budgets(now);
         }
     }
 

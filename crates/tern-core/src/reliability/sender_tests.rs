@@ -64,10 +64,7 @@ fn timeout_retransmits_with_backoff_then_fails() {
     assert_eq!(send_all(&mut s, now), vec![1]);
     let mut gaps = Vec::new();
     let mut last = now;
-    loop {
-        let Some(deadline) = s.poll_timeout() else {
-            break;
-        };
+    while let Some(deadline) = s.poll_timeout() {
         now = deadline;
         s.handle_timeout(now);
         if send_all(&mut s, now) == vec![1] {

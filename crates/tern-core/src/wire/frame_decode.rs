@@ -13,6 +13,7 @@ use super::varint;
 
 impl Frame {
     /// Decodes one frame from the front of `r`.
+    #[allow(clippy::match_overlapping_arm)] // ADDRESS_TOKEN is an extension type
     pub fn decode(r: &mut Reader) -> Result<Frame, DecodeError> {
         let t = r.u8()?;
         Ok(match t {
@@ -119,6 +120,7 @@ impl Frame {
             ty::READ_COUNTS => Frame::ReadCountsRequest(ReadCountsRequest::decode(r)?),
             ty::READ_COUNTS_ANSWER => Frame::ReadCounts(ReadCounts::decode(r)?),
             // An extension frame this version knows: held to its own bound.
+            // It lies inside the extension range, and this arm comes first.
             ty::ADDRESS_TOKEN => Frame::AddressToken(r.bytes("address_token", MAX_COOKIE)?),
             ty::EXTENSION_FIRST..=ty::EXTENSION_LAST => Frame::Extension {
                 ty: t,

@@ -375,7 +375,7 @@ fn history_phase(
         let start = if before == 0 { u64::MAX } else { before - 1 };
         it.seek_for_prev(record_key(&key, start));
         let mut n = 0u64;
-        while n < opts.page as u64 {
+        while n < opts.page {
             let Some((k, v)) = it.item() else { break };
             if !k.starts_with(&key.to_bytes()) {
                 break;

@@ -213,7 +213,7 @@ fn run(
             counts.sent.fetch_add(1, Ordering::Relaxed);
             cursor += 1;
             n -= 1;
-            if n % 256 == 0 {
+            if n.is_multiple_of(256) {
                 drain(&socks, &mut buf, counts);
             }
         }

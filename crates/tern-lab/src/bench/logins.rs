@@ -94,6 +94,7 @@ impl LoginSockets {
 /// `first_user + i / per_user`, over the shared sockets, at most `window` LOGINs unanswered at once. A LOGIN
 /// unanswered for 300 ms is sent again; a RETRY (address validation) makes
 /// every LOGIN of that socket go again at once with the cookie.
+#[allow(clippy::too_many_arguments)]
 pub fn login_many(
     ls: &mut LoginSockets,
     keys: &TokenKeys,

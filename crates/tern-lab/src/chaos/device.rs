@@ -220,11 +220,12 @@ impl DeviceTask {
                 s.event("group_added", serde_json::json!({ "user": user }));
             }
         }
-        if frac >= 0.6 && !s.churn_removed.load(Ordering::Relaxed) {
-            if client.remove_members(g, &[2]).await.is_ok() {
-                s.churn_removed.store(true, Ordering::Relaxed);
-                s.event("group_removed", serde_json::json!({ "user": 2 }));
-            }
+        if frac >= 0.6
+            && !s.churn_removed.load(Ordering::Relaxed)
+            && client.remove_members(g, &[2]).await.is_ok()
+        {
+            s.churn_removed.store(true, Ordering::Relaxed);
+            s.event("group_removed", serde_json::json!({ "user": 2 }));
         }
     }
 

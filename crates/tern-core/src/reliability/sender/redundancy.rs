@@ -195,7 +195,7 @@ impl Redundancy {
             return k.min(2);
         }
         // Without the owner's estimate, pairs measure the path.
-        if self.reverse.is_none() && self.sent_on % PAIR_EVERY == 0 {
+        if self.reverse.is_none() && self.sent_on.is_multiple_of(PAIR_EVERY) {
             2
         } else {
             k
