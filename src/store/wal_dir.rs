@@ -143,10 +143,27 @@ mod tests {
         store.inbox_meta(user).unwrap().map(|m| m.head)
     }
 
-    #[test]
-    fn writes_go_to_the_configured_wal_folder_and_survive_a_reopen() {
+    /// A scratch folder with the paths of a database and a WAL folder in it.
+    fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        (dir, db, wal)
+    }
+
+    /// Moves the WAL files from `from` to `to`, as an operator would.
+    fn move_logs(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                std::fs::rename(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn writes_go_to_the_configured_wal_folder_and_survive_a_reopen() {
+        let (_dir, db, wal) = folders();
         write(&open(&db, Some(&wal)).unwrap(), 1);
         assert!(has_wal_files(&wal).unwrap());
         assert!(!has_wal_files(&db).unwrap());
@@ -156,8 +173,7 @@ mod tests {
 
     #[test]
     fn moving_the_wal_away_from_its_files_is_refused_either_way() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        let (_dir, db, wal) = folders();
         write(&open(&db, None).unwrap(), 1);
         match open(&db, Some(&wal)) {
             Err(StoreError::WalElsewhere { previous, .. }) => {
@@ -168,8 +184,7 @@ mod tests {
         // The refused open changed nothing: the write is still there.
         assert_eq!(head(&open(&db, None).unwrap(), 1), Some(1));
 
-        let dir = tempfile::tempdir().unwrap();
-        let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        let (dir, db, wal) = folders();
         write(&open(&db, Some(&wal)).unwrap(), 2);
         let e = open(&db, None).map(|_| ()).unwrap_err();
         assert!(matches!(e, StoreError::WalElsewhere { .. }), "{e}");
@@ -184,22 +199,12 @@ mod tests {
 
     #[test]
     fn wal_files_moved_by_hand_follow_the_new_setting() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        let (_dir, db, wal) = folders();
         write(&open(&db, None).unwrap(), 3);
-        std::fs::create_dir_all(&wal).unwrap();
-        for entry in std::fs::read_dir(&db).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "log") {
-                std::fs::rename(&path, wal.join(path.file_name().unwrap())).unwrap();
-            }
-        }
+        move_logs(&db, &wal);
         assert_eq!(head(&open(&db, Some(&wal)).unwrap(), 3), Some(3));
         // And back to the default, once moved back.
-        for entry in std::fs::read_dir(&wal).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::rename(&path, db.join(path.file_name().unwrap())).unwrap();
-        }
+        move_logs(&wal, &db);
         let store = open(&db, None).unwrap();
         assert_eq!(head(&store, 3), Some(3));
         assert!(!db.join(MARKER).exists());
