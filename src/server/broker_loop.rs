@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::transport::udp::UdpIo;
 use bytes::Bytes;
 use tern_core::broker::{Broker, BrokerEvent, Peer, Transport};
 use tern_core::time::Time;
@@ -23,6 +22,7 @@ use super::quic::QuicIo;
 use super::storage::{Fault, Health, Verdict};
 use super::{udp, ServerError};
 use crate::store::{GroupCommitter, RocksStore};
+use crate::transport::udp::UdpIo;
 
 /// Datagrams read per wake-up and per transport before the broker's output
 /// is flushed.

@@ -26,11 +26,11 @@ use std::sync::Arc;
 use tern_core::broker::{Broker, BrokerConfig, SealPolicy};
 
 use crate::config::SealPolicyName;
-use crate::transport::udp::UdpIo;
 use thiserror::Error;
 
 use crate::config::Config;
 use crate::store::{GroupCommitter, RocksOptions, RocksStore, StoreError};
+use crate::transport::udp::UdpIo;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, Error)]

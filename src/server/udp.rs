@@ -2,12 +2,12 @@
 
 use std::net::SocketAddr;
 
-use crate::transport::udp::UdpIo;
 use bytes::Bytes;
 use tern_core::broker::{Broker, Peer};
 use tern_core::time::Time;
 
 use crate::store::RocksStore;
+use crate::transport::udp::UdpIo;
 
 /// Hands one received datagram to the broker, tagged as a raw-UDP peer:
 /// whatever its source address, it never passes for a QUIC connection.

@@ -26,10 +26,6 @@ const MARKER: &str = "TERN-WAL-DIR";
 /// the WAL folder of the store in `db`, creating it if needed. Returns the
 /// folder to give RocksDB, `None` for the database folder itself.
 pub(super) fn prepare(db: &Path, configured: Option<&Path>) -> Result<Option<PathBuf>, StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
     let db = db.canonicalize().map_err(io(db))?;
     let wanted = match configured {
         Some(dir) => {
@@ -61,10 +57,6 @@ pub(super) fn prepare(db: &Path, configured: Option<&Path>) -> Result<Option<Pat
 /// Records the WAL folder now in use (`None`: the database folder), once
 /// the store has opened with it.
 pub(super) fn record(db: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
     let db = db.canonicalize().map_err(io(db))?;
     let marker = db.join(MARKER);
     let Some(wal) = wal else {
@@ -87,6 +79,12 @@ pub(super) fn record(db: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
     std::fs::File::open(&db)
         .and_then(|d| d.sync_all())
         .map_err(io(&db))
+}
+
+/// The error for an I/O failure on `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { path, source }
 }
 
 /// Whether `dir` holds RocksDB WAL files (`<number>.log`). A folder that

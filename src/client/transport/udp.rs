@@ -3,11 +3,10 @@
 
 use std::net::SocketAddr;
 
-use crate::transport::udp::UdpIo;
 use bytes::Bytes;
 
 use super::{unspecified_near, Recv};
-use crate::transport::udp;
+use crate::transport::udp::{self, UdpIo};
 
 pub(in crate::client) struct UdpLink {
     socket: UdpIo,
