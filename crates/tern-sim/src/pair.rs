@@ -143,15 +143,7 @@ impl Pair {
                 moved = true;
             }
         }
-        self.broker.handle_timeout(self.now);
-        while let Some(c) = self.broker.poll_commit() {
-            let result = match self.fail_commits {
-                true => Err("No space left on device".to_string()),
-                false => self.store.commit(&c.batch).map_err(|e| e.to_string()),
-            };
-            self.broker.handle_committed(self.now, c.id, result);
-            moved = true;
-        }
+        moved |= self.run_broker();
         while let Some((to, d)) = self.broker.poll_transmit() {
             if let Some((_, c)) = self.clients.iter_mut().find(|(a, _)| *a == to.addr) {
                 c.handle_datagram(self.now, d);
@@ -159,6 +151,39 @@ impl Pair {
             }
         }
         moved
+    }
+
+    /// The broker's timers, then its commits, applied at once (failed
+    /// while `fail_commits`). Returns whether anything was committed.
+    fn run_broker(&mut self) -> bool {
+        self.broker.handle_timeout(self.now);
+        let mut committed = false;
+        while let Some(c) = self.broker.poll_commit() {
+            let result = match self.fail_commits {
+                true => Err("No space left on device".to_string()),
+                false => self.store.commit(&c.batch).map_err(|e| e.to_string()),
+            };
+            self.broker.handle_committed(self.now, c.id, result);
+            committed = true;
+        }
+        committed
+    }
+
+    /// For tests that carry datagrams by hand (a delay, a race): hands
+    /// `datagrams` from `from` to the broker now, runs its timers and
+    /// commits, and returns everything it sends, with the address.
+    pub fn broker_round(
+        &mut self,
+        from: SocketAddr,
+        datagrams: impl IntoIterator<Item = Bytes>,
+    ) -> Vec<(SocketAddr, Bytes)> {
+        for d in datagrams {
+            self.broker.handle_datagram(self.now, from, d);
+        }
+        self.run_broker();
+        std::iter::from_fn(|| self.broker.poll_transmit())
+            .map(|(to, d)| (to.addr, d))
+            .collect()
     }
 
     /// The LOGIN datagrams (session id 0) sent so far from client address

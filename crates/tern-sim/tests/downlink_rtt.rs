@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
-use tern_core::store::Store;
 use tern_core::wire::{Frame, Packet};
 use tern_sim::pair::Pair;
 
@@ -24,16 +23,10 @@ fn bob_logs_in_over_a_slow_path(net: &mut Pair, bob: SocketAddr) -> ClientConn {
     for _ in 0..4 {
         let outgoing: Vec<Bytes> = std::iter::from_fn(|| c.poll_transmit(net.now)).collect();
         net.now += ONE_WAY;
-        for d in outgoing {
-            net.broker.handle_datagram(net.now, bob, d);
-        }
-        net.broker.handle_timeout(net.now);
-        while let Some(commit) = net.broker.poll_commit() {
-            net.store.commit(&commit.batch).expect("memory store");
-            net.broker.handle_committed(net.now, commit.id, Ok(()));
-        }
-        let answers: Vec<Bytes> = std::iter::from_fn(|| net.broker.poll_transmit())
-            .filter(|(to, _)| to.addr == bob)
+        let answers: Vec<Bytes> = net
+            .broker_round(bob, outgoing)
+            .into_iter()
+            .filter(|(to, _)| *to == bob)
             .map(|(_, d)| d)
             .collect();
         net.now += ONE_WAY;
@@ -80,16 +73,8 @@ fn the_first_push_is_repaired_on_the_login_round_trip_not_the_blind_rto() {
         c.handle_timeout(now);
         let out: Vec<Bytes> = std::iter::from_fn(|| c.poll_transmit(now)).collect();
         let addr = *addr;
-        for d in out {
-            net.broker.handle_datagram(now, addr, d);
-        }
-        net.broker.handle_timeout(now);
-        while let Some(commit) = net.broker.poll_commit() {
-            net.store.commit(&commit.batch).expect("memory store");
-            net.broker.handle_committed(now, commit.id, Ok(()));
-        }
-        while let Some((to, d)) = net.broker.poll_transmit() {
-            if to.addr == bob {
+        for (to, d) in net.broker_round(addr, out) {
+            if to == bob {
                 // A push's copy 2 ms later (a new sender starts on
                 // probation, in copies) is not another attempt.
                 let copy = pushes

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tern_core::broker::BrokerConfig;
 use tern_core::client::{ClientConfig, ClientConn, ClientEvent};
-use tern_core::store::Store;
 use tern_core::wire::{Frame, Packet};
 use tern_sim::pair::{entries, Pair};
 
@@ -45,17 +44,12 @@ fn from_client(net: &mut Pair, i: usize) -> Vec<Bytes> {
 /// to that client (it sends no one else anything here).
 fn to_broker(net: &mut Pair, i: usize, datagrams: Vec<Bytes>) -> Vec<Bytes> {
     let from = net.clients[i].0;
-    for d in datagrams {
-        net.broker.handle_datagram(net.now, from, d);
-    }
-    net.broker.handle_timeout(net.now);
-    while let Some(c) = net.broker.poll_commit() {
-        net.store.commit(&c.batch).expect("memory store");
-        net.broker.handle_committed(net.now, c.id, Ok(()));
-    }
-    std::iter::from_fn(|| net.broker.poll_transmit())
-        .map(|(_, d)| d)
-        .collect()
+    let sent = net.broker_round(from, datagrams);
+    assert!(
+        sent.iter().all(|(to, _)| *to == from),
+        "only {from} is answered"
+    );
+    sent.into_iter().map(|(_, d)| d).collect()
 }
 
 fn is_retry(d: &Bytes) -> bool {
