@@ -54,8 +54,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
 use tern_core::store::{Store, WriteBatch};
+
+use super::commit_queue::{self, QueueRx, QueueTx};
 
 /// What a completion callback receives: the group's commit result.
 pub type CommitResult<E> = Result<(), Arc<E>>;
@@ -250,7 +252,7 @@ struct Counters {
 /// submitting threads.
 pub struct GroupCommitter<S: Store> {
     store: Arc<S>,
-    tx: Option<Sender<Item<S::Error>>>,
+    tx: Option<QueueTx<Item<S::Error>>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -271,7 +273,7 @@ impl<S: Store> GroupCommitter<S> {
 
     /// Starts a committer over `store`.
     pub fn with_config(store: Arc<S>, config: GroupCommitConfig) -> std::io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let (tx, rx) = commit_queue::bounded(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let thread = {
             let store = store.clone();
@@ -314,7 +316,7 @@ impl<S: Store> GroupCommitter<S> {
         let Some(tx) = self.tx.as_ref().filter(|_| !self.is_dead()) else {
             return Err((Closed(job.batch), job.done));
         };
-        tx.send(Item::Batch(job)).map_err(|e| match e.into_inner() {
+        tx.send(Item::Batch(job)).map_err(|item| match item {
             Item::Batch(job) => (Closed(job.batch), job.done),
             Item::Resume => unreachable!("a batch was sent"),
         })
@@ -373,7 +375,7 @@ impl<S: Store> GroupCommitter<S> {
 
     /// Batches waiting in the queue.
     pub fn queued(&self) -> usize {
-        self.tx.as_ref().map_or(0, Sender::len)
+        self.tx.as_ref().map_or(0, QueueTx::len)
     }
 
     /// True once the committer has failed stop (its store panicked).
@@ -427,7 +429,7 @@ fn channel_completion<E: Send + Sync + 'static>() -> (Completion<E>, CommitHandl
 }
 
 /// The committer thread.
-fn run<S: Store>(store: &S, rx: &Receiver<Item<S::Error>>, c: &Counters, max_group: usize) {
+fn run<S: Store>(store: &S, rx: &QueueRx<Item<S::Error>>, c: &Counters, max_group: usize) {
     let mut group: Vec<Job<S::Error>> = Vec::new();
     let mut merged = WriteBatch::default();
     let mut dones: Vec<Completion<S::Error>> = Vec::new();
@@ -435,7 +437,7 @@ fn run<S: Store>(store: &S, rx: &Receiver<Item<S::Error>>, c: &Counters, max_gro
     let mut fence: Option<Arc<S::Error>> = None;
     // `recv` keeps returning queued jobs after the queue is closed, so a
     // shutdown commits everything submitted before it.
-    while let Ok(item) = rx.recv() {
+    while let Some(item) = rx.recv() {
         let first = match item {
             Item::Resume => {
                 fence = None;
@@ -451,10 +453,10 @@ fn run<S: Store>(store: &S, rx: &Receiver<Item<S::Error>>, c: &Counters, max_gro
         group.push(first);
         while group.len() < max_group {
             match rx.try_recv() {
-                Ok(Item::Batch(j)) => group.push(j),
+                Some(Item::Batch(j)) => group.push(j),
                 // Not fenced: nothing to lift.
-                Ok(Item::Resume) => {}
-                Err(_) => break,
+                Some(Item::Resume) => {}
+                None => break,
             }
         }
 
@@ -525,11 +527,11 @@ fn complete<E>(done: Completion<E>, r: CommitResult<E>) {
 
 /// The store panicked mid-commit: its state is unknown. Drop every pending
 /// completion unrun (waiters see `Closed`) until the committer is dropped.
-fn fail_stop<E>(c: &Counters, rx: &Receiver<Item<E>>, dones: &mut Vec<Completion<E>>) {
+fn fail_stop<E>(c: &Counters, rx: &QueueRx<Item<E>>, dones: &mut Vec<Completion<E>>) {
     tracing::error!("store panicked during group commit; the committer stops");
     c.dead.store(true, Ordering::Release);
     dones.clear();
-    while let Ok(job) = rx.recv() {
+    while let Some(job) = rx.recv() {
         drop(job);
     }
 }

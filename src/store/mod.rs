@@ -13,6 +13,7 @@
 //!   membership); [`format`] checks the data
 //!   folder's format and upgrades older ones.
 
+mod commit_queue;
 pub mod conv_values;
 pub mod entry_values;
 pub mod format;
