@@ -2,6 +2,8 @@
 //! daemon is configured for each and how a client reaches it. A new
 //! transport is a new [`Column`].
 
+use std::net::SocketAddr;
+
 use super::daemon::Daemon;
 use super::{BenchError, Result};
 use tern::client::{ClientOptions, ServerTrust, Transport};
@@ -17,6 +19,18 @@ pub struct Column {
     pub daemon: fn(&mut Config),
     /// Client options for a token, once the daemon is up.
     pub client: fn(&Daemon, Vec<u8>) -> Result<ClientOptions>,
+    /// True when the clients reach the daemon over QUIC, not raw UDP.
+    pub quic: bool,
+}
+
+impl Column {
+    /// The daemon's socket this column's clients send to.
+    pub fn socket(&self, d: &Daemon) -> SocketAddr {
+        match (self.quic, d.quic) {
+            (true, Some(q)) => q,
+            _ => d.udp,
+        }
+    }
 }
 
 fn plain_daemon(cfg: &mut Config) {
@@ -61,6 +75,7 @@ pub const RAW_UDP: Column = Column {
     name: "raw UDP (plaintext)",
     daemon: plain_daemon,
     client: udp_client,
+    quic: false,
 };
 
 /// Raw UDP sealed: Noise NK handshake at login, then ChaCha20-Poly1305 per
@@ -70,6 +85,7 @@ pub const SEALED_UDP: Column = Column {
     name: "UDP sealed",
     daemon: sealed_daemon,
     client: sealed_client,
+    quic: false,
 };
 
 /// QUIC (TLS 1.3, DATAGRAM frames), certificate pinned by fingerprint.
@@ -77,4 +93,5 @@ pub const QUIC: Column = Column {
     name: "QUIC",
     daemon: quic_daemon,
     client: quic_client,
+    quic: true,
 };

@@ -217,6 +217,8 @@ pub fn run(opts: &MillionOpts) -> Result<()> {
         opts.sessions + 1000
     );
     let mut server = TerndConfig::new(&ternd, &data)
+        // QUIC as a user runs it: on, next to raw UDP.
+        .quic_as_configured()
         .stderr(Stderr::Inherit)
         .env("RUST_LOG", "warn")
         // All sessions come from one IP here: lift the per-source pre-login

@@ -97,10 +97,10 @@ impl Sealing {
     pub fn describe(self) -> &'static str {
         match self {
             Sealing::Sealed => {
-                "default config: seal policy required, clients sealed (pinned seal key), address validation on"
+                "default config: seal policy required, clients sealed (pinned seal key), address validation on, QUIC served beside raw UDP"
             }
             Sealing::Clear => {
-                "clear raw UDP: seal policy off, clients clear, address validation on"
+                "clear raw UDP: seal policy off, clients clear, address validation on, QUIC served beside raw UDP"
             }
         }
     }

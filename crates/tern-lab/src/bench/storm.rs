@@ -141,6 +141,8 @@ pub fn run(opts: &StormOpts) -> Result<()> {
     let keys = tern::server::load_keys(&cfg)?;
     println!("tern-bench storm: {}", machine_line());
     let mut server = TerndConfig::new(&ternd, &data)
+        // QUIC as a user runs it: on, next to raw UDP.
+        .quic_as_configured()
         .stderr(Stderr::Inherit)
         .env("RUST_LOG", "warn")
         .on_drop(OnDrop::Terminate(Duration::from_secs(10)))

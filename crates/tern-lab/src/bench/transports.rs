@@ -103,17 +103,17 @@ struct Drops {
 }
 
 impl Drops {
-    fn start(d: &Daemon) -> Drops {
+    fn start(d: &Daemon, c: &Column) -> Drops {
         Drops {
-            daemon: daemon_socket_drops(d),
+            daemon: socket_drops(c.socket(d)),
             system: udp_rcvbuf_errors(),
         }
     }
 
     /// Drops since the start: (at the daemon's socket, system-wide).
-    fn since(&self, d: &Daemon) -> (u64, u64) {
+    fn since(&self, d: &Daemon, c: &Column) -> (u64, u64) {
         (
-            daemon_socket_drops(d).saturating_sub(self.daemon),
+            socket_drops(c.socket(d)).saturating_sub(self.daemon),
             udp_rcvbuf_errors().saturating_sub(self.system),
         )
     }
@@ -162,12 +162,6 @@ fn line(kind: &str, col: &Column, r: &LoadReport, extra: &str) {
     );
 }
 
-/// Receive-buffer drops at the daemon's socket for this column: its QUIC
-/// socket when it has one, else its raw UDP socket.
-fn daemon_socket_drops(d: &Daemon) -> u64 {
-    socket_drops(d.quic.unwrap_or(d.udp))
-}
-
 /// Runs the benchmark and prints its report.
 pub fn run(opts: &TransportsOpts) -> Result<()> {
     let cols = columns();
@@ -205,7 +199,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
         let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
         base += 2 * pairs as u64 + 16;
         let before = threads_cpu();
-        let drops = Drops::start(d);
+        let drops = Drops::start(d, c);
         let (r, p) = rt.block_on(throughput(
             p,
             per_sender,
@@ -214,7 +208,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
             opts.max_time,
         ))?;
         let after = threads_cpu();
-        let (dd, drops) = drops.since(d);
+        let (dd, drops) = drops.since(d, c);
         rt.block_on(p.close());
         let (dl, lg) = cpu_per_msg(&before, &after, d.loop_tid, r.completed());
         let res = &mut results[ci];
@@ -234,7 +228,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
         let (c, d) = (&cols[ci], &daemons[ci]);
         let p = rt.block_on(Pairs::connect(d, c, base, pairs))?;
         base += 2 * pairs as u64 + 16;
-        let drops = Drops::start(d);
+        let drops = Drops::start(d, c);
         let (r, p) = rt.block_on(fixed_rate(
             p,
             opts.rate,
@@ -242,7 +236,7 @@ pub fn run(opts: &TransportsOpts) -> Result<()> {
             opts.payload,
             Duration::from_secs(10),
         ))?;
-        let (dd, drops) = drops.since(d);
+        let (dd, drops) = drops.since(d, c);
         rt.block_on(p.close());
         let res = &mut results[ci];
         res.count(&r, dd, drops);

@@ -120,6 +120,8 @@ fn main() -> anyhow::Result<()> {
     let dir = TempDir(root);
     let data = dir.path().join("ternd");
     let d = TerndConfig::new(&ternd, &data)
+        // QUIC as a user runs it: on, next to raw UDP.
+        .quic_as_configured()
         .log_file(dir.path().join("ternd.log"))
         .start()?;
     let token = |u: u64| issue_token(&ternd, &data, u, 1);

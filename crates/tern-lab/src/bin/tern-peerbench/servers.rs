@@ -41,6 +41,8 @@ impl Ternd {
         let dir = scratch("ternd")?;
         let data = dir.path().join("data");
         let daemon = TerndConfig::new(ternd, &data)
+            // QUIC as a user runs it: on, next to raw UDP.
+            .quic_as_configured()
             .prefix(lab.server_prefix())
             .listen(SocketAddr::new(lab.server_ip, 0))
             .log_file(dir.path().join("ternd.log"))
