@@ -17,6 +17,8 @@
 //! one of them sees the other. `Thread::unpark` before `park` is not lost
 //! either: the next `park` returns at once.
 
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
@@ -54,7 +56,11 @@ pub(super) fn bounded<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
             tx: Some(tx),
             sleeper: sleeper.clone(),
         },
-        QueueRx { rx, sleeper },
+        QueueRx {
+            rx,
+            sleeper,
+            one_thread: PhantomData,
+        },
     )
 }
 
@@ -96,10 +102,13 @@ impl<T> Drop for QueueTx<T> {
     }
 }
 
-/// The receiving side; used by one thread only.
+/// The receiving side. It may move to another thread before its first
+/// `recv`, but it is not `Sync`: the thread a sender unparks is the one that
+/// first waited.
 pub(super) struct QueueRx<T> {
     rx: Receiver<T>,
     sleeper: Arc<Sleeper>,
+    one_thread: PhantomData<Cell<()>>,
 }
 
 impl<T> QueueRx<T> {
