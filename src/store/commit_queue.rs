@@ -20,14 +20,15 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 struct Sleeper {
-    /// The receiving thread, known from its first wait on.
-    thread: OnceLock<Thread>,
+    /// The thread that last went to sleep on the queue (the receiver may
+    /// move between threads between waits).
+    thread: Mutex<Option<Thread>>,
     /// Set by the receiver before it parks; taken by the sender that wakes it.
     asleep: AtomicBool,
 }
@@ -37,7 +38,8 @@ impl Sleeper {
     fn wake(&self) {
         fence(Ordering::SeqCst);
         if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::AcqRel) {
-            if let Some(t) = self.thread.get() {
+            let sleeping = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = sleeping.as_ref() {
                 t.unpark();
             }
         }
@@ -48,7 +50,7 @@ impl Sleeper {
 pub(super) fn bounded<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let sleeper = Arc::new(Sleeper {
-        thread: OnceLock::new(),
+        thread: Mutex::new(None),
         asleep: AtomicBool::new(false),
     });
     (
@@ -102,9 +104,9 @@ impl<T> Drop for QueueTx<T> {
     }
 }
 
-/// The receiving side. It may move to another thread before its first
-/// `recv`, but it is not `Sync`: the thread a sender unparks is the one that
-/// first waited.
+/// The receiving side. It may move between threads, but it is not `Sync`:
+/// one thread at a time waits on it, and that is the thread a sender
+/// unparks.
 pub(super) struct QueueRx<T> {
     rx: Receiver<T>,
     sleeper: Arc<Sleeper>,
@@ -115,14 +117,19 @@ impl<T> QueueRx<T> {
     /// The next item, sleeping while the queue is empty; `None` once the
     /// sender is gone and everything it queued has been taken.
     pub(super) fn recv(&self) -> Option<T> {
-        let me = self.sleeper.thread.get_or_init(std::thread::current);
-        debug_assert_eq!(me.id(), std::thread::current().id(), "one receiving thread");
         loop {
             match self.rx.try_recv() {
                 Ok(item) => return Some(item),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
+            // Name the thread to wake before announcing the sleep: a sender
+            // that sees the announcement finds it.
+            *self
+                .sleeper
+                .thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
             self.sleeper.asleep.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             match self.rx.try_recv() {
@@ -147,12 +154,35 @@ impl<T> QueueRx<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
-    /// Waits (without sleeping for a fixed time) until the receiver has
-    /// announced that it parks.
+    /// How long a test waits for the other thread before it fails: a
+    /// bound on a wait, never a sleep.
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    /// Waits until the receiver has announced that it parks.
     fn until_asleep(s: &Sleeper) {
+        let deadline = Instant::now() + LIMIT;
         while !s.asleep.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the receiver never went to sleep"
+            );
             std::thread::yield_now();
+        }
+    }
+
+    /// Runs `f` on a thread of its own; the returned function waits for its
+    /// result, and fails the test instead of hanging on a lost wake-up.
+    fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> impl FnOnce() -> T {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(f());
+        });
+        move || {
+            result
+                .recv_timeout(LIMIT)
+                .expect("the receiving thread never finished: a lost wake-up")
         }
     }
 
@@ -175,7 +205,7 @@ mod tests {
         let (tx, rx) = bounded(2);
         let sleeper = tx.sleeper.clone();
         let n = 50_000u32;
-        let consumer = std::thread::spawn(move || {
+        let consumer = on_thread(move || {
             let mut next = 0;
             while let Some(i) = rx.recv() {
                 assert_eq!(i, next, "in order");
@@ -191,17 +221,34 @@ mod tests {
             }
         }
         drop(tx);
-        assert_eq!(consumer.join().unwrap(), n);
+        assert_eq!(consumer(), n);
     }
 
     #[test]
     fn dropping_the_sender_wakes_a_sleeping_receiver() {
         let (tx, rx) = bounded::<u8>(1);
         let sleeper = tx.sleeper.clone();
-        let consumer = std::thread::spawn(move || rx.recv());
+        let consumer = on_thread(move || rx.recv());
         until_asleep(&sleeper);
         drop(tx);
-        assert_eq!(consumer.join().unwrap(), None);
+        assert_eq!(consumer(), None);
+    }
+
+    #[test]
+    fn a_receiver_moved_to_another_thread_is_woken_there() {
+        let (tx, rx) = bounded(1);
+        let sleeper = tx.sleeper.clone();
+        // One thread sleeps on the queue, takes an item, and hands the
+        // receiver on; the next sleep is another thread's.
+        let first = on_thread(move || (rx.recv(), rx));
+        until_asleep(&sleeper);
+        tx.send(1).unwrap();
+        let (got, rx) = first();
+        assert_eq!(got, Some(1));
+        let second = on_thread(move || rx.recv());
+        until_asleep(&sleeper);
+        tx.send(2).unwrap();
+        assert_eq!(second(), Some(2));
     }
 
     #[test]
