@@ -15,6 +15,15 @@ use super::{BenchError, Result};
 use tern::config::Config;
 use tern::server::{Metrics, Server, Snapshot};
 
+/// The environment overrides (`TERN_<SECTION>_<KEY>`) the benchmarks'
+/// daemon takes, for before-and-after comparisons; every other setting is
+/// the default or the benchmark's own.
+const COMPARISON_OVERRIDES: [&str; 3] = [
+    "TERN_SERVER_COMMITS_IN_FLIGHT",
+    "TERN_QUIC_LISTEN",
+    "TERN_LIMITS_KERNEL_FILTER",
+];
+
 /// A daemon on its own thread (current-thread runtime), on 127.0.0.1:0.
 pub struct Daemon {
     /// Raw UDP address.
@@ -59,26 +68,18 @@ impl Daemon {
         // the QUIC limit on the packet size then applies to every peer
         // (proto-spec/quic.md, "Sizes").
         tweak(&mut cfg);
-        // The settings a before-and-after comparison may change without
-        // a rebuild (benchmarks otherwise run the default configuration).
-        if let Ok(v) = std::env::var("TERN_SERVER_COMMITS_IN_FLIGHT") {
-            cfg.server.commits_in_flight = v
-                .parse()
-                .map_err(|_| BenchError::Failed(format!("TERN_SERVER_COMMITS_IN_FLIGHT={v}")))?;
-            eprintln!("(not the default: commits_in_flight = {v})");
-        }
-        if let Ok(v) = std::env::var("TERN_QUIC_LISTEN") {
-            cfg.quic.listen = v
-                .parse()
-                .map_err(|e| BenchError::Failed(format!("TERN_QUIC_LISTEN={v}: {e}")))?;
-            eprintln!("(not the default: quic listen = {v})");
-        }
-        if let Ok(v) = std::env::var("TERN_LIMITS_KERNEL_FILTER") {
-            cfg.limits.kernel_filter = v
-                .parse()
-                .map_err(|_| BenchError::Failed(format!("TERN_LIMITS_KERNEL_FILTER={v}")))?;
-            eprintln!("(kernel_filter = {v})");
-        }
+        // The settings a before-and-after comparison may change without a
+        // rebuild (benchmarks otherwise run the default configuration),
+        // read by the daemon's own environment overrides.
+        cfg.apply_env(|var| {
+            let v = COMPARISON_OVERRIDES
+                .contains(&var)
+                .then(|| std::env::var(var).ok())
+                .flatten()?;
+            eprintln!("(not the default: {var}={v})");
+            Some(v)
+        })
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
         cfg.validate()
             .map_err(|e| BenchError::Failed(format!("config: {e}")))?;
         let keys = tern::server::load_keys(&cfg)?;
